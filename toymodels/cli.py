@@ -1,0 +1,72 @@
+"""The `toymodels` command: a thin shell, each subcommand one call of the public API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from toymodels.errors import UserError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block) and exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def cmd_sweep(args) -> None:
+    from toymodels.config import load_config
+    from toymodels.sweep import run_sweep
+
+    config = load_config(args.config, tuple(args.set))
+    run_sweep(config, args.out, chunk_size=args.chunk_size, quiet=args.quiet)
+
+
+def cmd_info(args) -> None:
+    from toymodels.info import describe
+
+    print(describe(args.dir))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="toymodels", description="Train and analyse toy models of superposition.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("sweep", help="train every run of a sweep file (resumes if interrupted)")
+    p.add_argument("config", help="a sweep file, e.g. sweeps/intro.toml")
+    p.add_argument("--out", required=True, help="results directory, e.g. runs/intro")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key, TOML value syntax: --set train.steps=500 --set 'sweep.seed=[0,1]'")
+    p.add_argument("--chunk-size", type=_positive, default=None, help="runs per compiled call")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("info", help="axes, sizes, runs done, config and versions of a results directory")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UserError as e:
+        print(f"toymodels: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("toymodels: interrupted; finished chunks are kept, rerun the command to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,319 @@
+"""Sweep files: TOML -> validated, frozen `SweepConfig`.
+
+Every key is checked against the schema below; unknown keys, wrong types and values out
+of range raise `UserError` with one line naming the file, the key and what is allowed.
+Nothing is written to disk before a config validates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from toymodels.errors import UserError
+from toymodels.models import MODELS
+from toymodels.spec import ModelSpec, Spec, TrainSpec
+
+SCHEDULES = ("constant", "cosine")
+DENSITY_KEYS = ("sparsity", "feature_probability")
+IMPORTANCE_KEYS = ("importance_decay", "relative_importance", "importance")
+SWEEPABLE = (
+    "sparsity", "feature_probability", "importance_decay", "relative_importance",
+    "dropout", "learning_rate", "weight_decay", "seed",
+)
+
+
+# ---- value checks: each returns the cleaned value or raises ValueError("what is allowed")
+
+
+def _integer(lo: int) -> Callable[[Any], int]:
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise ValueError(f"must be an integer >= {lo}")
+        return v
+    return check
+
+
+def _number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
+    left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+    allowed = f"must be a number in {left}{lo:g}, {hi:g}{right}"
+
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(allowed)
+        if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
+            raise ValueError(allowed)
+        return float(v)
+    return check
+
+
+def _choice(options) -> Callable[[Any], str]:
+    def check(v):
+        if v not in options:
+            raise ValueError(f"must be one of {', '.join(map(str, options))}")
+        return v
+    return check
+
+
+def _text(v):
+    if not isinstance(v, str) or not v:
+        raise ValueError("must be a non-empty string")
+    return v
+
+
+def _importance_list(v):
+    if not isinstance(v, list) or not v:
+        raise ValueError("must be a non-empty list of numbers >= 0")
+    return [_number(0.0, math.inf)(x) for x in v]
+
+
+INF = math.inf
+SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "": {"name": _text, "seed": _integer(0)},
+    "model": {
+        "kind": _choice(tuple(MODELS)),
+        "n_features": _integer(1),
+        "n_hidden": _integer(1),
+    },
+    "data": {
+        "sparsity": _number(0.0, 1.0, hi_open=True),
+        "feature_probability": _number(0.0, 1.0, lo_open=True),
+        "importance_decay": _number(0.0, INF, lo_open=True),
+        "relative_importance": _number(0.0, INF, lo_open=True),
+        "importance": _importance_list,
+    },
+    "train": {
+        "steps": _integer(1),
+        "batch_size": _integer(1),
+        "learning_rate": _number(0.0, INF, lo_open=True),
+        "weight_decay": _number(0.0, INF),
+        "dropout": _number(0.0, 1.0, hi_open=True),
+        "schedule": _choice(SCHEDULES),
+        "warmup_steps": _integer(0),
+        "log_every": _integer(1),
+    },
+}
+TABLES = ("model", "data", "train", "sweep")
+DEFAULTS = {
+    "name": "sweep",
+    "seed": 0,
+    "model": {"kind": "relu_output", "n_features": 20, "n_hidden": 5},
+    "data": {},
+    "train": {
+        "steps": 10_000, "batch_size": 1024, "learning_rate": 1e-3, "weight_decay": 0.01,
+        "dropout": 0.0, "schedule": "constant", "warmup_steps": 0, "log_every": 100,
+    },
+}
+
+
+def axis_check(name: str) -> Callable[[Any], Any]:
+    """The value check of one sweep axis (the same as for the scalar it replaces)."""
+    if name == "seed":
+        return _integer(0)
+    table = "train" if name in SCHEMA["train"] else "data"
+    return SCHEMA[table][name]
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepConfig:
+    """A validated sweep.
+
+    Attributes:
+      name: the sweep's name (titles, file names).
+      seed: root seed; run keys are fold_in(key(seed), run seed).
+      spec: the static part (model shape, steps, batch).
+      data: the resolved [data] table (scalars not replaced by an axis).
+      train: the resolved [train] table.
+      axes: ((name, values), ...) in file order; the runs are their cartesian product.
+      source: where it came from, for error messages.
+    """
+
+    name: str
+    seed: int
+    spec: Spec
+    data: dict
+    train: dict
+    axes: tuple[tuple[str, tuple], ...]
+    source: str = dataclasses.field(default="<config>", compare=False)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(v) for _, v in self.axes)
+
+    @property
+    def n_runs(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    def to_dict(self) -> dict:
+        """The resolved config as plain data (what `to_toml` writes)."""
+        model = dataclasses.asdict(self.spec.model)
+        sweep = {k: list(v) for k, v in self.axes}
+        return {"name": self.name, "seed": self.seed, "model": model,
+                "data": dict(self.data), "train": dict(self.train), "sweep": sweep}
+
+
+# ---- parsing
+
+
+def load_config(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepConfig:
+    """Reads, overrides (`--set key=value`) and validates a sweep file.
+
+    Raises:
+      UserError: one line naming the file, the key and what is allowed.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise UserError(f"{source}: cannot read the sweep file ({e.strerror})") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{source}: TOML syntax error: {e}") from None
+    for item in overrides:
+        apply_override(raw, item, source)
+    return parse_config(raw, source)
+
+
+def apply_override(raw: dict, item: str, source: str) -> None:
+    """Sets `key=value` (TOML value syntax; a bare word is a string) in the raw dict."""
+    key, sep, value = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UserError(f"--set {item!r}: expected key=value, e.g. train.steps=500")
+    parts = key.split(".")
+    table, leaf = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
+    known = SWEEPABLE if table == "sweep" else SCHEMA.get(table, {})
+    if len(parts) > 2 or table not in ("", *TABLES) or leaf not in known:
+        raise UserError(f"{source}: --set {key}: no such key; allowed: {_all_keys()}")
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    (raw.setdefault(table, {}) if table else raw)[leaf] = parsed
+
+
+def _all_keys() -> str:
+    keys = [k for k in SCHEMA[""]] + [f"{t}.{k}" for t in TABLES[:3] for k in SCHEMA[t]]
+    return ", ".join(keys + [f"sweep.{k}" for k in SWEEPABLE])
+
+
+def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
+    """Validates a raw TOML dict into a SweepConfig (see `load_config`)."""
+    fail = lambda key, msg: UserError(f"{source}: {key}: {msg}")
+    for key in raw:
+        if key not in (*SCHEMA[""], *TABLES):
+            raise fail(key, f"unknown key; allowed top-level keys: {', '.join((*SCHEMA[''], *TABLES))}")
+    tables = {t: _table(raw, t, source) for t in TABLES}
+    top = {k: _check(SCHEMA[""][k], raw.get(k, DEFAULTS[k]), k, source) for k in SCHEMA[""]}
+    checked = {t: _check_table(tables[t], t, source) for t in ("model", "data", "train")}
+    model = {**DEFAULTS["model"], **checked["model"]}
+    train = {**DEFAULTS["train"], **checked["train"]}
+    axes = tuple(_axis(name, v, source) for name, v in tables["sweep"].items())
+    data = _resolve_data(checked["data"], dict(axes), model["n_features"], source)
+    _check_train(train, source)
+    train_only = {k: train[k] for k in ("steps", "batch_size", "log_every", "schedule", "warmup_steps")}
+    spec = Spec(ModelSpec(**model), TrainSpec(**train_only))
+    return SweepConfig(top["name"], top["seed"], spec, data, train, axes, source)
+
+
+def _table(raw: dict, name: str, source: str) -> dict:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise UserError(f"{source}: {name}: must be a table [{name}]")
+    return table
+
+
+def _check(check, value, key: str, source: str):
+    try:
+        return check(value)
+    except ValueError as e:
+        raise UserError(f"{source}: {key}: {e}, got {value!r}") from None
+
+
+def _check_table(table: dict, name: str, source: str) -> dict:
+    schema = SCHEMA[name]
+    for key in table:
+        if key not in schema:
+            raise UserError(f"{source}: {name}.{key}: unknown key; allowed: {', '.join(schema)}")
+    return {k: _check(schema[k], v, f"{name}.{k}", source) for k, v in table.items()}
+
+
+def _axis(name: str, spec, source: str) -> tuple[str, tuple]:
+    key = f"sweep.{name}"
+    if name not in SWEEPABLE:
+        raise UserError(f"{source}: {key}: not a sweepable key; allowed: {', '.join(SWEEPABLE)}")
+    values = _axis_values(spec, key, source)
+    if not values:
+        raise UserError(f"{source}: {key}: the axis is empty; give at least one value")
+    if len(set(values)) != len(values):
+        raise UserError(f"{source}: {key}: repeated values {values}; each value once")
+    return name, tuple(_check(axis_check(name), v, key, source) for v in values)
+
+
+def _axis_values(spec, key: str, source: str) -> list:
+    if isinstance(spec, list):
+        return spec
+    allowed = "must be a list, { linspace = [a, b, n] } or { geomspace = [a, b, n] }"
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise UserError(f"{source}: {key}: {allowed}, got {spec!r}")
+    (how, args), = spec.items()
+    ok = (how in ("linspace", "geomspace") and isinstance(args, list) and len(args) == 3
+          and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+          and isinstance(args[2], int) and args[2] >= 0)
+    if not ok or (how == "geomspace" and min(args[0], args[1]) <= 0):
+        raise UserError(f"{source}: {key}: {allowed} (n a whole number; geomspace ends > 0), got {spec!r}")
+    fn = np.linspace if how == "linspace" else np.geomspace
+    return [float(round(v, 12)) for v in fn(args[0], args[1], args[2])]
+
+
+def _resolve_data(data: dict, axes: dict, n_features: int, source: str) -> dict:
+    """Checks the density and importance keys: exclusive choices, axes replacing scalars."""
+    for group, what in ((DENSITY_KEYS, "density"), (IMPORTANCE_KEYS, "importance")):
+        given = [k for k in group if k in data]
+        swept = [k for k in group if k in axes]
+        if len(swept) > 1:
+            raise UserError(f"{source}: sweep.{swept[1]}: sweeps {what} twice (with sweep.{swept[0]}); sweep one of {', '.join(group)}")
+        if len(given) > 1:
+            raise UserError(f"{source}: data.{given[1]}: give one {what} key, not both {given[0]} and {given[1]}")
+        if swept:
+            data = {k: v for k, v in data.items() if k not in group}
+    if "importance" in data and len(data["importance"]) != n_features:
+        raise UserError(f"{source}: data.importance: needs model.n_features = {n_features} values, got {len(data['importance'])}")
+    return data
+
+
+def _check_train(train: dict, source: str) -> None:
+    if train["steps"] % train["log_every"]:
+        raise UserError(f"{source}: train.log_every: must divide train.steps = {train['steps']}, got {train['log_every']}")
+    if train["warmup_steps"] > train["steps"]:
+        raise UserError(f"{source}: train.warmup_steps: must be at most train.steps = {train['steps']}, got {train['warmup_steps']}")
+
+
+# ---- writing
+
+
+def to_toml(config: SweepConfig) -> str:
+    """The resolved config as TOML text; `parse_config(tomllib.loads(...))` gives it back."""
+    d = config.to_dict()
+    lines = [f"name = {_toml_value(d['name'])}", f"seed = {d['seed']}"]
+    for table in TABLES:
+        lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in d[table].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return str(v)

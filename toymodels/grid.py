@@ -1,0 +1,81 @@
+"""Config -> Grid: the flat run axis R with its named axes and per-run hyperparameters.
+
+Runs are the cartesian product of the sweep axes in file order (the last axis varies
+fastest), flattened to one axis R; `Grid.hyper` holds every run's `Hyper` as numpy arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from toymodels.config import SweepConfig
+from toymodels.hyper import Hyper
+
+
+@dataclasses.dataclass(frozen=True)
+class Grid:
+    """The runs of a sweep.
+
+    Attributes:
+      names: the axis names in config order.
+      coords: each axis's values.
+      hyper: Hyper with leading axis R (numpy).
+      seed: [R] int, each run's seed (its key is fold_in(root_key, seed)).
+    """
+
+    names: tuple[str, ...]
+    coords: tuple[np.ndarray, ...]
+    hyper: Hyper
+    seed: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(c) for c in self.coords)
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.seed)
+
+
+def expand(config: SweepConfig) -> Grid:
+    """Flattens the sweep axes into R runs and resolves each run's hyperparameters."""
+    names = tuple(name for name, _ in config.axes)
+    coords = tuple(np.asarray(values) for _, values in config.axes)
+    R = config.n_runs
+    index = np.indices(config.shape).reshape(len(names), R)
+    column = {n: c[i] for n, c, i in zip(names, coords, index)}
+    value = lambda key, default: column[key] if key in column else np.full(R, default)
+    hyper = Hyper(
+        feature_probability=_density(config.data, column, R, config.spec.model.n_features),
+        importance=_importance(config.data, column, R, config.spec.model.n_features),
+        dropout=value("dropout", config.train["dropout"]).astype(np.float32),
+        learning_rate=value("learning_rate", config.train["learning_rate"]).astype(np.float32),
+        weight_decay=value("weight_decay", config.train["weight_decay"]).astype(np.float32),
+    )
+    return Grid(names, coords, hyper, value("seed", 0).astype(np.int64))
+
+
+def _density(data: dict, column: dict, R: int, F: int) -> np.ndarray:
+    """[R, F] feature probabilities p = 1 - S."""
+    if "sparsity" in column:
+        p = 1.0 - column["sparsity"]
+    elif "feature_probability" in column:
+        p = column["feature_probability"]
+    else:
+        p = np.full(R, data.get("feature_probability", 1.0 - data.get("sparsity", 0.0)))
+    return np.repeat(p.astype(np.float32)[:, None], F, axis=1)
+
+
+def _importance(data: dict, column: dict, R: int, F: int) -> np.ndarray:
+    """[R, F] importances from a decay d (I_i = d^i), a relative r (last = r) or a list."""
+    if "importance_decay" in column or "importance_decay" in data:
+        decay = column.get("importance_decay", np.full(R, data.get("importance_decay")))
+        return (decay[:, None] ** np.arange(F)).astype(np.float32)
+    if "relative_importance" in column or "relative_importance" in data:
+        r = column.get("relative_importance", np.full(R, data.get("relative_importance")))
+        out = np.ones((R, F), np.float32)
+        out[:, -1] = r
+        return out
+    return np.tile(np.asarray(data.get("importance", np.ones(F)), np.float32), (R, 1))

@@ -1,0 +1,43 @@
+"""`toymodels info DIR`: what a results directory holds, finished or not."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from toymodels import store
+from toymodels.config import parse_config
+from toymodels.grid import expand
+
+
+def describe(out: str | Path) -> str:
+    """A few lines: name, model, training, axes, runs done, device, versions, the config."""
+    manifest = store.read_manifest(out)
+    config = parse_config(tomllib.loads(manifest["config"]), f"{out}/{store.MANIFEST}")
+    R = manifest["n_runs"]
+    done = int(store.done_mask(out, R).sum())
+    m, t = config.spec.model, config.train
+    axes = "; ".join(f"{n} ({len(v)}): {_span(v)}" for n, v in config.axes) or "none (one run)"
+    state = "complete" if store.is_complete(out) else "in progress"
+    lines = [
+        f"{out}: sweep {config.name!r}, {state}: {done}/{R} runs done",
+        f"model: {m.kind}, {m.n_features} features -> {m.n_hidden} hidden",
+        f"train: {t['steps']} steps, batch {t['batch_size']}, lr {t['learning_rate']:g}, "
+        f"weight decay {t['weight_decay']:g}, dropout {t['dropout']:g}, {t['schedule']} schedule",
+        f"axes: {axes}  (grid {' x '.join(map(str, config.shape)) or '1'})",
+        f"device: {manifest['device']}",
+        "versions: " + ", ".join(f"{k} {v}" for k, v in manifest["versions"].items()),
+        "config:",
+        *("  " + line for line in manifest["config"].strip().splitlines()),
+    ]
+    return "\n".join(lines)
+
+
+def _span(values) -> str:
+    values = list(values)
+    show = lambda v: f"{v:g}" if isinstance(v, float) else str(v)
+    if len(values) <= 4:
+        return ", ".join(map(show, values))
+    return f"{show(values[0])}, {show(values[1])}, ..., {show(values[-1])}"

@@ -1,0 +1,65 @@
+"""Static specifications: everything that fixes array shapes or the compiled program.
+
+A `Spec` is hashable and frozen, so `make_train(spec)` can close over it. What is swept
+(sparsity, importance, dropout, learning rate, weight decay) lives in `toymodels.hyper.Hyper`
+as traced arrays instead, so one compiled program serves a whole grid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+MIN_EVAL_SAMPLES = 8192
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Which model, and its shape.
+
+    Attributes:
+      kind: a name in `toymodels.models.MODELS` ("linear", "relu_output", ...).
+      n_features: F, the input (and output) width.
+      n_hidden: H, the bottleneck width.
+    """
+
+    kind: str = "relu_output"
+    n_features: int = 20
+    n_hidden: int = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainSpec:
+    """How long and in what batches one model trains.
+
+    Attributes:
+      steps: optimiser steps per run.
+      batch_size: B, fresh samples per step.
+      log_every: the loss curve holds the mean loss of each block of this many steps.
+      schedule: "constant" or "cosine" (cosine decay to 0 after a linear warm-up).
+      warmup_steps: linear warm-up from 0 (both schedules).
+    """
+
+    steps: int = 10_000
+    batch_size: int = 1024
+    log_every: int = 100
+    schedule: str = "constant"
+    warmup_steps: int = 0
+
+    @property
+    def n_logs(self) -> int:
+        """T, the number of points on the loss curve."""
+        return self.steps // self.log_every
+
+    @property
+    def n_eval_batches(self) -> int:
+        """Batches of B samples in the final evaluation (at least 8,192 samples)."""
+        return math.ceil(MIN_EVAL_SAMPLES / self.batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """The static part of a sweep: one compiled program per Spec."""
+
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()

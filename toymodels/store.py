@@ -1,0 +1,159 @@
+"""The results store: one directory per sweep, crash-safe, resumable.
+
+Layout of a results directory:
+  manifest.json       the resolved config (TOML text), versions and device; written first
+  chunks/A-B.npz      runs A..B-1 of a sweep in progress; each file appears atomically
+  results.nc          the finished dataset (netCDF4), written atomically once all runs are
+                      done; the chunk files are then removed
+
+`load(dir)` returns the `xarray.Dataset`; plain xarray opens it too:
+`xarray.open_dataset("DIR/results.nc")` (needs the h5netcdf package).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from toymodels.errors import UserError
+
+SCHEMA_VERSION = 1
+MANIFEST, RESULTS, CHUNKS = "manifest.json", "results.nc", "chunks"
+_CHUNK_NAME = re.compile(r"^(\d+)-(\d+)\.npz$")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Calls write(tmp_path), fsyncs and renames: `path` is either absent or complete."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the packages that made a result."""
+    out = {"python": sys.version.split()[0]}
+    for pkg in ("toymodels", "jax", "jaxlib", "flax", "optax", "numpy", "xarray"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "unknown"
+    return out
+
+
+def open_store(out: str | Path, config_toml: str, n_runs: int, device: str) -> Path:
+    """Creates the directory for a sweep, or checks that an existing one holds this config.
+
+    Raises:
+      UserError: the directory holds another config, or is not a results directory.
+    """
+    out = Path(out)
+    manifest = out / MANIFEST
+    if manifest.exists():
+        previous = json.loads(manifest.read_text())
+        if previous.get("config") != config_toml:
+            raise UserError(
+                f"{out}: holds results of a different config (see {manifest}); "
+                "use another --out or delete the directory"
+            )
+        return out
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out}: exists, is not empty and is not a results directory; choose another --out")
+    (out / CHUNKS).mkdir(parents=True, exist_ok=True)
+    info = {"schema_version": SCHEMA_VERSION, "config": config_toml, "n_runs": n_runs,
+            "versions": versions(), "device": device}
+    _atomic_write(manifest, lambda p: p.write_text(json.dumps(info, indent=1)))
+    return out
+
+
+def read_manifest(out: str | Path) -> dict:
+    """The manifest of a results directory (UserError if there is none)."""
+    path = Path(out) / MANIFEST
+    if not path.exists():
+        raise UserError(f"{out}: not a results directory (no {MANIFEST}); run `toymodels sweep` first")
+    return json.loads(path.read_text())
+
+
+def is_complete(out: str | Path) -> bool:
+    return (Path(out) / RESULTS).exists()
+
+
+def done_ranges(out: str | Path) -> list[tuple[int, int]]:
+    """The (start, stop) run ranges of the chunk files present, sorted."""
+    folder = Path(out) / CHUNKS
+    names = os.listdir(folder) if folder.exists() else []
+    found = (_CHUNK_NAME.match(n) for n in names)
+    return sorted((int(m[1]), int(m[2])) for m in found if m)
+
+
+def done_mask(out: str | Path, n_runs: int) -> np.ndarray:
+    """[R] bool: which runs are finished (all of them once results.nc exists)."""
+    if is_complete(out):
+        return np.ones(n_runs, bool)
+    mask = np.zeros(n_runs, bool)
+    for start, stop in done_ranges(out):
+        mask[start:stop] = True
+    return mask
+
+
+def write_chunk(out: str | Path, start: int, arrays: dict[str, np.ndarray]) -> None:
+    """Writes runs start..start+n-1 atomically; arrays share a leading axis n."""
+    n = len(next(iter(arrays.values())))
+    path = Path(out) / CHUNKS / f"{start:08d}-{start + n:08d}.npz"
+    _atomic_write(path, lambda p: np.savez(open(p, "wb"), **arrays))
+
+
+def read_chunks(out: str | Path, n_runs: int) -> dict[str, np.ndarray]:
+    """All chunk files joined into arrays with leading axis R (every run must be done)."""
+    columns: dict[str, np.ndarray] = {}
+    for start, stop in done_ranges(out):
+        with np.load(Path(out) / CHUNKS / f"{start:08d}-{stop:08d}.npz") as z:
+            for key in z.files:
+                if key not in columns:
+                    columns[key] = np.empty((n_runs, *z[key].shape[1:]), z[key].dtype)
+                columns[key][start:stop] = z[key]
+    return columns
+
+
+def write_dataset(out: str | Path, ds: xr.Dataset) -> None:
+    """Writes `results.nc` atomically (used when a sweep completes and by `analyze`)."""
+    _atomic_write(Path(out) / RESULTS, lambda p: ds.to_netcdf(p, engine="h5netcdf"))
+
+
+def finish(out: str | Path, ds: xr.Dataset) -> None:
+    """Writes the final dataset, then drops the chunk files it was made from."""
+    write_dataset(out, ds)
+    shutil.rmtree(Path(out) / CHUNKS, ignore_errors=True)
+
+
+def load(out: str | Path) -> xr.Dataset:
+    """Opens a finished sweep as an `xarray.Dataset` (held in memory, file closed).
+
+    Dims: the sweep axes in config order, then hidden, feature, step. Variables: W, b,
+    loss, final_loss, importance, feature_probability, nonfinite_step, and the analysis
+    variables once `toymodels analyze` has run.
+
+    Example:
+      >>> import toymodels as tm
+      >>> ds = tm.load("runs/intro")          # doctest: +SKIP
+      >>> ds.W.sel(seed=0).isel(sparsity=-1)  # doctest: +SKIP
+    """
+    out = Path(out)
+    if not is_complete(out):
+        manifest = read_manifest(out)
+        done = int(done_mask(out, manifest["n_runs"]).sum())
+        raise UserError(f"{out}: the sweep is not finished ({done}/{manifest['n_runs']} runs); rerun the same `toymodels sweep` command to finish it")
+    with xr.open_dataset(out / RESULTS, engine="h5netcdf") as ds:
+        return ds.load()

@@ -1,0 +1,162 @@
+"""Running a sweep: config -> grid -> chunks -> sharded jit(train) -> store.
+
+The grid's R runs are cut into chunks of one fixed size (the last one padded), so one
+compiled program serves them all. Each chunk is one call of the jitted `train` from
+`toymodels.train`, sharded on the run axis over every JAX device, and lands in the store
+atomically as soon as it is done; a rerun trains only the chunks that are missing.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from toymodels import store
+from toymodels.config import SweepConfig, to_toml
+from toymodels.grid import Grid, expand
+from toymodels.models import get_model
+from toymodels.spec import Spec
+from toymodels.train import make_train
+
+CHUNK_MEMORY_BYTES = 1 << 30  # what one chunk's activations may take, for the default size
+MAX_CHUNK = 4096
+
+
+def describe_devices(devices) -> str:
+    """E.g. 'cpu x4 (cpu)' or 'gpu x1 (NVIDIA H100 80GB HBM3)'."""
+    return f"{devices[0].platform} x{len(devices)} ({devices[0].device_kind})"
+
+
+def default_chunk_size(spec: Spec, n_runs: int, n_devices: int) -> int:
+    """A chunk size from the memory a run needs, balanced so padding is small."""
+    B, F, H = spec.train.batch_size, spec.model.n_features, spec.model.n_hidden
+    per_run = 4 * B * (F + H) * 8  # a few [B, F] and [B, H] float32 buffers per run
+    largest = max(1, min(MAX_CHUNK, CHUNK_MEMORY_BYTES // per_run, n_runs))
+    n_chunks = math.ceil(n_runs / largest)
+    return math.ceil(math.ceil(n_runs / n_chunks) / n_devices) * n_devices
+
+
+def plan_chunks(done: np.ndarray, chunk: int) -> list[tuple[int, int]]:
+    """(start, stop) of the runs still to train, in blocks of at most `chunk` runs."""
+    todo = []
+    for block in range(0, len(done), chunk):
+        pending = np.flatnonzero(~done[block:block + chunk]) + block
+        for run in np.split(pending, np.flatnonzero(np.diff(pending) > 1) + 1):
+            if len(run):
+                todo.append((int(run[0]), int(run[-1]) + 1))
+    return todo
+
+
+def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devices):
+    """`run(grid, start, stop) -> dict of numpy arrays` for runs start..stop-1.
+
+    One jitted program of `chunk` runs (padded by repeating the last run), its run axis
+    sharded over `devices`; `n_slots` seed keys per chunk (distinct seeds, padded).
+    """
+    mesh = Mesh(np.asarray(devices), ("runs",))
+    runs, replicated = NamedSharding(mesh, PartitionSpec("runs")), NamedSharding(mesh, PartitionSpec())
+    train = jax.jit(make_train(spec), in_shardings=(replicated, runs, runs), out_shardings=runs)
+    root = jax.random.key(root_seed)
+    seed_keys = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(None, 0)))
+
+    def run(grid: Grid, start: int, stop: int) -> dict[str, np.ndarray]:
+        index = np.minimum(np.arange(start, start + chunk), stop - 1)
+        seeds, slot = np.unique(grid.seed[index], return_inverse=True)
+        seeds = np.concatenate([seeds, np.full(n_slots - len(seeds), seeds[0])])
+        hyper = jax.tree.map(lambda a: a[index], grid.hyper)
+        out = jax.device_get(train(seed_keys(root, seeds), slot.astype(np.int32), hyper))
+        arrays = {**out.params, "loss": out.loss, "final_loss": out.final_loss}
+        return {k: np.asarray(v)[: stop - start] for k, v in arrays.items()}
+
+    return run
+
+
+def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = None,
+              quiet: bool = False) -> Path:
+    """Trains every run of `config` not yet in `out`, then writes `out/results.nc`.
+
+    Args:
+      config: a validated sweep (`toymodels.load_config`).
+      out: the results directory; created, or resumed if it holds the same config.
+      chunk_size: runs per compiled call; default from the memory a run needs.
+      quiet: no progress bar or messages.
+
+    Returns:
+      The results directory; `toymodels.load(out)` opens it.
+    """
+    say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    grid, devices = expand(config), jax.devices()
+    out = store.open_store(out, to_toml(config), grid.n_runs, describe_devices(devices))
+    if store.is_complete(out):
+        say(f"{out}: complete ({grid.n_runs} runs); nothing to do")
+        return out
+    done = store.done_mask(out, grid.n_runs)
+    chunk = chunk_size or default_chunk_size(config.spec, grid.n_runs, len(devices))
+    chunk = math.ceil(chunk / len(devices)) * len(devices)
+    if done.any():
+        say(f"{out}: resuming: {done.sum()} of {grid.n_runs} runs already done")
+    n_slots = min(len(np.unique(grid.seed)), chunk)
+    run = make_chunk_runner(config.spec, config.seed, chunk, n_slots, devices)
+    with tqdm(total=grid.n_runs, initial=int(done.sum()), unit="run", desc=config.name,
+              disable=quiet, dynamic_ncols=True) as bar:
+        for start, stop in plan_chunks(done, chunk):
+            store.write_chunk(out, start, run(grid, start, stop))
+            bar.update(stop - start)
+    ds = build_dataset(config, grid, store.read_chunks(out, grid.n_runs), store.read_manifest(out))
+    report_nonfinite(ds, say)
+    store.finish(out, ds)
+    say(f"{out}: done; open with toymodels.load({str(out)!r})")
+    return out
+
+
+def build_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict) -> xr.Dataset:
+    """Labelled results: dims (*axes, hidden, feature, step); see `toymodels.store.load`."""
+    axes, shape = grid.names, grid.shape
+    as_grid = lambda a: np.asarray(a).reshape(shape + np.shape(a)[1:])
+    kind = get_model(config.spec.model.kind)
+    variables = {name: (axes + kind.dims[name], as_grid(columns[name])) for name in kind.dims}
+    T, K = config.spec.train.n_logs, config.spec.train.log_every
+    steps = K * np.arange(1, T + 1)
+    variables.update(
+        loss=(axes + ("step",), as_grid(columns["loss"])),
+        final_loss=(axes, as_grid(columns["final_loss"])),
+        importance=(axes + ("feature",), as_grid(grid.hyper.importance)),
+        feature_probability=(axes + ("feature",), as_grid(grid.hyper.feature_probability)),
+        nonfinite_step=(axes, as_grid(first_nonfinite(columns["loss"], columns["final_loss"], steps))),
+    )
+    coords = {n: c for n, c in zip(axes, grid.coords)}
+    coords.update(hidden=np.arange(config.spec.model.n_hidden),
+                  feature=np.arange(config.spec.model.n_features), step=steps)
+    attrs = {"name": config.name, "config": manifest["config"], "model_kind": config.spec.model.kind,
+             "n_features": config.spec.model.n_features, "n_hidden": config.spec.model.n_hidden,
+             "device": manifest["device"], "schema_version": manifest["schema_version"]}
+    attrs.update({f"version_{k}": v for k, v in manifest["versions"].items()})
+    return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+
+def first_nonfinite(loss: np.ndarray, final_loss: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """[R] the first logged step whose loss is not finite (final: last step), else -1."""
+    bad = ~np.isfinite(loss)
+    first = np.where(bad.any(axis=1), steps[np.argmax(bad, axis=1)], -1)
+    return np.where((first < 0) & ~np.isfinite(final_loss), steps[-1], first).astype(np.int64)
+
+
+def report_nonfinite(ds: xr.Dataset, say) -> None:
+    """Says which runs had a non-finite loss, and at which step."""
+    bad = ds.nonfinite_step.values >= 0
+    if not bad.any():
+        return
+    where = np.argwhere(bad)[:3]
+    dims = ds.nonfinite_step.dims
+    runs = ["(" + ", ".join(f"{d}={ds[d].values[i]}" for d, i in zip(dims, idx)) +
+            f") at step {ds.nonfinite_step.values[tuple(idx)]}" for idx in where]
+    say(f"warning: {bad.sum()} of {bad.size} runs had a non-finite loss: {'; '.join(runs)}"
+        f"{' ...' if bad.sum() > 3 else ''}; see the variable nonfinite_step")

@@ -1,0 +1,156 @@
+"""Training: per-model init, step and evaluation, batched over runs in one place.
+
+`make_train(spec)` returns `train(seed_keys, slot, hyper)`, which trains R models in one
+`lax.scan` over steps. Every per-model function (`init_one`, `step_one`, `eval_one`) is
+written for ONE model; `train` is the only place they are vmapped over runs. Runs that
+share a seed share one `Noise` draw per step (common random numbers): `slot[r]` says which
+of the S seed keys run r uses.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from toymodels import data
+from toymodels.hyper import Hyper
+from toymodels.models import Params, get_model
+from toymodels.spec import Spec, TrainSpec
+
+INIT, DATA, EVAL = 0, 1, 2  # fold_in tags that split a run key into independent streams
+
+
+@struct.dataclass
+class TrainState:
+    """One model's parameters and AdamW state."""
+
+    params: Params
+    opt_state: optax.OptState
+
+
+@struct.dataclass
+class RunOutput:
+    """What a run returns. Shapes for one run; batched runs add a leading R.
+
+    Attributes:
+      params: the final parameters, e.g. {"W": [H, F], "b": [F]}.
+      loss: [T] mean training loss of each block of `log_every` steps.
+      final_loss: [] loss of the final parameters on fresh evaluation batches (no dropout).
+    """
+
+    params: Params
+    loss: jax.Array
+    final_loss: jax.Array
+
+
+def lr_multiplier(train: TrainSpec) -> Callable[[jax.Array], jax.Array]:
+    """The schedule as a factor of the peak learning rate, a function of the step count."""
+
+    def multiplier(count: jax.Array) -> jax.Array:
+        count = count.astype(jnp.float32)
+        warm = jnp.minimum(1.0, (count + 1.0) / max(train.warmup_steps, 1))
+        if train.schedule == "constant":
+            return warm
+        progress = (count - train.warmup_steps) / max(train.steps - train.warmup_steps, 1)
+        return warm * 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.clip(progress, 0.0, 1.0)))
+
+    return multiplier
+
+
+def make_optimizer(train: TrainSpec, hyper: Hyper) -> optax.GradientTransformation:
+    """AdamW (betas 0.9/0.999, eps 1e-8, decoupled decay on every parameter), as PyTorch's."""
+    multiplier = lr_multiplier(train)
+    return optax.adamw(
+        learning_rate=lambda count: hyper.learning_rate * multiplier(count),
+        weight_decay=hyper.weight_decay,
+    )
+
+
+def weighted_mse(params, x, keep, importance, forward) -> jax.Array:
+    """Σ_i I_i (x_i − x'_i)², averaged over the batch. x: [B, F], keep: [B, H]."""
+    x_hat = jax.vmap(forward, in_axes=(None, 0, 0))(params, x, keep)
+    return jnp.mean(jnp.sum(importance * (x - x_hat) ** 2, axis=-1))
+
+
+def make_train(spec: Spec):
+    """Builds `train(seed_keys, slot, hyper) -> RunOutput` for the static `spec`.
+
+    Args of the returned function:
+      seed_keys: [S] one key per distinct seed, `fold_in(root_key, seed)`; consumed.
+      slot: [R] int, which seed key each run uses.
+      hyper: Hyper with leading axis R.
+
+    Returns:
+      RunOutput with leading axis R.
+    """
+    kind = get_model(spec.model.kind)
+    T, K = spec.train.n_logs, spec.train.log_every
+    no_dropout = jnp.ones((spec.train.batch_size, spec.model.n_hidden), jnp.float32)
+
+    def init_one(seed_key: jax.Array, hyper: Hyper) -> TrainState:
+        params = kind.init(jax.random.fold_in(seed_key, INIT), spec.model)
+        return TrainState(params, make_optimizer(spec.train, hyper).init(params))
+
+    def step_one(state: TrainState, hyper: Hyper, noise: data.Noise):
+        x = data.make_batch(noise.values, hyper.feature_probability)
+        keep = data.dropout_keep(noise.dropout, hyper.dropout)
+        loss, grads = jax.value_and_grad(weighted_mse)(
+            state.params, x, keep, hyper.importance, kind.forward
+        )
+        tx = make_optimizer(spec.train, hyper)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
+
+    def eval_one(params: Params, hyper: Hyper, noise: data.Noise) -> jax.Array:
+        x = data.make_batch(noise.values, hyper.feature_probability)
+        return weighted_mse(params, x, no_dropout, hyper.importance, kind.forward)
+
+    def draw(keys: jax.Array, slot: jax.Array, index: jax.Array) -> data.Noise:
+        """One Noise per seed key [S], then gathered to runs [R] (shared, not redrawn)."""
+        step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, index)
+        noise = jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
+        return jax.tree.map(lambda a: a[slot], noise)
+
+    def train(seed_keys: jax.Array, slot: jax.Array, hyper: Hyper) -> RunOutput:
+        fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+        data_keys, eval_keys = fold(seed_keys, DATA), fold(seed_keys, EVAL)
+        states = jax.vmap(init_one)(seed_keys[slot], hyper)
+
+        def one_step(states, step):
+            return jax.vmap(step_one)(states, hyper, draw(data_keys, slot, step))
+
+        def block(states, t):
+            states, losses = jax.lax.scan(one_step, states, t * K + jnp.arange(K))
+            return states, losses.mean(axis=0)
+
+        states, curve = jax.lax.scan(block, states, jnp.arange(T))
+        evaluate = lambda i: jax.vmap(eval_one)(states.params, hyper, draw(eval_keys, slot, i))
+        final = jax.lax.map(evaluate, jnp.arange(spec.train.n_eval_batches)).mean(axis=0)
+        return RunOutput(states.params, curve.T, final)
+
+    return train
+
+
+def make_train_one(spec: Spec):
+    """`train_one(key, hyper) -> RunOutput` for ONE model, the R = 1 case of `make_train`.
+
+    Example:
+      >>> from toymodels.hyper import make_hyper
+      >>> from toymodels.spec import ModelSpec, TrainSpec
+      >>> spec = Spec(ModelSpec("relu_output", 5, 2), TrainSpec(steps=20, log_every=10))
+      >>> out = make_train_one(spec)(jax.random.key(0), make_hyper(5))
+      >>> out.params["W"].shape, out.loss.shape
+      ((2, 5), (2,))
+    """
+    train = make_train(spec)
+
+    def train_one(key: jax.Array, hyper: Hyper) -> RunOutput:
+        batched = jax.tree.map(lambda a: jnp.asarray(a)[None], hyper)
+        out = train(key[None], jnp.zeros((1,), jnp.int32), batched)
+        return jax.tree.map(lambda a: a[0], out)
+
+    return train_one
