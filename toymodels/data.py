@@ -47,8 +47,8 @@ def make_batch(values: jax.Array, feature_probability: jax.Array) -> jax.Array:
       >>> make_batch(jnp.array([[0.05, 0.5]]), jnp.array([0.1, 0.1]))
       Array([[0.5, 0. ]], dtype=float32)
     """
-    active = values < feature_probability
-    return jnp.where(active, values / jnp.maximum(feature_probability, 1e-30), 0.0)
+    p = feature_probability[None, :]
+    return jnp.where(values < p, values / jnp.maximum(p, 1e-30), 0.0)
 
 
 def dropout_keep(values: jax.Array, rate: jax.Array) -> jax.Array:

@@ -142,7 +142,8 @@ def load(out: str | Path) -> xr.Dataset:
     """Opens a finished sweep as an `xarray.Dataset` (held in memory, file closed).
 
     Dims: the sweep axes in config order, then hidden, feature, step. Variables: W, b,
-    loss, final_loss, importance, feature_probability, nonfinite_step, and the analysis
+    loss, final_loss, importance, density (each feature's probability of being
+    non-zero, 1 - S), nonfinite_step, and the analysis
     variables once `toymodels analyze` has run.
 
     Example:

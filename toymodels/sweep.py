@@ -24,7 +24,7 @@ from toymodels.config import SweepConfig, to_toml
 from toymodels.grid import Grid, expand
 from toymodels.models import get_model
 from toymodels.spec import Spec
-from toymodels.train import make_train
+from toymodels.train import group_size, make_train
 
 CHUNK_MEMORY_BYTES = 1 << 30  # what one chunk's activations may take, for the default size
 MAX_CHUNK = 4096
@@ -35,35 +35,43 @@ def describe_devices(devices) -> str:
     return f"{devices[0].platform} x{len(devices)} ({devices[0].device_kind})"
 
 
-def default_chunk_size(spec: Spec, n_runs: int, n_devices: int) -> int:
-    """A chunk size from the memory a run needs, balanced so padding is small."""
+def default_chunk_size(spec: Spec, n_runs: int) -> int:
+    """Runs per chunk from the memory a run needs, balanced so padding is small."""
     B, F, H = spec.train.batch_size, spec.model.n_features, spec.model.n_hidden
     per_run = 4 * B * (F + H) * 8  # a few [B, F] and [B, H] float32 buffers per run
     largest = max(1, min(MAX_CHUNK, CHUNK_MEMORY_BYTES // per_run, n_runs))
-    n_chunks = math.ceil(n_runs / largest)
-    return math.ceil(math.ceil(n_runs / n_chunks) / n_devices) * n_devices
+    return math.ceil(n_runs / math.ceil(n_runs / largest))
+
+
+def round_chunk(chunk: int, spec: Spec, n_devices: int) -> int:
+    """Rounds up to whole groups of V runs on every device (see `train.group_size`)."""
+    unit = group_size(spec) * n_devices
+    return math.ceil(chunk / unit) * unit
 
 
 def plan_chunks(done: np.ndarray, chunk: int) -> list[tuple[int, int]]:
-    """(start, stop) of the runs still to train, in blocks of at most `chunk` runs."""
-    todo = []
-    for block in range(0, len(done), chunk):
-        pending = np.flatnonzero(~done[block:block + chunk]) + block
-        for run in np.split(pending, np.flatnonzero(np.diff(pending) > 1) + 1):
-            if len(run):
-                todo.append((int(run[0]), int(run[-1]) + 1))
-    return todo
+    """(start, stop) of the blocks of `chunk` runs that hold a run still to train.
+
+    Blocks start at multiples of `chunk`, so every run keeps its place in its group of V
+    runs; a block finished in part under another chunk size is retrained whole (the same
+    bits).
+    """
+    starts = range(0, len(done), chunk)
+    return [(a, min(a + chunk, len(done))) for a in starts if not done[a:a + chunk].all()]
 
 
 def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devices):
     """`run(grid, start, stop) -> dict of numpy arrays` for runs start..stop-1.
 
-    One jitted program of `chunk` runs (padded by repeating the last run), its run axis
-    sharded over `devices`; `n_slots` seed keys per chunk (distinct seeds, padded).
+    One jitted program of `chunk` runs (padded by repeating the last run) whose run axis is
+    split over `devices` (`jax.shard_map`: each device trains its own groups); `n_slots`
+    seed keys per chunk (the distinct seeds, padded).
     """
     mesh = Mesh(np.asarray(devices), ("runs",))
-    runs, replicated = NamedSharding(mesh, PartitionSpec("runs")), NamedSharding(mesh, PartitionSpec())
-    train = jax.jit(make_train(spec), in_shardings=(replicated, runs, runs), out_shardings=runs)
+    by_run, whole = PartitionSpec("runs"), PartitionSpec()
+    sharded = jax.shard_map(make_train(spec), mesh=mesh, in_specs=(whole, by_run, by_run),
+                            out_specs=by_run, check_vma=False)
+    train = jax.jit(sharded)
     root = jax.random.key(root_seed)
     seed_keys = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(None, 0)))
 
@@ -99,8 +107,8 @@ def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = 
         say(f"{out}: complete ({grid.n_runs} runs); nothing to do")
         return out
     done = store.done_mask(out, grid.n_runs)
-    chunk = chunk_size or default_chunk_size(config.spec, grid.n_runs, len(devices))
-    chunk = math.ceil(chunk / len(devices)) * len(devices)
+    chunk = round_chunk(chunk_size or default_chunk_size(config.spec, grid.n_runs),
+                        config.spec, len(devices))
     if done.any():
         say(f"{out}: resuming: {done.sum()} of {grid.n_runs} runs already done")
     n_slots = min(len(np.unique(grid.seed)), chunk)
@@ -129,7 +137,7 @@ def build_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict
         loss=(axes + ("step",), as_grid(columns["loss"])),
         final_loss=(axes, as_grid(columns["final_loss"])),
         importance=(axes + ("feature",), as_grid(grid.hyper.importance)),
-        feature_probability=(axes + ("feature",), as_grid(grid.hyper.feature_probability)),
+        density=(axes + ("feature",), as_grid(grid.hyper.feature_probability)),
         nonfinite_step=(axes, as_grid(first_nonfinite(columns["loss"], columns["final_loss"], steps))),
     )
     coords = {n: c for n, c in zip(axes, grid.coords)}

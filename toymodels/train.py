@@ -73,7 +73,21 @@ def make_optimizer(train: TrainSpec, hyper: Hyper) -> optax.GradientTransformati
 def weighted_mse(params, x, keep, importance, forward) -> jax.Array:
     """Σ_i I_i (x_i − x'_i)², averaged over the batch. x: [B, F], keep: [B, H]."""
     x_hat = jax.vmap(forward, in_axes=(None, 0, 0))(params, x, keep)
-    return jnp.mean(jnp.sum(importance * (x - x_hat) ** 2, axis=-1))
+    return jnp.mean(jnp.sum(importance[None, :] * (x - x_hat) ** 2, axis=-1))
+
+
+def group_size(spec: Spec) -> int:
+    """V, the runs one compiled step updates at once; a function of the static spec only.
+
+    XLA's float arithmetic may depend on array shapes, so a run's result would change with
+    the chunk size if the run axis were one vmap of the whole chunk. Every run is instead
+    updated inside a group of exactly V runs (a power of two, about 2^18 values of
+    [V, B, F + H] per group), and chunks are whole groups: a run gives the same bits
+    whatever the chunk size or device count.
+    """
+    B, F, H = spec.train.batch_size, spec.model.n_features, spec.model.n_hidden
+    target = (1 << 18) // (B * (F + H))
+    return int(min(64, 1 << max(target, 1).bit_length() - 1))
 
 
 def make_train(spec: Spec):
@@ -81,14 +95,14 @@ def make_train(spec: Spec):
 
     Args of the returned function:
       seed_keys: [S] one key per distinct seed, `fold_in(root_key, seed)`; consumed.
-      slot: [R] int, which seed key each run uses.
+      slot: [R] int, which seed key each run uses; R a multiple of `group_size(spec)`.
       hyper: Hyper with leading axis R.
 
     Returns:
       RunOutput with leading axis R.
     """
     kind = get_model(spec.model.kind)
-    T, K = spec.train.n_logs, spec.train.log_every
+    T, K, V = spec.train.n_logs, spec.train.log_every, group_size(spec)
     no_dropout = jnp.ones((spec.train.batch_size, spec.model.n_hidden), jnp.float32)
 
     def init_one(seed_key: jax.Array, hyper: Hyper) -> TrainState:
@@ -105,38 +119,56 @@ def make_train(spec: Spec):
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
 
-    def eval_one(params: Params, hyper: Hyper, noise: data.Noise) -> jax.Array:
+    def eval_one(state: TrainState, hyper: Hyper, noise: data.Noise):
         x = data.make_batch(noise.values, hyper.feature_probability)
-        return weighted_mse(params, x, no_dropout, hyper.importance, kind.forward)
+        return state, weighted_mse(state.params, x, no_dropout, hyper.importance, kind.forward)
 
-    def draw(keys: jax.Array, slot: jax.Array, index: jax.Array) -> data.Noise:
-        """One Noise per seed key [S], then gathered to runs [R] (shared, not redrawn)."""
+    def per_group(fn, keys, index):
+        """Draws one Noise per seed key [S] (shared, not redrawn), then applies the
+        per-model `fn` to every run, V runs at a time: [G, V] trees in and out."""
         step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, index)
         noise = jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
-        return jax.tree.map(lambda a: a[slot], noise)
+
+        def group(args):
+            states, hyper, slot = args
+            return jax.vmap(fn)(states, hyper, jax.tree.map(lambda a: a[slot], noise))
+
+        return group
 
     def train(seed_keys: jax.Array, slot: jax.Array, hyper: Hyper) -> RunOutput:
         fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
         data_keys, eval_keys = fold(seed_keys, DATA), fold(seed_keys, EVAL)
-        states = jax.vmap(init_one)(seed_keys[slot], hyper)
+        as_groups = lambda a: a.reshape(-1, V, *a.shape[1:])
+        states = jax.tree.map(as_groups, jax.vmap(init_one)(seed_keys[slot], hyper))
+        hyper, slot = jax.tree.map(as_groups, (hyper, slot))
 
-        def one_step(states, step):
-            return jax.vmap(step_one)(states, hyper, draw(data_keys, slot, step))
+        def one_step(carry, step):
+            states, loss_sum = carry
+            group = per_group(step_one, data_keys, step)
+            states, loss = jax.lax.map(group, (states, hyper, slot))
+            return (states, loss_sum + loss), None
 
         def block(states, t):
-            states, losses = jax.lax.scan(one_step, states, t * K + jnp.arange(K))
-            return states, losses.mean(axis=0)
+            zero = jnp.zeros(slot.shape, jnp.float32)
+            (states, loss_sum), _ = jax.lax.scan(one_step, (states, zero), t * K + jnp.arange(K))
+            return states, loss_sum / K
+
+        def eval_batch(loss_sum, i):
+            group = per_group(eval_one, eval_keys, i)
+            return loss_sum + jax.lax.map(group, (states, hyper, slot))[1], None
 
         states, curve = jax.lax.scan(block, states, jnp.arange(T))
-        evaluate = lambda i: jax.vmap(eval_one)(states.params, hyper, draw(eval_keys, slot, i))
-        final = jax.lax.map(evaluate, jnp.arange(spec.train.n_eval_batches)).mean(axis=0)
-        return RunOutput(states.params, curve.T, final)
+        n_eval = spec.train.n_eval_batches
+        final, _ = jax.lax.scan(eval_batch, jnp.zeros(slot.shape, jnp.float32), jnp.arange(n_eval))
+        runs = lambda a: a.reshape(-1, *a.shape[2:])
+        curve = jnp.moveaxis(curve, 0, -1)  # [G, V, T]
+        return RunOutput(jax.tree.map(runs, states.params), runs(curve), runs(final / n_eval))
 
     return train
 
 
 def make_train_one(spec: Spec):
-    """`train_one(key, hyper) -> RunOutput` for ONE model, the R = 1 case of `make_train`.
+    """`train_one(key, hyper) -> RunOutput` for ONE model (a group padded with copies).
 
     Example:
       >>> from toymodels.hyper import make_hyper
@@ -146,11 +178,11 @@ def make_train_one(spec: Spec):
       >>> out.params["W"].shape, out.loss.shape
       ((2, 5), (2,))
     """
-    train = make_train(spec)
+    train, V = make_train(spec), group_size(spec)
 
     def train_one(key: jax.Array, hyper: Hyper) -> RunOutput:
-        batched = jax.tree.map(lambda a: jnp.asarray(a)[None], hyper)
-        out = train(key[None], jnp.zeros((1,), jnp.int32), batched)
+        batched = jax.tree.map(lambda a: jnp.broadcast_to(a, (V, *jnp.shape(a))), hyper)
+        out = train(key[None], jnp.zeros((V,), jnp.int32), batched)
         return jax.tree.map(lambda a: a[0], out)
 
     return train_one

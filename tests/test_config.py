@@ -1,0 +1,187 @@
+"""Sweep files: parsing, axes, overrides, and every kind of bad input (one line, exit 2)."""
+
+import tomllib
+
+import numpy as np
+import pytest
+
+import toymodels as tm
+from toymodels.cli import main
+from toymodels.config import apply_override, to_toml
+
+from helpers import config, raw, run_cli
+
+
+def test_axes_are_the_cartesian_product_in_file_order():
+    grid = tm.expand(config(sweep={"seed": [0, 1], "dropout": [0.0, 0.1, 0.2]}))
+    assert grid.names == ("sparsity", "seed", "dropout")
+    assert grid.shape == (3, 2, 3) and grid.n_runs == 18
+    # last axis fastest
+    np.testing.assert_allclose(grid.hyper.dropout[:4], [0.0, 0.1, 0.2, 0.0])
+    np.testing.assert_array_equal(grid.seed[:6], [0, 0, 0, 1, 1, 1])
+
+
+def test_sparsity_axis_replaces_data_feature_probability():
+    r = raw()
+    r["sweep"] = {"sparsity": [0.0, 0.75], "seed": [0, 1]}
+    del r["data"]["sparsity"]
+    r["data"]["feature_probability"] = 0.3
+    grid = tm.expand(tm.parse_config(r))
+    np.testing.assert_allclose(grid.hyper.feature_probability[:, 0], [1.0, 1.0, 0.25, 0.25])
+
+
+def test_importance_forms():
+    F = 5
+    decay = tm.expand(config()).hyper.importance[0]
+    np.testing.assert_allclose(decay, 0.9 ** np.arange(F), rtol=1e-6)
+    r = raw()
+    r["sweep"] = {"relative_importance": [0.5, 2.0]}
+    del r["data"]["importance_decay"]
+    rel = tm.expand(tm.parse_config(r)).hyper.importance
+    np.testing.assert_allclose(rel[:, -1], [0.5, 2.0])
+    np.testing.assert_allclose(rel[:, :-1], 1.0)
+    r = raw(data={"importance": [5, 4, 3, 2, 1]})
+    del r["data"]["importance_decay"]
+    np.testing.assert_allclose(tm.expand(tm.parse_config(r)).hyper.importance[0], [5, 4, 3, 2, 1])
+
+
+def test_spaced_axes():
+    c = config(sweep={"learning_rate": {"geomspace": [1e-3, 1e-1, 3]},
+                      "dropout": {"linspace": [0, 0.5, 3]}})
+    axes = dict(c.axes)
+    np.testing.assert_allclose(axes["learning_rate"], [1e-3, 1e-2, 1e-1])
+    np.testing.assert_allclose(axes["dropout"], [0.0, 0.25, 0.5])
+
+
+def test_override_sets_scalars_and_adds_axes():
+    r = raw()
+    apply_override(r, "train.steps=500", "f")
+    apply_override(r, "sweep.seed=[0,1,2]", "f")
+    apply_override(r, "model.kind=linear", "f")
+    c = tm.parse_config(r)
+    assert c.spec.train.steps == 500 and c.spec.model.kind == "linear"
+    assert dict(c.axes)["seed"] == (0, 1, 2)
+
+
+def test_resolved_toml_round_trips():
+    c = config(sweep={"learning_rate": {"geomspace": [1e-3, 1e-1, 3]}})
+    assert tm.parse_config(tomllib.loads(to_toml(c))) == c
+
+
+BAD = [
+    # (description, raw config changes, a fragment the message must contain)
+    ("unknown top key", {"nme": "x"}, "nme: unknown key"),
+    ("unknown table key", {"train": {"stepz": 3}}, "train.stepz: unknown key"),
+    ("unknown axis", {"sweep": {"lr": [1]}}, "sweep.lr: not a sweepable key"),
+    ("wrong type", {"train": {"steps": "many"}}, "train.steps: must be an integer"),
+    ("sparsity out of range", {"data": {"sparsity": 1.0}}, "data.sparsity: must be a number in [0, 1)"),
+    ("sparsity axis out of range", {"sweep": {"sparsity": [0.5, 1.2]}}, "sweep.sparsity: must be a number in [0, 1)"),
+    ("feature probability zero", {"data": {"sparsity": None}, "sweep": {"feature_probability": [0.0]}}, "sweep.feature_probability: must be a number in (0, 1]"),
+    ("dropout one", {"train": {"dropout": 1.0}}, "train.dropout: must be a number in [0, 1)"),
+    ("zero features", {"model": {"n_features": 0}}, "model.n_features: must be an integer >= 1"),
+    ("negative hidden", {"model": {"n_hidden": -2}}, "model.n_hidden: must be an integer >= 1"),
+    ("zero steps", {"train": {"steps": 0}}, "train.steps: must be an integer >= 1"),
+    ("log_every not dividing", {"train": {"steps": 100, "log_every": 30}}, "train.log_every: must divide train.steps"),
+    ("importance length", {"data": {"importance_decay": None, "importance": [1, 2]}}, "data.importance: needs model.n_features = 5 values, got 2"),
+    ("sparsity and probability", {"data": {"feature_probability": 0.5}}, "data.feature_probability: give one density key"),
+    ("both density axes", {"sweep": {"sparsity": [0.1], "feature_probability": [0.5]}}, "sweeps density twice"),
+    ("two importance axes", {"sweep": {"importance_decay": [0.9], "relative_importance": [2.0]}}, "sweeps importance twice"),
+    ("empty axis", {"sweep": {"seed": []}}, "sweep.seed: the axis is empty"),
+    ("bad spacing", {"sweep": {"dropout": {"logspace": [0, 1, 3]}}}, "sweep.dropout: must be a list"),
+    ("unknown kind", {"model": {"kind": "mlp"}}, "model.kind: must be one of linear, relu_output"),
+    ("bad schedule", {"train": {"schedule": "step"}}, "train.schedule: must be one of constant, cosine"),
+]
+
+
+def _apply(r, changes):
+    for table, values in changes.items():
+        if isinstance(values, dict):
+            for k, v in values.items():
+                if v is None:
+                    r[table].pop(k, None)
+                else:
+                    r[table][k] = v
+        else:
+            r[table] = values
+    return r
+
+
+def _write(tmp_path, text, name="bad.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _toml(r) -> str:
+    lines = []
+    for k, v in r.items():
+        if not isinstance(v, dict):
+            lines.append(f"{k} = {v!r}".replace("'", '"'))
+    for table, values in r.items():
+        if isinstance(values, dict):
+            lines.append(f"[{table}]")
+            for k, v in values.items():
+                if isinstance(v, dict):
+                    inner = ", ".join(f"{a} = {b!r}" for a, b in v.items())
+                    lines.append(f"{k} = {{ {inner} }}")
+                else:
+                    lines.append(f"{k} = {v!r}".replace("'", '"').replace("True", "true"))
+    return "\n".join(lines) + "\n"
+
+
+def _fails(capsys, tmp_path, argv, fragment):
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("toymodels: error: ") and fragment in err, err
+    assert "Traceback" not in err
+    assert not out.exists(), "a bad config must write nothing"
+    return err
+
+
+@pytest.mark.parametrize("what,changes,fragment", BAD, ids=[b[0] for b in BAD])
+def test_bad_config_is_one_line_exit_2_nothing_written(tmp_path, capsys, what, changes, fragment):
+    path = _write(tmp_path, _toml(_apply(raw(), changes)))
+    err = _fails(capsys, tmp_path, ["sweep", str(path)], fragment)
+    assert str(path) in err  # names the file
+
+
+def test_missing_file(tmp_path, capsys):
+    _fails(capsys, tmp_path, ["sweep", str(tmp_path / "nope.toml")], "cannot read the sweep file")
+
+
+def test_toml_syntax_error(tmp_path, capsys):
+    path = _write(tmp_path, "name = \n[model\n")
+    _fails(capsys, tmp_path, ["sweep", str(path)], "TOML syntax error")
+
+
+@pytest.mark.parametrize("item,fragment", [
+    ("train.stepz=4", "--set train.stepz: no such key"),
+    ("sweep.lr=[1]", "--set sweep.lr: no such key"),
+    ("model.n_features.x=3", "no such key"),
+    ("steps", "expected key=value"),
+])
+def test_bad_set(tmp_path, capsys, item, fragment):
+    path = _write(tmp_path, _toml(raw()), "ok.toml")
+    _fails(capsys, tmp_path, ["sweep", str(path), "--set", item], fragment)
+
+
+def test_set_value_is_validated(tmp_path, capsys):
+    path = _write(tmp_path, _toml(raw()), "ok.toml")
+    _fails(capsys, tmp_path, ["sweep", str(path), "--set", "train.dropout=2"], "train.dropout")
+
+
+def test_cli_process_exit_code_and_single_line(tmp_path):
+    path = _write(tmp_path, _toml(_apply(raw(), {"train": {"dropout": 1.5}})))
+    result = run_cli("sweep", str(path), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "train.dropout" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_bad_cli_argument_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.count("\n") == 1

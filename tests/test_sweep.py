@@ -1,0 +1,185 @@
+"""Sweeps end to end: chunking, devices, kill and resume, the store, non-finite runs."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import toymodels as tm
+from toymodels import store
+from toymodels.train import group_size
+
+from helpers import config, raw, run_cli, same_arrays
+
+# 12 runs of 5 -> 2; V = 32 for this shape, so chunk sizes 1 and 7 both round to one group
+CFG = dict(train={"steps": 60, "batch_size": 64, "log_every": 20},
+           sweep={"sparsity": [0.0, 0.5, 0.9], "seed": [0, 1], "dropout": [0.0, 0.2]})
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tm.run_sweep(config(**CFG), tmp_path_factory.mktemp("ref") / "run", quiet=True)
+    return tm.load(out)
+
+
+def test_dataset_layout(reference):
+    ds = reference
+    assert list(ds.W.dims) == ["sparsity", "seed", "dropout", "hidden", "feature"]
+    assert ds.W.shape == (3, 2, 2, 2, 5) and ds.b.dims == ("sparsity", "seed", "dropout", "feature")
+    assert ds.loss.dims == ("sparsity", "seed", "dropout", "step")
+    np.testing.assert_array_equal(ds.step, [20, 40, 60])
+    np.testing.assert_allclose(ds.sparsity, [0.0, 0.5, 0.9])
+    np.testing.assert_allclose(ds.density.sel(sparsity=0.9), 0.1, rtol=1e-6)
+    assert np.isfinite(ds.final_loss).all() and (ds.nonfinite_step == -1).all()
+    assert tm.parse_config(__import__("tomllib").loads(ds.attrs["config"])) == config(**CFG)
+    assert ds.attrs["version_jax"] and ds.attrs["device"].startswith("cpu")
+
+
+def test_final_loss_is_a_fresh_large_batch_not_the_last_minibatch(reference):
+    """final_loss estimates the expected loss: close to the logged training loss late in
+    training, and different from the last block's mean (other samples)."""
+    last = reference.loss.isel(step=-1)
+    assert not np.array_equal(reference.final_loss.values, last.values)
+    np.testing.assert_allclose(reference.final_loss, last, rtol=0.5)
+
+
+def test_opens_with_plain_xarray(reference, tmp_path):
+    import xarray as xr
+    out = tm.run_sweep(config(**CFG), tmp_path / "run", quiet=True)
+    with xr.open_dataset(out / "results.nc") as ds:
+        same_arrays(ds, reference)
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 12])
+def test_chunk_size_changes_nothing(tmp_path, reference, chunk):
+    out = tm.run_sweep(config(**CFG), tmp_path / "run", chunk_size=chunk, quiet=True)
+    same_arrays(tm.load(out), reference)
+
+
+def test_chunks_of_whole_groups_when_the_grid_is_larger_than_a_group(tmp_path):
+    """More runs than one group: chunk sizes 1, 7 and all give identical arrays."""
+    cfg = config(train={"steps": 20, "batch_size": 1024, "log_every": 10},
+                 model={"n_features": 20, "n_hidden": 5},
+                 sweep={"sparsity": [0.0, 0.3, 0.6, 0.9, 0.99], "seed": [0, 1, 2]})
+    V = group_size(cfg.spec)
+    assert cfg.n_runs > V, "the test must span several groups"
+    results = [tm.load(tm.run_sweep(cfg, tmp_path / str(c), chunk_size=c, quiet=True))
+               for c in (1, 7, cfg.n_runs)]
+    for ds in results[1:]:
+        same_arrays(ds, results[0])
+
+
+def test_adding_a_grid_point_leaves_other_runs_unchanged(tmp_path, reference):
+    cfg = config(**{**CFG, "sweep": {**CFG["sweep"], "sparsity": [0.0, 0.3, 0.5, 0.9]}})
+    ds = tm.load(tm.run_sweep(cfg, tmp_path / "run", quiet=True))
+    same_arrays(ds.sel(sparsity=[0.0, 0.5, 0.9]), reference)
+
+
+SCRIPT = textwrap.dedent("""
+    import sys, jax
+    jax.config.update("jax_num_cpu_devices", int(sys.argv[1]))
+    import toymodels as tm
+    sys.path.insert(0, sys.argv[3])
+    from helpers import config
+    from test_sweep import CFG
+    assert len(jax.devices()) == int(sys.argv[1])
+    tm.run_sweep(config(**CFG), sys.argv[2], chunk_size=int(sys.argv[4]), quiet=True)
+""")
+
+
+def test_device_count_changes_nothing(tmp_path, reference):
+    """1 vs 4 simulated CPU devices (jax_num_cpu_devices), each in its own process."""
+    here = os.path.dirname(__file__)
+    for n in (1, 4):
+        out = tmp_path / f"dev{n}"
+        result = subprocess.run([sys.executable, "-c", SCRIPT, str(n), str(out), here, "8"],
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        same_arrays(tm.load(out), reference)
+
+
+def test_killed_sweep_resumes_to_the_same_result(tmp_path):
+    """SIGKILL a sweep after its first chunk lands; the same command finishes it."""
+    cfg_path = tmp_path / "kill.toml"
+    cfg_path.write_text(textwrap.dedent("""
+        name = "kill"
+        [model]
+        n_features = 20
+        n_hidden = 5
+        [train]
+        steps = 1000
+        batch_size = 1024
+        log_every = 500
+        [sweep]
+        sparsity = [0.0, 0.3, 0.6, 0.9]
+        seed = [0, 1, 2, 3, 4, 5]
+    """))
+    out = tmp_path / "killed"
+    args = ["sweep", str(cfg_path), "--out", str(out), "--chunk-size", "1", "--quiet"]
+    proc = subprocess.Popen([sys.executable, "-m", "toymodels", *args])
+    deadline = time.time() + 300
+    while not store.done_ranges(out) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    n_runs = 24  # three chunks: chunk size 1 rounds up to one group of 8 runs
+    done = store.done_mask(out, n_runs).sum()
+    assert 0 < done < n_runs, f"kill landed after {done} of {n_runs} runs: test cannot see a resume"
+    assert not store.is_complete(out)
+    with pytest.raises(tm.UserError, match="not finished"):
+        tm.load(out)
+    resumed = run_cli(*args[:-1])
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming: {done} of {n_runs} runs already done" in resumed.stderr
+    fresh = tmp_path / "fresh"
+    assert run_cli("sweep", str(cfg_path), "--out", str(fresh), "--quiet").returncode == 0
+    same_arrays(tm.load(out), tm.load(fresh))
+    assert not (out / "chunks").exists()
+
+
+def test_rerun_of_a_finished_sweep_does_nothing(tmp_path, capsys):
+    out = tm.run_sweep(config(**CFG), tmp_path / "run", quiet=True)
+    before = (out / "results.nc").stat().st_mtime_ns
+    tm.run_sweep(config(**CFG), out)
+    assert "nothing to do" in capsys.readouterr().err
+    assert (out / "results.nc").stat().st_mtime_ns == before
+
+
+def test_a_different_config_into_the_same_directory_is_refused(tmp_path):
+    out = tm.run_sweep(config(**CFG), tmp_path / "run", quiet=True)
+    with pytest.raises(tm.UserError, match="different config"):
+        tm.run_sweep(config(**{**CFG, "train": {**CFG["train"], "steps": 40}}), out, quiet=True)
+
+
+def test_nonfinite_loss_is_reported_and_recorded(tmp_path, capsys):
+    r = raw(train={"steps": 60, "batch_size": 64, "log_every": 20})
+    r["sweep"] = {"learning_rate": [1e-3, 1e30]}
+    cfg = tm.parse_config(r)
+    ds = tm.load(tm.run_sweep(cfg, tmp_path / "run"))
+    err = capsys.readouterr().err
+    assert "warning: 1 of 2 runs had a non-finite loss: (learning_rate=1e+30) at step" in err
+    assert ds.nonfinite_step.sel(learning_rate=1e-3) == -1
+    assert ds.nonfinite_step.sel(learning_rate=1e30) > 0
+
+
+def test_cli_sweep_set_info_and_load(tmp_path):
+    toml = tmp_path / "s.toml"
+    toml.write_text('name = "cli"\n[model]\nn_features = 4\nn_hidden = 2\n[train]\nsteps = 40\n'
+                    'batch_size = 32\nlog_every = 20\n[sweep]\nsparsity = [0.0, 0.9]\n')
+    out = tmp_path / "out"
+    result = run_cli("sweep", str(toml), "--out", str(out), "--set", "train.steps=20",
+                     "--set", "sweep.seed=[0,1,2]")
+    assert result.returncode == 0, result.stderr
+    assert "6/6" in result.stderr  # the progress bar
+    info = run_cli("info", str(out))
+    assert info.returncode == 0
+    assert "complete: 6/6 runs done" in info.stdout and "seed (3): 0, 1, 2" in info.stdout
+    assert "steps = 20" in info.stdout
+    ds = tm.load(out)
+    assert ds.W.dims[:2] == ("sparsity", "seed") and ds.sizes["step"] == 1
+    assert run_cli("info", str(tmp_path / "nothing")).returncode == 2
