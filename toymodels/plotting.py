@@ -1,0 +1,881 @@
+"""Figures from a results dataset: matplotlib only, no retraining.
+
+Where this sits in the data flow: ``toymodels.load(dir)`` gives an ``xarray.Dataset``
+(sweep axes, then ``hidden``, ``feature``, ``step``); ``toymodels.analysis.analyze``
+adds per-run metrics; the functions here draw them.
+
+Two layers:
+
+- Axes functions (``features``, ``phase``, ``dimensionality``, ``geometry``, ``loss``,
+  ``heatmap``) take an ``ax`` (or an array of axes), draw on it and return the artists
+  they drew. They never create, show or save figures and set no rcParams.
+- Figure functions (``PLOTS[kind](ds, **options)``, ``features_figure``,
+  ``geometry_grid``) build a whole ``matplotlib.figure.Figure`` without pyplot, so there
+  is no global state; the caller (the CLI, a script in ``plots/``) saves it.
+
+Runs are reduced to the axes a plot needs by ``best_runs``: the lowest-``final_loss``
+seed when a ``seed`` axis exists, index 0 along every other axis (select other values
+with ``ds.sel(...)`` first). Titles and labels come from the dataset (``attrs["name"]``,
+the config, the axis names), never written per figure.
+
+Example:
+  >>> fig = PLOTS["phase"](ds, theory="2_1")      # doctest: +SKIP
+  >>> fig.savefig("plots/phase_2_1.png")           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import tomllib
+from typing import Any, Callable
+
+import numpy as np
+import xarray as xr
+from matplotlib import colormaps
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import (
+    BoundaryNorm,
+    LinearSegmentedColormap,
+    ListedColormap,
+    LogNorm,
+    Normalize,
+)
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, Patch
+
+from toymodels import theory as _theory
+
+NON_SWEEP_DIMS = ("hidden", "feature", "step", "polytope_kind")
+DENSITY_AXES = ("feature_probability", "sparsity")
+PHASE_COLORS = {
+    "unrepresented": "#d0d0d0",
+    "dedicated": "#3b75af",
+    "superposition": "#ef8636",
+}
+REFERENCE_DIMENSIONS = {
+    "1": 1.0,
+    "3/4": 3 / 4,
+    "2/3": 2 / 3,
+    "1/2": 1 / 2,
+    "2/5": 2 / 5,
+    "3/8": 3 / 8,
+}
+SUPERPOSITION_CMAP = LinearSegmentedColormap.from_list(
+    "superposition", ["#111111", "#f2b705"]
+)
+GRAM_CMAP = "RdBu_r"
+AXIS_LABELS = {
+    "sparsity": "sparsity S",
+    "feature_probability": "feature density 1−S",
+    "relative_importance": "relative importance r",
+    "importance_decay": "importance decay",
+    "dropout": "dropout rate",
+    "learning_rate": "learning rate",
+    "weight_decay": "weight decay",
+    "seed": "seed",
+}
+AXIS_SYMBOLS = {
+    "sparsity": "S",
+    "feature_probability": "1−S",
+    "relative_importance": "r",
+    "importance_decay": "decay",
+    "learning_rate": "lr",
+    "weight_decay": "wd",
+}
+VARIABLE_LABELS = {
+    "final_loss": "final loss",
+    "loss": "training loss",
+    "feature_norm": "feature norm ‖W_i‖",
+    "superposition": "superposition Σ_j≠i (Ŵ_i·W_j)²",
+    "feature_dimensionality": "feature dimensionality D_i",
+    "dims_per_feature": "dimensions per feature D* = m/‖W‖²_F",
+    "n_represented": "represented features",
+}
+
+
+# ---- names, titles and coordinates
+
+
+def label(name: str) -> str:
+    """Readable label of an axis or variable name, e.g. "sparsity" -> "sparsity S"."""
+    return AXIS_LABELS.get(name) or VARIABLE_LABELS.get(name) or name.replace("_", " ")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{float(value):.3g}"
+    return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def _run_name(name: str, value: Any) -> str:
+    return f"{AXIS_SYMBOLS.get(name, name.replace('_', ' '))} = {_fmt(value)}"
+
+
+def sweep_axes(ds: xr.Dataset) -> list[str]:
+    """The sweep axis names in config order (dims of ``W`` before hidden, feature)."""
+    ref = ds["W"] if "W" in ds else ds["final_loss"]
+    return [d for d in ref.dims if d not in NON_SWEEP_DIMS]
+
+
+def _config(ds: xr.Dataset) -> dict:
+    try:
+        return tomllib.loads(ds.attrs.get("config", ""))
+    except tomllib.TOMLDecodeError:
+        return {}
+
+
+def title(ds: xr.Dataset, detail: str = "") -> str:
+    """Figure title from ``attrs["name"]`` and the config: model kind, n, m, steps."""
+    config = _config(ds)
+    model = config.get("model", {})
+    kind = ds.attrs.get("model_kind", model.get("kind", ""))
+    n = ds.attrs.get("n_features", model.get("n_features", ds.sizes.get("feature")))
+    m = ds.attrs.get("n_hidden", model.get("n_hidden", ds.sizes.get("hidden")))
+    steps = config.get("train", {}).get("steps")
+    parts = [p for p in (kind, f"n={n}", f"m={m}", steps and f"{steps:,} steps") if p]
+    head = f"{ds.attrs.get('name', 'sweep')} ({', '.join(parts)})"
+    return f"{head}\n{detail}" if detail else head
+
+
+def _fixed_note(ds: xr.Dataset, keep: list[str]) -> str:
+    """Says how the axes that a plot does not show were reduced."""
+    notes = []
+    for axis in sweep_axes(ds):
+        if axis in keep or ds.sizes[axis] == 1:
+            continue
+        if axis == "seed":
+            notes.append(f"best of {ds.sizes['seed']} seeds")
+        else:
+            notes.append(_run_name(axis, ds[axis].values[0]))
+    return ", ".join(notes)
+
+
+def is_log_spaced(values, rtol: float = 0.05) -> bool:
+    """Whether coordinates are geometrically (not arithmetically) spaced.
+
+    Three or more positive values whose log steps agree within ``rtol`` (loose enough
+    for hand-rounded coordinates) are log-spaced; two positive values count as
+    log-spaced when they differ by a factor of 10 or more.
+
+    Example:
+      >>> is_log_spaced([0.1, 1.0, 10.0]), is_log_spaced([1.0, 2.0, 3.0])
+      (True, False)
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.size < 2 or not np.all(np.isfinite(v)) or np.any(v <= 0):
+        return False
+    if v.size == 2:
+        return bool(v.max() / v.min() >= 10.0)
+    steps, log_steps = np.diff(v), np.diff(np.log(v))
+    geometric = np.allclose(log_steps, log_steps[0], rtol=rtol, atol=0.0)
+    arithmetic = np.allclose(steps, steps[0], rtol=rtol, atol=0.0)
+    return bool(geometric and not arithmetic)
+
+
+def _plot_coordinate(coord: xr.DataArray) -> tuple[np.ndarray, str, bool]:
+    """Values, label, log flag of a sweep axis; sparsity is shown as density 1-S."""
+    values = np.asarray(coord.values, dtype=np.float64)
+    name = str(coord.name)
+    if name == "sparsity":
+        values, name = 1.0 - values, "feature_probability"
+    return values, label(name), is_log_spaced(values)
+
+
+def _edges(values: np.ndarray, log: bool) -> np.ndarray:
+    """Cell edges around centres (geometric midpoints on log axes)."""
+    if values.size == 1:
+        return values[0] + np.array([-0.5, 0.5])
+    t = np.log(values) if log else values
+    mid = (t[1:] + t[:-1]) / 2
+    edges = np.concatenate([[2 * t[0] - mid[0]], mid, [2 * t[-1] - mid[-1]]])
+    return np.exp(edges) if log else edges
+
+
+# ---- reducing runs
+
+
+def best_runs(ds: xr.Dataset, keep=()) -> xr.Dataset:
+    """Reduces ``ds`` to the sweep axes in ``keep``.
+
+    Over ``seed`` (when not kept) it picks the run with the lowest ``final_loss`` per
+    cell (seed 0 without ``final_loss``); along any other axis it takes index 0.
+
+    Args:
+      ds: results dataset.
+      keep: sweep axis names to keep.
+
+    Returns:
+      Dataset whose sweep dims are ``keep`` (the chosen seed stays as a coordinate).
+    """
+    axes = sweep_axes(ds)
+    unknown = [a for a in keep if a not in axes]
+    if unknown:
+        raise ValueError(f"no sweep axis {unknown}; the sweep axes are {axes}")
+    out = ds
+    if "seed" in axes and "seed" not in keep:
+        if "final_loss" in ds:
+            out = out.isel(seed=ds["final_loss"].fillna(np.inf).argmin("seed"))
+        else:
+            out = out.isel(seed=0)
+    return out.isel({a: 0 for a in axes if a not in keep and a != "seed"})
+
+
+def _ensure_analysis(ds: xr.Dataset, names) -> xr.Dataset:
+    """Adds missing analysis variables with ``toymodels.analysis.analyze``."""
+    missing = [n for n in names if n not in ds]
+    if not missing:
+        return ds
+    try:
+        from toymodels.analysis import analyze
+    except ImportError as error:  # the module, or its `analyze`, is not there yet
+        if error.name != "toymodels.analysis":
+            raise
+        raise ValueError(
+            f"the dataset lacks {missing} and toymodels.analysis is not available"
+        ) from error
+    return analyze(ds)
+
+
+def _default_axis(ds: xr.Dataset, axis: str | None) -> str | None:
+    axes = [a for a in sweep_axes(ds) if a != "seed"]
+    if axis is not None:
+        return axis
+    density = [a for a in axes if a in DENSITY_AXES]
+    return (density or axes or [None])[0]
+
+
+def _default_xy(ds: xr.Dataset, x: str | None, y: str | None) -> tuple[str, str]:
+    axes = [a for a in sweep_axes(ds) if a != "seed"]
+    if y is None:
+        density = [a for a in axes if a in DENSITY_AXES and a != x]
+        y = (density or [a for a in axes if a != x] + [None])[0]
+    if x is None:
+        x = (
+            "relative_importance"
+            if "relative_importance" in axes and y != "relative_importance"
+            else next((a for a in axes if a != y), None)
+        )
+    if x is None or y is None:
+        raise ValueError(f"a 2-D plot needs two sweep axes besides seed; found {axes}")
+    return x, y
+
+
+def _runs_along(ds: xr.Dataset, axis: str | None) -> tuple[xr.Dataset, list[str]]:
+    """Best runs along one axis, with ``run`` as their dim, and a title per run."""
+    if axis is None:
+        return best_runs(ds).expand_dims("run"), [""]
+    runs = best_runs(ds, [axis]).rename({axis: "run"})
+    return runs, [_run_name(axis, v) for v in ds[axis].values]
+
+
+# ---- axes functions
+
+
+def features(axes, ds: xr.Dataset, axis: str | None = None) -> list[tuple]:
+    """The paper's WᵀW and feature-norm panels, one pair per run along ``axis``.
+
+    For each run: the Gram matrix WᵀW [F, F] (diverging colormap, symmetric limits
+    shared by all runs) and a horizontal bar per feature of ‖W_i‖, coloured by the
+    notebook's polysemanticity ``sqrt(superposition)`` clipped to [0, 1] (black: none,
+    gold: >= 1).
+
+    Args:
+      axes: array of axes of shape [n_runs, 2]: ``axes[k, 0]`` gets run k's WᵀW,
+        ``axes[k, 1]`` its norm bars (``features_figure`` lays each pair side by side).
+      ds: results dataset with ``W`` and ``superposition`` (added by analysis if
+        missing).
+      axis: sweep axis to run along (default: the density axis, else the first non-seed
+        axis); other axes are reduced by ``best_runs``.
+
+    Returns:
+      One ``(AxesImage, BarContainer)`` per run.
+    """
+    ds = _ensure_analysis(ds, ["superposition"])
+    runs, names = _runs_along(ds, _default_axis(ds, axis))
+    axes = np.asarray(axes, dtype=object)
+    if axes.shape != (runs.sizes["run"], 2):
+        raise ValueError(
+            f"axes must have shape ({runs.sizes['run']}, 2), not {axes.shape}"
+        )
+    W = runs["W"].transpose("run", "hidden", "feature").values.astype(np.float64)
+    grams = np.einsum("rhi,rhj->rij", W, W)
+    vmax = max(float(np.abs(grams).max()), 1e-6)
+    sup = runs["superposition"].transpose("run", "feature").values
+    poly = np.sqrt(np.clip(sup, 0.0, None))
+    drawn = []
+    for k, name in enumerate(names):
+        image = _gram_panel(axes[k, 0], grams[k], vmax, name)
+        drawn.append(
+            (image, _norm_panel(axes[k, 1], np.linalg.norm(W[k], axis=0), poly[k]))
+        )
+    return drawn
+
+
+def _gram_panel(ax, gram: np.ndarray, vmax: float, name: str):
+    image = ax.imshow(
+        gram, cmap=GRAM_CMAP, vmin=-vmax, vmax=vmax, interpolation="nearest"
+    )
+    n = gram.shape[0]
+    ticks = np.arange(n) if n <= 10 else []
+    ax.set_xticks(ticks)
+    ax.set_yticks(ticks)
+    ax.set_title(f"WᵀW, {name}" if name else "WᵀW", fontsize=9)
+    return image
+
+
+def _norm_panel(ax, norms: np.ndarray, polysemanticity: np.ndarray):
+    colour = SUPERPOSITION_CMAP(Normalize(0.0, 1.0, clip=True)(polysemanticity))
+    bars = ax.barh(np.arange(norms.size), norms, color=colour, height=0.8)
+    ax.set_ylim(norms.size - 0.5, -0.5)
+    ax.set_xlim(0.0, 1.05 * max(1.0, float(norms.max())))
+    ax.set_yticks([])
+    ax.set_xlabel("‖W_i‖", fontsize=9)
+    return bars
+
+
+def phase(
+    ax,
+    ds: xr.Dataset,
+    x: str | None = None,
+    y: str | None = None,
+    theory: str | None = "auto",
+) -> list:
+    """Phase diagram of the extra feature over two sweep axes.
+
+    Each cell is coloured by ``phase`` ("unrepresented", "dedicated", "superposition")
+    of the best-loss seed. Log scales where the coordinates are geometric; a
+    ``sparsity`` axis is drawn as density 1 − S.
+
+    Args:
+      ax: the axes.
+      ds: results dataset with ``phase`` (added by analysis if missing).
+      x: horizontal axis (default "relative_importance", else the first non-density
+        axis).
+      y: vertical axis (default the density axis).
+      theory: overlay the closed-form boundary of ``toymodels.theory``: "2_1", "3_2",
+        None (none), or "auto" (from ``attrs`` n_features/n_hidden, when the axes are
+        density and relative_importance).
+
+    Returns:
+      [QuadMesh, Legend, *boundary Line2Ds]; the p*(r) curve has gid "theory-boundary".
+    """
+    ds = _ensure_analysis(ds, ["phase"])
+    x, y = _default_xy(ds, x, y)
+    cells = best_runs(ds, [x, y]).sortby([x, y])
+    codes = {name: i for i, name in enumerate(_theory.PHASES)}
+    values = np.vectorize(lambda s: codes.get(s, np.nan), otypes=[float])(
+        cells["phase"].transpose(y, x).values
+    )
+    mesh, (xlog, ylog) = _mesh(
+        ax,
+        cells[x],
+        cells[y],
+        values,
+        ListedColormap(list(PHASE_COLORS.values())),
+        BoundaryNorm(np.arange(-0.5, 3.0), 3),
+    )
+    lines = _theory_overlay(ax, ds, x, y, theory, xlog, ylog)
+    handles = [Patch(color=c, label=n) for n, c in PHASE_COLORS.items()] + lines[:1]
+    legend = ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=8,
+        title="extra feature",
+        title_fontsize=8,
+    )
+    ax.set_title(title(ds, _fixed_note(ds, [x, y])), fontsize=9)
+    return [mesh, legend, *lines]
+
+
+def _mesh(ax, xcoord, ycoord, values, cmap, norm):
+    """pcolormesh of ``values`` [ny, nx] over two sweep coordinates; labels, scales."""
+    xv, xlabel, xlog = _plot_coordinate(xcoord)
+    yv, ylabel, ylog = _plot_coordinate(ycoord)
+    mesh = ax.pcolormesh(
+        _edges(xv, xlog),
+        _edges(yv, ylog),
+        np.ma.masked_invalid(values),
+        cmap=cmap,
+        norm=norm,
+    )
+    ax.set_xscale("log" if xlog else "linear")
+    ax.set_yscale("log" if ylog else "linear")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return mesh, (xlog, ylog)
+
+
+def _theory_kind(ds: xr.Dataset, x: str, y: str, theory: str | None) -> str | None:
+    on_axes = {x, y} in ({"relative_importance", d} for d in DENSITY_AXES)
+    if theory is None or theory == "none":
+        return None
+    if theory == "auto":
+        shape = (ds.attrs.get("n_features"), ds.attrs.get("n_hidden"))
+        kind = {(2, 1): "2_1", (3, 2): "3_2"}.get(tuple(int(s or 0) for s in shape))
+        return kind if on_axes else None
+    if theory not in _theory.BOUNDARIES:
+        raise ValueError(
+            f"unknown theory {theory!r}; valid: "
+            f"{sorted(_theory.BOUNDARIES)}, 'auto' or None"
+        )
+    if not on_axes:
+        raise ValueError(
+            f"the theory boundary needs axes relative_importance and a density "
+            f"axis {DENSITY_AXES}; got x={x!r}, y={y!r}"
+        )
+    return theory
+
+
+def _theory_overlay(ax, ds, x, y, theory, xlog, ylog) -> list:
+    """Draws p*(r) and the r = 1 segment of ``toymodels.theory`` in data coordinates."""
+    kind = _theory_kind(ds, x, y, theory)
+    if kind is None:
+        return []
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    r_axis_is_x = x == "relative_importance"
+    r_lo, r_hi = sorted(xlim if r_axis_is_x else ylim)
+    r_lo = max(r_lo, 1e-3 * r_hi)  # r > 0; a linear axis may extend below 0
+    r = (
+        np.geomspace(r_lo, r_hi, 400)
+        if (xlog if r_axis_is_x else ylog)
+        else np.linspace(r_lo, r_hi, 400)
+    )
+    p = _theory.BOUNDARIES[kind](r)
+    p_lo, p_hi = _theory.dedicated_boundary_density(kind)
+    p_lo = max(p_lo, min(ylim if r_axis_is_x else xlim))
+    style = dict(color="black", linestyle="--", linewidth=1.5)
+    pairs = [
+        (r, p, "theory-boundary"),
+        (np.array([1.0, 1.0]), np.array([p_lo, p_hi]), "theory-r1"),
+    ]
+    lines = []
+    for rr, pp, gid in pairs:
+        xs, ys = (rr, pp) if r_axis_is_x else (pp, rr)
+        lines.append(
+            ax.plot(
+                xs, ys, gid=gid, label=f"theory (n={kind[0]}, m={kind[2]})", **style
+            )[0]
+        )
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
+    return lines
+
+
+def dimensionality(ax, ds: xr.Dataset, axis: str | None = None) -> list:
+    """Dimensions per feature D* against 1/(1 − S) (log x), with every feature's D_i.
+
+    Args:
+      ax: the axes.
+      ds: results dataset with ``dims_per_feature`` and ``feature_dimensionality``.
+      axis: the sweep axis to run along (default the density axis); x is 1/p from the
+        ``density`` variable (mean over features), else from the axis
+        itself.
+
+    Returns:
+      [Line2D of D*, PathCollection of D_i, *reference Line2Ds, *their Texts].
+    """
+    ds = _ensure_analysis(ds, ["dims_per_feature", "feature_dimensionality"])
+    axis = _default_axis(ds, axis)
+    runs, _ = _runs_along(ds, axis)
+    inv_p = 1.0 / _density(runs, axis)
+    order = np.argsort(inv_p)
+    d_star = runs["dims_per_feature"].values
+    d_i = runs["feature_dimensionality"].transpose("run", "feature").values
+    line = ax.plot(
+        inv_p[order],
+        d_star[order],
+        color="black",
+        marker="o",
+        markersize=3,
+        label="D* = m/‖W‖²_F",
+        zorder=3,
+    )[0]
+    scatter = ax.scatter(
+        np.repeat(inv_p, d_i.shape[1]),
+        d_i.ravel(),
+        s=8,
+        alpha=0.3,
+        color="#3b75af",
+        linewidths=0,
+        label="D_i (each feature)",
+    )
+    refs, texts = _reference_lines(ax)
+    ax.set_xscale("log")
+    ax.set_ylim(-0.03, 1.1)
+    ax.set_xlabel("1 / feature density, 1/(1−S)")
+    ax.set_ylabel("dimensions per feature")
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title(ds, _fixed_note(ds, [axis])), fontsize=9)
+    return [line, scatter, *refs, *texts]
+
+
+def _density(runs: xr.Dataset, axis: str | None) -> np.ndarray:
+    """Feature density p per run (mean over features), from the data or the axis."""
+    if "density" in runs.data_vars:
+        p = runs["density"]
+        return (p.mean("feature") if "feature" in p.dims else p).values.astype(
+            np.float64
+        )
+    if axis not in DENSITY_AXES:
+        raise ValueError(
+            f"need a density variable or a density axis "
+            f"{DENSITY_AXES}; got axis {axis!r}"
+        )
+    values = np.asarray(runs["run"].values, dtype=np.float64)
+    return 1.0 - values if axis == "sparsity" else values
+
+
+def _reference_lines(ax) -> tuple[list, list]:
+    lines, texts = [], []
+    values = sorted(REFERENCE_DIMENSIONS.values())
+    for name, value in REFERENCE_DIMENSIONS.items():
+        k = values.index(value)  # nudge labels of close lines apart
+        close_below = k > 0 and value - values[k - 1] < 0.05
+        close_above = k + 1 < len(values) and values[k + 1] - value < 0.05
+        va = "bottom" if close_below else "top" if close_above else "center"
+        lines.append(ax.axhline(value, color="grey", linestyle=":", linewidth=0.8))
+        texts.append(
+            ax.text(
+                1.01,
+                value,
+                name,
+                transform=ax.get_yaxis_transform(),
+                va=va,
+                fontsize=8,
+                color="dimgrey",
+            )
+        )
+    return lines, texts
+
+
+def geometry(ax, W, labels=None) -> list:
+    """Feature directions of one run: arrows in 2-D (H = 2) or lines in 3-D (H = 3).
+
+    Args:
+      ax: a 2-D axes for H = 2; a 3-D axes (``fig.add_subplot(projection="3d")``) for
+        H = 3.
+      W: [H, F] weights (array or DataArray); column i is feature i's direction.
+      labels: F labels (default the feature indices).
+
+    Returns:
+      The drawn artists: per feature an arrow (Annotation) or Line3D, and a Text
+      label; in 2-D also the unit circle (first).
+    """
+    W = np.asarray(W, dtype=np.float64)
+    if W.ndim != 2 or W.shape[0] not in (2, 3):
+        raise ValueError(f"geometry needs W of shape [2 or 3, F]; got {W.shape}")
+    is_3d = hasattr(ax, "get_zlim")
+    if (W.shape[0] == 3) != is_3d:
+        raise ValueError(
+            "H = 3 needs a 3-D axes (add_subplot(projection='3d')), H = 2 a 2-D one"
+        )
+    labels = [str(i) for i in range(W.shape[1])] if labels is None else labels
+    F = W.shape[1]
+    colours = (
+        colormaps["tab10"](np.arange(F))
+        if F <= 10
+        else colormaps["viridis"](np.linspace(0.0, 1.0, F))
+    )
+    lim = 1.2 * max(float(np.linalg.norm(W, axis=0).max()), 0.5)
+    draw = _geometry_3d if is_3d else _geometry_2d
+    return draw(ax, W, labels, colours, lim)
+
+
+def _geometry_2d(ax, W, labels, colours, lim) -> list:
+    artists = [ax.add_patch(Circle((0, 0), 1.0, fill=False, color="lightgrey", lw=0.8))]
+    for i, (vx, vy) in enumerate(W.T):
+        artists.append(
+            ax.annotate(
+                "",
+                xy=(vx, vy),
+                xytext=(0, 0),
+                arrowprops=dict(
+                    arrowstyle="-|>", color=colours[i], lw=1.5, shrinkA=0, shrinkB=0
+                ),
+            )
+        )
+        artists.append(
+            ax.text(
+                1.1 * vx,
+                1.1 * vy,
+                labels[i],
+                color=colours[i],
+                fontsize=8,
+                ha="center",
+                va="center",
+            )
+        )
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return artists
+
+
+def _geometry_3d(ax, W, labels, colours, lim) -> list:
+    artists = []
+    for i, (vx, vy, vz) in enumerate(W.T):
+        artists.append(ax.plot([0, vx], [0, vy], [0, vz], color=colours[i], lw=1.5)[0])
+        artists.append(
+            ax.text(
+                1.1 * vx, 1.1 * vy, 1.1 * vz, labels[i], color=colours[i], fontsize=8
+            )
+        )
+    for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
+        setter(-lim, lim)
+    ax.set_box_aspect((1, 1, 1))
+    return artists
+
+
+def loss(ax, ds: xr.Dataset, max_labels: int = 10) -> list:
+    """Training-loss curves (log y), one per run, including every seed.
+
+    Curves are coloured along the first non-seed sweep axis. With at most ``max_labels``
+    runs each curve is labelled by its axis values in a legend; otherwise a colorbar
+    shows the colouring axis.
+
+    Returns:
+      [*Line2Ds, Legend or Colorbar (when drawn)].
+    """
+    axes = sweep_axes(ds)
+    curves = ds["loss"].transpose(*axes, "step").values.reshape(-1, ds.sizes["step"])
+    combos = list(itertools.product(*(ds[a].values for a in axes)))
+    colour_axis = next((a for a in axes if a != "seed" and ds.sizes[a] > 1), None)
+    cmap, norm, colour_of = _loss_colours(ds, axes, colour_axis)
+    few = len(combos) <= max_labels
+    lines = []
+    for curve, combo in zip(curves, combos, strict=True):
+        name = (
+            ", ".join(_run_name(a, v) for a, v in zip(axes, combo, strict=True))
+            if few
+            else None
+        )
+        lines.append(
+            ax.plot(
+                ds["step"].values,
+                curve,
+                color=colour_of(dict(zip(axes, combo, strict=True))),
+                lw=1.0,
+                alpha=0.9 if few else 0.4,
+                label=name,
+            )[0]
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("training loss (mean per logged block)")
+    ax.set_title(title(ds), fontsize=9)
+    if few and any(axes):
+        return lines + [ax.legend(fontsize=7)]
+    if colour_axis is not None:
+        return lines + [
+            ax.figure.colorbar(
+                ScalarMappable(norm, cmap), ax=ax, label=label(colour_axis)
+            )
+        ]
+    return lines
+
+
+def _loss_colours(ds, axes, colour_axis):
+    cmap = colormaps["viridis"]
+    if colour_axis is None:
+        return cmap, None, lambda combo: cmap(0.0)
+    values = np.asarray(ds[colour_axis].values, dtype=np.float64)
+    norm = (
+        LogNorm(values.min(), values.max())
+        if is_log_spaced(values)
+        else Normalize(values.min(), values.max())
+    )
+    return cmap, norm, lambda combo: cmap(norm(float(combo[colour_axis])))
+
+
+def heatmap(
+    ax,
+    ds: xr.Dataset,
+    var: str,
+    x: str | None = None,
+    y: str | None = None,
+    reduce: str = "mean",
+    feature: int | None = None,
+) -> list:
+    """Any numeric per-run metric over two sweep axes, with a colorbar.
+
+    Args:
+      ax: the axes.
+      ds: results dataset.
+      var: a data variable with the sweep dims (``final_loss``, ``n_represented``,
+        ``dims_per_feature``...); per-feature ones are averaged over features unless
+        ``feature`` is given; ``loss`` uses its last logged step.
+      x, y: the two sweep axes (defaults as in ``phase``).
+      reduce: over the other axes (seeds...): "mean", or "best" (the run of lowest
+        ``final_loss`` per cell).
+      feature: index of the feature to show for per-feature variables.
+
+    Returns:
+      [QuadMesh, Colorbar].
+    """
+    ds = _ensure_analysis(ds, [var])
+    x, y = _default_xy(ds, x, y)
+    da, detail = _scalar_metric(ds[var], feature)
+    cells = _reduce_cells(da, ds, x, y, reduce).sortby([x, y]).transpose(y, x)
+    mesh, _ = _mesh(
+        ax, cells[x], cells[y], cells.values.astype(np.float64), "viridis", None
+    )
+    colorbar = ax.figure.colorbar(mesh, ax=ax, label=label(var) + detail)
+    rest = [a for a in sweep_axes(ds) if a not in (x, y) and ds.sizes[a] > 1]
+    how = {"mean": "mean", "best": "lowest-final-loss run"}[reduce]
+    how = f"{how} over {', '.join(rest)}" if rest else ""
+    ax.set_title(title(ds, how), fontsize=9)
+    return [mesh, colorbar]
+
+
+def _scalar_metric(da: xr.DataArray, feature: int | None) -> tuple[xr.DataArray, str]:
+    if da.dtype.kind not in "fiub":
+        raise ValueError(
+            f"heatmap needs a numeric variable; {da.name!r} is {da.dtype} "
+            "(use the 'phase' plot for phases)"
+        )
+    detail = ""
+    if "step" in da.dims:
+        da, detail = da.isel(step=-1), " (last logged step)"
+    if "feature" in da.dims:
+        if feature is None:
+            da, detail = da.mean("feature"), detail + " (mean over features)"
+        else:
+            da, detail = (
+                da.isel(feature=int(feature)),
+                detail + f" (feature {int(feature)})",
+            )
+    extra = [d for d in da.dims if d in NON_SWEEP_DIMS]
+    if extra:
+        raise ValueError(
+            f"heatmap needs one value per run; {da.name!r} also has dims {extra}"
+        )
+    return da, detail
+
+
+REDUCTIONS = ("mean", "best")
+
+
+def _reduce_cells(da: xr.DataArray, ds: xr.Dataset, x: str, y: str, reduce: str):
+    """Reduces ``da`` over the sweep axes but x, y: mean, or the best-final-loss run."""
+    rest = [a for a in sweep_axes(ds) if a not in (x, y)]
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"unknown reduce {reduce!r}; valid: {list(REDUCTIONS)}")
+    if not rest:
+        return da
+    if reduce == "mean":
+        return da.mean(rest)
+    if "final_loss" not in ds:
+        raise ValueError("reduce='best' needs a final_loss variable")
+    flat = da.transpose(y, x, *rest).values.reshape(ds.sizes[y], ds.sizes[x], -1)
+    losses = ds["final_loss"].transpose(y, x, *rest).values.reshape(flat.shape)
+    best = np.argmin(np.where(np.isnan(losses), np.inf, losses), axis=-1)[..., None]
+    picked = np.take_along_axis(flat, best, axis=-1)[..., 0]
+    return xr.DataArray(picked, dims=(y, x), coords={y: ds[y], x: ds[x]})
+
+
+# ---- figure functions: (ds, **options) -> Figure
+
+
+def _grid_shape(n: int, max_columns: int) -> tuple[int, int]:
+    columns = max(1, min(n, int(max_columns)))
+    return math.ceil(n / columns), columns
+
+
+def features_figure(
+    ds: xr.Dataset, axis: str | None = None, max_columns: int = 5
+) -> Figure:
+    """A figure of ``features`` panels: WᵀW and norm bars side by side for each run.
+
+    Pairs are laid out in rows of up to ``max_columns`` runs, with colorbars for WᵀW and
+    for polysemanticity. Options: ``axis``, ``max_columns``.
+    """
+    ds = _ensure_analysis(ds, ["superposition"])
+    axis = _default_axis(ds, axis)
+    n = ds.sizes[axis] if axis else 1
+    rows, columns = _grid_shape(n, max_columns)
+    fig = Figure(figsize=(2.7 * columns + 1.2, 2.4 * rows + 0.7), layout="constrained")
+    grid = fig.add_gridspec(rows, 2 * columns, width_ratios=[1.0, 0.55] * columns)
+    axes = np.array(
+        [
+            [fig.add_subplot(grid[k // columns, 2 * (k % columns) + j]) for j in (0, 1)]
+            for k in range(n)
+        ],
+        dtype=object,
+    )
+    drawn = features(axes, ds, axis)
+    every = list(axes.ravel())
+    fig.colorbar(drawn[0][0], ax=every, label="WᵀW", shrink=0.9, aspect=15 * rows)
+    fig.colorbar(
+        ScalarMappable(Normalize(0, 1), SUPERPOSITION_CMAP),
+        ax=every,
+        label="√superposition (bar colour)",
+        shrink=0.9,
+        aspect=15 * rows,
+    )
+    fig.suptitle(title(ds, _fixed_note(ds, [axis])), fontsize=10)
+    return fig
+
+
+def geometry_grid(
+    ds: xr.Dataset, axis: str | None = None, max_columns: int = 5
+) -> Figure:
+    """A figure of ``geometry`` panels, one per run along ``axis`` (H must be 2 or 3).
+
+    Options: ``axis`` (default the density axis), ``max_columns``.
+    """
+    H = ds.sizes["hidden"]
+    if H not in (2, 3):
+        raise ValueError(f"geometry plots need n_hidden 2 or 3; this sweep has {H}")
+    axis = _default_axis(ds, axis)
+    runs, names = _runs_along(ds, axis)
+    rows, columns = _grid_shape(len(names), max_columns)
+    fig = Figure(figsize=(2.4 * columns, 2.5 * rows + 0.6), layout="constrained")
+    for k, name in enumerate(names):
+        ax = fig.add_subplot(rows, columns, k + 1, projection="3d" if H == 3 else None)
+        geometry(ax, runs["W"].isel(run=k).transpose("hidden", "feature"))
+        ax.set_title(name, fontsize=9)
+    fig.suptitle(title(ds, _fixed_note(ds, [axis])), fontsize=10)
+    return fig
+
+
+def _single(draw: Callable, figsize=(7.0, 4.6)) -> Callable:
+    def make(ds: xr.Dataset, **options) -> Figure:
+        fig = Figure(figsize=figsize, layout="constrained")
+        draw(fig.add_subplot(), ds, **options)
+        return fig
+
+    make.__doc__ = f"A one-axes figure drawn by ``{draw.__name__}(ax, ds, **options)``."
+    return make
+
+
+def _heatmap_figure(ds: xr.Dataset, var: str = "final_loss", **options) -> Figure:
+    fig = Figure(figsize=(6.4, 4.6), layout="constrained")
+    heatmap(fig.add_subplot(), ds, var, **options)
+    return fig
+
+
+class _Registry(dict):
+    """A dict whose unknown keys raise ValueError listing the valid ones."""
+
+    def __missing__(self, kind):
+        raise ValueError(f"unknown plot kind {kind!r}; valid: {', '.join(self)}")
+
+
+PLOTS: dict[str, Callable[..., Figure]] = _Registry(
+    features=features_figure,  # axis, max_columns
+    phase=_single(phase),  # x, y, theory
+    dimensionality=_single(dimensionality),  # axis
+    geometry=geometry_grid,  # axis, max_columns
+    loss=_single(loss),  # max_labels
+    heatmap=_heatmap_figure,  # var, x, y, reduce, feature
+)
+"""Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
+
+
+def make_figure(kind: str, ds: xr.Dataset, **options) -> Figure:
+    """``PLOTS[kind](ds, **options)``; an unknown kind raises ValueError."""
+    return PLOTS[kind](ds, **options)
