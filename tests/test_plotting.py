@@ -49,11 +49,10 @@ def make_dataset(
     W /= np.linalg.norm(W, axis=-2, keepdims=True)
     run = lambda *d: (*names, *d)  # noqa: E731
     density = np.ones((*shape, F))
-    if "sparsity" in axes:
-        s = np.asarray(axes["sparsity"]).reshape(
-            [-1 if n == "sparsity" else 1 for n in names]
-        )
-        density = density * (1 - s)[..., None]
+    for name, to_density in (("sparsity", lambda v: 1 - v), ("feature_probability", lambda v: v)):
+        if name in axes:
+            v = np.asarray(axes[name]).reshape([-1 if n == name else 1 for n in names])
+            density = density * to_density(v)[..., None]
     data = {
         "W": (run("hidden", "feature"), W),
         "b": (run("feature"), rng.normal(size=(*shape, F)).astype(np.float32) * 0.1),
