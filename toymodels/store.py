@@ -146,10 +146,11 @@ def load(out: str | Path) -> xr.Dataset:
     non-zero, 1 - S), nonfinite_step, and the analysis
     variables once `toymodels analyze` has run.
 
-    Example:
-      >>> import toymodels as tm
-      >>> ds = tm.load("runs/intro")          # doctest: +SKIP
-      >>> ds.W.sel(seed=0).isel(sparsity=-1)  # doctest: +SKIP
+    Example (after `toymodels sweep sweeps/intro.toml --out runs/intro`)::
+
+      import toymodels as tm
+      ds = tm.load("runs/intro")
+      ds.W.sel(seed=0).isel(sparsity=-1)   # [hidden, feature]
     """
     out = Path(out)
     if not is_complete(out):
