@@ -4,20 +4,21 @@ The flow: `load_config(toml)` -> `run_sweep(config, out)` -> `load(out)` (an
 xarray.Dataset) -> `analyze(ds)` -> `toymodels.plotting`.
 """
 
+from toymodels.analysis import analyze
 from toymodels.config import SweepConfig, load_config, parse_config, to_toml
 from toymodels.errors import UserError
 from toymodels.grid import Grid, expand
 from toymodels.hyper import Hyper, make_hyper
 from toymodels.models import MODELS, get_model
 from toymodels.spec import ModelSpec, Spec, TrainSpec
-from toymodels.store import load
+from toymodels.store import analyze_store, load
 from toymodels.sweep import run_sweep
 from toymodels.train import RunOutput, make_train, make_train_one
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "MODELS", "Grid", "Hyper", "ModelSpec", "RunOutput", "Spec", "SweepConfig",
+    "MODELS", "Grid", "analyze", "analyze_store", "Hyper", "ModelSpec", "RunOutput", "Spec", "SweepConfig",
     "TrainSpec", "UserError", "expand", "get_model", "load", "load_config", "make_hyper",
     "make_train", "make_train_one", "parse_config", "run_sweep", "to_toml",
 ]

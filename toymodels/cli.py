@@ -29,6 +29,34 @@ def cmd_info(args) -> None:
     print(describe(args.dir))
 
 
+def cmd_analyze(args) -> None:
+    from toymodels.store import analyze_store
+
+    ds = analyze_store(args.dir)
+    added = [v for v in ds.data_vars if "description" in ds[v].attrs]
+    print(f"{args.dir}: added {', '.join(added)}")
+
+
+def cmd_plot(args) -> None:
+    from toymodels.plotting import save_plot
+
+    options = dict(_option(o) for o in args.option)
+    save_plot(args.kind, args.dir, args.out, **options)
+    print(f"wrote {args.out}")
+
+
+def _option(item: str) -> tuple[str, object]:
+    import tomllib
+
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"--option {item!r}: expected name=value, e.g. axis=sparsity")
+    try:
+        return key, tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="toymodels", description="Train and analyse toy models of superposition.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -45,6 +73,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="axes, sizes, runs done, config and versions of a results directory")
     p.add_argument("dir")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("analyze", help="add norms, interference, dimensionality, polytopes, phase to DIR")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_analyze)
+
+    from toymodels.plotting import PLOTS
+
+    p = sub.add_parser("plot", help="draw a figure from a results directory")
+    p.add_argument("kind", choices=sorted(PLOTS))
+    p.add_argument("dir")
+    p.add_argument("--out", required=True, help="image file, e.g. plots/intro.png")
+    p.add_argument("--option", "-o", action="append", default=[], metavar="NAME=VALUE",
+                   help="a plot option, e.g. -o axis=sparsity -o var=n_represented")
+    p.set_defaults(func=cmd_plot)
     return parser
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import tomllib
+from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
@@ -879,3 +880,24 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
 def make_figure(kind: str, ds: xr.Dataset, **options) -> Figure:
     """``PLOTS[kind](ds, **options)``; an unknown kind raises ValueError."""
     return PLOTS[kind](ds, **options)
+
+
+def save_plot(kind: str, results_dir, out, **options) -> Path:
+    """Draws `PLOTS[kind]` from a results directory and writes it to `out` (PNG, PDF, SVG).
+
+    Bad kinds, axes or options raise `UserError` (one line), never a traceback.
+    """
+    from toymodels.errors import UserError
+    from toymodels.store import load
+
+    if kind not in PLOTS:
+        raise UserError(f"unknown plot kind {kind!r}; valid: {', '.join(PLOTS)}")
+    ds = load(results_dir)
+    try:
+        fig = make_figure(kind, ds, **options)
+    except (TypeError, ValueError, KeyError) as e:
+        raise UserError(f"plot {kind} of {results_dir}: {e}") from None
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    return out

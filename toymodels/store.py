@@ -159,3 +159,15 @@ def load(out: str | Path) -> xr.Dataset:
         raise UserError(f"{out}: the sweep is not finished ({done}/{manifest['n_runs']} runs); rerun the same `toymodels sweep` command to finish it")
     with xr.open_dataset(out / RESULTS, engine="h5netcdf") as ds:
         return ds.load()
+
+
+def analyze_store(out: str | Path) -> xr.Dataset:
+    """Adds the analysis variables (`toymodels.analysis.analyze`) to `out/results.nc`.
+
+    Plots and notebooks then read them without recomputing. Returns the analysed dataset.
+    """
+    from toymodels.analysis import analyze
+
+    ds = analyze(load(out))
+    write_dataset(out, ds)
+    return ds

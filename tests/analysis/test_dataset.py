@@ -1,0 +1,167 @@
+"""`analyze(ds)` on small hand-built datasets: dims, coords, dtypes, values, purity."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from toymodels.analysis import (
+    PHASES,
+    POLYTOPE_KINDS,
+    analyze,
+    dims_per_feature,
+    feature_dimensionality,
+    feature_norms,
+    n_represented,
+    phase,
+    polytope_counts,
+    polytopes,
+    superposition,
+)
+from toymodels.analysis import dataset as dataset_module
+
+H, F = 3, 7
+
+
+def pentagon_digon() -> np.ndarray:
+    """Pentagon in dims 0-1 and an antipodal pair in dim 2, [3, 7]."""
+    t = 2 * np.pi * np.arange(5) / 5
+    W = np.zeros((H, F), np.float32)
+    W[:2, :5] = np.stack([np.cos(t), np.sin(t)])
+    W[2, 5:] = [1.0, -1.0]
+    return W
+
+
+def run_weights() -> np.ndarray:
+    """Six distinct models on a (sparsity=2, seed=3) grid, [2, 3, H, F]."""
+    rng = np.random.default_rng(0)
+    orthonormal = np.eye(H, F, dtype=np.float32)  # last four features unrepresented
+    models = [
+        pentagon_digon(),
+        orthonormal,
+        rng.normal(size=(H, F)).astype(np.float32),
+        np.zeros((H, F), np.float32),
+        pentagon_digon()[:, ::-1].copy(),  # last feature in the pentagon
+        0.3 * pentagon_digon(),  # nothing represented
+    ]
+    return np.stack(models).reshape(2, 3, H, F)
+
+
+def make_dataset() -> xr.Dataset:
+    W = run_weights()
+    return xr.Dataset(
+        {
+            "W": (("sparsity", "seed", "hidden", "feature"), W),
+            "b": (("sparsity", "seed", "feature"), np.zeros((2, 3, F), np.float32)),
+            "loss": (("sparsity", "seed", "step"), np.ones((2, 3, 4), np.float32)),
+        },
+        coords={"sparsity": [0.9, 0.99], "seed": [0, 1, 2], "step": [0, 10, 20, 30]},
+        attrs={"name": "hand-built"},
+    )
+
+
+EXPECTED_DIMS = {
+    "feature_norm": ("sparsity", "seed", "feature"),
+    "superposition": ("sparsity", "seed", "feature"),
+    "feature_dimensionality": ("sparsity", "seed", "feature"),
+    "dims_per_feature": ("sparsity", "seed"),
+    "n_represented": ("sparsity", "seed"),
+    "polytope": ("sparsity", "seed", "feature"),
+    "polytope_counts": ("sparsity", "seed", "polytope_kind"),
+    "phase": ("sparsity", "seed"),
+}
+
+
+def test_dims_coords_dtypes_and_attrs():
+    ds = make_dataset()
+    out = analyze(ds)
+    for name, dims in EXPECTED_DIMS.items():
+        assert out[name].dims == dims, name
+        assert out[name].attrs["description"], name
+    assert out["polytope_kind"].values.tolist() == list(POLYTOPE_KINDS)
+    assert out["sparsity"].values.tolist() == [0.9, 0.99]
+    assert out["seed"].values.tolist() == [0, 1, 2]
+    for name in ("feature_norm", "superposition", "feature_dimensionality"):
+        assert out[name].dtype == np.float32
+    assert out["polytope"].dtype.kind == "U" and out["phase"].dtype.kind == "U"
+    assert np.issubdtype(out["n_represented"].dtype, np.integer)
+    assert np.issubdtype(out["polytope_counts"].dtype, np.integer)
+    for name in ("W", "b", "loss"):  # other variables, coords and attrs are kept
+        assert out[name].identical(ds[name])
+    assert out.attrs == ds.attrs
+
+
+def test_input_is_not_mutated():
+    ds = make_dataset()
+    before = ds.copy(deep=True)
+    out = analyze(ds)
+    assert ds.identical(before)
+    assert "polytope" not in ds and out is not ds
+
+
+def test_values_equal_single_model_functions():
+    out = analyze(make_dataset())
+    W = run_weights()
+    per_feature = {
+        "feature_norm": feature_norms,
+        "superposition": superposition,
+        "feature_dimensionality": feature_dimensionality,
+    }
+    for i in range(2):
+        for j in range(3):
+            cell = out.isel(sparsity=i, seed=j)
+            for name, fn in per_feature.items():
+                expected = fn(W[i, j])
+                np.testing.assert_allclose(cell[name], expected, rtol=1e-6, atol=1e-7)
+            dpf = dims_per_feature(W[i, j])
+            np.testing.assert_allclose(cell["dims_per_feature"], dpf, rtol=1e-6)
+            assert int(cell["n_represented"]) == int(n_represented(W[i, j]))
+            assert str(cell["phase"].values) == PHASES[int(phase(W[i, j]))]
+            labels = polytopes(W[i, j])
+            assert cell["polytope"].values.tolist() == labels.tolist()
+            counts = polytope_counts(labels)
+            np.testing.assert_array_equal(cell["polytope_counts"], counts)
+
+
+def test_known_answers_in_the_grid():
+    out = analyze(make_dataset())
+    first = out.isel(sparsity=0, seed=0)
+    assert first["polytope"].values.tolist() == ["pentagon"] * 5 + ["digon"] * 2
+    assert first["polytope_counts"].sel(polytope_kind="pentagon") == 5
+    assert str(first["phase"].values) == "superposition"
+    np.testing.assert_allclose(first["dims_per_feature"], 3 / 7, rtol=1e-6)
+    assert str(out["phase"].isel(sparsity=0, seed=1).values) == "unrepresented"
+    zero = out.isel(sparsity=1, seed=0)
+    assert set(zero["polytope"].values.tolist()) == {"unrepresented"}
+    assert np.isinf(zero["dims_per_feature"])
+    for name in ("feature_norm", "superposition", "feature_dimensionality"):
+        assert not np.isnan(out[name]).any()
+    assert (out["polytope_counts"].sum("polytope_kind") == F).all()
+
+
+def test_no_run_axes_and_any_dim_order():
+    W = pentagon_digon()
+    single = analyze(xr.Dataset({"W": (("hidden", "feature"), W)}))
+    assert single["phase"].dims == () and str(single["phase"].values) == "superposition"
+    assert single["polytope"].dims == ("feature",)
+    grid = make_dataset()
+    order = ("feature", "seed", "hidden", "sparsity")
+    shuffled = grid.assign(W=grid["W"].transpose(*order))
+    out = analyze(shuffled)
+    assert out["polytope"].dims == ("seed", "sparsity", "feature")
+    expected = analyze(grid)["polytope"].transpose("seed", "sparsity", "feature")
+    assert (out["polytope"] == expected).all()
+
+
+def test_chunking_changes_nothing(monkeypatch):
+    ds = make_dataset()
+    whole = analyze(ds)
+    monkeypatch.setattr(dataset_module, "CHUNK_ELEMENTS", 4 * F * F)  # 4 runs a chunk
+    chunked = analyze(ds)
+    assert chunked.identical(whole)
+
+
+def test_missing_or_misshapen_w_raises():
+    with pytest.raises(ValueError, match="needs a variable W"):
+        analyze(xr.Dataset({"b": (("feature",), np.zeros(3))}))
+    with pytest.raises(ValueError, match="'hidden', 'feature'"):
+        analyze(xr.Dataset({"W": (("h", "feature"), np.zeros((2, 3)))}))

@@ -1,0 +1,48 @@
+"""The command line end to end: sweep -> analyze -> plot, and its one-line errors."""
+
+import pytest
+
+import toymodels as tm
+from toymodels.cli import main
+from toymodels.plotting import PLOTS
+
+from helpers import config, raw
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    r = raw(train={"steps": 40, "batch_size": 64, "log_every": 20})
+    r["sweep"] = {"sparsity": [0.0, 0.9], "relative_importance": [0.5, 2.0], "seed": [0, 1]}
+    del r["data"]["importance_decay"]
+    return tm.run_sweep(tm.parse_config(r), tmp_path_factory.mktemp("cli") / "run", quiet=True)
+
+
+def test_analyze_writes_the_variables_into_the_store(results, capsys):
+    assert main(["analyze", str(results)]) == 0
+    assert "added feature_norm" in capsys.readouterr().out
+    ds = tm.load(results)
+    for name in ("feature_norm", "superposition", "feature_dimensionality", "dims_per_feature",
+                 "n_represented", "polytope", "polytope_counts", "phase"):
+        assert name in ds, name
+    assert ds.phase.dims == ("sparsity", "relative_importance", "seed")
+    assert set(ds.phase.values.ravel()) <= {"unrepresented", "dedicated", "superposition"}
+
+
+@pytest.mark.parametrize("kind", sorted(PLOTS))
+def test_plot_writes_a_png(results, tmp_path, kind):
+    out = tmp_path / f"{kind}.png"
+    assert main(["plot", kind, str(results), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+def test_plot_with_bad_option_is_one_line(results, tmp_path, capsys):
+    assert main(["plot", "features", str(results), "--out", str(tmp_path / "x.png"),
+                 "-o", "bogus=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bogus" in err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_of_missing_results_is_one_line(tmp_path, capsys):
+    assert main(["plot", "loss", str(tmp_path / "none"), "--out", str(tmp_path / "x.png")]) == 2
+    assert "not a results directory" in capsys.readouterr().err
