@@ -183,3 +183,33 @@ def test_cli_sweep_set_info_and_load(tmp_path):
     ds = tm.load(out)
     assert ds.W.dims[:2] == ("sparsity", "seed") and ds.sizes["step"] == 1
     assert run_cli("info", str(tmp_path / "nothing")).returncode == 2
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_on_localhost_give_the_single_process_result(tmp_path):
+    """jax.distributed: 2 processes x 2 simulated CPU devices train one sweep together."""
+    toml = tmp_path / "d.toml"
+    toml.write_text('name = "dist"\n[model]\nn_features = 20\nn_hidden = 5\n[train]\n'
+                    'steps = 40\nbatch_size = 1024\nlog_every = 20\n[sweep]\n'
+                    'sparsity = [0.0, 0.5, 0.9, 0.99]\nseed = [0, 1, 2, 3, 4]\n')
+    out, port = tmp_path / "joint", _free_port()
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "toymodels", "--cpu-devices", "2", "sweep", str(toml), "--out",
+         str(out), "--chunk-size", "8", "--quiet", "--coordinator", f"127.0.0.1:{port}",
+         "--num-processes", "2", "--process-id", str(i)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+    single = tmp_path / "single"
+    result = run_cli("--cpu-devices", "1", "sweep", str(toml), "--out", str(single), "--quiet")
+    assert result.returncode == 0, result.stderr
+    joint = tm.load(out)
+    assert "in 2 processes" in joint.attrs["device"]
+    same_arrays(joint, tm.load(single))

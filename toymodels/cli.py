@@ -20,7 +20,35 @@ def cmd_sweep(args) -> None:
     from toymodels.sweep import run_sweep
 
     config = load_config(args.config, tuple(args.set))
+    if args.distributed or args.coordinator:
+        _start_distributed(args)
     run_sweep(config, args.out, chunk_size=args.chunk_size, quiet=args.quiet)
+
+
+def _start_distributed(args) -> None:
+    """Joins a multi-process run: explicit flags, or the cluster's environment (SLURM...)."""
+    import jax
+
+    explicit = (args.coordinator, args.num_processes, args.process_id)
+    if args.coordinator and None in explicit:
+        raise UserError("--coordinator needs --num-processes and --process-id too")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=args.coordinator,
+                               num_processes=args.num_processes, process_id=args.process_id)
+
+
+def use_cpu_devices(n: int | None) -> None:
+    """Splits the CPU into `n` JAX devices (default: one per core) so that sweeps use every
+    core; must run before JAX starts its backends. No effect on GPU devices."""
+    import os
+
+    import jax
+
+    try:
+        jax.config.update("jax_num_cpu_devices", n or len(os.sched_getaffinity(0)))
+    except RuntimeError:  # JAX already running (main() called from Python): keep its devices
+        if n is not None:
+            raise UserError("--cpu-devices must be set before JAX starts; run it as a command")
 
 
 def cmd_info(args) -> None:
@@ -45,6 +73,14 @@ def cmd_plot(args) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_reproduce(args) -> None:
+    from toymodels.reproduce import reproduce
+
+    written = reproduce(args.only, quick=args.quick, runs_dir=args.runs,
+                        plots_dir=args.plots, quiet=args.quiet)
+    print(f"wrote {len(written)} figures: {', '.join(str(p) for p in written)}")
+
+
 def _option(item: str) -> tuple[str, object]:
     import tomllib
 
@@ -59,6 +95,8 @@ def _option(item: str) -> tuple[str, object]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="toymodels", description="Train and analyse toy models of superposition.")
+    parser.add_argument("--cpu-devices", type=_positive, default=None, metavar="N",
+                        help="JAX CPU devices (default: one per core; runs are split over them)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("sweep", help="train every run of a sweep file (resumes if interrupted)")
@@ -68,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a key, TOML value syntax: --set train.steps=500 --set 'sweep.seed=[0,1]'")
     p.add_argument("--chunk-size", type=_positive, default=None, help="runs per compiled call")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    group = p.add_argument_group("several processes or hosts (jax.distributed)")
+    group.add_argument("--distributed", action="store_true",
+                       help="join a multi-process run described by the environment (e.g. SLURM)")
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    group.add_argument("--num-processes", type=_positive, metavar="N")
+    group.add_argument("--process-id", type=int, metavar="I")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("info", help="axes, sizes, runs done, config and versions of a results directory")
@@ -87,6 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", "-o", action="append", default=[], metavar="NAME=VALUE",
                    help="a plot option, e.g. -o axis=sparsity -o var=n_represented")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("reproduce", help="run the paper's sweeps (sweeps/) and draw their figures")
+    p.add_argument("--quick", action="store_true",
+                   help="reduced sweeps (a few minutes in all), into the quick/ subfolders")
+    p.add_argument("--only", action="append", default=[], metavar="NAME",
+                   help="run only this experiment (repeatable), e.g. --only phase_2_1")
+    p.add_argument("--runs", default="runs/reproduce", metavar="DIR",
+                   help="results root; each sweep goes to DIR/NAME (default runs/reproduce)")
+    p.add_argument("--plots", default="plots", metavar="DIR", help="figures folder (default plots)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    p.set_defaults(func=cmd_reproduce)
     return parser
 
 
@@ -99,6 +154,7 @@ def _positive(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        use_cpu_devices(args.cpu_devices)
         args.func(args)
     except UserError as e:
         print(f"toymodels: error: {e}", file=sys.stderr)

@@ -30,9 +30,10 @@ CHUNK_MEMORY_BYTES = 1 << 30  # what one chunk's activations may take, for the d
 MAX_CHUNK = 4096
 
 
-def describe_devices(devices) -> str:
-    """E.g. 'cpu x4 (cpu)' or 'gpu x1 (NVIDIA H100 80GB HBM3)'."""
-    return f"{devices[0].platform} x{len(devices)} ({devices[0].device_kind})"
+def describe_devices(devices, n_processes: int = 1) -> str:
+    """E.g. 'cpu x4 (cpu)', 'gpu x1 (NVIDIA H100 80GB HBM3)', 'cpu x4 (cpu) in 2 processes'."""
+    text = f"{devices[0].platform} x{len(devices)} ({devices[0].device_kind})"
+    return text + (f" in {n_processes} processes" if n_processes > 1 else "")
 
 
 def default_chunk_size(spec: Spec, n_runs: int) -> int:
@@ -61,30 +62,55 @@ def plan_chunks(done: np.ndarray, chunk: int) -> list[tuple[int, int]]:
 
 
 def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devices):
-    """`run(grid, start, stop) -> dict of numpy arrays` for runs start..stop-1.
+    """`run(grid, start, stop) -> (first_run, arrays)` for runs start..stop-1.
 
     One jitted program of `chunk` runs (padded by repeating the last run) whose run axis is
-    split over `devices` (`jax.shard_map`: each device trains its own groups); `n_slots`
-    seed keys per chunk (the distinct seeds, padded).
+    split over `devices` (`jax.shard_map`: each device trains its own groups of runs);
+    `n_slots` seed keys per chunk (the distinct seeds, padded). With several processes
+    (`jax.distributed`) every process calls `run` and gets back the runs its own devices
+    trained: `arrays` hold runs first_run..first_run+n-1.
     """
     mesh = Mesh(np.asarray(devices), ("runs",))
-    by_run, whole = PartitionSpec("runs"), PartitionSpec()
-    sharded = jax.shard_map(make_train(spec), mesh=mesh, in_specs=(whole, by_run, by_run),
-                            out_specs=by_run, check_vma=False)
-    train = jax.jit(sharded)
-    root = jax.random.key(root_seed)
-    seed_keys = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(None, 0)))
+    by_run, whole = NamedSharding(mesh, PartitionSpec("runs")), NamedSharding(mesh, PartitionSpec())
+    train = make_train(spec)
 
-    def run(grid: Grid, start: int, stop: int) -> dict[str, np.ndarray]:
+    def train_chunk(seeds, slot, hyper):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(root_seed), seeds)
+        return train(keys, slot, hyper)
+
+    sharded = jax.jit(jax.shard_map(
+        train_chunk, mesh=mesh, in_specs=(whole.spec, by_run.spec, by_run.spec),
+        out_specs=by_run.spec, check_vma=False))
+
+    def run(grid: Grid, start: int, stop: int) -> tuple[int, dict[str, np.ndarray]]:
         index = np.minimum(np.arange(start, start + chunk), stop - 1)
         seeds, slot = np.unique(grid.seed[index], return_inverse=True)
         seeds = np.concatenate([seeds, np.full(n_slots - len(seeds), seeds[0])])
         hyper = jax.tree.map(lambda a: a[index], grid.hyper)
-        out = jax.device_get(train(seed_keys(root, seeds), slot.astype(np.int32), hyper))
+        inputs = (_global(seeds, whole), _global(slot.astype(np.int32), by_run),
+                  jax.tree.map(lambda a: _global(a, by_run), hyper))
+        out = sharded(*inputs)
         arrays = {**out.params, "loss": out.loss, "final_loss": out.final_loss}
-        return {k: np.asarray(v)[: stop - start] for k, v in arrays.items()}
+        first, local = _local_runs(arrays)
+        n = max(0, min(chunk - first, stop - start - first))
+        return start + first, {k: v[:n] for k, v in local.items()}
 
     return run
+
+
+def _global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """A global array from a host array every process holds whole (multi-process safe)."""
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
+
+
+def _local_runs(arrays: dict[str, jax.Array]) -> tuple[int, dict[str, np.ndarray]]:
+    """The contiguous block of runs this process's devices hold: (first run, numpy arrays)."""
+    out, first = {}, None
+    for name, array in arrays.items():
+        shards = sorted(array.addressable_shards, key=lambda s: s.index[0].start or 0)
+        first = shards[0].index[0].start or 0
+        out[name] = np.concatenate([np.asarray(s.data) for s in shards])
+    return first, out
 
 
 def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = None,
@@ -100,13 +126,20 @@ def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = 
     Returns:
       The results directory; `toymodels.load(out)` opens it.
     """
-    say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    main = jax.process_index() == 0
+    say = (lambda msg: None) if quiet or not main else (lambda msg: print(msg, file=sys.stderr))
     grid, devices = expand(config), jax.devices()
-    out = store.open_store(out, to_toml(config), grid.n_runs, describe_devices(devices))
-    if store.is_complete(out):
+    device_text = describe_devices(devices, jax.process_count())
+    if main:
+        out = store.open_store(out, to_toml(config), grid.n_runs, device_text)
+    _barrier("store created")
+    out = store.open_store(out, to_toml(config), grid.n_runs, device_text)
+    done = _agreed(store.done_mask(out, grid.n_runs))
+    if done.all():
+        if main and not store.is_complete(out):
+            _finish(config, grid, out, say)
         say(f"{out}: complete ({grid.n_runs} runs); nothing to do")
         return out
-    done = store.done_mask(out, grid.n_runs)
     chunk = round_chunk(chunk_size or default_chunk_size(config.spec, grid.n_runs),
                         config.spec, len(devices))
     if done.any():
@@ -114,15 +147,39 @@ def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = 
     n_slots = min(len(np.unique(grid.seed)), chunk)
     run = make_chunk_runner(config.spec, config.seed, chunk, n_slots, devices)
     with tqdm(total=grid.n_runs, initial=int(done.sum()), unit="run", desc=config.name,
-              disable=quiet, dynamic_ncols=True) as bar:
+              disable=quiet or not main, dynamic_ncols=True) as bar:
         for start, stop in plan_chunks(done, chunk):
-            store.write_chunk(out, start, run(grid, start, stop))
+            first, arrays = run(grid, start, stop)
+            if len(arrays["final_loss"]):
+                store.write_chunk(out, first, arrays)
             bar.update(stop - start)
+    _barrier("chunks written")
+    if main:
+        _finish(config, grid, out, say)
+    _barrier("results written")
+    return out
+
+
+def _finish(config: SweepConfig, grid: Grid, out: Path, say) -> None:
     ds = build_dataset(config, grid, store.read_chunks(out, grid.n_runs), store.read_manifest(out))
     report_nonfinite(ds, say)
     store.finish(out, ds)
     say(f"{out}: done; open with toymodels.load({str(out)!r})")
-    return out
+
+
+def _barrier(name: str) -> None:
+    """Waits for every process (no-op in a single process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+        multihost_utils.sync_global_devices(name)
+
+
+def _agreed(done: np.ndarray) -> np.ndarray:
+    """Process 0's view of the finished runs, so that every process plans the same chunks."""
+    if jax.process_count() == 1:
+        return done
+    from jax.experimental import multihost_utils
+    return np.asarray(multihost_utils.broadcast_one_to_all(done))
 
 
 def build_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict) -> xr.Dataset:
