@@ -65,7 +65,7 @@ def test_chunks_of_whole_groups_when_the_grid_is_larger_than_a_group(tmp_path):
     """More runs than one group: chunk sizes 1, 7 and all give identical arrays."""
     cfg = config(train={"steps": 20, "batch_size": 1024, "log_every": 10},
                  model={"n_features": 20, "n_hidden": 5},
-                 sweep={"sparsity": [0.0, 0.3, 0.6, 0.9, 0.99], "seed": [0, 1, 2]})
+                 sweep={"sparsity": [0.0, 0.3, 0.6, 0.9, 0.99], "seed": [0, 1, 2, 3, 4, 5, 6]})
     V = group_size(cfg.spec)
     assert cfg.n_runs > V, "the test must span several groups"
     results = [tm.load(tm.run_sweep(cfg, tmp_path / str(c), chunk_size=c, quiet=True))
@@ -117,17 +117,18 @@ def test_killed_sweep_resumes_to_the_same_result(tmp_path):
         log_every = 500
         [sweep]
         sparsity = [0.0, 0.3, 0.6, 0.9]
-        seed = [0, 1, 2, 3, 4, 5]
+        seed = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
     """))
     out = tmp_path / "killed"
-    args = ["sweep", str(cfg_path), "--out", str(out), "--chunk-size", "1", "--quiet"]
+    args = ["--cpu-devices", "1", "sweep", str(cfg_path), "--out", str(out), "--chunk-size",
+            "1", "--quiet"]
     proc = subprocess.Popen([sys.executable, "-m", "toymodels", *args])
     deadline = time.time() + 300
     while not store.done_ranges(out) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    n_runs = 24  # three chunks: chunk size 1 rounds up to one group of 8 runs
+    n_runs = 48  # three chunks: chunk size 1 rounds up to one group of 16 runs
     done = store.done_mask(out, n_runs).sum()
     assert 0 < done < n_runs, f"kill landed after {done} of {n_runs} runs: test cannot see a resume"
     assert not store.is_complete(out)
@@ -137,7 +138,7 @@ def test_killed_sweep_resumes_to_the_same_result(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming: {done} of {n_runs} runs already done" in resumed.stderr
     fresh = tmp_path / "fresh"
-    assert run_cli("sweep", str(cfg_path), "--out", str(fresh), "--quiet").returncode == 0
+    assert run_cli("sweep", str(cfg_path), "--out", str(fresh), "--quiet").returncode == 0  # 2 devices
     same_arrays(tm.load(out), tm.load(fresh))
     assert not (out / "chunks").exists()
 

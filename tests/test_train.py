@@ -57,8 +57,8 @@ def test_runs_sharing_a_seed_share_init_and_draws():
 
 
 def test_make_batch_distribution():
-    u = jax.random.uniform(jax.random.key(1), (200_000, 2))
-    x = np.asarray(data.make_batch(u, jnp.array([0.1, 1.0])))
+    u = jax.random.uniform(jax.random.key(1), (2, 200_000))
+    x = np.asarray(data.make_batch(u, jnp.array([0.1, 1.0]))).T
     active = x[:, 0] > 0
     assert abs(active.mean() - 0.1) < 0.005
     assert abs(x[active, 0].mean() - 0.5) < 0.01 and x.max() < 1.0
