@@ -10,7 +10,7 @@ Two layers:
   ``heatmap``) take an ``ax`` (or an array of axes), draw on it and return the artists
   they drew. They never create, show or save figures and set no rcParams.
 - Figure functions (``PLOTS[kind](ds, **options)``, ``features_figure``,
-  ``geometry_grid``) build a whole ``matplotlib.figure.Figure`` without pyplot, so there
+  ``geometry_grid``, ``phase_grid``) build a whole ``matplotlib.figure.Figure`` without pyplot, so there
   is no global state; the caller (the CLI, a script in ``plots/``) saves it.
 
 Runs are reduced to the axes a plot needs by ``best_runs``: the lowest-``final_loss``
@@ -18,9 +18,10 @@ seed when a ``seed`` axis exists, index 0 along every other axis (select other v
 with ``ds.sel(...)`` first). Titles and labels come from the dataset (``attrs["name"]``,
 the config, the axis names), never written per figure.
 
-Example:
-  >>> fig = PLOTS["phase"](ds, theory="2_1")      # doctest: +SKIP
-  >>> fig.savefig("plots/phase_2_1.png")           # doctest: +SKIP
+Example (with ``ds = toymodels.load("runs/reproduce/phase_2_1")``)::
+
+  fig = PLOTS["phase"](ds, theory="2_1")
+  fig.savefig("phase_2_1.png")
 """
 
 from __future__ import annotations
@@ -853,6 +854,64 @@ def _single(draw: Callable, figsize=(7.0, 4.6)) -> Callable:
     return make
 
 
+def _default_by(ds: xr.Dataset, by: str | None, shown: tuple[str, str]) -> str | None:
+    """The axis to split panels by: ``by``, else the first other non-seed axis."""
+    axes = [a for a in sweep_axes(ds) if a != "seed" and a not in shown]
+    if by is None:
+        return next((a for a in axes if ds.sizes[a] > 1), None)
+    if by not in axes:
+        raise ValueError(
+            f"by={by!r} must be a sweep axis other than seed, {shown[0]} and "
+            f"{shown[1]}; candidates: {axes}"
+        )
+    return by
+
+
+def phase_grid(
+    ds: xr.Dataset,
+    by: str | None = None,
+    x: str | None = None,
+    y: str | None = None,
+    theory: str | None = "auto",
+    max_columns: int = 4,
+) -> Figure:
+    """A figure of ``phase`` panels, one per value of a third sweep axis ``by``.
+
+    E.g. the 2 -> 1 phase diagram (relative importance x density) once per dropout rate,
+    to show how dropout moves the phase boundary. Every panel is coloured by the phase
+    of the best-loss seed per cell and carries the same closed-form boundary (which
+    knows nothing of ``by``: with dropout it is the dropout-free reference). One legend,
+    beside the last panel.
+
+    Args:
+      ds: results dataset with ``phase`` (added by analysis if missing).
+      by: the axis to split by (default the first sweep axis besides seed, ``x`` and
+        ``y`` with more than one value; none: a single panel).
+      x, y: the axes of each panel (defaults as in ``phase``).
+      theory: as in ``phase``.
+      max_columns: panels per row.
+
+    Returns:
+      The figure.
+    """
+    ds = _ensure_analysis(ds, ["phase"])
+    x, y = _default_xy(ds, x, y)
+    by = _default_by(ds, by, (x, y))
+    values = ds[by].values if by else [None]
+    rows, columns = _grid_shape(len(values), max_columns)
+    fig = Figure(figsize=(3.1 * columns + 1.7, 2.9 * rows + 0.7), layout="constrained")
+    for k, value in enumerate(values):
+        ax = fig.add_subplot(rows, columns, k + 1)
+        drawn = phase(ax, ds.isel({by: k}) if by else ds, x, y, theory)
+        if k < len(values) - 1:
+            drawn[1].remove()  # one legend for the figure
+        if k % columns:
+            ax.set_ylabel("")
+        ax.set_title(_run_name(by, value) if by else "", fontsize=9)
+    fig.suptitle(title(ds, _fixed_note(ds, [x, y, by])), fontsize=10)
+    return fig
+
+
 def _heatmap_figure(ds: xr.Dataset, var: str = "final_loss", **options) -> Figure:
     fig = Figure(figsize=(6.4, 4.6), layout="constrained")
     heatmap(fig.add_subplot(), ds, var, **options)
@@ -873,6 +932,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     geometry=geometry_grid,  # axis, max_columns
     loss=_single(loss),  # max_labels
     heatmap=_heatmap_figure,  # var, x, y, reduce, feature
+    phase_grid=phase_grid,  # by, x, y, theory, max_columns
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 
