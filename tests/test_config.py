@@ -82,13 +82,13 @@ BAD = [
     ("negative hidden", {"model": {"n_hidden": -2}}, "model.n_hidden: must be an integer >= 1"),
     ("zero steps", {"train": {"steps": 0}}, "train.steps: must be an integer >= 1"),
     ("log_every not dividing", {"train": {"steps": 100, "log_every": 30}}, "train.log_every: must divide train.steps"),
-    ("importance length", {"data": {"importance_decay": None, "importance": [1, 2]}}, "data.importance: needs model.n_features = 5 values, got 2"),
+    ("importance length", {"data": {"importance_decay": None, "importance": [1, 2]}}, "data.importance: a list needs model.n_features = 5 values, got 2"),
     ("sparsity and probability", {"data": {"feature_probability": 0.5}}, "data.feature_probability: give one density key"),
     ("both density axes", {"sweep": {"sparsity": [0.1], "feature_probability": [0.5]}}, "sweeps density twice"),
     ("two importance axes", {"sweep": {"importance_decay": [0.9], "relative_importance": [2.0]}}, "sweeps importance twice"),
     ("empty axis", {"sweep": {"seed": []}}, "sweep.seed: the axis is empty"),
     ("bad spacing", {"sweep": {"dropout": {"logspace": [0, 1, 3]}}}, "sweep.dropout: must be a list"),
-    ("unknown kind", {"model": {"kind": "mlp"}}, "model.kind: must be one of linear, relu_output"),
+    ("unknown kind", {"model": {"kind": "mlp"}}, "model.kind: must be one of linear, relu_output, relu_hidden, abs_computation"),
     ("bad schedule", {"train": {"schedule": "step"}}, "train.schedule: must be one of constant, cosine"),
 ]
 

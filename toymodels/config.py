@@ -17,15 +17,17 @@ import numpy as np
 
 from toymodels.errors import UserError
 from toymodels.models import MODELS
-from toymodels.spec import ModelSpec, Spec, TrainSpec
+from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
 SCHEDULES = ("constant", "cosine")
 DENSITY_KEYS = ("sparsity", "feature_probability")
 IMPORTANCE_KEYS = ("importance_decay", "relative_importance", "importance")
 SWEEPABLE = (
     "sparsity", "feature_probability", "importance_decay", "relative_importance",
-    "dropout", "learning_rate", "weight_decay", "seed",
+    "density_ratio", "dropout", "learning_rate", "weight_decay", "l1_hidden", "seed",
 )
+CORRELATIONS = ("independent", "correlated", "anticorrelated")
+MAGNITUDES = ("uniform", "exponential", "constant")
 
 
 # ---- value checks: each returns the cleaned value or raises ValueError("what is allowed")
@@ -66,6 +68,17 @@ def _text(v):
     return v
 
 
+def _scalar_or_list(check):
+    """A number checked by `check`, or a non-empty list of such numbers (one per feature)."""
+    def both(v):
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("must be a number or a non-empty list of numbers")
+            return [check(x) for x in v]
+        return check(v)
+    return both
+
+
 def _importance_list(v):
     if not isinstance(v, list) or not v:
         raise ValueError("must be a non-empty list of numbers >= 0")
@@ -81,11 +94,15 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "n_hidden": _integer(1),
     },
     "data": {
-        "sparsity": _number(0.0, 1.0, hi_open=True),
-        "feature_probability": _number(0.0, 1.0, lo_open=True),
+        "sparsity": _scalar_or_list(_number(0.0, 1.0, hi_open=True)),
+        "feature_probability": _scalar_or_list(_number(0.0, 1.0, lo_open=True)),
+        "density_ratio": _number(0.0, INF, lo_open=True),
         "importance_decay": _number(0.0, INF, lo_open=True),
         "relative_importance": _number(0.0, INF, lo_open=True),
         "importance": _importance_list,
+        "correlation": _choice(CORRELATIONS),
+        "set_size": _integer(1),
+        "magnitude": _choice(MAGNITUDES),
     },
     "train": {
         "steps": _integer(1),
@@ -96,6 +113,8 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "schedule": _choice(SCHEDULES),
         "warmup_steps": _integer(0),
         "log_every": _integer(1),
+        "l1_hidden": _number(0.0, INF),
+        "snapshot_every": _integer(0),
     },
 }
 TABLES = ("model", "data", "train", "sweep")
@@ -107,6 +126,7 @@ DEFAULTS = {
     "train": {
         "steps": 10_000, "batch_size": 1024, "learning_rate": 1e-3, "weight_decay": 0.01,
         "dropout": 0.0, "schedule": "constant", "warmup_steps": 0, "log_every": 100,
+        "l1_hidden": 0.0, "snapshot_every": 0,
     },
 }
 
@@ -115,6 +135,10 @@ def axis_check(name: str) -> Callable[[Any], Any]:
     """The value check of one sweep axis (the same as for the scalar it replaces)."""
     if name == "seed":
         return _integer(0)
+    if name == "sparsity":
+        return _number(0.0, 1.0, hi_open=True)
+    if name == "feature_probability":
+        return _number(0.0, 1.0, lo_open=True)
     table = "train" if name in SCHEMA["train"] else "data"
     return SCHEMA[table][name]
 
@@ -217,8 +241,11 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
     axes = tuple(_axis(name, v, source) for name, v in tables["sweep"].items())
     data = _resolve_data(checked["data"], dict(axes), model["n_features"], source)
     _check_train(train, source)
-    train_only = {k: train[k] for k in ("steps", "batch_size", "log_every", "schedule", "warmup_steps")}
-    spec = Spec(ModelSpec(**model), TrainSpec(**train_only))
+    static = ("steps", "batch_size", "log_every", "schedule", "warmup_steps", "snapshot_every")
+    data_spec = DataSpec(data.get("correlation", "independent"), data.get("set_size", 1),
+                         data.get("magnitude", "uniform"))
+    _check_sets(data_spec, model["n_features"], source)
+    spec = Spec(ModelSpec(**model), TrainSpec(**{k: train[k] for k in static}), data_spec)
     return SweepConfig(top["name"], top["seed"], spec, data, train, axes, source)
 
 
@@ -283,9 +310,17 @@ def _resolve_data(data: dict, axes: dict, n_features: int, source: str) -> dict:
             raise UserError(f"{source}: data.{given[1]}: give one {what} key, not both {given[0]} and {given[1]}")
         if swept:
             data = {k: v for k, v in data.items() if k not in group}
-    if "importance" in data and len(data["importance"]) != n_features:
-        raise UserError(f"{source}: data.importance: needs model.n_features = {n_features} values, got {len(data['importance'])}")
+    for key in ("importance", "sparsity", "feature_probability"):
+        if isinstance(data.get(key), list) and len(data[key]) != n_features:
+            raise UserError(f"{source}: data.{key}: a list needs model.n_features = {n_features} values, got {len(data[key])}")
     return data
+
+
+def _check_sets(data: DataSpec, n_features: int, source: str) -> None:
+    if data.correlation != "independent" and n_features % data.set_size:
+        raise UserError(f"{source}: data.set_size: must divide model.n_features = {n_features} for {data.correlation} sets, got {data.set_size}")
+    if data.correlation == "independent" and data.set_size != 1:
+        raise UserError(f"{source}: data.set_size: needs data.correlation = correlated or anticorrelated")
 
 
 def _check_train(train: dict, source: str) -> None:
@@ -293,6 +328,9 @@ def _check_train(train: dict, source: str) -> None:
         raise UserError(f"{source}: train.log_every: must divide train.steps = {train['steps']}, got {train['log_every']}")
     if train["warmup_steps"] > train["steps"]:
         raise UserError(f"{source}: train.warmup_steps: must be at most train.steps = {train['steps']}, got {train['warmup_steps']}")
+    k = train["snapshot_every"]
+    if k and (train["steps"] % k or k % train["log_every"]):
+        raise UserError(f"{source}: train.snapshot_every: must divide train.steps = {train['steps']} and be a multiple of train.log_every = {train['log_every']}, got {k}")
 
 
 # ---- writing

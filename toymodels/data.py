@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from toymodels.spec import Spec
+from toymodels.spec import DataSpec, Spec
 
 
 @struct.dataclass
@@ -23,22 +23,69 @@ class Noise:
     model's matmuls fastest on CPU (measured in benchmarks/).
 
     Attributes:
-      values: [F, B] Uniform[0, 1): feature i is active iff values < p_i.
+      values: [F, B] Uniform[0, 1): independent features are active iff values < p_i;
+        otherwise the values of active features.
       dropout: [H, B] Uniform[0, 1): hidden unit k is kept iff dropout >= rate.
+      sets: [F // set_size, B] Uniform[0, 1) (correlated and anticorrelated sets only;
+        [0, B] otherwise): set s is on iff sets < p, and u / p picks its active member.
     """
 
     values: jax.Array
     dropout: jax.Array
+    sets: jax.Array
 
 
 def sample_noise(key: jax.Array, spec: Spec) -> Noise:
     """Draws one step's uniforms for one seed; the key is consumed."""
-    values_key, dropout_key = jax.random.split(key)
+    values_key, dropout_key, sets_key = jax.random.split(key, 3)
     B, F, H = spec.train.batch_size, spec.model.n_features, spec.model.n_hidden
+    n_sets = 0 if spec.data.correlation == "independent" else F // spec.data.set_size
     return Noise(
         values=jax.random.uniform(values_key, (F, B), jnp.float32),
         dropout=jax.random.uniform(dropout_key, (H, B), jnp.float32),
+        sets=jax.random.uniform(sets_key, (n_sets, B), jnp.float32),
     )
+
+
+def sample_inputs(noise: Noise, feature_probability: jax.Array, data: DataSpec,
+                  signed: bool = False) -> jax.Array:
+    """Inputs x: [F, B] for one run: which features are on, then their magnitudes.
+
+    Args:
+      noise: the seed's draws for this step.
+      feature_probability: [F] p_i (for sets, the set's probability is its members' p).
+      data: the static structure (correlation, set size, magnitude).
+      signed: values in [-1, 1) instead of [0, 1) (the absolute-value task).
+    """
+    if data.correlation == "independent":
+        unit = make_batch(noise.values, feature_probability)
+        active = noise.values < feature_probability[:, None]
+    else:
+        active = set_active(noise.sets, feature_probability, data)
+        unit = jnp.where(active, noise.values, 0.0)
+    value = MAGNITUDES[data.magnitude](unit)
+    value = 2.0 * value - 1.0 if signed else value
+    return jnp.where(active, value, 0.0)
+
+
+def set_active(sets: jax.Array, feature_probability: jax.Array, data: DataSpec) -> jax.Array:
+    """[F, B] bool: which features of correlated / anticorrelated sets are on."""
+    k = data.set_size
+    u = jnp.repeat(sets, k, axis=0)  # [F, B]: each feature sees its set's uniform
+    p = feature_probability[:, None]
+    on = u < p
+    if data.correlation == "correlated":
+        return on
+    member = jnp.floor(u / jnp.maximum(p, 1e-30) * k)  # Uniform over 0..k-1 given on
+    position = (jnp.arange(sets.shape[0] * k) % k)[:, None]
+    return on & (member == position)
+
+
+MAGNITUDES = {
+    "uniform": lambda u: u,
+    "exponential": lambda u: -0.5 * jnp.log1p(-u),  # mean 1/2, like Uniform[0, 1)
+    "constant": lambda u: jnp.ones_like(u),
+}
 
 
 def make_batch(values: jax.Array, feature_probability: jax.Array) -> jax.Array:

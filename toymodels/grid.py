@@ -53,19 +53,24 @@ def expand(config: SweepConfig) -> Grid:
         dropout=value("dropout", config.train["dropout"]).astype(np.float32),
         learning_rate=value("learning_rate", config.train["learning_rate"]).astype(np.float32),
         weight_decay=value("weight_decay", config.train["weight_decay"]).astype(np.float32),
+        l1_hidden=value("l1_hidden", config.train["l1_hidden"]).astype(np.float32),
     )
     return Grid(names, coords, hyper, value("seed", 0).astype(np.int64))
 
 
 def _density(data: dict, column: dict, R: int, F: int) -> np.ndarray:
-    """[R, F] feature probabilities p = 1 - S."""
+    """[R, F] feature probabilities p = 1 - S; feature 0's times `density_ratio`."""
     if "sparsity" in column:
-        p = 1.0 - column["sparsity"]
+        p = np.repeat(1.0 - column["sparsity"][:, None], F, axis=1)
     elif "feature_probability" in column:
-        p = column["feature_probability"]
+        p = np.repeat(column["feature_probability"][:, None], F, axis=1)
+    elif "feature_probability" in data:
+        p = np.broadcast_to(np.asarray(data["feature_probability"], np.float64), (R, F)).copy()
     else:
-        p = np.full(R, data.get("feature_probability", 1.0 - data.get("sparsity", 0.0)))
-    return np.repeat(p.astype(np.float32)[:, None], F, axis=1)
+        p = 1.0 - np.broadcast_to(np.asarray(data.get("sparsity", 0.0), np.float64), (R, F))
+    ratio = column.get("density_ratio", np.full(R, data.get("density_ratio", 1.0)))
+    p[:, 0] = np.minimum(1.0, p[:, 0] * ratio)
+    return p.astype(np.float32)
 
 
 def _importance(data: dict, column: dict, R: int, F: int) -> np.ndarray:

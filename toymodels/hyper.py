@@ -21,6 +21,8 @@ class Hyper:
       dropout: [] inverted-dropout rate on the hidden vector during training.
       learning_rate: [] peak AdamW learning rate.
       weight_decay: [] decoupled AdamW weight decay (applied to every parameter).
+      l1_hidden: [] weight of the L1 penalty on the hidden activations (mean over the
+        batch of Σ_k |h_k|; the paper's way to remove superposition).
     """
 
     feature_probability: jax.Array
@@ -28,6 +30,7 @@ class Hyper:
     dropout: jax.Array
     learning_rate: jax.Array
     weight_decay: jax.Array
+    l1_hidden: jax.Array
 
 
 def make_hyper(
@@ -38,6 +41,7 @@ def make_hyper(
     dropout: float = 0.0,
     learning_rate: float = 1e-3,
     weight_decay: float = 0.01,
+    l1_hidden: float = 0.0,
 ) -> Hyper:
     """Builds one run's `Hyper` from Python values, broadcasting per-feature entries to [F].
 
@@ -53,4 +57,5 @@ def make_hyper(
         dropout=np.float32(dropout),
         learning_rate=np.float32(learning_rate),
         weight_decay=np.float32(weight_decay),
+        l1_hidden=np.float32(l1_hidden),
     )

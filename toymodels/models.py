@@ -27,16 +27,21 @@ class ModelKind:
 
     Attributes:
       init: (key, ModelSpec) -> Params for one model; the key is consumed.
-      forward: (params, x [F, B], keep [H, B]) -> x_hat [F, B]; `keep` is the dropout
-        multiplier on the hidden vectors (all ones at evaluation).
+      forward: (params, x [F, B], keep [H, B]) -> (x_hat [F, B], h [H, B]); `keep` is
+        the dropout multiplier on the hidden vectors (all ones at evaluation); `h` the
+        hidden activations (for an L1 penalty).
       dims: the dataset dims of each parameter, e.g. {"W": ("hidden", "feature")}.
       description: one line for `--help` and docs.
+      signed_inputs: active features are Uniform[-1, 1) instead of [0, 1).
+      target: the output the model is trained to give for input x (default x itself).
     """
 
     init: Callable[[jax.Array, ModelSpec], Params]
-    forward: Callable[[Params, jax.Array, jax.Array], jax.Array]
+    forward: Callable[[Params, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
     dims: dict[str, tuple[str, ...]]
     description: str
+    signed_inputs: bool = False
+    target: Callable[[jax.Array], jax.Array] = lambda x: x
 
 
 def init_tied(key: jax.Array, spec: ModelSpec) -> Params:
@@ -46,28 +51,60 @@ def init_tied(key: jax.Array, spec: ModelSpec) -> Params:
     return {"W": W, "b": jnp.zeros((spec.n_features,), jnp.float32)}
 
 
-def _tied(params: Params, x: jax.Array, keep: jax.Array) -> jax.Array:
-    """Wᵀ (keep ⊙ W x) + b for a batch x: [F, B]; returns [F, B]."""
-    h = jnp.dot(params["W"], x, precision=HIGHEST) * keep
-    return jnp.dot(params["W"].T, h, precision=HIGHEST) + params["b"][:, None]
+def init_untied(key: jax.Array, spec: ModelSpec) -> Params:
+    """Xavier-normal `W1: [H, F]` and `W2: [F, H]`, zero bias `b: [F]`."""
+    key1, key2 = jax.random.split(key)
+    std = jnp.sqrt(2.0 / (spec.n_features + spec.n_hidden))
+    F, H = spec.n_features, spec.n_hidden
+    return {"W1": std * jax.random.normal(key1, (H, F), jnp.float32),
+            "W2": std * jax.random.normal(key2, (F, H), jnp.float32),
+            "b": jnp.zeros((F,), jnp.float32)}
 
 
-def forward_linear(params: Params, x: jax.Array, keep: jax.Array) -> jax.Array:
+def _decode(W_out: jax.Array, h: jax.Array, b: jax.Array) -> jax.Array:
+    """W_out h + b for hidden vectors h: [H, B]; W_out: [F, H]; returns [F, B]."""
+    return jnp.dot(W_out, h, precision=HIGHEST) + b[:, None]
+
+
+def forward_linear(params: Params, x: jax.Array, keep: jax.Array):
     """x' = Wᵀ W x + b (the paper's linear model)."""
-    return _tied(params, x, keep)
+    h = jnp.dot(params["W"], x, precision=HIGHEST) * keep
+    return _decode(params["W"].T, h, params["b"]), h
 
 
-def forward_relu_output(params: Params, x: jax.Array, keep: jax.Array) -> jax.Array:
+def forward_relu_output(params: Params, x: jax.Array, keep: jax.Array):
     """x' = ReLU(Wᵀ W x + b) (the paper's ReLU-output model)."""
-    return jax.nn.relu(_tied(params, x, keep))
+    out, h = forward_linear(params, x, keep)
+    return jax.nn.relu(out), h
+
+
+def forward_relu_hidden(params: Params, x: jax.Array, keep: jax.Array):
+    """h = ReLU(W x), x' = ReLU(Wᵀ h + b) (the privileged-basis model)."""
+    h = jax.nn.relu(jnp.dot(params["W"], x, precision=HIGHEST)) * keep
+    return jax.nn.relu(_decode(params["W"].T, h, params["b"])), h
+
+
+def forward_abs(params: Params, x: jax.Array, keep: jax.Array):
+    """y' = ReLU(W2 ReLU(W1 x) + b), untied (computation in superposition, target |x|)."""
+    h = jax.nn.relu(jnp.dot(params["W1"], x, precision=HIGHEST)) * keep
+    return jax.nn.relu(_decode(params["W2"], h, params["b"])), h
 
 
 TIED_DIMS = {"W": ("hidden", "feature"), "b": ("feature",)}
+UNTIED_DIMS = {"W1": ("hidden", "feature"), "W2": ("feature", "hidden"), "b": ("feature",)}
 
 MODELS: dict[str, ModelKind] = {
     "linear": ModelKind(init_tied, forward_linear, TIED_DIMS, "x' = WᵀWx + b"),
     "relu_output": ModelKind(
         init_tied, forward_relu_output, TIED_DIMS, "x' = ReLU(WᵀWx + b)"
+    ),
+    "relu_hidden": ModelKind(
+        init_tied, forward_relu_hidden, TIED_DIMS, "x' = ReLU(Wᵀ ReLU(Wx) + b), privileged basis"
+    ),
+    "abs_computation": ModelKind(
+        init_untied, forward_abs, UNTIED_DIMS,
+        "y' = ReLU(W₂ ReLU(W₁x) + b) trained on |x|, x in [-1, 1)",
+        signed_inputs=True, target=jnp.abs,
     ),
 }
 

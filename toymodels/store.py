@@ -168,6 +168,9 @@ def analyze_store(out: str | Path) -> xr.Dataset:
     """
     from toymodels.analysis import analyze
 
-    ds = analyze(load(out))
+    try:
+        ds = analyze(load(out))
+    except ValueError as e:
+        raise UserError(f"{out}: {e}") from None
     write_dataset(out, ds)
     return ds

@@ -26,6 +26,7 @@ from toymodels.models import get_model
 from toymodels.spec import Spec
 from toymodels.train import group_size, make_train
 
+SNAPSHOT = "_snapshots"  # dataset variables of the parameters over training: W_snapshots
 CHUNK_MEMORY_BYTES = 1 << 30  # what one chunk's activations may take, for the default size
 MAX_CHUNK = 4096
 
@@ -90,7 +91,8 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
         inputs = (_global(seeds, whole), _global(slot.astype(np.int32), by_run),
                   jax.tree.map(lambda a: _global(a, by_run), hyper))
         out = sharded(*inputs)
-        arrays = {**out.params, "loss": out.loss, "final_loss": out.final_loss}
+        arrays = {**out.params, "loss": out.loss, "final_loss": out.final_loss,
+                  **{f"{k}{SNAPSHOT}": v for k, v in out.snapshots.items()}}
         first, local = _local_runs(arrays)
         n = max(0, min(chunk - first, stop - start - first))
         return start + first, {k: v[:n] for k, v in local.items()}
@@ -197,9 +199,14 @@ def build_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict
         density=(axes + ("feature",), as_grid(grid.hyper.feature_probability)),
         nonfinite_step=(axes, as_grid(first_nonfinite(columns["loss"], columns["final_loss"], steps))),
     )
+    if config.spec.train.snapshot_every:
+        variables.update({name + SNAPSHOT: (axes + ("snapshot",) + kind.dims[name],
+                                            as_grid(columns[name + SNAPSHOT])) for name in kind.dims})
     coords = {n: c for n, c in zip(axes, grid.coords)}
     coords.update(hidden=np.arange(config.spec.model.n_hidden),
                   feature=np.arange(config.spec.model.n_features), step=steps)
+    if config.spec.train.snapshot_every:
+        coords["snapshot"] = config.spec.train.snapshot_every * np.arange(config.spec.train.n_snapshots + 1)
     attrs = {"name": config.name, "config": manifest["config"], "model_kind": config.spec.model.kind,
              "n_features": config.spec.model.n_features, "n_hidden": config.spec.model.n_hidden,
              "device": manifest["device"], "schema_version": manifest["schema_version"]}

@@ -39,12 +39,16 @@ class RunOutput:
     Attributes:
       params: the final parameters, e.g. {"W": [H, F], "b": [F]}.
       loss: [T] mean training loss of each block of `log_every` steps.
-      final_loss: [] loss of the final parameters on fresh evaluation batches (no dropout).
+      final_loss: [] loss of the final parameters on fresh evaluation batches (no dropout,
+        no L1 penalty: the importance-weighted error alone).
+      snapshots: the parameters at steps 0, k, 2k, ... (k = snapshot_every), each with a
+        leading [1 + steps / k] axis; {} when snapshots are off.
     """
 
     params: Params
     loss: jax.Array
     final_loss: jax.Array
+    snapshots: Params
 
 
 def lr_multiplier(train: TrainSpec) -> Callable[[jax.Array], jax.Array]:
@@ -70,10 +74,16 @@ def make_optimizer(train: TrainSpec, hyper: Hyper) -> optax.GradientTransformati
     )
 
 
-def weighted_mse(params, x, keep, importance, forward) -> jax.Array:
-    """Σ_i I_i (x_i − x'_i)², averaged over the batch. x: [F, B], keep: [H, B]."""
-    x_hat = forward(params, x, keep)
-    return jnp.mean(jnp.sum(importance[:, None] * (x - x_hat) ** 2, axis=0))
+def weighted_mse(params, x, target, keep, importance, forward, l1_hidden=0.0) -> jax.Array:
+    """Σ_i I_i (y_i − y'_i)² + λ Σ_k |h_k|, averaged over the batch.
+
+    Args:
+      x, target: [F, B] inputs and the outputs to reproduce (target = x for autoencoders).
+      keep: [H, B] dropout multipliers; importance: [F]; l1_hidden: λ.
+    """
+    y_hat, h = forward(params, x, keep)
+    error = jnp.sum(importance[:, None] * (target - y_hat) ** 2, axis=0)
+    return jnp.mean(error + l1_hidden * jnp.sum(jnp.abs(h), axis=0))
 
 
 def group_size(spec: Spec) -> int:
@@ -110,19 +120,24 @@ def make_train(spec: Spec):
         params = kind.init(jax.random.fold_in(seed_key, INIT), spec.model)
         return TrainState(params, make_optimizer(spec.train, hyper).init(params))
 
+    def inputs(hyper: Hyper, noise: data.Noise):
+        x = data.sample_inputs(noise, hyper.feature_probability, spec.data, kind.signed_inputs)
+        return x, kind.target(x)
+
     def step_one(state: TrainState, hyper: Hyper, noise: data.Noise):
-        x = data.make_batch(noise.values, hyper.feature_probability)
+        x, target = inputs(hyper, noise)
         keep = data.dropout_keep(noise.dropout, hyper.dropout)
         loss, grads = jax.value_and_grad(weighted_mse)(
-            state.params, x, keep, hyper.importance, kind.forward
+            state.params, x, target, keep, hyper.importance, kind.forward, hyper.l1_hidden
         )
         tx = make_optimizer(spec.train, hyper)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
 
     def eval_one(state: TrainState, hyper: Hyper, noise: data.Noise):
-        x = data.make_batch(noise.values, hyper.feature_probability)
-        return state, weighted_mse(state.params, x, no_dropout, hyper.importance, kind.forward)
+        x, target = inputs(hyper, noise)
+        return state, weighted_mse(state.params, x, target, no_dropout, hyper.importance,
+                                   kind.forward)
 
     def per_group(fn, keys, index):
         """Draws one Noise per seed key [S] (shared, not redrawn), then applies the
@@ -158,12 +173,22 @@ def make_train(spec: Spec):
             group = per_group(eval_one, eval_keys, i)
             return loss_sum + jax.lax.map(group, (states, hyper, slot))[1], None
 
-        states, curve = jax.lax.scan(block, states, jnp.arange(T))
+        def period(states, i):
+            """The blocks between two snapshots; returns the loss curve and the params."""
+            states, curve = jax.lax.scan(block, states, i * blocks + jnp.arange(blocks))
+            return states, (curve, states.params if spec.train.snapshot_every else {})
+
+        blocks = spec.train.snapshot_every // K if spec.train.snapshot_every else T
+        first = states.params if spec.train.snapshot_every else {}
+        states, (curve, snaps) = jax.lax.scan(period, states, jnp.arange(T // blocks))
         n_eval = spec.train.n_eval_batches
         final, _ = jax.lax.scan(eval_batch, jnp.zeros(slot.shape, jnp.float32), jnp.arange(n_eval))
-        runs = lambda a: a.reshape(-1, *a.shape[2:])
-        curve = jnp.moveaxis(curve, 0, -1)  # [G, V, T]
-        return RunOutput(jax.tree.map(runs, states.params), runs(curve), runs(final / n_eval))
+        runs = lambda a: a.reshape(-1, *a.shape[2:])  # [G, V, ...] -> [R, ...]
+        curve = jnp.moveaxis(curve.reshape(T, *slot.shape), 0, -1)  # [G, V, T]
+        snaps = jax.tree.map(lambda a, b: jnp.moveaxis(jnp.concatenate([a[None], b]), 0, 2),
+                             first, snaps)  # [G, V, 1 + n_snapshots, ...]
+        return RunOutput(jax.tree.map(runs, states.params), runs(curve), runs(final / n_eval),
+                         jax.tree.map(runs, snaps))
 
     return train
 

@@ -93,14 +93,19 @@ def _variables(flat: dict, W: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _weights(ds: xr.Dataset) -> xr.DataArray:
-    """`W` as (*run_axes, hidden, feature), or a ValueError saying what is wrong."""
-    if "W" not in ds or not {"hidden", "feature"} <= set(ds["W"].dims):
+    """`W` as (*run_axes, hidden, feature), or a ValueError saying what is wrong.
+
+    Untied models (abs_computation) have no `W`; their feature directions in the hidden
+    space are the columns of the first layer, `W1`.
+    """
+    name = "W" if "W" in ds else "W1"
+    if name not in ds or not {"hidden", "feature"} <= set(ds[name].dims):
         found = {name: ds[name].dims for name in ds.data_vars}
         raise ValueError(
             "analyze needs a variable W with dims (..., 'hidden', 'feature'); "
             f"got {found}"
         )
-    return ds["W"].transpose(..., "hidden", "feature")
+    return ds[name].transpose(..., "hidden", "feature")
 
 
 def analyze(ds: xr.Dataset) -> xr.Dataset:
