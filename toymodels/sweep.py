@@ -27,7 +27,8 @@ from toymodels.spec import Spec
 from toymodels.train import group_size, make_train
 
 SNAPSHOT = "_snapshots"  # dataset variables of the parameters over training: W_snapshots
-CHUNK_MEMORY_BYTES = 1 << 30  # what one chunk's activations may take, for the default size
+CHUNK_WORK = 1 << 35  # runs x steps x B x (F + H) per chunk: about a minute on 2 CPU cores
+CHUNK_MEMORY_BYTES = 1 << 30  # parameters, optimiser state and snapshots of one chunk
 MAX_CHUNK = 4096
 
 
@@ -38,10 +39,16 @@ def describe_devices(devices, n_processes: int = 1) -> str:
 
 
 def default_chunk_size(spec: Spec, n_runs: int) -> int:
-    """Runs per chunk from the memory a run needs, balanced so padding is small."""
-    B, F, H = spec.train.batch_size, spec.model.n_features, spec.model.n_hidden
-    per_run = 4 * B * (F + H) * 8  # a few [B, F] and [B, H] float32 buffers per run
-    largest = max(1, min(MAX_CHUNK, CHUNK_MEMORY_BYTES // per_run, n_runs))
+    """Runs per chunk: about a minute of work on 2 CPU cores (so progress shows and a crash
+    loses little), within the memory of the kept parameters, balanced so padding is small.
+
+    Activations do not bound it: a chunk's groups of V runs are trained one after another.
+    """
+    B, F, H, T = (spec.train.batch_size, spec.model.n_features, spec.model.n_hidden,
+                  spec.train.steps)
+    by_work = CHUNK_WORK // (T * B * (F + H))
+    by_memory = CHUNK_MEMORY_BYTES // (4 * (F * H + F) * (spec.train.n_snapshots + 5))
+    largest = max(1, min(MAX_CHUNK, by_work, by_memory, n_runs))
     return math.ceil(n_runs / math.ceil(n_runs / largest))
 
 
