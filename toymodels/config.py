@@ -115,6 +115,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "log_every": _integer(1),
         "l1_hidden": _number(0.0, INF),
         "snapshot_every": _integer(0),
+        "eval_samples": _integer(8192),
     },
 }
 TABLES = ("model", "data", "train", "sweep")
@@ -126,7 +127,7 @@ DEFAULTS = {
     "train": {
         "steps": 10_000, "batch_size": 1024, "learning_rate": 1e-3, "weight_decay": 0.01,
         "dropout": 0.0, "schedule": "constant", "warmup_steps": 0, "log_every": 100,
-        "l1_hidden": 0.0, "snapshot_every": 0,
+        "l1_hidden": 0.0, "snapshot_every": 0, "eval_samples": 65_536,
     },
 }
 
@@ -241,7 +242,8 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
     axes = tuple(_axis(name, v, source) for name, v in tables["sweep"].items())
     data = _resolve_data(checked["data"], dict(axes), model["n_features"], source)
     _check_train(train, source)
-    static = ("steps", "batch_size", "log_every", "schedule", "warmup_steps", "snapshot_every")
+    static = ("steps", "batch_size", "log_every", "schedule", "warmup_steps", "snapshot_every",
+              "eval_samples")
     data_spec = DataSpec(data.get("correlation", "independent"), data.get("set_size", 1),
                          data.get("magnitude", "uniform"))
     _check_sets(data_spec, model["n_features"], source)

@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import xarray as xr
 
 from toymodels.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: final_loss on train.eval_samples (65,536) fresh samples
 MANIFEST, RESULTS, CHUNKS = "manifest.json", "results.nc", "chunks"
 _CHUNK_NAME = re.compile(r"^(\d+)-(\d+)\.npz$")
 
@@ -56,6 +57,9 @@ def versions() -> dict[str, str]:
 def open_store(out: str | Path, config_toml: str, n_runs: int, device: str) -> Path:
     """Creates the directory for a sweep, or checks that an existing one holds this config.
 
+    Configs are compared parsed, with defaults filled in, so a key added to the schema
+    later (with a default) does not orphan existing results.
+
     Raises:
       UserError: the directory holds another config, or is not a results directory.
     """
@@ -63,7 +67,9 @@ def open_store(out: str | Path, config_toml: str, n_runs: int, device: str) -> P
     manifest = out / MANIFEST
     if manifest.exists():
         previous = json.loads(manifest.read_text())
-        if previous.get("config") != config_toml:
+        if previous.get("schema_version") != SCHEMA_VERSION:
+            raise UserError(f"{out}: made by an older toymodels (results schema {previous.get('schema_version')}, now {SCHEMA_VERSION}); use another --out or delete it")
+        if not _same_config(previous.get("config", ""), config_toml):
             raise UserError(
                 f"{out}: holds results of a different config (see {manifest}); "
                 "use another --out or delete the directory"
@@ -76,6 +82,15 @@ def open_store(out: str | Path, config_toml: str, n_runs: int, device: str) -> P
             "versions": versions(), "device": device}
     _atomic_write(manifest, lambda p: p.write_text(json.dumps(info, indent=1)))
     return out
+
+
+def _same_config(a: str, b: str) -> bool:
+    from toymodels.config import parse_config
+
+    try:
+        return parse_config(tomllib.loads(a)) == parse_config(tomllib.loads(b))
+    except (UserError, tomllib.TOMLDecodeError):
+        return False
 
 
 def read_manifest(out: str | Path) -> dict:
