@@ -1,0 +1,110 @@
+"""`toymodels reproduce`: every quick sweep end to end, and the quick 2 -> 1 phase diagram.
+
+The module trains each quick sweep once: the `phase_2_1` fixture through the command line
+(`--only phase_2_1`), then `quick_all` runs the whole quick reproduce into the same runs
+folder (phase_2_1 is found complete and only re-drawn; the others train).
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import toymodels as tm
+from toymodels.cli import main
+from toymodels.plotting import PLOTS, best_runs
+from toymodels.reproduce import EXPERIMENTS, reproduce, selection_loss
+from toymodels.theory import boundary_2_1
+
+from helpers import config
+
+PNG = b"\x89PNG\r\n\x1a\n"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def is_png(path: Path) -> bool:
+    return path.read_bytes()[:8] == PNG and path.stat().st_size > 5000
+
+
+@pytest.fixture(scope="module")
+def phase_2_1(tmp_path_factory):
+    """(runs folder, plots folder) after `toymodels reproduce --quick --only phase_2_1`."""
+    root = tmp_path_factory.mktemp("reproduce")
+    runs, plots = root / "runs", root / "plots"
+    argv = ["reproduce", "--quick", "--only", "phase_2_1", "--runs", str(runs),
+            "--plots", str(plots), "--quiet"]
+    assert main(argv) == 0
+    return runs, plots
+
+
+@pytest.fixture(scope="module")
+def quick_all(phase_2_1, tmp_path_factory):
+    """(runs folder, written paths) of the whole quick reproduce."""
+    runs, _ = phase_2_1
+    plots = tmp_path_factory.mktemp("plots")
+    return runs, reproduce(quick=True, runs_dir=runs, plots_dir=plots, quiet=True)
+
+
+def test_cli_quick_only_phase_2_1_writes_its_png(phase_2_1):
+    runs, plots = phase_2_1
+    written = sorted((plots / "quick").iterdir())
+    assert [p.name for p in written] == ["phase_2_1.png"]
+    assert is_png(written[0])
+    assert sorted(p.name for p in (runs / "quick").iterdir()) == ["phase_2_1"]
+
+
+def test_quick_phase_2_1_superposition_only_at_low_density(phase_2_1):
+    runs, _ = phase_2_1
+    ds = selection_loss(tm.load(runs / "quick" / "phase_2_1"))  # as the figures pick
+    best = best_runs(ds, ["relative_importance", "feature_probability"])
+    p = best.feature_probability.values
+    assert p.max() == pytest.approx(1.0) and (p <= 0.03).sum() >= 2
+    for wanted in (0.2, 5.0):
+        cell = best.sel(relative_importance=wanted, method="nearest")
+        r = float(cell.relative_importance)
+        # far from the closed-form boundary p*(r): both densities tested are >2x away
+        assert 2 * 0.03 < boundary_2_1(r) < 1.0 / 2
+        dense = str(cell.phase.sel(feature_probability=1.0, method="nearest").values)
+        assert dense == ("unrepresented" if r < 1 else "dedicated"), r
+        sparse = cell.phase.where(cell.feature_probability <= 0.03, drop=True).values
+        assert set(sparse.tolist()) == {"superposition"}, (r, sparse)
+
+
+def test_quick_reproduce_writes_every_figure(quick_all):
+    _, written = quick_all
+    assert [p.name for p in written] == [
+        spec.file for experiment in EXPERIMENTS.values() for spec in experiment.plots
+    ]
+    assert all(p.parent.name == "quick" and is_png(p) for p in written)
+
+
+def test_phase_grid_draws_one_panel_per_dropout_rate(quick_all):
+    runs, _ = quick_all
+    ds = tm.load(runs / "quick" / "dropout_phase")
+    fig = PLOTS["phase_grid"](ds, by="dropout")
+    rates = ds.dropout.values
+    assert len(fig.axes) == len(rates) > 1
+    assert [ax.get_title() for ax in fig.axes] == [f"dropout = {r:.3g}" for r in rates]
+    assert sum(ax.get_legend() is not None for ax in fig.axes) == 1
+
+
+def test_unknown_only_name_is_one_line_and_runs_nothing(tmp_path, capsys):
+    argv = ["reproduce", "--quick", "--only", "phase_2_1", "--only", "nope",
+            "--runs", str(tmp_path / "runs"), "--plots", str(tmp_path / "plots")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'nope'" in err and "phase_2_1" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_example_custom_plot_runs_on_a_tiny_sweep(tmp_path):
+    results = tm.run_sweep(config(), tmp_path / "tiny", quiet=True)
+    out = tmp_path / "custom.png"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "custom_plot.py"), str(results), str(out)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert is_png(out)

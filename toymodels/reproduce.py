@@ -1,0 +1,389 @@
+"""Reproducing the paper's figures: sweep files in ``sweeps/`` -> results -> ``plots/*.png``.
+
+Where this sits in the data flow: for each experiment of ``EXPERIMENTS`` it loads a
+sweep file (``toymodels.load_config``), trains it (``toymodels.run_sweep``, resumable: a
+finished sweep is not retrained), adds the analysis variables
+(``toymodels.analyze_store``) and draws the experiment's figures with
+``toymodels.plotting.make_figure``. The figures' best-of-seeds picks use
+``selection_loss`` (the mean training loss of the last 1,000 steps) rather than the
+noisier stored ``final_loss``.
+
+``quick=True`` runs a reduced version of every sweep (fewer steps, grid points and
+seeds, through config overrides kept here, not in separate files) into a ``quick``
+subfolder of the runs and plots directories, so it never collides with the full results
+or overwrites the committed figures. The command line is ``toymodels reproduce``.
+
+Example:
+  >>> sorted(EXPERIMENTS)[:3]
+  ['basic_linear', 'basic_relu', 'dropout']
+  >>> [p.file for p in EXPERIMENTS["phase_2_1"].plots]
+  ['phase_2_1.png']
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import xarray as xr
+
+from toymodels.config import SweepConfig, load_config
+from toymodels.errors import UserError
+
+SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
+"""The repository's sweep files (``reproduce`` needs a clone, not just the package)."""
+
+QUICK = "quick"
+"""Subfolder of the runs and plots directories that ``quick=True`` writes into."""
+
+DPI = 90
+"""Resolution of the saved figures (keeps each PNG around 100 kB or less)."""
+
+SELECTION_STEPS = 1000
+"""Best-of-seeds picks in the figures use the mean training loss of this many last steps."""
+
+
+class PlotSpec(NamedTuple):
+    """One figure of an experiment.
+
+    Attributes:
+      file: image file name inside the plots directory, e.g. "intro_features.png".
+      kind: a ``toymodels.plotting.PLOTS`` kind.
+      options: keyword options of that kind.
+      select: sweep coordinates to fix first (nearest value), e.g. {"dropout": 0.3}.
+    """
+
+    file: str
+    kind: str
+    options: dict[str, Any] = {}
+    select: dict[str, float] = {}
+
+
+class Experiment(NamedTuple):
+    """A sweep of ``sweeps/`` and the figures drawn from it.
+
+    Attributes:
+      sweep: file name in ``sweeps/``.
+      quick: ``--set``-style overrides (``key=value``, TOML values) for ``quick=True``.
+      plots: the figures.
+    """
+
+    sweep: str
+    quick: tuple[str, ...]
+    plots: tuple[PlotSpec, ...]
+
+
+_DENSE_TO_SPARSE = "sweep.sparsity=[0.0, 0.9, 0.99, 0.999]"
+_PHASE_GRID = (
+    "sweep.relative_importance={ geomspace = [0.1, 10.0, 7] }",
+    "sweep.feature_probability={ geomspace = [0.01, 1.0, 7] }",
+)
+
+EXPERIMENTS: dict[str, Experiment] = {
+    "intro": Experiment(
+        "intro.toml",
+        ("train.steps=3000", "sweep.seed=[0, 1]"),
+        (
+            PlotSpec("intro_features.png", "features", {"axis": "sparsity"}),
+            PlotSpec("intro_geometry.png", "geometry", {"axis": "sparsity"}),
+        ),
+    ),
+    "basic_relu": Experiment(
+        "basic_relu.toml",
+        ("train.steps=2000", _DENSE_TO_SPARSE, "sweep.seed=[0]"),
+        (PlotSpec("basic_relu.png", "features", {"axis": "sparsity", "max_columns": 4}),),
+    ),
+    "basic_linear": Experiment(
+        "basic_linear.toml",
+        ("train.steps=2000", _DENSE_TO_SPARSE, "sweep.seed=[0]"),
+        (
+            PlotSpec(
+                "basic_linear.png", "features", {"axis": "sparsity", "max_columns": 4}
+            ),
+        ),
+    ),
+    "phase_2_1": Experiment(
+        "phase_2_1.toml",
+        ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1, 2, 3]"),
+        (PlotSpec("phase_2_1.png", "phase", {"theory": "2_1"}),),
+    ),
+    "phase_3_2": Experiment(
+        "phase_3_2.toml",
+        ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1, 2, 3]"),
+        (PlotSpec("phase_3_2.png", "phase", {"theory": "3_2"}),),
+    ),
+    "uniform_geometry": Experiment(
+        "uniform_geometry.toml",
+        ("train.steps=2000", "sweep.feature_probability={ geomspace = [1.0, 0.05, 6] }"),
+        (PlotSpec("uniform_geometry.png", "dimensionality"),),
+    ),
+    "pentagon": Experiment(
+        "pentagon.toml",
+        ("train.steps=3000", "sweep.feature_probability=[0.2, 0.05, 0.02]",
+         "sweep.seed=[0, 1, 2, 3]"),
+        (PlotSpec("pentagon.png", "geometry", {"axis": "feature_probability", "max_columns": 6}),),
+    ),
+    "dropout": Experiment(
+        "dropout.toml",
+        (
+            "train.steps=2000",
+            "sweep.feature_probability=[1.0, 0.1, 0.01]",
+            "sweep.dropout=[0.0, 0.25, 0.5]",
+            "sweep.seed=[0]",
+        ),
+        (
+            PlotSpec(
+                "dropout_represented.png",
+                "heatmap",
+                {"var": "n_represented", "x": "dropout", "reduce": "best"},
+            ),
+            PlotSpec(
+                "dropout_features.png",
+                "features",
+                {"axis": "dropout", "max_columns": 3},
+                {"feature_probability": 0.1},
+            ),
+        ),
+    ),
+    "dropout_phase": Experiment(
+        "dropout_phase.toml",
+        (
+            "train.steps=2000",
+            "sweep.dropout=[0.0, 0.5]",
+            "sweep.relative_importance={ geomspace = [0.1, 10.0, 5] }",
+            "sweep.feature_probability={ geomspace = [0.01, 1.0, 5] }",
+            "sweep.seed=[0, 1]",
+        ),
+        (PlotSpec("dropout_phase.png", "phase_grid", {"by": "dropout"}),),
+    ),
+}
+"""Name -> experiment, in the order ``reproduce`` runs them."""
+
+
+def select_experiments(names=None) -> list[str]:
+    """The experiment names to run, in registry order.
+
+    Args:
+      names: names from ``EXPERIMENTS``, or None / empty for all of them.
+
+    Returns:
+      The names, without repeats, in the order of ``EXPERIMENTS``.
+
+    Raises:
+      UserError: a name is not in ``EXPERIMENTS`` (one line listing the valid names).
+    """
+    if not names:
+        return list(EXPERIMENTS)
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        raise UserError(
+            f"reproduce: unknown experiment {unknown[0]!r}; valid: {', '.join(EXPERIMENTS)}"
+        )
+    return [n for n in EXPERIMENTS if n in set(names)]
+
+
+def experiment_config(
+    name: str, quick: bool = False, sweeps_dir: str | Path = SWEEPS_DIR
+) -> SweepConfig:
+    """The validated sweep of one experiment, with its quick overrides if asked.
+
+    Args:
+      name: a key of ``EXPERIMENTS``.
+      quick: apply the experiment's ``quick`` overrides.
+      sweeps_dir: folder of the sweep files.
+
+    Returns:
+      The ``SweepConfig``.
+
+    Raises:
+      UserError: the sweep file is missing or invalid.
+    """
+    experiment = EXPERIMENTS[name]
+    path = Path(sweeps_dir) / experiment.sweep
+    if not path.exists():
+        raise UserError(
+            f"reproduce: {path} not found; run it from a clone of the repository "
+            "(the sweep files live in its sweeps/ folder)"
+        )
+    return load_config(path, experiment.quick if quick else ())
+
+
+def output_dirs(runs_dir, plots_dir, quick: bool) -> tuple[Path, Path]:
+    """(runs root, plots root): the given folders, or their ``quick`` subfolders.
+
+    Example:
+      >>> [str(p) for p in output_dirs("runs/reproduce", "plots", quick=True)]
+      ['runs/reproduce/quick', 'plots/quick']
+    """
+    runs, plots = Path(runs_dir), Path(plots_dir)
+    return (runs / QUICK, plots / QUICK) if quick else (runs, plots)
+
+
+def selection_loss(ds: xr.Dataset, steps: int = SELECTION_STEPS) -> xr.Dataset:
+    """The dataset with ``final_loss`` replaced by the mean training loss of the last steps.
+
+    The plots pick the best seed per cell by ``final_loss``, which the trainer measures on
+    `train.eval_samples` fresh samples (65,536 by default; 8,192 in the first version).
+    Two solutions of a sparse model differ only on samples where several features are
+    active (probability ~p² per pair), and at density p <= 0.03 those are rare: with 8,192
+    samples the lowest ``final_loss`` was close to a random pick among seeds (seen in the
+    3 -> 2 phase diagram at p <= 0.03). The last 1,000
+    training steps average about 10⁶ samples. For dropout runs this is the loss with
+    dropout, the objective they were trained on. The stored results are not changed.
+
+    Args:
+      ds: results dataset with ``loss`` (dims ..., step).
+      steps: how many final training steps to average (whole logged blocks).
+
+    Returns:
+      A new dataset; the original ``final_loss`` is kept as ``eval_loss``.
+    """
+    tail = ds["loss"].sel(step=ds["step"] > ds["step"].values[-1] - steps).mean("step")
+    tail.attrs["description"] = f"mean training loss of the last {steps} steps"
+    return ds.assign(final_loss=tail, eval_loss=ds["final_loss"])
+
+
+def select_cells(ds: xr.Dataset, select: dict[str, float]) -> xr.Dataset:
+    """Fixes sweep coordinates at their nearest values (no-op for an empty dict).
+
+    Args:
+      ds: results dataset.
+      select: axis name -> wanted value; axes the dataset lacks are ignored.
+
+    Returns:
+      The dataset without those axes (kept as scalar coordinates).
+    """
+    present = {k: v for k, v in select.items() if k in ds.dims}
+    return ds.sel(present, method="nearest") if present else ds
+
+
+def selection_note(ds: xr.Dataset, select: dict[str, float]) -> str:
+    """Says which coordinates ``select_cells`` fixed, e.g. "1−S = 0.1".
+
+    Args:
+      ds: results dataset (before selection).
+      select: axis name -> wanted value.
+
+    Returns:
+      Comma-separated "symbol = value" of the nearest values actually used.
+    """
+    from toymodels.plotting import _run_name
+
+    chosen = select_cells(ds, select)
+    return ", ".join(
+        _run_name(name, chosen[name].item()) for name in select if name in ds.dims
+    )
+
+
+def draw(ds: xr.Dataset, plots: tuple[PlotSpec, ...], plots_root: Path) -> list[Path]:
+    """Draws and saves each figure of an experiment.
+
+    Seeds are chosen by ``selection_loss`` (the mean training loss of the last 1,000
+    steps), not by the stored ``final_loss``.
+
+    Args:
+      ds: the analysed results dataset.
+      plots: the experiment's figures.
+      plots_root: folder for the image files (created if missing).
+
+    Returns:
+      The written image paths, in the order of ``plots``.
+    """
+    from toymodels.plotting import make_figure
+
+    plots_root.mkdir(parents=True, exist_ok=True)
+    written = []
+    ds = selection_loss(ds)
+    for spec in plots:
+        fig = make_figure(spec.kind, select_cells(ds, spec.select), **spec.options)
+        if spec.select and fig.get_suptitle():
+            fig.suptitle(f"{fig.get_suptitle()}, {selection_note(ds, spec.select)}",
+                         fontsize=10)
+        path = plots_root / spec.file
+        fig.savefig(path, dpi=DPI)
+        written.append(path)
+    return written
+
+
+def run_experiment(
+    name: str,
+    quick: bool,
+    runs_root: Path,
+    plots_root: Path,
+    sweeps_dir: str | Path = SWEEPS_DIR,
+    quiet: bool = False,
+) -> list[Path]:
+    """Trains (or resumes) one experiment's sweep, analyses it and draws its figures.
+
+    Args:
+      name: a key of ``EXPERIMENTS``.
+      quick: use the reduced sweep.
+      runs_root: the sweep's results go to ``runs_root / name``.
+      plots_root: folder for the figures.
+      sweeps_dir: folder of the sweep files.
+      quiet: no progress bars or messages.
+
+    Returns:
+      The written image paths.
+    """
+    from toymodels.store import analyze_store
+    from toymodels.sweep import run_sweep
+
+    say = _say(quiet)
+    config = experiment_config(name, quick, sweeps_dir)
+    say(f"reproduce: {name}: {config.n_runs} runs of {config.train['steps']:,} steps"
+        f"{' (quick)' if quick else ''}")
+    start = time.perf_counter()
+    out = run_sweep(config, runs_root / name, quiet=quiet)
+    written = draw(analyze_store(out), EXPERIMENTS[name].plots, plots_root)
+    for path in written:
+        say(f"wrote {path}")
+    say(f"reproduce: {name}: {time.perf_counter() - start:.0f} s")
+    return written
+
+
+def reproduce(
+    names=None,
+    quick: bool = False,
+    runs_dir: str | Path = "runs/reproduce",
+    plots_dir: str | Path = "plots",
+    *,
+    quiet: bool = False,
+    sweeps_dir: str | Path = SWEEPS_DIR,
+) -> list[Path]:
+    """Runs the paper's sweeps and writes their figures.
+
+    Each sweep is resumable: an interrupted call keeps every finished chunk and a finished
+    sweep is only re-analysed and re-drawn.
+
+    Args:
+      names: experiment names (keys of ``EXPERIMENTS``); None for all.
+      quick: the reduced sweeps (a few minutes in all on 2 CPU cores), written into the
+        ``quick`` subfolders of ``runs_dir`` and ``plots_dir``.
+      runs_dir: results go to ``runs_dir/NAME`` (``runs_dir/quick/NAME`` when quick).
+      plots_dir: figures go here (``plots_dir/quick`` when quick).
+      quiet: no progress bars or messages.
+      sweeps_dir: folder of the sweep files (default the repository's ``sweeps/``).
+
+    Returns:
+      The written image paths.
+
+    Raises:
+      UserError: an unknown name (before anything runs), or a missing or invalid sweep
+        file.
+    """
+    chosen = select_experiments(names)
+    runs_root, plots_root = output_dirs(runs_dir, plots_dir, quick)
+    written: list[Path] = []
+    for name in chosen:
+        written += run_experiment(name, quick, runs_root, plots_root, sweeps_dir, quiet)
+    return written
+
+
+def _say(quiet: bool) -> Callable[[str], None]:
+    """A message printer to stderr, or a no-op when quiet."""
+    if quiet:
+        return lambda message: None
+    return lambda message: print(message, file=sys.stderr, flush=True)
