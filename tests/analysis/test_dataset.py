@@ -8,14 +8,19 @@ from toymodels.analysis import (
     PHASES,
     POLYTOPE_KINDS,
     analyze,
+    attack_inputs,
+    attack_noise,
     dims_per_feature,
     feature_dimensionality,
     feature_norms,
+    features_per_neuron,
+    n_monosemantic,
     n_represented,
     phase,
     polytope_counts,
     polytopes,
     superposition,
+    vulnerability,
 )
 from toymodels.analysis import dataset as dataset_module
 
@@ -53,6 +58,8 @@ def make_dataset() -> xr.Dataset:
             "W": (("sparsity", "seed", "hidden", "feature"), W),
             "b": (("sparsity", "seed", "feature"), np.zeros((2, 3, F), np.float32)),
             "loss": (("sparsity", "seed", "step"), np.ones((2, 3, 4), np.float32)),
+            "density": (("sparsity", "feature"), np.array([[0.1] * F, [0.01] * F])),
+            "importance": (("feature",), 0.9 ** np.arange(F)),
         },
         coords={"sparsity": [0.9, 0.99], "seed": [0, 1, 2], "step": [0, 10, 20, 30]},
         attrs={"name": "hand-built"},
@@ -68,6 +75,9 @@ EXPECTED_DIMS = {
     "polytope": ("sparsity", "seed", "feature"),
     "polytope_counts": ("sparsity", "seed", "polytope_kind"),
     "phase": ("sparsity", "seed"),
+    "features_per_neuron": ("sparsity", "seed", "hidden"),
+    "n_monosemantic": ("sparsity", "seed"),
+    "vulnerability": ("sparsity", "seed"),
 }
 
 
@@ -85,6 +95,9 @@ def test_dims_coords_dtypes_and_attrs():
     assert out["polytope"].dtype.kind == "U" and out["phase"].dtype.kind == "U"
     assert np.issubdtype(out["n_represented"].dtype, np.integer)
     assert np.issubdtype(out["polytope_counts"].dtype, np.integer)
+    assert out["vulnerability"].dtype == np.float32
+    assert np.issubdtype(out["features_per_neuron"].dtype, np.integer)
+    assert "asymmetric_neurons" not in out and "dimensionality_snapshots" not in out
     for name in ("W", "b", "loss"):  # other variables, coords and attrs are kept
         assert out[name].identical(ds[name])
     assert out.attrs == ds.attrs
@@ -120,6 +133,13 @@ def test_values_equal_single_model_functions():
             assert cell["polytope"].values.tolist() == labels.tolist()
             counts = polytope_counts(labels)
             np.testing.assert_array_equal(cell["polytope_counts"], counts)
+            fpn = features_per_neuron(W[i, j])
+            np.testing.assert_array_equal(cell["features_per_neuron"], fpn)
+            assert int(cell["n_monosemantic"]) == int(n_monosemantic(W[i, j]))
+            x = attack_inputs(attack_noise(F), np.full(F, [0.1, 0.01][i], np.float32))
+            importance = (0.9 ** np.arange(F)).astype(np.float32)
+            v = vulnerability(W[i, j], np.zeros(F, np.float32), x, importance)
+            np.testing.assert_allclose(cell["vulnerability"], v, rtol=1e-5, atol=1e-6)
 
 
 def test_known_answers_in_the_grid():
@@ -136,6 +156,13 @@ def test_known_answers_in_the_grid():
     for name in ("feature_norm", "superposition", "feature_dimensionality"):
         assert not np.isnan(out[name]).any()
     assert (out["polytope_counts"].sum("polytope_kind") == F).all()
+    orthonormal = out.isel(sparsity=0, seed=1)
+    assert orthonormal["features_per_neuron"].values.tolist() == [1, 1, 1]
+    assert int(orthonormal["n_monosemantic"]) == 3
+    assert float(orthonormal["vulnerability"]) == pytest.approx(1.0, abs=1e-4)
+    assert float(first["vulnerability"]) > 1.5  # pentagon and digon: superposition
+    assert zero["features_per_neuron"].values.tolist() == [0, 0, 0]
+    assert float(zero["vulnerability"]) == 0.0
 
 
 def test_no_run_axes_and_any_dim_order():
@@ -156,6 +183,8 @@ def test_chunking_changes_nothing(monkeypatch):
     ds = make_dataset()
     whole = analyze(ds)
     monkeypatch.setattr(dataset_module, "CHUNK_ELEMENTS", 4 * F * F)  # 4 runs a chunk
+    attack_run = F * F * dataset_module.adversarial.ATTACK_BATCH
+    monkeypatch.setattr(dataset_module, "ATTACK_CHUNK_ELEMENTS", 4 * attack_run)
     chunked = analyze(ds)
     assert chunked.identical(whole)
 

@@ -5,17 +5,29 @@ feature) -> `analyze` -> the same dataset plus metric variables -> plots. The ru
 axes (any names, possibly none) are flattened to one axis R; `summarise_one` is applied
 through `per_run` (the single `jax.jit(jax.vmap(...))` of the analysis) in fixed-size
 chunks, to bound memory, and the results are reshaped back to the named axes.
+
+The same holds for the variables that need more than `W` (each its own per-model
+function, batched by `per_run`): neuron measures (`toymodels.analysis.neurons`; also
+`W2` for abs_computation), the vulnerability to the analytic attack
+(`toymodels.analysis.adversarial`; needs `b` and `density`, linear and relu_output
+only) and dimensionality over training (`toymodels.analysis.dynamics`; needs
+`W_snapshots`). Each is added only where its inputs exist.
 """
 
+import functools
+import tomllib
 from collections.abc import Callable
 
 import jax
 import numpy as np
 import xarray as xr
 
-from toymodels.analysis import geometry, metrics
+from toymodels.analysis import adversarial, dynamics, geometry, metrics, neurons
+from toymodels.spec import DataSpec
 
 CHUNK_ELEMENTS = 2**20  # runs per chunk * F * F: keeps [chunk, F, F] arrays in cache
+ATTACK_CHUNK_ELEMENTS = 2**24  # runs per chunk * F * F * B of the attack (64 MiB)
+ATTACK_KINDS = ("linear", "relu_output")  # models the analytic attack is defined for
 
 F_DIM, KIND_DIM = ("feature",), ("polytope_kind",)
 VARIABLES = (  # (name, dims after the run axes, attrs["description"])
@@ -42,21 +54,72 @@ VARIABLES = (  # (name, dims after the run axes, attrs["description"])
         "represented features <= 0.1) or superposition",
     ),
 )
+NEURON_VARIABLES = (  # every model; meaningful for relu_hidden and abs_computation
+    (
+        "features_per_neuron",
+        ("hidden",),
+        "features loading on neuron k: W_ki^2 >= 0.1 ||W_k||^2 and |W_ki| >= 0.1 "
+        "(abs_computation: W1 with each unit balanced, ||W1_k|| = ||W2_:k||); "
+        "meaningful where the hidden layer has a ReLU",
+    ),
+    ("n_monosemantic", (), "neurons on which exactly one feature loads"),
+)
+ABS_VARIABLES = (  # abs_computation only (W1 and W2)
+    (
+        "asymmetric_neurons",
+        (),
+        "neurons storing two features asymmetrically: both with gain W2_lk |W1_kl| "
+        ">= 0.5, |W1_ki| >= 2 |W1_kj| and W2_jk >= 2 W2_ik",
+    ),
+    (
+        "asymmetric_inhibited",
+        (),
+        "asymmetric neurons whose interference on the victim output is cancelled "
+        "(net slope <= 0) by other neurons",
+    ),
+)
+ATTACK_VARIABLES = (  # linear and relu_output, with b and density
+    (
+        "vulnerability",
+        (),
+        "(L' - L) / (L'_0 - L_0) under the most harmful analytic L2 attack "
+        "eps (W^T W)_i / ||(W^T W)_i||, eps = 0.1 x mean norm of the non-zero "
+        "inputs; reference: the orthogonal unit-norm model, L'_0 - L_0 = "
+        "eps^2 max I / F",
+    ),
+)
+SNAPSHOT_VARIABLES = (  # with W_snapshots (or W1_snapshots)
+    (
+        "dimensionality_snapshots",
+        ("snapshot", "feature"),
+        "D_i of every feature at every snapshot of training",
+    ),
+)
 
 
-def per_run(fn: Callable) -> Callable:
+def per_run(fn: Callable, in_axes=0) -> Callable:
     """Batch a one-model function over a leading run axis R (the one vmap).
+
+    Args:
+      fn: a pure jnp function of one model's arrays.
+      in_axes: as `jax.vmap`'s; None for an argument shared by every run.
 
     Example:
       >>> per_run(metrics.feature_norms)(np.ones((2, 1, 3), np.float32)).shape
       (2, 3)
     """
-    return jax.jit(jax.vmap(fn))
+    return jax.jit(jax.vmap(fn, in_axes=in_axes))
 
 
-def summarise_one(W: jax.Array) -> dict:
-    """Every per-run quantity of one model `W: [H, F]` (pure jnp; see `analyze`)."""
-    return {
+def summarise_one(W: jax.Array, W2: jax.Array | None = None) -> dict:
+    """Every per-run quantity of one model `W: [H, F]` (pure jnp; see `analyze`).
+
+    With `W2: [F, H]` (abs_computation, `W` is then W1) the neuron counts use the
+    balanced units (`neurons.balance`), and the asymmetric-superposition counts are
+    added.
+    """
+    rows = W if W2 is None else neurons.balance(W, W2)[0]
+    out = {
         "feature_norm": metrics.feature_norms(W),
         "superposition": metrics.superposition(W),
         "feature_dimensionality": metrics.feature_dimensionality(W),
@@ -64,20 +127,78 @@ def summarise_one(W: jax.Array) -> dict:
         "n_represented": metrics.n_represented(W),
         "phase": metrics.phase(W),
         "geometry": geometry.components(W),
+        "features_per_neuron": neurons.features_per_neuron(rows),
+        "n_monosemantic": neurons.n_monosemantic(rows),
     }
+    if W2 is not None:
+        count = lambda flags: jax.numpy.sum(flags, dtype=jax.numpy.int32)  # noqa: E731
+        out["asymmetric_neurons"] = count(neurons.asymmetric_superposition(W, W2))
+        out["asymmetric_inhibited"] = count(neurons.asymmetric_inhibited(W, W2))
+    return out
 
 
 summarise_runs = per_run(summarise_one)
 
 
-def _in_chunks(fn: Callable, W: np.ndarray) -> dict:
-    """Apply `fn` to W [R, H, F] in equal zero-padded chunks; concatenate [R, ...]."""
-    n_runs, _, n_features = W.shape
-    chunk = max(1, min(n_runs, CHUNK_ELEMENTS // n_features**2))
+def attack_one(W, b, density, importance, noise, relu: bool, spec: DataSpec) -> dict:
+    """Vulnerability of one model (`adversarial.vulnerability`) on its own inputs.
+
+    Args: W [H, F], b [F], density [F], importance [F]; `noise` the attack batch's
+    uniforms shared by every run; `relu` and `spec` static (model kind, data spec).
+    """
+    x = adversarial.attack_inputs(noise, density, spec)
+    return {"vulnerability": adversarial.vulnerability(W, b, x, importance, relu)}
+
+
+@functools.lru_cache(maxsize=None)
+def _attack_runs(relu: bool, spec: DataSpec) -> Callable:
+    one = functools.partial(attack_one, relu=relu, spec=spec)
+    return per_run(one, in_axes=(0, 0, 0, 0, None))
+
+
+def snapshots_one(W_snapshots: jax.Array) -> dict:
+    """D_i over training of one run, `W_snapshots: [S, H, F]` -> [S, F]."""
+    return {
+        "dimensionality_snapshots": dynamics.dimensionality_over_training(W_snapshots)
+    }
+
+
+snapshot_runs = per_run(snapshots_one)
+
+
+def _in_chunks(
+    fn: Callable,
+    arrays: tuple,
+    run_elements: int,
+    shared: tuple = (),
+    budget: int | None = None,
+) -> dict:
+    """Apply `fn` to run arrays [R, ...] in equal zero-padded chunks; concatenate.
+
+    Args:
+      fn: a `per_run` function of (*arrays, *shared).
+      arrays: per-run arrays with a leading R axis (None entries pass through).
+      run_elements: elements one run needs (e.g. F * F), to size the chunks.
+      shared: arguments given unchanged to every chunk.
+      budget: elements per chunk (default `CHUNK_ELEMENTS`).
+    """
+    n_runs = arrays[0].shape[0]
+    budget = CHUNK_ELEMENTS if budget is None else budget
+    chunk = max(1, min(n_runs, budget // max(1, run_elements)))
     n_chunks = max(1, -(-n_runs // chunk))
-    padded = np.zeros((n_chunks * chunk, *W.shape[1:]), np.float32)
-    padded[:n_runs] = W
-    outs = [fn(padded[i * chunk : (i + 1) * chunk]) for i in range(n_chunks)]
+
+    def pad(a):
+        if a is None:
+            return None
+        out = np.zeros((n_chunks * chunk, *a.shape[1:]), np.float32)
+        out[:n_runs] = a
+        return out
+
+    padded = [pad(a) for a in arrays]
+    def part(a, i):
+        return None if a is None else a[i * chunk : (i + 1) * chunk]
+
+    outs = [fn(*(part(a, i) for a in padded), *shared) for i in range(n_chunks)]
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs)[:n_runs], *outs)
 
 
@@ -108,17 +229,61 @@ def _weights(ds: xr.Dataset) -> xr.DataArray:
     return ds[name].transpose(..., "hidden", "feature")
 
 
+def _per_run(da: xr.DataArray, W: xr.DataArray, trailing: tuple) -> np.ndarray:
+    """`da` as float32 [R, *trailing] over the run axes of `W` (broadcast if absent)."""
+    runs = W.isel(hidden=0, feature=0, drop=True)
+    da = da.broadcast_like(runs).transpose(*runs.dims, *trailing)
+    return np.asarray(da.values, np.float32).reshape(-1, *da.shape[runs.ndim :])
+
+
+def _data_spec(ds: xr.Dataset) -> DataSpec:
+    """The data structure from `attrs["config"]` (default: independent, uniform)."""
+    from toymodels.config import parse_config
+    from toymodels.errors import UserError
+
+    try:
+        return parse_config(tomllib.loads(ds.attrs.get("config", ""))).spec.data
+    except (UserError, tomllib.TOMLDecodeError, ValueError, TypeError, KeyError):
+        return DataSpec()
+
+
+def _attack_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray) -> dict:
+    """`vulnerability` [R] of a linear or relu_output dataset with b and density."""
+    kind = ds.attrs.get("model_kind", "relu_output")
+    if kind not in ATTACK_KINDS or "b" not in ds or "density" not in ds:
+        return {}
+    density = _per_run(ds["density"], W, ("feature",))
+    importance = (
+        _per_run(ds["importance"], W, ("feature",))
+        if "importance" in ds
+        else np.ones_like(density)
+    )
+    spec = _data_spec(ds)
+    noise = adversarial.attack_noise(flat_W.shape[-1], spec)
+    run_elements = flat_W.shape[-1] ** 2 * adversarial.ATTACK_BATCH
+    arrays = (flat_W, _per_run(ds["b"], W, ("feature",)), density, importance)
+    fn = _attack_runs(kind != "linear", spec)
+    return _in_chunks(fn, arrays, run_elements, (noise,), ATTACK_CHUNK_ELEMENTS)
+
+
 def analyze(ds: xr.Dataset) -> xr.Dataset:
     """Add per-run metrics of `W` to a results dataset; the input is not modified.
 
     Adds `feature_norm`, `superposition`, `feature_dimensionality`, `polytope` (strings)
     with dims (*run_axes, feature); `dims_per_feature`, `n_represented`, `phase`
     (strings, the last feature) with dims (*run_axes); `polytope_counts` with dims
-    (*run_axes, polytope_kind). Other variables and coordinates are kept. `b` is not
-    needed by any of these metrics.
+    (*run_axes, polytope_kind); the neuron measures `features_per_neuron`
+    (*run_axes, hidden) and `n_monosemantic` (*run_axes), computed for every model but
+    meaningful only where the hidden layer has a ReLU (relu_hidden, abs_computation).
+    Where their inputs exist, also: `asymmetric_neurons` and `asymmetric_inhibited`
+    (*run_axes; abs_computation, from W1 and W2), `vulnerability` (*run_axes; linear
+    and relu_output models with `b` and `density`, the model kind from
+    attrs["model_kind"], relu_output if absent) and `dimensionality_snapshots`
+    (*run_axes, snapshot, feature; with `W_snapshots` or `W1_snapshots`). Other
+    variables and coordinates are kept.
 
     Args:
-      ds: dataset with `W` of dims (*run_axes, "hidden", "feature").
+      ds: dataset with `W` (or `W1`) of dims (*run_axes, "hidden", "feature").
 
     Returns:
       A new dataset with the variables above, each with attrs["description"].
@@ -132,13 +297,28 @@ def analyze(ds: xr.Dataset) -> xr.Dataset:
     run_axes = W.dims[:-2]
     run_shape = W.shape[:-2]
     flat_W = np.asarray(W.values, np.float32).reshape(-1, *W.shape[-2:])
-    flat = _variables(_in_chunks(summarise_runs, flat_W), flat_W)
+    H, F = flat_W.shape[-2:]
+    untied = "W2" in ds and W.name == "W1"
+    W2 = _per_run(ds["W2"], W, ("feature", "hidden")) if untied else None
+    run_elements = F * F * (H if untied else 1)
+    flat = _in_chunks(summarise_runs, (flat_W, W2), run_elements)
+    flat = _variables(flat, flat_W)
+    table = [*VARIABLES, *NEURON_VARIABLES, *(ABS_VARIABLES if untied else ())]
+    attack = _attack_variables(ds, W, flat_W)
+    if attack:
+        flat.update(attack)
+        table += ATTACK_VARIABLES
+    snapshots = f"{W.name}_snapshots"
+    if snapshots in ds:
+        Ws = _per_run(ds[snapshots], W, ("snapshot", "hidden", "feature"))
+        flat.update(_in_chunks(snapshot_runs, (Ws,), Ws.shape[1] * H * F))
+        table += SNAPSHOT_VARIABLES
     new = {
         name: xr.DataArray(
             flat[name].reshape(run_shape + flat[name].shape[1:]),
             dims=run_axes + dims,
             attrs={"description": description},
         )
-        for name, dims, description in VARIABLES
+        for name, dims, description in table
     }
     return ds.assign(new).assign_coords(polytope_kind=list(geometry.POLYTOPE_KINDS))
