@@ -81,6 +81,21 @@ def cmd_reproduce(args) -> None:
     print(f"wrote {len(written)} figures: {', '.join(str(p) for p in written)}")
 
 
+def cmd_zoo_list(args) -> None:
+    from toymodels import zoo
+
+    width = max(map(len, zoo.names()))
+    for name in zoo.names():
+        print(f"{name:<{width}}  {zoo.describe(name)}")
+
+
+def cmd_zoo_build(args) -> None:
+    from toymodels import zoo
+
+    written = zoo.build(args.names or None, out_dir=args.out, quiet=args.quiet)
+    print(f"wrote {len(written)} models: {', '.join(str(p) for p in written)}")
+
+
 def _option(item: str) -> tuple[str, object]:
     import tomllib
 
@@ -142,6 +157,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plots", default="plots", metavar="DIR", help="figures folder (default plots)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("zoo", help="named trained models that illustrate the paper")
+    zoo_sub = p.add_subparsers(dest="zoo_command", required=True, parser_class=_Parser)
+    q = zoo_sub.add_parser("list", help="each model's name and what it illustrates")
+    q.set_defaults(func=cmd_zoo_list)
+    q = zoo_sub.add_parser("build", help="retrain zoo models from their configs")
+    q.add_argument("names", nargs="*", metavar="NAME", help="which models (default all)")
+    q.add_argument("--out", default=None, metavar="DIR",
+                   help="where to write NAME.npz (default the package's zoo_data folder)")
+    q.add_argument("--quiet", action="store_true", help="no progress messages")
+    q.set_defaults(func=cmd_zoo_build)
     return parser
 
 
