@@ -1112,7 +1112,7 @@ def dynamics_figure(
     axis = _default_axis(ds, axis)
     runs, names = _runs_along(ds, axis)
     rows, columns = _grid_shape(len(names), max_columns)
-    fig = Figure(figsize=(4.2 * columns, 3.2 * rows + 0.7), layout="constrained")
+    fig = Figure(figsize=(5.0 * columns + 1.6, 3.6 * rows + 0.7), layout="constrained")
     for k, name in enumerate(names):
         ax = fig.add_subplot(rows, columns, k + 1)
         dynamics(ax, runs.isel(run=k), threshold)

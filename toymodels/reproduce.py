@@ -15,7 +15,7 @@ or overwrites the committed figures. The command line is ``toymodels reproduce``
 
 Example:
   >>> sorted(EXPERIMENTS)[:3]
-  ['basic_linear', 'basic_relu', 'dropout']
+  ['anticorrelated', 'basic_linear', 'basic_relu']
   >>> [p.file for p in EXPERIMENTS["phase_2_1"].plots]
   ['phase_2_1.png']
 """
@@ -157,6 +157,43 @@ EXPERIMENTS: dict[str, Experiment] = {
             "sweep.seed=[0, 1]",
         ),
         (PlotSpec("dropout_phase.png", "phase_grid", {"by": "dropout"}),),
+    ),
+    "correlated": Experiment(
+        "correlated.toml",
+        ("train.steps=3000", "sweep.feature_probability=[0.05]", "sweep.seed=[0, 1, 2, 3]"),
+        (PlotSpec("correlated.png", "geometry", {"axis": "feature_probability"}),),
+    ),
+    "anticorrelated": Experiment(
+        "anticorrelated.toml",
+        ("train.steps=3000", "sweep.feature_probability=[0.05]", "sweep.seed=[0, 1, 2, 3]"),
+        (PlotSpec("anticorrelated.png", "geometry", {"axis": "feature_probability"}),),
+    ),
+    "correlated_collapse": Experiment(
+        "correlated_collapse.toml",
+        ("train.steps=3000", "sweep.feature_probability=[0.02, 0.3]", "sweep.seed=[0, 1]"),
+        (PlotSpec("correlated_collapse.png", "geometry", {"axis": "feature_probability"}),),
+    ),
+    "privileged_basis": Experiment(
+        "privileged_basis.toml",
+        ("train.steps=3000", "sweep.feature_probability=[0.7, 0.03]", "sweep.seed=[0, 1]"),
+        (PlotSpec("privileged_basis.png", "neurons",
+                  {"axis": "feature_probability", "max_columns": 6}),),
+    ),
+    "computation": Experiment(
+        "computation.toml",
+        ("train.steps=3000", "sweep.seed=[0]"),
+        (PlotSpec("computation.png", "computation"),),
+    ),
+    "computation_wide": Experiment(
+        "computation_wide.toml",
+        ("train.steps=1000", "sweep.feature_probability=[1.0, 0.01]"),
+        (PlotSpec("computation_wide.png", "neurons",
+                  {"axis": "feature_probability", "max_columns": 4}),),
+    ),
+    "dynamics": Experiment(
+        "dynamics.toml",
+        ("train.steps=3000", "sweep.seed=[0]"),
+        (PlotSpec("dynamics.png", "dynamics"),),
     ),
 }
 """Name -> experiment, in the order ``reproduce`` runs them."""
