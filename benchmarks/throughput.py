@@ -2,10 +2,13 @@
 
 Times the real sweep path (`toymodels.sweep.make_chunk_runner`: the jitted, sharded chunk
 program) on the configs of the issue, with the runs spread over `--seeds` distinct seeds
-as in a real sweep (runs sharing a seed share their random draws). Compile time and the
-first call are reported apart; the timed figure is the median over `--repeats` calls.
+as in a real sweep (runs sharing a seed share their random draws), split over one JAX
+CPU device per core as the `toymodels` command does. Compile time and the first call are
+reported apart; the timed figure is the median over `--repeats` calls.
 
-FLOPs count the matmuls only: 12·B·F·H per model-step (forward and backward).
+FLOPs count the matmuls only: 12·B·F·H per model-step (forward and backward). The timed
+call includes the final evaluation on 8,192 samples (`eval_samples`, about 3 steps' work,
+1-3% of the default step counts); real sweeps of 10,000 steps amortise it further.
 
 Usage:
     python benchmarks/throughput.py                       # all configs, with the ceiling
@@ -23,9 +26,13 @@ import sys
 import time
 from pathlib import Path
 
+import os
+
 import jax
 import numpy as np
 
+# As the `toymodels` command does: one JAX CPU device per core, so a sweep uses them all.
+jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import toymodels as tm  # noqa: E402
@@ -33,10 +40,11 @@ from toymodels.sweep import make_chunk_runner, round_chunk  # noqa: E402
 from toymodels.train import group_size  # noqa: E402
 
 CONFIGS = {  # name: (F, H, B, R, default steps)
-    "20x5": (20, 5, 1024, 1000, 200),
-    "400x30": (400, 30, 1024, 100, 40),
-    "2x1": (2, 1, 1024, 10_000, 100),
+    "20x5": (20, 5, 1024, 1000, 300),
+    "400x30": (400, 30, 1024, 100, 100),
+    "2x1": (2, 1, 1024, 10_000, 300),
 }
+EVAL_SAMPLES = 8192  # the minimum: the final evaluation then costs about 3 steps' work
 
 
 def sweep_config(F: int, H: int, B: int, R: int, steps: int, seeds: int) -> tm.SweepConfig:
@@ -45,7 +53,8 @@ def sweep_config(F: int, H: int, B: int, R: int, steps: int, seeds: int) -> tm.S
         "name": f"bench-{F}x{H}",
         "model": {"kind": "relu_output", "n_features": F, "n_hidden": H},
         "data": {"importance_decay": 0.9},
-        "train": {"steps": steps, "batch_size": B, "log_every": steps},
+        "train": {"steps": steps, "batch_size": B, "log_every": steps,
+                  "eval_samples": EVAL_SAMPLES},
         "sweep": {"sparsity": {"linspace": [0.0, 0.999, R // seeds]}, "seed": list(range(seeds))},
     })
 
