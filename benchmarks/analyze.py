@@ -103,6 +103,9 @@ def dataset(n_runs: int, seed: int = 0) -> xr.Dataset:
         {
             "W": (("kind", "seed", "hidden", "feature"), W),
             "b": (("kind", "seed", "feature"), np.zeros((10, n, F), np.float32)),
+            # as in real results, so the adversarial analysis runs too
+            "density": (("kind", "seed", "feature"), np.full((10, n, F), 0.1, np.float32)),
+            "importance": (("kind", "seed", "feature"), np.ones((10, n, F), np.float32)),
         },
         coords={"kind": ["structured"] * 4 + ["random"] * 4 + ["low_rank"] * 2},
     )
@@ -131,6 +134,7 @@ def main() -> None:
     print(f"analyze: median {np.median(times):.2f} s over {args.repeats} repeats "
           f"({', '.join(f'{t:.2f}' for t in times)}); "
           f"{args.runs / np.median(times):,.0f} runs/s")
+    print("variables:", ", ".join(v for v in out.data_vars if v not in ds))
     counts = out["polytope_counts"].sum(("seed",))
     for kind in ("structured", "random", "low_rank"):
         total = counts.sel(kind=kind).sum("kind").values

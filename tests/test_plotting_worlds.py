@@ -88,7 +88,7 @@ def test_vulnerability_plots_every_run(sweeps):
     ds = tm.load(sweeps["snap"])
     ax = _ax()
     scatter, line, colorbar = plotting.vulnerability(ax, ds)
-    analysed = tm.analyze(ds)
+    analysed = tm.analyze(ds, adversarial=True)
     expected = np.stack([1 / analysed["dims_per_feature"].values.ravel(),
                          analysed["vulnerability"].values.ravel()], axis=1)
     np.testing.assert_allclose(scatter.get_offsets(), expected, rtol=1e-5)

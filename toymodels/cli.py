@@ -60,7 +60,7 @@ def cmd_info(args) -> None:
 def cmd_analyze(args) -> None:
     from toymodels.store import analyze_store
 
-    ds = analyze_store(args.dir)
+    ds = analyze_store(args.dir, adversarial=args.adversarial)
     added = [v for v in ds.data_vars if "description" in ds[v].attrs]
     print(f"{args.dir}: added {', '.join(added)}")
 
@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("analyze", help="add norms, interference, dimensionality, polytopes, phase to DIR")
     p.add_argument("dir")
+    p.add_argument("--adversarial", action="store_true",
+                   help="also the vulnerability to the optimal L2 attack (slower for large models)")
     p.set_defaults(func=cmd_analyze)
 
     from toymodels.plotting import PLOTS

@@ -236,7 +236,7 @@ def _ensure_analysis(ds: xr.Dataset, names) -> xr.Dataset:
         raise ValueError(
             f"the dataset lacks {missing} and toymodels.analysis is not available"
         ) from error
-    return analyze(ds)
+    return analyze(ds, adversarial="vulnerability" in missing)
 
 
 def _default_axis(ds: xr.Dataset, axis: str | None) -> str | None:

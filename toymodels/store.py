@@ -176,15 +176,16 @@ def load(out: str | Path) -> xr.Dataset:
         return ds.load()
 
 
-def analyze_store(out: str | Path) -> xr.Dataset:
+def analyze_store(out: str | Path, *, adversarial: bool = False) -> xr.Dataset:
     """Adds the analysis variables (`toymodels.analysis.analyze`) to `out/results.nc`.
 
     Plots and notebooks then read them without recomputing. Returns the analysed dataset.
+    `adversarial=True` adds `vulnerability` too (slower; see `analyze`).
     """
     from toymodels.analysis import analyze
 
     try:
-        ds = analyze(load(out))
+        ds = analyze(load(out), adversarial=adversarial)
     except ValueError as e:
         raise UserError(f"{out}: {e}") from None
     write_dataset(out, ds)

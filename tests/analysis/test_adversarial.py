@@ -119,7 +119,7 @@ def grid(kind: str | None) -> xr.Dataset:
 
 
 def test_analyze_adds_vulnerability_where_it_is_defined():
-    out = analyze(grid(None))
+    out = analyze(grid(None), adversarial=True)
     assert out["vulnerability"].dims == ("sparsity",)
     x = inputs(5, 0.1)
     for k in range(2):
@@ -127,8 +127,8 @@ def test_analyze_adds_vulnerability_where_it_is_defined():
         expected = vulnerability(W, jnp.zeros(5), x, jnp.ones(5))
         np.testing.assert_allclose(out["vulnerability"][k], expected, rtol=1e-5)
     assert out["vulnerability"].attrs["description"]
-    linear = analyze(grid("linear"))["vulnerability"].values
+    linear = analyze(grid("linear"), adversarial=True)["vulnerability"].values
     assert linear[0] == pytest.approx(1.0, abs=1e-4)
     assert linear[1] > out["vulnerability"][1]
-    assert "vulnerability" not in analyze(grid("relu_hidden"))
-    assert "vulnerability" not in analyze(grid(None).drop_vars("density"))
+    assert "vulnerability" not in analyze(grid("relu_hidden"), adversarial=True)
+    assert "vulnerability" not in analyze(grid(None).drop_vars("density"), adversarial=True)

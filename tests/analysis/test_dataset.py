@@ -83,7 +83,7 @@ EXPECTED_DIMS = {
 
 def test_dims_coords_dtypes_and_attrs():
     ds = make_dataset()
-    out = analyze(ds)
+    out = analyze(ds, adversarial=True)
     for name, dims in EXPECTED_DIMS.items():
         assert out[name].dims == dims, name
         assert out[name].attrs["description"], name
@@ -112,7 +112,7 @@ def test_input_is_not_mutated():
 
 
 def test_values_equal_single_model_functions():
-    out = analyze(make_dataset())
+    out = analyze(make_dataset(), adversarial=True)
     W = run_weights()
     per_feature = {
         "feature_norm": feature_norms,
@@ -143,7 +143,7 @@ def test_values_equal_single_model_functions():
 
 
 def test_known_answers_in_the_grid():
-    out = analyze(make_dataset())
+    out = analyze(make_dataset(), adversarial=True)
     first = out.isel(sparsity=0, seed=0)
     assert first["polytope"].values.tolist() == ["pentagon"] * 5 + ["digon"] * 2
     assert first["polytope_counts"].sel(polytope_kind="pentagon") == 5
@@ -181,12 +181,17 @@ def test_no_run_axes_and_any_dim_order():
 
 def test_chunking_changes_nothing(monkeypatch):
     ds = make_dataset()
-    whole = analyze(ds)
+    whole = analyze(ds, adversarial=True)
     monkeypatch.setattr(dataset_module, "CHUNK_ELEMENTS", 4 * F * F)  # 4 runs a chunk
     attack_run = F * F * dataset_module.adversarial.ATTACK_BATCH
     monkeypatch.setattr(dataset_module, "ATTACK_CHUNK_ELEMENTS", 4 * attack_run)
-    chunked = analyze(ds)
+    chunked = analyze(ds, adversarial=True)
     assert chunked.identical(whole)
+
+
+def test_vulnerability_only_on_request():
+    assert "vulnerability" not in analyze(make_dataset())
+    assert "vulnerability" in analyze(make_dataset(), adversarial=True)
 
 
 def test_missing_or_misshapen_w_raises():

@@ -266,7 +266,7 @@ def _attack_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray) -> di
     return _in_chunks(fn, arrays, run_elements, (noise,), ATTACK_CHUNK_ELEMENTS)
 
 
-def analyze(ds: xr.Dataset) -> xr.Dataset:
+def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
     """Add per-run metrics of `W` to a results dataset; the input is not modified.
 
     Adds `feature_norm`, `superposition`, `feature_dimensionality`, `polytope` (strings)
@@ -276,14 +276,17 @@ def analyze(ds: xr.Dataset) -> xr.Dataset:
     (*run_axes, hidden) and `n_monosemantic` (*run_axes), computed for every model but
     meaningful only where the hidden layer has a ReLU (relu_hidden, abs_computation).
     Where their inputs exist, also: `asymmetric_neurons` and `asymmetric_inhibited`
-    (*run_axes; abs_computation, from W1 and W2), `vulnerability` (*run_axes; linear
-    and relu_output models with `b` and `density`, the model kind from
+    (*run_axes; abs_computation, from W1 and W2), `vulnerability` (*run_axes; only with
+    `adversarial=True`, as it costs O(F² B H) per run: F attacks on a batch of B inputs;
+    linear and relu_output models with `b` and `density`, the model kind from
     attrs["model_kind"], relu_output if absent) and `dimensionality_snapshots`
     (*run_axes, snapshot, feature; with `W_snapshots` or `W1_snapshots`). Other
     variables and coordinates are kept.
 
     Args:
       ds: dataset with `W` (or `W1`) of dims (*run_axes, "hidden", "feature").
+      adversarial: also compute `vulnerability` (seconds for thousands of small models,
+        minutes for 10,000 runs of 400 -> 30).
 
     Returns:
       A new dataset with the variables above, each with attrs["description"].
@@ -304,7 +307,7 @@ def analyze(ds: xr.Dataset) -> xr.Dataset:
     flat = _in_chunks(summarise_runs, (flat_W, W2), run_elements)
     flat = _variables(flat, flat_W)
     table = [*VARIABLES, *NEURON_VARIABLES, *(ABS_VARIABLES if untied else ())]
-    attack = _attack_variables(ds, W, flat_W)
+    attack = _attack_variables(ds, W, flat_W) if adversarial else {}
     if attack:
         flat.update(attack)
         table += ATTACK_VARIABLES
