@@ -29,7 +29,6 @@ from pathlib import Path
 import os
 
 import jax
-import numpy as np
 
 # As the `toymodels` command does: one JAX CPU device per core, so a sweep uses them all.
 jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))

@@ -6,7 +6,7 @@ import toymodels as tm
 from toymodels.cli import main
 from toymodels.plotting import PLOTS
 
-from helpers import config, raw
+from helpers import raw
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 
 import toymodels as tm
 from toymodels import data
-from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
+from toymodels.spec import DataSpec
 
 N = 100_000
 

@@ -48,7 +48,7 @@ def use_cpu_devices(n: int | None) -> None:
         jax.config.update("jax_num_cpu_devices", n or len(os.sched_getaffinity(0)))
     except RuntimeError:  # JAX already running (main() called from Python): keep its devices
         if n is not None:
-            raise UserError("--cpu-devices must be set before JAX starts; run it as a command")
+            raise UserError("--cpu-devices must be set before JAX starts; run it as a command") from None
 
 
 def cmd_info(args) -> None:

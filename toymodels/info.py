@@ -5,11 +5,9 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-import numpy as np
 
 from toymodels import store
 from toymodels.config import parse_config
-from toymodels.grid import expand
 
 
 def describe(out: str | Path) -> str:
