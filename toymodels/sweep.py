@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -138,11 +137,12 @@ def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = 
     main = jax.process_index() == 0
     say = (lambda msg: None) if quiet or not main else (lambda msg: print(msg, file=sys.stderr))
     grid, devices = expand(config), jax.devices()
-    device_text = describe_devices(devices, jax.process_count())
-    if main:
-        out = store.open_store(out, to_toml(config), grid.n_runs, device_text)
+    opening = (out, to_toml(config), grid.n_runs, describe_devices(devices, jax.process_count()))
+    if main:  # process 0 creates the directory; the others then check it holds this config
+        out = store.open_store(*opening)
     _barrier("store created")
-    out = store.open_store(out, to_toml(config), grid.n_runs, device_text)
+    if not main:
+        out = store.open_store(*opening)
     done = _agreed(store.done_mask(out, grid.n_runs))
     if done.all():
         if main and not store.is_complete(out):
