@@ -134,10 +134,9 @@ def make_train(spec: Spec):
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
 
-    def eval_one(state: TrainState, hyper: Hyper, noise: data.Noise):
+    def eval_one(state: TrainState, hyper: Hyper, noise: data.Noise) -> jax.Array:
         x, target = inputs(hyper, noise)
-        return state, weighted_mse(state.params, x, target, no_dropout, hyper.importance,
-                                   kind.forward)
+        return weighted_mse(state.params, x, target, no_dropout, hyper.importance, kind.forward)
 
     def per_group(fn, keys, index):
         """Draws one Noise per seed key [S] (shared, not redrawn), then applies the
@@ -171,7 +170,7 @@ def make_train(spec: Spec):
 
         def eval_batch(loss_sum, i):
             group = per_group(eval_one, eval_keys, i)
-            return loss_sum + jax.lax.map(group, (states, hyper, slot))[1], None
+            return loss_sum + jax.lax.map(group, (states, hyper, slot)), None
 
         def period(states, i):
             """The blocks between two snapshots; returns the loss curve and the params."""
