@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from toymodels import threefry
 from toymodels.spec import DataSpec, Spec
 
 
@@ -36,14 +37,17 @@ class Noise:
 
 
 def sample_noise(key: jax.Array, spec: Spec) -> Noise:
-    """Draws one step's uniforms for one seed; the key is consumed."""
+    """Draws one step's uniforms for one seed; the key is consumed.
+
+    The values are those of `jax.random.uniform`, computed by `toymodels.threefry`.
+    """
     values_key, dropout_key, sets_key = jax.random.split(key, 3)
     B, F, H = spec.train.batch_size, spec.model.n_features, spec.model.n_hidden
     n_sets = 0 if spec.data.correlation == "independent" else F // spec.data.set_size
     return Noise(
-        values=jax.random.uniform(values_key, (F, B), jnp.float32),
-        dropout=jax.random.uniform(dropout_key, (H, B), jnp.float32),
-        sets=jax.random.uniform(sets_key, (n_sets, B), jnp.float32),
+        values=threefry.uniform(values_key, (F, B)),
+        dropout=threefry.uniform(dropout_key, (H, B)),
+        sets=threefry.uniform(sets_key, (n_sets, B)),
     )
 
 
