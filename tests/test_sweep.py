@@ -103,6 +103,33 @@ def test_device_count_changes_nothing(tmp_path, reference):
         same_arrays(tm.load(out), reference)
 
 
+KINDS_SCRIPT = textwrap.dedent("""
+    import sys, jax
+    jax.config.update("jax_num_cpu_devices", int(sys.argv[1]))
+    import toymodels as tm
+    for kind in tm.MODELS:
+        cfg = tm.parse_config({
+            "name": kind, "model": {"kind": kind, "n_features": 20, "n_hidden": 10},
+            "train": {"steps": 20, "batch_size": 1024, "log_every": 10, "eval_samples": 8192},
+            "sweep": {"sparsity": [0.0, 0.9], "seed": [0, 1], "dropout": [0.0, 0.3]}})
+        tm.run_sweep(cfg, f"{sys.argv[2]}/{kind}", quiet=True)
+""")
+
+
+def test_device_count_changes_nothing_for_every_model_kind(tmp_path):
+    """1 vs 2 devices, every model kind, a batch of 1024: the same bits. (Sharding the run
+    axis with shard_map failed this for abs_computation: 2 devices compiled other fusions.)"""
+    for n in (1, 2):
+        result = subprocess.run([sys.executable, "-c", KINDS_SCRIPT, str(n), str(tmp_path / f"dev{n}")],
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+    for kind in tm.MODELS:
+        one, two = (tm.load(tmp_path / f"dev{n}" / kind) for n in (1, 2))
+        names = [*tm.get_model(kind).dims, "loss", "final_loss"]
+        same_arrays(one, two, names)
+        assert two.attrs["device"].startswith("cpu x2")
+
+
 def test_killed_sweep_resumes_to_the_same_result(tmp_path):
     """SIGKILL a sweep after its first chunk lands; the same command finishes it."""
     cfg_path = tmp_path / "kill.toml"

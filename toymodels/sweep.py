@@ -1,8 +1,8 @@
-"""Running a sweep: config -> grid -> chunks -> sharded jit(train) -> store.
+"""Running a sweep: config -> grid -> chunks -> jit(train) on every device -> store.
 
 The grid's R runs are cut into chunks of one fixed size (the last one padded), so one
-compiled program serves them all. Each chunk is one call of the jitted `train` from
-`toymodels.train`, sharded on the run axis over every JAX device, and lands in the store
+compiled program serves them all. Each chunk is split over every JAX device, each of which
+runs the jitted `train` from `toymodels.train` on its block of runs, and lands in the store
 atomically as soon as it is done; a rerun trains only the chunks that are missing.
 """
 
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
 import numpy as np
 import xarray as xr
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from toymodels import store
@@ -71,54 +71,51 @@ def plan_chunks(done: np.ndarray, chunk: int) -> list[tuple[int, int]]:
 def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devices):
     """`run(grid, start, stop) -> (first_run, arrays)` for runs start..stop-1.
 
-    One jitted program of `chunk` runs (padded by repeating the last run) whose run axis is
-    split over `devices` (`jax.shard_map`: each device trains its own groups of runs);
-    `n_slots` seed keys per chunk (the distinct seeds, padded). With several processes
-    (`jax.distributed`) every process calls `run` and gets back the runs its own devices
-    trained: `arrays` hold runs first_run..first_run+n-1.
+    The chunk of `chunk` runs (padded by repeating the last run) is split into equal
+    contiguous blocks, one per device, and every device runs the SAME compiled
+    single-device program on its block, dispatched asynchronously so that they all work at
+    once. That is what makes a run's bits independent of the device count: with the run
+    axis sharded by `jax.shard_map` instead, XLA compiled the per-device program of a
+    2-device mesh with other fusions than the 1-device one, and abs_computation weights
+    moved by an ulp. Each block carries only the seed keys its own runs use (`n_slots`,
+    padded). With several processes (`jax.distributed`) every process calls `run` and
+    trains the blocks of its own devices: `arrays` hold runs first_run..first_run+n-1.
     """
-    mesh = Mesh(np.asarray(devices), ("runs",))
-    by_run, whole = NamedSharding(mesh, PartitionSpec("runs")), NamedSharding(mesh, PartitionSpec())
+    n_devices = len(devices)
+    per_device = chunk // n_devices
+    if per_device * n_devices != chunk:
+        raise ValueError(f"chunk {chunk} does not split into {n_devices} equal blocks")
+    mine = [i for i, d in enumerate(devices) if d.process_index == jax.process_index()]
+    if mine != list(range(mine[0], mine[-1] + 1)):
+        raise ValueError("this process's devices are not contiguous in the device list")
     train = make_train(spec)
 
-    def train_chunk(seeds, slot, hyper):
+    @jax.jit
+    def train_block(seeds, slot, hyper):
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(root_seed), seeds)
         return train(keys, slot, hyper)
 
-    sharded = jax.jit(jax.shard_map(
-        train_chunk, mesh=mesh, in_specs=(whole.spec, by_run.spec, by_run.spec),
-        out_specs=by_run.spec, check_vma=False))
-
-    def run(grid: Grid, start: int, stop: int) -> tuple[int, dict[str, np.ndarray]]:
-        index = np.minimum(np.arange(start, start + chunk), stop - 1)
+    def block_inputs(grid: Grid, index: np.ndarray, device):
         seeds, slot = np.unique(grid.seed[index], return_inverse=True)
         seeds = np.concatenate([seeds, np.full(n_slots - len(seeds), seeds[0])])
         hyper = jax.tree.map(lambda a: a[index], grid.hyper)
-        inputs = (_global(seeds, whole), _global(slot.astype(np.int32), by_run),
-                  jax.tree.map(lambda a: _global(a, by_run), hyper))
-        out = sharded(*inputs)
+        return jax.device_put((seeds, slot.astype(np.int32), hyper), device)
+
+    def run(grid: Grid, start: int, stop: int) -> tuple[int, dict[str, np.ndarray]]:
+        index = np.minimum(np.arange(start, start + chunk), stop - 1)
+        blocks = [block_inputs(grid, index[i * per_device:(i + 1) * per_device], devices[i])
+                  for i in mine]
+        # Threads only matter for the first call, which compiles the program once per device.
+        with ThreadPoolExecutor(len(blocks)) as pool:
+            outs = list(pool.map(lambda args: train_block(*args), blocks))
+        out = jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *outs)
         arrays = {**out.params, "loss": out.loss, "final_loss": out.final_loss,
                   **{f"{k}{SNAPSHOT}": v for k, v in out.snapshots.items()}}
-        first, local = _local_runs(arrays)
+        first = mine[0] * per_device
         n = max(0, min(chunk - first, stop - start - first))
-        return start + first, {k: v[:n] for k, v in local.items()}
+        return start + first, {k: v[:n] for k, v in arrays.items()}
 
     return run
-
-
-def _global(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    """A global array from a host array every process holds whole (multi-process safe)."""
-    return jax.make_array_from_callback(array.shape, sharding, lambda index: array[index])
-
-
-def _local_runs(arrays: dict[str, jax.Array]) -> tuple[int, dict[str, np.ndarray]]:
-    """The contiguous block of runs this process's devices hold: (first run, numpy arrays)."""
-    out, first = {}, None
-    for name, array in arrays.items():
-        shards = sorted(array.addressable_shards, key=lambda s: s.index[0].start or 0)
-        first = shards[0].index[0].start or 0
-        out[name] = np.concatenate([np.asarray(s.data) for s in shards])
-    return first, out
 
 
 def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = None,
@@ -153,7 +150,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = 
                         config.spec, len(devices))
     if done.any():
         say(f"{out}: resuming: {done.sum()} of {grid.n_runs} runs already done")
-    n_slots = min(len(np.unique(grid.seed)), chunk)
+    n_slots = min(len(np.unique(grid.seed)), chunk // len(devices))
     run = make_chunk_runner(config.spec, config.seed, chunk, n_slots, devices)
     with tqdm(total=grid.n_runs, initial=int(done.sum()), unit="run", desc=config.name,
               disable=quiet or not main, dynamic_ncols=True) as bar:
