@@ -16,9 +16,8 @@ Example:
 
 Entries that share a sweep config (the three intro models; the basic series with its
 dropout and L1 twins) are trained once by `build`; a run depends only on its config, so
-building one entry alone gives the same weights, bit-identical on CPU. (The shipped files
-were built by `toymodels zoo build` with 2 CPU devices; every entry but `abs_circuit`
-gives the same bits with 1 device, `abs_circuit` differs by ~1e-7.)
+building one entry alone gives the same weights, bit-identical on CPU with any number of
+CPU devices. (The shipped files were built by `toymodels zoo build` with 2 CPU devices.)
 
 Settings follow REFERENCE.md sections 1.6-1.14 and 9. Deviations from the paper's recipe
 are stated in the descriptions: `tetrahedron` uses binary features (with Uniform[0, 1]
