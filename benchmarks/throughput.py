@@ -1,9 +1,9 @@
 """Training throughput of toymodels: model-steps/s, samples/s, GFLOP/s.
 
-Times the real sweep path (`toymodels.sweep.make_chunk_runner`: the jitted, sharded chunk
-program) on the configs of the issue, with the runs spread over `--seeds` distinct seeds
-as in a real sweep (runs sharing a seed share their random draws), split over one JAX
-CPU device per core as the `toymodels` command does. Compile time and the first call are
+Times the real sweep path (`toymodels.sweep.make_chunk_runner`: the jitted chunk program,
+one block of runs per device) on the configs of the issue, with the runs spread over
+`--seeds` distinct seeds as in a real sweep (runs sharing a seed share their random
+draws), split over one JAX CPU device per core as the `toymodels` command does. Compile time and the first call are
 reported apart; the timed figure is the median over `--repeats` calls.
 
 FLOPs count the matmuls only: 12·B·F·H per model-step (forward and backward). The timed
