@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -72,9 +71,9 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
     """`run(grid, start, stop) -> (first_run, arrays)` for runs start..stop-1.
 
     The chunk of `chunk` runs (padded by repeating the last run) is split into equal
-    contiguous blocks, one per device, and every device runs the SAME compiled
-    single-device program on its block, dispatched asynchronously so that they all work at
-    once. That is what makes a run's bits independent of the device count: with the run
+    contiguous blocks, one per device, and every device runs the SAME single-device program
+    on its block, dispatched asynchronously so that they all work at once (the program is
+    compiled once per device on the first call, about 1 s each on CPU). That is what makes a run's bits independent of the device count: with the run
     axis sharded by `jax.shard_map` instead, XLA compiled the per-device program of a
     2-device mesh with other fusions than the 1-device one, and abs_computation weights
     moved by an ulp. Each block carries only the seed keys its own runs use (`n_slots`,
@@ -105,9 +104,7 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
         index = np.minimum(np.arange(start, start + chunk), stop - 1)
         blocks = [block_inputs(grid, index[i * per_device:(i + 1) * per_device], devices[i])
                   for i in mine]
-        # Threads only matter for the first call, which compiles the program once per device.
-        with ThreadPoolExecutor(len(blocks)) as pool:
-            outs = list(pool.map(lambda args: train_block(*args), blocks))
+        outs = [train_block(*args) for args in blocks]  # asynchronous: all devices at once
         out = jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *outs)
         arrays = {**out.params, "loss": out.loss, "final_loss": out.final_loss,
                   **{f"{k}{SNAPSHOT}": v for k, v in out.snapshots.items()}}
