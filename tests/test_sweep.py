@@ -12,11 +12,12 @@ import pytest
 
 import toymodels as tm
 from toymodels import store
+from toymodels.sweep import useful_devices
 from toymodels.train import group_size
 
 from helpers import config, raw, run_cli, same_arrays
 
-# 12 runs of 5 -> 2; V = 32 for this shape, so chunk sizes 1 and 7 both round to one group
+# 12 runs of 5 -> 2; V = 64 for this shape, so chunk sizes 1 and 7 both round to one group
 CFG = dict(train={"steps": 60, "batch_size": 64, "log_every": 20},
            sweep={"sparsity": [0.0, 0.5, 0.9], "seed": [0, 1], "dropout": [0.0, 0.2]})
 
@@ -80,27 +81,40 @@ def test_adding_a_grid_point_leaves_other_runs_unchanged(tmp_path, reference):
     same_arrays(ds.sel(sparsity=[0.0, 0.5, 0.9]), reference)
 
 
+# 198 runs: 4 groups of V = 64, so that 4 devices each have a group to train
+DEVICES_CFG = {**CFG, "sweep": {**CFG["sweep"], "seed": list(range(33))}}
+
 SCRIPT = textwrap.dedent("""
     import sys, jax
     jax.config.update("jax_num_cpu_devices", int(sys.argv[1]))
     import toymodels as tm
     sys.path.insert(0, sys.argv[3])
     from helpers import config
-    from test_sweep import CFG
+    from test_sweep import DEVICES_CFG
     assert len(jax.devices()) == int(sys.argv[1])
-    tm.run_sweep(config(**CFG), sys.argv[2], chunk_size=int(sys.argv[4]), quiet=True)
+    tm.run_sweep(config(**DEVICES_CFG), sys.argv[2], chunk_size=int(sys.argv[4]), quiet=True)
 """)
 
 
-def test_device_count_changes_nothing(tmp_path, reference):
+def test_device_count_changes_nothing(tmp_path):
     """1 vs 4 simulated CPU devices (jax_num_cpu_devices), each in its own process."""
     here = os.path.dirname(__file__)
     for n in (1, 4):
-        out = tmp_path / f"dev{n}"
-        result = subprocess.run([sys.executable, "-c", SCRIPT, str(n), str(out), here, "8"],
-                                capture_output=True, text=True, timeout=600)
+        result = subprocess.run([sys.executable, "-c", SCRIPT, str(n), str(tmp_path / f"dev{n}"),
+                                 here, "8"], capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr
-        same_arrays(tm.load(out), reference)
+    one, four = (tm.load(tmp_path / f"dev{n}") for n in (1, 4))
+    assert one.attrs["device"].startswith("cpu x1") and four.attrs["device"].startswith("cpu x4")
+    same_arrays(one, four)
+
+
+def test_a_sweep_uses_no_more_devices_than_it_has_groups():
+    V = group_size(config(**CFG).spec)
+    devices = list(range(4))  # stand-ins: only the count matters
+    assert useful_devices(devices, config(**CFG).spec, 1) == [0]
+    assert useful_devices(devices, config(**CFG).spec, V) == [0]
+    assert useful_devices(devices, config(**CFG).spec, V + 1) == [0, 1]
+    assert useful_devices(devices, config(**CFG).spec, 10 * V) == devices
 
 
 KINDS_SCRIPT = textwrap.dedent("""
@@ -111,13 +125,14 @@ KINDS_SCRIPT = textwrap.dedent("""
         cfg = tm.parse_config({
             "name": kind, "model": {"kind": kind, "n_features": 20, "n_hidden": 10},
             "train": {"steps": 20, "batch_size": 1024, "log_every": 10, "eval_samples": 8192},
-            "sweep": {"sparsity": [0.0, 0.9], "seed": [0, 1], "dropout": [0.0, 0.3]}})
+            "sweep": {"sparsity": [0.0, 0.9], "seed": [0, 1, 2, 3, 4], "dropout": [0.0, 0.3]}})
         tm.run_sweep(cfg, f"{sys.argv[2]}/{kind}", quiet=True)
 """)
 
 
 def test_device_count_changes_nothing_for_every_model_kind(tmp_path):
-    """1 vs 2 devices, every model kind, a batch of 1024: the same bits. (Sharding the run
+    """1 vs 2 devices (20 runs: two groups of 16), every model kind, a batch of 1024: the
+    same bits. (Sharding the run
     axis with shard_map failed this for abs_computation: 2 devices compiled other fusions.)"""
     for n in (1, 2):
         result = subprocess.run([sys.executable, "-c", KINDS_SCRIPT, str(n), str(tmp_path / f"dev{n}")],
