@@ -83,12 +83,13 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
     The chunk of `chunk` runs (padded by repeating the last run) is split into equal
     contiguous blocks, one per device, and every device runs the SAME single-device program
     on its block, dispatched asynchronously so that they all work at once (the program is
-    compiled once per device on the first call, about 1 s each on CPU). That is what makes a run's bits independent of the device count: with the run
-    axis sharded by `jax.shard_map` instead, XLA compiled the per-device program of a
-    2-device mesh with other fusions than the 1-device one, and abs_computation weights
-    moved by an ulp. Each block carries only the seed keys its own runs use (`n_slots`,
-    padded). With several processes (`jax.distributed`) every process calls `run` and
-    trains the blocks of its own devices: `arrays` hold runs first_run..first_run+n-1.
+    compiled once per device on the first call, 1-2 s each on CPU). That is what makes
+    a run's bits independent of the device count: with the run axis sharded by
+    `jax.shard_map` instead, XLA compiled the per-device program of a 2-device mesh with
+    other fusions than the 1-device one, and abs_computation weights moved by an ulp. Each
+    block carries only the seed keys its own runs use (`n_slots`, padded). With several
+    processes (`jax.distributed`) every process calls `run` and trains the blocks of its
+    own devices: `arrays` hold runs first_run..first_run+n-1.
     """
     n_devices = len(devices)
     per_device = chunk // n_devices
@@ -119,7 +120,7 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
         arrays = {**out.params, "loss": out.loss, "final_loss": out.final_loss,
                   **{f"{k}{SNAPSHOT}": v for k, v in out.snapshots.items()}}
         first = mine[0] * per_device
-        n = max(0, min(chunk - first, stop - start - first))
+        n = max(0, min(len(mine) * per_device, stop - start - first))  # not padding
         return start + first, {k: v[:n] for k, v in arrays.items()}
 
     return run
