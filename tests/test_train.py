@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import toymodels as tm
-from toymodels import data
+from toymodels import data, evaluation
 from toymodels.spec import ModelSpec, Spec, TrainSpec
 from toymodels.train import group_size, lr_multiplier, make_train
 
@@ -37,10 +37,12 @@ def test_vmapped_runs_equal_runs_trained_alone():
     hyper, slot = _runs(2 * V)
     root, seeds = jax.random.key(0), jnp.array([3, 7])
     keys = jax.vmap(jax.random.fold_in, (None, 0))(root, seeds)
-    batched = jax.jit(make_train(SPEC))(keys, jnp.asarray(slot, jnp.int32), hyper)
+    shared = evaluation.eval_key(0)
+    batched = jax.jit(make_train(SPEC))(keys, jnp.asarray(slot, jnp.int32), hyper, shared)
     one = jax.jit(tm.make_train_one(SPEC))
     for r in (0, 1, 5, 2 * V - 1):  # first and middle lanes, and the second group
-        alone = one(jax.random.fold_in(root, seeds[slot[r]]), jax.tree.map(lambda a: a[r], hyper))
+        alone = one(jax.random.fold_in(root, seeds[slot[r]]), jax.tree.map(lambda a: a[r], hyper),
+                    shared)
         for a, b in zip(jax.tree.leaves(alone), jax.tree.leaves(batched)):
             np.testing.assert_array_equal(a, b[r])
 
@@ -51,7 +53,7 @@ def test_runs_sharing_a_seed_share_init_and_draws():
     hyper = _stack([_hypers()[0]] * V)
     keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(0), jnp.array([0, 1]))
     slot = jnp.asarray(np.r_[0, 0, np.ones(V - 2)], jnp.int32)
-    out = jax.jit(make_train(SPEC))(keys, slot, hyper)
+    out = jax.jit(make_train(SPEC))(keys, slot, hyper, evaluation.eval_key(0))
     np.testing.assert_array_equal(out.params["W"][0], out.params["W"][1])
     assert not np.allclose(out.params["W"][0], out.params["W"][2])
 

@@ -33,10 +33,12 @@ MAGNITUDES = ("uniform", "exponential", "constant")
 # ---- value checks: each returns the cleaned value or raises ValueError("what is allowed")
 
 
-def _integer(lo: int) -> Callable[[Any], int]:
+def _integer(lo: int, hi: int | None = None) -> Callable[[Any], int]:
+    allowed = f"must be an integer >= {lo}" + (f" and < {hi}" if hi is not None else "")
+
     def check(v):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise ValueError(f"must be an integer >= {lo}")
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v >= hi):
+            raise ValueError(allowed)
         return v
     return check
 
@@ -135,7 +137,7 @@ DEFAULTS = {
 def axis_check(name: str) -> Callable[[Any], Any]:
     """The value check of one sweep axis (the same as for the scalar it replaces)."""
     if name == "seed":
-        return _integer(0)
+        return _integer(0, 2**31)  # run keys fold in the seed; the evaluation key is 2**32 - 1
     if name == "sparsity":
         return _number(0.0, 1.0, hi_open=True)
     if name == "feature_probability":

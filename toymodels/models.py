@@ -25,23 +25,37 @@ HIGHEST = jax.lax.Precision.HIGHEST
 class ModelKind:
     """One entry of the registry.
 
+    The output is `readout(z)` of the output pre-activations `z`, and every kind's hidden
+    layer is positively homogeneous (h(t x) = t h(x) for t >= 0: no hidden bias). So
+    along one input direction the pre-activations are affine in the input's size, which
+    `toymodels.evaluation` uses to integrate the one-feature loss exactly.
+
     Attributes:
       init: (key, ModelSpec) -> Params for one model; the key is consumed.
-      forward: (params, x [F, B], keep [H, B]) -> (x_hat [F, B], h [H, B]); `keep` is
-        the dropout multiplier on the hidden vectors (all ones at evaluation); `h` the
-        hidden activations (for an L1 penalty).
+      logits: (params, x [F, B], keep [H, B]) -> (z [F, B], h [H, B]): the output
+        pre-activations and the hidden activations (for an L1 penalty); `keep` is the
+        dropout multiplier on the hidden vectors (all ones at evaluation).
       dims: the dataset dims of each parameter, e.g. {"W": ("hidden", "feature")}.
       description: one line for `--help` and docs.
+      readout: the output nonlinearity, ReLU or the identity (piecewise linear with its
+        only kink at 0).
       signed_inputs: active features are Uniform[-1, 1) instead of [0, 1).
-      target: the output the model is trained to give for input x (default x itself).
+      target: the output the model is trained to give for input x (default x itself);
+        linear in x on each side of 0.
     """
 
     init: Callable[[jax.Array, ModelSpec], Params]
-    forward: Callable[[Params, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+    logits: Callable[[Params, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
     dims: dict[str, tuple[str, ...]]
     description: str
+    readout: Callable[[jax.Array], jax.Array] = jax.nn.relu
     signed_inputs: bool = False
     target: Callable[[jax.Array], jax.Array] = lambda x: x
+
+    def forward(self, params: Params, x: jax.Array, keep: jax.Array):
+        """(x_hat [F, B], h [H, B]) = (readout(z), h) for inputs x: [F, B]."""
+        z, h = self.logits(params, x, keep)
+        return self.readout(z), h
 
 
 def init_tied(key: jax.Array, spec: ModelSpec) -> Params:
@@ -66,43 +80,37 @@ def _decode(W_out: jax.Array, h: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.dot(W_out, h, precision=HIGHEST) + b[:, None]
 
 
-def forward_linear(params: Params, x: jax.Array, keep: jax.Array):
-    """x' = Wᵀ W x + b (the paper's linear model)."""
+def logits_tied(params: Params, x: jax.Array, keep: jax.Array):
+    """z = Wᵀ W x + b (the linear model's output; ReLU(z) for the ReLU-output model)."""
     h = jnp.dot(params["W"], x, precision=HIGHEST) * keep
     return _decode(params["W"].T, h, params["b"]), h
 
 
-def forward_relu_output(params: Params, x: jax.Array, keep: jax.Array):
-    """x' = ReLU(Wᵀ W x + b) (the paper's ReLU-output model)."""
-    out, h = forward_linear(params, x, keep)
-    return jax.nn.relu(out), h
-
-
-def forward_relu_hidden(params: Params, x: jax.Array, keep: jax.Array):
-    """h = ReLU(W x), x' = ReLU(Wᵀ h + b) (the privileged-basis model)."""
+def logits_relu_hidden(params: Params, x: jax.Array, keep: jax.Array):
+    """h = ReLU(W x), z = Wᵀ h + b (the privileged-basis model; x' = ReLU(z))."""
     h = jax.nn.relu(jnp.dot(params["W"], x, precision=HIGHEST)) * keep
-    return jax.nn.relu(_decode(params["W"].T, h, params["b"])), h
+    return _decode(params["W"].T, h, params["b"]), h
 
 
-def forward_abs(params: Params, x: jax.Array, keep: jax.Array):
-    """y' = ReLU(W2 ReLU(W1 x) + b), untied (computation in superposition, target |x|)."""
+def logits_abs(params: Params, x: jax.Array, keep: jax.Array):
+    """h = ReLU(W1 x), z = W2 h + b, untied (computation in superposition: y' = ReLU(z),
+    target |x|)."""
     h = jax.nn.relu(jnp.dot(params["W1"], x, precision=HIGHEST)) * keep
-    return jax.nn.relu(_decode(params["W2"], h, params["b"])), h
+    return _decode(params["W2"], h, params["b"]), h
 
 
 TIED_DIMS = {"W": ("hidden", "feature"), "b": ("feature",)}
 UNTIED_DIMS = {"W1": ("hidden", "feature"), "W2": ("feature", "hidden"), "b": ("feature",)}
 
 MODELS: dict[str, ModelKind] = {
-    "linear": ModelKind(init_tied, forward_linear, TIED_DIMS, "x' = WᵀWx + b"),
-    "relu_output": ModelKind(
-        init_tied, forward_relu_output, TIED_DIMS, "x' = ReLU(WᵀWx + b)"
-    ),
+    "linear": ModelKind(init_tied, logits_tied, TIED_DIMS, "x' = WᵀWx + b",
+                        readout=lambda z: z),
+    "relu_output": ModelKind(init_tied, logits_tied, TIED_DIMS, "x' = ReLU(WᵀWx + b)"),
     "relu_hidden": ModelKind(
-        init_tied, forward_relu_hidden, TIED_DIMS, "x' = ReLU(Wᵀ ReLU(Wx) + b), privileged basis"
+        init_tied, logits_relu_hidden, TIED_DIMS, "x' = ReLU(Wᵀ ReLU(Wx) + b), privileged basis"
     ),
     "abs_computation": ModelKind(
-        init_untied, forward_abs, UNTIED_DIMS,
+        init_untied, logits_abs, UNTIED_DIMS,
         "y' = ReLU(W₂ ReLU(W₁x) + b) trained on |x|, x in [-1, 1)",
         signed_inputs=True, target=jnp.abs,
     ),

@@ -26,7 +26,8 @@ import xarray as xr
 
 from toymodels.errors import UserError
 
-SCHEMA_VERSION = 2  # 2: final_loss on train.eval_samples (65,536) fresh samples
+SCHEMA_VERSION = 3  # 2: final_loss on train.eval_samples fresh samples; 3: stratified
+# final_loss (exact for 0 and 1 active features) on samples shared by all runs, with SE
 MANIFEST, RESULTS, CHUNKS = "manifest.json", "results.nc", "chunks"
 _CHUNK_NAME = re.compile(r"^(\d+)-(\d+)\.npz$")
 

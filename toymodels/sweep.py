@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from toymodels import store
+from toymodels import evaluation, store
 from toymodels.config import SweepConfig, to_toml
 from toymodels.grid import Grid, expand
 from toymodels.models import get_model
@@ -28,6 +28,8 @@ SNAPSHOT = "_snapshots"  # dataset variables of the parameters over training: W_
 CHUNK_WORK = 1 << 35  # runs x steps x B x (F + H) per chunk: about a minute on 2 CPU cores
 CHUNK_MEMORY_BYTES = 1 << 30  # parameters, optimiser state and snapshots of one chunk
 MAX_CHUNK = 4096
+FINAL_LOSS = ("population loss of the final weights (no dropout, no L1): exact for 0 and 1 "
+              "active features, sampled for 2 or more (toymodels.evaluation)")
 
 
 def describe_devices(devices, n_processes: int = 1) -> str:
@@ -103,7 +105,7 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
     @jax.jit
     def train_block(seeds, slot, hyper):
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(root_seed), seeds)
-        return train(keys, slot, hyper)
+        return train(keys, slot, hyper, evaluation.eval_key(root_seed))
 
     def block_inputs(grid: Grid, index: np.ndarray, device):
         seeds, slot = np.unique(grid.seed[index], return_inverse=True)
@@ -118,6 +120,7 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
         outs = [train_block(*args) for args in blocks]  # asynchronous: all devices at once
         out = jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *outs)
         arrays = {**out.params, "loss": out.loss, "final_loss": out.final_loss,
+                  "final_loss_se": out.final_loss_se,
                   **{f"{k}{SNAPSHOT}": v for k, v in out.snapshots.items()}}
         first = mine[0] * per_device
         n = max(0, min(len(mine) * per_device, stop - start - first))  # not padding
@@ -207,7 +210,9 @@ def build_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict
     steps = K * np.arange(1, T + 1)
     variables.update(
         loss=(axes + ("step",), as_grid(columns["loss"])),
-        final_loss=(axes, as_grid(columns["final_loss"])),
+        final_loss=(axes, as_grid(columns["final_loss"]), {"long_name": FINAL_LOSS}),
+        final_loss_se=(axes, as_grid(columns["final_loss_se"]),
+                       {"long_name": "standard error of final_loss (its sampled part)"}),
         importance=(axes + ("feature",), as_grid(grid.hyper.importance)),
         density=(axes + ("feature",), as_grid(grid.hyper.feature_probability)),
         nonfinite_step=(axes, as_grid(first_nonfinite(columns["loss"], columns["final_loss"], steps))),

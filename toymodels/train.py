@@ -16,12 +16,12 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from toymodels import data
+from toymodels import data, evaluation
 from toymodels.hyper import Hyper
 from toymodels.models import Params, get_model
 from toymodels.spec import Spec, TrainSpec
 
-INIT, DATA, EVAL = 0, 1, 2  # fold_in tags that split a run key into independent streams
+INIT, DATA, EVAL = 0, 1, 2  # fold_in tags that split a seed key into independent streams
 
 
 @struct.dataclass
@@ -39,8 +39,10 @@ class RunOutput:
     Attributes:
       params: the final parameters, e.g. {"W": [H, F], "b": [F]}.
       loss: [T] mean training loss of each block of `log_every` steps.
-      final_loss: [] loss of the final parameters on fresh evaluation batches (no dropout,
-        no L1 penalty: the importance-weighted error alone).
+      final_loss: [] the population loss of the final parameters (no dropout, no L1
+        penalty: the importance-weighted error alone), exact in the strata of zero and
+        one active feature and sampled in the rest (`toymodels.evaluation`).
+      final_loss_se: [] its standard error.
       snapshots: the parameters at steps 0, k, 2k, ... (k = snapshot_every), each with a
         leading [1 + steps / k] axis; {} when snapshots are off.
     """
@@ -48,6 +50,7 @@ class RunOutput:
     params: Params
     loss: jax.Array
     final_loss: jax.Array
+    final_loss_se: jax.Array
     snapshots: Params
 
 
@@ -102,19 +105,20 @@ def group_size(spec: Spec) -> int:
 
 
 def make_train(spec: Spec):
-    """Builds `train(seed_keys, slot, hyper) -> RunOutput` for the static `spec`.
+    """Builds `train(seed_keys, slot, hyper, eval_key) -> RunOutput` for the static `spec`.
 
     Args of the returned function:
       seed_keys: [S] one key per distinct seed, `fold_in(root_key, seed)`; consumed.
       slot: [R] int, which seed key each run uses; R a multiple of `group_size(spec)`.
       hyper: Hyper with leading axis R.
+      eval_key: the key of the evaluation draws, shared by every run (a sweep passes
+        `evaluation.eval_key(root seed)`).
 
     Returns:
       RunOutput with leading axis R.
     """
     kind = get_model(spec.model.kind)
     T, K, V = spec.train.n_logs, spec.train.log_every, group_size(spec)
-    no_dropout = jnp.ones((spec.model.n_hidden, spec.train.batch_size), jnp.float32)
 
     def init_one(seed_key: jax.Array, hyper: Hyper) -> TrainState:
         params = kind.init(jax.random.fold_in(seed_key, INIT), spec.model)
@@ -134,9 +138,11 @@ def make_train(spec: Spec):
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
 
-    def eval_one(state: TrainState, hyper: Hyper, noise: data.Noise) -> jax.Array:
-        x, target = inputs(hyper, noise)
-        return weighted_mse(state.params, x, target, no_dropout, hyper.importance, kind.forward)
+    def eval_one(params: Params, hyper: Hyper, noise: data.Noise) -> jax.Array:
+        return evaluation.batch_stats(params, hyper, noise, spec.data, kind)
+
+    def exact_one(params: Params, hyper: Hyper) -> jax.Array:
+        return jnp.stack(evaluation.exact_strata(params, hyper, kind, spec.data))
 
     def per_group(fn, keys, index):
         """Draws one Noise per seed key [S] (shared, not redrawn), then applies the
@@ -150,9 +156,9 @@ def make_train(spec: Spec):
 
         return group
 
-    def train(seed_keys: jax.Array, slot: jax.Array, hyper: Hyper) -> RunOutput:
-        fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
-        data_keys, eval_keys = fold(seed_keys, DATA), fold(seed_keys, EVAL)
+    def train(seed_keys: jax.Array, slot: jax.Array, hyper: Hyper,
+              eval_key: jax.Array) -> RunOutput:
+        data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
         as_groups = lambda a: a.reshape(-1, V, *a.shape[1:])
         states = jax.tree.map(as_groups, jax.vmap(init_one)(seed_keys[slot], hyper))
         hyper, slot = jax.tree.map(as_groups, (hyper, slot))
@@ -168,9 +174,11 @@ def make_train(spec: Spec):
             (states, loss_sum), _ = jax.lax.scan(one_step, (states, zero), t * K + jnp.arange(K))
             return states, loss_sum / K
 
-        def eval_batch(loss_sum, i):
-            group = per_group(eval_one, eval_keys, i)
-            return loss_sum + jax.lax.map(group, (states, hyper, slot)), None
+        def eval_batch(i):
+            """[G, V, 2] batch statistics; one draw shared by every run."""
+            noise = data.sample_noise(jax.random.fold_in(eval_key, i), spec)
+            group = lambda args: jax.vmap(eval_one, in_axes=(0, 0, None))(*args, noise)
+            return jax.lax.map(group, (states.params, hyper))
 
         def period(states, i):
             """The blocks between two snapshots; returns the loss curve and the params."""
@@ -180,20 +188,27 @@ def make_train(spec: Spec):
         blocks = spec.train.snapshot_every // K if spec.train.snapshot_every else T
         first = states.params if spec.train.snapshot_every else {}
         states, (curve, snaps) = jax.lax.scan(period, states, jnp.arange(T // blocks))
-        n_eval = spec.train.n_eval_batches
-        final, _ = jax.lax.scan(eval_batch, jnp.zeros(slot.shape, jnp.float32), jnp.arange(n_eval))
+        stats = jax.lax.map(eval_batch, jnp.arange(spec.train.n_eval_batches))  # [N, G, V, 2]
+        settled = jax.lax.optimization_barrier((states.params, hyper))
+        exact = jax.lax.map(jax.vmap(lambda args: exact_one(*args)), settled)
+        exact, stats = jax.lax.optimization_barrier((exact, stats))
+        combine = lambda e, s: evaluation.combine(e[0], e[1], s, spec.train.batch_size)
+        group_combine = lambda args: jax.vmap(combine, (0, 1))(*args)  # one group of V
+        final, final_se = jax.lax.map(group_combine, (exact, jnp.moveaxis(stats, 0, 1)))
         runs = lambda a: a.reshape(-1, *a.shape[2:])  # [G, V, ...] -> [R, ...]
         curve = jnp.moveaxis(curve.reshape(T, *slot.shape), 0, -1)  # [G, V, T]
         snaps = jax.tree.map(lambda a, b: jnp.moveaxis(jnp.concatenate([a[None], b]), 0, 2),
                              first, snaps)  # [G, V, 1 + n_snapshots, ...]
-        return RunOutput(jax.tree.map(runs, states.params), runs(curve), runs(final / n_eval),
-                         jax.tree.map(runs, snaps))
+        return RunOutput(jax.tree.map(runs, states.params), runs(curve), runs(final),
+                         runs(final_se), jax.tree.map(runs, snaps))
 
     return train
 
 
 def make_train_one(spec: Spec):
-    """`train_one(key, hyper) -> RunOutput` for ONE model (a group padded with copies).
+    """`train_one(key, hyper, eval_key=None) -> RunOutput` for ONE model (a group padded
+    with copies). The evaluation draws come from `eval_key`, default `fold_in(key, EVAL)`
+    (a sweep's come from its root key: `evaluation.eval_key(seed)`).
 
     Example:
       >>> from toymodels.hyper import make_hyper
@@ -205,9 +220,10 @@ def make_train_one(spec: Spec):
     """
     train, V = make_train(spec), group_size(spec)
 
-    def train_one(key: jax.Array, hyper: Hyper) -> RunOutput:
+    def train_one(key: jax.Array, hyper: Hyper, eval_key: jax.Array | None = None) -> RunOutput:
         batched = jax.tree.map(lambda a: jnp.broadcast_to(a, (V, *jnp.shape(a))), hyper)
-        out = train(key[None], jnp.zeros((V,), jnp.int32), batched)
+        eval_key = jax.random.fold_in(key, EVAL) if eval_key is None else eval_key
+        out = train(key[None], jnp.zeros((V,), jnp.int32), batched, eval_key)
         return jax.tree.map(lambda a: a[0], out)
 
     return train_one
