@@ -129,7 +129,7 @@ DEFAULTS = {
     "train": {
         "steps": 10_000, "batch_size": 1024, "learning_rate": 1e-3, "weight_decay": 0.01,
         "dropout": 0.0, "schedule": "constant", "warmup_steps": 0, "log_every": 100,
-        "l1_hidden": 0.0, "snapshot_every": 0, "eval_samples": 65_536,
+        "l1_hidden": 0.0, "snapshot_every": 0, "eval_samples": 262_144,
     },
 }
 

@@ -36,13 +36,15 @@ class Noise:
     sets: jax.Array
 
 
-def sample_noise(key: jax.Array, spec: Spec) -> Noise:
+def sample_noise(key: jax.Array, spec: Spec, batch: int | None = None) -> Noise:
     """Draws one step's uniforms for one seed; the key is consumed.
 
     The values are those of `jax.random.uniform`, computed by `toymodels.threefry`.
+    `batch` overrides B (the evaluation uses `toymodels.spec.EVAL_BATCH`).
     """
     values_key, dropout_key, sets_key = jax.random.split(key, 3)
-    B, F, H = spec.train.batch_size, spec.model.n_features, spec.model.n_hidden
+    B = spec.train.batch_size if batch is None else batch
+    F, H = spec.model.n_features, spec.model.n_hidden
     n_sets = 0 if spec.data.correlation == "independent" else F // spec.data.set_size
     return Noise(
         values=threefry.uniform(values_key, (F, B)),

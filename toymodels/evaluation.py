@@ -47,7 +47,7 @@ from flax import struct
 from toymodels import data
 from toymodels.hyper import Hyper
 from toymodels.models import ModelKind, Params
-from toymodels.spec import DataSpec, Spec
+from toymodels.spec import EVAL_BATCH, DataSpec, Spec
 
 EVAL_STREAM = 2**32 - 1  # fold_in tag of the root key for evaluation; seeds are < 2**31
 GAUSS_2 = 3.0**-0.5  # 2-point Gauss-Legendre nodes on [-1, 1]: ±1/√3, weights 1
@@ -235,8 +235,8 @@ def population_loss(params: Params, hyper: Hyper, spec: Spec, kind: ModelKind,
                     key: jax.Array) -> tuple[jax.Array, jax.Array]:
     """(final_loss, final_loss_se) of ONE model, as a sweep stores them.
 
-    Uses `spec.train.n_eval_batches` batches of `spec.train.batch_size` samples drawn
-    from `key` (a sweep uses `eval_key(root seed)` for every run).
+    Uses `spec.train.n_eval_batches` batches of `EVAL_BATCH` samples drawn from `key`
+    (a sweep uses `eval_key(root seed)` for every run).
 
     Example:
       >>> from toymodels.hyper import make_hyper
@@ -251,9 +251,9 @@ def population_loss(params: Params, hyper: Hyper, spec: Spec, kind: ModelKind,
     """
 
     def one_batch(i):
-        noise = data.sample_noise(jax.random.fold_in(key, i), spec)
+        noise = data.sample_noise(jax.random.fold_in(key, i), spec, EVAL_BATCH)
         return batch_stats(params, hyper, noise, spec.data, kind)
 
     stats = jax.lax.map(one_batch, jnp.arange(spec.train.n_eval_batches))
     exact, many = exact_strata(params, hyper, kind, spec.data)
-    return combine(exact, many, stats, spec.train.batch_size)
+    return combine(exact, many, stats, EVAL_BATCH)

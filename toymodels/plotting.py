@@ -84,6 +84,7 @@ AXIS_SYMBOLS = {
     "importance_decay": "decay",
     "learning_rate": "lr",
     "weight_decay": "wd",
+    "density_ratio": "p₀/p",
 }
 VARIABLE_LABELS = {
     "final_loss": "final loss",

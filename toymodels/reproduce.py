@@ -4,9 +4,9 @@ Where this sits in the data flow: for each experiment of ``EXPERIMENTS`` it load
 sweep file (``toymodels.load_config``), trains it (``toymodels.run_sweep``, resumable: a
 finished sweep is not retrained), adds the analysis variables
 (``toymodels.analyze_store``) and draws the experiment's figures with
-``toymodels.plotting.make_figure``. The figures' best-of-seeds picks use
-``selection_loss`` (the mean training loss of the last 1,000 steps) rather than the
-noisier stored ``final_loss``.
+``toymodels.plotting.make_figure``. The figures' best-of-seeds picks use the stored
+``final_loss`` (exact for zero and one active features, see ``toymodels.evaluation``),
+the same criterion as the zoo and a user's ``ds.final_loss.argmin("seed")``.
 
 ``quick=True`` runs a reduced version of every sweep (fewer steps, grid points and
 seeds, through config overrides kept here, not in separate files) into a ``quick``
@@ -40,10 +40,6 @@ QUICK = "quick"
 
 DPI = 90
 """Resolution of the saved figures (keeps each PNG around 100 kB or less)."""
-
-SELECTION_STEPS = 1000
-"""Best-of-seeds picks in the figures use the mean training loss of this many last steps."""
-
 
 class PlotSpec(NamedTuple):
     """One figure of an experiment.
@@ -124,6 +120,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         ("train.steps=3000", "sweep.feature_probability=[0.2, 0.05, 0.02]",
          "sweep.seed=[0, 1, 2, 3]"),
         (PlotSpec("pentagon.png", "geometry", {"axis": "feature_probability", "max_columns": 6}),),
+    ),
+    "pentagon_perturbation": Experiment(
+        "pentagon_perturbation.toml",
+        ("train.steps=3000", "sweep.density_ratio=[1.0, 0.25]", "sweep.seed=[0, 1, 2, 3]"),
+        (PlotSpec("pentagon_perturbation.png", "geometry",
+                  {"axis": "density_ratio", "max_columns": 6}),),
     ),
     "dropout": Experiment(
         "dropout.toml",
@@ -258,30 +260,6 @@ def output_dirs(runs_dir, plots_dir, quick: bool) -> tuple[Path, Path]:
     return (runs / QUICK, plots / QUICK) if quick else (runs, plots)
 
 
-def selection_loss(ds: xr.Dataset, steps: int = SELECTION_STEPS) -> xr.Dataset:
-    """The dataset with ``final_loss`` replaced by the mean training loss of the last steps.
-
-    The plots pick the best seed per cell by ``final_loss``, which the trainer measures on
-    `train.eval_samples` fresh samples (65,536 by default; 8,192 in the first version).
-    Two solutions of a sparse model differ only on samples where several features are
-    active (probability ~p² per pair), and at density p <= 0.03 those are rare: with 8,192
-    samples the lowest ``final_loss`` was close to a random pick among seeds (seen in the
-    3 -> 2 phase diagram at p <= 0.03). The last 1,000
-    training steps average about 10⁶ samples. For dropout runs this is the loss with
-    dropout, the objective they were trained on. The stored results are not changed.
-
-    Args:
-      ds: results dataset with ``loss`` (dims ..., step).
-      steps: how many final training steps to average (whole logged blocks).
-
-    Returns:
-      A new dataset; the original ``final_loss`` is kept as ``eval_loss``.
-    """
-    tail = ds["loss"].sel(step=ds["step"] > ds["step"].values[-1] - steps).mean("step")
-    tail.attrs["description"] = f"mean training loss of the last {steps} steps"
-    return ds.assign(final_loss=tail, eval_loss=ds["final_loss"])
-
-
 def select_cells(ds: xr.Dataset, select: dict[str, float]) -> xr.Dataset:
     """Fixes sweep coordinates at their nearest values (no-op for an empty dict).
 
@@ -317,8 +295,7 @@ def selection_note(ds: xr.Dataset, select: dict[str, float]) -> str:
 def draw(ds: xr.Dataset, plots: tuple[PlotSpec, ...], plots_root: Path) -> list[Path]:
     """Draws and saves each figure of an experiment.
 
-    Seeds are chosen by ``selection_loss`` (the mean training loss of the last 1,000
-    steps), not by the stored ``final_loss``.
+    Seeds are chosen by the lowest stored ``final_loss``.
 
     Args:
       ds: the analysed results dataset.
@@ -332,7 +309,6 @@ def draw(ds: xr.Dataset, plots: tuple[PlotSpec, ...], plots_root: Path) -> list[
 
     plots_root.mkdir(parents=True, exist_ok=True)
     written = []
-    ds = selection_loss(ds)
     for spec in plots:
         fig = make_figure(spec.kind, select_cells(ds, spec.select), **spec.options)
         if spec.select and fig.get_suptitle():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+EVAL_BATCH = 4096  # samples per evaluation batch, whatever the training batch size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,10 +40,10 @@ class TrainSpec:
       warmup_steps: linear warm-up from 0 (both schedules).
       snapshot_every: keep the parameters every this many steps (and at step 0) for
         training dynamics; 0 keeps only the final ones.
-      eval_samples: fresh samples for `final_loss` (rounded up to whole batches). The
-        default 65,536 costs about 20 training steps and resolves the pairwise-interference
-        term that separates solutions at density 0.01 (about 6 samples per 1,000 have two
-        features on); 8,192 was too few for best-of-seeds choices there.
+      eval_samples: samples of the sampled stratum of `final_loss` (two or more active
+        features; the strata of zero and one are exact, see `toymodels.evaluation`),
+        rounded up to whole evaluation batches of `EVAL_BATCH`. The default 262,144 costs
+        under 1% of a 10,000-step run and halves the error of 65,536.
     """
 
     steps: int = 10_000
@@ -51,7 +52,7 @@ class TrainSpec:
     schedule: str = "constant"
     warmup_steps: int = 0
     snapshot_every: int = 0
-    eval_samples: int = 65_536
+    eval_samples: int = 262_144
 
     @property
     def n_logs(self) -> int:
@@ -65,8 +66,8 @@ class TrainSpec:
 
     @property
     def n_eval_batches(self) -> int:
-        """Batches of B samples in the final evaluation (at least `eval_samples`)."""
-        return math.ceil(self.eval_samples / self.batch_size)
+        """Batches of `EVAL_BATCH` samples in the final evaluation (at least `eval_samples`)."""
+        return math.ceil(self.eval_samples / EVAL_BATCH)
 
 
 @dataclasses.dataclass(frozen=True)

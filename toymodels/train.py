@@ -19,7 +19,7 @@ from flax import struct
 from toymodels import data, evaluation
 from toymodels.hyper import Hyper
 from toymodels.models import Params, get_model
-from toymodels.spec import Spec, TrainSpec
+from toymodels.spec import EVAL_BATCH, Spec, TrainSpec
 
 INIT, DATA, EVAL = 0, 1, 2  # fold_in tags that split a seed key into independent streams
 
@@ -176,7 +176,7 @@ def make_train(spec: Spec):
 
         def eval_batch(i):
             """[G, V, 2] batch statistics; one draw shared by every run."""
-            noise = data.sample_noise(jax.random.fold_in(eval_key, i), spec)
+            noise = data.sample_noise(jax.random.fold_in(eval_key, i), spec, EVAL_BATCH)
             group = lambda args: jax.vmap(eval_one, in_axes=(0, 0, None))(*args, noise)
             return jax.lax.map(group, (states.params, hyper))
 
@@ -192,7 +192,7 @@ def make_train(spec: Spec):
         settled = jax.lax.optimization_barrier((states.params, hyper))
         exact = jax.lax.map(jax.vmap(lambda args: exact_one(*args)), settled)
         exact, stats = jax.lax.optimization_barrier((exact, stats))
-        combine = lambda e, s: evaluation.combine(e[0], e[1], s, spec.train.batch_size)
+        combine = lambda e, s: evaluation.combine(e[0], e[1], s, EVAL_BATCH)
         group_combine = lambda args: jax.vmap(combine, (0, 1))(*args)  # one group of V
         final, final_se = jax.lax.map(group_combine, (exact, jnp.moveaxis(stats, 0, 1)))
         runs = lambda a: a.reshape(-1, *a.shape[2:])  # [G, V, ...] -> [R, ...]
