@@ -2,6 +2,8 @@
 
 Layout of a results directory:
   manifest.json       the resolved config (TOML text), versions and device; written first
+  lock                who is writing the directory, while a sweep or analysis runs
+                      (`toymodels.lock`: one writer per directory)
   chunks/A-B.npz      runs A..B-1 of a sweep in progress; each file appears atomically
   results.nc          the finished dataset (netCDF4), written atomically once all runs are
                       done; the chunk files are then removed
@@ -25,11 +27,13 @@ import numpy as np
 import xarray as xr
 
 from toymodels.errors import UserError
+from toymodels.lock import LOCK, held
 
 SCHEMA_VERSION = 3  # 2: final_loss on train.eval_samples fresh samples; 3: stratified
 # final_loss (exact for 0 and 1 active features) on samples shared by all runs, with SE
 MANIFEST, RESULTS, CHUNKS = "manifest.json", "results.nc", "chunks"
 _CHUNK_NAME = re.compile(r"^(\d+)-(\d+)\.npz$")
+_TMP_NAME = re.compile(r"^\..+\.tmp-\d+$")  # see _atomic_write
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -42,6 +46,11 @@ def _atomic_write(path: Path, write) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _why(error: OSError) -> str:
+    """An OSError's reason in one line, e.g. 'No space left on device'."""
+    return " ".join((error.strerror or str(error)).split())
 
 
 def versions() -> dict[str, str]:
@@ -64,7 +73,7 @@ def open_store(out: str | Path, config_toml: str, n_runs: int, device: str) -> P
     Raises:
       UserError: the directory holds another config, or is not a results directory.
     """
-    out = Path(out)
+    out = prepare_dir(out)
     manifest = out / MANIFEST
     if manifest.exists():
         previous = json.loads(manifest.read_text())
@@ -76,13 +85,45 @@ def open_store(out: str | Path, config_toml: str, n_runs: int, device: str) -> P
                 "use another --out or delete the directory"
             )
         return out
-    if out.exists() and any(out.iterdir()):
-        raise UserError(f"{out}: exists, is not empty and is not a results directory; choose another --out")
-    (out / CHUNKS).mkdir(parents=True, exist_ok=True)
+    (out / CHUNKS).mkdir(exist_ok=True)
     info = {"schema_version": SCHEMA_VERSION, "config": config_toml, "n_runs": n_runs,
             "versions": versions(), "device": device}
-    _atomic_write(manifest, lambda p: p.write_text(json.dumps(info, indent=1)))
+    try:
+        _atomic_write(manifest, lambda p: p.write_text(json.dumps(info, indent=1)))
+    except OSError as e:
+        raise UserError(f"{manifest}: cannot write it ({_why(e)}); "
+                        "free space or choose another --out") from None
     return out
+
+
+def prepare_dir(out: str | Path) -> Path:
+    """Checks that `out` can be a results directory, and creates it if it does not exist.
+
+    Raises:
+      UserError: `out` is a file, a directory of other files, or cannot be created.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: is a file, not a directory; --out names a results "
+                        "directory (a new one, or one to resume)")
+    if out.is_dir() and _foreign(out):
+        raise UserError(f"{out}: exists, is not empty and is not a results directory; "
+                        "choose another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserError(f"{out}: cannot create the directory ({_why(e)}); "
+                        "choose another --out") from None
+    return out
+
+
+def _foreign(out: Path) -> bool:
+    """Whether directory `out` holds files that no results directory holds. Without a
+    manifest, a lock, chunks/ and temporary files are a sweep's that is starting."""
+    if (out / MANIFEST).exists():
+        return False
+    return any(name not in (LOCK, CHUNKS) and not _TMP_NAME.match(name)
+               for name in os.listdir(out))
 
 
 def _same_config(a: str, b: str) -> bool:
@@ -124,18 +165,85 @@ def done_mask(out: str | Path, n_runs: int) -> np.ndarray:
     return mask
 
 
+def chunk_path(out: str | Path, start: int, stop: int) -> Path:
+    """The file of runs start..stop-1."""
+    return Path(out) / CHUNKS / f"{start:08d}-{stop:08d}.npz"
+
+
 def write_chunk(out: str | Path, start: int, arrays: dict[str, np.ndarray]) -> None:
-    """Writes runs start..start+n-1 atomically; arrays share a leading axis n."""
+    """Writes runs start..start+n-1 atomically; arrays share a leading axis n.
+
+    The file is closed inside the write, so that an error on its last bytes (a full disk)
+    is raised here instead of being lost when the file object is collected.
+    """
     n = len(next(iter(arrays.values())))
-    path = Path(out) / CHUNKS / f"{start:08d}-{start + n:08d}.npz"
-    _atomic_write(path, lambda p: np.savez(open(p, "wb"), **arrays))
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+    _atomic_write(chunk_path(out, start, start + n), write)
+
+
+def restore_chunks_dir(out: str | Path) -> bool:
+    """Recreates `chunks/` for an unfinished sweep that has none (its results.nc was
+    deleted after it finished, which removed the chunks); True if it did."""
+    folder = Path(out) / CHUNKS
+    if is_complete(out) or folder.is_dir():
+        return False
+    folder.mkdir()
+    return True
+
+
+def remove_leftovers(out: str | Path) -> None:
+    """Deletes the temporary files of writes cut short (by a killed process), and the chunk
+    files of a finished sweep whose removal was cut short. Call it holding the lock."""
+    out = Path(out)
+    if is_complete(out):
+        shutil.rmtree(out / CHUNKS, ignore_errors=True)
+    for folder in (out, out / CHUNKS):
+        for name in os.listdir(folder) if folder.is_dir() else ():
+            if _TMP_NAME.match(name):
+                (folder / name).unlink(missing_ok=True)
+
+
+def drop_damaged_chunks(out: str | Path, n_runs: int, keys: list[str]) -> list[str]:
+    """Deletes every chunk file that does not load whole (`chunk_problem`), so that its
+    runs are retrained. Returns one line per deleted file, naming it and why."""
+    lines = []
+    for start, stop in done_ranges(out):
+        path = chunk_path(out, start, stop)
+        problem = (f"runs beyond the sweep's {n_runs}" if stop > n_runs
+                   else chunk_problem(path, stop - start, keys))
+        if problem:
+            path.unlink(missing_ok=True)
+            lines.append(f"{path}: damaged chunk file ({problem}); deleted it, "
+                         f"runs {start}-{stop - 1} will be retrained")
+    return lines
+
+
+def chunk_problem(path: Path, n: int, keys: list[str]) -> str | None:
+    """What is wrong with a chunk file of `n` runs, or None if it is whole.
+
+    Every array is read in full, so that zipfile checks each member's CRC-32; each must
+    hold `n` runs on its leading axis, and every name in `keys` must be there.
+    """
+    try:
+        with np.load(path) as z:
+            missing = [k for k in keys if k not in z.files]
+            short = [k for k in z.files if z[k].shape[:1] != (n,)]
+    except Exception as e:  # a damaged file fails in many ways (zip, header, CRC): all count
+        return " ".join(f"{type(e).__name__}: {e}".split())
+    if missing:
+        return f"no array {missing[0]!r}"
+    return f"array {short[0]!r} does not hold {n} runs" if short else None
 
 
 def read_chunks(out: str | Path, n_runs: int) -> dict[str, np.ndarray]:
     """All chunk files joined into arrays with leading axis R (every run must be done)."""
     columns: dict[str, np.ndarray] = {}
     for start, stop in done_ranges(out):
-        with np.load(Path(out) / CHUNKS / f"{start:08d}-{stop:08d}.npz") as z:
+        with np.load(chunk_path(out, start, stop)) as z:
             for key in z.files:
                 if key not in columns:
                     columns[key] = np.empty((n_runs, *z[key].shape[1:]), z[key].dtype)
@@ -144,8 +252,13 @@ def read_chunks(out: str | Path, n_runs: int) -> dict[str, np.ndarray]:
 
 
 def write_dataset(out: str | Path, ds: xr.Dataset) -> None:
-    """Writes `results.nc` atomically (used when a sweep completes and by `analyze`)."""
-    _atomic_write(Path(out) / RESULTS, lambda p: ds.to_netcdf(p, engine="h5netcdf"))
+    """Writes `results.nc` atomically (used when a sweep completes and by `analyze`).
+
+    The file is made in memory and then written as plain bytes: when the disk filled up
+    during a direct write, h5py raised and then crashed the process (SIGSEGV) on closing.
+    """
+    data = ds.to_netcdf(engine="h5netcdf")
+    _atomic_write(Path(out) / RESULTS, lambda p: p.write_bytes(data))
 
 
 def finish(out: str | Path, ds: xr.Dataset) -> None:
@@ -181,13 +294,20 @@ def analyze_store(out: str | Path, *, adversarial: bool = False) -> xr.Dataset:
     """Adds the analysis variables (`toymodels.analysis.analyze`) to `out/results.nc`.
 
     Plots and notebooks then read them without recomputing. Returns the analysed dataset.
-    `adversarial=True` adds `vulnerability` too (slower; see `analyze`).
+    `adversarial=True` adds `vulnerability` too (slower; see `analyze`). Holds the
+    directory's lock (`toymodels.lock`) meanwhile, so that no sweep writes it too.
     """
     from toymodels.analysis import analyze
 
-    try:
-        ds = analyze(load(out), adversarial=adversarial)
-    except ValueError as e:
-        raise UserError(f"{out}: {e}") from None
-    write_dataset(out, ds)
+    read_manifest(out)  # a results directory, before the lock is made in it
+    with held(out, "toymodels analyze", lambda msg: print(msg, file=sys.stderr)):
+        try:
+            ds = analyze(load(out), adversarial=adversarial)
+        except ValueError as e:
+            raise UserError(f"{out}: {e}") from None
+        try:
+            write_dataset(out, ds)
+        except OSError as e:
+            raise UserError(f"{out}: cannot write {RESULTS} ({_why(e)}); "
+                            "it is unchanged") from None
     return ds

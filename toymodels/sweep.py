@@ -8,8 +8,12 @@ atomically as soon as it is done; a rerun trains only the chunks that are missin
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import math
+import signal
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -19,7 +23,9 @@ from tqdm.auto import tqdm
 
 from toymodels import evaluation, store
 from toymodels.config import SweepConfig, to_toml
+from toymodels.errors import Interrupted, UserError
 from toymodels.grid import Grid, expand
+from toymodels.lock import held
 from toymodels.models import get_model
 from toymodels.spec import Spec
 from toymodels.train import group_size, make_train
@@ -118,6 +124,7 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
         blocks = [block_inputs(grid, index[i * per_device:(i + 1) * per_device], devices[i])
                   for i in mine]
         outs = [train_block(*args) for args in blocks]  # asynchronous: all devices at once
+        wait_until_ready(outs)
         out = jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *outs)
         arrays = {**out.params, "loss": out.loss, "final_loss": out.final_loss,
                   "final_loss_se": out.final_loss_se,
@@ -127,6 +134,16 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
         return start + first, {k: v[:n] for k, v in arrays.items()}
 
     return run
+
+
+def wait_until_ready(tree, longest_sleep: float = 0.05) -> None:
+    """Returns once every array of `tree` is computed. It polls, because Python runs signal
+    handlers only between bytecodes: blocked in `np.asarray`, Ctrl-C or SIGTERM would
+    wait until the chunk is done (up to a minute); polled, it is handled at once."""
+    delay = 1e-4
+    while not all(x.is_ready() for x in jax.tree.leaves(tree)):
+        time.sleep(delay)
+        delay = min(2 * delay, longest_sleep)
 
 
 def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = None,
@@ -141,23 +158,66 @@ def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = 
 
     Returns:
       The results directory; `toymodels.load(out)` opens it.
+
+    Raises:
+      UserError: `out` cannot hold this sweep (another config, not a directory, another
+        process is writing it: see `toymodels.lock`), or a write failed (a full disk).
+        Finished chunks are kept; the same call resumes.
+      Interrupted: Ctrl-C (or SIGTERM under the CLI); finished chunks are kept.
     """
     main = jax.process_index() == 0
     say = (lambda msg: None) if quiet or not main else (lambda msg: print(msg, file=sys.stderr))
     grid = expand(config)
     devices = useful_devices(jax.devices(), config.spec, grid.n_runs)
     opening = (out, to_toml(config), grid.n_runs, describe_devices(devices, jax.process_count()))
-    if main:  # process 0 creates the directory; the others then check it holds this config
-        out = store.open_store(*opening)
-    _barrier("store created")
-    if not main:
-        out = store.open_store(*opening)
+    with contextlib.ExitStack() as lock:  # process 0 holds the directory's lock inside
+        out = _open_locked(lock, opening, chunk_keys(config.spec), say)
+        try:
+            _train(config, grid, devices, out, chunk_size, quiet, say)
+        except KeyboardInterrupt as e:
+            raise _interrupted(e, out, grid.n_runs) from None
+    return out
+
+
+def _open_locked(lock: contextlib.ExitStack, opening: tuple, keys: list[str], say) -> Path:
+    """Process 0 takes the lock (held until `lock` closes), opens the store and readies it
+    to resume; then the other processes open it. Process 0's error is raised on every
+    process, so that none waits for it in a barrier."""
+    main, out, error = jax.process_index() == 0, None, None
+    if main:
+        try:
+            lock.enter_context(held(store.prepare_dir(opening[0]), "toymodels sweep", say))
+            out = store.open_store(*opening)
+            _ready_to_resume(out, opening[2], keys, say)
+        except UserError as e:
+            error = str(e)
+    error = _agreed_error(error)
+    if error:
+        raise UserError(error)
+    return out if main else store.open_store(*opening)
+
+
+def _ready_to_resume(out: Path, n_runs: int, keys: list[str], say) -> None:
+    """Holding the lock: recreates a missing chunks/, deletes what killed writes left and
+    every damaged chunk file, saying so in one line each."""
+    if store.restore_chunks_dir(out):
+        say(f"{out}: {store.RESULTS} is missing and no chunk files remain: "
+            f"retraining all {n_runs} runs")
+    store.remove_leftovers(out)
+    for line in store.drop_damaged_chunks(out, n_runs, keys):
+        say(line)
+
+
+def _train(config: SweepConfig, grid: Grid, devices, out: Path, chunk_size: int | None,
+           quiet: bool, say) -> None:
+    """Trains the runs not yet in `out`, writing each chunk, then finishes the store."""
+    main = jax.process_index() == 0
     done = _agreed(store.done_mask(out, grid.n_runs))
     if done.all():
         if main and not store.is_complete(out):
             _finish(config, grid, out, say)
         say(f"{out}: complete ({grid.n_runs} runs); nothing to do")
-        return out
+        return
     chunk = round_chunk(chunk_size or default_chunk_size(config.spec, grid.n_runs),
                         config.spec, len(devices))
     if done.any():
@@ -169,19 +229,58 @@ def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = 
         for start, stop in plan_chunks(done, chunk):
             first, arrays = run(grid, start, stop)
             if len(arrays["final_loss"]):
-                store.write_chunk(out, first, arrays)
+                _write_chunk(out, first, arrays, grid.n_runs)
             bar.update(stop - start)
     _barrier("chunks written")
     if main:
         _finish(config, grid, out, say)
     _barrier("results written")
-    return out
+
+
+def _write_chunk(out: Path, first: int, arrays: dict, n_runs: int) -> None:
+    """`store.write_chunk`; a failed write becomes one line saying what is safe."""
+    try:
+        store.write_chunk(out, first, arrays)
+    except OSError as e:
+        last = first + len(arrays["final_loss"]) - 1
+        raise _write_failed(e, f"runs {first}-{last}", out, n_runs) from None
+
+
+def _write_failed(error: OSError, what: str, out: Path, n_runs: int) -> UserError:
+    """E.g. 'disk full writing runs 32-47 to DIR: 32 of 48 runs are saved; free space and
+    rerun the same command to resume'."""
+    saved = int(store.done_mask(out, n_runs).sum())
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        cause, fix = "disk full", "free space"
+    else:
+        cause, fix = " ".join((error.strerror or str(error)).split()), "fix that"
+    return UserError(f"{cause} writing {what} to {out}: {saved} of {n_runs} runs are saved; "
+                     f"{fix} and rerun the same command to resume")
+
+
+def _interrupted(e: KeyboardInterrupt, out: Path, n_runs: int) -> Interrupted:
+    """Ctrl-C or SIGTERM (an `Interrupted` with its `signum`), told in one line."""
+    signum = getattr(e, "signum", int(signal.SIGINT))
+    how = "interrupted" if signum == signal.SIGINT else f"interrupted by {signal.Signals(signum).name}"
+    saved = int(store.done_mask(out, n_runs).sum())
+    return Interrupted(f"{how}: {saved} of {n_runs} runs saved; "
+                       "rerun the same command to resume", signum)
+
+
+def chunk_keys(spec: Spec) -> list[str]:
+    """The arrays every chunk file holds (see `make_chunk_runner` and `build_dataset`)."""
+    params = list(get_model(spec.model.kind).dims)
+    snapshots = [name + SNAPSHOT for name in params] if spec.train.snapshot_every else []
+    return [*params, "loss", "final_loss", *snapshots]
 
 
 def _finish(config: SweepConfig, grid: Grid, out: Path, say) -> None:
     ds = build_dataset(config, grid, store.read_chunks(out, grid.n_runs), store.read_manifest(out))
     report_nonfinite(ds, say)
-    store.finish(out, ds)
+    try:
+        store.finish(out, ds)  # the chunk files are deleted only once results.nc is written
+    except OSError as e:
+        raise _write_failed(e, store.RESULTS, out, grid.n_runs) from None
     say(f"{out}: done; open with toymodels.load({str(out)!r})")
 
 
@@ -190,6 +289,18 @@ def _barrier(name: str) -> None:
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
         multihost_utils.sync_global_devices(name)
+
+
+def _agreed_error(message: str | None) -> str | None:
+    """Process 0's error message (None: no error), told to every process."""
+    if jax.process_count() == 1:
+        return message
+    from jax.experimental import multihost_utils
+    data = np.zeros(4096, np.uint8)
+    text = (message or "").encode()[:len(data)]
+    data[:len(text)] = np.frombuffer(text, np.uint8)
+    told = np.asarray(multihost_utils.broadcast_one_to_all(data)).tobytes()
+    return told.rstrip(b"\0").decode(errors="replace") or None
 
 
 def _agreed(done: np.ndarray) -> np.ndarray:
