@@ -271,7 +271,7 @@ def chunk_keys(spec: Spec) -> list[str]:
     """The arrays every chunk file holds (see `make_chunk_runner` and `build_dataset`)."""
     params = list(get_model(spec.model.kind).dims)
     snapshots = [name + SNAPSHOT for name in params] if spec.train.snapshot_every else []
-    return [*params, "loss", "final_loss", *snapshots]
+    return [*params, "loss", "final_loss", "final_loss_se", *snapshots]
 
 
 def _finish(config: SweepConfig, grid: Grid, out: Path, say) -> None:
