@@ -6,9 +6,10 @@ compares three estimates of the population loss:
 - `final_loss` as stored (toymodels.evaluation: exact for 0 and 1 active features,
   65,536 samples of the rest, shared by every run);
 - the first version's estimator: plain Monte Carlo on 65,536 fresh samples of the run's
-  own (numpy, one generator per seed);
-- the reference: plain Monte Carlo on 10^8 samples (numpy float64, its own generator and
-  forward pass, shared by the runs of one density so that their ranking is sharp).
+  own (one key per seed);
+- the reference: plain Monte Carlo on 10^8 samples (jax.random's own generator and a
+  forward pass written here, sums in float64; shared by the runs of one density so that
+  their ranking is sharp).
 
 Sweeps: 20 features (importance 0.7^i) in 5 dims at densities 1, 0.1, 0.01 and 0.001
 (4 seeds), and the perturbed pentagon of issue 10 (5 features in 2 dims, density 0.05,
@@ -21,10 +22,13 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import tempfile
 import time
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 import toymodels as tm
@@ -42,24 +46,47 @@ BASIC = {
     "train": {"steps": 10_000},
     "sweep": {"feature_probability": [1.0, 0.1, 0.01, 0.001], "seed": [0, 1, 2, 3]},
 }
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # reference samples per compiled call (a multiple of 1,024)
 
 
-def plain_monte_carlo(W, b, p, importance, n, rng) -> tuple[np.ndarray, np.ndarray]:
+@functools.partial(jax.jit, static_argnums=4)
+def _chunk_sums(gram, b, p, importance, k, key):
+    """[M, 2] Σ loss and Σ loss² of M models on k plain samples (sums of 1,024 blocks)."""
+    u = jax.random.uniform(key, (k, p.shape[0]))
+    x = jnp.where(u < p, u / p, 0.0)  # on with probability p, then Uniform[0, 1)
+
+    def one(g, c):
+        y = jnp.maximum(jnp.dot(x, g, precision=jax.lax.Precision.HIGHEST) + c, 0.0)
+        loss = jnp.sum((x - y) ** 2 * importance, axis=1).reshape(-1, 1024)
+        return jnp.stack([loss.sum(1), (loss ** 2).sum(1)], axis=-1)  # [k / 1024, 2]
+
+    return jax.lax.map(lambda args: one(*args), (gram, b))
+
+
+def plain_monte_carlo(W, b, p, importance, n, seed) -> tuple[np.ndarray, np.ndarray]:
     """([M] mean, [M] standard error) of Σ_i I_i (x_i - ReLU(WᵀWx + b)_i)² for M models
-    W: [M, H, F], b: [M, F] on the same n samples (float64)."""
-    sums, squares, done = np.zeros(len(W)), np.zeros(len(W)), 0
-    gram = np.einsum("mhf,mhg->mfg", W, W)
+    W: [M, H, F], b: [M, F] on the same n plain samples (rounded up to 1,024s) (jax.random, not the package's
+    generator; float32 per sample, sums accumulated in float64)."""
+    n = -(-n // 1024) * 1024  # whole blocks of 1,024
+    gram = jnp.asarray(np.einsum("mhf,mhg->mfg", W, W), jnp.float32)
+    args = [jnp.asarray(a, jnp.float32) for a in (b, p, importance)]
+    totals, done, key = np.zeros((len(W), 2)), 0, jax.random.key(seed)
     while done < n:
         k = min(CHUNK, n - done)
-        x = np.where(rng.random((k, len(p))) < p, rng.random((k, len(p))), 0.0)
-        y = np.maximum(np.einsum("kf,mfg->mkg", x, gram) + b[:, None], 0.0)
-        loss = ((x - y) ** 2 * importance).sum(-1)  # [M, k]
-        sums += loss.sum(1)
-        squares += (loss ** 2).sum(1)
+        part = _chunk_sums(gram, *args, k, jax.random.fold_in(key, done))
+        totals += np.asarray(part, np.float64).sum(1)
         done += k
-    mean = sums / n
-    return mean, np.sqrt((squares / n - mean ** 2) / (n - 1))
+    mean = totals[:, 0] / n
+    return mean, np.sqrt((totals[:, 1] / n - mean ** 2) / (n - 1))
+
+
+def resolved_pairs(estimate: np.ndarray, ref: np.ndarray, ref_se: np.ndarray) -> tuple[int, int]:
+    """(pairs of runs the reference separates by > 4 of its combined standard errors, how
+    many of them `estimate` orders the same way)."""
+    gap = ref[:, None] - ref[None, :]
+    resolved = np.triu(np.abs(gap) > 4 * np.hypot(ref_se[:, None], ref_se[None, :]), 1)
+    same = np.sign(estimate[:, None] - estimate[None, :]) == np.sign(gap)
+    return int(resolved.sum()), int((resolved & same).sum())
 
 
 def rank_agreement(a: np.ndarray, b: np.ndarray) -> tuple[float, bool]:
@@ -77,10 +104,10 @@ def evaluate(ds, n: int, seed: int) -> list[dict]:
         b = cell.b.values.astype(np.float64)
         p, importance = cell.density.values[0], cell.importance.values[0]
         start = time.perf_counter()
-        ref, ref_se = plain_monte_carlo(W, b, p, importance, n, np.random.default_rng(seed))
+        ref, ref_se = plain_monte_carlo(W, b, p, importance, n, seed)
         seconds = time.perf_counter() - start
-        old = [plain_monte_carlo(W[s:s + 1], b[s:s + 1], p, importance, 65_536,
-                                 np.random.default_rng(1000 + s))[0][0] for s in range(len(W))]
+        old = [plain_monte_carlo(W[s:s + 1], b[s:s + 1], p, importance, 65_536, 1000 + s)[0][0]
+               for s in range(len(W))]
         for s in range(len(W)):
             rows.append({"density": float(p.max()), "seed": int(cell.seed.values[s]),
                          "reference": ref[s], "reference_se": ref_se[s],
@@ -110,15 +137,21 @@ def report(name: str, rows: list[dict]) -> dict:
               f"max {rel_new.max():.1e} (|z| max {z.max():.1f}; se/loss {np.median(se / new):.1e},"
               f" reference se/loss {np.median(ref_se / ref):.1e}); plain 65,536: median "
               f"{np.median(rel_old):.1e} max {rel_old.max():.1e}")
+        pairs, same_new = resolved_pairs(new, ref, ref_se)
+        _, same_old = resolved_pairs(old, ref, ref_se)
         if len(cell) > 2:
             print(f"    seed ranking vs reference: final_loss Spearman {rho_new:.3f}, same best "
                   f"{best_new}; plain 65,536 Spearman {rho_old:.3f}, same best {best_old}")
+            print(f"    pairs of seeds the reference resolves (> 4 se): {pairs}; ordered the "
+                  f"same by final_loss {same_new}, by plain 65,536 {same_old}")
         summary[density] = {"rel_error_median": float(np.median(rel_new)),
                             "rel_error_max": float(rel_new.max()), "z_max": float(z.max()),
                             "plain_rel_error_median": float(np.median(rel_old)),
                             "plain_rel_error_max": float(rel_old.max()),
                             "spearman": rho_new, "same_best": best_new,
-                            "plain_spearman": rho_old, "plain_same_best": best_old}
+                            "plain_spearman": rho_old, "plain_same_best": best_old,
+                            "resolved_pairs": pairs, "final_loss_same_order": same_new,
+                            "plain_same_order": same_old}
     return summary
 
 
