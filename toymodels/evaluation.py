@@ -138,13 +138,8 @@ def sample_many(u: jax.Array, p: jax.Array, tail: jax.Array) -> tuple[jax.Array,
 def example_losses(params: Params, x: jax.Array, importance: jax.Array,
                    kind: ModelKind) -> jax.Array:
     """[B] Σ_i I_i (target_i − y'_i)² of each example x: [F, B] (no dropout)."""
-    keep = jnp.ones((_n_hidden(params), x.shape[1]), x.dtype)
-    y_hat, _ = kind.forward(params, x, keep)
+    y_hat, _ = kind.forward(params, x, jnp.ones((), x.dtype))  # keep every hidden unit
     return jnp.sum(importance[:, None] * (kind.target(x) - y_hat) ** 2, axis=0)
-
-
-def _n_hidden(params: Params) -> int:
-    return (params["W1"] if "W1" in params else params["W"]).shape[0]
 
 
 def one_feature_side(params: Params, importance: jax.Array, kind: ModelKind, sign: float,
@@ -158,7 +153,7 @@ def one_feature_side(params: Params, importance: jax.Array, kind: ModelKind, sig
     F = importance.shape[0]
     eye = sign * jnp.eye(F, dtype=importance.dtype)
     x = jnp.concatenate([jnp.zeros((F, 1), eye.dtype), eye], axis=1)  # [F, 1 + F]
-    z, _ = kind.logits(params, x, jnp.ones((_n_hidden(params), F + 1), x.dtype))
+    z, _ = kind.logits(params, x, jnp.ones((), x.dtype))
     z0, slope = z[:, :1], z[:, 1:] - z[:, :1]  # output j, input i: z = z0 + t slope
     goal = kind.target(eye)  # [F, F] the target at t = 1 (linear in t on this side)
     error = lambda t: importance[:, None] * (t * goal - kind.readout(z0 + t * slope)) ** 2
