@@ -2,7 +2,9 @@
 
 The module trains each quick sweep once: the `phase_2_1` fixture through the command line
 (`--only phase_2_1`), then `quick_all` runs the whole quick reproduce into the same runs
-folder (phase_2_1 is found complete and only re-drawn; the others train).
+folder (phase_2_1 is found complete and only re-drawn; the others train). The whole quick
+reproduce takes about 90 s on 2 cores, so its two tests are `slow` (`python -m pytest -m
+slow`; CI runs them); the quick phase_2_1 (about 5 s) stays in the default suite.
 """
 
 import os
@@ -72,6 +74,7 @@ def test_quick_phase_2_1_superposition_only_at_low_density(phase_2_1):
         assert set(sparse.tolist()) == {"superposition"}, (r, sparse)
 
 
+@pytest.mark.slow
 def test_quick_reproduce_writes_every_figure(quick_all):
     _, written = quick_all
     assert [p.name for p in written] == [
@@ -80,6 +83,7 @@ def test_quick_reproduce_writes_every_figure(quick_all):
     assert all(p.parent.name == "quick" and is_png(p) for p in written)
 
 
+@pytest.mark.slow
 def test_phase_grid_draws_one_panel_per_dropout_rate(quick_all):
     runs, _ = quick_all
     ds = tm.load(runs / "quick" / "dropout_phase")

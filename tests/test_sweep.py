@@ -96,8 +96,11 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_device_count_changes_nothing(tmp_path):
-    """1 vs 4 simulated CPU devices (jax_num_cpu_devices), each in its own process."""
+    """1 vs 4 simulated CPU devices (jax_num_cpu_devices), each in its own process. `slow`
+    (9 s on 2 cores): the default suite checks 1 vs 2 devices for every model kind (next
+    test), 2 processes x 2 devices, and 1 vs 2 devices across a resume."""
     here = os.path.dirname(__file__)
     for n in (1, 4):
         result = subprocess.run([sys.executable, "-c", SCRIPT, str(n), str(tmp_path / f"dev{n}"),

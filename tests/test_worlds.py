@@ -101,6 +101,10 @@ def test_snapshots_hold_the_parameters_over_training(tmp_path):
     assert not np.allclose(ds.W_snapshots.isel(snapshot=1), ds.W_snapshots.isel(snapshot=0))
 
 
+# The next three are full trainings (4,000-5,000 steps, 5-9 s on 2 cores): `slow`. The
+# default suite checks the same results on the zoo's shipped models (privileged_basis,
+# abs_circuit, l1_sparse in tests/test_zoo.py) and rebuilds abs_circuit from its recipe.
+@pytest.mark.slow
 def test_relu_hidden_model_puts_dense_features_on_their_own_neurons(tmp_path):
     """Privileged basis (paper section 1.12): at density 0.7 the five most important of
     10 features each get a dedicated neuron (monosemantic), the others are dropped."""
@@ -115,6 +119,7 @@ def test_relu_hidden_model_puts_dense_features_on_their_own_neurons(tmp_path):
     assert len(set(np.abs(W[:, :5]).argmax(axis=0))) == 5  # five different neurons
 
 
+@pytest.mark.slow
 def test_abs_computation_uses_a_positive_and_a_negative_neuron_per_feature(tmp_path):
     """Paper section 1.13, n=3, m=6: |x| = ReLU(x) + ReLU(-x), one neuron for each side."""
     ds = _sweep(tmp_path, "abs", {"kind": "abs_computation", "n_features": 3, "n_hidden": 6},
@@ -125,6 +130,7 @@ def test_abs_computation_uses_a_positive_and_a_negative_neuron_per_feature(tmp_p
         assert W1[:, i].max() > 0.5 and W1[:, i].min() < -0.5, W1[:, i]
 
 
+@pytest.mark.slow
 def test_l1_on_hidden_activations_removes_features(tmp_path):
     """Paper 1.14: an L1 penalty on h kills the least important features."""
     ds = _sweep(tmp_path, "l1", {"n_features": 20, "n_hidden": 5},

@@ -9,6 +9,7 @@ import pytest
 import toymodels as tm
 from toymodels import analysis, zoo
 from tests.helpers import run_cli
+from tests.portable import TOLERANCE, assert_close_elsewhere
 
 NAMES = zoo.names()
 
@@ -66,9 +67,10 @@ def test_config_round_trips_and_metrics_match_the_weights(name, models):
     stored = tm.parse_config(tomllib.loads(tm.to_toml(model.config)))
     assert stored == zoo.config(name)
     assert set(model.at) == {axis for axis, _ in model.config.axes}
+    # the shipped metrics were computed on the build machine: floats within the measured
+    # cross-machine tolerance (tests/portable.py), labels exactly
     fresh = zoo.model_metrics(model.params)
-    for key, value in fresh.items():
-        np.testing.assert_array_equal(model.metrics[key], value, err_msg=key)
+    assert_close_elsewhere(fresh, {key: model.metrics[key] for key in fresh}, "metric")
     losses = model.metrics["seed_losses"]
     assert model.metrics["final_loss"] == losses.min() and np.isfinite(losses).all()
     assert model.at["seed"] == model.config.axes[-1][1][int(np.argmin(losses))]
@@ -84,17 +86,49 @@ def test_unknown_name_raises_one_line_listing_the_valid_ones():
 
 
 @pytest.mark.parametrize("name", ["basic_linear", "abs_circuit"])
-def test_build_of_one_entry_reproduces_the_shipped_weights_exactly(tmp_path, name):
-    """Training is deterministic on CPU: rebuilding gives the shipped bits. Two cheap
+def test_build_of_one_entry_reproduces_the_shipped_model(tmp_path, name):
+    """Rebuilding gives the shipped model: the same config, the same kept seed and labels,
+    weights and metrics within the measured cross-machine tolerance (tests/portable.py:
+    the files were built elsewhere, so their bits are not expected here). Two cheap
     entries, a tied and an untied kind; the shipped files were built with 2 CPU devices
     and this process has 1."""
+    shipped = zoo.load(name)
+    # Not a near tie: with each loss known to TOLERANCE["loss"] across machines, two seeds
+    # can swap only if they lie within twice that. (Shipped gaps: basic_linear 5.8e-4 of
+    # the loss, abs_circuit 1.3; measured cross-machine moves: 1.1e-7 and 2.2e-6.)
+    best, second = np.sort(shipped.metrics["seed_losses"])[:2]
+    assert second - best > 2 * TOLERANCE["loss"]["rtol"] * best, (
+        f"{name}: seeds nearly tied ({best}, {second}); another machine may keep the other")
     (path,) = zoo.build([name], out_dir=tmp_path, quiet=True)
     assert path == tmp_path / f"{name}.npz"
-    fresh, shipped = zoo.load(name, path), zoo.load(name)
-    for key in shipped.params:
-        np.testing.assert_array_equal(fresh.params[key], shipped.params[key], err_msg=key)
-    assert fresh.metrics["final_loss"] == shipped.metrics["final_loss"]
+    fresh = zoo.load(name, path)
     assert fresh.config == shipped.config
+    assert dict(fresh.at) == dict(shipped.at)  # the same seed kept
+    assert_close_elsewhere(fresh.params, shipped.params, "trained")
+    assert_close_elsewhere(fresh.metrics, shipped.metrics, "trained")
+
+
+def test_the_cross_machine_tolerance_still_sees_a_real_change(models):
+    """The tolerances of tests/portable.py pass rounding-sized differences and fail what a
+    real change does: 100 training steps fewer moved abs_circuit's weights 1.3e-3
+    (basic_linear's 5e-3), and a relabelled feature is never within tolerance."""
+    model = models["abs_circuit"]
+    params = {k: v.astype(np.float64) for k, v in model.params.items()}
+    assert_close_elsewhere({k: v + 2e-6 for k, v in params.items()}, model.params, "trained")
+    for key in params:
+        moved = dict(params)
+        moved[key] = params[key] + np.where(np.arange(params[key].size) == 0, 1.3e-3, 0.0
+                                            ).reshape(params[key].shape)
+        with pytest.raises(AssertionError, match=key):
+            assert_close_elsewhere(moved, model.params, "trained")
+    metrics = dict(model.metrics)
+    labels = metrics["polytope"].copy()
+    labels[0] = "other" if labels[0] != "other" else "digon"
+    with pytest.raises(AssertionError, match="polytope"):
+        assert_close_elsewhere({**metrics, "polytope": labels}, metrics, "metric")
+    with pytest.raises(AssertionError, match="final_loss"):
+        assert_close_elsewhere({**metrics, "final_loss": metrics["final_loss"] * 1.01},
+                               metrics, "metric")
 
 
 def test_cli_lists_every_entry_with_a_line_each():
@@ -229,9 +263,9 @@ def test_abs_circuit_positive_and_negative_neuron_per_feature(models):
 
 
 def test_metrics_use_the_analysis_module(models):
-    W = models["square_antiprism"].W
-    np.testing.assert_array_equal(models["square_antiprism"].metrics["feature_norm"],
-                                  np.asarray(analysis.feature_norms(W)))
+    W = models["square_antiprism"].W  # the stored norms were computed on the build machine
+    np.testing.assert_allclose(models["square_antiprism"].metrics["feature_norm"],
+                               np.asarray(analysis.feature_norms(W)), **TOLERANCE["metric"])
 
 
 def test_pick_run_takes_the_coordinate_then_the_lowest_finite_loss_over_seeds():
