@@ -85,7 +85,7 @@ def test_unknown_name_raises_one_line_listing_the_valid_ones():
         assert all(name in message for name in NAMES)
 
 
-@pytest.mark.parametrize("name", ["basic_linear", "abs_circuit"])
+@pytest.mark.parametrize("name", ["square_antiprism", "abs_circuit"])
 def test_build_of_one_entry_reproduces_the_shipped_model(tmp_path, name):
     """Rebuilding gives the shipped model: the same config, the same kept seed and labels,
     weights and metrics within the measured cross-machine tolerance (tests/portable.py:
@@ -94,8 +94,10 @@ def test_build_of_one_entry_reproduces_the_shipped_model(tmp_path, name):
     and this process has 1."""
     shipped = zoo.load(name)
     # Not a near tie: with each loss known to TOLERANCE["loss"] across machines, two seeds
-    # can swap only if they lie within twice that. (Shipped gaps: basic_linear 5.8e-4 of
-    # the loss, abs_circuit 1.3; measured cross-machine moves: 1.1e-7 and 2.2e-6.)
+    # can swap only if they lie within twice that. (Shipped gaps: square_antiprism 2.2e-3
+    # of the loss, abs_circuit 1.2; measured cross-machine moves of a loss: up to 2.2e-6.
+    # basic_linear, rebuilt here before, has two seeds 2.8e-5 apart: the linear model's
+    # loss is rotation-invariant, so they found the same solution and either may be kept.)
     best, second = np.sort(shipped.metrics["seed_losses"])[:2]
     assert second - best > 2 * TOLERANCE["loss"]["rtol"] * best, (
         f"{name}: seeds nearly tied ({best}, {second}); another machine may keep the other")
