@@ -40,6 +40,6 @@ def run_cli(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
                           text=True, cwd=cwd, env=env, timeout=600)
 
 
-def same_arrays(a, b, names=("W", "b", "loss", "final_loss")) -> None:
+def same_arrays(a, b, names=("W", "b", "loss", "final_loss", "final_loss_se")) -> None:
     for name in names:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)

@@ -100,7 +100,7 @@ SCRIPT = textwrap.dedent("""
 def test_device_count_changes_nothing(tmp_path):
     """1 vs 4 simulated CPU devices (jax_num_cpu_devices), each in its own process. `slow`
     (9 s on 2 cores): the default suite checks 1 vs 2 devices for every model kind (next
-    test), 2 processes x 2 devices, and 1 vs 2 devices across a resume."""
+    test) and 2 processes x 2 devices; the slow suite 1 vs 2 devices across a resume."""
     here = os.path.dirname(__file__)
     for n in (1, 4):
         result = subprocess.run([sys.executable, "-c", SCRIPT, str(n), str(tmp_path / f"dev{n}"),
@@ -143,13 +143,16 @@ def test_device_count_changes_nothing_for_every_model_kind(tmp_path):
         assert result.returncode == 0, result.stderr
     for kind in tm.MODELS:
         one, two = (tm.load(tmp_path / f"dev{n}" / kind) for n in (1, 2))
-        names = [*tm.get_model(kind).dims, "loss", "final_loss"]
+        names = [*tm.get_model(kind).dims, "loss", "final_loss", "final_loss_se"]
         same_arrays(one, two, names)
         assert two.attrs["device"].startswith("cpu x2")
 
 
+@pytest.mark.slow
 def test_killed_sweep_resumes_to_the_same_result(tmp_path):
-    """SIGKILL a sweep after its first chunk lands; the same command finishes it."""
+    """SIGKILL a sweep after its first chunk lands; the same command finishes it, on 1
+    device, bit-identical to a fresh run on 2. `slow` (20 s on 2 cores): the default suite
+    resumes interrupted and damaged sweeps bit-identically (tests/test_misuse.py)."""
     cfg_path = tmp_path / "kill.toml"
     cfg_path.write_text(textwrap.dedent("""
         name = "kill"
