@@ -156,6 +156,28 @@ def make_train(spec: Spec):
 
         return group
 
+    def evaluate(params: Params, hyper: Hyper, eval_key: jax.Array):
+        """(final_loss, final_loss_se), each [G, V], of params and hyper in [G, V] groups.
+
+        The sampled stratum's batches are drawn once from `eval_key` for every run. The
+        optimization barriers stop XLA from fusing the exact strata into the code around
+        them: fused, their bits depended on the number of groups G (1 ulp across chunk
+        sizes); kept apart, each group's arithmetic is the same whatever the chunk.
+        """
+
+        def one_batch(i):  # [G, V, 2] statistics of one batch
+            noise = data.sample_noise(jax.random.fold_in(eval_key, i), spec, EVAL_BATCH)
+            group = lambda args: jax.vmap(eval_one, in_axes=(0, 0, None))(*args, noise)
+            return jax.lax.map(group, (params, hyper))
+
+        stats = jax.lax.map(one_batch, jnp.arange(spec.train.n_eval_batches))  # [N, G, V, 2]
+        settled = jax.lax.optimization_barrier((params, hyper))
+        exact = jax.lax.map(jax.vmap(lambda args: exact_one(*args)), settled)  # [G, V, 2]
+        exact, stats = jax.lax.optimization_barrier((exact, stats))
+        combine = lambda e, s: evaluation.combine(e[0], e[1], s, EVAL_BATCH)
+        group_combine = lambda args: jax.vmap(combine, (0, 1))(*args)  # one group of V
+        return jax.lax.map(group_combine, (exact, jnp.moveaxis(stats, 0, 1)))
+
     def train(seed_keys: jax.Array, slot: jax.Array, hyper: Hyper,
               eval_key: jax.Array) -> RunOutput:
         data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
@@ -174,12 +196,6 @@ def make_train(spec: Spec):
             (states, loss_sum), _ = jax.lax.scan(one_step, (states, zero), t * K + jnp.arange(K))
             return states, loss_sum / K
 
-        def eval_batch(i):
-            """[G, V, 2] batch statistics; one draw shared by every run."""
-            noise = data.sample_noise(jax.random.fold_in(eval_key, i), spec, EVAL_BATCH)
-            group = lambda args: jax.vmap(eval_one, in_axes=(0, 0, None))(*args, noise)
-            return jax.lax.map(group, (states.params, hyper))
-
         def period(states, i):
             """The blocks between two snapshots; returns the loss curve and the params."""
             states, curve = jax.lax.scan(block, states, i * blocks + jnp.arange(blocks))
@@ -188,13 +204,7 @@ def make_train(spec: Spec):
         blocks = spec.train.snapshot_every // K if spec.train.snapshot_every else T
         first = states.params if spec.train.snapshot_every else {}
         states, (curve, snaps) = jax.lax.scan(period, states, jnp.arange(T // blocks))
-        stats = jax.lax.map(eval_batch, jnp.arange(spec.train.n_eval_batches))  # [N, G, V, 2]
-        settled = jax.lax.optimization_barrier((states.params, hyper))
-        exact = jax.lax.map(jax.vmap(lambda args: exact_one(*args)), settled)
-        exact, stats = jax.lax.optimization_barrier((exact, stats))
-        combine = lambda e, s: evaluation.combine(e[0], e[1], s, EVAL_BATCH)
-        group_combine = lambda args: jax.vmap(combine, (0, 1))(*args)  # one group of V
-        final, final_se = jax.lax.map(group_combine, (exact, jnp.moveaxis(stats, 0, 1)))
+        final, final_se = evaluate(states.params, hyper, eval_key)
         runs = lambda a: a.reshape(-1, *a.shape[2:])  # [G, V, ...] -> [R, ...]
         curve = jnp.moveaxis(curve.reshape(T, *slot.shape), 0, -1)  # [G, V, T]
         snaps = jax.tree.map(lambda a, b: jnp.moveaxis(jnp.concatenate([a[None], b]), 0, 2),
