@@ -99,8 +99,8 @@ SCRIPT = textwrap.dedent("""
 @pytest.mark.slow
 def test_device_count_changes_nothing(tmp_path):
     """1 vs 4 simulated CPU devices (jax_num_cpu_devices), each in its own process. `slow`
-    (9 s on 2 cores): the default suite checks 1 vs 2 devices for every model kind (next
-    test) and 2 processes x 2 devices; the slow suite 1 vs 2 devices across a resume."""
+    (9 s on 2 cores): the default suite checks 2 processes x 2 devices; the slow suite
+    also 1 vs 2 devices for every model kind and across a resume."""
     here = os.path.dirname(__file__)
     for n in (1, 4):
         result = subprocess.run([sys.executable, "-c", SCRIPT, str(n), str(tmp_path / f"dev{n}"),
@@ -133,10 +133,13 @@ KINDS_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_device_count_changes_nothing_for_every_model_kind(tmp_path):
     """1 vs 2 devices (20 runs: two groups of 16), every model kind, a batch of 1024: the
     same bits. (Sharding the run
-    axis with shard_map failed this for abs_computation: 2 devices compiled other fusions.)"""
+    axis with shard_map failed this for abs_computation: 2 devices compiled other fusions.)
+    `slow` (26 s on 2 cores: 8 compiles): the default suite checks 2 processes x 2 devices
+    against 1 device for the ReLU-output model."""
     for n in (1, 2):
         result = subprocess.run([sys.executable, "-c", KINDS_SCRIPT, str(n), str(tmp_path / f"dev{n}")],
                                 capture_output=True, text=True, timeout=600)
