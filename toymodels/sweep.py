@@ -295,20 +295,19 @@ def _agreed_error(message: str | None) -> str | None:
     """Process 0's error message (None: no error), told to every process."""
     if jax.process_count() == 1:
         return message
-    from jax.experimental import multihost_utils
     data = np.zeros(4096, np.uint8)
     text = (message or "").encode()[:len(data)]
     data[:len(text)] = np.frombuffer(text, np.uint8)
-    told = np.asarray(multihost_utils.broadcast_one_to_all(data)).tobytes()
-    return told.rstrip(b"\0").decode(errors="replace") or None
+    return _agreed(data).tobytes().rstrip(b"\0").decode(errors="replace") or None
 
 
-def _agreed(done: np.ndarray) -> np.ndarray:
-    """Process 0's view of the finished runs, so that every process plans the same chunks."""
+def _agreed(array: np.ndarray) -> np.ndarray:
+    """Process 0's copy of `array` on every process (e.g. the finished runs, so that every
+    process plans the same chunks)."""
     if jax.process_count() == 1:
-        return done
+        return array
     from jax.experimental import multihost_utils
-    return np.asarray(multihost_utils.broadcast_one_to_all(done))
+    return np.asarray(multihost_utils.broadcast_one_to_all(array))
 
 
 def build_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict) -> xr.Dataset:
