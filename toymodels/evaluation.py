@@ -189,22 +189,26 @@ def exact_strata(params: Params, hyper: Hyper, kind: ModelKind,
     return s.none * at_zero + jnp.sum(s.only * per_feature), s.many
 
 
-def sample_eval_inputs(noise: data.Noise, hyper: Hyper, spec: DataSpec,
+def sample_eval_inputs(noise: data.Noise, hyper: Hyper, tail: jax.Array, spec: DataSpec,
                        kind: ModelKind) -> jax.Array:
-    """[F, B] evaluation inputs: from the K >= 2 stratum where exact, else from the data."""
+    """[F, B] evaluation inputs: from the K >= 2 stratum where exact, else from the data.
+
+    `tail` is `strata(hyper.feature_probability).tail`, computed once per run.
+    """
     p = hyper.feature_probability
     if not is_exact(spec):
         return data.sample_inputs(noise, p, spec, kind.signed_inputs)
-    on, unit = sample_many(noise.values, p, strata(p).tail)
+    on, unit = sample_many(noise.values, p, tail)
     value = data.MAGNITUDES[spec.magnitude](unit)
     value = 2.0 * value - 1.0 if kind.signed_inputs else value
     return jnp.where(on, value, 0.0)
 
 
-def batch_stats(params: Params, hyper: Hyper, noise: data.Noise, spec: DataSpec,
-                kind: ModelKind) -> jax.Array:
-    """[2] (mean, Σ squared deviations) of the sampled stratum's loss over one batch."""
-    losses = example_losses(params, sample_eval_inputs(noise, hyper, spec, kind),
+def batch_stats(params: Params, hyper: Hyper, tail: jax.Array, noise: data.Noise,
+                spec: DataSpec, kind: ModelKind) -> jax.Array:
+    """[2] (mean, Σ squared deviations) of the sampled stratum's loss over one batch
+    (`tail`: see `sample_eval_inputs`)."""
+    losses = example_losses(params, sample_eval_inputs(noise, hyper, tail, spec, kind),
                             hyper.importance, kind)
     mean = jnp.mean(losses)
     return jnp.stack([mean, jnp.sum((losses - mean) ** 2)])
@@ -245,9 +249,11 @@ def population_loss(params: Params, hyper: Hyper, spec: Spec, kind: ModelKind,
       (True, True)
     """
 
+    tail = strata(hyper.feature_probability).tail
+
     def one_batch(i):
         noise = data.sample_noise(jax.random.fold_in(key, i), spec, EVAL_BATCH)
-        return batch_stats(params, hyper, noise, spec.data, kind)
+        return batch_stats(params, hyper, tail, noise, spec.data, kind)
 
     stats = jax.lax.map(one_batch, jnp.arange(spec.train.n_eval_batches))
     exact, many = exact_strata(params, hyper, kind, spec.data)

@@ -138,8 +138,8 @@ def make_train(spec: Spec):
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
 
-    def eval_one(params: Params, hyper: Hyper, noise: data.Noise) -> jax.Array:
-        return evaluation.batch_stats(params, hyper, noise, spec.data, kind)
+    def eval_one(params: Params, hyper: Hyper, tail: jax.Array, noise: data.Noise) -> jax.Array:
+        return evaluation.batch_stats(params, hyper, tail, noise, spec.data, kind)
 
     def exact_one(params: Params, hyper: Hyper) -> jax.Array:
         return jnp.stack(evaluation.exact_strata(params, hyper, kind, spec.data))
@@ -165,10 +165,13 @@ def make_train(spec: Spec):
         sizes); kept apart, each group's arithmetic is the same whatever the chunk.
         """
 
+        strata = jax.vmap(lambda h: evaluation.strata(h.feature_probability).tail)
+        tails = jax.lax.map(strata, hyper)  # [G, V, F + 1, 3], once per run, not per batch
+
         def one_batch(i):  # [G, V, 2] statistics of one batch
             noise = data.sample_noise(jax.random.fold_in(eval_key, i), spec, EVAL_BATCH)
-            group = lambda args: jax.vmap(eval_one, in_axes=(0, 0, None))(*args, noise)
-            return jax.lax.map(group, (params, hyper))
+            group = lambda args: jax.vmap(eval_one, in_axes=(0, 0, 0, None))(*args, noise)
+            return jax.lax.map(group, (params, hyper, tails))
 
         stats = jax.lax.map(one_batch, jnp.arange(spec.train.n_eval_batches))  # [N, G, V, 2]
         settled = jax.lax.optimization_barrier((params, hyper))
