@@ -7,7 +7,9 @@ Nothing is written to disk before a config validates.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import itertools
 import math
 import tomllib
 from pathlib import Path
@@ -22,10 +24,15 @@ from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 SCHEDULES = ("constant", "cosine")
 DENSITY_KEYS = ("sparsity", "feature_probability")
 IMPORTANCE_KEYS = ("importance_decay", "relative_importance", "importance")
-SWEEPABLE = (
+TRACED = (  # swept inside one compiled program (leaves of Hyper, or the seed)
     "sparsity", "feature_probability", "importance_decay", "relative_importance",
     "density_ratio", "dropout", "learning_rate", "weight_decay", "l1_hidden", "seed",
 )
+STATIC_TABLES = {  # keys that fix shapes or the program: a sweep axis of them splits the
+    # grid into static groups, one compiled program each (see SweepConfig.groups)
+    "n_features": "model", "n_hidden": "model", "kind": "model", "optimizer": "train",
+    "batch_size": "train", "steps": "train", "dataset_size": "data",
+}
 CORRELATIONS = ("independent", "correlated", "anticorrelated")
 MAGNITUDES = ("uniform", "exponential", "constant")
 
@@ -120,6 +127,8 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "eval_samples": _integer(8192),
     },
 }
+STATIC = tuple(k for k, t in STATIC_TABLES.items() if k in SCHEMA[t])
+SWEEPABLE = TRACED + STATIC
 TABLES = ("model", "data", "train", "sweep")
 DEFAULTS = {
     "name": "sweep",
@@ -142,6 +151,8 @@ def axis_check(name: str) -> Callable[[Any], Any]:
         return _number(0.0, 1.0, hi_open=True)
     if name == "feature_probability":
         return _number(0.0, 1.0, lo_open=True)
+    if name in STATIC:
+        return SCHEMA[STATIC_TABLES[name]][name]
     table = "train" if name in SCHEMA["train"] else "data"
     return SCHEMA[table][name]
 
@@ -157,7 +168,12 @@ class SweepConfig:
       data: the resolved [data] table (scalars not replaced by an axis).
       train: the resolved [train] table.
       axes: ((name, values), ...) in file order; the runs are their cartesian product.
+        Axes of `STATIC` keys (n_hidden, steps, ...) are static: see `groups`.
       source: where it came from, for error messages.
+      static_groups: with static axes, one config per combination of their values (in
+        file order, the last fastest), each with those keys set and only the traced axes
+        left; empty without static axes. `spec`, `data` and `train` are then the first
+        group's.
     """
 
     name: str
@@ -167,6 +183,24 @@ class SweepConfig:
     train: dict
     axes: tuple[tuple[str, tuple], ...]
     source: str = dataclasses.field(default="<config>", compare=False)
+    static_groups: tuple[SweepConfig, ...] = ()
+
+    @property
+    def static_axes(self) -> tuple[tuple[str, tuple], ...]:
+        """The static axes ((name, values), ...) in file order; () when there are none."""
+        return tuple((n, v) for n, v in self.axes if n in STATIC)
+
+    @property
+    def groups(self) -> tuple[SweepConfig, ...]:
+        """The static groups: each compiled once, trained, chunked and stored as a sweep of
+        its own traced axes. A config without static axes is its own single group.
+
+        Example:
+          >>> c = parse_config({"sweep": {"n_hidden": [2, 3], "seed": [0, 1]}})
+          >>> [(g.spec.model.n_hidden, g.n_runs) for g in c.groups]
+          [(2, 2), (3, 2)]
+        """
+        return self.static_groups or (self,)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -178,10 +212,12 @@ class SweepConfig:
 
     def to_dict(self) -> dict:
         """The resolved config as plain data (what `to_toml` writes)."""
-        model = dataclasses.asdict(self.spec.model)
+        static = {n for n, _ in self.static_axes}
+        tables = {"model": dataclasses.asdict(self.spec.model), "data": dict(self.data),
+                  "train": dict(self.train)}
+        tables = {t: {k: v for k, v in d.items() if k not in static} for t, d in tables.items()}
         sweep = {k: list(v) for k, v in self.axes}
-        return {"name": self.name, "seed": self.seed, "model": model,
-                "data": dict(self.data), "train": dict(self.train), "sweep": sweep}
+        return {"name": self.name, "seed": self.seed, **tables, "sweep": sweep}
 
 
 # ---- parsing
@@ -242,6 +278,8 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
     model = {**DEFAULTS["model"], **checked["model"]}
     train = {**DEFAULTS["train"], **checked["train"]}
     axes = tuple(_axis(name, v, source) for name, v in tables["sweep"].items())
+    if any(name in STATIC for name, _ in axes):
+        return _with_groups(raw, top, axes, source)
     data = _resolve_data(checked["data"], dict(axes), model["n_features"], source)
     _check_train(train, source)
     static = ("steps", "batch_size", "log_every", "schedule", "warmup_steps", "snapshot_every",
@@ -251,6 +289,24 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
     _check_sets(data_spec, model["n_features"], source)
     spec = Spec(ModelSpec(**model), TrainSpec(**{k: train[k] for k in static}), data_spec)
     return SweepConfig(top["name"], top["seed"], spec, data, train, axes, source)
+
+
+def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> SweepConfig:
+    """A config with static axes: each combination of their values is parsed as a config
+    of its own (so every group is validated whole, its errors naming the group), and the
+    sweep keeps all the axes in file order."""
+    static = [(n, v) for n, v in axes if n in STATIC]
+    groups = []
+    for values in itertools.product(*(v for _, v in static)):
+        sub = copy.deepcopy(raw)
+        for (name, _), value in zip(static, values):
+            sub.setdefault(STATIC_TABLES[name], {})[name] = value
+            del sub["sweep"][name]
+        where = ", ".join(f"{n} = {_toml_value(v)}" for (n, _), v in zip(static, values))
+        groups.append(parse_config(sub, f"{source} [{where}]"))
+    first = groups[0]
+    return SweepConfig(top["name"], top["seed"], first.spec, first.data, first.train, axes,
+                       source, tuple(groups))
 
 
 def _table(raw: dict, name: str, source: str) -> dict:

@@ -40,7 +40,13 @@ class Grid:
 
 
 def expand(config: SweepConfig) -> Grid:
-    """Flattens the sweep axes into R runs and resolves each run's hyperparameters."""
+    """Flattens the sweep axes into R runs and resolves each run's hyperparameters.
+
+    Raises:
+      ValueError: `config` has static axes; expand each of `config.groups` instead.
+    """
+    if config.static_groups:
+        raise ValueError(f"{config.source}: has static axes; expand each of config.groups")
     names = tuple(name for name, _ in config.axes)
     coords = tuple(np.asarray(values) for _, values in config.axes)
     R = config.n_runs

@@ -17,14 +17,20 @@ def describe(out: str | Path) -> str:
     R = manifest["n_runs"]
     done = int(store.done_mask(out, R).sum())
     m, t = config.spec.model, config.train
+    swept = dict(config.static_axes)
+    v = lambda key, value: "[" + ", ".join(map(str, swept[key])) + "]" if key in swept else value
     axes = "; ".join(f"{n} ({len(v)}): {_span(v)}" for n, v in config.axes) or "none (one run)"
     state = "complete" if store.is_complete(out) else "in progress"
     lines = [
         f"{out}: sweep {config.name!r}, {state}: {done}/{R} runs done",
-        f"model: {m.kind}, {m.n_features} features -> {m.n_hidden} hidden",
-        f"train: {t['steps']} steps, batch {t['batch_size']}, lr {t['learning_rate']:g}, "
+        f"model: {v('kind', m.kind)}, {v('n_features', m.n_features)} features -> "
+        f"{v('n_hidden', m.n_hidden)} hidden",
+        f"train: {v('steps', t['steps'])} steps, batch {v('batch_size', t['batch_size'])}, "
+        f"lr {t['learning_rate']:g}, "
         f"weight decay {t['weight_decay']:g}, dropout {t['dropout']:g}, {t['schedule']} schedule",
         f"axes: {axes}  (grid {' x '.join(map(str, config.shape)) or '1'})",
+        *([f"static groups: {len(config.groups)} ({' x '.join(swept)}), each compiled once"]
+          if swept else []),
         f"device: {manifest['device']}",
         "versions: " + ", ".join(f"{k} {v}" for k, v in manifest["versions"].items()),
         "config:",

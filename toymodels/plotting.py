@@ -132,11 +132,14 @@ def title(ds: xr.Dataset, detail: str = "") -> str:
     """Figure title from ``attrs["name"]`` and the config: model kind, n, m, steps."""
     config = _config(ds)
     model = config.get("model", {})
-    kind = ds.attrs.get("model_kind", model.get("kind", ""))
-    n = ds.attrs.get("n_features", model.get("n_features", ds.sizes.get("feature")))
-    m = ds.attrs.get("n_hidden", model.get("n_hidden", ds.sizes.get("hidden")))
+    swept = config.get("sweep", {})  # a static axis: its values, e.g. m=2/3/5
+    pick = lambda key, value: "/".join(map(str, swept[key])) if key in swept else value
+    kind = pick("kind", ds.attrs.get("model_kind", model.get("kind", "")))
+    n = pick("n_features", ds.attrs.get("n_features", model.get("n_features", ds.sizes.get("feature"))))
+    m = pick("n_hidden", ds.attrs.get("n_hidden", model.get("n_hidden", ds.sizes.get("hidden"))))
     steps = config.get("train", {}).get("steps")
-    parts = [p for p in (kind, f"n={n}", f"m={m}", steps and f"{steps:,} steps") if p]
+    steps = pick("steps", steps and f"{steps:,}")
+    parts = [p for p in (kind, f"n={n}", f"m={m}", steps and f"{steps} steps") if p]
     head = f"{ds.attrs.get('name', 'sweep')} ({', '.join(parts)})"
     return f"{head}\n{detail}" if detail else head
 
@@ -196,6 +199,25 @@ def _edges(values: np.ndarray, log: bool) -> np.ndarray:
 
 
 # ---- reducing runs
+
+
+def unpadded(W) -> tuple[np.ndarray, np.ndarray]:
+    """One run's ``W: [H, F]`` without the NaN padding of a sweep with static axes
+    (``toymodels.groups``): the rows and columns that are all NaN are dropped.
+
+    Returns:
+      (W [H', F'] as float64, the indices of the kept features [F']).
+
+    Example:
+      >>> W, kept = unpadded([[1.0, np.nan], [np.nan, np.nan]])
+      >>> W.tolist(), kept.tolist()
+      ([[1.0]], [0])
+    """
+    W = np.asarray(W, dtype=np.float64)
+    rows = ~np.isnan(W).all(axis=-1)
+    cols = ~np.isnan(W).all(axis=-2)
+    return W[rows][:, cols], np.flatnonzero(cols)
+
 
 
 def best_runs(ds: xr.Dataset, keep=()) -> xr.Dataset:
@@ -302,16 +324,15 @@ def features(axes, ds: xr.Dataset, axis: str | None = None) -> list[tuple]:
             f"axes must have shape ({runs.sizes['run']}, 2), not {axes.shape}"
         )
     W = runs["W"].transpose("run", "hidden", "feature").values.astype(np.float64)
-    grams = np.einsum("rhi,rhj->rij", W, W)
-    vmax = max(float(np.abs(grams).max()), 1e-6)
     sup = runs["superposition"].transpose("run", "feature").values
-    poly = np.sqrt(np.clip(sup, 0.0, None))
+    kept = [unpadded(w) for w in W]  # each run at its own size (static axes)
+    grams = [w.T @ w for w, _ in kept]
+    vmax = max(max(float(np.abs(g).max(initial=0.0)) for g in grams), 1e-6)
     drawn = []
     for k, name in enumerate(names):
+        (w, cols), poly = kept[k], np.sqrt(np.clip(sup[k][kept[k][1]], 0.0, None))
         image = _gram_panel(axes[k, 0], grams[k], vmax, name)
-        drawn.append(
-            (image, _norm_panel(axes[k, 1], np.linalg.norm(W[k], axis=0), poly[k]))
-        )
+        drawn.append((image, _norm_panel(axes[k, 1], np.linalg.norm(w, axis=0), poly)))
     return drawn
 
 
@@ -567,6 +588,9 @@ def geometry(ax, W, labels=None) -> list:
       label; in 2-D also the unit circle (first).
     """
     W = np.asarray(W, dtype=np.float64)
+    if W.ndim == 2:
+        W, kept = unpadded(W)
+        labels = [str(i) for i in kept] if labels is None else [labels[i] for i in kept]
     if W.ndim != 2 or W.shape[0] not in (2, 3):
         raise ValueError(f"geometry needs W of shape [2 or 3, F]; got {W.shape}")
     is_3d = hasattr(ax, "get_zlim")
@@ -830,15 +854,18 @@ def geometry_grid(
 
     Options: ``axis`` (default the density axis), ``max_columns``.
     """
-    H = ds.sizes["hidden"]
-    if H not in (2, 3):
-        raise ValueError(f"geometry plots need n_hidden 2 or 3; this sweep has {H}")
     axis = _default_axis(ds, axis)
     runs, names = _runs_along(ds, axis)
+    Ws = [unpadded(runs["W"].isel(run=k).transpose("hidden", "feature"))[0]
+          for k in range(len(names))]
+    sizes = sorted({len(W) for W in Ws})
+    if not set(sizes) <= {2, 3}:
+        raise ValueError(f"geometry plots need n_hidden 2 or 3; this sweep has {sizes}")
     rows, columns = _grid_shape(len(names), max_columns)
     fig = Figure(figsize=(2.4 * columns, 2.5 * rows + 0.6), layout="constrained")
     for k, name in enumerate(names):
-        ax = fig.add_subplot(rows, columns, k + 1, projection="3d" if H == 3 else None)
+        three = len(Ws[k]) == 3
+        ax = fig.add_subplot(rows, columns, k + 1, projection="3d" if three else None)
         geometry(ax, runs["W"].isel(run=k).transpose("hidden", "feature"))
         ax.set_title(name, fontsize=9)
     fig.suptitle(title(ds, _fixed_note(ds, [axis])), fontsize=10)
@@ -931,8 +958,8 @@ def _feature_colours(n: int) -> np.ndarray:
 
 def _neuron_rows(run: xr.Dataset) -> np.ndarray:
     """[H, F] weights, rows = neurons: ``W``, or ``W1`` balanced against ``W2``."""
-    if "W" in run:
-        return run["W"].transpose("hidden", "feature").values.astype(np.float64)
+    if "W" in run and not np.isnan(run["W"].values).all():
+        return unpadded(run["W"].transpose("hidden", "feature").values)[0]
     from toymodels.analysis.neurons import balance
 
     W1 = run["W1"].transpose("hidden", "feature").values.astype(np.float32)

@@ -22,6 +22,7 @@ import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import xarray as xr
@@ -207,14 +208,22 @@ def remove_leftovers(out: str | Path) -> None:
                 (folder / name).unlink(missing_ok=True)
 
 
-def drop_damaged_chunks(out: str | Path, n_runs: int, keys: list[str]) -> list[str]:
+def drop_damaged_chunks(out: str | Path, n_runs: int,
+                        keys: list[str] | Callable[[int, int], list[str] | None]) -> list[str]:
     """Deletes every chunk file that does not load whole (`chunk_problem`), so that its
-    runs are retrained. Returns one line per deleted file, naming it and why."""
+    runs are retrained. Returns one line per deleted file, naming it and why.
+
+    `keys` are the arrays every chunk holds, or `keys(start, stop)` those of the chunk of
+    runs start..stop-1 (a sweep with static groups: each group's own), None if such a
+    chunk cannot exist (it straddles two groups)."""
+    keys_of = keys if callable(keys) else (lambda start, stop: keys)
     lines = []
     for start, stop in done_ranges(out):
         path = chunk_path(out, start, stop)
+        expected = keys_of(start, stop) if stop <= n_runs else None
         problem = (f"runs beyond the sweep's {n_runs}" if stop > n_runs
-                   else chunk_problem(path, stop - start, keys))
+                   else "runs of two static groups" if expected is None
+                   else chunk_problem(path, stop - start, expected))
         if problem:
             path.unlink(missing_ok=True)
             lines.append(f"{path}: damaged chunk file ({problem}); deleted it, "
@@ -239,15 +248,18 @@ def chunk_problem(path: Path, n: int, keys: list[str]) -> str | None:
     return f"array {short[0]!r} does not hold {n} runs" if short else None
 
 
-def read_chunks(out: str | Path, n_runs: int) -> dict[str, np.ndarray]:
-    """All chunk files joined into arrays with leading axis R (every run must be done)."""
+def read_chunks(out: str | Path, n_runs: int, first: int = 0) -> dict[str, np.ndarray]:
+    """The chunk files of runs first..first+n_runs-1 joined into arrays with leading axis
+    n_runs (every one of those runs must be done; the runs of one static group)."""
     columns: dict[str, np.ndarray] = {}
     for start, stop in done_ranges(out):
+        if start < first or stop > first + n_runs:
+            continue
         with np.load(chunk_path(out, start, stop)) as z:
             for key in z.files:
                 if key not in columns:
                     columns[key] = np.empty((n_runs, *z[key].shape[1:]), z[key].dtype)
-                columns[key][start:stop] = z[key]
+                columns[key][start - first:stop - first] = z[key]
     return columns
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from toymodels import evaluation, store
+from toymodels import evaluation, groups, store
 from toymodels.config import SweepConfig, to_toml
 from toymodels.errors import Interrupted, UserError
 from toymodels.grid import Grid, expand
@@ -150,6 +150,11 @@ def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = 
               quiet: bool = False) -> Path:
     """Trains every run of `config` not yet in `out`, then writes `out/results.nc`.
 
+    A sweep with static axes (`SweepConfig.groups`) trains its groups one after another,
+    each compiled once and chunked as a sweep of its own; the store holds every group's
+    runs in one run index (group after group, `group_offsets`), so a crash in one group
+    keeps every finished chunk of the others.
+
     Args:
       config: a validated sweep (`toymodels.load_config`).
       out: the results directory; created, or resumed if it holds the same config.
@@ -167,16 +172,34 @@ def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = 
     """
     main = jax.process_index() == 0
     say = (lambda msg: None) if quiet or not main else (lambda msg: print(msg, file=sys.stderr))
-    grid = expand(config)
-    devices = useful_devices(jax.devices(), config.spec, grid.n_runs)
-    opening = (out, to_toml(config), grid.n_runs, describe_devices(devices, jax.process_count()))
+    grids = [expand(group) for group in config.groups]
+    used = max((useful_devices(jax.devices(), g.spec, grid.n_runs)
+                for g, grid in zip(config.groups, grids)), key=len)
+    opening = (out, to_toml(config), config.n_runs, describe_devices(used, jax.process_count()))
     with contextlib.ExitStack() as lock:  # process 0 holds the directory's lock inside
-        out = _open_locked(lock, opening, chunk_keys(config.spec), say)
+        out = _open_locked(lock, opening, group_keys(config), say)
         try:
-            _train(config, grid, devices, out, chunk_size, quiet, say)
+            _train(config, grids, out, chunk_size, quiet, say)
         except KeyboardInterrupt as e:
-            raise _interrupted(e, out, grid.n_runs) from None
+            raise _interrupted(e, out, config.n_runs) from None
     return out
+
+
+def group_offsets(config: SweepConfig) -> np.ndarray:
+    """[G + 1] where each static group's runs start in the store's run index (and the end)."""
+    return np.cumsum([0] + [g.n_runs for g in config.groups])
+
+
+def group_keys(config: SweepConfig):
+    """`keys(start, stop)`: the arrays of a chunk of runs start..stop-1 (`chunk_keys` of its
+    group), None if those runs are not all in one group."""
+    offsets = group_offsets(config)
+
+    def keys(start: int, stop: int) -> list[str] | None:
+        g = int(np.searchsorted(offsets, start, side="right")) - 1
+        return chunk_keys(config.groups[g].spec) if stop <= offsets[g + 1] else None
+
+    return keys
 
 
 def _open_locked(lock: contextlib.ExitStack, opening: tuple, keys: list[str], say) -> Path:
@@ -208,33 +231,52 @@ def _ready_to_resume(out: Path, n_runs: int, keys: list[str], say) -> None:
         say(line)
 
 
-def _train(config: SweepConfig, grid: Grid, devices, out: Path, chunk_size: int | None,
+def _train(config: SweepConfig, grids: list[Grid], out: Path, chunk_size: int | None,
            quiet: bool, say) -> None:
-    """Trains the runs not yet in `out`, writing each chunk, then finishes the store."""
-    main = jax.process_index() == 0
-    done = _agreed(store.done_mask(out, grid.n_runs))
+    """Trains the runs not yet in `out`, group by group, writing each chunk, then finishes
+    the store."""
+    main, n_runs = jax.process_index() == 0, config.n_runs
+    done = _agreed(store.done_mask(out, n_runs))
     if done.all():
         if main and not store.is_complete(out):
-            _finish(config, grid, out, say)
-        say(f"{out}: complete ({grid.n_runs} runs); nothing to do")
+            _finish(config, grids, out, say)
+        say(f"{out}: complete ({n_runs} runs); nothing to do")
         return
-    chunk = round_chunk(chunk_size or default_chunk_size(config.spec, grid.n_runs),
-                        config.spec, len(devices))
     if done.any():
-        say(f"{out}: resuming: {done.sum()} of {grid.n_runs} runs already done")
-    n_slots = min(len(np.unique(grid.seed)), chunk // len(devices))
-    run = make_chunk_runner(config.spec, config.seed, chunk, n_slots, devices)
-    with tqdm(total=grid.n_runs, initial=int(done.sum()), unit="run", desc=config.name,
+        say(f"{out}: resuming: {done.sum()} of {n_runs} runs already done")
+    offsets = group_offsets(config)
+    with tqdm(total=n_runs, initial=int(done.sum()), unit="run", desc=config.name,
               disable=quiet or not main, dynamic_ncols=True) as bar:
-        for start, stop in plan_chunks(done, chunk):
-            first, arrays = run(grid, start, stop)
-            if len(arrays["final_loss"]):
-                _write_chunk(out, first, arrays, grid.n_runs)
-            bar.update(stop - start)
+        for group, grid, first in zip(config.groups, grids, offsets):
+            group_done = done[first:first + grid.n_runs]
+            if not group_done.all():
+                if config.static_groups:
+                    bar.set_description(f"{config.name} [{_group_name(config, group)}]")
+                _train_group(group, grid, group_done, first, out, n_runs, chunk_size, bar)
     _barrier("chunks written")
     if main:
-        _finish(config, grid, out, say)
+        _finish(config, grids, out, say)
     _barrier("results written")
+
+
+def _group_name(config: SweepConfig, group: SweepConfig) -> str:
+    """E.g. 'n_hidden = 3, optimizer = "sgd"': the group's values of the static axes."""
+    return group.source.removeprefix(f"{config.source} [").removesuffix("]")
+
+
+def _train_group(group: SweepConfig, grid: Grid, done: np.ndarray, first: int, out: Path,
+                 n_runs: int, chunk_size: int | None, bar) -> None:
+    """Trains the runs of one static group not yet done; they are runs first.. of the store."""
+    spec = group.spec
+    devices = useful_devices(jax.devices(), spec, grid.n_runs)
+    chunk = round_chunk(chunk_size or default_chunk_size(spec, grid.n_runs), spec, len(devices))
+    n_slots = min(len(np.unique(grid.seed)), chunk // len(devices))
+    run = make_chunk_runner(spec, group.seed, chunk, n_slots, devices)
+    for start, stop in plan_chunks(done, chunk):
+        at, arrays = run(grid, start, stop)
+        if len(arrays["final_loss"]):
+            _write_chunk(out, first + at, arrays, n_runs)
+        bar.update(stop - start)
 
 
 def _write_chunk(out: Path, first: int, arrays: dict, n_runs: int) -> None:
@@ -274,14 +316,27 @@ def chunk_keys(spec: Spec) -> list[str]:
     return [*params, "loss", "final_loss", "final_loss_se", *snapshots]
 
 
-def _finish(config: SweepConfig, grid: Grid, out: Path, say) -> None:
-    ds = build_dataset(config, grid, store.read_chunks(out, grid.n_runs), store.read_manifest(out))
+def _finish(config: SweepConfig, grids: list[Grid], out: Path, say) -> None:
+    manifest = store.read_manifest(out)
+    parts = [build_dataset(group, grid, store.read_chunks(out, grid.n_runs, int(first)), manifest)
+             for group, grid, first in zip(config.groups, grids, group_offsets(config))]
+    ds = parts[0] if not config.static_groups else _combined(parts, config, manifest)
     report_nonfinite(ds, say)
     try:
         store.finish(out, ds)  # the chunk files are deleted only once results.nc is written
     except OSError as e:
-        raise _write_failed(e, store.RESULTS, out, grid.n_runs) from None
+        raise _write_failed(e, store.RESULTS, out, config.n_runs) from None
     say(f"{out}: done; open with toymodels.load({str(out)!r})")
+
+
+def _combined(parts: list[xr.Dataset], config: SweepConfig, manifest: dict) -> xr.Dataset:
+    """The groups' Datasets as one (`toymodels.groups.combine`), with the sweep's attrs:
+    those every group shares, and `static_axes` naming the static dims."""
+    ds = groups.combine(parts, config)
+    shared = {k: v for k, v in parts[0].attrs.items()
+              if all(k in p.attrs and np.array_equal(p.attrs[k], v) for p in parts)}
+    static = " ".join(n for n, _ in config.static_axes)
+    return ds.assign_attrs({**shared, "config": manifest["config"], "static_axes": static})
 
 
 def _barrier(name: str) -> None:

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 import xarray as xr
 
+from toymodels import groups
 from toymodels.analysis import adversarial, dynamics, geometry, metrics, neurons
 from toymodels.spec import DataSpec
 
@@ -283,6 +284,10 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
     (*run_axes, snapshot, feature; with `W_snapshots` or `W1_snapshots`). Other
     variables and coordinates are kept.
 
+    A sweep with static axes (n_hidden, kind, ...: `toymodels.groups`) is analysed group
+    by group at each group's own size, so the NaN padding of smaller models is never
+    analysed as features: their padded entries are NaN ("" for labels) in the results.
+
     Args:
       ds: dataset with `W` (or `W1`) of dims (*run_axes, "hidden", "feature").
       adversarial: also compute `vulnerability` (seconds for thousands of small models,
@@ -296,6 +301,12 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
       >>> analyze(xr.Dataset({"W": W}))["polytope"].values.tolist()
       ['dedicated', 'dedicated', 'unrepresented']
     """
+    one = functools.partial(_analyze_group, adversarial=adversarial)
+    return groups.map_groups(one, ds)
+
+
+def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
+    """`analyze` of a Dataset with no padding (one static group)."""
     W = _weights(ds)
     run_axes = W.dims[:-2]
     run_shape = W.shape[:-2]

@@ -1,0 +1,176 @@
+"""Static groups in one Dataset: ragged shapes padded, and split back into groups.
+
+A sweep axis of a static key (n_features, n_hidden, kind, optimizer, batch_size, steps,
+dataset_size: see `toymodels.config.STATIC`) splits the grid into static groups, each
+compiled and trained as a sweep of its own (`SweepConfig.groups`). Their results are one
+Dataset: the static axes are dims like any other, in config order, and where the groups'
+shapes differ (W for n_hidden 2 and 30, loss curves of 1,000 and 10,000 steps) the smaller
+ones are padded, with NaN (floats and integers, which then become floats) or "" (labels).
+Each padded variable says so in `attrs["padding"]`.
+
+Padding is not data: `map_groups(fn, ds)` applies a function of one group's Dataset to
+every group with the padding cut off (`split`), then `combine`s the results, so that the
+analysis sees each model at its own size. A padded feature is absent, not "unrepresented".
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from typing import Callable
+
+import numpy as np
+import xarray as xr
+
+from toymodels.config import SweepConfig, parse_config, to_toml
+from toymodels.models import MODELS, get_model
+
+PADDED_DIMS = ("hidden", "feature", "step", "snapshot", "example")
+SNAPSHOT = "_snapshots"
+
+
+def coordinate(values) -> np.ndarray:
+    """The Dataset coordinate of a static axis: its values, as text if they mix types
+    (batch_size = [256, "full"] -> ["256", "full"])."""
+    kinds = {isinstance(v, str) for v in values}
+    return np.asarray([str(v) for v in values] if len(kinds) > 1 else list(values))
+
+
+def combine(parts: list[xr.Dataset], config: SweepConfig) -> xr.Dataset:
+    """One Dataset of every group's, with the static axes as dims in config order.
+
+    Args:
+      parts: one Dataset per group of `config.groups`, in that order, with the group's
+        traced axes as dims.
+      config: the sweep with static axes.
+
+    Returns:
+      Dims (*config axes, then the rest); variables padded where shapes differ, each with
+      `attrs["padding"]`; a variable some groups lack (W of abs_computation) is filled in
+      those groups and says so in `attrs["absent"]`. No attrs on the Dataset itself.
+    """
+    static = config.static_axes
+    names = [n for n, _ in static]
+    combos = list(itertools.product(*(coordinate(v).tolist() for _, v in static)))
+    parts = [p.expand_dims({n: [v] for n, v in zip(names, combo)})
+             for p, combo in zip(parts, combos)]
+    absent = _missing(parts)
+    parts = _filled(parts)
+    fills = {name: _fill(parts[0][name]) for name in parts[0].data_vars}
+    nested = _nest(parts, [len(v) for _, v in static])
+    ds = xr.combine_nested(nested, concat_dim=names, join="outer", fill_value=fills,
+                           combine_attrs="drop_conflicts")
+    ds = ds.transpose(*(n for n, _ in config.axes), ...)
+    ds.attrs = {}
+    for name in ds.data_vars:
+        padded = [d for d in PADDED_DIMS if d in ds[name].dims
+                  and any(p.sizes.get(d, 0) < ds.sizes[d] for p in parts if name in p)]
+        if padded:
+            ds[name].attrs["padding"] = (
+                f"{_fill_text(fills[name])} beyond each run's own size along "
+                f"{', '.join(padded)} (static axes {', '.join(names)} give runs of "
+                "different shapes)")
+        if name in absent:
+            ds[name].attrs["absent"] = (f"{_fill_text(fills[name])} in the groups "
+                                        f"{'; '.join(absent[name])}, which have no such variable")
+    return ds
+
+
+def _missing(parts: list[xr.Dataset]) -> dict[str, list[str]]:
+    """For each variable some parts lack, the static coordinates of those parts."""
+    names = {n for p in parts for n in p.data_vars}
+    where = lambda p: ", ".join(f"{d} = {p[d].values[0]}" for d in p.dims if d in p.coords
+                                and p.sizes[d] == 1 and p[d].dtype.kind in "OUSifb")
+    return {n: [where(p) for p in parts if n not in p] for n in sorted(names)
+            if any(n not in p for p in parts)}
+
+
+def _filled(parts: list[xr.Dataset]) -> list[xr.Dataset]:
+    """Every part with every variable: the missing ones all fill values, with the dims of
+    the first part that has them (sizes of this part where it has the dim)."""
+    names = list(dict.fromkeys(n for p in parts for n in p.data_vars))
+    template = {n: next(p[n] for p in parts if n in p) for n in names}
+    out = []
+    for p in parts:
+        extra = {}
+        for n in names:
+            if n in p:
+                continue
+            t = template[n]
+            coords = {d: (p[d] if d in p.dims else t[d]) for d in t.dims if d in t.coords}
+            shape = [p.sizes.get(d, t.sizes[d]) for d in t.dims]
+            fill = _fill(t)
+            dtype = t.dtype if fill == "" else np.result_type(t.dtype, np.float32)
+            extra[n] = xr.DataArray(np.full(shape, fill, dtype), dims=t.dims, coords=coords,
+                                    attrs=t.attrs)
+        out.append(p.assign(extra)[names])
+    return out
+
+
+def _fill(da: xr.DataArray):
+    return "" if da.dtype.kind in "OUS" else np.nan
+
+
+def _fill_text(fill) -> str:
+    return '""' if fill == "" else "NaN"
+
+
+def _nest(items: list, shape: list[int]):
+    """A flat list (last index fastest) as nested lists of `shape`."""
+    if len(shape) <= 1:
+        return list(items)
+    step = len(items) // shape[0]
+    return [_nest(items[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
+
+
+def config_of(ds: xr.Dataset) -> SweepConfig | None:
+    """The sweep config in `ds.attrs["config"]`, or None if there is none that parses."""
+    from toymodels.errors import UserError
+
+    try:
+        return parse_config(tomllib.loads(ds.attrs["config"]), "attrs['config']")
+    except (KeyError, UserError, tomllib.TOMLDecodeError, TypeError, ValueError):
+        return None
+
+
+def split(ds: xr.Dataset, config: SweepConfig) -> list[xr.Dataset]:
+    """Each group's Dataset, in the order of `config.groups`, with the padding cut off.
+
+    A group's Dataset has only its traced axes as dims, its own sizes along hidden,
+    feature, step, snapshot and example, only its model kind's parameters, and the attrs
+    of a sweep without static axes (its own config, model_kind, n_features, n_hidden).
+    """
+    names = [n for n, _ in config.static_axes]
+    combos = itertools.product(*(coordinate(v).tolist() for _, v in config.static_axes))
+    return [_trimmed(ds.sel(dict(zip(names, combo))), group)
+            for combo, group in zip(combos, config.groups)]
+
+
+def _trimmed(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
+    model, train = group.spec.model, group.spec.train
+    kind = get_model(model.kind)
+    others = {n for k in MODELS.values() for n in k.dims} - set(kind.dims)
+    ds = ds.drop_vars([v for v in ds.data_vars if v in others or v.removesuffix(SNAPSHOT) in others])
+    sizes = {"hidden": model.n_hidden, "feature": model.n_features,
+             "step": train.n_logs, "snapshot": train.n_snapshots + 1 if train.snapshot_every else 0,
+             "example": getattr(group.spec.data, "dataset_size", 0)}  # 0: online, none
+    ds = ds.isel({d: slice(0, n) for d, n in sizes.items() if d in ds.dims})
+    for name in ds.data_vars:
+        ds[name].attrs.pop("padding", None)
+        ds[name].attrs.pop("absent", None)
+    attrs = {k: v for k, v in ds.attrs.items() if k != "static_axes"}
+    attrs.update(config=to_toml(group), model_kind=model.kind, n_features=model.n_features,
+                 n_hidden=model.n_hidden)
+    ds = ds.copy()
+    ds.attrs = attrs
+    return ds
+
+
+def map_groups(fn: Callable[[xr.Dataset], xr.Dataset], ds: xr.Dataset) -> xr.Dataset:
+    """`fn(ds)`, or, for a sweep with static axes, `fn` of every group's Dataset (padding
+    cut off, `split`) combined again (`combine`), with the attrs of `ds`."""
+    config = config_of(ds)
+    if config is None or not config.static_groups or not all(n in ds.dims for n, _ in config.static_axes):
+        return fn(ds)
+    out = combine([fn(part) for part in split(ds, config)], config)
+    return out.assign_attrs(ds.attrs)
