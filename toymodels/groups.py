@@ -174,3 +174,22 @@ def map_groups(fn: Callable[[xr.Dataset], xr.Dataset], ds: xr.Dataset) -> xr.Dat
         return fn(ds)
     out = combine([fn(part) for part in split(ds, config)], config)
     return out.assign_attrs(ds.attrs)
+
+
+def one_group(ds: xr.Dataset) -> xr.Dataset:
+    """`ds` narrowed to one static group (one value of each static axis selected, e.g.
+    `ds.sel(dataset_size=100)`), with its padding cut off and its group's attrs (`split`);
+    `ds` itself when the sweep has no static axes.
+
+    Raises:
+      ValueError: a static axis is still a dim.
+    """
+    config = config_of(ds)
+    if config is None or not config.static_groups:
+        return ds
+    names = [n for n, _ in config.static_axes]
+    if any(n in ds.dims for n in names):
+        raise ValueError(f"select one value of each static axis first ({', '.join(names)})")
+    combos = list(itertools.product(*(coordinate(v).tolist() for _, v in config.static_axes)))
+    group = config.groups[combos.index(tuple(ds[n].item() for n in names))]
+    return _trimmed(ds, group)

@@ -47,6 +47,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Patch
 
 from toymodels import theory as _theory
+from toymodels.plotting import memorisation as _memorisation
 
 NON_SWEEP_DIMS = ("hidden", "feature", "step", "polytope_kind", "snapshot")
 DENSITY_AXES = ("feature_probability", "sparsity")
@@ -1317,6 +1318,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     dynamics=dynamics_figure,  # axis, max_columns, threshold
     vulnerability=_single(vulnerability),
     computation=computation_figure,  # axis, max_columns
+    **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 
