@@ -36,8 +36,10 @@ class TrainSpec:
       steps: optimiser steps per run.
       batch_size: B, fresh samples per step.
       log_every: the loss curve holds the mean loss of each block of this many steps.
-      schedule: "constant" or "cosine" (cosine decay to 0 after a linear warm-up).
-      warmup_steps: linear warm-up from 0 (both schedules).
+      schedule: "constant" or "cosine" (cosine decay to 0 at the last step after the
+        warm-up, as `optax.warmup_cosine_decay_schedule` with end value 0).
+      warmup_steps: W, linear warm-up from 0 (both schedules): the update of step count c
+        (the first update has c = 0) uses c / W of the peak learning rate while c < W.
       snapshot_every: keep the parameters every this many steps (and at step 0) for
         training dynamics; 0 keeps only the final ones.
       eval_samples: samples of the sampled stratum of `final_loss` (two or more active

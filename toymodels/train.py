@@ -22,6 +22,7 @@ from toymodels.models import Params, get_model
 from toymodels.spec import EVAL_BATCH, Spec, TrainSpec
 
 INIT, DATA, EVAL = 0, 1, 2  # fold_in tags that split a seed key into independent streams
+Schedule = Callable[[jax.Array], jax.Array]  # update count c -> learning rate
 
 
 @struct.dataclass
@@ -54,16 +55,29 @@ class RunOutput:
     snapshots: Params
 
 
-def lr_multiplier(train: TrainSpec) -> Callable[[jax.Array], jax.Array]:
-    """The schedule as a factor of the peak learning rate, a function of the step count."""
+def lr_multiplier(train: TrainSpec) -> Schedule:
+    """The schedule as a factor of the peak learning rate, a function of the update count c
+    (the first update has c = 0, optax's convention).
+
+    With W = warmup_steps and D = steps − W: c / W while c < W (no warm-up when W = 0),
+    then 1 ("constant") or ½(1 + cos(π min(c − W, D) / D)) ("cosine"), which reaches 0 at
+    c = steps. Times the peak lr this is `optax.warmup_cosine_decay_schedule(0, lr, W,
+    steps, 0)` for "cosine" and `optax.linear_schedule(0, lr, W)` for "constant", to
+    float rounding (tests/test_train.py).
+    """
+    W = train.warmup_steps
+
+    def after_warmup(count: jax.Array) -> jax.Array:
+        if train.schedule == "constant":
+            return jnp.ones_like(count)
+        progress = (count - W) / max(train.steps - W, 1)
+        return 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.clip(progress, 0.0, 1.0)))
 
     def multiplier(count: jax.Array) -> jax.Array:
         count = count.astype(jnp.float32)
-        warm = jnp.minimum(1.0, (count + 1.0) / max(train.warmup_steps, 1))
-        if train.schedule == "constant":
-            return warm
-        progress = (count - train.warmup_steps) / max(train.steps - train.warmup_steps, 1)
-        return warm * 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.clip(progress, 0.0, 1.0)))
+        if W == 0:
+            return after_warmup(count)
+        return jnp.where(count < W, count / W, after_warmup(count))
 
     return multiplier
 
