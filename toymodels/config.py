@@ -18,6 +18,7 @@ import numpy as np
 from toymodels.errors import UserError
 from toymodels.models import MODELS
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
+from toymodels.train import OPTIMIZER_READS, OPTIMIZERS
 
 SCHEDULES = ("constant", "cosine")
 DENSITY_KEYS = ("sparsity", "feature_probability")
@@ -25,7 +26,10 @@ IMPORTANCE_KEYS = ("importance_decay", "relative_importance", "importance")
 SWEEPABLE = (
     "sparsity", "feature_probability", "importance_decay", "relative_importance",
     "density_ratio", "dropout", "learning_rate", "weight_decay", "l1_hidden", "seed",
+    "momentum", "beta1", "beta2", "eps",
 )
+# [train] keys that only some optimizers read (`toymodels.train.OPTIMIZER_READS`)
+OPTIMIZER_KEYS = tuple(dict.fromkeys(k for keys in OPTIMIZER_READS.values() for k in keys))
 CORRELATIONS = ("independent", "correlated", "anticorrelated")
 MAGNITUDES = ("uniform", "exponential", "constant")
 
@@ -62,6 +66,12 @@ def _choice(options) -> Callable[[Any], str]:
             raise ValueError(f"must be one of {', '.join(map(str, options))}")
         return v
     return check
+
+
+def _finite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return float(v)
 
 
 def _text(v):
@@ -110,7 +120,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "steps": _integer(1),
         "batch_size": _integer(1),
         "learning_rate": _number(0.0, INF, lo_open=True),
-        "weight_decay": _number(0.0, INF),
+        "weight_decay": _finite,  # negative: weights pulled outward
         "dropout": _number(0.0, 1.0, hi_open=True),
         "schedule": _choice(SCHEDULES),
         "warmup_steps": _integer(0),
@@ -118,6 +128,11 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "l1_hidden": _number(0.0, INF),
         "snapshot_every": _integer(0),
         "eval_samples": _integer(8192),
+        "optimizer": _choice(tuple(OPTIMIZERS)),
+        "momentum": _number(0.0, 1.0, hi_open=True),
+        "beta1": _number(0.0, 1.0, hi_open=True),
+        "beta2": _number(0.0, 1.0, hi_open=True),
+        "eps": _number(0.0, INF, lo_open=True),
     },
 }
 TABLES = ("model", "data", "train", "sweep")
@@ -130,6 +145,7 @@ DEFAULTS = {
         "steps": 10_000, "batch_size": 1024, "learning_rate": 1e-3, "weight_decay": 0.01,
         "dropout": 0.0, "schedule": "constant", "warmup_steps": 0, "log_every": 100,
         "l1_hidden": 0.0, "snapshot_every": 0, "eval_samples": 262_144,
+        "optimizer": "adamw", "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
     },
 }
 
@@ -177,11 +193,14 @@ class SweepConfig:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def to_dict(self) -> dict:
-        """The resolved config as plain data (what `to_toml` writes)."""
+        """The resolved config as plain data (what `to_toml` writes), without the
+        [train] keys its optimizer does not read (given, they would be an error)."""
         model = dataclasses.asdict(self.spec.model)
         sweep = {k: list(v) for k, v in self.axes}
+        unused = set(unused_by_optimizer(self.spec.train.optimizer, self.train))
+        train = {k: v for k, v in self.train.items() if k not in unused}
         return {"name": self.name, "seed": self.seed, "model": model,
-                "data": dict(self.data), "train": dict(self.train), "sweep": sweep}
+                "data": dict(self.data), "train": train, "sweep": sweep}
 
 
 # ---- parsing
@@ -244,8 +263,10 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
     axes = tuple(_axis(name, v, source) for name, v in tables["sweep"].items())
     data = _resolve_data(checked["data"], dict(axes), model["n_features"], source)
     _check_train(train, source)
+    given = {**{k: f"train.{k}" for k in checked["train"]}, **{k: f"sweep.{k}" for k, _ in axes}}
+    _check_optimizer_keys(train["optimizer"], given, source)
     static = ("steps", "batch_size", "log_every", "schedule", "warmup_steps", "snapshot_every",
-              "eval_samples")
+              "eval_samples", "optimizer")
     data_spec = DataSpec(data.get("correlation", "independent"), data.get("set_size", 1),
                          data.get("magnitude", "uniform"))
     _check_sets(data_spec, model["n_features"], source)
@@ -335,6 +356,26 @@ def _check_train(train: dict, source: str) -> None:
     k = train["snapshot_every"]
     if k and (train["steps"] % k or k % train["log_every"]):
         raise UserError(f"{source}: train.snapshot_every: must divide train.steps = {train['steps']} and be a multiple of train.log_every = {train['log_every']}, got {k}")
+
+
+def unused_by_optimizer(optimizer: str, keys) -> list[str]:
+    """The keys among `keys`, in order, that optimizer `optimizer` does not read (e.g.
+    beta1 for "sgd"); keys that every optimizer reads, or none does, are never listed.
+
+    Example:
+      >>> unused_by_optimizer("sgd", ["learning_rate", "beta1", "momentum"])
+      ['beta1', 'momentum']
+    """
+    return [k for k in keys if k in OPTIMIZER_KEYS and k not in OPTIMIZER_READS[optimizer]]
+
+
+def _check_optimizer_keys(optimizer: str, given: dict[str, str], source: str) -> None:
+    """A key given explicitly (`given`: key -> where, e.g. "train.beta1") that `optimizer`
+    ignores is an error naming the optimizers that read it."""
+    for key in unused_by_optimizer(optimizer, given):
+        users = ", ".join(sorted(n for n, reads in OPTIMIZER_READS.items() if key in reads))
+        raise UserError(f'{source}: {given[key]}: not used by train.optimizer = "{optimizer}" '
+                        f"(used by {users})")
 
 
 # ---- writing

@@ -11,7 +11,10 @@ import dataclasses
 import numpy as np
 
 from toymodels.config import SweepConfig
-from toymodels.hyper import Hyper
+from toymodels.hyper import Hyper, complement
+
+TRAIN_HYPER = ("dropout", "learning_rate", "weight_decay", "l1_hidden", "momentum", "beta1",
+               "beta2", "eps")  # Hyper fields read as they are from [train] or an axis
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,13 +50,13 @@ def expand(config: SweepConfig) -> Grid:
     index = np.indices(config.shape).reshape(len(names), R)
     column = {n: c[i] for n, c, i in zip(names, coords, index)}
     value = lambda key, default: column[key] if key in column else np.full(R, default)
+    train = lambda key: value(key, config.train[key]).astype(np.float32)
     hyper = Hyper(
         feature_probability=_density(config.data, column, R, config.spec.model.n_features),
         importance=_importance(config.data, column, R, config.spec.model.n_features),
-        dropout=value("dropout", config.train["dropout"]).astype(np.float32),
-        learning_rate=value("learning_rate", config.train["learning_rate"]).astype(np.float32),
-        weight_decay=value("weight_decay", config.train["weight_decay"]).astype(np.float32),
-        l1_hidden=value("l1_hidden", config.train["l1_hidden"]).astype(np.float32),
+        **{key: train(key) for key in TRAIN_HYPER},
+        one_minus_beta1=complement(value("beta1", config.train["beta1"])),
+        one_minus_beta2=complement(value("beta2", config.train["beta2"])),
     )
     return Grid(names, coords, hyper, value("seed", 0).astype(np.int64))
 

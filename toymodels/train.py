@@ -27,7 +27,7 @@ Schedule = Callable[[jax.Array], jax.Array]  # update count c -> learning rate
 
 @struct.dataclass
 class TrainState:
-    """One model's parameters and AdamW state."""
+    """One model's parameters and optimiser state."""
 
     params: Params
     opt_state: optax.OptState
@@ -82,13 +82,92 @@ def lr_multiplier(train: TrainSpec) -> Schedule:
     return multiplier
 
 
+def scale_by_adam(hyper: Hyper) -> optax.GradientTransformation:
+    """`optax.scale_by_adam(beta1, beta2, eps)` with traced hyperparameters, except that the
+    moments weigh the new gradient by 1 − β as rounded on the host (`Hyper.one_minus_beta1`):
+
+      m ← (1 − β₁) g + β₁ m,   v ← (1 − β₂) g² + β₂ v,   step = m̂ / (√v̂ + ε)
+
+    with m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ) at the t-th update. A float32 1 − β₂ taken on
+    the device from β₂ = 0.999 would be off by 1.3e-5 of itself; this is the arithmetic of
+    optax with Python-float betas, operation for operation.
+    """
+
+    def init_fn(params):
+        zeros = optax.tree.zeros_like(params)
+        return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=zeros, nu=zeros)
+
+    def update_fn(updates, state, params=None):
+        del params  # below: optax's expressions, g ** 1 included, in optax's order
+        mu = jax.tree.map(lambda g, t: hyper.one_minus_beta1 * g ** 1 + hyper.beta1 * t,
+                          updates, state.mu)
+        nu = jax.tree.map(lambda g, t: hyper.one_minus_beta2 * g ** 2 + hyper.beta2 * t,
+                          updates, state.nu)
+        count = optax.safe_increment(state.count)
+        mu_hat = optax.tree.bias_correction(mu, hyper.beta1, count)
+        nu_hat = optax.tree.bias_correction(nu, hyper.beta2, count)
+        step = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + 0.0) + hyper.eps), mu_hat, nu_hat)
+        return step, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def adamw(hyper: Hyper, lr: Schedule) -> optax.GradientTransformation:
+    """AdamW, as `torch.optim.AdamW` and `optax.adamw`: Adam's step on the gradient, then
+    the DECOUPLED decay w ← w − lr·wd·w on every parameter (the bias too), unseen by the
+    moments."""
+    return optax.chain(scale_by_adam(hyper), optax.add_decayed_weights(hyper.weight_decay),
+                       optax.scale_by_learning_rate(lr))
+
+
+def adam(hyper: Hyper, lr: Schedule) -> optax.GradientTransformation:
+    """Adam with COUPLED L2 decay on every parameter, as `torch.optim.Adam(weight_decay=wd)`:
+    the moments see g + wd·w, so the decay is rescaled by Adam's preconditioner like the
+    gradient."""
+    return optax.chain(optax.add_decayed_weights(hyper.weight_decay), scale_by_adam(hyper),
+                       optax.scale_by_learning_rate(lr))
+
+
+def sgd(hyper: Hyper, lr: Schedule) -> optax.GradientTransformation:
+    """Plain SGD with L2 decay on every parameter, as `torch.optim.SGD(weight_decay=wd)`:
+    w ← w − lr·(g + wd·w) (coupled and decoupled decay are the same thing here)."""
+    return optax.chain(optax.add_decayed_weights(hyper.weight_decay),
+                       optax.scale_by_learning_rate(lr))
+
+
+def momentum(hyper: Hyper, lr: Schedule) -> optax.GradientTransformation:
+    """Heavy-ball SGD, as `torch.optim.SGD(momentum=μ, weight_decay=wd)` (no Nesterov, no
+    dampening): v ← μ·v + g + wd·w, w ← w − lr·v, on every parameter; the L2 decay goes
+    into the buffer with the gradient."""
+    return optax.chain(optax.add_decayed_weights(hyper.weight_decay),
+                       optax.trace(decay=hyper.momentum),
+                       optax.scale_by_learning_rate(lr))
+
+
+OPTIMIZERS: dict[str, Callable[[Hyper, Schedule], optax.GradientTransformation]] = {
+    "adamw": adamw, "adam": adam, "sgd": sgd, "momentum": momentum,
+}
+# The Hyper fields that only some optimizers read (every one reads learning_rate and
+# weight_decay, and decays every parameter, the bias too, by weight_decay, which may be
+# negative); `toymodels.config` refuses such a key given for an optimizer that ignores it.
+OPTIMIZER_READS: dict[str, tuple[str, ...]] = {
+    "adamw": ("beta1", "beta2", "eps"), "adam": ("beta1", "beta2", "eps"),
+    "sgd": (), "momentum": ("momentum",),
+}
+
+
+def get_optimizer(name: str) -> Callable[[Hyper, Schedule], optax.GradientTransformation]:
+    """Looks up an optimizer; an unknown name raises a ValueError listing the valid ones."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
+
+
 def make_optimizer(train: TrainSpec, hyper: Hyper) -> optax.GradientTransformation:
-    """AdamW (betas 0.9/0.999, eps 1e-8, decoupled decay on every parameter), as PyTorch's."""
+    """`train.optimizer` at the learning rate `hyper.learning_rate × lr_multiplier(train)`."""
     multiplier = lr_multiplier(train)
-    return optax.adamw(
-        learning_rate=lambda count: hyper.learning_rate * multiplier(count),
-        weight_decay=hyper.weight_decay,
-    )
+    return get_optimizer(train.optimizer)(
+        hyper, lambda count: hyper.learning_rate * multiplier(count))
 
 
 def weighted_mse(params, x, target, keep, importance, forward, l1_hidden=0.0) -> jax.Array:
