@@ -1,5 +1,5 @@
-"""Optimisers and weight decay of either sign, checked against the published update rules
-or a closed form."""
+"""Optimisers, weight decay of either sign and the L1 penalty on the weights, each checked
+against the published update rule or a closed form."""
 
 import tomllib
 
@@ -159,6 +159,37 @@ def test_negative_weight_decay_grows_weights_geometrically_with_sgd():
     np.testing.assert_array_equal(out.params["b"], 0.0)
 
 
+@pytest.mark.parametrize("kind", ["relu_output", "abs_computation"])
+def test_l1_on_weights_is_its_subgradient_step(kind):
+    """No gradient of the error (zero importance), sgd: every weight moves lr·λ towards 0
+    per step (a subgradient step), the bias does not, and small weights end at 0 to
+    within lr·λ. The loss curve is the objective λ Σ|W|; final_loss has no penalty."""
+    model, lr, lam, steps = ModelSpec(kind, 6, 3), 0.01, 2.0, 40
+    out = _train(model, steps=steps, log_every=1, importance=0.0, optimizer="sgd",
+                 learning_rate=lr, weight_decay=0.0, l1_weights=lam)
+    start = _init(model)
+    for name in get_model(kind).weights:
+        w0, w = np.asarray(start[name], np.float64), np.asarray(out.params[name])
+        far = np.abs(w0) > steps * lr * lam
+        assert far.any() and (~far).any()
+        np.testing.assert_allclose(w[far], (w0 - steps * lr * lam * np.sign(w0))[far],
+                                   atol=1e-5)
+        assert np.abs(w[~far]).max() <= lr * lam + 1e-6
+    np.testing.assert_array_equal(out.params["b"], 0.0)
+    l1 = sum(np.abs(start[name]).sum() for name in get_model(kind).weights)
+    assert out.loss[0] == pytest.approx(lam * l1, rel=1e-5)
+    assert float(out.final_loss) == 0.0
+
+
+@pytest.mark.slow  # two compilations (8 s)
+def test_without_l1_term_and_with_zero_l1_give_the_same_training():
+    """l1_weights = 0 (term in the objective, times 0) and None (no term) agree to rounding."""
+    model = ModelSpec("relu_output", 5, 2)
+    none = _train(model, feature_probability=0.3)
+    zero = _train(model, feature_probability=0.3, l1_weights=0.0)
+    np.testing.assert_allclose(zero.params["W"], none.params["W"], atol=1e-6)
+
+
 SWEEP = """
 name = "momentum"
 [model]
@@ -205,13 +236,14 @@ def _error(**tables) -> str:
      "train.momentum: must be a number in [0, 1), got 1.5"),
     ({"sweep": {"beta2": [0.9, 1.0]}}, "sweep.beta2: must be a number in [0, 1), got 1.0"),
     ({"train": {"eps": 0.0}}, "train.eps: must be a number in (0, inf], got 0.0"),
+    ({"train": {"l1_weights": -0.1}}, "train.l1_weights: must be a number in [0, inf]"),
     ({"train": {"weight_decay": float("inf")}}, "train.weight_decay: must be a finite number"),
     ({"train": {"optimizer": "sgd", "beta1": 0.5}},
      'train.beta1: not used by train.optimizer = "sgd" (used by adam, adamw)'),
     ({"train": {"optimizer": "adam"}, "sweep": {"momentum": [0.0, 0.9]}},
      'sweep.momentum: not used by train.optimizer = "adam" (used by momentum)'),
-], ids=["optimizer", "momentum", "beta2 axis", "eps", "weight_decay", "beta1 with sgd",
-        "momentum axis with adam"])
+], ids=["optimizer", "momentum", "beta2 axis", "eps", "l1_weights", "weight_decay",
+        "beta1 with sgd", "momentum axis with adam"])
 def test_bad_optimizer_keys_are_one_line_errors(tables, fragment):
     assert fragment in _error(**tables)
 

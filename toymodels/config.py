@@ -26,7 +26,7 @@ IMPORTANCE_KEYS = ("importance_decay", "relative_importance", "importance")
 SWEEPABLE = (
     "sparsity", "feature_probability", "importance_decay", "relative_importance",
     "density_ratio", "dropout", "learning_rate", "weight_decay", "l1_hidden", "seed",
-    "momentum", "beta1", "beta2", "eps",
+    "momentum", "beta1", "beta2", "eps", "l1_weights",
 )
 # [train] keys that only some optimizers read (`toymodels.train.OPTIMIZER_READS`)
 OPTIMIZER_KEYS = tuple(dict.fromkeys(k for keys in OPTIMIZER_READS.values() for k in keys))
@@ -133,6 +133,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "beta1": _number(0.0, 1.0, hi_open=True),
         "beta2": _number(0.0, 1.0, hi_open=True),
         "eps": _number(0.0, INF, lo_open=True),
+        "l1_weights": _number(0.0, INF),
     },
 }
 TABLES = ("model", "data", "train", "sweep")
@@ -146,6 +147,7 @@ DEFAULTS = {
         "dropout": 0.0, "schedule": "constant", "warmup_steps": 0, "log_every": 100,
         "l1_hidden": 0.0, "snapshot_every": 0, "eval_samples": 262_144,
         "optimizer": "adamw", "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+        "l1_weights": 0.0,
     },
 }
 

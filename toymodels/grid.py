@@ -43,7 +43,11 @@ class Grid:
 
 
 def expand(config: SweepConfig) -> Grid:
-    """Flattens the sweep axes into R runs and resolves each run's hyperparameters."""
+    """Flattens the sweep axes into R runs and resolves each run's hyperparameters.
+
+    The L1 penalty on the weights is in the objective (`Hyper.l1_weights` not None) when
+    `l1_weights` is a sweep axis or a non-zero `[train]` value.
+    """
     names = tuple(name for name, _ in config.axes)
     coords = tuple(np.asarray(values) for _, values in config.axes)
     R = config.n_runs
@@ -51,12 +55,14 @@ def expand(config: SweepConfig) -> Grid:
     column = {n: c[i] for n, c, i in zip(names, coords, index)}
     value = lambda key, default: column[key] if key in column else np.full(R, default)
     train = lambda key: value(key, config.train[key]).astype(np.float32)
+    has_l1 = "l1_weights" in column or config.train["l1_weights"] != 0
     hyper = Hyper(
         feature_probability=_density(config.data, column, R, config.spec.model.n_features),
         importance=_importance(config.data, column, R, config.spec.model.n_features),
         **{key: train(key) for key in TRAIN_HYPER},
         one_minus_beta1=complement(value("beta1", config.train["beta1"])),
         one_minus_beta2=complement(value("beta2", config.train["beta2"])),
+        l1_weights=train("l1_weights") if has_l1 else None,
     )
     return Grid(names, coords, hyper, value("seed", 0).astype(np.int64))
 

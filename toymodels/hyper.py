@@ -31,6 +31,11 @@ class Hyper:
         the host and then rounded (`complement`): a float32 subtraction on the device
         would lose 1.3e-5 of 1 − 0.999. Set with the betas; never set them alone.
       eps: [] Adam's ε, added to the root of the second moment.
+      l1_weights: [] weight λ of the L1 penalty λ Σ|W| on the weight matrices (every
+        entry of `ModelKind.weights`; not the bias), added to the training objective;
+        or None: no such term at all (a static choice, so a run without the term keeps
+        the bits it had before the term existed; λ = 0 gives the same weights up to
+        rounding).
     """
 
     feature_probability: jax.Array
@@ -45,6 +50,7 @@ class Hyper:
     one_minus_beta1: jax.Array
     one_minus_beta2: jax.Array
     eps: jax.Array
+    l1_weights: jax.Array | None
 
 
 def make_hyper(
@@ -60,8 +66,12 @@ def make_hyper(
     beta1: float = 0.9,
     beta2: float = 0.999,
     eps: float = 1e-8,
+    l1_weights: float | None = None,
 ) -> Hyper:
     """Builds one run's `Hyper` from Python values, broadcasting per-feature entries to [F].
+
+    `l1_weights=None` (the default) leaves the L1 penalty on the weights out of the
+    objective; a number, 0 included, puts it in (see `Hyper`).
 
     Example:
       >>> h = make_hyper(3, feature_probability=0.1, importance=[1.0, 0.7, 0.49])
@@ -82,6 +92,7 @@ def make_hyper(
         one_minus_beta1=complement(beta1),
         one_minus_beta2=complement(beta2),
         eps=np.float32(eps),
+        l1_weights=None if l1_weights is None else np.float32(l1_weights),
     )
 
 

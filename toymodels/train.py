@@ -39,9 +39,11 @@ class RunOutput:
 
     Attributes:
       params: the final parameters, e.g. {"W": [H, F], "b": [F]}.
-      loss: [T] mean training loss of each block of `log_every` steps.
+      loss: [T] the mean training objective of each block of `log_every` steps: the
+        importance-weighted error with dropout, plus the L1 penalties on the hidden
+        activations (`l1_hidden`) and on the weights (`l1_weights`).
       final_loss: [] the population loss of the final parameters (no dropout, no L1
-        penalty: the importance-weighted error alone), exact in the strata of zero and
+        penalties: the importance-weighted error alone), exact in the strata of zero and
         one active feature and sampled in the rest (`toymodels.evaluation`).
       final_loss_se: [] its standard error.
       snapshots: the parameters at steps 0, k, 2k, ... (k = snapshot_every), each with a
@@ -182,6 +184,11 @@ def weighted_mse(params, x, target, keep, importance, forward, l1_hidden=0.0) ->
     return jnp.mean(error + l1_hidden * jnp.sum(jnp.abs(h), axis=0))
 
 
+def l1_norm(params: Params, weights: tuple[str, ...]) -> jax.Array:
+    """Σ|W| over the entries of the weight matrices named in `weights` (not the bias)."""
+    return sum(jnp.sum(jnp.abs(params[name])) for name in weights)
+
+
 def group_size(spec: Spec) -> int:
     """V, the runs one compiled step updates at once; a function of the static spec only.
 
@@ -221,12 +228,19 @@ def make_train(spec: Spec):
         x = data.sample_inputs(noise, hyper.feature_probability, spec.data, kind.signed_inputs)
         return x, kind.target(x)
 
+    def objective(params: Params, x, target, keep, hyper: Hyper) -> jax.Array:
+        """The training objective: `weighted_mse`, plus l1_weights · Σ|W| over the weight
+        matrices when the run has that term (`hyper.l1_weights` is not None)."""
+        error = weighted_mse(params, x, target, keep, hyper.importance, kind.forward,
+                             hyper.l1_hidden)
+        if hyper.l1_weights is None:  # static: no term, the program of a run without it
+            return error
+        return error + hyper.l1_weights * l1_norm(params, kind.weights)
+
     def step_one(state: TrainState, hyper: Hyper, noise: data.Noise):
         x, target = inputs(hyper, noise)
         keep = data.dropout_keep(noise.dropout, hyper.dropout)
-        loss, grads = jax.value_and_grad(weighted_mse)(
-            state.params, x, target, keep, hyper.importance, kind.forward, hyper.l1_hidden
-        )
+        loss, grads = jax.value_and_grad(objective)(state.params, x, target, keep, hyper)
         tx = make_optimizer(spec.train, hyper)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
