@@ -1,5 +1,5 @@
-"""Optimisers, weight decay of either sign and the L1 penalty on the weights, each checked
-against the published update rule or a closed form."""
+"""Optimisers, weight decay of either sign, the L1 penalty on the weights, models without a
+bias: each checked against the published update rule or a closed form."""
 
 import tomllib
 
@@ -190,12 +190,21 @@ def test_without_l1_term_and_with_zero_l1_give_the_same_training():
     np.testing.assert_allclose(zero.params["W"], none.params["W"], atol=1e-6)
 
 
+def test_bias_false_keeps_b_exactly_zero_and_still_trains():
+    """Without the clamp b would move (by 0.02 in these 200 steps with bias = true)."""
+    out = _train(ModelSpec("relu_output", 5, 2, bias=False), steps=200, log_every=10,
+                 feature_probability=0.2, learning_rate=0.01)
+    np.testing.assert_array_equal(out.params["b"], 0.0)
+    assert out.loss[-1] < 0.7 * out.loss[0] and out.final_loss < 0.7 * out.loss[0]
+
+
 SWEEP = """
 name = "momentum"
 [model]
 kind = "relu_output"
 n_features = 5
 n_hidden = 2
+bias = false
 [data]
 sparsity = 0.5
 [train]
@@ -214,11 +223,12 @@ def test_momentum_axis_runs_through_a_sweep(tmp_path):
     path = tmp_path / "momentum.toml"
     path.write_text(SWEEP)
     config = tm.load_config(path)
-    assert config.spec.train.optimizer == "momentum"
+    assert config.spec.train.optimizer == "momentum" and not config.spec.model.bias
     ds = tm.load(tm.run_sweep(config, tmp_path / "out", quiet=True))
     np.testing.assert_allclose(ds.momentum.values, [0.0, 0.9])
     W = ds.W.values
     assert np.abs(W[0] - W[1]).max() > 1e-3
+    np.testing.assert_array_equal(ds.b.values, 0.0)
 
 
 def _error(**tables) -> str:
@@ -238,11 +248,12 @@ def _error(**tables) -> str:
     ({"train": {"eps": 0.0}}, "train.eps: must be a number in (0, inf], got 0.0"),
     ({"train": {"l1_weights": -0.1}}, "train.l1_weights: must be a number in [0, inf]"),
     ({"train": {"weight_decay": float("inf")}}, "train.weight_decay: must be a finite number"),
+    ({"model": {"bias": "no"}}, "model.bias: must be true or false, got 'no'"),
     ({"train": {"optimizer": "sgd", "beta1": 0.5}},
      'train.beta1: not used by train.optimizer = "sgd" (used by adam, adamw)'),
     ({"train": {"optimizer": "adam"}, "sweep": {"momentum": [0.0, 0.9]}},
      'sweep.momentum: not used by train.optimizer = "adam" (used by momentum)'),
-], ids=["optimizer", "momentum", "beta2 axis", "eps", "l1_weights", "weight_decay",
+], ids=["optimizer", "momentum", "beta2 axis", "eps", "l1_weights", "weight_decay", "bias",
         "beta1 with sgd", "momentum axis with adam"])
 def test_bad_optimizer_keys_are_one_line_errors(tables, fragment):
     assert fragment in _error(**tables)
@@ -250,8 +261,9 @@ def test_bad_optimizer_keys_are_one_line_errors(tables, fragment):
 
 def test_defaults_of_unused_keys_are_no_error_and_round_trip():
     """Only keys given in the file are checked; the resolved TOML leaves the others out."""
-    c = tm.parse_config(raw(train={"optimizer": "sgd", "weight_decay": -0.01}))
+    c = tm.parse_config(raw(model={"bias": False}, train={"optimizer": "sgd",
+                                                          "weight_decay": -0.01}))
     assert c.spec.train.optimizer == "sgd" and c.train["beta1"] == 0.9
     text = tm.to_toml(c)
-    assert "beta1" not in text and "momentum" not in text
+    assert "beta1" not in text and "momentum" not in text and "bias = false" in text
     assert tm.parse_config(tomllib.loads(text)) == c

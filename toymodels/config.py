@@ -74,6 +74,12 @@ def _finite(v):
     return float(v)
 
 
+def _boolean(v):
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
+
+
 def _text(v):
     if not isinstance(v, str) or not v:
         raise ValueError("must be a non-empty string")
@@ -104,6 +110,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "kind": _choice(tuple(MODELS)),
         "n_features": _integer(1),
         "n_hidden": _integer(1),
+        "bias": _boolean,
     },
     "data": {
         "sparsity": _scalar_or_list(_number(0.0, 1.0, hi_open=True)),
@@ -140,7 +147,7 @@ TABLES = ("model", "data", "train", "sweep")
 DEFAULTS = {
     "name": "sweep",
     "seed": 0,
-    "model": {"kind": "relu_output", "n_features": 20, "n_hidden": 5},
+    "model": {"kind": "relu_output", "n_features": 20, "n_hidden": 5, "bias": True},
     "data": {},
     "train": {
         "steps": 10_000, "batch_size": 1024, "learning_rate": 1e-3, "weight_decay": 0.01,

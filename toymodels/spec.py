@@ -21,11 +21,14 @@ class ModelSpec:
       kind: a name in `toymodels.models.MODELS` ("linear", "relu_output", ...).
       n_features: F, the input (and output) width.
       n_hidden: H, the bottleneck width.
+      bias: whether the output bias `b` trains; False keeps `b` in the parameters but at
+        exactly zero after every update (so datasets and analysis still see a `b`).
     """
 
     kind: str = "relu_output"
     n_features: int = 20
     n_hidden: int = 5
+    bias: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ from flax import struct
 from toymodels import data, evaluation
 from toymodels.hyper import Hyper
 from toymodels.models import Params, get_model
-from toymodels.spec import EVAL_BATCH, Spec, TrainSpec
+from toymodels.spec import EVAL_BATCH, ModelSpec, Spec, TrainSpec
 
 INIT, DATA, EVAL = 0, 1, 2  # fold_in tags that split a seed key into independent streams
 Schedule = Callable[[jax.Array], jax.Array]  # update count c -> learning rate
@@ -189,6 +189,11 @@ def l1_norm(params: Params, weights: tuple[str, ...]) -> jax.Array:
     return sum(jnp.sum(jnp.abs(params[name])) for name in weights)
 
 
+def without_bias(params: Params, model: ModelSpec) -> Params:
+    """The params with `b` set to exactly zero when `model.bias` is False (else as given)."""
+    return params if model.bias else {**params, "b": jnp.zeros_like(params["b"])}
+
+
 def group_size(spec: Spec) -> int:
     """V, the runs one compiled step updates at once; a function of the static spec only.
 
@@ -243,7 +248,8 @@ def make_train(spec: Spec):
         loss, grads = jax.value_and_grad(objective)(state.params, x, target, keep, hyper)
         tx = make_optimizer(spec.train, hyper)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
+        params = without_bias(optax.apply_updates(state.params, updates), spec.model)
+        return TrainState(params, opt_state), loss
 
     def eval_one(params: Params, hyper: Hyper, tail: jax.Array, noise: data.Noise) -> jax.Array:
         return evaluation.batch_stats(params, hyper, tail, noise, spec.data, kind)
