@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import toymodels as tm
@@ -79,14 +80,35 @@ def test_dropout_keep_is_inverted_dropout():
 
 @pytest.mark.parametrize("schedule", ["constant", "cosine"])
 def test_schedules(schedule):
+    """Warm-up c / W at update count c (the first update has c = 0), then the schedule."""
     m = lr_multiplier(TrainSpec(steps=1000, log_every=100, schedule=schedule, warmup_steps=100))
     at = lambda s: float(m(jnp.array(s)))
-    assert at(0) == pytest.approx(0.01) and at(49) == pytest.approx(0.5)
-    assert at(99) == pytest.approx(1.0)
+    assert at(0) == 0.0 and at(50) == pytest.approx(0.5) and at(99) == pytest.approx(0.99)
+    assert at(100) == pytest.approx(1.0)
     if schedule == "constant":
         assert at(999) == 1.0
     else:
-        assert at(550) == pytest.approx(0.5, abs=1e-3) and at(1000) == pytest.approx(0.0, abs=1e-6)
+        assert at(550) == pytest.approx(0.5, abs=1e-6) and at(1000) == pytest.approx(0.0, abs=1e-6)
+
+
+def _optax_schedule(schedule, lr, W, steps):
+    """The reference: optax's own schedules (a cosine of zero length is refused by optax,
+    so W = steps is the warm-up alone, then the peak)."""
+    if schedule == "cosine" and W < steps:
+        return optax.warmup_cosine_decay_schedule(0.0, lr, W, steps, end_value=0.0)
+    return optax.linear_schedule(0.0, lr, W) if W else optax.constant_schedule(lr)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+@pytest.mark.parametrize("W,steps", [(0, 100), (10, 100), (1, 7), (37, 250), (100, 100)])
+def test_schedules_equal_optax_at_every_count(schedule, W, steps):
+    lr = 0.03
+    ours = lr_multiplier(TrainSpec(steps=steps, log_every=1, schedule=schedule, warmup_steps=W))
+    counts = jnp.arange(steps + 1, dtype=jnp.int32)
+    want = jax.vmap(_optax_schedule(schedule, lr, W, steps))(counts)
+    # float32 rounding, on the scale of the peak (near the end of the cosine, 1 + cos is
+    # a cancellation: optax's pi * c / D and our pi * (c / D) differ there by ~6e-8 lr)
+    np.testing.assert_allclose(lr * ours(counts), want, rtol=1e-6, atol=1e-6 * lr)
 
 
 def test_weight_decay_is_decoupled_and_applies_to_bias():

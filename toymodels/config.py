@@ -20,6 +20,7 @@ import numpy as np
 from toymodels.errors import UserError
 from toymodels.models import MODELS
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
+from toymodels.train import OPTIMIZER_READS, OPTIMIZERS
 
 SCHEDULES = ("constant", "cosine")
 DENSITY_KEYS = ("sparsity", "feature_probability")
@@ -27,12 +28,15 @@ IMPORTANCE_KEYS = ("importance_decay", "relative_importance", "importance")
 TRACED = (  # swept inside one compiled program (leaves of Hyper, or the seed)
     "sparsity", "feature_probability", "importance_decay", "relative_importance",
     "density_ratio", "dropout", "learning_rate", "weight_decay", "l1_hidden", "seed",
+    "momentum", "beta1", "beta2", "eps", "l1_weights",
 )
 STATIC_TABLES = {  # keys that fix shapes or the program: a sweep axis of them splits the
     # grid into static groups, one compiled program each (see SweepConfig.groups)
     "n_features": "model", "n_hidden": "model", "kind": "model", "optimizer": "train",
     "batch_size": "train", "steps": "train", "dataset_size": "data",
 }
+# [train] keys that only some optimizers read (`toymodels.train.OPTIMIZER_READS`)
+OPTIMIZER_KEYS = tuple(dict.fromkeys(k for keys in OPTIMIZER_READS.values() for k in keys))
 CORRELATIONS = ("independent", "correlated", "anticorrelated")
 MAGNITUDES = ("uniform", "exponential", "constant")
 
@@ -71,6 +75,18 @@ def _choice(options) -> Callable[[Any], str]:
     return check
 
 
+def _finite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return float(v)
+
+
+def _boolean(v):
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
+
+
 def _text(v):
     if not isinstance(v, str) or not v:
         raise ValueError("must be a non-empty string")
@@ -101,6 +117,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "kind": _choice(tuple(MODELS)),
         "n_features": _integer(1),
         "n_hidden": _integer(1),
+        "bias": _boolean,
     },
     "data": {
         "sparsity": _scalar_or_list(_number(0.0, 1.0, hi_open=True)),
@@ -117,7 +134,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "steps": _integer(1),
         "batch_size": _integer(1),
         "learning_rate": _number(0.0, INF, lo_open=True),
-        "weight_decay": _number(0.0, INF),
+        "weight_decay": _finite,  # negative: weights pulled outward
         "dropout": _number(0.0, 1.0, hi_open=True),
         "schedule": _choice(SCHEDULES),
         "warmup_steps": _integer(0),
@@ -125,6 +142,12 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "l1_hidden": _number(0.0, INF),
         "snapshot_every": _integer(0),
         "eval_samples": _integer(8192),
+        "optimizer": _choice(tuple(OPTIMIZERS)),
+        "momentum": _number(0.0, 1.0, hi_open=True),
+        "beta1": _number(0.0, 1.0, hi_open=True),
+        "beta2": _number(0.0, 1.0, hi_open=True),
+        "eps": _number(0.0, INF, lo_open=True),
+        "l1_weights": _number(0.0, INF),
     },
 }
 STATIC = tuple(k for k, t in STATIC_TABLES.items() if k in SCHEMA[t])
@@ -133,12 +156,14 @@ TABLES = ("model", "data", "train", "sweep")
 DEFAULTS = {
     "name": "sweep",
     "seed": 0,
-    "model": {"kind": "relu_output", "n_features": 20, "n_hidden": 5},
+    "model": {"kind": "relu_output", "n_features": 20, "n_hidden": 5, "bias": True},
     "data": {},
     "train": {
         "steps": 10_000, "batch_size": 1024, "learning_rate": 1e-3, "weight_decay": 0.01,
         "dropout": 0.0, "schedule": "constant", "warmup_steps": 0, "log_every": 100,
         "l1_hidden": 0.0, "snapshot_every": 0, "eval_samples": 262_144,
+        "optimizer": "adamw", "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+        "l1_weights": 0.0,
     },
 }
 
@@ -211,10 +236,14 @@ class SweepConfig:
         return int(np.prod(self.shape, dtype=np.int64))
 
     def to_dict(self) -> dict:
-        """The resolved config as plain data (what `to_toml` writes)."""
+        """The resolved config as plain data (what `to_toml` writes), without the keys
+        of static axes in their tables, nor the [train] keys that no optimizer of the sweep
+        reads (given, they would be an error)."""
         static = {n for n, _ in self.static_axes}
+        optimizers = dict(self.axes).get("optimizer", (self.spec.train.optimizer,))
+        unused = set.intersection(*(set(unused_by_optimizer(o, self.train)) for o in optimizers))
         tables = {"model": dataclasses.asdict(self.spec.model), "data": dict(self.data),
-                  "train": dict(self.train)}
+                  "train": {k: v for k, v in self.train.items() if k not in unused}}
         tables = {t: {k: v for k, v in d.items() if k not in static} for t, d in tables.items()}
         sweep = {k: list(v) for k, v in self.axes}
         return {"name": self.name, "seed": self.seed, **tables, "sweep": sweep}
@@ -266,8 +295,12 @@ def _all_keys() -> str:
     return ", ".join(keys + [f"sweep.{k}" for k in SWEEPABLE])
 
 
-def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
-    """Validates a raw TOML dict into a SweepConfig (see `load_config`)."""
+def parse_config(raw: dict, source: str = "<config>", *, _optimizers=None) -> SweepConfig:
+    """Validates a raw TOML dict into a SweepConfig (see `load_config`).
+
+    (`_optimizers`: for a static group of a sweep with an `optimizer` axis, all of that
+    axis's values: a key is given in vain only if none of them reads it.)
+    """
     fail = lambda key, msg: UserError(f"{source}: {key}: {msg}")
     for key in raw:
         if key not in (*SCHEMA[""], *TABLES):
@@ -282,8 +315,10 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
         return _with_groups(raw, top, axes, source)
     data = _resolve_data(checked["data"], dict(axes), model["n_features"], source)
     _check_train(train, source)
+    given = {**{k: f"train.{k}" for k in checked["train"]}, **{k: f"sweep.{k}" for k, _ in axes}}
+    _check_optimizer_keys(_optimizers or (train["optimizer"],), given, source)
     static = ("steps", "batch_size", "log_every", "schedule", "warmup_steps", "snapshot_every",
-              "eval_samples")
+              "eval_samples", "optimizer")
     data_spec = DataSpec(data.get("correlation", "independent"), data.get("set_size", 1),
                          data.get("magnitude", "uniform"))
     _check_sets(data_spec, model["n_features"], source)
@@ -303,7 +338,8 @@ def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> SweepConfig:
             sub.setdefault(STATIC_TABLES[name], {})[name] = value
             del sub["sweep"][name]
         where = ", ".join(f"{n} = {_toml_value(v)}" for (n, _), v in zip(static, values))
-        groups.append(parse_config(sub, f"{source} [{where}]"))
+        optimizers = dict(static).get("optimizer")
+        groups.append(parse_config(sub, f"{source} [{where}]", _optimizers=optimizers))
     first = groups[0]
     return SweepConfig(top["name"], top["seed"], first.spec, first.data, first.train, axes,
                        source, tuple(groups))
@@ -391,6 +427,28 @@ def _check_train(train: dict, source: str) -> None:
     k = train["snapshot_every"]
     if k and (train["steps"] % k or k % train["log_every"]):
         raise UserError(f"{source}: train.snapshot_every: must divide train.steps = {train['steps']} and be a multiple of train.log_every = {train['log_every']}, got {k}")
+
+
+def unused_by_optimizer(optimizer: str, keys) -> list[str]:
+    """The keys among `keys`, in order, that optimizer `optimizer` does not read (e.g.
+    beta1 for "sgd"); keys that every optimizer reads, or none does, are never listed.
+
+    Example:
+      >>> unused_by_optimizer("sgd", ["learning_rate", "beta1", "momentum"])
+      ['beta1', 'momentum']
+    """
+    return [k for k in keys if k in OPTIMIZER_KEYS and k not in OPTIMIZER_READS[optimizer]]
+
+
+def _check_optimizer_keys(optimizers, given: dict[str, str], source: str) -> None:
+    """A key given explicitly (`given`: key -> where, e.g. "train.beta1") that no optimizer
+    of `optimizers` reads is an error naming the optimizers that read it."""
+    unused = set.intersection(*(set(unused_by_optimizer(o, given)) for o in optimizers))
+    for key in (k for k in given if k in unused):
+        users = ", ".join(sorted(n for n, reads in OPTIMIZER_READS.items() if key in reads))
+        which = " | ".join(f'"{o}"' for o in optimizers)
+        raise UserError(f"{source}: {given[key]}: not used by train.optimizer = {which} "
+                        f"(used by {users})")
 
 
 # ---- writing

@@ -11,7 +11,10 @@ import dataclasses
 import numpy as np
 
 from toymodels.config import SweepConfig
-from toymodels.hyper import Hyper
+from toymodels.hyper import Hyper, complement
+
+TRAIN_HYPER = ("dropout", "learning_rate", "weight_decay", "l1_hidden", "momentum", "beta1",
+               "beta2", "eps")  # Hyper fields read as they are from [train] or an axis
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +45,9 @@ class Grid:
 def expand(config: SweepConfig) -> Grid:
     """Flattens the sweep axes into R runs and resolves each run's hyperparameters.
 
+    The L1 penalty on the weights is in the objective (`Hyper.l1_weights` not None) when
+    `l1_weights` is a sweep axis or a non-zero `[train]` value.
+
     Raises:
       ValueError: `config` has static axes; expand each of `config.groups` instead.
     """
@@ -53,13 +59,15 @@ def expand(config: SweepConfig) -> Grid:
     index = np.indices(config.shape).reshape(len(names), R)
     column = {n: c[i] for n, c, i in zip(names, coords, index)}
     value = lambda key, default: column[key] if key in column else np.full(R, default)
+    train = lambda key: value(key, config.train[key]).astype(np.float32)
+    has_l1 = "l1_weights" in column or config.train["l1_weights"] != 0
     hyper = Hyper(
         feature_probability=_density(config.data, column, R, config.spec.model.n_features),
         importance=_importance(config.data, column, R, config.spec.model.n_features),
-        dropout=value("dropout", config.train["dropout"]).astype(np.float32),
-        learning_rate=value("learning_rate", config.train["learning_rate"]).astype(np.float32),
-        weight_decay=value("weight_decay", config.train["weight_decay"]).astype(np.float32),
-        l1_hidden=value("l1_hidden", config.train["l1_hidden"]).astype(np.float32),
+        **{key: train(key) for key in TRAIN_HYPER},
+        one_minus_beta1=complement(value("beta1", config.train["beta1"])),
+        one_minus_beta2=complement(value("beta2", config.train["beta2"])),
+        l1_weights=train("l1_weights") if has_l1 else None,
     )
     return Grid(names, coords, hyper, value("seed", 0).astype(np.int64))
 

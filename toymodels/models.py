@@ -36,6 +36,8 @@ class ModelKind:
         pre-activations and the hidden activations (for an L1 penalty); `keep` is the
         dropout multiplier on the hidden vectors (all ones at evaluation).
       dims: the dataset dims of each parameter, e.g. {"W": ("hidden", "feature")}.
+      weights: the names of the weight matrices (what `[train] l1_weights` penalises),
+        e.g. ("W",); every other parameter is a bias.
       description: one line for `--help` and docs.
       readout: the output nonlinearity, ReLU or the identity (piecewise linear with its
         only kink at 0).
@@ -47,6 +49,7 @@ class ModelKind:
     init: Callable[[jax.Array, ModelSpec], Params]
     logits: Callable[[Params, jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
     dims: dict[str, tuple[str, ...]]
+    weights: tuple[str, ...]
     description: str
     readout: Callable[[jax.Array], jax.Array] = jax.nn.relu
     signed_inputs: bool = False
@@ -102,15 +105,19 @@ def logits_abs(params: Params, x: jax.Array, keep: jax.Array):
 TIED_DIMS = {"W": ("hidden", "feature"), "b": ("feature",)}
 UNTIED_DIMS = {"W1": ("hidden", "feature"), "W2": ("feature", "hidden"), "b": ("feature",)}
 
+TIED_WEIGHTS, UNTIED_WEIGHTS = ("W",), ("W1", "W2")  # the weight matrices of each layout
+
 MODELS: dict[str, ModelKind] = {
-    "linear": ModelKind(init_tied, logits_tied, TIED_DIMS, "x' = WᵀWx + b",
+    "linear": ModelKind(init_tied, logits_tied, TIED_DIMS, TIED_WEIGHTS, "x' = WᵀWx + b",
                         readout=lambda z: z),
-    "relu_output": ModelKind(init_tied, logits_tied, TIED_DIMS, "x' = ReLU(WᵀWx + b)"),
+    "relu_output": ModelKind(init_tied, logits_tied, TIED_DIMS, TIED_WEIGHTS,
+                             "x' = ReLU(WᵀWx + b)"),
     "relu_hidden": ModelKind(
-        init_tied, logits_relu_hidden, TIED_DIMS, "x' = ReLU(Wᵀ ReLU(Wx) + b), privileged basis"
+        init_tied, logits_relu_hidden, TIED_DIMS, TIED_WEIGHTS,
+        "x' = ReLU(Wᵀ ReLU(Wx) + b), privileged basis"
     ),
     "abs_computation": ModelKind(
-        init_untied, logits_abs, UNTIED_DIMS,
+        init_untied, logits_abs, UNTIED_DIMS, UNTIED_WEIGHTS,
         "y' = ReLU(W₂ ReLU(W₁x) + b) trained on |x|, x in [-1, 1)",
         signed_inputs=True, target=jnp.abs,
     ),

@@ -1,7 +1,7 @@
 """Static specifications: everything that fixes array shapes or the compiled program.
 
 A `Spec` is hashable and frozen, so `make_train(spec)` can close over it. What is swept
-(sparsity, importance, dropout, learning rate, weight decay) lives in `toymodels.hyper.Hyper`
+(sparsity, importance, dropout, learning rate, weight decay, ...) lives in `toymodels.hyper.Hyper`
 as traced arrays instead, so one compiled program serves a whole grid.
 """
 
@@ -21,11 +21,14 @@ class ModelSpec:
       kind: a name in `toymodels.models.MODELS` ("linear", "relu_output", ...).
       n_features: F, the input (and output) width.
       n_hidden: H, the bottleneck width.
+      bias: whether the output bias `b` trains; False keeps `b` in the parameters but at
+        exactly zero after every update (so datasets and analysis still see a `b`).
     """
 
     kind: str = "relu_output"
     n_features: int = 20
     n_hidden: int = 5
+    bias: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,8 +39,12 @@ class TrainSpec:
       steps: optimiser steps per run.
       batch_size: B, fresh samples per step.
       log_every: the loss curve holds the mean loss of each block of this many steps.
-      schedule: "constant" or "cosine" (cosine decay to 0 after a linear warm-up).
-      warmup_steps: linear warm-up from 0 (both schedules).
+      schedule: "constant" or "cosine" (cosine decay to 0 at the last step after the
+        warm-up, as `optax.warmup_cosine_decay_schedule` with end value 0).
+      warmup_steps: W, linear warm-up from 0 (both schedules): the update of step count c
+        (the first update has c = 0) uses c / W of the peak learning rate while c < W.
+      optimizer: a name in `toymodels.train.OPTIMIZERS` ("adamw", "adam", "sgd",
+        "momentum"); see there for how each applies the weight decay.
       snapshot_every: keep the parameters every this many steps (and at step 0) for
         training dynamics; 0 keeps only the final ones.
       eval_samples: samples of the sampled stratum of `final_loss` (two or more active
@@ -53,6 +60,7 @@ class TrainSpec:
     warmup_steps: int = 0
     snapshot_every: int = 0
     eval_samples: int = 262_144
+    optimizer: str = "adamw"
 
     @property
     def n_logs(self) -> int:

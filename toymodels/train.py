@@ -19,14 +19,15 @@ from flax import struct
 from toymodels import data, evaluation
 from toymodels.hyper import Hyper
 from toymodels.models import Params, get_model
-from toymodels.spec import EVAL_BATCH, Spec, TrainSpec
+from toymodels.spec import EVAL_BATCH, ModelSpec, Spec, TrainSpec
 
 INIT, DATA, EVAL = 0, 1, 2  # fold_in tags that split a seed key into independent streams
+Schedule = Callable[[jax.Array], jax.Array]  # update count c -> learning rate
 
 
 @struct.dataclass
 class TrainState:
-    """One model's parameters and AdamW state."""
+    """One model's parameters and optimiser state."""
 
     params: Params
     opt_state: optax.OptState
@@ -38,9 +39,11 @@ class RunOutput:
 
     Attributes:
       params: the final parameters, e.g. {"W": [H, F], "b": [F]}.
-      loss: [T] mean training loss of each block of `log_every` steps.
+      loss: [T] the mean training objective of each block of `log_every` steps: the
+        importance-weighted error with dropout, plus the L1 penalties on the hidden
+        activations (`l1_hidden`) and on the weights (`l1_weights`).
       final_loss: [] the population loss of the final parameters (no dropout, no L1
-        penalty: the importance-weighted error alone), exact in the strata of zero and
+        penalties: the importance-weighted error alone), exact in the strata of zero and
         one active feature and sampled in the rest (`toymodels.evaluation`).
       final_loss_se: [] its standard error.
       snapshots: the parameters at steps 0, k, 2k, ... (k = snapshot_every), each with a
@@ -54,27 +57,119 @@ class RunOutput:
     snapshots: Params
 
 
-def lr_multiplier(train: TrainSpec) -> Callable[[jax.Array], jax.Array]:
-    """The schedule as a factor of the peak learning rate, a function of the step count."""
+def lr_multiplier(train: TrainSpec) -> Schedule:
+    """The schedule as a factor of the peak learning rate, a function of the update count c
+    (the first update has c = 0, optax's convention).
+
+    With W = warmup_steps and D = steps − W: c / W while c < W (no warm-up when W = 0),
+    then 1 ("constant") or ½(1 + cos(π min(c − W, D) / D)) ("cosine"), which reaches 0 at
+    c = steps. Times the peak lr this is `optax.warmup_cosine_decay_schedule(0, lr, W,
+    steps, 0)` for "cosine" and `optax.linear_schedule(0, lr, W)` for "constant", to
+    float rounding (tests/test_train.py).
+    """
+    W = train.warmup_steps
+
+    def after_warmup(count: jax.Array) -> jax.Array:
+        if train.schedule == "constant":
+            return jnp.ones_like(count)
+        progress = (count - W) / max(train.steps - W, 1)
+        return 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.clip(progress, 0.0, 1.0)))
 
     def multiplier(count: jax.Array) -> jax.Array:
         count = count.astype(jnp.float32)
-        warm = jnp.minimum(1.0, (count + 1.0) / max(train.warmup_steps, 1))
-        if train.schedule == "constant":
-            return warm
-        progress = (count - train.warmup_steps) / max(train.steps - train.warmup_steps, 1)
-        return warm * 0.5 * (1.0 + jnp.cos(jnp.pi * jnp.clip(progress, 0.0, 1.0)))
+        if W == 0:
+            return after_warmup(count)
+        return jnp.where(count < W, count / W, after_warmup(count))
 
     return multiplier
 
 
+def scale_by_adam(hyper: Hyper) -> optax.GradientTransformation:
+    """`optax.scale_by_adam(beta1, beta2, eps)` with traced hyperparameters, except that the
+    moments weigh the new gradient by 1 − β as rounded on the host (`Hyper.one_minus_beta1`):
+
+      m ← (1 − β₁) g + β₁ m,   v ← (1 − β₂) g² + β₂ v,   step = m̂ / (√v̂ + ε)
+
+    with m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ) at the t-th update. A float32 1 − β₂ taken on
+    the device from β₂ = 0.999 would be off by 1.3e-5 of itself; this is the arithmetic of
+    optax with Python-float betas, operation for operation.
+    """
+
+    def init_fn(params):
+        zeros = optax.tree.zeros_like(params)
+        return optax.ScaleByAdamState(count=jnp.zeros([], jnp.int32), mu=zeros, nu=zeros)
+
+    def update_fn(updates, state, params=None):
+        del params  # below: optax's expressions, g ** 1 included, in optax's order
+        mu = jax.tree.map(lambda g, t: hyper.one_minus_beta1 * g ** 1 + hyper.beta1 * t,
+                          updates, state.mu)
+        nu = jax.tree.map(lambda g, t: hyper.one_minus_beta2 * g ** 2 + hyper.beta2 * t,
+                          updates, state.nu)
+        count = optax.safe_increment(state.count)
+        mu_hat = optax.tree.bias_correction(mu, hyper.beta1, count)
+        nu_hat = optax.tree.bias_correction(nu, hyper.beta2, count)
+        step = jax.tree.map(lambda m, v: m / (jnp.sqrt(v + 0.0) + hyper.eps), mu_hat, nu_hat)
+        return step, optax.ScaleByAdamState(count=count, mu=mu, nu=nu)
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def adamw(hyper: Hyper, lr: Schedule) -> optax.GradientTransformation:
+    """AdamW, as `torch.optim.AdamW` and `optax.adamw`: Adam's step on the gradient, then
+    the DECOUPLED decay w ← w − lr·wd·w on every parameter (the bias too), unseen by the
+    moments."""
+    return optax.chain(scale_by_adam(hyper), optax.add_decayed_weights(hyper.weight_decay),
+                       optax.scale_by_learning_rate(lr))
+
+
+def adam(hyper: Hyper, lr: Schedule) -> optax.GradientTransformation:
+    """Adam with COUPLED L2 decay on every parameter, as `torch.optim.Adam(weight_decay=wd)`:
+    the moments see g + wd·w, so the decay is rescaled by Adam's preconditioner like the
+    gradient."""
+    return optax.chain(optax.add_decayed_weights(hyper.weight_decay), scale_by_adam(hyper),
+                       optax.scale_by_learning_rate(lr))
+
+
+def sgd(hyper: Hyper, lr: Schedule) -> optax.GradientTransformation:
+    """Plain SGD with L2 decay on every parameter, as `torch.optim.SGD(weight_decay=wd)`:
+    w ← w − lr·(g + wd·w) (coupled and decoupled decay are the same thing here)."""
+    return optax.chain(optax.add_decayed_weights(hyper.weight_decay),
+                       optax.scale_by_learning_rate(lr))
+
+
+def momentum(hyper: Hyper, lr: Schedule) -> optax.GradientTransformation:
+    """Heavy-ball SGD, as `torch.optim.SGD(momentum=μ, weight_decay=wd)` (no Nesterov, no
+    dampening): v ← μ·v + g + wd·w, w ← w − lr·v, on every parameter; the L2 decay goes
+    into the buffer with the gradient."""
+    return optax.chain(optax.add_decayed_weights(hyper.weight_decay),
+                       optax.trace(decay=hyper.momentum),
+                       optax.scale_by_learning_rate(lr))
+
+
+OPTIMIZERS: dict[str, Callable[[Hyper, Schedule], optax.GradientTransformation]] = {
+    "adamw": adamw, "adam": adam, "sgd": sgd, "momentum": momentum,
+}
+# The Hyper fields that only some optimizers read (every one reads learning_rate and
+# weight_decay, and decays every parameter, the bias too, by weight_decay, which may be
+# negative); `toymodels.config` refuses such a key given for an optimizer that ignores it.
+OPTIMIZER_READS: dict[str, tuple[str, ...]] = {
+    "adamw": ("beta1", "beta2", "eps"), "adam": ("beta1", "beta2", "eps"),
+    "sgd": (), "momentum": ("momentum",),
+}
+
+
+def get_optimizer(name: str) -> Callable[[Hyper, Schedule], optax.GradientTransformation]:
+    """Looks up an optimizer; an unknown name raises a ValueError listing the valid ones."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
+
+
 def make_optimizer(train: TrainSpec, hyper: Hyper) -> optax.GradientTransformation:
-    """AdamW (betas 0.9/0.999, eps 1e-8, decoupled decay on every parameter), as PyTorch's."""
+    """`train.optimizer` at the learning rate `hyper.learning_rate × lr_multiplier(train)`."""
     multiplier = lr_multiplier(train)
-    return optax.adamw(
-        learning_rate=lambda count: hyper.learning_rate * multiplier(count),
-        weight_decay=hyper.weight_decay,
-    )
+    return get_optimizer(train.optimizer)(
+        hyper, lambda count: hyper.learning_rate * multiplier(count))
 
 
 def weighted_mse(params, x, target, keep, importance, forward, l1_hidden=0.0) -> jax.Array:
@@ -87,6 +182,16 @@ def weighted_mse(params, x, target, keep, importance, forward, l1_hidden=0.0) ->
     y_hat, h = forward(params, x, keep)
     error = jnp.sum(importance[:, None] * (target - y_hat) ** 2, axis=0)
     return jnp.mean(error + l1_hidden * jnp.sum(jnp.abs(h), axis=0))
+
+
+def l1_norm(params: Params, weights: tuple[str, ...]) -> jax.Array:
+    """Σ|W| over the entries of the weight matrices named in `weights` (not the bias)."""
+    return sum(jnp.sum(jnp.abs(params[name])) for name in weights)
+
+
+def without_bias(params: Params, model: ModelSpec) -> Params:
+    """The params with `b` set to exactly zero when `model.bias` is False (else as given)."""
+    return params if model.bias else {**params, "b": jnp.zeros_like(params["b"])}
 
 
 def group_size(spec: Spec) -> int:
@@ -128,15 +233,23 @@ def make_train(spec: Spec):
         x = data.sample_inputs(noise, hyper.feature_probability, spec.data, kind.signed_inputs)
         return x, kind.target(x)
 
+    def objective(params: Params, x, target, keep, hyper: Hyper) -> jax.Array:
+        """The training objective: `weighted_mse`, plus l1_weights · Σ|W| over the weight
+        matrices when the run has that term (`hyper.l1_weights` is not None)."""
+        error = weighted_mse(params, x, target, keep, hyper.importance, kind.forward,
+                             hyper.l1_hidden)
+        if hyper.l1_weights is None:  # static: no term, the program of a run without it
+            return error
+        return error + hyper.l1_weights * l1_norm(params, kind.weights)
+
     def step_one(state: TrainState, hyper: Hyper, noise: data.Noise):
         x, target = inputs(hyper, noise)
         keep = data.dropout_keep(noise.dropout, hyper.dropout)
-        loss, grads = jax.value_and_grad(weighted_mse)(
-            state.params, x, target, keep, hyper.importance, kind.forward, hyper.l1_hidden
-        )
+        loss, grads = jax.value_and_grad(objective)(state.params, x, target, keep, hyper)
         tx = make_optimizer(spec.train, hyper)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        return TrainState(optax.apply_updates(state.params, updates), opt_state), loss
+        params = without_bias(optax.apply_updates(state.params, updates), spec.model)
+        return TrainState(params, opt_state), loss
 
     def eval_one(params: Params, hyper: Hyper, tail: jax.Array, noise: data.Noise) -> jax.Array:
         return evaluation.batch_stats(params, hyper, tail, noise, spec.data, kind)
