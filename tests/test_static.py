@@ -131,21 +131,35 @@ def test_kind_axis_keeps_each_kinds_parameters(tmp_path):
 
 
 def test_cli_sweep_analyze_plot_on_static_axes(tmp_path):
+    """The issue's example: n_hidden = [2, 3, 5] and optimizer = ["adam", "sgd"] in
+    [sweep] give one directory, one Dataset with those dims, analysed and plotted."""
     path = tmp_path / "s.toml"
     path.write_text('name = "s"\n[model]\nn_features = 5\n[train]\nsteps = 40\n'
-                    'batch_size = 64\nlog_every = 20\n[sweep]\nn_hidden = [2, 3]\n'
-                    'steps = [40, 60]\nseed = [0, 1]\n')
+                    'batch_size = 64\nlog_every = 20\n[sweep]\nn_hidden = [2, 3, 5]\n'
+                    'optimizer = ["adam", "sgd"]\nseed = [0, 1]\n')
     out = tmp_path / "out"
     for args in (["sweep", str(path), "--out", str(out), "--quiet"], ["analyze", str(out)],
-                 ["plot", "geometry", str(out), "--out", str(tmp_path / "g.png"),
-                  "-o", "axis=n_hidden"],
                  ["plot", "features", str(out), "--out", str(tmp_path / "f.png"),
-                  "-o", "axis=steps"], ["info", str(out)]):
+                  "-o", "axis=n_hidden"],
+                 ["plot", "heatmap", str(out), "--out", str(tmp_path / "h.png"),
+                  "-o", "var=n_represented", "-o", "x=n_hidden", "-o", "y=optimizer"],
+                 ["info", str(out)]):
         done = run_cli(*args)
         assert done.returncode == 0, done.stderr
-    assert "static groups: 4 (n_hidden x steps)" in done.stdout
+    assert "static groups: 6 (n_hidden x optimizer)" in done.stdout
     ds = tm.load(out)
-    assert np.isnan(ds.loss.sel(steps=40)).sum("step").values.min() == 1  # 2 of 3 logs
+    assert ds.W.dims == ("n_hidden", "optimizer", "seed", "hidden", "feature")
+    assert ds.optimizer.values.tolist() == ["adam", "sgd"]
+    assert (ds.n_represented.sel(n_hidden=2) <= 5).all() and "polytope" in ds
+    assert not np.array_equal(ds.W.sel(optimizer="adam"), ds.W.sel(optimizer="sgd"))
+
+
+def test_steps_axis_pads_the_shorter_loss_curves(tmp_path):
+    c = config(train=FAST, sweep={"steps": [40, 60], "seed": [0]})
+    ds = tm.load(tm.run_sweep(c, tmp_path / "s", quiet=True))
+    assert ds.step.values.tolist() == [20, 40, 60]
+    assert np.isnan(ds.loss.sel(steps=40, step=60)).all()
+    assert not np.isnan(ds.loss.sel(steps=60)).any()
 
 
 @pytest.mark.parametrize("sweep, message", [

@@ -77,6 +77,14 @@ AXIS_LABELS = {
     "learning_rate": "learning rate",
     "weight_decay": "weight decay",
     "seed": "seed",
+    "n_features": "features n",
+    "n_hidden": "hidden dimensions m",
+    "dataset_size": "training examples T",
+    "data_seed": "data seed",
+    "batch_size": "batch size",
+    "steps": "steps",
+    "momentum": "momentum μ",
+    "l1_weights": "L1 on weights λ",
 }
 AXIS_SYMBOLS = {
     "sparsity": "S",
@@ -86,6 +94,9 @@ AXIS_SYMBOLS = {
     "learning_rate": "lr",
     "weight_decay": "wd",
     "density_ratio": "p₀/p",
+    "n_features": "n",
+    "n_hidden": "m",
+    "dataset_size": "T",
 }
 VARIABLE_LABELS = {
     "final_loss": "final loss",
@@ -416,6 +427,10 @@ def phase(
 
 def _mesh(ax, xcoord, ycoord, values, cmap, norm):
     """pcolormesh of ``values`` [ny, nx] over two sweep coordinates; labels, scales."""
+    labels = [c.values if c.dtype.kind in "OUS" else None for c in (xcoord, ycoord)]
+    # a categorical axis (optimizer, kind) is drawn at 0, 1, ... with its names as ticks
+    xcoord, ycoord = [xr.DataArray(np.arange(c.size), dims=c.dims, name=c.name)
+                      if names is not None else c for c, names in zip((xcoord, ycoord), labels)]
     xv, xlabel, xlog = _plot_coordinate(xcoord)
     yv, ylabel, ylog = _plot_coordinate(ycoord)
     mesh = ax.pcolormesh(
@@ -429,6 +444,10 @@ def _mesh(ax, xcoord, ycoord, values, cmap, norm):
     ax.set_yscale("log" if ylog else "linear")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    if labels[0] is not None:
+        ax.set_xticks(xv, [str(v) for v in labels[0]])
+    if labels[1] is not None:
+        ax.set_yticks(yv, [str(v) for v in labels[1]])
     return mesh, (xlog, ylog)
 
 
