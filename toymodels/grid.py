@@ -23,12 +23,15 @@ class Grid:
       coords: each axis's values.
       hyper: Hyper with leading axis R (numpy).
       seed: [R] int, each run's seed (its key is fold_in(root_key, seed)).
+      data_seed: [R] int, each run's dataset seed (finite datasets: its examples come
+        from `toymodels.data.dataset_key(root seed, data_seed)`); 0 unless given.
     """
 
     names: tuple[str, ...]
     coords: tuple[np.ndarray, ...]
     hyper: Hyper
     seed: np.ndarray
+    data_seed: np.ndarray
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -55,11 +58,18 @@ def expand(config: SweepConfig) -> Grid:
         weight_decay=value("weight_decay", config.train["weight_decay"]).astype(np.float32),
         l1_hidden=value("l1_hidden", config.train["l1_hidden"]).astype(np.float32),
     )
-    return Grid(names, coords, hyper, value("seed", 0).astype(np.int64))
+    data_seed = value("data_seed", config.data.get("data_seed", 0)).astype(np.int64)
+    return Grid(names, coords, hyper, value("seed", 0).astype(np.int64), data_seed)
 
 
 def _density(data: dict, column: dict, R: int, F: int) -> np.ndarray:
-    """[R, F] feature probabilities p = 1 - S; feature 0's times `density_ratio`."""
+    """[R, F] feature probabilities p = 1 - S; feature 0's times `density_ratio`.
+
+    With one feature active per example ("exactly_one", "one_hot" inputs) it is the
+    marginal 1/F, which the sampling does not use.
+    """
+    if data.get("inputs", "bernoulli") != "bernoulli":
+        return np.full((R, F), 1.0 / F, np.float32)
     if "sparsity" in column:
         p = np.repeat(1.0 - column["sparsity"][:, None], F, axis=1)
     elif "feature_probability" in column:
