@@ -339,7 +339,8 @@ def build_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict
         nonfinite_step=(axes, as_grid(first_nonfinite(columns["loss"], columns["final_loss"], steps))),
     )
     if config.spec.data.dataset_size:
-        variables["train_loss"] = (axes, as_grid(columns["train_loss"]), {"long_name": TRAIN_LOSS})
+        fit = as_grid(columns["train_loss"])
+        variables["train_loss"] = (axes, fit, {"long_name": TRAIN_LOSS})
     if config.spec.train.snapshot_every:
         variables.update({name + SNAPSHOT: (axes + ("snapshot",) + kind.dims[name],
                                             as_grid(columns[name + SNAPSHOT])) for name in kind.dims})

@@ -249,7 +249,9 @@ def _weights(ds: xr.Dataset) -> xr.DataArray:
     return ds[name].transpose(..., "hidden", "feature")
 
 
-def _per_run(da: xr.DataArray, W: xr.DataArray, trailing: tuple, dtype=np.float32) -> np.ndarray:
+def _per_run(
+    da: xr.DataArray, W: xr.DataArray, trailing: tuple, dtype=np.float32
+) -> np.ndarray:
     """`da` as [R, *trailing] (float32 by default) over the run axes of `W` (broadcast
     if absent)."""
     runs = W.isel(hidden=0, feature=0, drop=True)
@@ -319,8 +321,9 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
     (*run_axes; abs_computation, from W1 and W2), `vulnerability` (*run_axes; only with
     `adversarial=True`, as it costs O(F² B H) per run: F attacks on a batch of B inputs;
     linear and relu_output models with `b` and `density`, the model kind from
-    attrs["model_kind"], relu_output if absent; not for "exactly_one" inputs) and `dimensionality_snapshots`
-    (*run_axes, snapshot, feature; with `W_snapshots` or `W1_snapshots`), and for a
+    attrs["model_kind"], relu_output if absent; not for "exactly_one" inputs),
+    `dimensionality_snapshots` (*run_axes, snapshot, feature; with `W_snapshots` or
+    `W1_snapshots`), and for a
     finite dataset (attrs["config"] with data.dataset_size = T, and `density`)
     `data_dimensionality` (*run_axes, example; only if T <= `data_points.EXAMPLE_LIMIT`)
     and `data_dimensionality_mean` (*run_axes), from each run's training examples
