@@ -80,6 +80,18 @@ def test_minibatch_stream_visits_every_example_once_per_epoch():
     np.testing.assert_array_equal(index(key, jnp.int32(5), T, T), np.arange(T))
 
 
+def test_the_trainers_kept_orders_give_the_stream_of_the_definition():
+    """The trainer keeps the two current epochs' orders from step to step (`next_orders`,
+    a new permutation only when an epoch begins): the same batches as `batch_indices`."""
+    T, B, key = 10, 4, jax.random.key(5)
+    advance = jax.jit(data.next_orders, static_argnums=(3, 4))
+    orders = data.orders_at(key, jnp.int32(0), T, B)[None]
+    for k in range(16):
+        np.testing.assert_array_equal(data.indices_from(orders[0], jnp.int32(k), B),
+                                      data.batch_indices(key, jnp.int32(k), T, B), err_msg=k)
+        orders = advance(key[None], orders, jnp.int32(k), T, B)
+
+
 # ---- common random numbers of datasets
 
 

@@ -248,18 +248,50 @@ def training_set(data_key: jax.Array, hyper, spec: Spec, kind: ModelKind | str) 
     return sample_inputs(noise, hyper.feature_probability, spec.data, kind.signed_inputs)
 
 
+def epoch_of(step: jax.Array, dataset_size: int, batch_size: int) -> jax.Array:
+    """[] uint32, the epoch of the first example of step `step`'s batch: kB // T.
+
+    Positions are uint32: exact while steps * B < 2**32 (the config checks it).
+    """
+    return jnp.asarray(step, jnp.uint32) * jnp.uint32(batch_size) // jnp.uint32(dataset_size)
+
+
+def epoch_order(order_key: jax.Array, epoch: jax.Array, dataset_size: int) -> jax.Array:
+    """[T] int32, the order in which epoch `epoch` visits the T examples: a uniformly
+    random permutation, `jax.random.permutation(fold_in(order_key, epoch), T)`."""
+    return jax.random.permutation(jax.random.fold_in(order_key, epoch), dataset_size)
+
+
+def orders_at(order_key: jax.Array, step: jax.Array, dataset_size: int,
+              batch_size: int) -> jax.Array:
+    """[2, T] the orders of the two epochs that step `step`'s batch may span."""
+    epoch = epoch_of(step, dataset_size, batch_size)
+    return jnp.stack([epoch_order(order_key, e, dataset_size) for e in (epoch, epoch + 1)])
+
+
+def indices_from(orders: jax.Array, step: jax.Array, batch_size: int) -> jax.Array:
+    """[B] the examples of step `step`'s batch from `orders_at(..., step, ...)`: [2, T]."""
+    T = orders.shape[1]
+    offset = (jnp.asarray(step, jnp.uint32) * jnp.uint32(batch_size) % jnp.uint32(T))
+    here = offset.astype(jnp.int32) + jnp.arange(batch_size, dtype=jnp.int32)  # < 2T
+    first, second = orders[0, jnp.minimum(here, T - 1)], orders[1, jnp.maximum(here - T, 0)]
+    return jnp.where(here < T, first, second)
+
+
 def batch_indices(order_key: jax.Array, step: jax.Array, dataset_size: int,
                   batch_size: int) -> jax.Array:
     """[B] which of the T examples step `step` trains on; the same for every run of a seed.
 
     The examples are visited epoch after epoch, each epoch a fresh permutation
-    (`jax.random.permutation(fold_in(order_key, epoch), T)`), concatenated into one
-    stream; batch k is stream positions kB..kB+B-1, so it may span two epochs and no
-    example is dropped. With B = T (full batch) it is 0..T-1 every step, unshuffled.
-    Positions are uint32: exact while steps * B < 2**32 (the config checks it).
+    (`epoch_order`), concatenated into one stream; batch k is stream positions
+    kB..kB+B-1, so it may span two epochs and no example is dropped. With B = T (full
+    batch) it is 0..T-1 every step, unshuffled. This is the definition; the trainer
+    keeps the two current epochs' orders from step to step instead (`next_orders`:
+    a permutation is a sort, far costlier on CPU than a training step) and gets the
+    same indices.
 
     Args:
-      order_key: the seed's key of the order (not consumed: every step folds in).
+      order_key: the seed's key of the order (not consumed: every epoch folds in).
       step: [] int, the step k (may be traced).
       dataset_size, batch_size: T and B (static; B <= T).
 
@@ -268,12 +300,24 @@ def batch_indices(order_key: jax.Array, step: jax.Array, dataset_size: int,
       >>> idx.tolist()
       [0, 1, 2, 3]
     """
-    T, B = dataset_size, batch_size
-    if B == T:
-        return jnp.arange(T, dtype=jnp.int32)
-    position = jnp.asarray(step, jnp.uint32) * jnp.uint32(B)
-    epoch, offset = position // jnp.uint32(T), (position % jnp.uint32(T)).astype(jnp.int32)
-    order = lambda e: jax.random.permutation(jax.random.fold_in(order_key, e), T)
-    here = offset + jnp.arange(B, dtype=jnp.int32)  # [B] positions in this epoch, < 2T
-    this, later = order(epoch), order(epoch + jnp.uint32(1))
-    return jnp.where(here < T, this[jnp.minimum(here, T - 1)], later[jnp.maximum(here - T, 0)])
+    if batch_size == dataset_size:
+        return jnp.arange(dataset_size, dtype=jnp.int32)
+    orders = orders_at(order_key, step, dataset_size, batch_size)
+    return indices_from(orders, step, batch_size)
+
+
+def next_orders(order_keys: jax.Array, orders: jax.Array, step: jax.Array,
+                dataset_size: int, batch_size: int) -> jax.Array:
+    """`orders_at(..., step + 1, ...)` of S seeds at once from theirs at `step`: [S, 2, T].
+
+    Batched over seeds on purpose: whether step + 1 starts in a new epoch is one scalar
+    for every seed, so `lax.cond` draws the next epoch's permutations only then (inside
+    a vmap it would draw them every step).
+    """
+    now, then = (epoch_of(k, dataset_size, batch_size) for k in (step, step + 1))
+
+    def shift(orders):
+        later = jax.vmap(lambda k: epoch_order(k, then + 1, dataset_size))(order_keys)
+        return jnp.stack([orders[:, 1], later], axis=1)
+
+    return jax.lax.cond(then > now, shift, lambda orders: orders, orders)

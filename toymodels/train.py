@@ -134,7 +134,7 @@ def make_train(spec: Spec):
     kind = get_model(spec.model.kind)
     T, K, V = spec.train.n_logs, spec.train.log_every, group_size(spec)
     n_examples, B = spec.data.dataset_size, spec.train.batch_size
-    finite = n_examples > 0
+    finite, shuffled = n_examples > 0, 0 < n_examples != B  # a full batch keeps its order
 
     def init_one(seed_key: jax.Array, hyper: Hyper) -> TrainState:
         params = kind.init(jax.random.fold_in(seed_key, INIT), spec.model)
@@ -154,21 +154,37 @@ def make_train(spec: Spec):
         return step_one(state, hyper, x, data.dropout_keep(noise.dropout, hyper.dropout))
 
     def finite_step(state: TrainState, hyper: Hyper, examples: jax.Array, draws):
-        """One step on the minibatch `draws = (index [B], dropout [H, B])` of the run's
-        examples [F, N] (all of them, in order, for a full batch)."""
+        """One step on the minibatch `draws = (index [B] or None, dropout [H, B])` of
+        the run's examples [F, N] (all of them, in order, for a full batch)."""
         index, dropout = draws
-        x = examples if B == n_examples else jnp.take(examples, index, axis=1)
+        x = jnp.take(examples, index, axis=1) if shuffled else examples
         return step_one(state, hyper, x, data.dropout_keep(dropout, hyper.dropout))
 
-    def step_draws(keys: jax.Array, step: jax.Array):
+    def step_draws(keys: jax.Array, orders, step: jax.Array):
         """What each seed key [S] draws for `step`: a Noise (online), or the minibatch's
-        indices and the dropout uniforms (finite dataset)."""
+        indices (from the seed's epoch `orders` [S, 2, N]) and the dropout uniforms."""
         step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, step)
         if not finite:
             return jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
-        order_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, ORDER)
-        index = jax.vmap(lambda k: data.batch_indices(k, step, n_examples, B))(order_keys)
+        index = jax.vmap(lambda o: data.indices_from(o, step, B))(orders) if shuffled else None
         return index, jax.vmap(lambda k: data.sample_dropout(k, spec))(step_keys)
+
+    def order_keys(keys: jax.Array) -> jax.Array:
+        """[S] each seed's key of the minibatch order (its DATA stream's tag ORDER)."""
+        return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, ORDER)
+
+    def first_orders(keys: jax.Array):
+        """[S, 2, N] the orders of epochs 0 and 1 of every seed; () unless shuffled."""
+        if not shuffled:
+            return ()
+        at_zero = lambda k: data.orders_at(k, jnp.zeros((), jnp.int32), n_examples, B)
+        return jax.vmap(at_zero)(order_keys(keys))
+
+    def advance(keys: jax.Array, orders, step: jax.Array):
+        """The orders of step + 1 (a permutation drawn only when an epoch begins)."""
+        if not shuffled:
+            return orders
+        return data.next_orders(order_keys(keys), orders, step, n_examples, B)
 
     def eval_one(params: Params, hyper: Hyper, tail: jax.Array, noise: data.Noise) -> jax.Array:
         return evaluation.batch_stats(params, hyper, tail, noise, spec.data, kind)
@@ -238,24 +254,27 @@ def make_train(spec: Spec):
         step_fn = finite_step if finite else online_step
 
         def one_step(carry, step):
-            states, loss_sum = carry
-            group = per_group(step_fn, step_draws(data_keys, step))
+            states, orders, loss_sum = carry
+            group = per_group(step_fn, step_draws(data_keys, orders, step))
             states, loss = jax.lax.map(group, (states, hyper, slot, *own))
-            return (states, loss_sum + loss), None
+            return (states, advance(data_keys, orders, step), loss_sum + loss), None
 
-        def block(states, t):
+        def block(carry, t):
+            states, orders = carry
             zero = jnp.zeros(slot.shape, jnp.float32)
-            (states, loss_sum), _ = jax.lax.scan(one_step, (states, zero), t * K + jnp.arange(K))
-            return states, loss_sum / K
+            steps = t * K + jnp.arange(K)
+            (states, orders, loss_sum), _ = jax.lax.scan(one_step, (states, orders, zero), steps)
+            return (states, orders), loss_sum / K
 
-        def period(states, i):
+        def period(carry, i):
             """The blocks between two snapshots; returns the loss curve and the params."""
-            states, curve = jax.lax.scan(block, states, i * blocks + jnp.arange(blocks))
-            return states, (curve, states.params if spec.train.snapshot_every else {})
+            (states, orders), curve = jax.lax.scan(block, carry, i * blocks + jnp.arange(blocks))
+            return (states, orders), (curve, states.params if spec.train.snapshot_every else {})
 
         blocks = spec.train.snapshot_every // K if spec.train.snapshot_every else T
         first = states.params if spec.train.snapshot_every else {}
-        states, (curve, snaps) = jax.lax.scan(period, states, jnp.arange(T // blocks))
+        carry = (states, first_orders(data_keys))
+        (states, _), (curve, snaps) = jax.lax.scan(period, carry, jnp.arange(T // blocks))
         final, final_se = evaluate(states.params, hyper, eval_key)
         if finite:
             fit = jax.lax.map(lambda args: jax.vmap(fit_one)(*args), (states.params, hyper, *own))
