@@ -28,7 +28,7 @@ IMPORTANCE_KEYS = ("importance_decay", "relative_importance", "importance")
 TRACED = (  # swept inside one compiled program (leaves of Hyper, or the seed)
     "sparsity", "feature_probability", "importance_decay", "relative_importance",
     "density_ratio", "dropout", "learning_rate", "weight_decay", "l1_hidden", "seed",
-    "momentum", "beta1", "beta2", "eps", "l1_weights",
+    "momentum", "beta1", "beta2", "eps", "l1_weights", "data_seed",
 )
 STATIC_TABLES = {  # keys that fix shapes or the program: a sweep axis of them splits the
     # grid into static groups, one compiled program each (see SweepConfig.groups)
@@ -39,6 +39,8 @@ STATIC_TABLES = {  # keys that fix shapes or the program: a sweep axis of them s
 OPTIMIZER_KEYS = tuple(dict.fromkeys(k for keys in OPTIMIZER_READS.values() for k in keys))
 CORRELATIONS = ("independent", "correlated", "anticorrelated")
 MAGNITUDES = ("uniform", "exponential", "constant")
+INPUTS = ("bernoulli", "exactly_one", "one_hot")
+FULL_BATCH = "full"  # train.batch_size: every example of the finite dataset, every step
 
 
 # ---- value checks: each returns the cleaned value or raises ValueError("what is allowed")
@@ -87,6 +89,14 @@ def _boolean(v):
     return v
 
 
+def _batch_size(v):
+    if v == FULL_BATCH:
+        return v
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f'must be an integer >= 1 or "{FULL_BATCH}"')
+    return v
+
+
 def _text(v):
     if not isinstance(v, str) or not v:
         raise ValueError("must be a non-empty string")
@@ -129,10 +139,14 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "correlation": _choice(CORRELATIONS),
         "set_size": _integer(1),
         "magnitude": _choice(MAGNITUDES),
+        "inputs": _choice(INPUTS),
+        "unit_norm": _boolean,
+        "dataset_size": _integer(1),
+        "data_seed": _integer(0, 2**31),
     },
     "train": {
         "steps": _integer(1),
-        "batch_size": _integer(1),
+        "batch_size": _batch_size,
         "learning_rate": _number(0.0, INF, lo_open=True),
         "weight_decay": _finite,  # negative: weights pulled outward
         "dropout": _number(0.0, 1.0, hi_open=True),
@@ -317,12 +331,18 @@ def parse_config(raw: dict, source: str = "<config>", *, _optimizers=None) -> Sw
     _check_train(train, source)
     given = {**{k: f"train.{k}" for k in checked["train"]}, **{k: f"sweep.{k}" for k, _ in axes}}
     _check_optimizer_keys(_optimizers or (train["optimizer"],), given, source)
-    static = ("steps", "batch_size", "log_every", "schedule", "warmup_steps", "snapshot_every",
+    static = ("steps", "log_every", "schedule", "warmup_steps", "snapshot_every",
               "eval_samples", "optimizer")
     data_spec = DataSpec(data.get("correlation", "independent"), data.get("set_size", 1),
-                         data.get("magnitude", "uniform"))
+                         data.get("magnitude", "uniform"), data.get("inputs", "bernoulli"),
+                         data.get("unit_norm", False), data.get("dataset_size", 0))
     _check_sets(data_spec, model["n_features"], source)
-    spec = Spec(ModelSpec(**model), TrainSpec(**{k: train[k] for k in static}), data_spec)
+    _check_inputs(data, dict(axes), data_spec, source)
+    if data_spec.inputs == "one_hot":  # B is F; written out so that the config round-trips
+        train["batch_size"] = _one_hot_batch(checked["train"], model["n_features"], source)
+    batch = _resolve_batch(train, data_spec, source)
+    spec = Spec(ModelSpec(**model),
+                TrainSpec(batch_size=batch, **{k: train[k] for k in static}), data_spec)
     return SweepConfig(top["name"], top["seed"], spec, data, train, axes, source)
 
 
@@ -417,6 +437,49 @@ def _check_sets(data: DataSpec, n_features: int, source: str) -> None:
         raise UserError(f"{source}: data.set_size: must divide model.n_features = {n_features} for {data.correlation} sets, got {data.set_size}")
     if data.correlation == "independent" and data.set_size != 1:
         raise UserError(f"{source}: data.set_size: needs data.correlation = correlated or anticorrelated")
+
+
+def _check_inputs(data: dict, axes: dict, spec: DataSpec, source: str) -> None:
+    """The combinations the input laws and finite datasets exclude."""
+    fail = lambda key, msg: UserError(f"{source}: {key}: {msg}")
+    if spec.inputs != "bernoulli":
+        why = f"not with data.inputs = {spec.inputs} (one feature is active per example)"
+        for key in ("sparsity", "feature_probability", "density_ratio"):
+            if key in axes or key in data:
+                raise fail(f"sweep.{key}" if key in axes else f"data.{key}", why)
+        if spec.correlation != "independent":
+            raise fail("data.correlation", f"must be independent with data.inputs = {spec.inputs}, got {spec.correlation}")
+    if spec.inputs == "one_hot":
+        if spec.dataset_size:
+            raise fail("data.dataset_size", "not with data.inputs = one_hot (every batch is the F one-hot vectors)")
+        if "magnitude" in data:
+            raise fail("data.magnitude", "not with data.inputs = one_hot (its values are 1)")
+    if not spec.dataset_size and ("data_seed" in axes or "data_seed" in data):
+        where = "sweep.data_seed" if "data_seed" in axes else "data.data_seed"
+        raise fail(where, "needs data.dataset_size (a finite training set)")
+
+
+def _one_hot_batch(given: dict, n_features: int, source: str) -> int:
+    """B = F for one-hot inputs; an explicit other batch size is an error."""
+    batch = given.get("batch_size", n_features)
+    if batch != n_features:
+        raise UserError(f"{source}: train.batch_size: data.inputs = one_hot trains on the model.n_features = {n_features} one-hot vectors: give {n_features} or leave it out, got {batch!r}")
+    return batch
+
+
+def _resolve_batch(train: dict, data: DataSpec, source: str) -> int:
+    """The integer batch size: "full" is the dataset size; at most the dataset size."""
+    batch, size = train["batch_size"], data.dataset_size
+    fail = lambda msg: UserError(f"{source}: train.batch_size: {msg}, got {batch!r}")
+    if batch == FULL_BATCH and not size:
+        raise fail(f'"{FULL_BATCH}" needs data.dataset_size (a finite training set)')
+    if batch == FULL_BATCH:
+        return size
+    if size and batch > size:
+        raise fail(f'must be at most data.dataset_size = {size} (or "{FULL_BATCH}")')
+    if size and batch < size and train["steps"] * batch >= 2**32:
+        raise fail(f"train.steps x train.batch_size must be < 2**32 for minibatches (the stream position is a uint32); train.steps = {train['steps']}")
+    return batch
 
 
 def _check_train(train: dict, source: str) -> None:

@@ -29,9 +29,19 @@ error of this sampled part; the exact strata add only float rounding.
 
 Which distributions are exact: independent features with "uniform" magnitudes
 (Uniform[0, 1), or [-1, 1) for signed inputs, integrated side by side) or "constant"
-magnitudes (value 1). Correlated and anticorrelated sets and "exponential" magnitudes
-use plain Monte Carlo over all strata with the same common random numbers
-(`final_loss_se` then covers the whole estimate).
+magnitudes (value 1). With `unit_norm` every K = 1 example is exactly ±e_i whatever its
+magnitude law (the "constant" case; both signs for signed inputs), and the K >= 2
+samples are normalised. Correlated and anticorrelated sets and "exponential" magnitudes
+without `unit_norm` use plain Monte Carlo over all strata with the same common random
+numbers (`final_loss_se` then covers the whole estimate).
+
+The other input laws are the K = 1 stratum alone, so nothing is sampled and
+`final_loss_se` is 0: "exactly_one" gives L = mean_i E[L | only i on] (exact where the
+one-feature integral is: uniform or constant magnitudes, or unit norm; otherwise plain
+Monte Carlo) and "one_hot" gives L = mean_i L(e_i).
+
+For a finite dataset `final_loss` is still this population (test) loss on fresh
+samples; the loss on the training examples is `train.RunOutput.train_loss`.
 
 Every run of a sweep is evaluated on the same uniforms, drawn from the sweep's root key
 (`eval_key`), so differences between runs are not blurred by each run's own sampling
@@ -60,7 +70,16 @@ def eval_key(root_seed: int) -> jax.Array:
 
 def is_exact(spec: DataSpec) -> bool:
     """Whether the K = 0 and K = 1 strata are computed exactly for this distribution."""
-    return spec.correlation == "independent" and spec.magnitude in ("uniform", "constant")
+    if spec.inputs == "one_hot":
+        return True
+    known = spec.unit_norm or spec.magnitude in ("uniform", "constant")
+    return known and spec.correlation == "independent"
+
+
+def needs_samples(spec: DataSpec) -> bool:
+    """Whether any part of the loss is sampled: False when every example has exactly one
+    active feature and that stratum is exact ("one_hot"; "exactly_one" where exact)."""
+    return spec.inputs == "bernoulli" or not is_exact(spec)
 
 
 @struct.dataclass
@@ -172,19 +191,34 @@ def _gauss_legendre(f, a, b) -> jax.Array:
     return half * (f(mid - half * GAUSS_2) + f(mid + half * GAUSS_2))
 
 
+def one_feature_losses(params: Params, importance: jax.Array, kind: ModelKind,
+                       spec: DataSpec) -> tuple[jax.Array, jax.Array]:
+    """(L(0), [F] E[L | only feature i on]) for one model, for an exact `spec`.
+
+    The value of the active feature is 1 (a point) for constant magnitudes, unit norm
+    and one-hot inputs, else the magnitude law integrated; signed inputs average both
+    signs (except constant magnitudes and one-hot inputs, always +1).
+    """
+    point = spec.magnitude == "constant" or spec.unit_norm or spec.inputs == "one_hot"
+    both = kind.signed_inputs and spec.magnitude != "constant" and spec.inputs != "one_hot"
+    sides = [one_feature_side(params, importance, kind, s, point)
+             for s in ((1.0, -1.0) if both else (1.0,))]
+    return sides[0][0], sum(side[1] for side in sides) / len(sides)
+
+
 def exact_strata(params: Params, hyper: Hyper, kind: ModelKind,
                  spec: DataSpec) -> tuple[jax.Array, jax.Array]:
-    """(P(K=0) L(0) + Σ_i P(only i) E[L | only i], P(K >= 2)) for one model.
+    """(exact part, weight of the sampled part) of the loss of one model.
 
-    Where the distribution is not exact (`is_exact`), (0, 1): everything is sampled.
+    Bernoulli inputs: (P(K=0) L(0) + Σ_i P(only i) E[L | only i], P(K >= 2)).
+    "exactly_one" and "one_hot": (mean_i E[L | only i], 0). Where the distribution is
+    not exact (`is_exact`), (0, 1): everything is sampled.
     """
     if not is_exact(spec):
         return jnp.zeros(()), jnp.ones(())
-    point = spec.magnitude == "constant"
-    signs = (1.0, -1.0) if kind.signed_inputs and not point else (1.0,)
-    sides = [one_feature_side(params, hyper.importance, kind, s, point) for s in signs]
-    at_zero = sides[0][0]
-    per_feature = sum(side[1] for side in sides) / len(sides)
+    at_zero, per_feature = one_feature_losses(params, hyper.importance, kind, spec)
+    if spec.inputs != "bernoulli":
+        return jnp.mean(per_feature), jnp.zeros(())
     s = strata(hyper.feature_probability)
     return s.none * at_zero + jnp.sum(s.only * per_feature), s.many
 
@@ -199,9 +233,8 @@ def sample_eval_inputs(noise: data.Noise, hyper: Hyper, tail: jax.Array, spec: D
     if not is_exact(spec):
         return data.sample_inputs(noise, p, spec, kind.signed_inputs)
     on, unit = sample_many(noise.values, p, tail)
-    value = data.MAGNITUDES[spec.magnitude](unit)
-    value = 2.0 * value - 1.0 if kind.signed_inputs else value
-    return jnp.where(on, value, 0.0)
+    x = jnp.where(on, data.magnitude(unit, spec, kind.signed_inputs), 0.0)
+    return data.unit_normalize(x) if spec.unit_norm else x
 
 
 def batch_stats(params: Params, hyper: Hyper, tail: jax.Array, noise: data.Noise,
@@ -235,7 +268,8 @@ def population_loss(params: Params, hyper: Hyper, spec: Spec, kind: ModelKind,
     """(final_loss, final_loss_se) of ONE model, as a sweep stores them.
 
     Uses `spec.train.n_eval_batches` batches of `EVAL_BATCH` samples drawn from `key`
-    (a sweep uses `eval_key(root seed)` for every run).
+    (a sweep uses `eval_key(root seed)` for every run); none where nothing is sampled
+    (`needs_samples`), and the standard error is then 0.
 
     Example:
       >>> from toymodels.hyper import make_hyper
@@ -249,6 +283,9 @@ def population_loss(params: Params, hyper: Hyper, spec: Spec, kind: ModelKind,
       (True, True)
     """
 
+    exact, many = exact_strata(params, hyper, kind, spec.data)
+    if not needs_samples(spec.data):
+        return exact, jnp.zeros_like(exact)
     tail = strata(hyper.feature_probability).tail
 
     def one_batch(i):
@@ -256,5 +293,4 @@ def population_loss(params: Params, hyper: Hyper, spec: Spec, kind: ModelKind,
         return batch_stats(params, hyper, tail, noise, spec.data, kind)
 
     stats = jax.lax.map(one_batch, jnp.arange(spec.train.n_eval_batches))
-    exact, many = exact_strata(params, hyper, kind, spec.data)
     return combine(exact, many, stats, EVAL_BATCH)

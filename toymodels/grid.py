@@ -26,12 +26,15 @@ class Grid:
       coords: each axis's values.
       hyper: Hyper with leading axis R (numpy).
       seed: [R] int, each run's seed (its key is fold_in(root_key, seed)).
+      data_seed: [R] int, each run's dataset seed (finite datasets: its examples come
+        from `toymodels.data.dataset_key(root seed, data_seed)`); 0 unless given.
     """
 
     names: tuple[str, ...]
     coords: tuple[np.ndarray, ...]
     hyper: Hyper
     seed: np.ndarray
+    data_seed: np.ndarray
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -69,11 +72,18 @@ def expand(config: SweepConfig) -> Grid:
         one_minus_beta2=complement(value("beta2", config.train["beta2"])),
         l1_weights=train("l1_weights") if has_l1 else None,
     )
-    return Grid(names, coords, hyper, value("seed", 0).astype(np.int64))
+    data_seed = value("data_seed", config.data.get("data_seed", 0)).astype(np.int64)
+    return Grid(names, coords, hyper, value("seed", 0).astype(np.int64), data_seed)
 
 
 def _density(data: dict, column: dict, R: int, F: int) -> np.ndarray:
-    """[R, F] feature probabilities p = 1 - S; feature 0's times `density_ratio`."""
+    """[R, F] feature probabilities p = 1 - S; feature 0's times `density_ratio`.
+
+    With one feature active per example ("exactly_one", "one_hot" inputs) it is the
+    marginal 1/F, which the sampling does not use.
+    """
+    if data.get("inputs", "bernoulli") != "bernoulli":
+        return np.full((R, F), 1.0 / F, np.float32)
     if "sparsity" in column:
         p = np.repeat(1.0 - column["sparsity"][:, None], F, axis=1)
     elif "feature_probability" in column:

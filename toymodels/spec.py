@@ -37,7 +37,9 @@ class TrainSpec:
 
     Attributes:
       steps: optimiser steps per run.
-      batch_size: B, fresh samples per step.
+      batch_size: B, examples per step: fresh samples, or a minibatch of the finite
+        training set (`DataSpec.dataset_size`; the config's "full" resolves to T), or the
+        F one-hot vectors (`DataSpec.inputs` = "one_hot").
       log_every: the loss curve holds the mean loss of each block of this many steps.
       schedule: "constant" or "cosine" (cosine decay to 0 at the last step after the
         warm-up, as `optax.warmup_cosine_decay_schedule` with end value 0).
@@ -91,11 +93,22 @@ class DataSpec:
       set_size: features per set (consecutive features 0..k-1, k..2k-1, ...).
       magnitude: the value of an active feature: "uniform" (Uniform[0, 1), the paper's),
         "exponential" (mean 1/2, as the uniform's) or "constant" (exactly 1).
+      inputs: the law of which features are on: "bernoulli" (each feature on with its
+        own probability, with `correlation`), "exactly_one" (one feature per example,
+        chosen uniformly among the F; Chen et al. 2023's high-sparsity limit) or
+        "one_hot" (every batch is the F one-hot vectors e_1..e_F with value 1; B = F;
+        Lecomte et al. 2023).
+      unit_norm: every example is rescaled to ||x||_2 = 1 (zero stays zero).
+      dataset_size: T, the number of fixed training examples drawn once per run
+        (`toymodels.data.training_set`); 0 trains on fresh samples every step.
     """
 
     correlation: str = "independent"
     set_size: int = 1
     magnitude: str = "uniform"
+    inputs: str = "bernoulli"
+    unit_norm: bool = False
+    dataset_size: int = 0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,7 @@ import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from toymodels import evaluation, groups, store
+from toymodels import data, evaluation, groups, store
 from toymodels.config import SweepConfig, to_toml
 from toymodels.errors import Interrupted, UserError
 from toymodels.grid import Grid, expand
@@ -36,6 +36,8 @@ CHUNK_MEMORY_BYTES = 1 << 30  # parameters, optimiser state and snapshots of one
 MAX_CHUNK = 4096
 FINAL_LOSS = ("population loss of the final weights (no dropout, no L1): exact for 0 and 1 "
               "active features, sampled for 2 or more (toymodels.evaluation)")
+TRAIN_LOSS = ("loss of the final weights (no dropout, no L1) averaged over the run's "
+              "dataset_size training examples (toymodels.data.training_set)")
 
 
 def describe_devices(devices, n_processes: int = 1) -> str:
@@ -46,14 +48,17 @@ def describe_devices(devices, n_processes: int = 1) -> str:
 
 def default_chunk_size(spec: Spec, n_runs: int) -> int:
     """Runs per chunk: about a minute of work on 2 CPU cores (so progress shows and a crash
-    loses little), within the memory of the kept parameters, balanced so padding is small.
+    loses little), within the memory of the kept parameters (and of a finite dataset's
+    F x N training examples, a constant of the whole training), balanced so padding is
+    small.
 
     Activations do not bound it: a chunk's groups of V runs are trained one after another.
     """
     B, F, H, T = (spec.train.batch_size, spec.model.n_features, spec.model.n_hidden,
                   spec.train.steps)
     by_work = CHUNK_WORK // (T * B * (F + H))
-    by_memory = CHUNK_MEMORY_BYTES // (4 * (F * H + F) * (spec.train.n_snapshots + 5))
+    per_run = (F * H + F) * (spec.train.n_snapshots + 5) + F * spec.data.dataset_size
+    by_memory = CHUNK_MEMORY_BYTES // (4 * per_run)
     largest = max(1, min(MAX_CHUNK, by_work, by_memory, n_runs))
     return math.ceil(n_runs / math.ceil(n_runs / largest))
 
@@ -109,15 +114,17 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
     train = make_train(spec)
 
     @jax.jit
-    def train_block(seeds, slot, hyper):
+    def train_block(seeds, slot, hyper, data_seeds):
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(root_seed), seeds)
-        return train(keys, slot, hyper, evaluation.eval_key(root_seed))
+        dataset_keys = jax.vmap(data.dataset_key, in_axes=(None, 0))(root_seed, data_seeds)
+        return train(keys, slot, hyper, evaluation.eval_key(root_seed), dataset_keys)
 
     def block_inputs(grid: Grid, index: np.ndarray, device):
         seeds, slot = np.unique(grid.seed[index], return_inverse=True)
         seeds = np.concatenate([seeds, np.full(n_slots - len(seeds), seeds[0])])
         hyper = jax.tree.map(lambda a: a[index], grid.hyper)
-        return jax.device_put((seeds, slot.astype(np.int32), hyper), device)
+        data_seeds = grid.data_seed[index].astype(np.int32)
+        return jax.device_put((seeds, slot.astype(np.int32), hyper, data_seeds), device)
 
     def run(grid: Grid, start: int, stop: int) -> tuple[int, dict[str, np.ndarray]]:
         index = np.minimum(np.arange(start, start + chunk), stop - 1)
@@ -129,6 +136,8 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
         arrays = {**out.params, "loss": out.loss, "final_loss": out.final_loss,
                   "final_loss_se": out.final_loss_se,
                   **{f"{k}{SNAPSHOT}": v for k, v in out.snapshots.items()}}
+        if spec.data.dataset_size:
+            arrays["train_loss"] = out.train_loss
         first = mine[0] * per_device
         n = max(0, min(len(mine) * per_device, stop - start - first))  # not padding
         return start + first, {k: v[:n] for k, v in arrays.items()}
@@ -310,10 +319,12 @@ def _interrupted(e: KeyboardInterrupt, out: Path, n_runs: int) -> Interrupted:
 
 
 def chunk_keys(spec: Spec) -> list[str]:
-    """The arrays every chunk file holds (see `make_chunk_runner` and `build_dataset`)."""
+    """The arrays every chunk file holds (see `make_chunk_runner` and `build_dataset`);
+    `train_loss` only with a finite dataset."""
     params = list(get_model(spec.model.kind).dims)
     snapshots = [name + SNAPSHOT for name in params] if spec.train.snapshot_every else []
-    return [*params, "loss", "final_loss", "final_loss_se", *snapshots]
+    fit = ["train_loss"] if spec.data.dataset_size else []
+    return [*params, "loss", "final_loss", "final_loss_se", *snapshots, *fit]
 
 
 def _finish(config: SweepConfig, grids: list[Grid], out: Path, say) -> None:
@@ -382,6 +393,9 @@ def build_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict
         density=(axes + ("feature",), as_grid(grid.hyper.feature_probability)),
         nonfinite_step=(axes, as_grid(first_nonfinite(columns["loss"], columns["final_loss"], steps))),
     )
+    if config.spec.data.dataset_size:
+        fit = as_grid(columns["train_loss"])
+        variables["train_loss"] = (axes, fit, {"long_name": TRAIN_LOSS})
     if config.spec.train.snapshot_every:
         variables.update({name + SNAPSHOT: (axes + ("snapshot",) + kind.dims[name],
                                             as_grid(columns[name + SNAPSHOT])) for name in kind.dims})

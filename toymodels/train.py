@@ -1,10 +1,16 @@
 """Training: per-model init, step and evaluation, batched over runs in one place.
 
-`make_train(spec)` returns `train(seed_keys, slot, hyper)`, which trains R models in one
-`lax.scan` over steps. Every per-model function (`init_one`, `step_one`, `eval_one`) is
-written for ONE model; `train` is the only place they are vmapped over runs. Runs that
-share a seed share one `Noise` draw per step (common random numbers): `slot[r]` says which
-of the S seed keys run r uses.
+`make_train(spec)` returns `train(seed_keys, slot, hyper, eval_key)`, which trains R
+models in one `lax.scan` over steps. Every per-model function (`init_one`, `step_one`,
+`eval_one`) is written for ONE model; `train` is the only place they are vmapped over
+runs. Runs that share a seed share one `Noise` draw per step (common random numbers):
+`slot[r]` says which of the S seed keys run r uses.
+
+With a finite dataset (`DataSpec.dataset_size` = N > 0) each run's N examples
+(`toymodels.data.training_set`, from its `dataset_keys` entry) are made once at the start,
+a constant of the scan ([R, F, N] floats); each step trains on the minibatch that
+`toymodels.data.batch_indices` picks, in an order shared by the runs of a seed, with the
+seed's dropout draws as online.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from toymodels.hyper import Hyper
 from toymodels.models import Params, get_model
 from toymodels.spec import EVAL_BATCH, ModelSpec, Spec, TrainSpec
 
-INIT, DATA, EVAL = 0, 1, 2  # fold_in tags that split a seed key into independent streams
+INIT, DATA, EVAL, DATASET = 0, 1, 2, 3  # fold_in tags: a seed key's independent streams
+ORDER = 2**32 - 1  # fold_in tag of a seed's DATA key for the minibatch order (steps < 2**31)
 Schedule = Callable[[jax.Array], jax.Array]  # update count c -> learning rate
 
 
@@ -48,6 +55,9 @@ class RunOutput:
       final_loss_se: [] its standard error.
       snapshots: the parameters at steps 0, k, 2k, ... (k = snapshot_every), each with a
         leading [1 + steps / k] axis; {} when snapshots are off.
+      train_loss: [] with a finite dataset, the importance-weighted error (no dropout, no
+        L1) of the final parameters averaged over the N training examples; NaN for
+        online training (a sweep then stores no `train_loss`).
     """
 
     params: Params
@@ -55,6 +65,7 @@ class RunOutput:
     final_loss: jax.Array
     final_loss_se: jax.Array
     snapshots: Params
+    train_loss: jax.Array
 
 
 def lr_multiplier(train: TrainSpec) -> Schedule:
@@ -210,7 +221,8 @@ def group_size(spec: Spec) -> int:
 
 
 def make_train(spec: Spec):
-    """Builds `train(seed_keys, slot, hyper, eval_key) -> RunOutput` for the static `spec`.
+    """Builds `train(seed_keys, slot, hyper, eval_key, dataset_keys=None) -> RunOutput`
+    for the static `spec`.
 
     Args of the returned function:
       seed_keys: [S] one key per distinct seed, `fold_in(root_key, seed)`; consumed.
@@ -218,20 +230,20 @@ def make_train(spec: Spec):
       hyper: Hyper with leading axis R.
       eval_key: the key of the evaluation draws, shared by every run (a sweep passes
         `evaluation.eval_key(root seed)`).
+      dataset_keys: [R] each run's dataset key (a sweep passes
+        `data.dataset_key(root seed, data_seed)`); needed only with a finite dataset.
 
     Returns:
       RunOutput with leading axis R.
     """
     kind = get_model(spec.model.kind)
     T, K, V = spec.train.n_logs, spec.train.log_every, group_size(spec)
+    n_examples, B = spec.data.dataset_size, spec.train.batch_size
+    finite, shuffled = n_examples > 0, 0 < n_examples != B  # a full batch keeps its order
 
     def init_one(seed_key: jax.Array, hyper: Hyper) -> TrainState:
         params = kind.init(jax.random.fold_in(seed_key, INIT), spec.model)
         return TrainState(params, make_optimizer(spec.train, hyper).init(params))
-
-    def inputs(hyper: Hyper, noise: data.Noise):
-        x = data.sample_inputs(noise, hyper.feature_probability, spec.data, kind.signed_inputs)
-        return x, kind.target(x)
 
     def objective(params: Params, x, target, keep, hyper: Hyper) -> jax.Array:
         """The training objective: `weighted_mse`, plus l1_weights · Σ|W| over the weight
@@ -242,14 +254,49 @@ def make_train(spec: Spec):
             return error
         return error + hyper.l1_weights * l1_norm(params, kind.weights)
 
-    def step_one(state: TrainState, hyper: Hyper, noise: data.Noise):
-        x, target = inputs(hyper, noise)
-        keep = data.dropout_keep(noise.dropout, hyper.dropout)
-        loss, grads = jax.value_and_grad(objective)(state.params, x, target, keep, hyper)
+    def step_one(state: TrainState, hyper: Hyper, x: jax.Array, keep: jax.Array):
+        loss, grads = jax.value_and_grad(objective)(state.params, x, kind.target(x), keep, hyper)
         tx = make_optimizer(spec.train, hyper)
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = without_bias(optax.apply_updates(state.params, updates), spec.model)
         return TrainState(params, opt_state), loss
+
+    def online_step(state: TrainState, hyper: Hyper, noise: data.Noise):
+        x = data.sample_inputs(noise, hyper.feature_probability, spec.data, kind.signed_inputs)
+        return step_one(state, hyper, x, data.dropout_keep(noise.dropout, hyper.dropout))
+
+    def finite_step(state: TrainState, hyper: Hyper, examples: jax.Array, draws):
+        """One step on the minibatch `draws = (index [B] or None, dropout [H, B])` of
+        the run's examples [F, N] (all of them, in order, for a full batch)."""
+        index, dropout = draws
+        x = jnp.take(examples, index, axis=1) if shuffled else examples
+        return step_one(state, hyper, x, data.dropout_keep(dropout, hyper.dropout))
+
+    def step_draws(keys: jax.Array, orders, step: jax.Array):
+        """What each seed key [S] draws for `step`: a Noise (online), or the minibatch's
+        indices (from the seed's epoch `orders` [S, 2, N]) and the dropout uniforms."""
+        step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, step)
+        if not finite:
+            return jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
+        index = jax.vmap(lambda o: data.indices_from(o, step, B))(orders) if shuffled else None
+        return index, jax.vmap(lambda k: data.sample_dropout(k, spec))(step_keys)
+
+    def order_keys(keys: jax.Array) -> jax.Array:
+        """[S] each seed's key of the minibatch order (its DATA stream's tag ORDER)."""
+        return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, ORDER)
+
+    def first_orders(keys: jax.Array):
+        """[S, 2, N] the orders of epochs 0 and 1 of every seed; () unless shuffled."""
+        if not shuffled:
+            return ()
+        at_zero = lambda k: data.orders_at(k, jnp.zeros((), jnp.int32), n_examples, B)
+        return jax.vmap(at_zero)(order_keys(keys))
+
+    def advance(keys: jax.Array, orders, step: jax.Array):
+        """The orders of step + 1 (a permutation drawn only when an epoch begins)."""
+        if not shuffled:
+            return orders
+        return data.next_orders(order_keys(keys), orders, step, n_examples, B)
 
     def eval_one(params: Params, hyper: Hyper, tail: jax.Array, noise: data.Noise) -> jax.Array:
         return evaluation.batch_stats(params, hyper, tail, noise, spec.data, kind)
@@ -257,17 +304,25 @@ def make_train(spec: Spec):
     def exact_one(params: Params, hyper: Hyper) -> jax.Array:
         return jnp.stack(evaluation.exact_strata(params, hyper, kind, spec.data))
 
-    def per_group(fn, keys, index):
-        """Draws one Noise per seed key [S] (shared, not redrawn), then applies the
-        per-model `fn` to every run, V runs at a time: [G, V] trees in and out."""
-        step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, index)
-        noise = jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
+    def fit_one(params: Params, hyper: Hyper, examples: jax.Array) -> jax.Array:
+        """[] the run's mean loss over its N training examples (no dropout, no L1)."""
+        return jnp.mean(evaluation.example_losses(params, examples, hyper.importance, kind))
+
+    def per_group(fn, shared):
+        """Applies the per-model `fn(state, hyper, *own, shared[slot])` to every run,
+        V runs at a time: `group((states, hyper, slot, *own))` takes [V] trees; `shared`
+        holds one draw per seed key [S] (shared by the runs of a seed, not redrawn)."""
 
         def group(args):
-            states, hyper, slot = args
-            return jax.vmap(fn)(states, hyper, jax.tree.map(lambda a: a[slot], noise))
+            states, hyper, slot, *own = args
+            return jax.vmap(fn)(states, hyper, *own, jax.tree.map(lambda a: a[slot], shared))
 
         return group
+
+    def training_sets(dataset_keys: jax.Array, hyper: Hyper) -> jax.Array:
+        """[G, V, F, N] every run's examples, made V runs at a time (`data.training_set`)."""
+        make = lambda key, h: data.training_set(key, h, spec, kind)
+        return jax.lax.map(lambda args: jax.vmap(make)(*args), (dataset_keys, hyper))
 
     def evaluate(params: Params, hyper: Hyper, eval_key: jax.Array):
         """(final_loss, final_loss_se), each [G, V], of params and hyper in [G, V] groups.
@@ -276,7 +331,12 @@ def make_train(spec: Spec):
         optimization barriers stop XLA from fusing the exact strata into the code around
         them: fused, their bits depended on the number of groups G (1 ulp across chunk
         sizes); kept apart, each group's arithmetic is the same whatever the chunk.
+        Where nothing is sampled (`evaluation.needs_samples`) the loss is the exact part
+        and its standard error 0.
         """
+        if not evaluation.needs_samples(spec.data):
+            exact = jax.lax.map(jax.vmap(lambda args: exact_one(*args)), (params, hyper))
+            return exact[..., 0], jnp.zeros_like(exact[..., 0])
 
         strata = jax.vmap(lambda h: evaluation.strata(h.feature_probability).tail)
         tails = jax.lax.map(strata, hyper)  # [G, V, F + 1, 3], once per run, not per batch
@@ -294,47 +354,60 @@ def make_train(spec: Spec):
         group_combine = lambda args: jax.vmap(combine, (0, 1))(*args)  # one group of V
         return jax.lax.map(group_combine, (exact, jnp.moveaxis(stats, 0, 1)))
 
-    def train(seed_keys: jax.Array, slot: jax.Array, hyper: Hyper,
-              eval_key: jax.Array) -> RunOutput:
+    def train(seed_keys: jax.Array, slot: jax.Array, hyper: Hyper, eval_key: jax.Array,
+              dataset_keys: jax.Array | None = None) -> RunOutput:
+        if finite and dataset_keys is None:
+            raise ValueError("a finite dataset (spec.data.dataset_size > 0) needs dataset_keys")
         data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
         as_groups = lambda a: a.reshape(-1, V, *a.shape[1:])
         states = jax.tree.map(as_groups, jax.vmap(init_one)(seed_keys[slot], hyper))
         hyper, slot = jax.tree.map(as_groups, (hyper, slot))
+        own = (training_sets(as_groups(dataset_keys), hyper),) if finite else ()
+        step_fn = finite_step if finite else online_step
 
         def one_step(carry, step):
-            states, loss_sum = carry
-            group = per_group(step_one, data_keys, step)
-            states, loss = jax.lax.map(group, (states, hyper, slot))
-            return (states, loss_sum + loss), None
+            states, orders, loss_sum = carry
+            group = per_group(step_fn, step_draws(data_keys, orders, step))
+            states, loss = jax.lax.map(group, (states, hyper, slot, *own))
+            return (states, advance(data_keys, orders, step), loss_sum + loss), None
 
-        def block(states, t):
+        def block(carry, t):
+            states, orders = carry
             zero = jnp.zeros(slot.shape, jnp.float32)
-            (states, loss_sum), _ = jax.lax.scan(one_step, (states, zero), t * K + jnp.arange(K))
-            return states, loss_sum / K
+            steps = t * K + jnp.arange(K)
+            (states, orders, loss_sum), _ = jax.lax.scan(one_step, (states, orders, zero), steps)
+            return (states, orders), loss_sum / K
 
-        def period(states, i):
+        def period(carry, i):
             """The blocks between two snapshots; returns the loss curve and the params."""
-            states, curve = jax.lax.scan(block, states, i * blocks + jnp.arange(blocks))
-            return states, (curve, states.params if spec.train.snapshot_every else {})
+            (states, orders), curve = jax.lax.scan(block, carry, i * blocks + jnp.arange(blocks))
+            return (states, orders), (curve, states.params if spec.train.snapshot_every else {})
 
         blocks = spec.train.snapshot_every // K if spec.train.snapshot_every else T
         first = states.params if spec.train.snapshot_every else {}
-        states, (curve, snaps) = jax.lax.scan(period, states, jnp.arange(T // blocks))
+        carry = (states, first_orders(data_keys))
+        (states, _), (curve, snaps) = jax.lax.scan(period, carry, jnp.arange(T // blocks))
         final, final_se = evaluate(states.params, hyper, eval_key)
+        if finite:
+            fit = jax.lax.map(lambda args: jax.vmap(fit_one)(*args), (states.params, hyper, *own))
+        else:
+            fit = jnp.full(slot.shape, jnp.nan, jnp.float32)
         runs = lambda a: a.reshape(-1, *a.shape[2:])  # [G, V, ...] -> [R, ...]
         curve = jnp.moveaxis(curve.reshape(T, *slot.shape), 0, -1)  # [G, V, T]
         snaps = jax.tree.map(lambda a, b: jnp.moveaxis(jnp.concatenate([a[None], b]), 0, 2),
                              first, snaps)  # [G, V, 1 + n_snapshots, ...]
         return RunOutput(jax.tree.map(runs, states.params), runs(curve), runs(final),
-                         runs(final_se), jax.tree.map(runs, snaps))
+                         runs(final_se), jax.tree.map(runs, snaps), runs(fit))
 
     return train
 
 
 def make_train_one(spec: Spec):
-    """`train_one(key, hyper, eval_key=None) -> RunOutput` for ONE model (a group padded
-    with copies). The evaluation draws come from `eval_key`, default `fold_in(key, EVAL)`
-    (a sweep's come from its root key: `evaluation.eval_key(seed)`).
+    """`train_one(key, hyper, eval_key=None, dataset_key=None) -> RunOutput` for ONE model
+    (a group padded with copies). The evaluation draws come from `eval_key`, default
+    `fold_in(key, EVAL)` (a sweep's come from its root key: `evaluation.eval_key(seed)`);
+    a finite dataset's from `dataset_key`, default `fold_in(key, DATASET)` (a sweep's:
+    `data.dataset_key(root seed, data_seed)`).
 
     Example:
       >>> from toymodels.hyper import make_hyper
@@ -346,10 +419,13 @@ def make_train_one(spec: Spec):
     """
     train, V = make_train(spec), group_size(spec)
 
-    def train_one(key: jax.Array, hyper: Hyper, eval_key: jax.Array | None = None) -> RunOutput:
+    def train_one(key: jax.Array, hyper: Hyper, eval_key: jax.Array | None = None,
+                  dataset_key: jax.Array | None = None) -> RunOutput:
         batched = jax.tree.map(lambda a: jnp.broadcast_to(a, (V, *jnp.shape(a))), hyper)
         eval_key = jax.random.fold_in(key, EVAL) if eval_key is None else eval_key
-        out = train(key[None], jnp.zeros((V,), jnp.int32), batched, eval_key)
+        dataset_key = jax.random.fold_in(key, DATASET) if dataset_key is None else dataset_key
+        dataset_keys = jnp.broadcast_to(dataset_key, (V,))
+        out = train(key[None], jnp.zeros((V,), jnp.int32), batched, eval_key, dataset_keys)
         return jax.tree.map(lambda a: a[0], out)
 
     return train_one

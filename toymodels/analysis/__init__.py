@@ -1,5 +1,6 @@
 """Analysis of trained toy models: per-feature metrics, polytope labels, neuron-basis
-measures, the analytic adversarial attack, dimensionality over training, `analyze(ds)`.
+measures, the analytic adversarial attack, dimensionality over training, the geometry of
+finite training sets' data points, `analyze(ds)`.
 
 Every metric is a pure `jax.numpy` function of ONE model's `W: [H, F]`; `analyze` adds
 them to a results dataset, vmapping over the runs in one place. Shapes: R runs,
@@ -15,6 +16,12 @@ from toymodels.analysis.adversarial import (
     loss_increases,
     reference_loss_increase,
     vulnerability,
+)
+from toymodels.analysis.data_points import (
+    EXAMPLE_LIMIT,
+    data_dimensionality,
+    hidden_points,
+    training_set_of,
 )
 from toymodels.analysis.dataset import analyze, per_run
 from toymodels.analysis.dynamics import (
@@ -65,7 +72,8 @@ __all__ = [
     "ASYMMETRY_RATIO", "ATTACK_BATCH", "ATTACK_FRACTION", "GAIN_FLOOR", "JUMP_THRESHOLD",
     "NEURON_FLOOR", "NEURON_SHARE", "asymmetric_inhibited", "asymmetric_pairs",
     "asymmetric_superposition", "attack_directions", "attack_inputs", "attack_noise",
-    "balance", "dimensionality_over_training", "features_per_neuron", "gains",
+    "balance", "dimensionality_over_training", "EXAMPLE_LIMIT", "data_dimensionality",
+    "hidden_points", "training_set_of", "features_per_neuron", "gains",
     "jump_table", "jumps", "loss_increases", "monosemantic", "n_jumps", "n_monosemantic",
     "neuron_polysemanticity", "neuron_shares", "reference_loss_increase",
     "vulnerability",

@@ -10,8 +10,10 @@ The same holds for the variables that need more than `W` (each its own per-model
 function, batched by `per_run`): neuron measures (`toymodels.analysis.neurons`; also
 `W2` for abs_computation), the vulnerability to the analytic attack
 (`toymodels.analysis.adversarial`; needs `b` and `density`, linear and relu_output
-only) and dimensionality over training (`toymodels.analysis.dynamics`; needs
-`W_snapshots`). Each is added only where its inputs exist.
+only), dimensionality over training (`toymodels.analysis.dynamics`; needs
+`W_snapshots`) and the dimensionality of the training examples' hidden vectors
+(`toymodels.analysis.data_points`; finite datasets, from attrs["config"] and `density`).
+Each is added only where its inputs exist.
 """
 
 import functools
@@ -23,8 +25,8 @@ import numpy as np
 import xarray as xr
 
 from toymodels import groups
-from toymodels.analysis import adversarial, dynamics, geometry, metrics, neurons
-from toymodels.spec import DataSpec
+from toymodels.analysis import adversarial, data_points, dynamics, geometry, metrics, neurons
+from toymodels.spec import DataSpec, Spec
 
 CHUNK_ELEMENTS = 2**20  # runs per chunk * F * F: keeps [chunk, F, F] arrays in cache
 ATTACK_CHUNK_ELEMENTS = 2**24  # runs per chunk * F * F * B of the attack (64 MiB)
@@ -88,6 +90,16 @@ ATTACK_VARIABLES = (  # linear and relu_output, with b and density
         "inputs; reference: the orthogonal unit-norm model, L'_0 - L_0 = "
         "eps^2 max I / F",
     ),
+)
+POINT_VARIABLES = (  # finite datasets (data.dataset_size), with density
+    (
+        "data_dimensionality",
+        ("example",),
+        "D_t = ||h_t||^2 / sum_s (hhat_t . h_s)^2 of the hidden vectors h_t = W x_t of "
+        "the training examples (W1 if untied); only up to data_points.EXAMPLE_LIMIT "
+        "examples",
+    ),
+    ("data_dimensionality_mean", (), "mean over the training examples of D_t"),
 )
 SNAPSHOT_VARIABLES = (  # with W_snapshots (or W1_snapshots)
     (
@@ -167,6 +179,13 @@ def snapshots_one(W_snapshots: jax.Array) -> dict:
 snapshot_runs = per_run(snapshots_one)
 
 
+@functools.lru_cache(maxsize=None)
+def _points_runs(spec: Spec, kind: str, root_seed: int, per_example: bool) -> Callable:
+    one = functools.partial(data_points.points_one, spec=spec, kind=kind,
+                            root_seed=root_seed, per_example=per_example)
+    return per_run(one)
+
+
 def _in_chunks(
     fn: Callable,
     arrays: tuple,
@@ -191,7 +210,8 @@ def _in_chunks(
     def pad(a):
         if a is None:
             return None
-        out = np.zeros((n_chunks * chunk, *a.shape[1:]), np.float32)
+        integer = np.issubdtype(a.dtype, np.integer)  # e.g. data seeds: kept exact
+        out = np.zeros((n_chunks * chunk, *a.shape[1:]), np.int32 if integer else np.float32)
         out[:n_runs] = a
         return out
 
@@ -230,11 +250,14 @@ def _weights(ds: xr.Dataset) -> xr.DataArray:
     return ds[name].transpose(..., "hidden", "feature")
 
 
-def _per_run(da: xr.DataArray, W: xr.DataArray, trailing: tuple) -> np.ndarray:
-    """`da` as float32 [R, *trailing] over the run axes of `W` (broadcast if absent)."""
+def _per_run(
+    da: xr.DataArray, W: xr.DataArray, trailing: tuple, dtype=np.float32
+) -> np.ndarray:
+    """`da` as [R, *trailing] (float32 by default) over the run axes of `W` (broadcast
+    if absent)."""
     runs = W.isel(hidden=0, feature=0, drop=True)
     da = da.broadcast_like(runs).transpose(*runs.dims, *trailing)
-    return np.asarray(da.values, np.float32).reshape(-1, *da.shape[runs.ndim :])
+    return np.asarray(da.values, dtype).reshape(-1, *da.shape[runs.ndim :])
 
 
 def _data_spec(ds: xr.Dataset) -> DataSpec:
@@ -249,9 +272,13 @@ def _data_spec(ds: xr.Dataset) -> DataSpec:
 
 
 def _attack_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray) -> dict:
-    """`vulnerability` [R] of a linear or relu_output dataset with b and density."""
+    """`vulnerability` [R] of a linear or relu_output dataset with b and density (not
+    for "exactly_one" inputs: the attack's shared uniforms have no feature choice)."""
     kind = ds.attrs.get("model_kind", "relu_output")
     if kind not in ATTACK_KINDS or "b" not in ds or "density" not in ds:
+        return {}
+    spec = _data_spec(ds)
+    if spec.inputs == "exactly_one":
         return {}
     density = _per_run(ds["density"], W, ("feature",))
     importance = (
@@ -259,12 +286,27 @@ def _attack_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray) -> di
         if "importance" in ds
         else np.ones_like(density)
     )
-    spec = _data_spec(ds)
     noise = adversarial.attack_noise(flat_W.shape[-1], spec)
     run_elements = flat_W.shape[-1] ** 2 * adversarial.ATTACK_BATCH
     arrays = (flat_W, _per_run(ds["b"], W, ("feature",)), density, importance)
     fn = _attack_runs(kind != "linear", spec)
     return _in_chunks(fn, arrays, run_elements, (noise,), ATTACK_CHUNK_ELEMENTS)
+
+
+def _point_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray) -> dict:
+    """`data_dimensionality` [R, T] (T <= EXAMPLE_LIMIT) and its mean [R] of a result
+    with a finite dataset; {} otherwise. The examples are regenerated, not stored."""
+    config = data_points.sweep_config(ds)
+    if config is None or not config.spec.data.dataset_size or "density" not in ds:
+        return {}
+    n_examples = config.spec.data.dataset_size
+    density = _per_run(ds["density"], W, ("feature",))
+    seeds = (_per_run(ds["data_seed"], W, (), np.int64) if "data_seed" in ds.coords
+             else np.full(len(flat_W), config.data.get("data_seed", 0), np.int64))
+    per_example = n_examples <= data_points.EXAMPLE_LIMIT
+    fn = _points_runs(config.spec, config.spec.model.kind, config.seed, per_example)
+    H, F = flat_W.shape[-2:]
+    return _in_chunks(fn, (flat_W, density, seeds), (F + H + 1) * n_examples)
 
 
 def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
@@ -280,9 +322,15 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
     (*run_axes; abs_computation, from W1 and W2), `vulnerability` (*run_axes; only with
     `adversarial=True`, as it costs O(F² B H) per run: F attacks on a batch of B inputs;
     linear and relu_output models with `b` and `density`, the model kind from
-    attrs["model_kind"], relu_output if absent) and `dimensionality_snapshots`
-    (*run_axes, snapshot, feature; with `W_snapshots` or `W1_snapshots`). Other
-    variables and coordinates are kept.
+    attrs["model_kind"], relu_output if absent; not for "exactly_one" inputs),
+    `dimensionality_snapshots` (*run_axes, snapshot, feature; with `W_snapshots` or
+    `W1_snapshots`), and for a
+    finite dataset (attrs["config"] with data.dataset_size = T, and `density`)
+    `data_dimensionality` (*run_axes, example; only if T <= `data_points.EXAMPLE_LIMIT`)
+    and `data_dimensionality_mean` (*run_axes), from each run's training examples
+    regenerated with `toymodels.data.training_set` (root seed from the config, the
+    run's `data_seed` coordinate or the config's). Other variables and coordinates are
+    kept.
 
     A sweep with static axes (n_hidden, kind, ...: `toymodels.groups`) is analysed group
     by group at each group's own size, so the NaN padding of smaller models is never
@@ -327,6 +375,9 @@ def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
         Ws = _per_run(ds[snapshots], W, ("snapshot", "hidden", "feature"))
         flat.update(_in_chunks(snapshot_runs, (Ws,), Ws.shape[1] * H * F))
         table += SNAPSHOT_VARIABLES
+    points = _point_variables(ds, W, flat_W)
+    flat.update(points)
+    table += [v for v in POINT_VARIABLES if v[0] in points]
     new = {
         name: xr.DataArray(
             flat[name].reshape(run_shape + flat[name].shape[1:]),
@@ -335,4 +386,7 @@ def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
         )
         for name, dims, description in table
     }
-    return ds.assign(new).assign_coords(polytope_kind=list(geometry.POLYTOPE_KINDS))
+    coords = {"polytope_kind": list(geometry.POLYTOPE_KINDS)}
+    if "data_dimensionality" in new:
+        coords["example"] = np.arange(new["data_dimensionality"].sizes["example"])
+    return ds.assign(new).assign_coords(coords)
