@@ -29,9 +29,18 @@ def test_analyze_writes_the_variables_into_the_store(results, capsys):
 
 
 ABS_ONLY = {"computation"}  # needs an abs_computation sweep: tests/test_plotting_worlds.py
+FINITE_ONLY = {"double_descent", "memorisation_dimensionality", "memorisation_geometry",
+               "loss_grid"}  # need a dataset_size axis: tests/test_double_descent.py
 
 
-@pytest.mark.parametrize("kind", sorted(set(PLOTS) - ABS_ONLY))
+@pytest.mark.parametrize("kind", sorted(FINITE_ONLY))
+def test_finite_dataset_plots_of_an_online_sweep_are_one_line(results, tmp_path, capsys, kind):
+    assert main(["plot", kind, str(results), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "dataset_size" in err
+
+
+@pytest.mark.parametrize("kind", sorted(set(PLOTS) - ABS_ONLY - FINITE_ONLY))
 def test_plot_writes_a_png(results, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
     assert main(["plot", kind, str(results), "--out", str(out)]) == 0
