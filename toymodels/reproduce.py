@@ -197,15 +197,44 @@ EXPERIMENTS: dict[str, Experiment] = {
         ("train.steps=3000", "sweep.seed=[0]"),
         (PlotSpec("dynamics.png", "dynamics"),),
     ),
+    "double_descent": Experiment(
+        "double_descent.toml",
+        ("train.steps=1500", "train.warmup_steps=75", "sweep.dataset_size=[5, 50, 1000]",
+         "sweep.data_seed=[0]", "sweep.seed=[0, 1]"),
+        (
+            PlotSpec("double_descent.png", "double_descent"),
+            PlotSpec("double_descent_geometry.png", "memorisation_geometry",
+                     {"sizes": [3, 5, 8, 12, 200, 2000]}),
+            PlotSpec("double_descent_dimensionality.png", "memorisation_dimensionality"),
+        ),
+    ),
+    "double_descent_grid": Experiment(
+        "double_descent_grid.toml",
+        ("train.steps=1500", "train.warmup_steps=75", "sweep.dataset_size=[5, 50, 1000]",
+         "sweep.n_hidden=[2, 4]", "sweep.data_seed=[0]", "sweep.seed=[0]"),
+        (PlotSpec("double_descent_grid.png", "loss_grid"),),
+    ),
+    "double_descent_wd": Experiment(
+        "double_descent_wd.toml",
+        ("train.steps=1500", "train.warmup_steps=75", "sweep.dataset_size=[5, 50, 1000]",
+         "sweep.data_seed=[0]", "sweep.seed=[0]"),
+        (PlotSpec("double_descent_wd.png", "double_descent", {"by": "weight_decay"}),),
+    ),
 }
 """Name -> experiment, in the order ``reproduce`` runs them."""
+
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "double_descent": ("double_descent", "double_descent_grid", "double_descent_wd"),
+}
+"""A name that selects several experiments (``--only double_descent`` runs the curve, the
+T x m grid and the weight-decay comparison)."""
 
 
 def select_experiments(names=None) -> list[str]:
     """The experiment names to run, in registry order.
 
     Args:
-      names: names from ``EXPERIMENTS``, or None / empty for all of them.
+      names: names from ``EXPERIMENTS`` or ``FAMILIES``, or None / empty for all of them.
 
     Returns:
       The names, without repeats, in the order of ``EXPERIMENTS``.
@@ -215,6 +244,7 @@ def select_experiments(names=None) -> list[str]:
     """
     if not names:
         return list(EXPERIMENTS)
+    names = [m for n in names for m in FAMILIES.get(n, (n,))]
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise UserError(

@@ -134,6 +134,8 @@ def geometry_figure(ds: xr.Dataset, sizes=None, max_features: int = 30) -> Figur
     T = _sizes(ds)
     if sizes is None:
         sizes = T[np.unique(np.linspace(0, len(T) - 1, min(6, len(T))).round().astype(int))]
+    else:  # the nearest T of the sweep to each wanted one, each once
+        sizes = list(dict.fromkeys(T[np.argmin(np.abs(np.log(T) - np.log(s)))] for s in sizes))
     runs = best_inits(ds)
     runs = runs.isel(data_seed=0) if "data_seed" in runs.dims else runs
     fig = Figure(figsize=(1.9 * len(sizes), 4.2), layout="constrained")
@@ -178,11 +180,11 @@ def _title(ds: xr.Dataset, detail: str) -> str:
     return title(ds, detail)
 
 
-def _single(draw, figsize=(6.4, 4.2)):
+def _single(draw, detail: str, figsize=(6.4, 4.2)):
     def make(ds: xr.Dataset, **options) -> Figure:
         fig = Figure(figsize=figsize, layout="constrained")
         draw(fig.add_subplot(), ds, **options)
-        fig.suptitle(_title(ds, draw.__doc__.split("\n")[0].rstrip(".:")), fontsize=9)
+        fig.suptitle(_title(ds, detail), fontsize=9)
         return fig
 
     make.__doc__ = f"A one-axes figure drawn by ``{draw.__name__}(ax, ds, **options)``."
@@ -190,8 +192,9 @@ def _single(draw, figsize=(6.4, 4.2)):
 
 
 FIGURES = {
-    "double_descent": _single(losses),  # by
-    "memorisation_dimensionality": _single(dimensionality),
+    "double_descent": _single(losses, "test and train loss against T, best of the inits"),  # by
+    "memorisation_dimensionality": _single(
+        dimensionality, "dimensionality of the features and of the training points"),
     "memorisation_geometry": geometry_figure,  # sizes, max_features
-    "loss_grid": _single(loss_grid),  # y
+    "loss_grid": _single(loss_grid, "test loss over T and m, best of the inits"),  # y
 }
