@@ -162,7 +162,8 @@ def loss_grid(ax, ds: xr.Dataset, y: str = "n_hidden") -> object:
     from matplotlib.colors import LogNorm
 
     T = _sizes(ds)
-    cells = _mean_over_data(best_inits(ds)["final_loss"]).transpose(y, SIZE)
+    loss = best_inits(ds)["final_loss"]
+    cells = (loss if y == "data_seed" else _mean_over_data(loss)).transpose(y, SIZE)
     values = cells.values
     mesh = ax.pcolormesh(np.arange(len(T) + 1), np.arange(cells.sizes[y] + 1), values,
                          norm=LogNorm(np.nanmin(values), np.nanmax(values)), cmap="viridis")
