@@ -43,12 +43,13 @@ def _mean_over_data(da: xr.DataArray) -> xr.DataArray:
     return da.mean("data_seed") if "data_seed" in da.dims else da
 
 
-def losses(ax, ds: xr.Dataset, by: str | None = None) -> list:
-    """Test loss (``final_loss``, the population loss) and ``train_loss`` against T.
+def losses(axes, ds: xr.Dataset, by: str | None = None) -> list:
+    """Test loss (``final_loss``, the population loss; ``axes[0]``, linear scale) and
+    ``train_loss`` (``axes[1]``, log scale) against T.
 
     Best init per training set; a dot per data seed, a line through their mean. With
-    ``by`` (a sweep axis, e.g. weight_decay), one pair of lines per value of it, shaded
-    from light to dark.
+    ``by`` (a sweep axis, e.g. weight_decay), one line per value of it, shaded from light
+    to dark.
 
     Returns:
       The line artists, test then train for each value of ``by``.
@@ -60,21 +61,32 @@ def losses(ax, ds: xr.Dataset, by: str | None = None) -> list:
     for k, value in enumerate(values):
         part = runs.sel({by: value}) if by else runs
         shade = 0.45 + 0.55 * (k + 1) / len(values)
-        label = f", {by} = {value:g}" if by else ""
-        for name, colour, style, what in (("final_loss", TEST_COLOUR, "-", "test"),
-                                          ("train_loss", TRAIN_COLOUR, "--", "train")):
+        label = f"{by} = {value:g}" if by else None
+        for ax, name, colour in ((axes[0], "final_loss", TEST_COLOUR),
+                                 (axes[1], "train_loss", TRAIN_COLOUR)):
             da = part[name].transpose(SIZE, ...)
             flat = da.values.reshape(len(T), -1)
             ax.scatter(np.repeat(T, flat.shape[1]), flat.ravel(), s=6, color=colour,
                        alpha=0.35 * shade, lw=0)
-            drawn += ax.plot(T, _mean_over_data(da).values, style, color=colour,
-                             alpha=shade, label=f"{what}{label}")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("training examples T")
-    ax.set_ylabel("loss (test: population; train: the T examples)")
-    ax.legend(fontsize=7)
+            drawn += ax.plot(T, _mean_over_data(da).values, color=colour, alpha=shade,
+                             label=label)
+    for ax, what in zip(axes, ("test loss (population)", "train loss (the T examples)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("training examples T")
+        ax.set_ylabel(what)
+        if by:
+            ax.legend(fontsize=7)
+    axes[1].set_yscale("log")
     return drawn
+
+
+def losses_figure(ds: xr.Dataset, by: str | None = None) -> Figure:
+    """Test and train loss against T side by side (``losses``). Option: ``by``."""
+    fig = Figure(figsize=(9.0, 3.8), layout="constrained")
+    losses(fig.subplots(1, 2), ds, by)
+    fig.suptitle(_title(ds, "test and train loss against T, best of the inits per "
+                            "training set; dots: each training set"), fontsize=9)
+    return fig
 
 
 def dimensionality(ax, ds: xr.Dataset) -> list:
@@ -193,7 +205,7 @@ def _single(draw, detail: str, figsize=(6.4, 4.2)):
 
 
 FIGURES = {
-    "double_descent": _single(losses, "test and train loss against T, best of the inits"),  # by
+    "double_descent": losses_figure,  # by
     "memorisation_dimensionality": _single(
         dimensionality, "dimensionality of the features and of the training points"),
     "memorisation_geometry": geometry_figure,  # sizes, max_features
