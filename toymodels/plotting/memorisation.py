@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 
 SIZE = "dataset_size"
 TEST_COLOUR, TRAIN_COLOUR = "#3b75af", "#ef8636"
+STYLES = ("-", "--", ":", "-.")  # one per value of a `by` axis
 
 
 def best_inits(ds: xr.Dataset) -> xr.Dataset:
@@ -68,8 +69,8 @@ def losses(axes, ds: xr.Dataset, by: str | None = None) -> list:
             flat = da.values.reshape(len(T), -1)
             ax.scatter(np.repeat(T, flat.shape[1]), flat.ravel(), s=6, color=colour,
                        alpha=0.35 * shade, lw=0)
-            drawn += ax.plot(T, _mean_over_data(da).values, color=colour, alpha=shade,
-                             label=label)
+            drawn += ax.plot(T, _mean_over_data(da).values, STYLES[k % len(STYLES)],
+                             color=colour, alpha=shade, label=label)
     for ax, what in zip(axes, ("test loss (population)", "train loss (the T examples)")):
         ax.set_xscale("log")
         ax.set_xlabel("training examples T")
