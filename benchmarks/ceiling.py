@@ -228,7 +228,8 @@ def matmul_ceiling(ns=DEFAULT_N, repeats: int = 10, min_seconds: float = 0.2,
     rows = measure(ns, repeats, min_seconds, names)
     best = max(rows, key=lambda r: r["gflops"])
     return {"gflops": best["gflops"], "set_by": best["candidate"], "n": best["n"],
-            "cores": _cpu_count(), "jax_devices": len(jax.devices()),
+            "cores": _cpu_count(), "cores_busy": best["cores_busy"],
+            "jax_devices": len(jax.devices()),
             "repeats": repeats, "min_seconds": min_seconds,
             "load_before": load_before, "load_after": _load(), "candidates": rows}
 
@@ -248,12 +249,18 @@ def _load() -> dict:
 
 
 def describe(ceiling: dict) -> str:
-    """One line: the ceiling and what set it."""
-    return ("matmul ceiling on %d cores: %.1f GFLOP/s, set by %s at n=%d (median of %d "
+    """The ceiling and what set it; a second line if it did not get every core."""
+    line = ("matmul ceiling on %d cores: %.1f GFLOP/s, set by %s at n=%d (median of %d "
             "rounds, float32; candidates: %s)"
             % (ceiling["cores"], ceiling["gflops"], ceiling["set_by"], ceiling["n"],
                ceiling["repeats"],
                ", ".join(sorted({r["candidate"] for r in ceiling["candidates"]}))))
+    if ceiling["cores_busy"] < 0.9 * ceiling["cores"]:
+        line += ("\nWARNING: it kept only %.2f of the %d cores busy (other work was "
+                 "running, or no candidate threads over every core): the ceiling is "
+                 "low, and shares of it high"
+                 % (ceiling["cores_busy"], ceiling["cores"]))
+    return line
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 10, seed: int = 0) -> float:
