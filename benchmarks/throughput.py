@@ -4,7 +4,8 @@ Times the real sweep path (`toymodels.sweep.make_chunk_runner`: the jitted chunk
 one block of runs per device) on the configs of the issue, with the runs spread over
 `--seeds` distinct seeds as in a real sweep (runs sharing a seed share their random
 draws), split over one JAX CPU device per core as the `toymodels` command does. Compile time and the first call are
-reported apart; the timed figure is the median over `--repeats` calls.
+reported apart; the timed figure is the median over `--repeats` calls, with the median of
+process CPU time / wall time over them ("cores busy").
 
 The share of the ceiling is against `ceiling.matmul_ceiling`, measured first in the same
 run with the same JAX devices: the best sustained float32 matmul throughput on all the
@@ -74,18 +75,20 @@ def measure(name: str, steps: int | None, seeds: int, repeats: int) -> dict:
     start = time.perf_counter()
     run(grid, 0, grid.n_runs)  # compile + first call
     first = time.perf_counter() - start
-    times = []
+    times, busy = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         run(grid, 0, grid.n_runs)
         times.append(time.perf_counter() - start)
+        busy.append((time.process_time() - cpu) / times[-1])
     seconds = statistics.median(times)
     model_steps = grid.n_runs * steps / seconds
     return {
         "config": name, "n_features": F, "n_hidden": H, "batch": B, "runs": grid.n_runs,
         "seeds": seeds, "steps": steps, "group_size": group_size(config.spec),
         "chunk": chunk, "seconds_median": seconds, "seconds_all": times,
-        "first_call_seconds": first, "model_steps_per_s": model_steps,
+        "first_call_seconds": first, "cores_busy": statistics.median(busy),
+        "model_steps_per_s": model_steps,
         "samples_per_s": model_steps * B, "gflops": model_steps * 12 * B * F * H / 1e9,
     }
 
@@ -142,6 +145,7 @@ def _line(r: dict) -> str:
            f"| {r['samples_per_s']:.3g} samples/s | {r['gflops']:6.1f} GFLOP/s")
     if "share_of_ceiling" in r:
         out += f" ({100 * r['share_of_ceiling']:.0f}% of the all-core ceiling)"
+    out += f" | {r['cores_busy']:.2f} cores busy"
     out += f" | compile+first call {r['first_call_seconds']:.1f}s"
     if "speedup_vs_torch" in r:
         out += f" | torch {r['torch_model_steps_per_s']:,.0f} -> x{r['speedup_vs_torch']:.1f}"
