@@ -4,7 +4,14 @@ Times the real sweep path (`toymodels.sweep.make_chunk_runner`: the jitted chunk
 one block of runs per device) on the configs of the issue, with the runs spread over
 `--seeds` distinct seeds as in a real sweep (runs sharing a seed share their random
 draws), split over one JAX CPU device per core as the `toymodels` command does. Compile time and the first call are
-reported apart; the timed figure is the median over `--repeats` calls.
+reported apart; the timed figure is the median over `--repeats` calls, with the median of
+process CPU time / wall time over them ("cores busy").
+
+The share of the ceiling is against `ceiling.matmul_ceiling`, measured first in the same
+run with the same JAX devices: the best sustained float32 matmul throughput on all the
+cores, the largest median among numpy's BLAS and three JAX ways (one matmul, one per
+device dispatched at once as the sweep does, one batched matmul), at n = 2048 and 4096
+(`--ceiling-n`). Which candidate set it is printed and every candidate goes to the JSON.
 
 FLOPs count the matmuls only: 12·B·F·H per model-step (forward and backward). The timed
 call includes the final evaluation on 8,192 samples (`eval_samples`, about 3 steps' work,
@@ -68,18 +75,20 @@ def measure(name: str, steps: int | None, seeds: int, repeats: int) -> dict:
     start = time.perf_counter()
     run(grid, 0, grid.n_runs)  # compile + first call
     first = time.perf_counter() - start
-    times = []
+    times, busy = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         run(grid, 0, grid.n_runs)
         times.append(time.perf_counter() - start)
+        busy.append((time.process_time() - cpu) / times[-1])
     seconds = statistics.median(times)
     model_steps = grid.n_runs * steps / seconds
     return {
         "config": name, "n_features": F, "n_hidden": H, "batch": B, "runs": grid.n_runs,
         "seeds": seeds, "steps": steps, "group_size": group_size(config.spec),
         "chunk": chunk, "seconds_median": seconds, "seconds_all": times,
-        "first_call_seconds": first, "model_steps_per_s": model_steps,
+        "first_call_seconds": first, "cores_busy": statistics.median(busy),
+        "model_steps_per_s": model_steps,
         "samples_per_s": model_steps * B, "gflops": model_steps * 12 * B * F * H / 1e9,
     }
 
@@ -91,18 +100,26 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-ceiling", action="store_true")
+    parser.add_argument("--ceiling-n", type=int, nargs="+", default=[2048, 4096],
+                        help="matmul sizes of the ceiling (default 2048 4096)")
+    parser.add_argument("--ceiling-repeats", type=int, default=5)
     parser.add_argument("--baseline", action="store_true", help="also time the PyTorch baseline")
     parser.add_argument("--baseline-steps", type=int, default=5)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    from ceiling import machine_info, matmul_gflops
+    from ceiling import describe, machine_info, matmul_ceiling
 
     info = machine_info()
-    ceiling = None if args.no_ceiling else matmul_gflops(n=2048, repeats=10)
     print(f"{info['platform']} | jax {jax.__version__} | {len(jax.devices())} x "
-          f"{jax.devices()[0].device_kind} | {info.get('cpu_count', '?')} CPUs")
-    if ceiling:
-        print(f"matmul ceiling (float32 2048^3, median of 10): {ceiling:.1f} GFLOP/s")
+          f"{jax.devices()[0].device_kind} | {info.get('cpu_count', '?')} CPUs "
+          f"({info.get('cpu_model')})")
+    measured = None if args.no_ceiling else matmul_ceiling(args.ceiling_n, args.ceiling_repeats)
+    ceiling = measured and measured["gflops"]
+    if measured:
+        for c in measured["candidates"]:
+            print(f"  {c['candidate']:<15} n={c['n']:<5} {c['gflops']:6.1f} GFLOP/s "
+                  f"({c['cores_busy']:.2f} cores busy)")
+        print(describe(measured))
     rows = []
     for name in args.only or list(CONFIGS):
         row = measure(name, args.steps, args.seeds, args.repeats)
@@ -119,7 +136,7 @@ def main() -> None:
         print(_line(row), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "ceiling_gflops": ceiling,
-                                         "results": rows}, indent=1))
+                                         "ceiling": measured, "results": rows}, indent=1))
 
 
 def _line(r: dict) -> str:
@@ -127,7 +144,8 @@ def _line(r: dict) -> str:
            f"steps={r['steps']:<4} V={r['group_size']:<3} | {r['model_steps_per_s']:>9,.0f} model-steps/s "
            f"| {r['samples_per_s']:.3g} samples/s | {r['gflops']:6.1f} GFLOP/s")
     if "share_of_ceiling" in r:
-        out += f" ({100 * r['share_of_ceiling']:.0f}% of ceiling)"
+        out += f" ({100 * r['share_of_ceiling']:.0f}% of the all-core ceiling)"
+    out += f" | {r['cores_busy']:.2f} cores busy"
     out += f" | compile+first call {r['first_call_seconds']:.1f}s"
     if "speedup_vs_torch" in r:
         out += f" | torch {r['torch_model_steps_per_s']:,.0f} -> x{r['speedup_vs_torch']:.1f}"
