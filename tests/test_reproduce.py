@@ -112,3 +112,17 @@ def test_example_custom_plot_runs_on_a_tiny_sweep(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert is_png(out)
+
+
+@pytest.mark.slow
+def test_quick_double_descent_memorises_small_and_generalises_large_datasets(quick_all):
+    """Henighan et al.'s two regimes in the quick sweep (T = 5, 50, 1000): the train loss
+    rises with T (few examples are memorised), and only the largest T beats the zero
+    model's test loss of 1 (unit-norm inputs) by more than 3%."""
+    from toymodels.plotting.memorisation import best_inits
+
+    runs, _ = quick_all
+    best = best_inits(tm.load(runs / "quick" / "double_descent")).isel(data_seed=0)
+    train, test = best.train_loss.values, best.final_loss.values
+    assert train[0] < 0.5 * train[1] < train[2] and train[0] < 0.3
+    assert test[2] < 0.97 and test[0] > 0.98 and test[1] > 0.98
