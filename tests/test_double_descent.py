@@ -49,6 +49,7 @@ def sizes(tmp_path_factory):
 def test_a_dataset_size_group_equals_its_sweep_alone(sizes):
     _, ds, alone = sizes
     same_arrays(ds.sel(dataset_size=4), alone, ("W", "b", "loss", "final_loss", "train_loss"))
+    np.testing.assert_array_equal(ds.test_loss.values, ds.final_loss.values)
 
 
 def test_data_points_are_analysed_in_their_own_group(sizes):

@@ -26,7 +26,7 @@ def describe(out: str | Path) -> str:
         f"model: {v('kind', m.kind)}, {v('n_features', m.n_features)} features -> "
         f"{v('n_hidden', m.n_hidden)} hidden",
         f"train: {v('steps', t['steps'])} steps, batch {v('batch_size', t['batch_size'])}, "
-        f"lr {t['learning_rate']:g}, "
+        f"{v('optimizer', t['optimizer'])} lr {t['learning_rate']:g}, "
         f"weight decay {t['weight_decay']:g}, dropout {t['dropout']:g}, {t['schedule']} schedule",
         f"axes: {axes}  (grid {' x '.join(map(str, config.shape)) or '1'})",
         *([f"static groups: {len(config.groups)} ({' x '.join(swept)}), each compiled once"]

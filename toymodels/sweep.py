@@ -38,6 +38,8 @@ FINAL_LOSS = ("population loss of the final weights (no dropout, no L1): exact f
               "active features, sampled for 2 or more (toymodels.evaluation)")
 TRAIN_LOSS = ("loss of the final weights (no dropout, no L1) averaged over the run's "
               "dataset_size training examples (toymodels.data.training_set)")
+TEST_LOSS = ("the same values as final_loss: the population loss on fresh samples, the "
+             "test loss of the double-descent curve (test_loss against train_loss over T)")
 
 
 def describe_devices(devices, n_processes: int = 1) -> str:
@@ -396,6 +398,7 @@ def build_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict
     if config.spec.data.dataset_size:
         fit = as_grid(columns["train_loss"])
         variables["train_loss"] = (axes, fit, {"long_name": TRAIN_LOSS})
+        variables["test_loss"] = (axes, as_grid(columns["final_loss"]), {"long_name": TEST_LOSS})
     if config.spec.train.snapshot_every:
         variables.update({name + SNAPSHOT: (axes + ("snapshot",) + kind.dims[name],
                                             as_grid(columns[name + SNAPSHOT])) for name in kind.dims})
