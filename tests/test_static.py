@@ -93,14 +93,18 @@ def test_padded_features_are_absent_not_unrepresented(tmp_path):
     assert (small.n_represented <= 3).all()
 
 
+@pytest.mark.slow
 def test_chunk_size_changes_no_bit_inside_static_groups(widths, tmp_path):
+    """Slow; the default suite covers it per group (tests/test_data.py's chunk-size and
+    second-group tests, and adding a group here)."""
     c = static_config(n_hidden=[2, 3, 5])
     one = tm.load(tm.run_sweep(c, tmp_path / "c1", chunk_size=1, quiet=True))
     same_arrays(one, widths["three"])
 
 
+@pytest.mark.slow
 def test_a_failure_in_one_group_keeps_the_finished_groups(tmp_path, monkeypatch):
-    """The disk fills up in the second group: the first group's chunks stay, and the same
+    """Slow; tests/test_misuse.py's full-disk test covers one group. The disk fills up in the second group: the first group's chunks stay, and the same
     call resumes with only the missing runs."""
     c = static_config(n_hidden=[2, 3])
     out, writes, real = tmp_path / "r", [], store.write_chunk
