@@ -190,9 +190,7 @@ def axis_check(name: str) -> Callable[[Any], Any]:
         return _number(0.0, 1.0, hi_open=True)
     if name == "feature_probability":
         return _number(0.0, 1.0, lo_open=True)
-    if name in STATIC:
-        return SCHEMA[STATIC_TABLES[name]][name]
-    table = "train" if name in SCHEMA["train"] else "data"
+    table = STATIC_TABLES.get(name) or ("train" if name in SCHEMA["train"] else "data")
     return SCHEMA[table][name]
 
 
@@ -255,7 +253,7 @@ class SweepConfig:
         reads (given, they would be an error)."""
         static = {n for n, _ in self.static_axes}
         optimizers = dict(self.axes).get("optimizer", (self.spec.train.optimizer,))
-        unused = set.intersection(*(set(unused_by_optimizer(o, self.train)) for o in optimizers))
+        unused = _unused_by_all(optimizers, self.train)
         tables = {"model": dataclasses.asdict(self.spec.model), "data": dict(self.data),
                   "train": {k: v for k, v in self.train.items() if k not in unused}}
         tables = {t: {k: v for k, v in d.items() if k not in static} for t, d in tables.items()}
@@ -503,10 +501,15 @@ def unused_by_optimizer(optimizer: str, keys) -> list[str]:
     return [k for k in keys if k in OPTIMIZER_KEYS and k not in OPTIMIZER_READS[optimizer]]
 
 
+def _unused_by_all(optimizers, keys) -> set[str]:
+    """The keys among `keys` that none of `optimizers` reads (`unused_by_optimizer`)."""
+    return set.intersection(*(set(unused_by_optimizer(o, keys)) for o in optimizers))
+
+
 def _check_optimizer_keys(optimizers, given: dict[str, str], source: str) -> None:
     """A key given explicitly (`given`: key -> where, e.g. "train.beta1") that no optimizer
     of `optimizers` reads is an error naming the optimizers that read it."""
-    unused = set.intersection(*(set(unused_by_optimizer(o, given)) for o in optimizers))
+    unused = _unused_by_all(optimizers, given)
     for key in (k for k in given if k in unused):
         users = ", ".join(sorted(n for n, reads in OPTIMIZER_READS.items() if key in reads))
         which = " | ".join(f'"{o}"' for o in optimizers)

@@ -26,7 +26,7 @@ from toymodels.config import SweepConfig, parse_config, to_toml
 from toymodels.models import MODELS, get_model
 
 PADDED_DIMS = ("hidden", "feature", "step", "snapshot", "example")
-SNAPSHOT = "_snapshots"
+SNAPSHOT = "_snapshots"  # dataset variables of the parameters over training: W_snapshots
 
 
 def coordinate(values) -> np.ndarray:
@@ -34,6 +34,17 @@ def coordinate(values) -> np.ndarray:
     (batch_size = [256, "full"] -> ["256", "full"])."""
     kinds = {isinstance(v, str) for v in values}
     return np.asarray([str(v) for v in values] if len(kinds) > 1 else list(values))
+
+
+def group_coordinates(config: SweepConfig) -> list[tuple]:
+    """Each group's values of the static axes as Dataset coordinates (`coordinate`), in
+    the order of `config.groups`.
+
+    Example:
+      >>> group_coordinates(parse_config({"sweep": {"n_hidden": [2, 3], "seed": [0]}}))
+      [(2,), (3,)]
+    """
+    return list(itertools.product(*(coordinate(v).tolist() for _, v in config.static_axes)))
 
 
 def combine(parts: list[xr.Dataset], config: SweepConfig) -> xr.Dataset:
@@ -51,11 +62,10 @@ def combine(parts: list[xr.Dataset], config: SweepConfig) -> xr.Dataset:
     """
     static = config.static_axes
     names = [n for n, _ in static]
-    combos = list(itertools.product(*(coordinate(v).tolist() for _, v in static)))
-    parts = [p.expand_dims({n: [v] for n, v in zip(names, combo)})
-             for p, combo in zip(parts, combos)]
-    absent = _missing(parts)
-    parts = _filled(parts)
+    combos = group_coordinates(config)
+    absent = _missing(parts, names, combos)
+    parts = _filled([p.expand_dims({n: [v] for n, v in zip(names, combo)})
+                     for p, combo in zip(parts, combos)])
     fills = {name: _fill(parts[0][name]) for name in parts[0].data_vars}
     nested = _nest(parts, [len(v) for _, v in static])
     ds = xr.combine_nested(nested, concat_dim=names, join="outer", fill_value=fills,
@@ -76,13 +86,12 @@ def combine(parts: list[xr.Dataset], config: SweepConfig) -> xr.Dataset:
     return ds
 
 
-def _missing(parts: list[xr.Dataset]) -> dict[str, list[str]]:
+def _missing(parts: list[xr.Dataset], names: list[str], combos: list[tuple]) -> dict[str, list[str]]:
     """For each variable some parts lack, the static coordinates of those parts."""
-    names = {n for p in parts for n in p.data_vars}
-    where = lambda p: ", ".join(f"{d} = {p[d].values[0]}" for d in p.dims if d in p.coords
-                                and p.sizes[d] == 1 and p[d].dtype.kind in "OUSifb")
-    return {n: [where(p) for p in parts if n not in p] for n in sorted(names)
-            if any(n not in p for p in parts)}
+    variables = dict.fromkeys(n for p in parts for n in p.data_vars)
+    where = lambda combo: ", ".join(f"{n} = {v}" for n, v in zip(names, combo))
+    return {v: [where(c) for p, c in zip(parts, combos) if v not in p] for v in variables
+            if any(v not in p for p in parts)}
 
 
 def _filled(parts: list[xr.Dataset]) -> list[xr.Dataset]:
@@ -141,9 +150,8 @@ def split(ds: xr.Dataset, config: SweepConfig) -> list[xr.Dataset]:
     of a sweep without static axes (its own config, model_kind, n_features, n_hidden).
     """
     names = [n for n, _ in config.static_axes]
-    combos = itertools.product(*(coordinate(v).tolist() for _, v in config.static_axes))
     return [_trimmed(ds.sel(dict(zip(names, combo))), group)
-            for combo, group in zip(combos, config.groups)]
+            for combo, group in zip(group_coordinates(config), config.groups)]
 
 
 def _trimmed(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
@@ -153,7 +161,7 @@ def _trimmed(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
     ds = ds.drop_vars([v for v in ds.data_vars if v in others or v.removesuffix(SNAPSHOT) in others])
     sizes = {"hidden": model.n_hidden, "feature": model.n_features,
              "step": train.n_logs, "snapshot": train.n_snapshots + 1 if train.snapshot_every else 0,
-             "example": getattr(group.spec.data, "dataset_size", 0)}  # 0: online, none
+             "example": group.spec.data.dataset_size}  # 0: online, no examples
     ds = ds.isel({d: slice(0, n) for d, n in sizes.items() if d in ds.dims})
     for name in ds.data_vars:
         ds[name].attrs.pop("padding", None)
@@ -190,6 +198,6 @@ def one_group(ds: xr.Dataset) -> xr.Dataset:
     names = [n for n, _ in config.static_axes]
     if any(n in ds.dims for n in names):
         raise ValueError(f"select one value of each static axis first ({', '.join(names)})")
-    combos = list(itertools.product(*(coordinate(v).tolist() for _, v in config.static_axes)))
+    combos = group_coordinates(config)
     group = config.groups[combos.index(tuple(ds[n].item() for n in names))]
     return _trimmed(ds, group)

@@ -25,12 +25,12 @@ from toymodels import data, evaluation, groups, store
 from toymodels.config import SweepConfig, to_toml
 from toymodels.errors import Interrupted, UserError
 from toymodels.grid import Grid, expand
+from toymodels.groups import SNAPSHOT
 from toymodels.lock import held
 from toymodels.models import get_model
 from toymodels.spec import Spec
 from toymodels.train import group_size, make_train
 
-SNAPSHOT = "_snapshots"  # dataset variables of the parameters over training: W_snapshots
 CHUNK_WORK = 1 << 35  # runs x steps x B x (F + H) per chunk: about a minute on 2 CPU cores
 CHUNK_MEMORY_BYTES = 1 << 30  # parameters, optimiser state and snapshots of one chunk
 MAX_CHUNK = 4096
@@ -113,7 +113,7 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
     mine = [i for i, d in enumerate(devices) if d.process_index == jax.process_index()]
     if mine != list(range(mine[0], mine[-1] + 1)):
         raise ValueError("this process's devices are not contiguous in the device list")
-    train = make_train(spec)
+    train, keys = make_train(spec), chunk_keys(spec)
 
     @jax.jit
     def train_block(seeds, slot, hyper, data_seeds):
@@ -136,13 +136,11 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
         wait_until_ready(outs)
         out = jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *outs)
         arrays = {**out.params, "loss": out.loss, "final_loss": out.final_loss,
-                  "final_loss_se": out.final_loss_se,
+                  "final_loss_se": out.final_loss_se, "train_loss": out.train_loss,
                   **{f"{k}{SNAPSHOT}": v for k, v in out.snapshots.items()}}
-        if spec.data.dataset_size:
-            arrays["train_loss"] = out.train_loss
         first = mine[0] * per_device
         n = max(0, min(len(mine) * per_device, stop - start - first))  # not padding
-        return start + first, {k: v[:n] for k, v in arrays.items()}
+        return start + first, {k: arrays[k][:n] for k in keys}
 
     return run
 

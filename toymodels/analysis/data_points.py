@@ -22,7 +22,6 @@ training_set`). For untied models the hidden vectors are W1 x_t (before any hidd
 from __future__ import annotations
 
 import functools
-import tomllib
 from typing import NamedTuple
 
 import jax
@@ -80,17 +79,6 @@ def points_one(W: jax.Array, density: jax.Array, data_seed: jax.Array, *, spec: 
     return {**out, "data_dimensionality": D} if per_example else out
 
 
-def sweep_config(ds: xr.Dataset):
-    """The `SweepConfig` in `ds.attrs["config"]`, or None if absent or unreadable."""
-    from toymodels.config import parse_config
-    from toymodels.errors import UserError
-
-    try:
-        return parse_config(tomllib.loads(ds.attrs["config"]))
-    except (UserError, tomllib.TOMLDecodeError, ValueError, TypeError, KeyError):
-        return None
-
-
 def _data_seed(run: xr.Dataset, config) -> int:
     if "data_seed" in run.coords:
         return int(run["data_seed"])
@@ -112,7 +100,7 @@ def training_set_of(run: xr.Dataset) -> xr.DataArray:
       ValueError: not a finite-dataset result or not one run.
     """
     run = groups.one_group(run)  # a run of a sweep with static axes: its group's config
-    config = sweep_config(run)
+    config = groups.config_of(run)
     if config is None or not config.spec.data.dataset_size:
         raise ValueError("training_set_of needs a results dataset with data.dataset_size")
     if run["density"].dims != ("feature",):

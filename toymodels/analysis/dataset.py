@@ -17,7 +17,6 @@ Each is added only where its inputs exist.
 """
 
 import functools
-import tomllib
 from collections.abc import Callable
 
 import jax
@@ -26,6 +25,7 @@ import xarray as xr
 
 from toymodels import groups
 from toymodels.analysis import adversarial, data_points, dynamics, geometry, metrics, neurons
+from toymodels.config import SweepConfig
 from toymodels.spec import DataSpec, Spec
 
 CHUNK_ELEMENTS = 2**20  # runs per chunk * F * F: keeps [chunk, F, F] arrays in cache
@@ -260,24 +260,15 @@ def _per_run(
     return np.asarray(da.values, dtype).reshape(-1, *da.shape[runs.ndim :])
 
 
-def _data_spec(ds: xr.Dataset) -> DataSpec:
-    """The data structure from `attrs["config"]` (default: independent, uniform)."""
-    from toymodels.config import parse_config
-    from toymodels.errors import UserError
-
-    try:
-        return parse_config(tomllib.loads(ds.attrs.get("config", ""))).spec.data
-    except (UserError, tomllib.TOMLDecodeError, ValueError, TypeError, KeyError):
-        return DataSpec()
-
-
-def _attack_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray) -> dict:
+def _attack_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray,
+                      config: SweepConfig | None) -> dict:
     """`vulnerability` [R] of a linear or relu_output dataset with b and density (not
-    for "exactly_one" inputs: the attack's shared uniforms have no feature choice)."""
+    for "exactly_one" inputs: the attack's shared uniforms have no feature choice); the
+    data structure from `config` (`attrs["config"]`; default independent, uniform)."""
     kind = ds.attrs.get("model_kind", "relu_output")
     if kind not in ATTACK_KINDS or "b" not in ds or "density" not in ds:
         return {}
-    spec = _data_spec(ds)
+    spec = config.spec.data if config is not None else DataSpec()
     if spec.inputs == "exactly_one":
         return {}
     density = _per_run(ds["density"], W, ("feature",))
@@ -293,10 +284,11 @@ def _attack_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray) -> di
     return _in_chunks(fn, arrays, run_elements, (noise,), ATTACK_CHUNK_ELEMENTS)
 
 
-def _point_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray) -> dict:
+def _point_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray,
+                     config: SweepConfig | None) -> dict:
     """`data_dimensionality` [R, T] (T <= EXAMPLE_LIMIT) and its mean [R] of a result
-    with a finite dataset; {} otherwise. The examples are regenerated, not stored."""
-    config = data_points.sweep_config(ds)
+    with a finite dataset (`config`, from `attrs["config"]`); {} otherwise. The examples
+    are regenerated, not stored."""
     if config is None or not config.spec.data.dataset_size or "density" not in ds:
         return {}
     n_examples = config.spec.data.dataset_size
@@ -355,7 +347,7 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
 
 def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
     """`analyze` of a Dataset with no padding (one static group)."""
-    W = _weights(ds)
+    W, config = _weights(ds), groups.config_of(ds)
     run_axes = W.dims[:-2]
     run_shape = W.shape[:-2]
     flat_W = np.asarray(W.values, np.float32).reshape(-1, *W.shape[-2:])
@@ -366,7 +358,7 @@ def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
     flat = _in_chunks(summarise_runs, (flat_W, W2), run_elements)
     flat = _variables(flat, flat_W)
     table = [*VARIABLES, *NEURON_VARIABLES, *(ABS_VARIABLES if untied else ())]
-    attack = _attack_variables(ds, W, flat_W) if adversarial else {}
+    attack = _attack_variables(ds, W, flat_W, config) if adversarial else {}
     if attack:
         flat.update(attack)
         table += ATTACK_VARIABLES
@@ -375,7 +367,7 @@ def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
         Ws = _per_run(ds[snapshots], W, ("snapshot", "hidden", "feature"))
         flat.update(_in_chunks(snapshot_runs, (Ws,), Ws.shape[1] * H * F))
         table += SNAPSHOT_VARIABLES
-    points = _point_variables(ds, W, flat_W)
+    points = _point_variables(ds, W, flat_W, config)
     flat.update(points)
     table += [v for v in POINT_VARIABLES if v[0] in points]
     new = {
