@@ -165,6 +165,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     },
 }
 STATIC = tuple(k for k, t in STATIC_TABLES.items() if k in SCHEMA[t])
+SAE_STATIC_KEYS = ("kind", "width", "batch_size", "steps", "optimizer")  # of an SAE sweep
 SWEEPABLE = TRACED + STATIC
 TABLES = ("model", "data", "train", "sweep")
 DEFAULTS = {
@@ -211,6 +212,9 @@ class SweepConfig:
         file order, the last fastest), each with those keys set and only the traced axes
         left; empty without static axes. `spec`, `data` and `train` are then the first
         group's.
+      sae: for a sweep of sparse autoencoders (an `[sae]` table, see
+        `toymodels.dictionary.config`), the resolved `[sae]` table; None for toy models.
+        `spec.sae` is then its static part and `spec.model` the source's shape.
     """
 
     name: str
@@ -221,11 +225,13 @@ class SweepConfig:
     axes: tuple[tuple[str, tuple], ...]
     source: str = dataclasses.field(default="<config>", compare=False)
     static_groups: tuple[SweepConfig, ...] = ()
+    sae: dict | None = None
 
     @property
     def static_axes(self) -> tuple[tuple[str, tuple], ...]:
         """The static axes ((name, values), ...) in file order; () when there are none."""
-        return tuple((n, v) for n, v in self.axes if n in STATIC)
+        static = STATIC if self.sae is None else SAE_STATIC_KEYS
+        return tuple((n, v) for n, v in self.axes if n in static)
 
     @property
     def groups(self) -> tuple[SweepConfig, ...]:
@@ -254,10 +260,12 @@ class SweepConfig:
         static = {n for n, _ in self.static_axes}
         optimizers = dict(self.axes).get("optimizer", (self.spec.train.optimizer,))
         unused = _unused_by_all(optimizers, self.train)
-        tables = {"model": dataclasses.asdict(self.spec.model), "data": dict(self.data),
+        first = {"sae": dict(self.sae)} if self.sae is not None else {
+            "model": dataclasses.asdict(self.spec.model)}
+        tables = {**first, "data": dict(self.data),
                   "train": {k: v for k, v in self.train.items() if k not in unused}}
         tables = {t: {k: v for k, v in d.items() if k not in static} for t, d in tables.items()}
-        sweep = {k: list(v) for k, v in self.axes}
+        sweep = {k: list(v) for k, v in self.axes if k != "source_run"}
         return {"name": self.name, "seed": self.seed, **tables, "sweep": sweep}
 
 
@@ -313,6 +321,9 @@ def parse_config(raw: dict, source: str = "<config>", *, _optimizers=None) -> Sw
     (`_optimizers`: for a static group of a sweep with an `optimizer` axis, all of that
     axis's values: a key is given in vain only if none of them reads it.)
     """
+    if "sae" in raw:  # sparse autoencoders on a toy model's activations
+        from toymodels.dictionary.config import parse_sae_config
+        return parse_sae_config(raw, source)
     fail = lambda key, msg: UserError(f"{source}: {key}: {msg}")
     for key in raw:
         if key not in (*SCHEMA[""], *TABLES):
@@ -524,7 +535,7 @@ def to_toml(config: SweepConfig) -> str:
     """The resolved config as TOML text; `parse_config(tomllib.loads(...))` gives it back."""
     d = config.to_dict()
     lines = [f"name = {_toml_value(d['name'])}", f"seed = {d['seed']}"]
-    for table in TABLES:
+    for table in (t for t in ("sae", *TABLES) if t in d):
         lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in d[table].items()]
     return "\n".join(lines) + "\n"
 

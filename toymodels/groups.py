@@ -25,7 +25,7 @@ import xarray as xr
 from toymodels.config import SweepConfig, parse_config, to_toml
 from toymodels.models import MODELS, get_model
 
-PADDED_DIMS = ("hidden", "feature", "step", "snapshot", "example")
+PADDED_DIMS = ("hidden", "feature", "step", "snapshot", "example", "latent")
 SNAPSHOT = "_snapshots"  # dataset variables of the parameters over training: W_snapshots
 
 
@@ -155,6 +155,8 @@ def split(ds: xr.Dataset, config: SweepConfig) -> list[xr.Dataset]:
 
 
 def _trimmed(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
+    if group.spec.sae is not None:
+        return _trimmed_sae(ds, group)
     model, train = group.spec.model, group.spec.train
     kind = get_model(model.kind)
     others = {n for k in MODELS.values() for n in k.dims} - set(kind.dims)
@@ -171,6 +173,24 @@ def _trimmed(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
                  n_hidden=model.n_hidden)
     ds = ds.copy()
     ds.attrs = attrs
+    return ds
+
+
+def _trimmed_sae(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
+    """`_trimmed` for a group of SAEs: its kind's parameters, its own width."""
+    from toymodels.dictionary.sae import SAE_KINDS
+
+    sae, train = group.spec.sae, group.spec.train
+    own = set(SAE_KINDS[sae.kind].dims) | ({"threshold"} if SAE_KINDS[sae.kind].threshold else set())
+    others = ({n for k in SAE_KINDS.values() for n in k.dims} | {"threshold"}) - own
+    ds = ds.drop_vars([v for v in ds.data_vars if v in others])
+    ds = ds.isel(latent=slice(0, sae.width), step=slice(0, train.n_logs))
+    for name in ds.data_vars:
+        ds[name].attrs.pop("padding", None)
+        ds[name].attrs.pop("absent", None)
+    ds = ds.copy()
+    ds.attrs = {**{k: v for k, v in ds.attrs.items() if k != "static_axes"},
+                "config": to_toml(group), "sae_kind": sae.kind, "width": sae.width}
     return ds
 
 

@@ -117,8 +117,12 @@ class Spec:
 
     Attributes:
       model, train, data: see ModelSpec, TrainSpec, DataSpec.
+      sae: for a group of sparse autoencoders, their static part
+        (`toymodels.dictionary.config.SAESpec`: kind, width, source); `model` and `data`
+        are then the source's, `train` the SAEs'. None for toy models.
     """
 
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     data: DataSpec = DataSpec()
+    sae: object = None

@@ -9,12 +9,14 @@ atomically as soon as it is done; a rerun trains only the chunks that are missin
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import math
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 import jax
 import numpy as np
@@ -56,11 +58,9 @@ def default_chunk_size(spec: Spec, n_runs: int) -> int:
 
     Activations do not bound it: a chunk's groups of V runs are trained one after another.
     """
-    B, F, H, T = (spec.train.batch_size, spec.model.n_features, spec.model.n_hidden,
-                  spec.train.steps)
-    by_work = CHUNK_WORK // (T * B * (F + H))
-    per_run = (F * H + F) * (spec.train.n_snapshots + 5) + F * spec.data.dataset_size
-    by_memory = CHUNK_MEMORY_BYTES // (4 * per_run)
+    trainer = trainer_of(spec)
+    by_work = CHUNK_WORK // (spec.train.steps * trainer.work(spec))
+    by_memory = CHUNK_MEMORY_BYTES // (4 * trainer.memory(spec))
     largest = max(1, min(MAX_CHUNK, by_work, by_memory, n_runs))
     return math.ceil(n_runs / math.ceil(n_runs / largest))
 
@@ -72,12 +72,12 @@ def useful_devices(devices: list, spec: Spec, n_runs: int) -> list:
     several processes every device is used, so that every process has work."""
     if jax.process_count() > 1:
         return devices
-    return devices[:max(1, min(len(devices), math.ceil(n_runs / group_size(spec))))]
+    return devices[:max(1, min(len(devices), math.ceil(n_runs / trainer_of(spec).group_size(spec))))]
 
 
 def round_chunk(chunk: int, spec: Spec, n_devices: int) -> int:
     """Rounds up to whole groups of V runs on every device (see `train.group_size`)."""
-    unit = group_size(spec) * n_devices
+    unit = trainer_of(spec).group_size(spec) * n_devices
     return math.ceil(chunk / unit) * unit
 
 
@@ -113,13 +113,8 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
     mine = [i for i, d in enumerate(devices) if d.process_index == jax.process_index()]
     if mine != list(range(mine[0], mine[-1] + 1)):
         raise ValueError("this process's devices are not contiguous in the device list")
-    train, keys = make_train(spec), chunk_keys(spec)
-
-    @jax.jit
-    def train_block(seeds, slot, hyper, data_seeds):
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(root_seed), seeds)
-        dataset_keys = jax.vmap(data.dataset_key, in_axes=(None, 0))(root_seed, data_seeds)
-        return train(keys, slot, hyper, evaluation.eval_key(root_seed), dataset_keys)
+    trainer = trainer_of(spec)
+    train_block, keys = jax.jit(trainer.make(spec, root_seed)), trainer.keys(spec)
 
     def block_inputs(grid: Grid, index: np.ndarray, device):
         seeds, slot = np.unique(grid.seed[index], return_inverse=True)
@@ -134,10 +129,7 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
                   for i in mine]
         outs = [train_block(*args) for args in blocks]  # asynchronous: all devices at once
         wait_until_ready(outs)
-        out = jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *outs)
-        arrays = {**out.params, "loss": out.loss, "final_loss": out.final_loss,
-                  "final_loss_se": out.final_loss_se, "train_loss": out.train_loss,
-                  **{f"{k}{SNAPSHOT}": v for k, v in out.snapshots.items()}}
+        arrays = jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *outs)
         first = mine[0] * per_device
         n = max(0, min(len(mine) * per_device, stop - start - first))  # not padding
         return start + first, {k: arrays[k][:n] for k in keys}
@@ -181,7 +173,7 @@ def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = 
     """
     main = jax.process_index() == 0
     say = (lambda msg: None) if quiet or not main else (lambda msg: print(msg, file=sys.stderr))
-    grids = [expand(group) for group in config.groups]
+    grids = [trainer_of(group.spec).expand(group) for group in config.groups]
     used = max((useful_devices(jax.devices(), g.spec, grid.n_runs)
                 for g, grid in zip(config.groups, grids)), key=len)
     opening = (out, to_toml(config), config.n_runs, describe_devices(used, jax.process_count()))
@@ -206,7 +198,8 @@ def group_keys(config: SweepConfig):
 
     def keys(start: int, stop: int) -> list[str] | None:
         g = int(np.searchsorted(offsets, start, side="right")) - 1
-        return chunk_keys(config.groups[g].spec) if stop <= offsets[g + 1] else None
+        spec = config.groups[g].spec
+        return trainer_of(spec).keys(spec) if stop <= offsets[g + 1] else None
 
     return keys
 
@@ -283,7 +276,7 @@ def _train_group(group: SweepConfig, grid: Grid, done: np.ndarray, first: int, o
     run = make_chunk_runner(spec, group.seed, chunk, n_slots, devices)
     for start, stop in plan_chunks(done, chunk):
         at, arrays = run(grid, start, stop)
-        if len(arrays["final_loss"]):
+        if len(arrays["loss"]):
             _write_chunk(out, first + at, arrays, n_runs)
         bar.update(stop - start)
 
@@ -293,7 +286,7 @@ def _write_chunk(out: Path, first: int, arrays: dict, n_runs: int) -> None:
     try:
         store.write_chunk(out, first, arrays)
     except OSError as e:
-        last = first + len(arrays["final_loss"]) - 1
+        last = first + len(arrays["loss"]) - 1
         raise _write_failed(e, f"runs {first}-{last}", out, n_runs) from None
 
 
@@ -318,6 +311,85 @@ def _interrupted(e: KeyboardInterrupt, out: Path, n_runs: int) -> Interrupted:
                        "rerun the same command to resume", signum)
 
 
+def make_toy_block(spec: Spec, root_seed: int):
+    """`block(seeds, slot, hyper, data_seeds) -> arrays` of a block of toy-model runs:
+    `toymodels.train.make_train` with the run keys of `root_seed`, its RunOutput as the
+    chunk's named arrays (`chunk_keys`)."""
+    train = make_train(spec)
+
+    def block(seeds, slot, hyper, data_seeds):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(root_seed), seeds)
+        dataset_keys = jax.vmap(data.dataset_key, in_axes=(None, 0))(root_seed, data_seeds)
+        out = train(keys, slot, hyper, evaluation.eval_key(root_seed), dataset_keys)
+        return {**out.params, "loss": out.loss, "final_loss": out.final_loss,
+                "final_loss_se": out.final_loss_se, "train_loss": out.train_loss,
+                **{f"{k}{SNAPSHOT}": v for k, v in out.snapshots.items()}}
+
+    return block
+
+
+def make_sae_block(spec: Spec, root_seed: int):
+    """`block(seeds, slot, hyper, data_seeds) -> arrays` of a block of SAEs
+    (`toymodels.dictionary.train.make_train_sae`; no dataset keys)."""
+    from toymodels.dictionary.train import make_train_sae
+
+    train = make_train_sae(spec)
+
+    def block(seeds, slot, hyper, data_seeds):
+        del data_seeds
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(root_seed), seeds)
+        return train(keys, slot, hyper)
+
+    return block
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """One kind of run the engine trains: the same chunks, devices, store and resume for
+    each (toy models; sparse autoencoders).
+
+    Attributes:
+      expand: `expand(group config) -> Grid`, the runs of a static group.
+      group_size: `group_size(spec) -> V`, the runs one compiled step updates at once.
+      make: `make(spec, root_seed) -> block(seeds, slot, hyper, data_seeds) -> arrays`.
+      keys: `keys(spec)`, the names of the arrays of every chunk.
+      dataset: `dataset(group config, grid, columns, manifest) -> Dataset` of a group.
+      work: per run and step, in units of `CHUNK_WORK`; memory: 4-byte values per run.
+    """
+
+    expand: Callable
+    group_size: Callable[[Spec], int]
+    make: Callable
+    keys: Callable[[Spec], list[str]]
+    dataset: Callable
+    work: Callable[[Spec], int]
+    memory: Callable[[Spec], int]
+
+
+def _toy_memory(spec: Spec) -> int:
+    F, H = spec.model.n_features, spec.model.n_hidden
+    return (F * H + F) * (spec.train.n_snapshots + 5) + F * spec.data.dataset_size
+
+
+def _sae_memory(spec: Spec) -> int:
+    N, d, F = spec.sae.width, spec.model.n_hidden, spec.model.n_features
+    return (2 * N * d + 4 * N + d) * 5 + d * F
+
+
+def trainer_of(spec: Spec) -> Trainer:
+    """The trainer of a static group: SAEs if `spec.sae` is set, else toy models."""
+    if spec.sae is None:
+        return Trainer(expand, group_size, make_toy_block, chunk_keys, build_dataset,
+                       lambda s: s.train.batch_size * (s.model.n_features + s.model.n_hidden),
+                       _toy_memory)
+    from toymodels.dictionary.results import build_sae_dataset, expand_sae
+    from toymodels.dictionary.train import sae_group_size, sae_keys
+
+    return Trainer(expand_sae, sae_group_size, make_sae_block, sae_keys, build_sae_dataset,
+                   lambda s: s.train.batch_size * (s.sae.width + s.model.n_hidden + s.model.n_features),
+                   _sae_memory)
+
+
 def chunk_keys(spec: Spec) -> list[str]:
     """The arrays every chunk file holds (see `make_chunk_runner` and `build_dataset`);
     `train_loss` only with a finite dataset."""
@@ -329,7 +401,7 @@ def chunk_keys(spec: Spec) -> list[str]:
 
 def _finish(config: SweepConfig, grids: list[Grid], out: Path, say) -> None:
     manifest = store.read_manifest(out)
-    parts = [build_dataset(group, grid, store.read_chunks(out, grid.n_runs, int(first)), manifest)
+    parts = [trainer_of(group.spec).dataset(group, grid, store.read_chunks(out, grid.n_runs, int(first)), manifest)
              for group, grid, first in zip(config.groups, grids, group_offsets(config))]
     ds = parts[0] if not config.static_groups else _combined(parts, config, manifest)
     report_nonfinite(ds, say)

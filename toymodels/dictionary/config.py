@@ -1,0 +1,325 @@
+"""`[sae]` sweep files: SAEs trained on a toy model's hidden activations, validated.
+
+A sweep file with an `[sae]` table trains sparse autoencoders instead of toy models, with
+the same engine (`toymodels.sweep.run_sweep`). The `[sae]` table names the source of the
+activations and the SAE; `[train]` the SAE's optimiser (defaults: Adam, lr 1e-3, no weight
+decay, batch 1024, 5,000 steps); `[sweep]` its axes. Example::
+
+  name = "sae_width"
+  [sae]
+  source = "zoo:basic_relu_sparse"   # or "runs/intro" (a results directory), or "synthetic"
+  kind = "topk"
+  k = 1
+  [sweep]
+  width = [5, 10, 20, 40]            # static: one compiled program per width
+  seed = [0, 1, 2, 3]
+
+Sources:
+  - a results directory of a toy-model sweep: `runs` picks its runs ("all", a list of
+    flat run indices, or a table of coordinates such as { sparsity = 0.99, seed = 0 },
+    every other axis kept whole). More than one run makes a `source_run` axis: an SAE for
+    every cell of a phase diagram.
+  - "zoo:NAME", a zoo model (`toymodels.zoo`).
+  - "synthetic": `n_features` random unit directions in `n_hidden` dims (drawn from
+    `truth_seed`), with the `[data]` table's feature probabilities, correlation and
+    magnitudes (Uniform[0, 1) by default).
+The activations are h = W x with x drawn fresh every step from the source's input law
+(its `[data]` table and per-run feature probabilities), common random numbers as for toy
+models: SAEs that share a seed see the same x.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import itertools
+import math
+import tomllib
+from pathlib import Path
+
+import numpy as np
+
+from toymodels import config as base
+from toymodels.dictionary.sae import SAE_KINDS
+from toymodels.errors import UserError
+from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
+
+SYNTHETIC, ZOO = "synthetic", "zoo:"
+SAE_SCHEMA = {
+    "source": base._text,
+    "runs": lambda v: v,  # "all", [indices] or {axis = value}: checked against the source
+    "kind": base._choice(tuple(SAE_KINDS)),
+    "width": base._integer(1),
+    "l1_coefficient": base._number(0.0, math.inf),
+    "k": base._integer(1),
+    "k_aux": base._integer(1),
+    "aux_coefficient": base._number(0.0, math.inf),
+    "bandwidth": base._number(0.0, math.inf, lo_open=True),
+    "dead_steps": base._integer(1),
+    "n_features": base._integer(1),
+    "n_hidden": base._integer(1),
+    "truth_seed": base._integer(0, 2**31),
+}
+SAE_DEFAULTS = {"kind": "relu", "l1_coefficient": 0.01, "k": 1, "aux_coefficient": 1 / 32,
+                "bandwidth": 0.001, "dead_steps": 200, "truth_seed": 0}
+HYPER_KEYS = ("l1_coefficient", "k", "k_aux", "aux_coefficient", "bandwidth", "dead_steps")
+SAE_TRAIN = ("steps", "batch_size", "learning_rate", "weight_decay", "schedule",
+             "warmup_steps", "log_every", "optimizer", "momentum", "beta1", "beta2", "eps")
+TRAIN_DEFAULTS = {**{k: base.DEFAULTS["train"][k] for k in SAE_TRAIN}, "steps": 5000,
+                  "optimizer": "adam", "weight_decay": 0.0, "log_every": 100}
+SYNTHETIC_DATA = ("sparsity", "feature_probability", "density_ratio", "correlation",
+                  "set_size", "magnitude", "unit_norm")
+SAE_STATIC = {"kind": "sae", "width": "sae", "batch_size": "train", "steps": "train",
+              "optimizer": "train"}
+SAE_TRACED = ("seed", "learning_rate", "weight_decay", "momentum", "beta1", "beta2", "eps",
+              *HYPER_KEYS)
+SYNTHETIC_AXES = ("sparsity", "feature_probability")
+KINDS_WITH_W = ("linear", "relu_output", "relu_hidden")  # h = W x for these kinds
+
+
+@dataclasses.dataclass(frozen=True)
+class SAESpec:
+    """The static part of an SAE sweep group (beside `Spec.model`, the source's shape F -> d,
+    `Spec.data`, its input law, and `Spec.train`, the SAE's optimiser and steps).
+
+    Attributes:
+      kind: a name in `toymodels.dictionary.SAE_KINDS`.
+      width: N, the number of latents.
+      source: "synthetic", "zoo:NAME" or a results directory.
+      runs: the source's flat run indices, one SAE source each (a results directory);
+        () for the other sources.
+      truth_seed: the synthetic directions' seed.
+    """
+
+    kind: str = "relu"
+    width: int = 20
+    source: str = SYNTHETIC
+    runs: tuple[int, ...] = ()
+    truth_seed: int = 0
+
+
+def is_sae(raw: dict) -> bool:
+    """Whether a raw sweep dict describes an SAE sweep."""
+    return "sae" in raw
+
+
+def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> base.SweepConfig:
+    """Validates a raw TOML dict with an `[sae]` table into a SweepConfig whose
+    `spec.sae` is set (see the module docstring).
+
+    Raises:
+      UserError: one line naming the file, the key and what is allowed (a source that
+        does not exist, a width of 0, k > width, an unknown kind, ...).
+    """
+    fail = lambda key, msg: UserError(f"{source}: {key}: {msg}")
+    for key in raw:
+        if key not in ("name", "seed", "sae", "data", "train", "sweep"):
+            why = ("not used by an SAE sweep (the source gives the toy model)" if key == "model"
+                   else "unknown key; allowed top-level keys: name, seed, sae, data, train, sweep")
+            raise fail(key, why)
+    tables = {t: base._table(raw, t, source) for t in ("sae", "data", "train", "sweep")}
+    top = {k: base._check(base.SCHEMA[""][k], raw.get(k, base.DEFAULTS[k]), k, source)
+           for k in base.SCHEMA[""]}
+    sae = _check_keys(tables["sae"], SAE_SCHEMA, "sae", source)
+    train = _check_keys(tables["train"], {k: base.SCHEMA["train"][k] for k in SAE_TRAIN},
+                        "train", source, "not used by an SAE sweep")
+    if "source" not in sae:
+        raise fail("sae.source", 'missing; give a results directory, "zoo:NAME" or "synthetic"')
+    axes = tuple(_axis(name, v, sae["source"], source) for name, v in tables["sweep"].items())
+    if any(name in SAE_STATIC for name, _ in axes):
+        return _with_groups(raw, top, axes, source)
+    model, data_spec, data, runs = _resolve_source(sae, tables["data"], dict(axes), source)
+    resolved = {**SAE_DEFAULTS, "k_aux": math.ceil(model.n_hidden / 2), "width": model.n_features,
+                **{k: v for k, v in sae.items() if k != "runs"}}
+    if sae["source"] == SYNTHETIC:
+        resolved.update(n_features=model.n_features, n_hidden=model.n_hidden)
+    if runs:
+        resolved["runs"] = list(runs)
+    train = {**TRAIN_DEFAULTS, **train}
+    base._check_train({**train, "snapshot_every": 0}, source)
+    given = {**{k: f"train.{k}" for k in tables["train"]}, **{k: f"sweep.{k}" for k, _ in axes}}
+    base._check_optimizer_keys((train["optimizer"],), given, source)
+    kinds = _kinds or (resolved["kind"],)
+    _check_sae_keys(resolved, sae, dict(axes), kinds, source)
+    resolved = {k: v for k, v in resolved.items()  # as written back: only keys a kind reads
+                if k not in HYPER_KEYS or any(k in SAE_KINDS[n].reads for n in kinds)}
+    batch = base._resolve_batch(train, data_spec, source)
+    static = ("steps", "log_every", "schedule", "warmup_steps", "optimizer")
+    spec = Spec(model, TrainSpec(batch_size=batch, eval_samples=base.DEFAULTS["train"]["eval_samples"],
+                                 **{k: train[k] for k in static}), data_spec,
+                SAESpec(resolved["kind"], resolved["width"], sae["source"], tuple(runs),
+                        resolved["truth_seed"]))
+    if len(runs) > 1:
+        axes = (("source_run", tuple(runs)), *axes)
+    return base.SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, (), resolved)
+
+
+def _check_keys(table: dict, schema: dict, name: str, source: str, why: str = "unknown key") -> dict:
+    for key in table:
+        if key not in schema:
+            allowed = ", ".join(schema)
+            if name == "train" and key in base.SCHEMA["train"]:
+                raise UserError(f"{source}: {name}.{key}: {why}; allowed: {allowed}")
+            raise UserError(f"{source}: {name}.{key}: unknown key; allowed: {allowed}")
+    return {k: base._check(schema[k], v, f"{name}.{k}", source) for k, v in table.items()}
+
+
+def _axis(name: str, values, sae_source: str, source: str) -> tuple[str, tuple]:
+    allowed = (*SAE_TRACED, *SAE_STATIC, *(SYNTHETIC_AXES if sae_source == SYNTHETIC else ()))
+    if name not in allowed:
+        raise UserError(f"{source}: sweep.{name}: not a sweepable key of an SAE sweep; "
+                        f"allowed: {', '.join(allowed)}")
+    values = base._axis_values(values, f"sweep.{name}", source)
+    if not values:
+        raise UserError(f"{source}: sweep.{name}: the axis is empty; give at least one value")
+    if len(set(values)) != len(values):
+        raise UserError(f"{source}: sweep.{name}: repeated values {values}; each value once")
+    check = SAE_SCHEMA[name] if name in SAE_SCHEMA else base.axis_check(name)
+    return name, tuple(base._check(check, v, f"sweep.{name}", source) for v in values)
+
+
+def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> base.SweepConfig:
+    """As `toymodels.config._with_groups`: each combination of the static axes' values
+    (kind, width, batch_size, steps, optimizer) parsed as a config of its own."""
+    static = [(n, v) for n, v in axes if n in SAE_STATIC]
+    groups = []
+    for values in itertools.product(*(v for _, v in static)):
+        sub = copy.deepcopy(raw)
+        for (name, _), value in zip(static, values):
+            sub.setdefault(SAE_STATIC[name], {})[name] = value
+            del sub["sweep"][name]
+        where = ", ".join(f"{n} = {base._toml_value(v)}" for (n, _), v in zip(static, values))
+        groups.append(parse_sae_config(sub, f"{source} [{where}]", _kinds=dict(static).get("kind")))
+    first = groups[0]
+    runs = first.spec.sae.runs
+    axes = (("source_run", runs), *axes) if len(runs) > 1 else axes
+    return base.SweepConfig(top["name"], top["seed"], first.spec, first.data, first.train, axes,
+                            source, tuple(groups), first.sae)
+
+
+def _check_sae_keys(resolved: dict, given: dict, axes: dict, kinds, source: str) -> None:
+    """k and k_aux at most the width; a key no SAE kind of the sweep reads is an error."""
+    width = resolved["width"]
+    for key in ("k", "k_aux"):
+        for value in axes.get(key, (resolved[key],)):
+            if value > width and any(key in SAE_KINDS[k].reads for k in kinds):
+                where = f"sweep.{key}" if key in axes else f"sae.{key}"
+                raise UserError(f"{source}: {where}: must be at most sae.width = {width}, got {value}")
+    for key in HYPER_KEYS:
+        if (key in given or key in axes) and not any(key in SAE_KINDS[k].reads for k in kinds):
+            users = ", ".join(n for n, kind in SAE_KINDS.items() if key in kind.reads)
+            where = f"sweep.{key}" if key in axes else f"sae.{key}"
+            which = " | ".join(f'"{k}"' for k in kinds)
+            raise UserError(f"{source}: {where}: not used by sae.kind = {which} (used by {users})")
+
+
+# ---- sources
+
+
+def _resolve_source(sae: dict, data: dict, axes: dict, source: str):
+    """(ModelSpec F -> d, DataSpec, resolved [data] table, source runs) of the source."""
+    name = sae["source"]
+    if name != SYNTHETIC:
+        for key in ("n_features", "n_hidden", "truth_seed"):
+            if key in sae:
+                raise UserError(f'{source}: sae.{key}: only for sae.source = "synthetic" '
+                                f"(the source {name!r} gives the toy model)")
+        if data:
+            raise UserError(f"{source}: data.{next(iter(data))}: not used with sae.source = "
+                            f"{name!r} (the activations follow the source's own [data])")
+    if name == SYNTHETIC:
+        if "runs" in sae:
+            raise UserError(f'{source}: sae.runs: only for a results directory as sae.source')
+        return (*_synthetic(sae, data, axes, source), ())
+    toy = _zoo_config(name, source) if name.startswith(ZOO) else _results_config(name, source)
+    if toy.spec.model.kind not in KINDS_WITH_W:
+        raise UserError(f"{source}: sae.source: a {toy.spec.model.kind} model has no single W "
+                        f"(h = W x); use a model of kind {', '.join(KINDS_WITH_W)}")
+    if name.startswith(ZOO):
+        if "runs" in sae:
+            raise UserError(f"{source}: sae.runs: a zoo model is one run; leave sae.runs out")
+        runs = ()
+    else:
+        runs = source_runs(toy, sae.get("runs", "all"), source)
+    return toy.spec.model, toy.spec.data, {}, runs
+
+
+def _synthetic(sae: dict, data: dict, axes: dict, source: str):
+    for key in ("n_features", "n_hidden"):
+        if key not in sae:
+            raise UserError(f'{source}: sae.{key}: needed for sae.source = "synthetic"')
+    for key in data:
+        if key not in SYNTHETIC_DATA:
+            raise UserError(f"{source}: data.{key}: not used by a synthetic SAE source; "
+                            f"allowed: {', '.join(SYNTHETIC_DATA)}")
+    checked = base._check_table(data, "data", source)
+    F, d = sae["n_features"], sae["n_hidden"]
+    data = base._resolve_data(checked, axes, F, source)
+    spec = DataSpec(data.get("correlation", "independent"), data.get("set_size", 1),
+                    data.get("magnitude", "uniform"), "bernoulli", data.get("unit_norm", False))
+    base._check_sets(spec, F, source)
+    return ModelSpec("linear", F, d), spec, data
+
+
+def _zoo_config(name: str, source: str) -> base.SweepConfig:
+    from toymodels import zoo
+
+    try:
+        model = zoo.load(name.removeprefix(ZOO))
+    except UserError as e:
+        raise UserError(f"{source}: sae.source: {e}") from None
+    return model.config
+
+
+def _results_config(path: str, source: str) -> base.SweepConfig:
+    """The toy-model config of a finished results directory."""
+    from toymodels import store
+
+    out = Path(path)
+    manifest = out / store.MANIFEST
+    if not manifest.exists():
+        raise UserError(f"{source}: sae.source: {path!r} is not a results directory (no "
+                        f"{store.MANIFEST}); give a results directory, \"zoo:NAME\" or \"synthetic\"")
+    if not store.is_complete(out):
+        raise UserError(f"{source}: sae.source: {path}: the sweep is not finished; finish it first")
+    import json
+    text = json.loads(manifest.read_text())["config"]
+    raw = tomllib.loads(text)
+    if is_sae(raw):
+        raise UserError(f"{source}: sae.source: {path} holds SAEs, not toy models")
+    toy = base.parse_config(raw, f"{path}/{store.MANIFEST}")
+    if toy.static_groups:
+        raise UserError(f"{source}: sae.source: {path} has static axes "
+                        f"({', '.join(n for n, _ in toy.static_axes)}); give a sweep without them")
+    return toy
+
+
+def source_runs(toy: base.SweepConfig, runs, source: str) -> tuple[int, ...]:
+    """The flat run indices of `toy` that `runs` picks: "all", a list of indices, or a
+    table {axis: value} fixing some axes (every value of the others)."""
+    n = toy.n_runs
+    if runs == "all":
+        return tuple(range(n))
+    if isinstance(runs, list):
+        if not runs or any(isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n for i in runs):
+            raise UserError(f"{source}: sae.runs: a list must hold run indices in 0..{n - 1}, got {runs!r}")
+        if len(set(runs)) != len(runs):
+            raise UserError(f"{source}: sae.runs: repeated run indices {runs!r}")
+        return tuple(runs)
+    if not isinstance(runs, dict):
+        raise UserError(f'{source}: sae.runs: must be "all", a list of run indices or a table '
+                        f"of coordinates, got {runs!r}")
+    names = [name for name, _ in toy.axes]
+    keep = [np.arange(len(v)) for _, v in toy.axes]
+    for key, value in runs.items():
+        if key not in names:
+            raise UserError(f"{source}: sae.runs.{key}: not an axis of the source; its axes: "
+                            f"{', '.join(names) or 'none'}")
+        values = np.asarray(dict(toy.axes)[key], dtype=float)
+        hit = np.flatnonzero(np.isclose(values, value, rtol=1e-9, atol=0))
+        if not len(hit):
+            raise UserError(f"{source}: sae.runs.{key}: {value!r} is not a value of the axis "
+                            f"({', '.join(f'{v:g}' for v in values)})")
+        keep[names.index(key)] = hit[:1]
+    index = np.arange(n).reshape(toy.shape) if names else np.zeros((), int)
+    return tuple(int(i) for i in index[np.ix_(*keep)].reshape(-1)) if names else (0,)

@@ -1,0 +1,135 @@
+"""Training sparse autoencoders: the per-SAE step, batched over SAEs in one place.
+
+`make_train_sae(spec)` returns `train(seed_keys, slot, hyper)`, the SAE counterpart of
+`toymodels.train.make_train`: R SAEs trained in one `lax.scan` over steps, in groups of
+V SAEs (`sae_group_size`), so that an SAE's bits do not depend on the chunk size or the
+device count. Each step, every seed draws one batch of the source's inputs x: [F, B]
+(`toymodels.data.sample_inputs`, common random numbers), every SAE reads its source's
+activations h = W x ([B, d]) and takes one optimiser step on its kind's loss
+(`toymodels.dictionary.sae`). The sweep engine (`toymodels.sweep`) chunks, shards, stores
+and resumes these runs exactly as toy models.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from toymodels import data
+from toymodels.dictionary.sae import (SAEHyper, Stats, get_sae, init_stats, project_out_rows,
+                                      random_directions, smallest_kept, unit_rows, update_stats)
+from toymodels.spec import Spec
+from toymodels.train import DATA, INIT, make_optimizer
+
+TRUTH_STREAM = 2**32 - 3  # fold_in tag of key(truth_seed): the synthetic directions
+
+
+@struct.dataclass
+class SAEState:
+    """One SAE's parameters, optimiser state and statistics."""
+
+    params: dict
+    opt_state: optax.OptState
+    stats: Stats
+
+
+def sae_group_size(spec: Spec) -> int:
+    """V, the SAEs one compiled step updates at once (a power of two in 2..64 with about
+    2^19 values of [V, B, N + d + F]); see `toymodels.train.group_size`."""
+    B, N = spec.train.batch_size, spec.sae.width
+    target = max((1 << 19) // (B * (N + spec.model.n_hidden + spec.model.n_features)), 1)
+    return int(min(64, max(2, 1 << target.bit_length() - 1)))
+
+
+def activations(hyper: SAEHyper, noise: data.Noise, spec: Spec) -> jax.Array:
+    """[B, d] the source's hidden vectors h = W x for one batch of its inputs x: [F, B]."""
+    x = data.sample_inputs(noise, hyper.feature_probability, spec.data)
+    return (hyper.truth @ x).T
+
+
+def synthetic_truth(truth_seed: int, n_features: int, n_hidden: int) -> np.ndarray:
+    """[d, F] the synthetic source's features: F independent uniformly random unit
+    directions in d dims, from `fold_in(key(truth_seed), TRUTH_STREAM)`."""
+    key = jax.random.fold_in(jax.random.key(truth_seed), TRUTH_STREAM)
+    return np.asarray(random_directions(key, n_features, n_hidden)).T
+
+
+def make_train_sae(spec: Spec):
+    """Builds `train(seed_keys, slot, hyper) -> dict of arrays` for the static `spec`
+    (`spec.sae` set).
+
+    Args of the returned function:
+      seed_keys: [S] one key per distinct seed, `fold_in(root_key, seed)`; consumed.
+      slot: [R] int, which seed key each SAE uses; R a multiple of `sae_group_size(spec)`.
+      hyper: SAEHyper with leading axis R.
+
+    Returns:
+      {name: [R, ...]}: the parameters (`SAEKind.dims`), `loss` [R, T] (the mean
+      training objective of each block of `log_every` steps), `since_fired` [R, N] (steps
+      since each latent last fired, at the end) and, for BatchTopK kinds, `threshold` [R].
+    """
+    kind = get_sae(spec.sae.kind)
+    N, d = spec.sae.width, spec.model.n_hidden
+    T, K, V, steps = spec.train.n_logs, spec.train.log_every, sae_group_size(spec), spec.train.steps
+
+    def init_one(seed_key: jax.Array, hyper: SAEHyper) -> SAEState:
+        params = kind.init(jax.random.fold_in(seed_key, INIT), N, d)
+        return SAEState(params, make_optimizer(spec.train, hyper).init(params), init_stats(N))
+
+    def step_one(state: SAEState, hyper: SAEHyper, noise: data.Noise, step: jax.Array):
+        x = activations(hyper, noise, spec)
+        progress = step.astype(jnp.float32) / steps
+        (loss, codes), grads = jax.value_and_grad(kind.loss, has_aux=True)(
+            state.params, state.stats, x, hyper, progress)
+        if kind.unit_decoder:
+            grads = {**grads, "decoder": project_out_rows(grads["decoder"], state.params["decoder"])}
+        updates, opt_state = make_optimizer(spec.train, hyper).update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        if kind.unit_decoder:
+            params = {**params, "decoder": unit_rows(params["decoder"])}
+        stats = update_stats(state.stats, codes, smallest_kept(codes))
+        return SAEState(params, opt_state, stats), loss
+
+    def train(seed_keys: jax.Array, slot: jax.Array, hyper: SAEHyper) -> dict:
+        data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
+        as_groups = lambda a: a.reshape(-1, V, *a.shape[1:])
+        states = jax.tree.map(as_groups, jax.vmap(init_one)(seed_keys[slot], hyper))
+        hyper, slot = jax.tree.map(as_groups, (hyper, slot))
+
+        def one_step(carry, step):
+            states, loss_sum = carry
+            step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(data_keys, step)
+            noise = jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
+
+            def group(args):
+                states, hyper, slot = args
+                shared = jax.tree.map(lambda a: a[slot], noise)
+                return jax.vmap(step_one, in_axes=(0, 0, 0, None))(states, hyper, shared, step)
+
+            states, loss = jax.lax.map(group, (states, hyper, slot))
+            return (states, loss_sum + loss), None
+
+        def block(states, t):
+            zero = jnp.zeros(slot.shape, jnp.float32)
+            (states, loss_sum), _ = jax.lax.scan(one_step, (states, zero), t * K + jnp.arange(K))
+            return states, loss_sum / K
+
+        states, curve = jax.lax.scan(block, states, jnp.arange(T))
+        runs = lambda a: a.reshape(-1, *a.shape[2:])
+        out = {name: runs(value) for name, value in states.params.items()}
+        out["loss"] = runs(jnp.moveaxis(curve, 0, -1))
+        out["since_fired"] = runs(states.stats.since_fired)
+        if kind.threshold:
+            out["threshold"] = runs(states.stats.threshold)
+        return out
+
+    return train
+
+
+def sae_keys(spec: Spec) -> list[str]:
+    """The arrays of every chunk of an SAE group (what `make_train_sae`'s train returns)."""
+    kind = get_sae(spec.sae.kind)
+    return [*kind.dims, "loss", "since_fired", *(["threshold"] if kind.threshold else [])]
