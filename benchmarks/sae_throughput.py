@@ -10,14 +10,13 @@ that other work on the host falls on both alike; the figures are medians over
 ceiling is against `ceiling.matmul_ceiling`, measured first in the same run (n = 2048
 and 4096, as throughput.py does).
 
-The JAX side is `jax_sae_rate`. FOR NOW IT IS A MINIMAL PURE-JAX STAND-IN (the block
-marked below): vmap over the R SAEs of a per-SAE step (same data law, same relu SAE and
-loss, optax.adam with torch's defaults), lax.scan over the steps, one jit, the R axis
-split over the JAX CPU devices. Its draws use `toymodels.threefry.uniform`, the bits of
-`jax.random.uniform` written as one fusable program (with jax.random.uniform the draws
-alone took 2.2 s a step for 512 -> 256, 0.94 s for 20 -> 5, against 0.19 and 0.12). It
-is to be replaced by the project's real SAE trainer, keeping the signature and the
-returned keys.
+The JAX side is `jax_sae_rate`: the real sweep path of an SAE sweep
+(`toymodels.sweep.make_chunk_runner` of a synthetic-source `[sae]` config: the relu SAE of
+`toymodels.dictionary.sae`, Adam with torch's defaults, one chunk split over one JAX CPU
+device per core). Its R SAEs are `--seeds` seeds x R / seeds L1 coefficients; the SAEs of
+a seed share their data draws (common random numbers), so with the default 10 seeds the
+JAX side draws 10 batches a step where torch draws R; `--seeds 0` gives every SAE its own
+draws, like for like.
 
 As throughput.py does, this imports `toymodels` as an installed package and sets one
 JAX CPU device per core. With `--baseline` it also needs torch, so run it from the
@@ -27,7 +26,7 @@ benchmark venv, which has jax, optax, torch and the project (editable) installed
         --json benchmarks/results_sae.json
     python benchmarks/sae_throughput.py --only small --repeats 1   # JAX alone
     /tmp/benchvenv/bin/python benchmarks/sae_throughput.py --check
-        # the stand-in's loss, gradients and one Adam step against torch's
+        # the project's relu SAE loss and gradients against torch's
 """
 from __future__ import annotations
 
@@ -50,129 +49,81 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-import toymodels as tm  # noqa: E402  (the real trainer will come from here)
-from toymodels.threefry import uniform  # noqa: E402
+import toymodels as tm  # noqa: E402
+from toymodels.dictionary.results import expand_sae  # noqa: E402
+from toymodels.dictionary.sae import relu_loss  # noqa: E402
+from toymodels.sweep import make_chunk_runner, round_chunk  # noqa: E402
 from baseline_torch_sae import CASES, DECODER_NORM, L1_COEFF, LR, matmul_flops  # noqa: E402
 
 # JAX runs far more steps than torch in the same time; steps per case of the JAX side.
 JAX_STEPS = {"small": 40, "large": 20}
 
 
-# ---------------------------------------------------------------------------------------
-# BEGIN TEMPORARY STAND-IN: a minimal pure-JAX reference trainer, to be replaced by the
-# project's real SAE trainer. Same data law, SAE, loss, init and optimiser as
-# baseline_torch_sae.py, written per SAE and vmapped over R.
-# ---------------------------------------------------------------------------------------
-def _init_one(key, N: int, d: int, F: int):
-    """One SAE's fixed dictionary truth [F, d] and parameters (April-update init)."""
-    k_truth, k_dec = jax.random.split(key)
-    truth = jax.random.normal(k_truth, (F, d))
-    truth = truth / jnp.linalg.norm(truth, axis=-1, keepdims=True)
-    W_dec = jax.random.normal(k_dec, (N, d))
-    W_dec = DECODER_NORM * W_dec / jnp.linalg.norm(W_dec, axis=-1, keepdims=True)
-    params = {"W_enc": W_dec.T, "b_enc": jnp.zeros(N), "W_dec": W_dec, "b_dec": jnp.zeros(d)}
-    return truth, params
-
-
-def _loss_one(params, h, l1_coeff):
-    """mean_b ||h - h_hat||^2 + l1 * sum_j f_j ||W_dec[j]||, for h [B, d]."""
-    f = jax.nn.relu(h @ params["W_enc"] + params["b_enc"])
-    h_hat = f @ params["W_dec"] + params["b_dec"]
-    recon = jnp.sum((h - h_hat) ** 2, axis=-1)
-    sparsity = f @ jnp.linalg.norm(params["W_dec"], axis=-1)
-    return jnp.mean(recon + l1_coeff * sparsity)
-
-
-def _optimizer():
-    return optax.adam(LR, b1=0.9, b2=0.999, eps=1e-8)  # torch.optim.Adam's defaults
+def sae_config(R: int, N: int, d: int, batch: int, steps: int, F: int, p: float,
+               l1_coeff: float, seed: int, seeds: int) -> tm.SweepConfig:
+    """R relu SAEs of width N on a synthetic source (F random unit features in d dims, each
+    on with probability p), as a sweep: `seeds` seeds x R / seeds L1 coefficients from
+    l1_coeff to 2 l1_coeff (the runs of a seed share their data draws: common random
+    numbers; with seeds = R every SAE draws its own batch, as the torch baseline does)."""
+    return tm.parse_config({
+        "name": "bench-sae", "seed": seed,
+        "sae": {"source": "synthetic", "n_features": F, "n_hidden": d, "kind": "relu",
+                "width": N},
+        "data": {"feature_probability": p},
+        "train": {"steps": steps, "batch_size": batch, "learning_rate": LR, "log_every": steps},
+        "sweep": {"seed": list(range(seeds)),
+                  "l1_coefficient": {"linspace": [l1_coeff, 2 * l1_coeff, R // seeds]}},
+    })
 
 
 @functools.lru_cache(maxsize=None)
-def _trainer(R: int, N: int, d: int, batch: int, steps: int, F: int, p: float,
-             l1_coeff: float):
-    """init(key) -> state, and the jitted train(state) -> (state, last losses [R])."""
-    opt = _optimizer()
-    devices = jax.devices()
-    sharding = None
-    if len(devices) > 1 and R % len(devices) == 0:  # split the R axis over the devices
-        mesh = jax.sharding.Mesh(np.array(devices), ("r",))
-        sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("r"))
-
-    def step_one(params, opt_state, truth, key):
-        k_active, k_magnitude = jax.random.split(key)
-        # threefry.uniform: the bits of jax.random.uniform, ~10x faster on CPU (rng.py)
-        active = uniform(k_active, (batch, F)) < p
-        x = jnp.where(active, uniform(k_magnitude, (batch, F)), 0.0)
-        loss, grads = jax.value_and_grad(_loss_one)(params, x @ truth, l1_coeff)
-        updates, opt_state = opt.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    step_all = jax.vmap(step_one)
-
-    @jax.jit
-    def train(state):
-        params, opt_state, truth, keys, t0 = state
-
-        def body(carry, t):
-            params, opt_state, _ = carry
-            step_keys = jax.vmap(jax.random.fold_in, (0, None))(keys, t)
-            params, opt_state, loss = step_all(params, opt_state, truth, step_keys)
-            return (params, opt_state, loss), None
-
-        carry = (params, opt_state, jnp.zeros(R))
-        (params, opt_state, loss), _ = jax.lax.scan(body, carry, t0 + jnp.arange(steps))
-        return (params, opt_state, truth, keys, t0 + steps), loss
-
-    def init(seed: int):
-        k_init, k_data = jax.random.split(jax.random.key(seed))
-        truth, params = jax.vmap(_init_one, (0, None, None, None))(
-            jax.random.split(k_init, R), N, d, F)
-        state = (params, jax.vmap(opt.init)(params), truth, jax.random.split(k_data, R))
-        if sharding is not None:
-            state = jax.device_put(state, sharding)
-        return (*state, jnp.int32(0))
-
-    return init, train, 1 if sharding is None else len(devices)
+def _runner(R, N, d, batch, steps, F, p, l1_coeff, seed, seeds):
+    """The real sweep path for these R SAEs: `toymodels.sweep.make_chunk_runner` (one
+    chunk, split over one JAX device per core), and the grid it runs."""
+    config = sae_config(R, N, d, batch, steps, F, p, l1_coeff, seed, seeds)
+    grid, devices = expand_sae(config), jax.devices()
+    chunk = round_chunk(grid.n_runs, config.spec, len(devices))
+    return make_chunk_runner(config.spec, seed, chunk, seeds, devices), grid, len(devices)
 
 
 def jax_sae_rate(R, N, d, batch, steps, F=None, p=0.05, *, l1_coeff=L1_COEFF,
-                 seed=0) -> dict:
-    """Time `steps` steps of R relu SAEs in JAX (after one untimed call of as many).
+                 seed=0, seeds=10) -> dict:
+    """Time `steps` steps of R relu SAEs trained by the project's engine (after one untimed
+    call that compiles the program).
 
     Returns the keys of `torch_sae_rate` (sae_steps_per_s, samples_per_s, seconds,
-    flops per step, gflops, cores_busy, final_loss, ...) and first_call_seconds
-    (compilation, when not cached, plus the warm-up call).
+    flops per step, gflops, cores_busy, final_loss, ...) and first_call_seconds.
     """
     F = N if F is None else F
-    init, train, split_over = _trainer(R, N, d, batch, steps, F, float(p), float(l1_coeff))
-    state = init(seed)
+    run, grid, n_devices = _runner(R, N, d, batch, steps, F, float(p), float(l1_coeff), seed, seeds)
     start = time.perf_counter()
-    state, loss = train(state)  # compile (first time only) + warm-up
-    jax.block_until_ready(loss)
+    run(grid, 0, grid.n_runs)  # compile (first time only) + warm-up
     first_call = time.perf_counter() - start
-    first_loss = float(jnp.mean(loss))
     start, cpu = time.perf_counter(), time.process_time()
-    state, loss = train(state)
-    jax.block_until_ready(loss)
+    _, arrays = run(grid, 0, grid.n_runs)
     seconds = time.perf_counter() - start
     busy = (time.process_time() - cpu) / seconds
     flops = matmul_flops(R, N, d, batch, F)
     return {
-        "R": R, "N": N, "d": d, "F": F, "p": p, "batch": batch, "steps": steps,
-        "l1_coeff": l1_coeff, "devices": split_over, "seconds": seconds,
+        "R": grid.n_runs, "N": N, "d": d, "F": F, "p": p, "batch": batch, "steps": steps,
+        "seeds": seeds, "l1_coeff": l1_coeff, "devices": n_devices, "seconds": seconds,
         "cores_busy": busy, "first_call_seconds": first_call,
-        "sae_steps_per_s": R * steps / seconds,
-        "samples_per_s": R * steps * batch / seconds,
+        "sae_steps_per_s": grid.n_runs * steps / seconds,
+        "samples_per_s": grid.n_runs * steps * batch / seconds,
         "flops": flops, "gflops": flops * steps / seconds / 1e9,
-        "loss_after_warmup": first_loss, "final_loss": float(jnp.mean(loss)),
-        "trainer": "stand-in (minimal pure-JAX vmap + scan)",
+        "final_loss": float(np.mean(arrays["loss"][:, -1])),
+        "trainer": "toymodels.sweep.make_chunk_runner (make_train_sae)",
     }
-# END TEMPORARY STAND-IN -----------------------------------------------------------------
+
+
 
 
 def check(R: int = 3, N: int = 12, d: int = 5, B: int = 64, seed: int = 0) -> float:
-    """The stand-in's loss, gradients and one Adam step against the torch baseline's on
-    the same parameters and inputs; returns the largest relative difference."""
+    """The project's relu SAE loss (`toymodels.dictionary.sae.relu_loss`, past its λ
+    warm-up) and gradients against the torch baseline's on the same parameters and
+    inputs; returns the largest relative difference."""
+    import types
+
     import torch
 
     from baseline_torch_sae import sae_loss
@@ -187,14 +138,14 @@ def check(R: int = 3, N: int = 12, d: int = 5, B: int = 64, seed: int = 0) -> fl
     loss_t = sae_loss(*(tparams[k] for k in names), torch.tensor(h), L1_COEFF)
     loss_t.backward()
     grads_t = {k: tparams[k].grad.clone().numpy() for k in names}
-    torch.optim.Adam(list(tparams.values()), lr=LR, betas=(0.9, 0.999)).step()
 
-    jparams = jax.tree.map(jnp.asarray, params)
-    loss_one = jax.vmap(jax.value_and_grad(_loss_one), (0, 0, None))
-    losses, grads_j = loss_one(jparams, jnp.asarray(h), L1_COEFF)
-    opt = _optimizer()
-    updates, _ = jax.vmap(opt.update)(grads_j, jax.vmap(opt.init)(jparams), jparams)
-    stepped = optax.apply_updates(jparams, updates)
+    ours = {"encoder": np.swapaxes(params["W_enc"], 1, 2), "b_enc": params["b_enc"],
+            "decoder": params["W_dec"], "b_dec": params["b_dec"]}
+    hyper = types.SimpleNamespace(l1_coefficient=jnp.float32(L1_COEFF))
+    loss = lambda p, x: relu_loss(p, None, x, hyper, jnp.float32(1.0))[0]
+    losses, grads = jax.vmap(jax.value_and_grad(loss))(jax.tree.map(jnp.asarray, ours), jnp.asarray(h))
+    grads_j = {"W_enc": np.swapaxes(grads["encoder"], 1, 2), "b_enc": grads["b_enc"],
+               "W_dec": grads["decoder"], "b_dec": grads["b_dec"]}
 
     def rel(a, b):
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -203,8 +154,6 @@ def check(R: int = 3, N: int = 12, d: int = 5, B: int = 64, seed: int = 0) -> fl
     diffs = {"loss": rel(jnp.sum(losses), loss_t.detach().numpy())}
     for k in names:
         diffs["grad " + k] = rel(grads_j[k], grads_t[k])
-        diffs["adam " + k] = rel(stepped[k] - params[k],  # the update, not the sum
-                                 tparams[k].detach().numpy() - params[k])
     for k, v in diffs.items():
         print(f"  {k:<10} max relative difference {v:.1e}")
     return max(diffs.values())
@@ -228,6 +177,8 @@ def main() -> int:
     parser.add_argument("--only", choices=list(CASES), action="append")
     parser.add_argument("--steps", type=int, default=None, help="JAX steps (default per case)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=10,
+                        help="distinct data seeds among the R SAEs (0: one per SAE, as torch)")
     parser.add_argument("--baseline", action="store_true", help="also time the PyTorch baseline")
     parser.add_argument("--baseline-steps", type=int, default=None,
                         help="torch steps (default per case, baseline_torch_sae.CASES)")
@@ -235,14 +186,13 @@ def main() -> int:
     parser.add_argument("--ceiling-n", type=int, nargs="+", default=[2048, 4096])
     parser.add_argument("--ceiling-repeats", type=int, default=5)
     parser.add_argument("--check", action="store_true",
-                        help="compare the JAX loss, gradients and Adam step with torch's, exit")
+                        help="compare the project's loss and gradients with torch's, exit")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     if args.check:
         worst = check()
-        # Updates are read off float32 parameters (|W| ~ 1, lr = 1e-3), so they carry
-        # ~1e-4 of rounding; a wrong loss or optimiser setting is off by far more.
+        # float32 sums of a few hundred terms: ~1e-6; a wrong loss is off by far more.
         print("OK" if worst < 1e-3 else "FAIL", f"(largest {worst:.1e})")
         return 0 if worst < 1e-3 else 1
 
@@ -270,7 +220,7 @@ def main() -> int:
                     warmup_steps=warmup, seed=rep))
                 print(_line("torch", name, torch_runs[-1], ceiling), flush=True)
             jax_runs.append(jax_sae_rate(R, N, d, B, args.steps or JAX_STEPS[name], F=F,
-                                         p=p, seed=rep))
+                                         p=p, seed=rep, seeds=args.seeds or R))
             print(_line("jax", name, jax_runs[-1], ceiling), flush=True)
         row = {"case": name, "R": R, "N": N, "d": d, "F": F, "p": p, "batch": B,
                "jax_sae_steps_per_s": _median(jax_runs, "sae_steps_per_s"),
@@ -301,7 +251,8 @@ def main() -> int:
         args.json.write_text(json.dumps({
             "benchmark": "sae_throughput", "machine": info, "ceiling_gflops": ceiling,
             "ceiling": measured, "repeats": args.repeats, "l1_coeff": L1_COEFF, "lr": LR,
-            "jax_trainer": "stand-in (minimal pure-JAX vmap + scan)",
+            "jax_trainer": "toymodels.sweep.make_chunk_runner (make_train_sae)",
+            "seeds": args.seeds,
             "results": rows}, indent=1))
     return 0
 

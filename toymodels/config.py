@@ -300,8 +300,10 @@ def apply_override(raw: dict, item: str, source: str) -> None:
         raise UserError(f"--set {item!r}: expected key=value, e.g. train.steps=500")
     parts = key.split(".")
     table, leaf = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
-    known = SWEEPABLE if table == "sweep" else SCHEMA.get(table, {})
-    if len(parts) > 2 or table not in ("", *TABLES) or leaf not in known:
+    from toymodels.dictionary.config import SAE_SCHEMA, SAE_STATIC, SAE_TRACED
+    sweepable = (*SWEEPABLE, *SAE_TRACED, *SAE_STATIC) if "sae" in raw else SWEEPABLE
+    known = sweepable if table == "sweep" else SAE_SCHEMA if table == "sae" else SCHEMA.get(table, {})
+    if len(parts) > 2 or table not in ("", "sae", *TABLES) or leaf not in known:
         raise UserError(f"{source}: --set {key}: no such key; allowed: {_all_keys()}")
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]

@@ -21,13 +21,21 @@ def describe(out: str | Path) -> str:
     v = lambda key, value: "[" + ", ".join(map(str, swept[key])) + "]" if key in swept else value
     axes = "; ".join(f"{n} ({len(v)}): {_span(v)}" for n, v in config.axes) or "none (one run)"
     state = "complete" if store.is_complete(out) else "in progress"
+    if config.sae is not None:
+        s = config.sae
+        what = [f"SAEs: {v('kind', s['kind'])}, width {v('width', s['width'])}, on {s['source']}"
+                f" ({m.n_features} features -> {m.n_hidden} hidden)"]
+        extra = ""
+    else:
+        what = [f"model: {v('kind', m.kind)}, {v('n_features', m.n_features)} features -> "
+                f"{v('n_hidden', m.n_hidden)} hidden"]
+        extra = f", dropout {t['dropout']:g}"
     lines = [
         f"{out}: sweep {config.name!r}, {state}: {done}/{R} runs done",
-        f"model: {v('kind', m.kind)}, {v('n_features', m.n_features)} features -> "
-        f"{v('n_hidden', m.n_hidden)} hidden",
+        *what,
         f"train: {v('steps', t['steps'])} steps, batch {v('batch_size', t['batch_size'])}, "
         f"{v('optimizer', t['optimizer'])} lr {t['learning_rate']:g}, "
-        f"weight decay {t['weight_decay']:g}, dropout {t['dropout']:g}, {t['schedule']} schedule",
+        f"weight decay {t['weight_decay']:g}{extra}, {t['schedule']} schedule",
         f"axes: {axes}  (grid {' x '.join(map(str, config.shape)) or '1'})",
         *([f"static groups: {len(config.groups)} ({' x '.join(swept)}), each compiled once"]
           if swept else []),

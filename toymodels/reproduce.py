@@ -64,11 +64,14 @@ class Experiment(NamedTuple):
       sweep: file name in ``sweeps/``.
       quick: ``--set``-style overrides (``key=value``, TOML values) for ``quick=True``.
       plots: the figures.
+      source: for an SAE sweep, the experiment whose results are its `sae.source` (its
+        directory under the same runs root; trained first if it is not there).
     """
 
     sweep: str
     quick: tuple[str, ...]
     plots: tuple[PlotSpec, ...]
+    source: str | None = None
 
 
 _DENSE_TO_SPARSE = "sweep.sparsity=[0.0, 0.9, 0.99, 0.999]"
@@ -76,6 +79,8 @@ _PHASE_GRID = (
     "sweep.relative_importance={ geomspace = [0.1, 10.0, 7] }",
     "sweep.feature_probability={ geomspace = [0.01, 1.0, 7] }",
 )
+
+_SAE_QUICK = ("train.steps=500", "sweep.width=[5, 20, 80]", "sweep.seed=[0, 1]")
 
 EXPERIMENTS: dict[str, Experiment] = {
     "intro": Experiment(
@@ -220,11 +225,40 @@ EXPERIMENTS: dict[str, Experiment] = {
          "sweep.data_seed=[0]", "sweep.seed=[0]"),
         (PlotSpec("double_descent_wd.png", "double_descent", {"by": "weight_decay"}),),
     ),
+    "sae_sources": Experiment("sae_sources.toml", ("train.steps=3000",), ()),
+    "sae_width": Experiment(
+        "sae_width.toml", _SAE_QUICK,
+        (PlotSpec("sae_width.png", "sae_width"),
+         PlotSpec("sae_cosines.png", "sae_cosines", {"by": "width"}, {"l1_coefficient": 0.3})),
+        source="sae_sources",
+    ),
+    "sae_width_topk": Experiment(
+        "sae_width_topk.toml", _SAE_QUICK, (PlotSpec("sae_width_topk.png", "sae_width"),),
+        source="sae_sources",
+    ),
+    "sae_width_synthetic": Experiment(
+        "sae_width_synthetic.toml", _SAE_QUICK,
+        (PlotSpec("sae_width_synthetic.png", "sae_width"),),
+    ),
+    "sae_kinds": Experiment(
+        "sae_kinds.toml", ("train.steps=500", "sweep.seed=[0]"),
+        (PlotSpec("sae_pareto.png", "sae_pareto"),), source="sae_sources",
+    ),
+    "sae_kinds_k": Experiment(
+        "sae_kinds_k.toml", ("train.steps=500", "sweep.seed=[0]"),
+        (PlotSpec("sae_pareto_k.png", "sae_pareto"),), source="sae_sources",
+    ),
+    "sae_gap": Experiment(
+        "sae_gap.toml", ("train.steps=500", "sweep.seed=[0]"),
+        (PlotSpec("sae_gap.png", "sae_gap"),), source="sae_sources",
+    ),
 }
 """Name -> experiment, in the order ``reproduce`` runs them."""
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "double_descent": ("double_descent", "double_descent_grid", "double_descent_wd"),
+    "sae": ("sae_sources", "sae_width", "sae_width_topk", "sae_width_synthetic", "sae_kinds",
+            "sae_kinds_k", "sae_gap"),
 }
 """A name that selects several experiments (``--only double_descent`` runs the curve, the
 T x m grid and the weight-decay comparison)."""
@@ -254,7 +288,8 @@ def select_experiments(names=None) -> list[str]:
 
 
 def experiment_config(
-    name: str, quick: bool = False, sweeps_dir: str | Path = SWEEPS_DIR
+    name: str, quick: bool = False, sweeps_dir: str | Path = SWEEPS_DIR,
+    runs_root: str | Path | None = None,
 ) -> SweepConfig:
     """The validated sweep of one experiment, with its quick overrides if asked.
 
@@ -262,6 +297,8 @@ def experiment_config(
       name: a key of ``EXPERIMENTS``.
       quick: apply the experiment's ``quick`` overrides.
       sweeps_dir: folder of the sweep files.
+      runs_root: for an SAE experiment with a ``source``, the runs root that holds the
+        source's results (its ``sae.source`` is set to ``runs_root / source``).
 
     Returns:
       The ``SweepConfig``.
@@ -276,7 +313,10 @@ def experiment_config(
             f"reproduce: {path} not found; run it from a clone of the repository "
             "(the sweep files live in its sweeps/ folder)"
         )
-    return load_config(path, experiment.quick if quick else ())
+    overrides = experiment.quick if quick else ()
+    if experiment.source and runs_root is not None:
+        overrides = (*overrides, f'sae.source="{Path(runs_root) / experiment.source}"')
+    return load_config(path, overrides)
 
 
 def output_dirs(runs_dir, plots_dir, quick: bool) -> tuple[Path, Path]:
@@ -375,7 +415,11 @@ def run_experiment(
     from toymodels.sweep import run_sweep
 
     say = _say(quiet)
-    config = experiment_config(name, quick, sweeps_dir)
+    source = EXPERIMENTS[name].source
+    if source and not (runs_root / source / "results.nc").exists():
+        say(f"reproduce: {name} reads {source}: training it first")
+        run_sweep(experiment_config(source, quick, sweeps_dir), runs_root / source, quiet=quiet)
+    config = experiment_config(name, quick, sweeps_dir, runs_root)
     say(f"reproduce: {name}: {config.n_runs} runs of {config.train['steps']:,} steps"
         f"{' (quick)' if quick else ''}")
     start = time.perf_counter()

@@ -341,6 +341,9 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
       >>> analyze(xr.Dataset({"W": W}))["polytope"].values.tolist()
       ['dedicated', 'dedicated', 'unrepresented']
     """
+    if ds.attrs.get("trainer") == "sae":  # sparse autoencoders: scored against the truth
+        from toymodels.dictionary.analysis import analyze_sae
+        return analyze_sae(ds)
     one = functools.partial(_analyze_group, adversarial=adversarial)
     return groups.map_groups(one, ds)
 

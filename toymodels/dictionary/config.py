@@ -61,7 +61,7 @@ SAE_SCHEMA = {
     "truth_seed": base._integer(0, 2**31),
 }
 SAE_DEFAULTS = {"kind": "relu", "l1_coefficient": 0.01, "k": 1, "aux_coefficient": 1 / 32,
-                "bandwidth": 0.001, "dead_steps": 200, "truth_seed": 0}
+                "bandwidth": 0.001, "dead_steps": 200}
 HYPER_KEYS = ("l1_coefficient", "k", "k_aux", "aux_coefficient", "bandwidth", "dead_steps")
 SAE_TRAIN = ("steps", "batch_size", "learning_rate", "weight_decay", "schedule",
              "warmup_steps", "log_every", "optimizer", "momentum", "beta1", "beta2", "eps")
@@ -132,7 +132,8 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> bas
     resolved = {**SAE_DEFAULTS, "k_aux": math.ceil(model.n_hidden / 2), "width": model.n_features,
                 **{k: v for k, v in sae.items() if k != "runs"}}
     if sae["source"] == SYNTHETIC:
-        resolved.update(n_features=model.n_features, n_hidden=model.n_hidden)
+        resolved.update(n_features=model.n_features, n_hidden=model.n_hidden,
+                        truth_seed=sae.get("truth_seed", 0))
     if runs:
         resolved["runs"] = list(runs)
     train = {**TRAIN_DEFAULTS, **train}
@@ -141,14 +142,14 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> bas
     base._check_optimizer_keys((train["optimizer"],), given, source)
     kinds = _kinds or (resolved["kind"],)
     _check_sae_keys(resolved, sae, dict(axes), kinds, source)
-    resolved = {k: v for k, v in resolved.items()  # as written back: only keys a kind reads
-                if k not in HYPER_KEYS or any(k in SAE_KINDS[n].reads for n in kinds)}
+    own = SAE_KINDS[resolved["kind"]].reads  # written back: only the keys this kind reads
+    resolved = {k: v for k, v in resolved.items() if k not in HYPER_KEYS or k in own}
     batch = base._resolve_batch(train, data_spec, source)
     static = ("steps", "log_every", "schedule", "warmup_steps", "optimizer")
     spec = Spec(model, TrainSpec(batch_size=batch, eval_samples=base.DEFAULTS["train"]["eval_samples"],
                                  **{k: train[k] for k in static}), data_spec,
                 SAESpec(resolved["kind"], resolved["width"], sae["source"], tuple(runs),
-                        resolved["truth_seed"]))
+                        resolved.get("truth_seed", 0)))
     if len(runs) > 1:
         axes = (("source_run", tuple(runs)), *axes)
     return base.SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, (), resolved)
@@ -193,8 +194,10 @@ def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> base.SweepCo
     first = groups[0]
     runs = first.spec.sae.runs
     axes = (("source_run", runs), *axes) if len(runs) > 1 else axes
+    merged = {k: v for g in reversed(groups) for k, v in g.sae.items()}  # every kind's keys
+    merged = {**first.sae, **{k: v for k, v in merged.items() if k not in first.sae}}
     return base.SweepConfig(top["name"], top["seed"], first.spec, first.data, first.train, axes,
-                            source, tuple(groups), first.sae)
+                            source, tuple(groups), merged)
 
 
 def _check_sae_keys(resolved: dict, given: dict, axes: dict, kinds, source: str) -> None:

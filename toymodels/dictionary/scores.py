@@ -342,8 +342,10 @@ def _support_one(true_code, code, latent_feature) -> jax.Array:
     return jnp.stack([jnp.sum(c, dtype=jnp.int32) for c in counts])
 
 
-def _support_counts(true_codes, codes, latent_feature) -> jax.Array:
-    """The one place `_support_one` is vmapped over the batch; -> [B, 5]."""
+def support_counts(true_codes, codes, latent_feature) -> jax.Array:
+    """[B, 5] each example's support counts (`_support_one`: exact match, chosen latents,
+    chosen latents of true features, true features, true features chosen); the one place
+    `_support_one` is vmapped over the batch."""
     per_example = jax.vmap(_support_one, in_axes=(0, 0, None))
     return per_example(true_codes, codes, latent_feature)
 
@@ -369,7 +371,7 @@ def support_recovery(
       >>> float(support_recovery(true, codes, jnp.array([1, 0, -1])))
       0.5
     """
-    return jnp.mean(_support_counts(true_codes, codes, latent_feature)[:, 0])
+    return jnp.mean(support_counts(true_codes, codes, latent_feature)[:, 0])
 
 
 def support_precision_recall(
@@ -392,7 +394,7 @@ def support_precision_recall(
       >>> round(float(p), 4), round(float(r), 4)
       (0.6667, 0.6667)
     """
-    totals = jnp.sum(_support_counts(true_codes, codes, latent_feature), axis=0)
+    totals = jnp.sum(support_counts(true_codes, codes, latent_feature), axis=0)
     _, chosen, right, true, found = totals
     precision = jnp.where(chosen > 0, right / jnp.maximum(chosen, 1), 1.0)
     recall = jnp.where(true > 0, found / jnp.maximum(true, 1), 1.0)

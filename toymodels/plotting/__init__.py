@@ -48,6 +48,7 @@ from matplotlib.patches import Circle, Patch
 
 from toymodels import theory as _theory
 from toymodels.plotting import memorisation as _memorisation
+from toymodels.plotting import sae as _sae
 
 NON_SWEEP_DIMS = ("hidden", "feature", "step", "polytope_kind", "snapshot")
 DENSITY_AXES = ("feature_probability", "sparsity")
@@ -1338,6 +1339,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     vulnerability=_single(vulnerability),
     computation=computation_figure,  # axis, max_columns
     **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
+    **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 

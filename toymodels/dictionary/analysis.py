@@ -1,0 +1,214 @@
+"""`analyze` of an SAE sweep: every SAE scored against the ground truth, in one vmap.
+
+Each SAE of a results Dataset (`trainer = "sae"`) is scored on one batch of
+`EVAL_EXAMPLES` fresh inputs of its source, drawn once from the sweep's evaluation key and
+shared by every SAE (common random numbers): x: [F, B] from the source's input law and
+density, h = W x. The ground truth is the source's represented features, the columns of W
+with ||W_i|| > 0.5 (`toymodels.analysis.REPRESENTED_NORM`), normalised; a feature the
+source does not represent is not a target (and its activations are not part of the true
+codes). `score_one` does everything for ONE SAE; `analyze_sae` vmaps it over the runs
+(`toymodels.analysis.per_run`) and adds the one host step, the Hungarian matchings.
+
+Pursuits (`toymodels.dictionary.pursuit`) run on the SAE's decoder (unit rows, on h − b_dec)
+and on the true dictionary (on h), all non-negative, with each example's k equal to the
+number of latents the SAE's encoder used on it (matched L0), at most `max_k` = min(N, d)
+atoms: more atoms than dimensions is no longer a sparse code.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.optimize
+import xarray as xr
+from flax import struct
+
+from toymodels import data, evaluation, groups
+from toymodels.analysis.dataset import _in_chunks, per_run
+from toymodels.analysis.metrics import REPRESENTED_NORM
+from toymodels.dictionary import pursuit, scores
+from toymodels.dictionary.sae import Stats, decode, get_sae, unit_rows
+
+EVAL_EXAMPLES = 4096
+THRESHOLDS = {"90": 0.9, "99": 0.99}
+METHODS = ("encoder", "mp", "gp", "omp", "truth_gp")  # codes scored for support recovery
+PURSUITS = {"mp": pursuit.matching_pursuit, "gp": pursuit.gradient_pursuit,
+            "omp": pursuit.orthogonal_matching_pursuit}
+METHOD_TEXT = {"encoder": "the SAE's encoder", "mp": "matching pursuit on the SAE's decoder",
+               "gp": "gradient pursuit on the SAE's decoder",
+               "omp": "orthogonal matching pursuit on the SAE's decoder",
+               "truth_gp": "gradient pursuit on the true dictionary"}
+SCALAR_VARIABLES = {
+    "mmcs": "mean over the represented features of the best signed cosine with a latent (decoder row)",
+    "recovered_90": "fraction of the represented features with a latent at cosine > 0.9",
+    "recovered_99": "fraction of the represented features with a latent at cosine > 0.99",
+    "matched_cosine": "mean signed cosine of a one-to-one (Hungarian) matching of features to latents",
+    "mcc": "mean Pearson correlation of true and latent activations under a one-to-one "
+           "(Hungarian) matching (unmatched features count 0)",
+    "random_mmcs": "expected MMCS of a dictionary of as many uniformly random unit latents (exact)",
+    "random_recovered_90": "expected recovered_90 of a random dictionary of the same size (exact)",
+    "random_recovered_99": "expected recovered_99 of a random dictionary of the same size (exact)",
+    "mmcs_lift": "mmcs - random_mmcs",
+    "recovered_90_lift": "recovered_90 - random_recovered_90",
+    "n_truth": "number of ground-truth features (source columns with ||W_i|| > 0.5)",
+    "l0": "mean number of non-zero latents per example (the encoder's)",
+    "true_l0": "mean number of active represented features per example",
+    "dead_fraction": "fraction of latents never non-zero on the evaluation batch",
+    "fvu": "fraction of variance unexplained by the SAE's reconstruction",
+    "shrinkage": "relative reconstruction bias gamma = E||x_hat||^2 / E[x_hat . x] (1: none, < 1: shrinkage)",
+    **{f"fvu_{m}": f"fraction of variance unexplained by {METHOD_TEXT[m]} at matched L0"
+       for m in ("mp", "gp", "omp")},
+    **{f"support_{m}": f"fraction of the examples with an active feature whose active features "
+       f"{METHOD_TEXT[m]} finds exactly" for m in METHODS},
+    **{f"recall_{m}": f"share of the active features {METHOD_TEXT[m]} picks" for m in METHODS},
+    **{f"precision_{m}": f"share of the latents {METHOD_TEXT[m]} picks whose feature is active"
+       for m in METHODS},
+}
+FEATURE_VARIABLES = {"best_cosine": "each feature's best signed cosine with a latent (NaN: not represented)"}
+LATENT_VARIABLES = {"latent_feature": "the feature each latent matches at cosine >= 0.9, else -1"}
+
+
+@struct.dataclass
+class Inference:
+    """What the SAE kinds' `encode` reads of an SAE's hyperparameters."""
+
+    k: jax.Array
+    bandwidth: jax.Array
+
+
+def ground_truth(truth: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(features [F, d] unit rows, zero where not represented; represented [F] bool) of a
+    source's W: [d, F]."""
+    norms = jnp.linalg.norm(truth, axis=0)
+    represented = norms > REPRESENTED_NORM
+    rows = jnp.where(represented[:, None], truth.T / jnp.maximum(norms, 1e-12)[:, None], 0.0)
+    return rows, represented
+
+
+def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
+    return jnp.sum(jnp.where(mask, values, 0.0)) / jnp.maximum(jnp.sum(mask), 1)
+
+
+def pearson(a: jax.Array, b: jax.Array) -> jax.Array:
+    """[n, N] Pearson correlations of the columns of a: [B, n] and b: [B, N] (0 where a
+    column is constant)."""
+    a, b = a - a.mean(0), b - b.mean(0)
+    scale = jnp.sqrt(jnp.sum(a * a, 0))[:, None] * jnp.sqrt(jnp.sum(b * b, 0))[None, :]
+    return jnp.where(scale > 0, (a.T @ b) / jnp.where(scale > 0, scale, 1.0), 0.0)
+
+
+def support_scores(true_codes, codes, latent_feature) -> dict:
+    """support, recall and precision of one set of codes [B, N], over the examples with at
+    least one active feature (an empty example says nothing about which features a
+    method picks, and a TopK encoder must pick k latents even there)."""
+    counts = scores.support_counts(true_codes, codes, latent_feature)  # [B, 5]
+    exact, chosen, right, true, found = counts.T
+    active = true > 0
+    mean = lambda v: jnp.sum(jnp.where(active, v, 0)) / jnp.maximum(jnp.sum(active), 1)
+    return {"support": mean(exact),
+            "recall": jnp.sum(jnp.where(active, found, 0)) / jnp.maximum(jnp.sum(true), 1),
+            "precision": jnp.sum(jnp.where(active, right, 0)) / jnp.maximum(jnp.sum(jnp.where(active, chosen, 0)), 1)}
+
+
+def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, *, kind: str,
+              spec, max_k: int) -> dict:
+    """Every score of ONE SAE (see the module docstring and `SCALAR_VARIABLES`).
+
+    Args:
+      params: the SAE's parameters; threshold: [] BatchTopK's θ (0 otherwise);
+      k, bandwidth: [] its hyperparameters that inference reads;
+      truth: [d, F] the source's W; density: [F] its feature probabilities;
+      noise: the shared evaluation draws (`toymodels.data.Noise`, B examples).
+      max_k: the most atoms a pursuit takes.
+    """
+    sae = get_sae(kind)
+    x = data.sample_inputs(noise, density, spec.data)  # [F, B]
+    h = (truth @ x).T  # [B, d]
+    features, represented = ground_truth(truth)
+    true_codes = jnp.where(represented[None, :], x.T, 0.0)  # [B, F]
+    stats = Stats(jnp.zeros(params["decoder"].shape[0], jnp.int32), threshold, jnp.ones([], jnp.int32))
+    codes = sae.encode(params, stats, h, Inference(k, bandwidth))
+    x_hat = decode(params, codes)
+    latents = unit_rows(params["decoder"])
+    cos = jnp.where(represented[:, None], scores.cosines(features, latents), -2.0)  # [F, N]
+    best = jnp.max(cos, axis=1)
+    latent_feature = jnp.where(jnp.max(cos, axis=0) >= 0.9, jnp.argmax(cos, axis=0), -1).astype(jnp.int32)
+    out = {"mmcs": masked_mean(best, represented),
+           **{f"recovered_{n}": masked_mean(best > t, represented) for n, t in THRESHOLDS.items()},
+           "best_cosine": jnp.where(represented, best, jnp.nan), "latent_feature": latent_feature,
+           "cosines": cos, "correlations": pearson(true_codes, codes),
+           "n_truth": jnp.sum(represented), "l0": scores.l0(codes), "true_l0": scores.l0(true_codes),
+           "dead_fraction": scores.dead_fraction(codes), "fvu": scores.fvu(h, x_hat),
+           "shrinkage": scores.shrinkage(h, x_hat)}
+    k_each = jnp.minimum(jnp.sum(codes != 0, axis=1), max_k)
+    coded = {"encoder": (codes, latent_feature)}
+    for name, fn in PURSUITS.items():
+        found = jnp.nan_to_num(fn(latents, h - params["b_dec"], k_each, max_k=max_k, nonnegative=True))
+        out[f"fvu_{name}"] = scores.fvu(h, found @ latents + params["b_dec"])
+        coded[name] = (found, latent_feature)
+    truth_index = jnp.where(represented, jnp.arange(truth.shape[1]), -1).astype(jnp.int32)
+    coded["truth_gp"] = (pursuit.gradient_pursuit(features, h, k_each, max_k=max_k), truth_index)
+    for name, (c, assigned) in coded.items():
+        out.update({f"{key}_{name}": v for key, v in support_scores(true_codes, c, assigned).items()})
+    return out
+
+
+def matched_mean(similarity: np.ndarray, mask: np.ndarray) -> float:
+    """Mean over the rows of `mask` (the represented features) of a one-to-one matching of
+    rows to columns maximising the summed similarity; an unmatched row counts 0."""
+    rows = similarity[mask]
+    if not len(rows):
+        return float("nan")
+    i, j = scipy.optimize.linear_sum_assignment(rows, maximize=True)
+    return float(rows[i, j].sum() / len(rows))
+
+
+def analyze_sae(ds: xr.Dataset) -> xr.Dataset:
+    """Adds the ground-truth scores to an SAE results Dataset (see the module docstring),
+    group by group for a sweep with static axes (width, kind)."""
+    return groups.map_groups(_analyze_group, ds)
+
+
+def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
+    config = groups.config_of(ds)
+    if config is None:
+        raise ValueError("the SAE results have no readable attrs['config'] (is the source still there?)")
+    spec, sae = config.spec, config.spec.sae
+    kind = get_sae(sae.kind)
+    runs = ds.loss.isel(step=0, drop=True)
+    flat = lambda da, *trailing: np.asarray(
+        da.broadcast_like(runs).transpose(*runs.dims, *trailing).values).reshape(-1, *[ds.sizes[t] for t in trailing])
+    params = {name: flat(ds[name], *kind.dims[name]).astype(np.float32) for name in kind.dims}
+    threshold = flat(ds.threshold) if "threshold" in ds else np.zeros(runs.size, np.float32)
+    k = flat(ds["k"]) if "k" in ds.coords else np.full(runs.size, config.sae.get("k", 1))
+    bandwidth = flat(ds["bandwidth"]) if "bandwidth" in ds.coords else np.full(
+        runs.size, config.sae.get("bandwidth", 1e-3))
+    truth = flat(ds.truth, "hidden", "feature").astype(np.float32)
+    density = flat(ds.density, "feature").astype(np.float32)
+    noise = data.sample_noise(evaluation.eval_key(config.seed), spec, EVAL_EXAMPLES)
+    N, d, F = sae.width, spec.model.n_hidden, spec.model.n_features
+    one = functools.partial(score_one, kind=sae.kind, spec=spec, max_k=min(N, d))
+    fn = per_run(lambda p, *rest: one(p, *rest, noise))
+    names = list(params)
+    call = lambda *arrays: fn(dict(zip(names, arrays[:len(names)])), *arrays[len(names):])
+    arrays = (*params.values(), threshold.astype(np.float32), k.astype(np.int32),
+              bandwidth.astype(np.float32), truth, density)
+    out = _in_chunks(call, arrays, EVAL_EXAMPLES * (N + F + d) * 4)
+    mask = ~np.isnan(out["best_cosine"])
+    out["matched_cosine"] = np.array([matched_mean(c, m) for c, m in zip(out.pop("cosines"), mask)])
+    out["mcc"] = np.array([matched_mean(c, m) for c, m in zip(out.pop("correlations"), mask)])
+    out["random_mmcs"] = np.full(runs.size, scores.random_mmcs(N, d))
+    for n, t in THRESHOLDS.items():
+        out[f"random_recovered_{n}"] = np.full(runs.size, scores.random_recovered(N, d, t))
+    out["mmcs_lift"] = out["mmcs"] - out["random_mmcs"]
+    out["recovered_90_lift"] = out["recovered_90"] - out["random_recovered_90"]
+    shaped = lambda a, dims: xr.DataArray(np.asarray(a).reshape(runs.shape + np.shape(a)[1:]),
+                                          dims=runs.dims + dims, coords=runs.coords)
+    new = {name: shaped(out[name], ()).assign_attrs(description=text)
+           for name, text in SCALAR_VARIABLES.items()}
+    new.update({n: shaped(out[n], ("feature",)).assign_attrs(description=t) for n, t in FEATURE_VARIABLES.items()})
+    new.update({n: shaped(out[n], ("latent",)).assign_attrs(description=t) for n, t in LATENT_VARIABLES.items()})
+    return ds.assign(new)
