@@ -129,7 +129,8 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> bas
     if any(name in SAE_STATIC for name, _ in axes):
         return _with_groups(raw, top, axes, source)
     model, data_spec, data, runs = _resolve_source(sae, tables["data"], dict(axes), source)
-    resolved = {**SAE_DEFAULTS, "k_aux": math.ceil(model.n_hidden / 2), "width": model.n_features,
+    k_aux_default = math.ceil(model.n_hidden / 2)
+    resolved = {**SAE_DEFAULTS, "k_aux": k_aux_default, "width": model.n_features,
                 **{k: v for k, v in sae.items() if k != "runs"}}
     if sae["source"] == SYNTHETIC:
         resolved.update(n_features=model.n_features, n_hidden=model.n_hidden,
@@ -141,7 +142,7 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> bas
     given = {**{k: f"train.{k}" for k in tables["train"]}, **{k: f"sweep.{k}" for k, _ in axes}}
     base._check_optimizer_keys((train["optimizer"],), given, source)
     kinds = _kinds or (resolved["kind"],)
-    _check_sae_keys(resolved, sae, dict(axes), kinds, source)
+    _check_sae_keys(resolved, sae, dict(axes), kinds, source, k_aux_default)
     own = SAE_KINDS[resolved["kind"]].reads  # written back: only the keys this kind reads
     resolved = {k: v for k, v in resolved.items() if k not in HYPER_KEYS or k in own}
     batch = base._resolve_batch(train, data_spec, source)
@@ -200,11 +201,17 @@ def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> base.SweepCo
                             source, tuple(groups), merged)
 
 
-def _check_sae_keys(resolved: dict, given: dict, axes: dict, kinds, source: str) -> None:
-    """k and k_aux at most the width; a key no SAE kind of the sweep reads is an error."""
+def _check_sae_keys(resolved: dict, given: dict, axes: dict, kinds, source: str,
+                    k_aux_default: int) -> None:
+    """k and k_aux at most the width; a key no SAE kind of the sweep reads is an error.
+    k_aux's default (half the source's hidden dims, `k_aux_default`) may exceed a small
+    width, where AuxK uses every dead latent: it is not an error the user did not write
+    (nor, written back by `to_toml`, one on reading it again)."""
     width = resolved["width"]
     for key in ("k", "k_aux"):
         for value in axes.get(key, (resolved[key],)):
+            if key == "k_aux" and value == k_aux_default:
+                continue
             if value > width and any(key in SAE_KINDS[k].reads for k in kinds):
                 where = f"sweep.{key}" if key in axes else f"sae.{key}"
                 raise UserError(f"{source}: {where}: must be at most sae.width = {width}, got {value}")
@@ -236,8 +243,8 @@ def _resolve_source(sae: dict, data: dict, axes: dict, source: str):
         return (*_synthetic(sae, data, axes, source), ())
     toy = _zoo_config(name, source) if name.startswith(ZOO) else _results_config(name, source)
     if toy.spec.model.kind not in KINDS_WITH_W:
-        raise UserError(f"{source}: sae.source: a {toy.spec.model.kind} model has no single W "
-                        f"(h = W x); use a model of kind {', '.join(KINDS_WITH_W)}")
+        raise UserError(f"{source}: sae.source: a model of kind {toy.spec.model.kind} has no "
+                        f"single W (h = W x); use a model of kind {', '.join(KINDS_WITH_W)}")
     if name.startswith(ZOO):
         if "runs" in sae:
             raise UserError(f"{source}: sae.runs: a zoo model is one run; leave sae.runs out")
@@ -280,6 +287,9 @@ def _results_config(path: str, source: str) -> base.SweepConfig:
 
     out = Path(path)
     manifest = out / store.MANIFEST
+    if not out.exists():
+        raise UserError(f"{source}: sae.source: {path!r} does not exist; give a results "
+                        f'directory, "zoo:NAME" or "synthetic"')
     if not manifest.exists():
         raise UserError(f"{source}: sae.source: {path!r} is not a results directory (no "
                         f"{store.MANIFEST}); give a results directory, \"zoo:NAME\" or \"synthetic\"")
@@ -319,6 +329,9 @@ def source_runs(toy: base.SweepConfig, runs, source: str) -> tuple[int, ...]:
             raise UserError(f"{source}: sae.runs.{key}: not an axis of the source; its axes: "
                             f"{', '.join(names) or 'none'}")
         values = np.asarray(dict(toy.axes)[key], dtype=float)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{source}: sae.runs.{key}: must be one value of the axis "
+                            f"({', '.join(f'{v:g}' for v in values)}), got {value!r}")
         hit = np.flatnonzero(np.isclose(values, value, rtol=1e-9, atol=0))
         if not len(hit):
             raise UserError(f"{source}: sae.runs.{key}: {value!r} is not a value of the axis "

@@ -108,7 +108,7 @@ def update_stats(stats: Stats, codes: jax.Array, kept_min: jax.Array) -> Stats:
 
 def decode(params: Params, codes: jax.Array) -> jax.Array:
     """x̂ = f @ decoder + b_dec: [B, N] -> [B, d]."""
-    return codes @ params["decoder"] + params["b_dec"]
+    return codes @ params["decoder"] + params["b_dec"][None, :]
 
 
 def reconstruction(x: jax.Array, x_hat: jax.Array) -> jax.Array:
@@ -216,7 +216,7 @@ def relu_init(key: jax.Array, n_latents: int, d: int) -> Params:
 
 def relu_encode(params: Params, stats: Stats, x: jax.Array, hyper: SAEHyper) -> jax.Array:
     """f = ReLU(W_e x + b_e) (no b_dec subtracted, as in the April 2024 update)."""
-    return jax.nn.relu(x @ params["encoder"].T + params["b_enc"])
+    return jax.nn.relu(x @ params["encoder"].T + params["b_enc"][None, :])
 
 
 def relu_loss(params, stats, x, hyper, progress):
@@ -234,7 +234,7 @@ def relu_loss(params, stats, x, hyper, progress):
 
 def topk_pre(params: Params, x: jax.Array) -> jax.Array:
     """W_enc (x − b_pre) + b_enc, the pre-activations (b_pre is b_dec)."""
-    return (x - params["b_dec"]) @ params["encoder"].T + params["b_enc"]
+    return (x - params["b_dec"][None, :]) @ params["encoder"].T + params["b_enc"][None, :]
 
 
 def topk_encode(params, stats, x, hyper):
@@ -292,7 +292,7 @@ def matryoshka_loss(params, stats, x, hyper, progress):
     pre = batchtopk_pre(params, x)
     codes = batch_top_k(pre, hyper.k)
     n = codes.shape[-1]
-    losses = [reconstruction(x, decode(params, jnp.where(jnp.arange(n) < m, codes, 0.0)))
+    losses = [reconstruction(x, decode(params, jnp.where(jnp.arange(n)[None, :] < m, codes, 0.0)))
               for m in prefixes(n)]  # a static handful of prefixes, not a loop over data
     aux = aux_k_loss(params, stats, x, decode(params, codes), pre, hyper)
     return sum(losses) / len(losses) + hyper.aux_coefficient * aux, codes
@@ -310,7 +310,7 @@ def rectangle(u: jax.Array) -> jax.Array:
 def jump_relu(z: jax.Array, threshold: jax.Array, bandwidth: jax.Array) -> jax.Array:
     """z · H(z − θ). Gradients: ∂/∂z = H(z − θ); ∂/∂θ := −(θ/ε) K((z − θ)/ε) (the
     straight-through estimator of "Jumping Ahead", eq. 11); none for ε."""
-    return z * (z > threshold)
+    return z * (z > jnp.broadcast_to(threshold, z.shape))
 
 
 def _jump_relu_fwd(z, threshold, bandwidth):
@@ -319,8 +319,9 @@ def _jump_relu_fwd(z, threshold, bandwidth):
 
 def _jump_relu_bwd(saved, g):
     z, threshold, bandwidth = saved
-    dz = g * (z > threshold)
-    dtheta = -(threshold / bandwidth) * rectangle((z - threshold) / bandwidth) * g
+    theta = jnp.broadcast_to(threshold, z.shape)  # θ [N] over a batch z [B, N]
+    dz = g * (z > theta)
+    dtheta = -(theta / bandwidth) * rectangle((z - theta) / bandwidth) * g
     return dz, _sum_to(dtheta, threshold.shape), jnp.zeros_like(bandwidth)
 
 
@@ -330,7 +331,7 @@ jump_relu.defvjp(_jump_relu_fwd, _jump_relu_bwd)
 @jax.custom_vjp
 def step(z: jax.Array, threshold: jax.Array, bandwidth: jax.Array) -> jax.Array:
     """H(z − θ). Gradients: ∂/∂z = 0; ∂/∂θ := −(1/ε) K((z − θ)/ε)."""
-    return (z > threshold).astype(z.dtype)
+    return (z > jnp.broadcast_to(threshold, z.shape)).astype(z.dtype)
 
 
 def _step_fwd(z, threshold, bandwidth):
@@ -339,7 +340,8 @@ def _step_fwd(z, threshold, bandwidth):
 
 def _step_bwd(saved, g):
     z, threshold, bandwidth = saved
-    dtheta = -(1.0 / bandwidth) * rectangle((z - threshold) / bandwidth) * g
+    theta = jnp.broadcast_to(threshold, z.shape)
+    dtheta = -(1.0 / bandwidth) * rectangle((z - theta) / bandwidth) * g
     return jnp.zeros_like(z), _sum_to(dtheta, threshold.shape), jnp.zeros_like(bandwidth)
 
 
@@ -358,7 +360,7 @@ def jumprelu_init(key, n_latents, d):
 
 
 def jumprelu_pre(params, x):
-    return x @ params["encoder"].T + params["b_enc"]
+    return x @ params["encoder"].T + params["b_enc"][None, :]
 
 
 def jumprelu_encode(params, stats, x, hyper):
@@ -390,9 +392,10 @@ def gated_init(key, n_latents, d):
 def gated_parts(params, x):
     """(π_gate, f): π_gate = W_gate (x − b_dec) + b_gate; f = 1[π_gate > 0] ·
     ReLU(W_mag (x − b_dec) + b_mag) with W_mag = exp(r_mag) ⊙ W_gate (row scale)."""
-    centred = x - params["b_dec"]
-    gate = centred @ params["encoder"].T + params["b_enc"]
-    magnitude = jax.nn.relu(jnp.exp(params["r_mag"]) * (centred @ params["encoder"].T) + params["b_mag"])
+    centred = x - params["b_dec"][None, :]
+    gate = centred @ params["encoder"].T + params["b_enc"][None, :]
+    magnitude = jax.nn.relu(jnp.exp(params["r_mag"])[None, :] * (centred @ params["encoder"].T)
+                            + params["b_mag"][None, :])
     return gate, jnp.where(gate > 0, magnitude, 0.0)
 
 
