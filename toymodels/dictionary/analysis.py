@@ -95,7 +95,7 @@ def masked_mean(values: jax.Array, mask: jax.Array) -> jax.Array:
 def pearson(a: jax.Array, b: jax.Array) -> jax.Array:
     """[n, N] Pearson correlations of the columns of a: [B, n] and b: [B, N] (0 where a
     column is constant)."""
-    a, b = a - a.mean(0), b - b.mean(0)
+    a, b = a - a.mean(0, keepdims=True), b - b.mean(0, keepdims=True)
     scale = jnp.sqrt(jnp.sum(a * a, 0))[:, None] * jnp.sqrt(jnp.sum(b * b, 0))[None, :]
     return jnp.where(scale > 0, (a.T @ b) / jnp.where(scale > 0, scale, 1.0), 0.0)
 
@@ -146,8 +146,9 @@ def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, *, k
     k_each = jnp.minimum(jnp.sum(codes != 0, axis=1), max_k)
     coded = {"encoder": (codes, latent_feature)}
     for name, fn in PURSUITS.items():
-        found = jnp.nan_to_num(fn(latents, h - params["b_dec"], k_each, max_k=max_k, nonnegative=True))
-        out[f"fvu_{name}"] = scores.fvu(h, found @ latents + params["b_dec"])
+        found = jnp.nan_to_num(fn(latents, h - params["b_dec"][None, :], k_each, max_k=max_k,
+                                  nonnegative=True))
+        out[f"fvu_{name}"] = scores.fvu(h, found @ latents + params["b_dec"][None, :])
         coded[name] = (found, latent_feature)
     truth_index = jnp.where(represented, jnp.arange(truth.shape[1]), -1).astype(jnp.int32)
     coded["truth_gp"] = (pursuit.gradient_pursuit(features, h, k_each, max_k=max_k), truth_index)
