@@ -134,13 +134,13 @@ def test_top_k_keeps_exactly_k_per_row_for_a_traced_k():
     signed = rng.normal(size=(16, 9)).astype(np.float32)
     top_k = jax.jit(sae.top_k)
     for k in range(1, 10):
-        codes = np.asarray(top_k(positive, jnp.int32(k)))
+        codes = np.asarray(top_k(positive.T, jnp.int32(k))).T  # the kinds' layout: [N, B]
         assert ((codes != 0).sum(axis=1) == k).all(), k
         expected = np.zeros_like(signed)
         for row, pre in enumerate(signed):
             keep = np.argsort(-pre)[:k]
             expected[row, keep] = np.maximum(pre[keep], 0)
-        np.testing.assert_array_equal(top_k(signed, jnp.int32(k)), expected)
+        np.testing.assert_array_equal(np.asarray(top_k(signed.T, jnp.int32(k))).T, expected)
 
 
 def test_batch_top_k_keeps_exactly_b_times_k_over_the_batch():
@@ -148,7 +148,7 @@ def test_batch_top_k_keeps_exactly_b_times_k_over_the_batch():
     pre = np.random.default_rng(2).uniform(0.0, 1.0, size=(8, 6)).astype(np.float32)
     batch_top_k = jax.jit(sae.batch_top_k)
     for k in (1, 2, 5):
-        codes = np.asarray(batch_top_k(pre, jnp.int32(k)))
+        codes = np.asarray(batch_top_k(pre.T, jnp.int32(k))).T  # the kinds' layout: [N, B]
         assert (codes != 0).sum() == 8 * k
         keep = np.argsort(-pre.ravel())[:8 * k]
         expected = np.zeros(pre.size, np.float32)
@@ -172,20 +172,21 @@ def test_aux_k_loss_is_zero_without_dead_latents_and_the_dead_latents_residual_f
     stats = lambda since: sae.Stats(jnp.asarray(since, jnp.int32), jnp.float32(0), jnp.int32(50))
     alive = stats([0, 3, 9, 0, 1, 0])  # all below dead_steps = 10
     aux_k = jax.jit(sae.aux_k_loss)
+    x, x_hat, pre = x.T, x_hat.T, pre.T  # the kinds' layout: one example per column
     assert aux_k(params, alive, x, x_hat, pre, h) == 0.0
     dead = stats([20, 0, 10, 0, 0, 50])  # latents 0, 2 and 5 are dead (>= 10 steps silent)
     aux = np.zeros((B, N), np.float32)
     for row in range(B):
-        top = [j for j in sorted([0, 2, 5], key=lambda j: -pre[row, j])][:2]
-        aux[row, top] = np.maximum(pre[row, top], 0)
-    expected = np.mean(np.sum((x - x_hat - aux @ decoder) ** 2, axis=1))
+        top = [j for j in sorted([0, 2, 5], key=lambda j: -pre[j, row])][:2]
+        aux[row, top] = np.maximum(pre[top, row], 0)
+    expected = np.mean(np.sum((x.T - x_hat.T - aux @ decoder) ** 2, axis=1))
     got = aux_k(params, dead, x, x_hat, pre, h)
     assert got > 0
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     # e is under stop-gradient: AuxK trains the dead latents, not the reconstruction
     of_x_hat = lambda xh: sae.aux_k_loss(params, dead, x, xh, pre, h)
     g = jax.jit(jax.grad(of_x_hat))(jnp.asarray(x_hat))
-    np.testing.assert_array_equal(g, np.zeros((B, d)))
+    np.testing.assert_array_equal(g, np.zeros((d, B)))
 
 
 def test_relu_objective_is_the_reconstruction_error_at_zero_l1_and_adds_the_weighted_l1():
@@ -204,11 +205,11 @@ def test_relu_objective_is_the_reconstruction_error_at_zero_l1_and_adds_the_weig
     penalty = np.mean(f @ np.linalg.norm(p["decoder"], axis=1))
     params, stats = {k: jnp.asarray(v) for k, v in p.items()}, sae.init_stats(N)
     relu_loss = jax.jit(sae.relu_loss)
-    loss, codes = relu_loss(params, stats, x, hyper(l1_coefficient=0.0), jnp.float32(0.5))
+    loss, codes = relu_loss(params, stats, x.T, hyper(l1_coefficient=0.0), jnp.float32(0.5))
     np.testing.assert_allclose(loss, error, rtol=1e-5)
-    np.testing.assert_allclose(codes, f, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(codes).T, f, rtol=1e-5, atol=1e-6)
     for progress, ramp in ((0.5, 1.0), (0.025, 0.5)):
-        loss, _ = relu_loss(params, stats, x, hyper(l1_coefficient=0.2), jnp.float32(progress))
+        loss, _ = relu_loss(params, stats, x.T, hyper(l1_coefficient=0.2), jnp.float32(progress))
         np.testing.assert_allclose(loss, error + 0.2 * ramp * penalty, rtol=1e-5)
 
 
@@ -512,3 +513,13 @@ def test_the_default_k_aux_may_exceed_a_small_width():
     assert tm.parse_config(tomllib.loads(tm.to_toml(widths))) == widths
     with pytest.raises(tm.UserError, match=r"sae\.k_aux: must be at most sae\.width = 1, got 3"):
         syn(sae={"kind": "topk", "width": 1, "k_aux": 3})
+
+
+def test_jump_relu_threshold_gradient_sums_over_the_batch_columns():
+    """The kinds' layout: θ [N, 1] over z [N, B]; ∂/∂θ sums each latent's row."""
+    z = jnp.asarray([[0.5, 1.02, 0.98], [2.0, 0.0, 1.0]], jnp.float32)  # N = 2, B = 3
+    theta = jnp.asarray([[1.0], [1.0]], jnp.float32)
+    g = jax.grad(lambda t: jnp.sum(sae.jump_relu(z, t, jnp.float32(0.1))))(theta)
+    # K((z - θ)/ε) = 1 for |z - θ| < 0.05: row 0 has 1.02 and 0.98 (2 hits), row 1 has 1.0
+    np.testing.assert_allclose(g, [[-20.0], [-10.0]], rtol=1e-6)
+    assert g.shape == (2, 1)

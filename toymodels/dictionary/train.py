@@ -5,7 +5,7 @@
 V SAEs (`sae_group_size`), so that an SAE's bits do not depend on the chunk size or the
 device count. Each step, every seed draws one batch of the source's inputs x: [F, B]
 (`toymodels.data.sample_inputs`, common random numbers), every SAE reads its source's
-activations h = W x ([B, d]) and takes one optimiser step on its kind's loss
+activations h = W x ([d, B]) and takes one optimiser step on its kind's loss
 (`toymodels.dictionary.sae`). The sweep engine (`toymodels.sweep`) chunks, shards, stores
 and resumes these runs exactly as toy models.
 """
@@ -45,9 +45,10 @@ def sae_group_size(spec: Spec) -> int:
 
 
 def activations(hyper: SAEHyper, noise: data.Noise, spec: Spec) -> jax.Array:
-    """[B, d] the source's hidden vectors h = W x for one batch of its inputs x: [F, B]."""
+    """[d, B] the source's hidden vectors h = W x for one batch of its inputs x: [F, B]
+    (one example per column, the SAE kinds' layout)."""
     x = data.sample_inputs(noise, hyper.feature_probability, spec.data)
-    return (hyper.truth @ x).T
+    return hyper.truth @ x
 
 
 def synthetic_truth(truth_seed: int, n_features: int, n_hidden: int) -> np.ndarray:

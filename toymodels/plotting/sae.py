@@ -96,7 +96,8 @@ def pareto(ax, ds: xr.Dataset, by: str = "kind") -> list:
         ax.scatter(l0, fvu, s=10, color=colour, alpha=0.5)
         order = np.argsort(l0)
         front = order[np.minimum.accumulate(fvu[order]) == fvu[order]]
-        drawn.append(ax.plot(l0[front], fvu[front], "-", color=colour, label=str(value))[0])
+        drawn.append(ax.plot(l0[front], fvu[front], "-o", color=colour, markersize=4,
+                             label=str(value))[0])
     ax.axvline(float(ds.true_l0.mean()), color="grey", linewidth=0.8, label="true L0")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -106,28 +107,49 @@ def pareto(ax, ds: xr.Dataset, by: str = "kind") -> list:
     return drawn
 
 
-def gap_against_superposition(ax, ds: xr.Dataset) -> list:
-    """Exact support recovery of the encoder, of gradient pursuit on the SAE's decoder
-    (matched L0) and of gradient pursuit on the true dictionary, against the source's
-    features per dimension (represented features over hidden dims)."""
+GAP_METHODS = (("encoder", "SAE encoder", "-"), ("gp", "gradient pursuit, SAE decoder", "-"),
+               ("omp", "OMP, SAE decoder", "-"), ("truth_gp", "gradient pursuit, true features", "--"))
+
+
+def gap_against_superposition(axes, ds: xr.Dataset) -> list:
+    """Code recovery of the encoder, of gradient pursuit and OMP on the SAE's decoder
+    (matched L0) and of gradient pursuit on the true features, against the source's
+    feature density (`source_sparsity`; else the source run), each point labelled with
+    the source's represented features per hidden dimension: exact supports in `axes[0]`,
+    recall of the active features in `axes[1]`."""
     _need(ds, "support_encoder", "support_gp", "support_truth_gp", "n_truth")
     if "source_run" not in ds.dims:
         raise ValueError("needs a source_run axis (an SAE sweep over several runs of a toy-model sweep)")
     reduce = [d for d in ds.support_encoder.dims if d not in ("source_run", "seed")]
-    x = (ds.n_truth.mean(reduce + (["seed"] if "seed" in ds.dims else [])) / ds.attrs["n_hidden"]).values
+    if "source_sparsity" in ds.coords:
+        x, label = 1.0 - ds.source_sparsity.values, "source feature density (1 - sparsity)"
+    else:
+        x, label = ds.source_run.values.astype(float), "source run"
+    per_dim = (ds.n_truth.mean([d for d in ds.n_truth.dims if d != "source_run"]) / ds.attrs["n_hidden"]).values
     order = np.argsort(x, kind="stable")
     drawn = []
-    for i, (name, label) in enumerate((("support_encoder", "SAE encoder"),
-                                       ("support_gp", "gradient pursuit, SAE decoder"),
-                                       ("support_omp", "OMP, SAE decoder"),
-                                       ("support_truth_gp", "gradient pursuit, true features"))):
-        da = ds[name].mean(reduce).isel(source_run=order)
-        drawn.append(_mean_band(ax, x[order], da, COLOURS[i], label, "--" if "truth" in name else "-"))
-    ax.set_xlabel("source: represented features per hidden dimension")
-    ax.set_ylabel("examples whose active features are found exactly")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=7)
+    for ax, what, text in zip(axes, ("support", "recall"),
+                              ("examples whose active features are found exactly",
+                               "share of the active features found")):
+        for i, (method, name, style) in enumerate(GAP_METHODS):
+            da = ds[f"{what}_{method}"].mean(reduce).isel(source_run=order)
+            drawn.append(_mean_band(ax, x[order], da, COLOURS[i], name, style))
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(text)
+        ax.set_ylim(0, 1.05)
+        for xi, pi in zip(x[order], per_dim[order]):
+            ax.annotate(f"{pi:.1f}", (xi, 1.0), fontsize=6, ha="center", color="grey")
+    axes[0].legend(fontsize=7, loc="center left")
+    axes[1].set_title("grey: represented features per hidden dimension", fontsize=7, color="grey")
     return drawn
+
+
+def gap_figure(ds: xr.Dataset) -> Figure:
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    gap_against_superposition(fig.subplots(1, 2), ds)
+    fig.suptitle(_title(ds, "SAE encoder against pursuit at matched L0, across superposition"), fontsize=9)
+    return fig
 
 
 def cosine_matrices(ds: xr.Dataset, by: str = "width", max_columns: int = 6, seed: int = 0) -> Figure:
@@ -174,6 +196,6 @@ def _single(draw, detail: str, figsize=(6.4, 4.4)):
 FIGURES = {
     "sae_width": width_figure,  # by
     "sae_pareto": _single(pareto, "L0 against FVU per SAE kind; lines: each kind's Pareto front"),  # by
-    "sae_gap": _single(gap_against_superposition, "encoder against pursuit at matched L0"),
+    "sae_gap": gap_figure,
     "sae_cosines": cosine_matrices,  # by, max_columns, seed
 }
