@@ -362,18 +362,27 @@ def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> SweepConfig:
     of its own (so every group is validated whole, its errors naming the group), and the
     sweep keeps all the axes in file order."""
     static = [(n, v) for n, v in axes if n in STATIC]
+    optimizers = dict(static).get("optimizer")
+    parse = lambda sub, where: parse_config(sub, where, _optimizers=optimizers)
+    groups = static_group_configs(raw, static, STATIC_TABLES, parse, source)
+    first = groups[0]
+    return SweepConfig(top["name"], top["seed"], first.spec, first.data, first.train, axes,
+                       source, tuple(groups))
+
+
+def static_group_configs(raw: dict, static: list, tables: dict, parse, source: str) -> list:
+    """One parsed config per combination of the static axes' values (file order, the last
+    fastest): `parse(raw with those values set in their tables (`tables[name]`) and their
+    axes removed, "source [name = value, ...]")`."""
     groups = []
     for values in itertools.product(*(v for _, v in static)):
         sub = copy.deepcopy(raw)
         for (name, _), value in zip(static, values):
-            sub.setdefault(STATIC_TABLES[name], {})[name] = value
+            sub.setdefault(tables[name], {})[name] = value
             del sub["sweep"][name]
         where = ", ".join(f"{n} = {_toml_value(v)}" for (n, _), v in zip(static, values))
-        optimizers = dict(static).get("optimizer")
-        groups.append(parse_config(sub, f"{source} [{where}]", _optimizers=optimizers))
-    first = groups[0]
-    return SweepConfig(top["name"], top["seed"], first.spec, first.data, first.train, axes,
-                       source, tuple(groups))
+        groups.append(parse(sub, f"{source} [{where}]"))
+    return groups
 
 
 def _table(raw: dict, name: str, source: str) -> dict:

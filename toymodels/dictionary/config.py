@@ -30,9 +30,7 @@ models: SAEs that share a seed see the same x.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import itertools
 import math
 import tomllib
 from pathlib import Path
@@ -184,14 +182,9 @@ def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> base.SweepCo
     """As `toymodels.config._with_groups`: each combination of the static axes' values
     (kind, width, batch_size, steps, optimizer) parsed as a config of its own."""
     static = [(n, v) for n, v in axes if n in SAE_STATIC]
-    groups = []
-    for values in itertools.product(*(v for _, v in static)):
-        sub = copy.deepcopy(raw)
-        for (name, _), value in zip(static, values):
-            sub.setdefault(SAE_STATIC[name], {})[name] = value
-            del sub["sweep"][name]
-        where = ", ".join(f"{n} = {base._toml_value(v)}" for (n, _), v in zip(static, values))
-        groups.append(parse_sae_config(sub, f"{source} [{where}]", _kinds=dict(static).get("kind")))
+    kinds = dict(static).get("kind")
+    parse = lambda sub, where: parse_sae_config(sub, where, _kinds=kinds)
+    groups = base.static_group_configs(raw, static, SAE_STATIC, parse, source)
     first = groups[0]
     runs = first.spec.sae.runs
     axes = (("source_run", runs), *axes) if len(runs) > 1 else axes

@@ -193,6 +193,13 @@ def aux_k_loss(params: Params, stats: Stats, x: jax.Array, x_hat: jax.Array, pre
     return jnp.where(dead.any(), loss, 0.0)
 
 
+def with_aux_k(params: Params, stats: Stats, x, hyper: SAEHyper, pre, codes):
+    """(||x − x̂||² + α AuxK, codes): the objective of the kinds with a k."""
+    x_hat = decode(params, codes)
+    aux = aux_k_loss(params, stats, x, x_hat, pre, hyper)
+    return reconstruction(x, x_hat) + hyper.aux_coefficient * aux, codes
+
+
 def warmed_up(coefficient: jax.Array, progress: jax.Array) -> jax.Array:
     """λ ramped linearly from 0 over the first `LAMBDA_WARMUP` of training (`progress` is
     the step over the steps, in [0, 1))."""
@@ -247,10 +254,7 @@ def topk_encode(params, stats, x, hyper):
 def topk_loss(params, stats, x, hyper, progress):
     """||x − x̂||² + α AuxK (α = 1/32 by default, k_aux dead latents); unit decoder rows."""
     pre = topk_pre(params, x)
-    codes = top_k(pre, hyper.k)
-    x_hat = decode(params, codes)
-    aux = aux_k_loss(params, stats, x, x_hat, pre, hyper)
-    return reconstruction(x, x_hat) + hyper.aux_coefficient * aux, codes
+    return with_aux_k(params, stats, x, hyper, pre, top_k(pre, hyper.k))
 
 
 # ---- BatchTopK (Bussmann, Leask and Nanda 2024)
@@ -271,10 +275,7 @@ def batchtopk_encode(params, stats, x, hyper):
 def batchtopk_loss(params, stats, x, hyper, progress):
     """||x − x̂||² + α AuxK with the B·k largest values of the batch kept."""
     pre = batchtopk_pre(params, x)
-    codes = batch_top_k(pre, hyper.k)
-    x_hat = decode(params, codes)
-    aux = aux_k_loss(params, stats, x, x_hat, pre, hyper)
-    return reconstruction(x, x_hat) + hyper.aux_coefficient * aux, codes
+    return with_aux_k(params, stats, x, hyper, pre, batch_top_k(pre, hyper.k))
 
 
 # ---- Matryoshka (Bussmann et al. 2025; Nabeshima 2024)

@@ -194,11 +194,15 @@ def _title(ds: xr.Dataset, detail: str) -> str:
     return title(ds, detail)
 
 
-def _single(draw, detail: str, figsize=(6.4, 4.2)):
+def _single(draw, detail: str, figsize=(6.4, 4.2), title=None):
+    """A figure kind of one axes: `draw(ax, ds, **options)`, titled by `title(ds, detail)`
+    (default: the plotting package's title)."""
+    title = title or _title
+
     def make(ds: xr.Dataset, **options) -> Figure:
         fig = Figure(figsize=figsize, layout="constrained")
         draw(fig.add_subplot(), ds, **options)
-        fig.suptitle(_title(ds, detail), fontsize=9)
+        fig.suptitle(title(ds, detail), fontsize=9)
         return fig
 
     make.__doc__ = f"A one-axes figure drawn by ``{draw.__name__}(ax, ds, **options)``."

@@ -12,6 +12,8 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from toymodels.plotting.memorisation import _single as single
+
 COLOURS = ("#3b75af", "#ef8636", "#519e3e", "#c53a32", "#8d69b8", "#84584e")
 
 
@@ -182,15 +184,8 @@ def cosine_matrices(ds: xr.Dataset, by: str = "width", max_columns: int = 6, see
     return fig
 
 
-def _single(draw, detail: str, figsize=(6.4, 4.4)):
-    def make(ds: xr.Dataset, **options) -> Figure:
-        fig = Figure(figsize=figsize, layout="constrained")
-        draw(fig.add_subplot(), ds, **options)
-        fig.suptitle(_title(ds, detail), fontsize=9)
-        return fig
-
-    make.__doc__ = f"A one-axes figure drawn by ``{draw.__name__}(ax, ds, **options)``."
-    return make
+def _single(draw, detail: str):
+    return single(draw, detail, (6.4, 4.4), _title)
 
 
 FIGURES = {
