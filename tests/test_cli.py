@@ -31,6 +31,7 @@ def test_analyze_writes_the_variables_into_the_store(results, capsys):
 ABS_ONLY = {"computation"}  # needs an abs_computation sweep: tests/test_plotting_worlds.py
 FINITE_ONLY = {"double_descent", "memorisation_dimensionality", "memorisation_geometry",
                "loss_grid"}  # need a dataset_size axis: tests/test_double_descent.py
+SAE_ONLY = {"sae_width", "sae_pareto", "sae_gap", "sae_cosines"}  # need an SAE sweep: below
 
 
 @pytest.mark.parametrize("kind", sorted(FINITE_ONLY))
@@ -40,7 +41,35 @@ def test_finite_dataset_plots_of_an_online_sweep_are_one_line(results, tmp_path,
     assert err.count("\n") == 1 and "dataset_size" in err
 
 
-@pytest.mark.parametrize("kind", sorted(set(PLOTS) - ABS_ONLY - FINITE_ONLY))
+@pytest.mark.parametrize("kind", sorted(SAE_ONLY))
+def test_sae_plots_of_a_toy_sweep_are_one_line(results, tmp_path, capsys, kind):
+    assert main(["plot", kind, str(results), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SAE" in err
+
+
+@pytest.fixture(scope="module")
+def sae_results(results, tmp_path_factory):
+    """SAEs of widths 4 and 8 on the dense and the sparse runs of `results` (a source_run
+    axis), analysed through the command line."""
+    raw = {"name": "sae", "sae": {"source": str(results), "kind": "relu",
+                                  "runs": {"relative_importance": 0.5, "seed": 0}},
+           "train": {"steps": 60, "batch_size": 128, "log_every": 20},
+           "sweep": {"width": [4, 8], "l1_coefficient": [0.01, 0.1], "seed": [0, 1]}}
+    out = tm.run_sweep(tm.parse_config(raw, "sae.toml"), tmp_path_factory.mktemp("sae") / "run",
+                       quiet=True)
+    assert main(["analyze", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("kind", sorted(SAE_ONLY))
+def test_sae_plot_writes_a_png(sae_results, tmp_path, kind):
+    out = tmp_path / f"{kind}.png"
+    assert main(["plot", kind, str(sae_results), "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
+
+
+@pytest.mark.parametrize("kind", sorted(set(PLOTS) - ABS_ONLY - FINITE_ONLY - SAE_ONLY))
 def test_plot_writes_a_png(results, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
     assert main(["plot", kind, str(results), "--out", str(out)]) == 0
