@@ -112,6 +112,7 @@ def chunk_files(out) -> list[str]:
     return [f"chunks/{store.chunk_path(out, a, b).name}" for a, b in store.done_ranges(out)]
 
 
+@pytest.mark.slow  # 25 s with its setup: in the slow suite (CI runs it)
 def test_a_second_writer_is_refused_and_a_killed_writers_lock_is_taken_over(tmp_path, sweeps):
     """While a sweep holds DIR (stopped with SIGSTOP, so that it surely does), a second
     sweep and an analysis are refused in one line naming it; once it is killed (SIGKILL,
@@ -268,6 +269,7 @@ def _resize_tmpfs(folder, kib: int) -> None:
     subprocess.run(["mount", "-o", f"remount,size={kib}k", str(folder)], check=True)
 
 
+@pytest.mark.slow  # 13 s: in the slow suite (CI runs it)
 def test_a_full_disk_keeps_what_is_saved_and_the_same_command_resumes(tmp_path, sweeps, unfinished):
     """On a tmpfs sized for one chunk and a half the second chunk does not fit; resized
     for all chunks but not results.nc, the final write fails and the chunks are kept;

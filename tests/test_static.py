@@ -134,6 +134,7 @@ def test_kind_axis_keeps_each_kinds_parameters(tmp_path):
     assert not np.isnan(ds.feature_norm).any()  # each group analysed from its own weights
 
 
+@pytest.mark.slow  # 35 s of subprocesses (CI runs it); each step is tested by default
 def test_cli_sweep_analyze_plot_on_static_axes(tmp_path):
     """The issue's example: n_hidden = [2, 3, 5] and optimizer = ["adam", "sgd"] in
     [sweep] give one directory, one Dataset with those dims, analysed and plotted."""

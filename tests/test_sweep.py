@@ -244,6 +244,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # 15 s: in the slow suite (CI runs it)
 def test_two_processes_on_localhost_give_the_single_process_result(tmp_path):
     """jax.distributed: 2 processes x 2 simulated CPU devices train one sweep together."""
     toml = tmp_path / "d.toml"
