@@ -37,7 +37,8 @@ def test_a_perfect_sae_on_orthogonal_features_scores_perfectly():
               "b_dec": np.zeros(D, np.float32)}
     out = _score(params, truth, np.full(D, 0.3, np.float32))
     for name in ("mmcs", "recovered_90", "recovered_99", "support_encoder", "support_gp",
-                 "support_mp", "support_omp", "support_truth_gp", "recall_encoder",
+                 "support_mp", "support_omp", "support_truth_gp", "support_truth_mp",
+                 "support_truth_omp", "recall_encoder",
                  "precision_encoder", "shrinkage"):
         assert out[name] == pytest.approx(1.0, abs=1e-5), name
     assert out["fvu"] < 1e-10 and out["fvu_gp"] < 1e-10

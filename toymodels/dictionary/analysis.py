@@ -9,8 +9,9 @@ source does not represent is not a target (and its activations are not part of t
 codes). `score_one` does everything for ONE SAE; `analyze_sae` vmaps it over the runs
 (`toymodels.analysis.per_run`) and adds the one host step, the Hungarian matchings.
 
-Pursuits (`toymodels.dictionary.pursuit`) run on the SAE's decoder (unit rows, on h − b_dec)
-and on the true dictionary (on h), all non-negative, with each example's k equal to the
+Pursuits (`toymodels.dictionary.pursuit`: matching, gradient and orthogonal matching) run
+on the SAE's decoder (unit rows, on h − b_dec) and on the true dictionary (on h), all
+non-negative, with each example's k equal to the
 number of latents the SAE's encoder used on it (matched L0), at most `max_k` = min(N, d)
 atoms: more atoms than dimensions is no longer a sparse code.
 """
@@ -34,13 +35,15 @@ from toymodels.dictionary.sae import Stats, decode, get_sae, unit_rows
 
 EVAL_EXAMPLES = 4096
 THRESHOLDS = {"90": 0.9, "99": 0.99}
-METHODS = ("encoder", "mp", "gp", "omp", "truth_gp")  # codes scored for support recovery
+METHODS = ("encoder", "mp", "gp", "omp", "truth_mp", "truth_gp", "truth_omp")  # codes scored
 PURSUITS = {"mp": pursuit.matching_pursuit, "gp": pursuit.gradient_pursuit,
             "omp": pursuit.orthogonal_matching_pursuit}
 METHOD_TEXT = {"encoder": "the SAE's encoder", "mp": "matching pursuit on the SAE's decoder",
                "gp": "gradient pursuit on the SAE's decoder",
                "omp": "orthogonal matching pursuit on the SAE's decoder",
-               "truth_gp": "gradient pursuit on the true dictionary"}
+               "truth_mp": "matching pursuit on the true dictionary",
+               "truth_gp": "gradient pursuit on the true dictionary",
+               "truth_omp": "orthogonal matching pursuit on the true dictionary"}
 SCALAR_VARIABLES = {
     "mmcs": "mean over the represented features of the best signed cosine with a latent (decoder row)",
     "recovered_90": "fraction of the represented features with a latent at cosine > 0.9",
@@ -151,7 +154,9 @@ def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, *, k
         out[f"fvu_{name}"] = scores.fvu(h, found @ latents + params["b_dec"][None, :])
         coded[name] = (found, latent_feature)
     truth_index = jnp.where(represented, jnp.arange(truth.shape[1]), -1).astype(jnp.int32)
-    coded["truth_gp"] = (pursuit.gradient_pursuit(features, h, k_each, max_k=max_k), truth_index)
+    for name, fn in PURSUITS.items():
+        found = jnp.nan_to_num(fn(features, h, k_each, max_k=max_k, nonnegative=True))
+        coded[f"truth_{name}"] = (found, truth_index)
     for name, (c, assigned) in coded.items():
         out.update({f"{key}_{name}": v for key, v in support_scores(true_codes, c, assigned).items()})
     return out
