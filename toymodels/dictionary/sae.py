@@ -107,9 +107,15 @@ def update_stats(stats: Stats, codes: jax.Array, kept_min: jax.Array) -> Stats:
 # ---- building blocks
 
 
+def matmul(a: jax.Array, b: jax.Array) -> jax.Array:
+    """a @ b in true float32 (`Precision.HIGHEST`, as the toy models: no TF32 on GPU)."""
+    return jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST)
+
+
+
 def decode(params: Params, codes: jax.Array) -> jax.Array:
     """x̂ = decoderᵀ f + b_dec: [N, B] -> [d, B]."""
-    return params["decoder"].T @ codes + params["b_dec"][:, None]
+    return matmul(params["decoder"].T, codes) + params["b_dec"][:, None]
 
 
 def reconstruction(x: jax.Array, x_hat: jax.Array) -> jax.Array:
@@ -189,7 +195,7 @@ def aux_k_loss(params: Params, stats: Stats, x: jax.Array, x_hat: jax.Array, pre
     keep = dead[:, None] & (masked >= kth_largest(masked.T, hyper.k_aux)[None, :])
     aux_codes = jnp.where(keep, jnp.maximum(pre, 0.0), 0.0)
     error = jax.lax.stop_gradient(x - x_hat)
-    loss = reconstruction(error, params["decoder"].T @ aux_codes)
+    loss = reconstruction(error, matmul(params["decoder"].T, aux_codes))
     return jnp.where(dead.any(), loss, 0.0)
 
 
@@ -224,7 +230,7 @@ def relu_init(key: jax.Array, n_latents: int, d: int) -> Params:
 
 def relu_encode(params: Params, stats: Stats, x: jax.Array, hyper: SAEHyper) -> jax.Array:
     """f = ReLU(W_e x + b_e) (no b_dec subtracted, as in the April 2024 update)."""
-    return jax.nn.relu(params["encoder"] @ x + params["b_enc"][:, None])
+    return jax.nn.relu(matmul(params["encoder"], x) + params["b_enc"][:, None])
 
 
 def relu_loss(params, stats, x, hyper, progress):
@@ -232,7 +238,7 @@ def relu_loss(params, stats, x, hyper, progress):
     weighted by decoder norms, no norm constraint), λ warmed up over the first 5%."""
     codes = relu_encode(params, stats, x, hyper)
     norms = jnp.linalg.norm(params["decoder"], axis=-1)
-    penalty = jnp.mean(norms @ codes)
+    penalty = jnp.mean(matmul(norms, codes))
     loss = reconstruction(x, decode(params, codes)) + warmed_up(hyper.l1_coefficient, progress) * penalty
     return loss, codes
 
@@ -242,7 +248,7 @@ def relu_loss(params, stats, x, hyper, progress):
 
 def topk_pre(params: Params, x: jax.Array) -> jax.Array:
     """W_enc (x − b_pre) + b_enc, the pre-activations (b_pre is b_dec)."""
-    return params["encoder"] @ (x - params["b_dec"][:, None]) + params["b_enc"][:, None]
+    return matmul(params["encoder"], x - params["b_dec"][:, None]) + params["b_enc"][:, None]
 
 
 def topk_encode(params, stats, x, hyper):
@@ -365,7 +371,7 @@ def jumprelu_init(key, n_latents, d):
 
 
 def jumprelu_pre(params, x):
-    return params["encoder"] @ x + params["b_enc"][:, None]
+    return matmul(params["encoder"], x) + params["b_enc"][:, None]
 
 
 def jumprelu_encode(params, stats, x, hyper):
@@ -399,7 +405,7 @@ def gated_parts(params, x):
     """(π_gate, f): π_gate = W_gate (x − b_dec) + b_gate; f = 1[π_gate > 0] ·
     ReLU(W_mag (x − b_dec) + b_mag) with W_mag = exp(r_mag) ⊙ W_gate (row scale)."""
     centred = x - params["b_dec"][:, None]
-    projected = params["encoder"] @ centred
+    projected = matmul(params["encoder"], centred)
     gate = projected + params["b_enc"][:, None]
     magnitude = jax.nn.relu(jnp.exp(params["r_mag"])[:, None] * projected + params["b_mag"][:, None])
     return gate, jnp.where(gate > 0, magnitude, 0.0)

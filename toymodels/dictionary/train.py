@@ -19,7 +19,7 @@ import optax
 from flax import struct
 
 from toymodels import data
-from toymodels.dictionary.sae import (SAEHyper, Stats, get_sae, init_stats, project_out_rows,
+from toymodels.dictionary.sae import (SAEHyper, Stats, get_sae, init_stats, matmul, project_out_rows,
                                       random_directions, smallest_kept, unit_rows, update_stats)
 from toymodels.spec import Spec
 from toymodels.train import DATA, INIT, make_optimizer
@@ -48,7 +48,7 @@ def activations(hyper: SAEHyper, noise: data.Noise, spec: Spec) -> jax.Array:
     """[d, B] the source's hidden vectors h = W x for one batch of its inputs x: [F, B]
     (one example per column, the SAE kinds' layout)."""
     x = data.sample_inputs(noise, hyper.feature_probability, spec.data)
-    return hyper.truth @ x
+    return matmul(hyper.truth, x)
 
 
 def synthetic_truth(truth_seed: int, n_features: int, n_hidden: int) -> np.ndarray:
