@@ -19,8 +19,9 @@ import optax
 from flax import struct
 
 from toymodels import data
-from toymodels.dictionary.sae import (SAEHyper, Stats, get_sae, init_stats, matmul, project_out_rows,
-                                      random_directions, smallest_kept, unit_rows, update_stats)
+from toymodels.dictionary.sae import (SAEHyper, Stats, get_sae, init_stats, matmul,
+                                      project_out_rows, random_directions, smallest_kept,
+                                      unit_rows, update_stats)
 from toymodels.spec import Spec
 from toymodels.train import DATA, INIT, make_optimizer
 
