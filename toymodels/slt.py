@@ -85,7 +85,7 @@ class LLCResult:
     trusted: jax.Array
 
 
-def _chain(loss_flat, w0, nbeta, epsilon, gamma, init_loss, chain_key, *, draws, burn_in):
+def _chain(loss_flat, w0, nbeta, epsilon, gamma, chain_key, *, draws, burn_in):
     """One localised SGLD chain; returns (losses [draws], acceptance per step)."""
 
     def potential(w):
@@ -103,13 +103,13 @@ def _chain(loss_flat, w0, nbeta, epsilon, gamma, init_loss, chain_key, *, draws,
         # MALA log ratio: log p(w') q(w|w') - log p(w) q(w'|w)
         fwd = w_new - w + 0.5 * epsilon * g
         bwd = w - w_new + 0.5 * epsilon * g_new
-        log_r = (u - u_new) + (jnp.sum(fwd * fwd) - jnp.sum(bwd * bwd)) / (2.0 * epsilon)
+        log_q = (jnp.sum(fwd * fwd) - jnp.sum(bwd * bwd)) / (2.0 * epsilon)
+        log_r = (u - u_new) + log_q
         acc = jnp.where(jnp.isfinite(log_r), jnp.exp(jnp.minimum(log_r, 0.0)), 0.0)
         return (w_new, u_new, g_new), (loss_new, acc)
 
     (u0, _), g0 = vg(w0)
     _, (losses, acc) = lax.scan(step, (w0, u0, g0), jnp.arange(burn_in + draws))
-    del init_loss
     return losses[burn_in:], jnp.mean(acc)
 
 
@@ -122,7 +122,7 @@ def _llc_jit(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains, draws, burn
 
     init_loss = loss_flat(flat)
     keys = jax.random.split(key, chains)
-    run = partial(_chain, loss_flat, flat, nbeta, epsilon, gamma, init_loss,
+    run = partial(_chain, loss_flat, flat, nbeta, epsilon, gamma,
                   draws=draws, burn_in=burn_in)
     trace, acc_c = jax.vmap(run)(keys)  # the one vmap over chains
 
@@ -173,7 +173,7 @@ def llc(
     ``chains``, ``draws`` and ``burn_in`` are static. All chains start at ``w*``.
     """
     if chains < 2:
-        raise ValueError(f"chains must be >= 2 (the standard error needs them), got {chains}")
+        raise ValueError(f"chains must be >= 2 (for the standard error), got {chains}")
     if draws < 1 or burn_in < 0:
         raise ValueError(f"need draws >= 1 and burn_in >= 0, got {draws}, {burn_in}")
     if not (epsilon > 0):
