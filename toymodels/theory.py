@@ -319,3 +319,167 @@ def dedicated_boundary_density(kind):
     if kind not in ranges:
         raise ValueError(f"unknown phase diagram {kind!r}; valid: {sorted(ranges)}")
     return ranges[kind]
+
+
+# --- Chen et al. (2023): exactly-one-active features and k-gon critical points ---------
+# (REFERENCE section E.) x = mu e_i, i uniform over the c features, mu ~ U[0, 1].
+
+
+def _relu_sq_integral(a, b, t):
+    """``∫_0^1 (t μ - ReLU(a μ + b))² dμ`` elementwise, closed form (float64).
+
+    The ReLU is active on ``[lo, hi] ∩ [0, 1]`` (``μ > -b/a`` for ``a > 0``, ``μ < -b/a``
+    for ``a < 0``, everywhere or nowhere for ``a = 0``), where the integrand is the
+    quadratic ``(a² - 2ta) μ² + 2b(a - t) μ + b²`` on top of ``t² μ²``.
+    """
+    a, b, t = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (a, b, t)))
+    safe = np.where(a == 0.0, 1.0, a)
+    root = np.clip(-b / safe, 0.0, 1.0)
+    on = (b > 0.0).astype(np.float64)  # a == 0: active on all of [0, 1] iff b > 0
+    lo = np.where(a > 0.0, root, np.where(a < 0.0, 0.0, 1.0 - on))
+    hi = np.where(a > 0.0, 1.0, np.where(a < 0.0, root, 1.0))
+    A, B, C = a * a - 2.0 * t * a, 2.0 * b * (a - t), b * b
+
+    def prim(u):
+        return A * u**3 / 3.0 + B * u**2 / 2.0 + C * u
+
+    return t * t / 3.0 + prim(hi) - prim(lo)
+
+
+def exactly_one_loss(W, b):
+    """Exact loss of ``x' = ReLU(WᵀW x + b)`` when exactly one feature is active.
+
+    ``L = (1/c) Σ_i ∫_0^1 Σ_j (μ δ_ij - ReLU(μ W_j·W_i + b_j))² dμ`` (REFERENCE E),
+    summed in closed form per ``(i, j)`` (see ``_relu_sq_integral``).
+
+    Args:
+      W: [m, c] weights.
+      b: [c] biases.
+
+    Returns:
+      float, the loss. The zero model has ``L = E[μ²] = 1/3``.
+
+    Example:
+      >>> round(exactly_one_loss(np.zeros((2, 6)), np.zeros(6)), 6)
+      0.333333
+    """
+    W = np.asarray(W, np.float64)
+    b = np.asarray(b, np.float64)
+    c = W.shape[1]
+    gram = W.T @ W  # [c, c]; row i = input feature, column j = output
+    terms = _relu_sq_integral(gram, b[None, :], np.eye(c))
+    return float(terms.sum() / c)
+
+
+class KGon(NamedTuple):
+    """A k-gon critical point (REFERENCE E).
+
+    Attributes:
+      c, k, sigma: features, polygon size, unused biases set to ``1/(2c)``.
+      length: ``l*``, the norm of the used columns.
+      bias: ``b*``, the shared bias of the used columns.
+      loss: ``exactly_one_loss(W, b)``.
+      W: [2, c]; ``W_j = l* (cos 2πj/k, sin 2πj/k)`` for ``j < k``, zero after.
+      b: [c]; ``b*`` for ``j < k``, ``1/(2c)`` for the next ``sigma``, then
+        ``unused_bias``.
+    """
+
+    c: int
+    k: int
+    sigma: int
+    length: float
+    bias: float
+    loss: float
+    W: np.ndarray
+    b: np.ndarray
+
+
+def _kgon_arrays(c, k, length, bias, sigma, unused_bias):
+    angles = 2.0 * np.pi * np.arange(k) / k
+    W = np.zeros((2, c))
+    W[:, :k] = length * np.stack([np.cos(angles), np.sin(angles)])
+    b = np.full(c, float(unused_bias))
+    b[:k] = bias
+    b[k : k + sigma] = 1.0 / (2.0 * c)
+    return W, b
+
+
+def kgon(c, k, sigma=0, unused_bias=0.0):
+    """The regular k-gon in ``m = 2`` with ``(l*, b*)`` minimising ``exactly_one_loss``.
+
+    An unused feature with bias ``β`` costs ``(1/c)(1/3 - ReLU(β) + c ReLU(β)²)`` (its
+    own input plus the ``c - 1`` others), so ``β ≤ 0`` gives ``1/(3c)`` and
+    ``β = 1/(2c)`` (the ``σ+`` variant) lowers L by ``1/(4c²)`` per such bias; the used
+    columns' optimum does not depend on them. At ``β = 0`` exactly the loss has a kink
+    in ``β`` (one-sided derivative ``-1/c``); pass ``unused_bias < 0`` for a smooth
+    critical point.
+
+    Args:
+      c: number of features.
+      k: polygon size, ``2 <= k <= c``.
+      sigma: unused biases set to ``1/(2c)``, ``0 <= sigma <= c - k``.
+      unused_bias: bias (``<= 0``) of the remaining unused features.
+
+    Returns:
+      ``KGon``.
+
+    Example:
+      >>> g = kgon(6, 5)
+      >>> g.W.shape, g.b.shape
+      ((2, 6), (6,))
+    """
+    from scipy.optimize import minimize
+
+    if not 2 <= k <= c or not 0 <= sigma <= c - k or unused_bias > 0:
+        raise ValueError(f"need 2 <= k <= c, 0 <= sigma <= c - k, unused_bias <= 0; "
+                         f"got c={c}, k={k}, sigma={sigma}, unused_bias={unused_bias}")
+
+    def family_loss(x):
+        return exactly_one_loss(*_kgon_arrays(c, k, abs(x[0]), x[1], 0, -1.0))
+
+    best = None  # (1, 0) is the exact optimum for k <= 4: interference cos <= 0
+    exact = family_loss([1.0, 0.0])
+    for l0 in (0.5, 1.0, 1.5):
+        for b0 in (-0.5, -0.1, 0.0, 0.2):
+            res = minimize(family_loss, [l0, b0], method="Nelder-Mead",
+                           options={"xatol": 1e-12, "fatol": 1e-15, "maxiter": 4000})
+            if best is None or res.fun < best.fun:
+                best = res
+    length, bias = abs(float(best.x[0])), float(best.x[1])
+    if exact <= best.fun + 1e-13:
+        length, bias = 1.0, 0.0
+    W, b = _kgon_arrays(c, k, length, bias, sigma, unused_bias)
+    return KGon(c, k, sigma, length, bias, exactly_one_loss(W, b), W, b)
+
+
+def free_energy_crossing(dL, dlam, dnorm, n_range=(1.0, 1e12)):
+    """Smallest ``n`` in ``n_range`` with ``n ΔL + Δλ ln n + Δ(½‖w*‖²) = 0``, or None.
+
+    The free-energy difference ``ΔF_n ≈ n ΔL + Δλ ln n + Δ(½‖w*‖²)`` of two critical
+    points (REFERENCE E, standard normal prior) changes sign at ``n_cr``.
+
+    Args:
+      dL, dlam, dnorm: differences of loss, learning coefficient and ``½‖w*‖²``.
+      n_range: search interval ``(n_min, n_max)`` of sample sizes, scanned on a log grid.
+
+    Returns:
+      float ``n_cr`` or None if ``ΔF_n`` has no sign change there.
+
+    Example:
+      >>> round(free_energy_crossing(-0.01, -1.0, 5.0), 2)
+      72.14
+    """
+    from scipy.optimize import brentq
+
+    def f(n):
+        return n * dL + dlam * np.log(n) + dnorm
+
+    grid = np.geomspace(n_range[0], n_range[1], 4001)
+    values = f(grid)
+    change = np.nonzero(np.sign(values[:-1]) * np.sign(values[1:]) <= 0)[0]
+    if change.size == 0:
+        return None
+    i = int(change[0])
+    if values[i] == 0.0:
+        return float(grid[i])
+    return float(brentq(f, grid[i], grid[i + 1], xtol=1e-12, rtol=1e-14))
