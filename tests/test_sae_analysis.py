@@ -44,7 +44,7 @@ def test_a_perfect_sae_on_orthogonal_features_scores_perfectly():
     assert out["fvu"] < 1e-10 and out["fvu_gp"] < 1e-10
     assert out["l0"] == pytest.approx(out["true_l0"]) and out["true_l0"] == pytest.approx(1.2, abs=0.1)
     assert out["latent_feature"].tolist() == list(range(D))
-    assert analysis.matched_mean(out["correlations"], np.ones(D, bool)) == pytest.approx(1.0, abs=1e-5)
+    assert scores.matched_mean(out["correlations"], np.ones(D, bool)) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_unrepresented_features_are_not_targets():

@@ -165,7 +165,9 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
     },
 }
 STATIC = tuple(k for k, t in STATIC_TABLES.items() if k in SCHEMA[t])
-SAE_STATIC_KEYS = ("kind", "width", "batch_size", "steps", "optimizer")  # of an SAE sweep
+SAE_STATIC_TABLES = {  # the static keys of an SAE sweep (`toymodels.dictionary.config`)
+    "kind": "sae", "width": "sae", "batch_size": "train", "steps": "train", "optimizer": "train",
+}
 SWEEPABLE = TRACED + STATIC
 TABLES = ("model", "data", "train", "sweep")
 DEFAULTS = {
@@ -230,7 +232,7 @@ class SweepConfig:
     @property
     def static_axes(self) -> tuple[tuple[str, tuple], ...]:
         """The static axes ((name, values), ...) in file order; () when there are none."""
-        static = STATIC if self.sae is None else SAE_STATIC_KEYS
+        static = STATIC if self.sae is None else SAE_STATIC_TABLES
         return tuple((n, v) for n, v in self.axes if n in static)
 
     @property
@@ -300,8 +302,8 @@ def apply_override(raw: dict, item: str, source: str) -> None:
         raise UserError(f"--set {item!r}: expected key=value, e.g. train.steps=500")
     parts = key.split(".")
     table, leaf = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
-    from toymodels.dictionary.config import SAE_SCHEMA, SAE_STATIC, SAE_TRACED
-    sweepable = (*SWEEPABLE, *SAE_TRACED, *SAE_STATIC) if "sae" in raw else SWEEPABLE
+    from toymodels.dictionary.config import SAE_SCHEMA, SAE_TRACED
+    sweepable = (*SWEEPABLE, *SAE_TRACED, *SAE_STATIC_TABLES) if "sae" in raw else SWEEPABLE
     known = sweepable if table == "sweep" else SAE_SCHEMA if table == "sae" else SCHEMA.get(table, {})
     if len(parts) > 2 or table not in ("", "sae", *TABLES) or leaf not in known:
         raise UserError(f"{source}: --set {key}: no such key; allowed: {_all_keys()}")

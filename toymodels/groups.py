@@ -165,15 +165,8 @@ def _trimmed(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
              "step": train.n_logs, "snapshot": train.n_snapshots + 1 if train.snapshot_every else 0,
              "example": group.spec.data.dataset_size}  # 0: online, no examples
     ds = ds.isel({d: slice(0, n) for d, n in sizes.items() if d in ds.dims})
-    for name in ds.data_vars:
-        ds[name].attrs.pop("padding", None)
-        ds[name].attrs.pop("absent", None)
-    attrs = {k: v for k, v in ds.attrs.items() if k != "static_axes"}
-    attrs.update(config=to_toml(group), model_kind=model.kind, n_features=model.n_features,
-                 n_hidden=model.n_hidden)
-    ds = ds.copy()
-    ds.attrs = attrs
-    return ds
+    return _as_group(ds, group, model_kind=model.kind, n_features=model.n_features,
+                     n_hidden=model.n_hidden)
 
 
 def _trimmed_sae(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
@@ -185,12 +178,18 @@ def _trimmed_sae(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
     others = ({n for k in SAE_KINDS.values() for n in k.dims} | {"threshold"}) - own
     ds = ds.drop_vars([v for v in ds.data_vars if v in others])
     ds = ds.isel(latent=slice(0, sae.width), step=slice(0, train.n_logs))
+    return _as_group(ds, group, sae_kind=sae.kind, width=sae.width)
+
+
+def _as_group(ds: xr.Dataset, group: SweepConfig, **attrs) -> xr.Dataset:
+    """A copy of a trimmed group's Dataset without the padding notes, with the attrs of a
+    sweep without static axes: its own config and `attrs`."""
     for name in ds.data_vars:
         ds[name].attrs.pop("padding", None)
         ds[name].attrs.pop("absent", None)
+    kept = {k: v for k, v in ds.attrs.items() if k != "static_axes"}
     ds = ds.copy()
-    ds.attrs = {**{k: v for k, v in ds.attrs.items() if k != "static_axes"},
-                "config": to_toml(group), "sae_kind": sae.kind, "width": sae.width}
+    ds.attrs = {**kept, "config": to_toml(group), **attrs}
     return ds
 
 

@@ -24,6 +24,7 @@ from toymodels.dictionary.scores import (
     hungarian_mcc,
     l0,
     latent_features,
+    matched_mean,
     mmcs,
     random_dictionary,
     random_mmcs,
@@ -35,9 +36,9 @@ from toymodels.dictionary.scores import (
 )
 
 __all__ = [
-    "SAE_KINDS", "SAEHyper", "SAEKind", "best_cosines", "cosines", "dead_fraction", "fvu",
-    "get_sae", "gradient_pursuit", "hungarian_mcc", "l0", "latent_features",
-    "matching_pursuit", "mmcs", "omp", "orthogonal_matching_pursuit", "random_dictionary",
-    "random_mmcs", "random_recovered", "recovered", "shrinkage", "support_precision_recall",
-    "support_recovery",
+    "SAE_KINDS", "SAEHyper", "SAEKind", "best_cosines", "cosines", "dead_fraction",
+    "fvu", "get_sae", "gradient_pursuit", "hungarian_mcc", "l0", "latent_features",
+    "matched_mean", "matching_pursuit", "mmcs", "omp", "orthogonal_matching_pursuit",
+    "random_dictionary", "random_mmcs", "random_recovered", "recovered", "shrinkage",
+    "support_precision_recall", "support_recovery",
 ]

@@ -23,7 +23,6 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.optimize
 import xarray as xr
 from flax import struct
 
@@ -162,16 +161,6 @@ def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, *, k
     return out
 
 
-def matched_mean(similarity: np.ndarray, mask: np.ndarray) -> float:
-    """Mean over the rows of `mask` (the represented features) of a one-to-one matching of
-    rows to columns maximising the summed similarity; an unmatched row counts 0."""
-    rows = similarity[mask]
-    if not len(rows):
-        return float("nan")
-    i, j = scipy.optimize.linear_sum_assignment(rows, maximize=True)
-    return float(rows[i, j].sum() / len(rows))
-
-
 def analyze_sae(ds: xr.Dataset) -> xr.Dataset:
     """Adds the ground-truth scores to an SAE results Dataset (see the module docstring),
     group by group for a sweep with static axes (width, kind)."""
@@ -204,8 +193,8 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
               bandwidth.astype(np.float32), truth, density)
     out = _in_chunks(call, arrays, EVAL_EXAMPLES * (N + F + d) * 4)
     mask = ~np.isnan(out["best_cosine"])
-    out["matched_cosine"] = np.array([matched_mean(c, m) for c, m in zip(out.pop("cosines"), mask)])
-    out["mcc"] = np.array([matched_mean(c, m) for c, m in zip(out.pop("correlations"), mask)])
+    out["matched_cosine"] = np.array([scores.matched_mean(c, m) for c, m in zip(out.pop("cosines"), mask)])
+    out["mcc"] = np.array([scores.matched_mean(c, m) for c, m in zip(out.pop("correlations"), mask)])
     out["random_mmcs"] = np.full(runs.size, scores.random_mmcs(N, d))
     for n, t in THRESHOLDS.items():
         out[f"random_recovered_{n}"] = np.full(runs.size, scores.random_recovered(N, d, t))

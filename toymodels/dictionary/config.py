@@ -67,8 +67,7 @@ TRAIN_DEFAULTS = {**{k: base.DEFAULTS["train"][k] for k in SAE_TRAIN}, "steps": 
                   "optimizer": "adam", "weight_decay": 0.0, "log_every": 100}
 SYNTHETIC_DATA = ("sparsity", "feature_probability", "density_ratio", "correlation",
                   "set_size", "magnitude", "unit_norm")
-SAE_STATIC = {"kind": "sae", "width": "sae", "batch_size": "train", "steps": "train",
-              "optimizer": "train"}
+SAE_STATIC = base.SAE_STATIC_TABLES  # kind, width, batch_size, steps, optimizer
 SAE_TRACED = ("seed", "learning_rate", "weight_decay", "momentum", "beta1", "beta2", "eps",
               *HYPER_KEYS)
 SYNTHETIC_AXES = ("sparsity", "feature_probability")
@@ -298,6 +297,16 @@ def _results_config(path: str, source: str) -> base.SweepConfig:
         raise UserError(f"{source}: sae.source: {path} has static axes "
                         f"({', '.join(n for n, _ in toy.static_axes)}); give a sweep without them")
     return toy
+
+
+def source_coordinates(config: base.SweepConfig) -> dict[str, np.ndarray]:
+    """{axis: [S] values} of the source runs `config.spec.sae.runs` of a results-directory
+    source, from its config (the manifest; its results are not read)."""
+    toy = _results_config(config.spec.sae.source, config.source)
+    if not toy.axes:
+        return {}
+    index = np.indices(toy.shape).reshape(len(toy.axes), -1)[:, list(config.spec.sae.runs)]
+    return {name: np.asarray(values)[i] for (name, values), i in zip(toy.axes, index)}
 
 
 def source_runs(toy: base.SweepConfig, runs, source: str) -> tuple[int, ...]:

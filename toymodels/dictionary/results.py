@@ -12,7 +12,7 @@ import numpy as np
 import xarray as xr
 
 from toymodels.config import SweepConfig
-from toymodels.dictionary.config import SAE_DEFAULTS, SYNTHETIC, ZOO
+from toymodels.dictionary.config import SAE_DEFAULTS, SYNTHETIC, ZOO, source_coordinates
 from toymodels.dictionary.sae import SAEHyper, get_sae
 from toymodels.dictionary.train import synthetic_truth
 from toymodels.grid import Grid, _density
@@ -25,14 +25,13 @@ TRUTH = "the source model's W [hidden, feature]: column i is ground-truth featur
 SINCE_FIRED = "steps since each latent was last non-zero in a training batch, at the end"
 
 
-def source_arrays(config: SweepConfig) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(truth [S, d, F], feature_probability [S, F], coordinates) of the S source runs
-    (`spec.sae.runs`; S = 1 for a zoo model or a synthetic source, whose probabilities are
-    then per SAE run, see `expand_sae`). `coordinates` maps each source axis to its [S]
-    values (a results directory) or is empty."""
+def source_arrays(config: SweepConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """(truth [S, d, F], feature_probability [S, F]) of the S source runs (`spec.sae.runs`;
+    S = 1 for a zoo model or a synthetic source, whose probabilities are None: per SAE
+    run, see `expand_sae`)."""
     sae, model = config.spec.sae, config.spec.model
     if sae.source == SYNTHETIC:
-        return synthetic_truth(sae.truth_seed, model.n_features, model.n_hidden)[None], None, {}
+        return synthetic_truth(sae.truth_seed, model.n_features, model.n_hidden)[None], None
     if sae.source.startswith(ZOO):
         from toymodels import zoo
         from toymodels.grid import expand
@@ -40,8 +39,7 @@ def source_arrays(config: SweepConfig) -> tuple[np.ndarray, np.ndarray, dict]:
         entry = zoo.load(sae.source.removeprefix(ZOO))
         grid = expand(entry.config)
         run = _run_at(grid, entry.at)
-        return (np.asarray(entry.W, np.float32)[None],
-                grid.hyper.feature_probability[run][None], {})
+        return np.asarray(entry.W, np.float32)[None], grid.hyper.feature_probability[run][None]
     from toymodels import store
 
     ds = store.load(sae.source)
@@ -49,9 +47,7 @@ def source_arrays(config: SweepConfig) -> tuple[np.ndarray, np.ndarray, dict]:
     flat = lambda da: da.transpose(*axes, ...).values.reshape(-1, *da.shape[len(axes):])
     runs = np.asarray(sae.runs)
     W, p = flat(ds.W)[runs], flat(ds.density.broadcast_like(ds.W.isel(hidden=0)))[runs]
-    index = np.indices([ds.sizes[a] for a in axes]).reshape(len(axes), -1)[:, runs]
-    coords = {a: ds[a].values[i] for a, i in zip(axes, index)}
-    return W.astype(np.float32), p.astype(np.float32), coords
+    return W.astype(np.float32), p.astype(np.float32)
 
 
 def _run_at(grid: Grid, at) -> int:
@@ -74,7 +70,7 @@ def expand_sae(config: SweepConfig) -> Grid:
     index = np.indices(config.shape).reshape(len(names), R)
     column = {n: c[i] for n, c, i in zip(names, coords, index)}
     value = lambda key, default: column[key] if key in column else np.full(R, default)
-    truth, density, _ = source_arrays(config)
+    truth, density = source_arrays(config)
     sae_value = lambda key: config.sae.get(key, SAE_DEFAULTS.get(key, 1))  # 1: k_aux unread
     position = {run: i for i, run in enumerate(config.spec.sae.runs)}
     which = (np.array([position[r] for r in column["source_run"]]) if "source_run" in column
@@ -123,8 +119,8 @@ def build_sae_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: 
     coords.update(latent=np.arange(spec.sae.width), hidden=np.arange(spec.model.n_hidden),
                   feature=np.arange(spec.model.n_features), step=steps)
     if "source_run" in axes:
-        _, _, source_coords = source_arrays(config)
-        coords.update({f"source_{a}": ("source_run", v) for a, v in source_coords.items()})
+        coords.update({f"source_{a}": ("source_run", v)
+                       for a, v in source_coordinates(config).items()})
     attrs = {"name": config.name, "config": manifest["config"], "trainer": "sae",
              "sae_kind": spec.sae.kind, "width": spec.sae.width, "sae_source": spec.sae.source,
              "n_features": spec.model.n_features, "n_hidden": spec.model.n_hidden,

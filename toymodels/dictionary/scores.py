@@ -259,8 +259,23 @@ def hungarian_mcc(true_codes, codes) -> float:
       1.0
     """
     correlation = _pearson(np.asarray(true_codes, float), np.asarray(codes, float))
-    rows, cols = scipy.optimize.linear_sum_assignment(correlation, maximize=True)
-    return float(correlation[rows, cols].sum() / correlation.shape[0])
+    return matched_mean(correlation)
+
+
+def matched_mean(similarity: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """Mean over the rows (of `mask`, e.g. the represented features; all by default) of a
+    one-to-one matching of rows to columns maximising the summed similarity
+    (`scipy.optimize.linear_sum_assignment`); an unmatched row counts 0; NaN if no row.
+
+    Example:
+      >>> matched_mean(np.array([[0.9, 0.8], [0.85, 0.1]]))
+      0.825
+    """
+    rows = np.asarray(similarity) if mask is None else np.asarray(similarity)[mask]
+    if not len(rows):
+        return float("nan")
+    i, j = scipy.optimize.linear_sum_assignment(rows, maximize=True)
+    return float(rows[i, j].sum() / len(rows))
 
 
 # --- reconstruction metrics of one batch ---------------------------------------------
