@@ -83,6 +83,23 @@ def cmd_analyze(args) -> None:
     print(f"{args.dir}: added {', '.join(added)}")
 
 
+def cmd_llc(args) -> None:
+    import numpy as np
+
+    from toymodels.llc import LLCSettings, LLCSpec, run_llc
+
+    spec = LLCSpec(loss=args.loss, chains=args.chains, draws=args.draws, burn_in=args.burn_in,
+                   batch_size=args.batch_size, snapshots=args.snapshots)
+    settings = LLCSettings(spec, epsilon=args.epsilon, gamma=args.gamma, nbeta=args.nbeta, n=args.n)
+    with _sigterm_interrupts():
+        ds = run_llc(args.dir, settings, chunk_size=args.chunk_size, quiet=args.quiet)
+    trusted = ds.llc_trusted.values
+    median = float(np.nanmedian(ds.llc.values))
+    added = [v for v in ds.data_vars if v.startswith("llc")]
+    print(f"{args.dir}: added {', '.join(added)}; median llc {median:.3g}, "
+          f"trusted {int(trusted.sum())} of {trusted.size}")
+
+
 def cmd_plot(args) -> None:
     from toymodels.plotting import save_plot
 
@@ -156,6 +173,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--adversarial", action="store_true",
                    help="also the vulnerability to the optimal L2 attack (slower for large models)")
     p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("llc", help="add the local learning coefficient of every run to DIR "
+                       "(localised SGLD; resumes if interrupted)")
+    p.add_argument("dir")
+    p.add_argument("--loss", default=None, choices=("dataset", "online", "exact"),
+                   help="the run's finite training set (default where it has one), fresh "
+                        "samples, or the exact population loss (default otherwise, where it exists)")
+    p.add_argument("--epsilon", type=float, default=1e-3, help="SGLD step size (default 1e-3)")
+    p.add_argument("--gamma", type=float, default=100.0, help="localisation strength (default 100)")
+    p.add_argument("--nbeta", type=float, default=None,
+                   help="n beta (default n / ln n, n the dataset size or --n)")
+    p.add_argument("--n", type=int, default=None, help="sample size of the default nbeta "
+                   "for --loss online or exact")
+    p.add_argument("--chains", type=int, default=4, help="chains per run (default 4)")
+    p.add_argument("--draws", type=int, default=200, help="draws kept per chain (default 200)")
+    p.add_argument("--burn-in", type=int, default=100, help="steps dropped first (default 100)")
+    p.add_argument("--batch-size", type=int, default=0,
+                   help="minibatch per step (default 0: the full training set; needed for online)")
+    p.add_argument("--snapshots", action="store_true",
+                   help="also at every snapshot of training (llc_snapshots)")
+    p.add_argument("--chunk-size", type=_positive, default=None, help="runs per compiled call")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_llc)
 
     from toymodels.plotting import PLOTS
 

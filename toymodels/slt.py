@@ -30,7 +30,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
-__all__ = ["LLCResult", "llc", "default_nbeta", "DIVERGE_FACTOR"]
+__all__ = ["LLCResult", "llc", "estimate", "default_nbeta", "DIVERGE_FACTOR"]
+
+BATCH = 1  # fold_in tag of a step key for its batch (stochastic losses)
 
 #: a trace value above ``DIVERGE_FACTOR * (|L(w*)| + 1)`` counts as divergence.
 DIVERGE_FACTOR = 1e3
@@ -86,7 +88,12 @@ class LLCResult:
 
 
 def _chain(loss_flat, w0, nbeta, epsilon, gamma, chain_key, *, draws, burn_in):
-    """One localised SGLD chain; returns (losses [draws], acceptance per step)."""
+    """One localised SGLD chain on a deterministic loss.
+
+    Returns (L(w_t) [draws] after burn-in, the matching L(w*) [draws] (all L(w*)),
+    mean acceptance over all steps). One gradient per step: the gradient at the proposal
+    serves both its MALA ratio and the next step.
+    """
 
     def potential(w):
         loss = loss_flat(w)
@@ -100,36 +107,84 @@ def _chain(loss_flat, w0, nbeta, epsilon, gamma, chain_key, *, draws, burn_in):
         xi = jax.random.normal(jax.random.fold_in(chain_key, t), w.shape, w.dtype)
         w_new = w - 0.5 * epsilon * g + jnp.sqrt(epsilon) * xi
         (u_new, loss_new), g_new = vg(w_new)
-        # MALA log ratio: log p(w') q(w|w') - log p(w) q(w'|w)
-        fwd = w_new - w + 0.5 * epsilon * g
-        bwd = w - w_new + 0.5 * epsilon * g_new
-        log_q = (jnp.sum(fwd * fwd) - jnp.sum(bwd * bwd)) / (2.0 * epsilon)
-        log_r = (u - u_new) + log_q
-        acc = jnp.where(jnp.isfinite(log_r), jnp.exp(jnp.minimum(log_r, 0.0)), 0.0)
+        acc = _acceptance(w, w_new, u, u_new, g, g_new, epsilon)
         return (w_new, u_new, g_new), (loss_new, acc)
 
-    (u0, _), g0 = vg(w0)
+    (u0, init), g0 = vg(w0)
     _, (losses, acc) = lax.scan(step, (w0, u0, g0), jnp.arange(burn_in + draws))
-    return losses[burn_in:], jnp.mean(acc)
+    return losses[burn_in:], jnp.full((draws,), init), jnp.mean(acc)
 
 
-@partial(jax.jit, static_argnames=("loss_fn", "chains", "draws", "burn_in"))
-def _llc_jit(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains, draws, burn_in):
+def _stochastic_chain(loss_flat, w0, nbeta, epsilon, gamma, chain_key, *, draws, burn_in):
+    """One localised SGLD chain on a stochastic loss ``loss_flat(w, batch_key)`` (a
+    minibatch of a dataset, or fresh samples).
+
+    Step t draws batch key ``fold_in(fold_in(chain_key, t), BATCH)``; the step's
+    gradient, the draw's loss L_t(w_t) and the reference L_t(w*) all use that batch
+    (common random numbers: ``L_t(w_t) - L_t(w*)`` is unbiased for ``L(w_t) - L(w*)``
+    with far less variance than either term). The MALA ratio of the step uses U and its
+    gradient on the same batch at both ends (one more gradient per step).
+    Returns (L_t(w_t) [draws], L_t(w*) [draws], mean acceptance).
+    """
+
+    def potential(w, k):
+        loss = loss_flat(w, k)
+        dw = w - w0
+        return nbeta * loss + 0.5 * gamma * jnp.sum(dw * dw), loss
+
+    vg = jax.value_and_grad(potential, has_aux=True)
+
+    def step(w, t):
+        step_key = jax.random.fold_in(chain_key, t)
+        batch = jax.random.fold_in(step_key, BATCH)
+        (u, loss), g = vg(w, batch)
+        xi = jax.random.normal(step_key, w.shape, w.dtype)
+        w_new = w - 0.5 * epsilon * g + jnp.sqrt(epsilon) * xi
+        (u_new, _), g_new = vg(w_new, batch)
+        acc = _acceptance(w, w_new, u, u_new, g, g_new, epsilon)
+        return w_new, (loss, loss_flat(w0, batch), acc)
+
+    _, (losses, at_star, acc) = lax.scan(step, w0, jnp.arange(burn_in + draws))
+    return losses[burn_in:], at_star[burn_in:], jnp.mean(acc)
+
+
+def _acceptance(w, w_new, u, u_new, g, g_new, epsilon):
+    """min(1, MH ratio) of the Langevin proposal w -> w_new under exp(-U):
+    log p(w') q(w | w') - log p(w) q(w' | w); 0 where it is not finite."""
+    fwd = w_new - w + 0.5 * epsilon * g
+    bwd = w - w_new + 0.5 * epsilon * g_new
+    log_q = (jnp.sum(fwd * fwd) - jnp.sum(bwd * bwd)) / (2.0 * epsilon)
+    log_r = (u - u_new) + log_q
+    return jnp.where(jnp.isfinite(log_r), jnp.exp(jnp.minimum(log_r, 0.0)), 0.0)
+
+
+def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws: int,
+             burn_in: int, stochastic: bool = False) -> LLCResult:
+    """The LLC of ONE model: `chains` localised SGLD chains from ``w_star``, vmapped.
+
+    The pure function behind :func:`llc`, for callers that vmap it themselves (the
+    sweep path, `toymodels.llc`, vmaps it over runs and snapshots). ``loss_fn(w)``, or
+    ``loss_fn(w, batch_key)`` when ``stochastic``; ``nbeta``, ``epsilon`` and ``gamma``
+    may be traced. Chain c uses ``split(key, chains)[c]``.
+
+    With a stochastic loss, ``trace`` holds the draws' batch losses, ``init_loss`` the
+    mean of L_t(w*) over the same batches, and ``below_init`` counts draws with
+    L_t(w_t) < L_t(w*) on their own batch.
+    """
     flat, unravel = ravel_pytree(w_star)
-
-    def loss_flat(w):
-        return loss_fn(unravel(w))
-
-    init_loss = loss_flat(flat)
+    if stochastic:
+        loss_flat, chain = (lambda w, k: loss_fn(unravel(w), k)), _stochastic_chain
+    else:
+        loss_flat, chain = (lambda w: loss_fn(unravel(w))), _chain
     keys = jax.random.split(key, chains)
-    run = partial(_chain, loss_flat, flat, nbeta, epsilon, gamma,
-                  draws=draws, burn_in=burn_in)
-    trace, acc_c = jax.vmap(run)(keys)  # the one vmap over chains
+    run = partial(chain, loss_flat, flat, nbeta, epsilon, gamma, draws=draws, burn_in=burn_in)
+    trace, at_star, acc_c = jax.vmap(run)(keys)  # the one vmap over chains
 
-    per_chain = nbeta * (jnp.mean(trace, axis=1) - init_loss)
+    per_chain = nbeta * jnp.mean(trace - at_star, axis=1)
+    init_loss = jnp.mean(at_star)
     est = jnp.mean(per_chain)
     se = jnp.std(per_chain) / jnp.sqrt(float(chains))
-    below = jnp.mean((trace < init_loss).astype(jnp.float32))
+    below = jnp.mean((trace < at_star).astype(jnp.float32))
     acceptance = jnp.mean(acc_c)
     nonfinite = jnp.logical_not(jnp.all(jnp.isfinite(trace)))
     limit = DIVERGE_FACTOR * (jnp.abs(init_loss) + 1.0)
@@ -147,8 +202,27 @@ def _llc_jit(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains, draws, burn
     return LLCResult(
         llc=est, llc_se=se, llc_per_chain=per_chain, trace=trace, init_loss=init_loss,
         below_init=below, acceptance=acceptance, nonfinite=nonfinite, diverged=diverged,
-        nbeta=jnp.asarray(nbeta), trusted=trusted,
+        nbeta=jnp.asarray(nbeta, jnp.float32), trusted=trusted,
     )
+
+
+_llc_jit = jax.jit(estimate, static_argnames=("loss_fn", "chains", "draws", "burn_in",
+                                              "stochastic"))
+
+
+def check_settings(chains: int, draws: int, burn_in: int, epsilon: float, gamma: float,
+                   nbeta: float) -> None:
+    """Raises ValueError naming the first setting out of range."""
+    if chains < 2:
+        raise ValueError(f"chains must be >= 2 (for the standard error), got {chains}")
+    if draws < 1 or burn_in < 0:
+        raise ValueError(f"need draws >= 1 and burn_in >= 0, got {draws}, {burn_in}")
+    if not (epsilon > 0) or not math.isfinite(epsilon):
+        raise ValueError(f"epsilon must be > 0, got {epsilon}")
+    if not (gamma >= 0) or not math.isfinite(gamma):
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    if not (nbeta > 0) or not math.isfinite(nbeta):
+        raise ValueError(f"nbeta must be > 0, got {nbeta}")
 
 
 def llc(
@@ -163,6 +237,7 @@ def llc(
     epsilon: float = 1e-4,
     gamma: float = 100.0,
     nbeta: float | None = None,
+    stochastic: bool = False,
 ) -> LLCResult:
     """Estimate the local learning coefficient of ``loss_fn`` at ``w_star``.
 
@@ -171,17 +246,21 @@ def llc(
     static argument of the jitted core. ``n`` is the dataset size, used only for
     the default ``nbeta = n / ln n``; the ``nbeta`` used is recorded in the result.
     ``chains``, ``draws`` and ``burn_in`` are static. All chains start at ``w*``.
+
+    ``stochastic=True``: ``loss_fn(w, batch_key)`` is an unbiased minibatch (or
+    fresh-sample) estimate of the loss; each step draws its own batch, whose gradient
+    drives the step (SGLD proper), and the estimate averages ``L_t(w_t) - L_t(w*)`` on
+    the step's batch (see :func:`estimate`).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> r = llc(lambda w: 0.5 * jnp.sum(w * w), jnp.zeros(4), n=1000,
+      ...         key=jax.random.key(0), nbeta=200.0, epsilon=2e-4, gamma=1.0,
+      ...         draws=2000, burn_in=500)
+      >>> bool(1.6 < float(r.llc) < 2.4)  # d / 2 = 2
+      True
     """
-    if chains < 2:
-        raise ValueError(f"chains must be >= 2 (for the standard error), got {chains}")
-    if draws < 1 or burn_in < 0:
-        raise ValueError(f"need draws >= 1 and burn_in >= 0, got {draws}, {burn_in}")
-    if not (epsilon > 0):
-        raise ValueError(f"epsilon must be > 0, got {epsilon}")
-    if not (gamma >= 0):
-        raise ValueError(f"gamma must be >= 0, got {gamma}")
     nb = default_nbeta(n) if nbeta is None else float(nbeta)
-    if not (nb > 0):
-        raise ValueError(f"nbeta must be > 0, got {nb}")
+    check_settings(chains, draws, burn_in, epsilon, gamma, nb)
     return _llc_jit(loss_fn, w_star, key, nb, float(epsilon), float(gamma),
-                    chains=chains, draws=draws, burn_in=burn_in)
+                    chains=chains, draws=draws, burn_in=burn_in, stochastic=stochastic)

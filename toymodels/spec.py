@@ -120,9 +120,13 @@ class Spec:
       sae: for a group of sparse autoencoders, their static part
         (`toymodels.dictionary.config.SAESpec`: kind, width, source); `model` and `data`
         are then the source's, `train` the SAEs'. None for toy models.
+      llc: for a pass of LLC estimates over a finished sweep (`toymodels.llc.LLCSpec`:
+        loss mode, chains, draws, ...), whose `model`, `train` and `data` are the
+        sweep's. None otherwise.
     """
 
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     data: DataSpec = DataSpec()
     sae: object = None
+    llc: object = None

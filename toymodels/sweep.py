@@ -276,7 +276,7 @@ def _train_group(group: SweepConfig, grid: Grid, done: np.ndarray, first: int, o
     run = make_chunk_runner(spec, group.seed, chunk, n_slots, devices)
     for start, stop in plan_chunks(done, chunk):
         at, arrays = run(grid, start, stop)
-        if len(arrays["loss"]):
+        if _n_runs(arrays):
             _write_chunk(out, first + at, arrays, n_runs)
         bar.update(stop - start)
 
@@ -286,8 +286,13 @@ def _write_chunk(out: Path, first: int, arrays: dict, n_runs: int) -> None:
     try:
         store.write_chunk(out, first, arrays)
     except OSError as e:
-        last = first + len(arrays["loss"]) - 1
+        last = first + _n_runs(arrays) - 1
         raise _write_failed(e, f"runs {first}-{last}", out, n_runs) from None
+
+
+def _n_runs(arrays: dict) -> int:
+    """The runs a chunk's arrays hold (each array's leading axis)."""
+    return len(next(iter(arrays.values())))
 
 
 def _write_failed(error: OSError, what: str, out: Path, n_runs: int) -> UserError:
@@ -346,7 +351,7 @@ def make_sae_block(spec: Spec, root_seed: int):
 @dataclasses.dataclass(frozen=True)
 class Trainer:
     """One kind of run the engine trains: the same chunks, devices, store and resume for
-    each (toy models; sparse autoencoders).
+    each (toy models; sparse autoencoders; LLC estimates, `toymodels.llc`).
 
     Attributes:
       expand: `expand(group config) -> Grid`, the runs of a static group.
@@ -377,7 +382,11 @@ def _sae_memory(spec: Spec) -> int:
 
 
 def trainer_of(spec: Spec) -> Trainer:
-    """The trainer of a static group: SAEs if `spec.sae` is set, else toy models."""
+    """The trainer of a static group: LLC estimates if `spec.llc` is set
+    (`toymodels.llc`), SAEs if `spec.sae` is, else toy models."""
+    if spec.llc is not None:
+        from toymodels.llc import llc_trainer
+        return llc_trainer()
     if spec.sae is None:
         return Trainer(expand, group_size, make_toy_block, chunk_keys, build_dataset,
                        lambda s: s.train.batch_size * (s.model.n_features + s.model.n_hidden),
