@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from toymodels.slt import llc
 
@@ -56,3 +57,28 @@ def test_minibatch_quadratic_matches_its_closed_form():
         assert bool(r.trusted) and float(r.below_init) <= 0.05
         assert abs(float(r.init_loss) - float(full_loss(W_STAR))) < 0.01 * float(full_loss(W_STAR))
     assert abs(np.mean(values) - expected) < 0.05 * expected, values
+
+
+def test_auto_step_from_the_stiffest_curvature():
+    """epsilon="auto": power iteration finds h_max = 5 of a diagonal quadratic, the step
+    is 0.2 / (nbeta h_max + gamma), and the estimate matches the chain's closed form."""
+    from toymodels.slt import auto_epsilon, stiffest_curvature
+
+    a = jnp.asarray([0.5, 1.0, 2.0, 3.0, 4.0, 5.0])
+    loss = lambda w: 0.5 * jnp.sum(a * w * w)
+    assert abs(float(stiffest_curvature(loss, jnp.zeros(6), jax.random.key(3))) - 5.0) < 1e-4
+    nbeta, gamma = 1000.0, 1.0
+    eps = 0.2 / (nbeta * 5.0 + gamma)
+    assert float(auto_epsilon(5.0, nbeta, gamma)) == pytest.approx(eps)
+    p = nbeta * np.asarray(a) + gamma
+    expected = float(np.sum(0.5 * nbeta * np.asarray(a) / (p * (1 - eps * p / 4))))  # 3.08
+    values = []
+    for seed in range(4):
+        r = llc(loss, jnp.zeros(6), n=1000, key=jax.random.key(seed), nbeta=nbeta, gamma=gamma,
+                epsilon="auto", draws=2000, burn_in=500)
+        assert float(r.epsilon) == pytest.approx(eps, rel=1e-4)
+        values.append(float(r.llc))
+    # measured: see the assertion message when it fails
+    assert abs(np.mean(values) - expected) < 0.05 * expected, (values, expected)
+    with pytest.raises(ValueError, match='"auto"'):
+        llc(loss, jnp.zeros(6), n=1000, key=jax.random.key(0), epsilon="big")

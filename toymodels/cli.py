@@ -180,7 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", default=None, choices=("dataset", "online", "exact"),
                    help="the run's finite training set (default where it has one), fresh "
                         "samples, or the exact population loss (default otherwise, where it exists)")
-    p.add_argument("--epsilon", type=float, default=1e-3, help="SGLD step size (default 1e-3)")
+    p.add_argument("--epsilon", type=_step, default="auto",
+                   help='SGLD step size, or "auto" (default): 0.2 / (nbeta h_max + gamma), '
+                        'h_max the largest Hessian eigenvalue at w*')
     p.add_argument("--gamma", type=float, default=100.0, help="localisation strength (default 100)")
     p.add_argument("--nbeta", type=float, default=None,
                    help="n beta (default n / ln n, n the dataset size or --n)")
@@ -229,6 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true", help="no progress messages")
     q.set_defaults(func=cmd_zoo_build)
     return parser
+
+
+def _step(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'must be a number or "auto", got {text!r}') from None
 
 
 def _positive(text: str) -> int:

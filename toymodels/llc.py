@@ -67,6 +67,7 @@ FINAL_VARIABLES = (  # final parameters only
     ("llc_nonfinite", "a draw's loss was not finite"),
     ("llc_diverged", "a draw's loss was not finite or above 1000 (|L(w*)| + 1)"),
     ("llc_init_loss", "L(w*), the loss the draws are compared with"),
+    ("llc_epsilon", "the SGLD step used (given, or chosen from the curvature at w*)"),
 )
 
 
@@ -82,6 +83,8 @@ class LLCSpec:
       batch_size: examples per step ("dataset": 0 is the full training set; "online":
         0, given to `run_llc`, is the sweep's training batch).
       snapshots: also estimate at every snapshot of the run (`llc_snapshots`).
+      auto_step: choose each point's step from its curvature (`slt.auto_epsilon`; the
+        traced epsilon is then its scale, `slt.AUTO_SCALE`).
     """
 
     loss: str = "dataset"
@@ -90,6 +93,7 @@ class LLCSpec:
     burn_in: int = 100
     batch_size: int = 0
     snapshots: bool = False
+    auto_step: bool = False
 
     @property
     def stochastic(self) -> bool:
@@ -98,12 +102,12 @@ class LLCSpec:
 
 @dataclasses.dataclass(frozen=True)
 class LLCSettings:
-    """What `toymodels llc` was asked for: the static `spec` and the traced step size,
-    localisation and inverse temperature (nbeta None: n / ln n, with n the dataset size
-    or `n`)."""
+    """What `toymodels llc` was asked for: the static `spec` and the traced step size
+    ("auto": from each point's curvature, `slt.auto_epsilon`), localisation and inverse
+    temperature (nbeta None: n / ln n, with n the dataset size or `n`)."""
 
     spec: LLCSpec
-    epsilon: float = 1e-4
+    epsilon: float | str = 1e-4
     gamma: float = 100.0
     nbeta: float | None = None
     n: int | None = None
@@ -215,13 +219,15 @@ def make_llc_block(spec: Spec, root_seed: int):
         def at_point(params, p):
             return slt.estimate(loss, free_params(params, spec), jax.random.fold_in(key, p),
                                 hyper.nbeta, hyper.epsilon, hyper.gamma, chains=llc.chains,
-                                draws=llc.draws, burn_in=llc.burn_in, stochastic=llc.stochastic)
+                                draws=llc.draws, burn_in=llc.burn_in, stochastic=llc.stochastic,
+                                auto_step=llc.auto_step)
 
         P = jax.tree.leaves(hyper.params)[0].shape[0]
         result = jax.vmap(at_point)(hyper.params, jnp.arange(P))
         last = jax.tree.map(lambda a: a[-1], result)
         out = {"llc_points": result.llc, "llc_se_points": result.llc_se,
-               "llc_trusted_points": result.trusted, "llc_trace": last.trace}
+               "llc_trusted_points": result.trusted, "llc_trace": last.trace,
+               "llc_epsilon": last.epsilon}
         out.update(llc_below_init=last.below_init, llc_acceptance=last.acceptance,
                    llc_nonfinite=last.nonfinite, llc_diverged=last.diverged,
                    llc_init_loss=last.init_loss)
@@ -278,7 +284,12 @@ def check(settings: LLCSettings, spec: Spec, where: str) -> None:
                              ("burn-in", llc.burn_in, 0), ("batch-size", llc.batch_size, 0)):
         if value < low:
             raise fail(f"--{name} must be at least {low}, got {value}")
-    for name, value, low in (("epsilon", settings.epsilon, 0.0), ("gamma", settings.gamma, None),
+    if settings.epsilon == "auto" and not llc.auto_step:
+        raise fail('--epsilon "auto" needs LLCSpec.auto_step')
+    epsilon = slt.AUTO_SCALE if llc.auto_step else settings.epsilon
+    if isinstance(epsilon, str):
+        raise fail(f'--epsilon must be a number > 0 or "auto", got {epsilon!r}')
+    for name, value, low in (("epsilon", epsilon, 0.0), ("gamma", settings.gamma, None),
                              ("nbeta", settings.nbeta, 0.0)):
         if value is None:
             continue
@@ -313,6 +324,19 @@ def nbeta_of(settings: LLCSettings, spec: Spec) -> tuple[float, str]:
     return nbeta, f"nbeta = n / ln n = {n} / {math.log(n):.3f} = {nbeta:.4g}"
 
 
+def _step_text(settings: LLCSettings) -> str:
+    if settings.spec.auto_step:
+        return f"auto ({slt.AUTO_SCALE:g} / (nbeta h_max + gamma))"
+    return f"{settings.epsilon:g}"
+
+
+def resolve_step(settings: LLCSettings) -> LLCSettings:
+    """`epsilon="auto"` as the static `auto_step` flag (its scale is `slt.AUTO_SCALE`)."""
+    if settings.epsilon == "auto" and not settings.spec.auto_step:
+        return dataclasses.replace(settings, spec=dataclasses.replace(settings.spec, auto_step=True))
+    return settings
+
+
 def llc_grid(ds: xr.Dataset, grid: Grid, spec: Spec, settings: LLCSettings, nbeta: float) -> Grid:
     """The LLC runs of a finished sweep: `grid` (its runs, flat) with each run's params.
 
@@ -331,8 +355,8 @@ def llc_grid(ds: xr.Dataset, grid: Grid, spec: Spec, settings: LLCSettings, nbet
         params[name] = final
     R = grid.n_runs
     scalar = lambda v: np.full(R, v, np.float32)
-    hyper = LLCHyper(grid.hyper, params, scalar(settings.epsilon), scalar(settings.gamma),
-                     scalar(nbeta))
+    epsilon = slt.AUTO_SCALE if spec.llc.auto_step else settings.epsilon
+    hyper = LLCHyper(grid.hyper, params, scalar(epsilon), scalar(settings.gamma), scalar(nbeta))
     return dataclasses.replace(grid, hyper=hyper)
 
 
@@ -361,6 +385,7 @@ def run_llc(out: str | Path, settings: LLCSettings, *, chunk_size: int | None = 
 
     out = Path(out)
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
+    settings = resolve_step(settings)
     manifest = store.read_manifest(out)
     config = parse_config(tomllib.loads(manifest["config"]), f"{out}/{store.MANIFEST}")
     if config.sae is not None:
@@ -385,7 +410,7 @@ def run_llc(out: str | Path, settings: LLCSettings, *, chunk_size: int | None = 
                         f"({', '.join(get_model(spec.model.kind).dims)})")
     nbeta, how = nbeta_of(settings, spec)
     say(f"{out}: LLC of {config.n_runs} runs, {settings.spec.loss} loss, {how}, "
-        f"epsilon = {settings.epsilon:g}, gamma = {settings.gamma:g}, "
+        f"epsilon = {_step_text(settings)}, gamma = {settings.gamma:g}, "
         f"{settings.spec.chains} chains x {settings.spec.draws} draws "
         f"(+{settings.spec.burn_in} burn-in)")
     grid = llc_grid(ds, expand(config), spec, settings, nbeta)

@@ -66,12 +66,15 @@ class Experiment(NamedTuple):
       plots: the figures.
       source: for an SAE sweep, the experiment whose results are its `sae.source` (its
         directory under the same runs root; trained first if it is not there).
+      llc: settings of a `toymodels llc` pass run on the sweep before its figures
+        (`toymodels.llc.LLCSpec` and `LLCSettings` fields by name); None: no LLC.
     """
 
     sweep: str
     quick: tuple[str, ...]
     plots: tuple[PlotSpec, ...]
     source: str | None = None
+    llc: dict | None = None
 
 
 _DENSE_TO_SPARSE = "sweep.sparsity=[0.0, 0.9, 0.99, 0.999]"
@@ -390,6 +393,29 @@ def draw(ds: xr.Dataset, plots: tuple[PlotSpec, ...], plots_root: Path) -> list[
     return written
 
 
+def _llc_pass(out: Path, options: dict, quiet: bool) -> None:
+    """`toymodels llc` on `out` with `options`, unless its results hold that pass already."""
+    import dataclasses
+
+    from toymodels.llc import LLCSettings, LLCSpec, run_llc
+    from toymodels.store import load
+
+    static = {f.name for f in dataclasses.fields(LLCSpec)}
+    settings = LLCSettings(LLCSpec(**{k: v for k, v in options.items() if k in static}),
+                           **{k: v for k, v in options.items() if k not in static})
+    have = load(out)
+    done = "llc" in have and all(_same_setting(have["llc"].attrs.get(k), v)
+                                 for k, v in settings.as_dict().items() if v is not None)
+    if not done:
+        run_llc(out, settings, quiet=quiet)
+
+
+def _same_setting(stored, wanted) -> bool:
+    if isinstance(wanted, (bool, int, float)) and not isinstance(stored, str) and stored is not None:
+        return float(stored) == float(wanted)
+    return stored == wanted
+
+
 def run_experiment(
     name: str,
     quick: bool,
@@ -424,6 +450,8 @@ def run_experiment(
         f"{' (quick)' if quick else ''}")
     start = time.perf_counter()
     out = run_sweep(config, runs_root / name, quiet=quiet)
+    if EXPERIMENTS[name].llc is not None:
+        _llc_pass(out, EXPERIMENTS[name].llc, quiet)
     written = draw(analyze_store(out), EXPERIMENTS[name].plots, plots_root)
     for path in written:
         say(f"wrote {path}")

@@ -34,6 +34,8 @@ __all__ = ["LLCResult", "llc", "estimate", "default_nbeta", "DIVERGE_FACTOR"]
 
 BATCH = 1  # fold_in tag of a step key for its batch (stochastic losses)
 WINDOWS = 20  # stochastic losses: below_init is judged on the means of draws // 20 draws
+CURVATURE = 2**31 - 1  # fold_in tag of an estimate's key for its curvature probe (auto step)
+AUTO_SCALE = 0.2  # epsilon = "auto": eps (nbeta h_max + gamma) = 0.2
 
 #: a trace value above ``DIVERGE_FACTOR * (|L(w*)| + 1)`` counts as divergence.
 DIVERGE_FACTOR = 1e3
@@ -60,7 +62,8 @@ class LLCResult:
     ``init_loss`` L(w*), ``below_init`` (fraction of post-burn-in draws with
     L(w) < L(w*), all chains), ``acceptance`` (mean over all steps and chains of
     min(1, MH ratio) of the Langevin proposal under exp(-U)), ``nonfinite``,
-    ``diverged``, ``nbeta`` and ``trusted``.
+    ``diverged``, ``nbeta``, ``epsilon`` (the step used: given, or chosen by
+    ``epsilon="auto"``) and ``trusted``.
 
     Trust rule (``trusted`` is True iff ALL hold):
 
@@ -85,6 +88,7 @@ class LLCResult:
     nonfinite: jax.Array
     diverged: jax.Array
     nbeta: jax.Array
+    epsilon: jax.Array
     trusted: jax.Array
 
 
@@ -159,14 +163,42 @@ def _acceptance(w, w_new, u, u_new, g, g_new, epsilon):
     return jnp.where(jnp.isfinite(log_r), jnp.exp(jnp.minimum(log_r, 0.0)), 0.0)
 
 
+def stiffest_curvature(loss_fn, w_star, key, iterations: int = 30) -> jax.Array:
+    """|h_max|, the largest absolute eigenvalue of the Hessian of ``loss_fn`` at
+    ``w_star``, by power iteration on Hessian-vector products (forward over reverse),
+    from a random start drawn from ``key``. ``loss_fn(w)`` deterministic."""
+    flat, unravel = ravel_pytree(w_star)
+    grad = jax.grad(lambda w: loss_fn(unravel(w)))
+    unit = lambda v: v / jnp.maximum(jnp.sqrt(jnp.sum(v * v)), 1e-30)
+
+    def power(v, _):
+        hv = jax.jvp(grad, (flat,), (v,))[1]
+        return unit(hv), jnp.sqrt(jnp.sum(hv * hv))
+
+    start = unit(jax.random.normal(key, flat.shape, flat.dtype))
+    _, norms = lax.scan(power, start, None, length=iterations)
+    return norms[-1]
+
+
+def auto_epsilon(curvature, nbeta, gamma, scale=AUTO_SCALE):
+    """The step of ``epsilon="auto"``: ``scale / (nbeta h_max + gamma)``. The stiffest
+    direction of the localised posterior has precision p = nbeta h_max + gamma; at
+    ``eps p = 0.2`` its Langevin discretisation inflates its variance by
+    ``1 / (1 - eps p / 4) = 1.053`` (5%), and every softer direction by less."""
+    return scale / (nbeta * curvature + gamma)
+
+
 def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws: int,
-             burn_in: int, stochastic: bool = False) -> LLCResult:
+             burn_in: int, stochastic: bool = False, auto_step: bool = False) -> LLCResult:
     """The LLC of ONE model: `chains` localised SGLD chains from ``w_star``, vmapped.
 
     The pure function behind :func:`llc`, for callers that vmap it themselves (the
     sweep path, `toymodels.llc`, vmaps it over runs and snapshots). ``loss_fn(w)``, or
     ``loss_fn(w, batch_key)`` when ``stochastic``; ``nbeta``, ``epsilon`` and ``gamma``
-    may be traced. Chain c uses ``split(key, chains)[c]``.
+    may be traced. Chain c uses ``split(key, chains)[c]``. ``auto_step``: ``epsilon``
+    is the ``scale`` of :func:`auto_epsilon` and the step is chosen from the curvature at
+    w* (:func:`stiffest_curvature`; a stochastic loss's on one batch), from
+    ``fold_in(key, CURVATURE)``.
 
     With a stochastic loss, ``trace`` holds the draws' batch losses, ``init_loss`` the
     mean of L_t(w*) over the same batches, and ``below_init`` is the fraction of windows
@@ -178,6 +210,10 @@ def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws:
     ``sum_k eps nbeta² a_k² Var(g_k) / 8`` for curvatures a_k (the test's closed form).
     """
     flat, unravel = ravel_pytree(w_star)
+    if auto_step:
+        probe = jax.random.fold_in(key, CURVATURE)
+        fixed = (lambda w: loss_fn(w, jax.random.fold_in(probe, 1))) if stochastic else loss_fn
+        epsilon = auto_epsilon(stiffest_curvature(fixed, w_star, probe), nbeta, gamma, epsilon)
     if stochastic:
         loss_flat, chain = (lambda w, k: loss_fn(unravel(w), k)), _stochastic_chain
     else:
@@ -208,12 +244,13 @@ def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws:
     return LLCResult(
         llc=est, llc_se=se, llc_per_chain=per_chain, trace=trace, init_loss=init_loss,
         below_init=below, acceptance=acceptance, nonfinite=nonfinite, diverged=diverged,
-        nbeta=jnp.asarray(nbeta, jnp.float32), trusted=trusted,
+        nbeta=jnp.asarray(nbeta, jnp.float32), epsilon=jnp.asarray(epsilon, jnp.float32),
+        trusted=trusted,
     )
 
 
 _llc_jit = jax.jit(estimate, static_argnames=("loss_fn", "chains", "draws", "burn_in",
-                                              "stochastic"))
+                                              "stochastic", "auto_step"))
 
 
 def _below_init(difference: jax.Array, window: int) -> jax.Array:
@@ -249,7 +286,7 @@ def llc(
     chains: int = 4,
     draws: int = 200,
     burn_in: int = 100,
-    epsilon: float = 1e-4,
+    epsilon: float | str = 1e-4,
     gamma: float = 100.0,
     nbeta: float | None = None,
     stochastic: bool = False,
@@ -267,6 +304,9 @@ def llc(
     drives the step (SGLD proper), and the estimate averages ``L_t(w_t) - L_t(w*)`` on
     the step's batch (see :func:`estimate`).
 
+    ``epsilon="auto"`` chooses the step from the curvature at w*:
+    ``0.2 / (nbeta h_max + gamma)`` (:func:`auto_epsilon`), recorded in ``.epsilon``.
+
     Example:
       >>> import jax.numpy as jnp
       >>> r = llc(lambda w: 0.5 * jnp.sum(w * w), jnp.zeros(4), n=1000,
@@ -276,6 +316,10 @@ def llc(
       True
     """
     nb = default_nbeta(n) if nbeta is None else float(nbeta)
-    check_settings(chains, draws, burn_in, epsilon, gamma, nb)
-    return _llc_jit(loss_fn, w_star, key, nb, float(epsilon), float(gamma),
-                    chains=chains, draws=draws, burn_in=burn_in, stochastic=stochastic)
+    auto = isinstance(epsilon, str)
+    if auto and epsilon != "auto":
+        raise ValueError(f'epsilon must be a number > 0 or "auto", got {epsilon!r}')
+    step = AUTO_SCALE if auto else epsilon
+    check_settings(chains, draws, burn_in, step, gamma, nb)
+    return _llc_jit(loss_fn, w_star, key, nb, float(step), float(gamma), chains=chains,
+                    draws=draws, burn_in=burn_in, stochastic=stochastic, auto_step=auto)
