@@ -83,6 +83,10 @@ _PHASE_GRID = (
     "sweep.feature_probability={ geomspace = [0.01, 1.0, 7] }",
 )
 
+_PHASE_LLC = {  # README "The local learning coefficient": nbeta = 1000 is n / ln n at n = 9,100
+    "loss": "online", "batch_size": 1024, "nbeta": 1000.0, "gamma": 100.0, "epsilon": "auto",
+    "draws": 1000, "burn_in": 1000,
+}
 _SAE_QUICK = ("train.steps=500", "sweep.width=[5, 20, 80]", "sweep.seed=[0, 1]")
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -255,6 +259,14 @@ EXPERIMENTS: dict[str, Experiment] = {
         "sae_gap.toml", ("train.steps=500", "sweep.seed=[0]"),
         (PlotSpec("sae_gap.png", "sae_gap"),), source="sae_sources",
     ),
+    "llc_phase_2_1": Experiment(  # the phase_2_1 sweep again, then its LLC
+        "phase_2_1.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1]"),
+        (PlotSpec("llc_phase_2_1.png", "llc_phase", {"theory": "2_1"}),), llc=_PHASE_LLC,
+    ),
+    "llc_phase_3_2": Experiment(
+        "phase_3_2.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1]"),
+        (PlotSpec("llc_phase_3_2.png", "llc_phase", {"theory": "3_2"}),), llc=_PHASE_LLC,
+    ),
 }
 """Name -> experiment, in the order ``reproduce`` runs them."""
 
@@ -262,6 +274,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "double_descent": ("double_descent", "double_descent_grid", "double_descent_wd"),
     "sae": ("sae_sources", "sae_width", "sae_width_topk", "sae_width_synthetic", "sae_kinds",
             "sae_kinds_k", "sae_gap"),
+    "slt": ("llc_phase_2_1", "llc_phase_3_2"),
 }
 """A name that selects several experiments (``--only double_descent`` runs the curve, the
 T x m grid and the weight-decay comparison)."""
