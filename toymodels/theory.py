@@ -483,3 +483,106 @@ def free_energy_crossing(dL, dlam, dnorm, n_range=(1.0, 1e12)):
     if values[i] == 0.0:
         return float(grid[i])
     return float(brentq(f, grid[i], grid[i + 1], xtol=1e-12, rtol=1e-14))
+
+
+def exactly_one_loss_jnp(W, b):
+    """``exactly_one_loss`` in ``jax.numpy``: the same closed form, differentiable.
+
+    For gradient-based samplers (``toymodels.slt.llc``). The ReLU's active interval is
+    found as in ``_relu_sq_integral``; divisions by ``a = 0`` are guarded so gradients
+    stay finite (at ``a = 0`` the ``a``-derivative of the closed form is exact for
+    ``b != 0``).
+
+    Args:
+      W: [m, c] weights.
+      b: [c] biases.
+
+    Returns:
+      scalar array, the loss (the dtype of ``W``).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> round(float(exactly_one_loss_jnp(jnp.zeros((2, 6)), jnp.zeros(6))), 6)
+      0.333333
+    """
+    import jax.numpy as jnp
+
+    c = W.shape[1]
+    a = W.T @ W  # [c, c]; row i = input feature, column j = output
+    bb = jnp.broadcast_to(b[None, :], a.shape)
+    t = jnp.eye(c, dtype=a.dtype)
+    safe = jnp.where(a == 0.0, 1.0, a)
+    root = jnp.clip(-bb / safe, 0.0, 1.0)
+    on = (bb > 0.0).astype(a.dtype)
+    lo = jnp.where(a > 0.0, root, jnp.where(a < 0.0, 0.0, 1.0 - on))
+    hi = jnp.where(a > 0.0, 1.0, jnp.where(a < 0.0, root, 1.0))
+    qa, qb, qc = a * a - 2.0 * t * a, 2.0 * bb * (a - t), bb * bb
+
+    def prim(u):
+        return qa * u**3 / 3.0 + qb * u**2 / 2.0 + qc * u
+
+    return jnp.sum(t * t / 3.0 + prim(hi) - prim(lo)) / c
+
+
+def _rrr_case(M, N, H, r):
+    """Aoyagi & Watanabe (2005) main theorem: ``(lambda, multiplicity)``."""
+    for name, v in (("M", M), ("N", N), ("H", H), ("r", r)):
+        if int(v) != v:
+            raise ValueError(f"{name} must be an integer, got {v!r}")
+    M, N, H, r = int(M), int(N), int(H), int(r)
+    if min(M, N, H) < 1 or not 0 <= r <= min(M, N, H):
+        raise ValueError(f"need M, N, H >= 1 and 0 <= r <= min(M, N, H); "
+                         f"got M={M}, N={N}, H={H}, r={r}")
+    if M + H < N + r:
+        return (H * M - H * r + N * r) / 2.0, 1
+    if N + H < M + r:
+        return (H * N - H * r + M * r) / 2.0, 1
+    if M + N < H + r:
+        return M * N / 2.0, 1
+    s = 2 * (H + r) * (M + N) - (M - N) ** 2 - (H + r) ** 2
+    if (M + N + H + r) % 2 == 0:
+        return s / 8.0, 1
+    return (s + 1) / 8.0, 2
+
+
+def rrr_learning_coefficient(M, N, H, r=0):
+    """Learning coefficient of reduced-rank regression ``y = B A x`` (true rank ``r``).
+
+    Aoyagi, M. & Watanabe, S. (2005), "Stochastic complexities of reduced rank
+    regression in Bayesian estimation", Neural Networks 18(7), 924-933, main theorem.
+    ``A``: [H, M], ``B``: [N, H] (``M`` inputs, ``N`` outputs, ``H`` hidden), the true
+    ``B*A*`` of rank ``r``:
+
+    - ``M + H < N + r``: ``λ = (HM - Hr + Nr) / 2``;
+    - ``N + H < M + r``: ``λ = (HN - Hr + Mr) / 2``;
+    - ``M + N < H + r``: ``λ = MN / 2``;
+    - otherwise (``N + r <= M + H``, ``M + r <= N + H``, ``H + r <= M + N``), with
+      ``s = 2(H + r)(M + N) - (M - N)² - (H + r)²``: ``λ = s / 8`` (multiplicity 1) if
+      ``M + N + H + r`` is even, ``(s + 1) / 8`` (multiplicity 2) if odd.
+
+    Checks: ``r = H <= min(M, N)`` gives ``H(M + N - H) / 2``, half the dimension of the
+    rank-``H`` matrices (regular); ``H = 1, r = 0`` gives ``min(M, N) / 2``
+    (``‖b‖²‖a‖²``, a normal-crossing-like form).
+
+    Args:
+      M, N, H: input, output and hidden sizes (``>= 1``).
+      r: rank of the true map, ``0 <= r <= min(M, N, H)``.
+
+    Returns:
+      float ``λ``; ``rrr_multiplicity`` gives its multiplicity.
+
+    Example:
+      >>> rrr_learning_coefficient(2, 2, 2), rrr_learning_coefficient(5, 2, 2)
+      (1.5, 2.0)
+    """
+    return _rrr_case(M, N, H, r)[0]
+
+
+def rrr_multiplicity(M, N, H, r=0):
+    """Multiplicity ``m`` of ``rrr_learning_coefficient`` (Aoyagi & Watanabe 2005).
+
+    Example:
+      >>> rrr_multiplicity(2, 2, 1), rrr_multiplicity(2, 2, 2)
+      (2, 1)
+    """
+    return _rrr_case(M, N, H, r)[1]
