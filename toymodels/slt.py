@@ -41,7 +41,7 @@ AUTO_SCALE = 0.2  # epsilon = "auto": eps (nbeta h_max + gamma) = 0.2
 DIVERGE_FACTOR = 1e3
 #: trust thresholds (see :class:`LLCResult`).
 MAX_BELOW_INIT = 0.05
-ACCEPTANCE_RANGE = (0.5, 0.999)
+ACCEPTANCE_RANGE = (0.5, 0.9999)
 SE_REL, SE_ABS = 0.2, 0.05
 
 
@@ -71,9 +71,10 @@ class LLCResult:
       ``DIVERGE_FACTOR * (|L(w*)| + 1)``);
     * ``below_init <= 0.05`` (Chen et al. drop chains with > 5% of draws below
       L(w*): w* is then not a local minimum at this scale);
-    * ``0.5 <= acceptance <= 0.999``: below 0.5 the step is too large and the SGLD
-      discretisation bias is large; above 0.999 the step is so small that the chain
-      barely moves (devinterp aims near 0.9);
+    * ``0.5 <= acceptance <= 0.9999``: below 0.5 the step is too large and the SGLD
+      discretisation bias is large; above 0.9999 the step is so small that the chain
+      barely moves (devinterp aims near 0.9; the accurate reduced-rank regression
+      chains of tests/test_slt.py run at 0.9994, so 0.999 was too strict);
     * ``llc > 0`` (a negative estimate means lower loss was found) and the chains
       agree: ``llc_se <= 0.2 |llc| + 0.05``.
     """
