@@ -49,6 +49,7 @@ from matplotlib.patches import Circle, Patch
 from toymodels import theory as _theory
 from toymodels.plotting import memorisation as _memorisation
 from toymodels.plotting import sae as _sae
+from toymodels.plotting import slt as _slt
 
 NON_SWEEP_DIMS = ("hidden", "feature", "step", "polytope_kind", "snapshot")
 DENSITY_AXES = ("feature_probability", "sparsity")
@@ -1340,6 +1341,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     computation=computation_figure,  # axis, max_columns
     **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
+    **_slt.FIGURES,  # kgon_trajectories (runs)
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 
