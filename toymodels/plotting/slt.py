@@ -7,7 +7,8 @@ k-gon critical points (sweeps/kgon_trajectories.toml). Top panel: training-loss 
 dataset has `llc_snapshots` (dims (*run_axes, snapshot); `toymodels llc DIR` adds it, and
 `llc_snapshots_se` for error bars): the local learning coefficient at the snapshots. Each
 plateau is labelled by the k^{σ+}-gon that `toymodels.analysis.kgon.classify_kgon` finds in
-`W_snapshots` / `b_snapshots`, where the label changes. Without `llc_snapshots` the figure
+`W_snapshots` / `b_snapshots` at the first snapshot after the start and where the label
+changes. Without `llc_snapshots` the figure
 has the loss panel alone (and says so in its title). The x axis (training step) is
 symmetric-log: linear up to the first logged step, so the snapshot at step 0 is drawn.
 """
@@ -60,11 +61,12 @@ def run_label(runs: xr.DataArray, i: int, axes: list[str]) -> str:
 
 
 def plateau_labels(W: np.ndarray, b: np.ndarray) -> list[tuple[int, str]]:
-    """(snapshot index, k-gon name) at the first snapshot and wherever the label of one
-    run's snapshots W: [S, H, F], b: [S, F] changes."""
+    """(snapshot index, k-gon name) at snapshot 1 and wherever the label of one run's
+    snapshots W: [S, H, F], b: [S, F] changes after it. Snapshot 0, the (perturbed)
+    start, is not labelled: its noise, not a plateau, decides its σ."""
     k, sigma = classify_kgon(W, b)
     names = [kgon_name(int(a), int(s)) for a, s in zip(k, sigma)]
-    return [(i, n) for i, n in enumerate(names) if i == 0 or n != names[i - 1]]
+    return [(i, n) for i, n in enumerate(names) if i == 1 or (i > 1 and n != names[i - 1])]
 
 
 def kgon_levels(ax, c: int) -> None:
@@ -78,12 +80,14 @@ def kgon_levels(ax, c: int) -> None:
                     color="0.4")
 
 
-def annotate_plateaus(ax, x: np.ndarray, y: np.ndarray, labels, colour) -> None:
-    """Writes each (snapshot index, name) of `labels` at (x, y) of that snapshot."""
+def annotate_plateaus(ax, x: np.ndarray, y: np.ndarray, labels, colour, below=False) -> None:
+    """Writes each (snapshot index, name) of `labels` at (x, y) of that snapshot, just
+    above the point (below it with `below`, so that neighbouring runs' labels alternate)."""
     for i, name in labels:
         if np.isfinite(y[i]):
-            ax.annotate(f"${name.replace('-gon', '')}$-gon", (x[i], y[i]), xytext=(2, 4),
-                        textcoords="offset points", fontsize=7, color=colour)
+            ax.annotate(f"${name.replace('-gon', '')}$-gon", (x[i], y[i]),
+                        xytext=(2, -9 if below else 3), textcoords="offset points",
+                        fontsize=7, color=colour)
 
 
 def kgon_trajectories(ds: xr.Dataset, runs: int = 4) -> Figure:
@@ -117,7 +121,7 @@ def kgon_trajectories(ds: xr.Dataset, runs: int = 4) -> Figure:
         top.plot(step, curve, color=colour, linewidth=1.0, label=run_label(loss, r, axes))
         if labels:
             at = np.interp(snap, step, curve)  # the curve's value at each snapshot
-            annotate_plateaus(top, snap, at, labels[int(r)], colour)
+            annotate_plateaus(top, snap, at, labels[int(r)], colour, below=j % 2 == 1)
     kgon_levels(top, c)
     top.set_ylabel("training loss")
     top.legend(fontsize=7, loc="upper right", title="runs", title_fontsize=7)
@@ -131,7 +135,7 @@ def kgon_trajectories(ds: xr.Dataset, runs: int = 4) -> Figure:
             bottom.errorbar(x, llc.values[r], yerr=None if se is None else se[r], color=colour,
                             marker="o", markersize=3, linewidth=1.0, capsize=2)
             if labels:
-                annotate_plateaus(bottom, x, llc.values[r], labels[int(r)], colour)
+                annotate_plateaus(bottom, x, llc.values[r], labels[int(r)], colour, j % 2 == 1)
         bottom.set_ylabel(r"LLC $\hat\lambda$")
     panels[-1].set_xlabel("training step")
     panels[-1].set_xscale("symlog", linthresh=float(step[0]))
