@@ -171,6 +171,8 @@ def test_the_init_keys_round_trip_and_default_configs_do_not_name_them():
 def test_a_sweep_keeps_the_kgon_in_its_step_zero_snapshots(tmp_path):
     c = tm.parse_config(with_(sweep={"init_noise": [0.0, 0.1], "seed": [0, 1]}))
     ds = tm.load(tm.run_sweep(c, tmp_path / "kgon", quiet=True))
+    from toymodels.info import describe
+    assert "init: the 4-gon + noise [0.0, 0.1]" in describe(tmp_path / "kgon")
     assert ds.W_snapshots.dims == ("init_noise", "seed", "snapshot", "hidden", "feature")
     start = ds.isel(snapshot=0)
     want = start_of(c.spec.model, 4)
