@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from toymodels.errors import UserError
-from toymodels.models import MODELS
+from toymodels.models import KGON_KINDS, MODELS
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 from toymodels.train import OPTIMIZER_READS, OPTIMIZERS
 
@@ -34,12 +34,15 @@ STATIC_TABLES = {  # keys that fix shapes or the program: a sweep axis of them s
     # grid into static groups, one compiled program each (see SweepConfig.groups)
     "n_features": "model", "n_hidden": "model", "kind": "model", "optimizer": "train",
     "batch_size": "train", "steps": "train", "dataset_size": "data",
+    "init_k": "train", "init_noise": "train",
 }
 # [train] keys that only some optimizers read (`toymodels.train.OPTIMIZER_READS`)
 OPTIMIZER_KEYS = tuple(dict.fromkeys(k for keys in OPTIMIZER_READS.values() for k in keys))
 CORRELATIONS = ("independent", "correlated", "anticorrelated")
 MAGNITUDES = ("uniform", "exponential", "constant")
 INPUTS = ("bernoulli", "exactly_one", "one_hot")
+INITS = ("random", "kgon")  # train.init (`toymodels.spec.TrainSpec.init`)
+INIT_KEYS = ("init_k", "init_noise")  # [train] keys read only with init = "kgon"
 FULL_BATCH = "full"  # train.batch_size: every example of the finite dataset, every step
 
 
@@ -162,6 +165,9 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "beta2": _number(0.0, 1.0, hi_open=True),
         "eps": _number(0.0, INF, lo_open=True),
         "l1_weights": _number(0.0, INF),
+        "init": _choice(INITS),
+        "init_k": _integer(1),
+        "init_noise": _number(0.0, INF),
     },
 }
 STATIC = tuple(k for k, t in STATIC_TABLES.items() if k in SCHEMA[t])
@@ -180,7 +186,7 @@ DEFAULTS = {
         "dropout": 0.0, "schedule": "constant", "warmup_steps": 0, "log_every": 100,
         "l1_hidden": 0.0, "snapshot_every": 0, "eval_samples": 262_144,
         "optimizer": "adamw", "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-        "l1_weights": 0.0,
+        "l1_weights": 0.0, "init": "random", "init_k": 0, "init_noise": 0.0,
     },
 }
 
@@ -258,10 +264,13 @@ class SweepConfig:
     def to_dict(self) -> dict:
         """The resolved config as plain data (what `to_toml` writes), without the keys
         of static axes in their tables, nor the [train] keys that no optimizer of the sweep
-        reads (given, they would be an error)."""
+        reads (given, they would be an error), nor the init keys with init = "random" (the
+        default: a sweep's manifest reads as before those keys existed)."""
         static = {n for n, _ in self.static_axes}
         optimizers = dict(self.axes).get("optimizer", (self.spec.train.optimizer,))
         unused = _unused_by_all(optimizers, self.train)
+        if self.train.get("init", "random") == "random":
+            unused |= {"init", *INIT_KEYS}
         first = {"sae": dict(self.sae)} if self.sae is not None else {
             "model": dataclasses.asdict(self.spec.model)}
         tables = {**first, "data": dict(self.data),
@@ -344,8 +353,9 @@ def parse_config(raw: dict, source: str = "<config>", *, _optimizers=None) -> Sw
     _check_train(train, source)
     given = {**{k: f"train.{k}" for k in checked["train"]}, **{k: f"sweep.{k}" for k, _ in axes}}
     _check_optimizer_keys(_optimizers or (train["optimizer"],), given, source)
+    _check_init(train, model, set(checked["train"]), source)
     static = ("steps", "log_every", "schedule", "warmup_steps", "snapshot_every",
-              "eval_samples", "optimizer")
+              "eval_samples", "optimizer", "init", "init_k", "init_noise")
     data_spec = DataSpec(data.get("correlation", "independent"), data.get("set_size", 1),
                          data.get("magnitude", "uniform"), data.get("inputs", "bernoulli"),
                          data.get("unit_norm", False), data.get("dataset_size", 0))
@@ -512,6 +522,27 @@ def _check_train(train: dict, source: str) -> None:
     k = train["snapshot_every"]
     if k and (train["steps"] % k or k % train["log_every"]):
         raise UserError(f"{source}: train.snapshot_every: must divide train.steps = {train['steps']} and be a multiple of train.log_every = {train['log_every']}, got {k}")
+
+
+def _check_init(train: dict, model: dict, given: set, source: str) -> None:
+    """train.init = "kgon" needs a tied W and b, a plane for k > 1 and 1 <= init_k <= F;
+    init_k and init_noise are read only with it. (A static group's axis values are set in
+    its [train] table, so `given` holds them too.)"""
+    fail = lambda key, msg: UserError(f"{source}: train.{key}: {msg}")
+    if train["init"] == "random":
+        for key in (k for k in INIT_KEYS if k in given):
+            raise fail(key, 'needs train.init = "kgon"')
+        return
+    kinds = " or ".join(KGON_KINDS)
+    if model["kind"] not in KGON_KINDS:
+        raise fail("init", f'"kgon" needs model.kind = {kinds} (a tied W and a bias b), got {model["kind"]}')
+    F, k = model["n_features"], train["init_k"]
+    if "init_k" not in given:
+        raise fail("init_k", f'needed with train.init = "kgon": the polygon\'s k, 1 <= k <= model.n_features = {F}')
+    if k > F:
+        raise fail("init_k", f"must be at most model.n_features = {F}, got {k}")
+    if k > 1 and model["n_hidden"] < 2:
+        raise fail("init", f'"kgon" with init_k = {k} needs model.n_hidden >= 2 (the polygon lies in a plane), got {model["n_hidden"]}')
 
 
 def unused_by_optimizer(optimizer: str, keys) -> list[str]:

@@ -30,6 +30,9 @@ def describe(out: str | Path) -> str:
         what = [f"model: {v('kind', m.kind)}, {v('n_features', m.n_features)} features -> "
                 f"{v('n_hidden', m.n_hidden)} hidden"]
         extra = f", dropout {t['dropout']:g}"
+        if t.get("init", "random") == "kgon":
+            extra += (f", init: the {v('init_k', t['init_k'])}-gon + noise "
+                      f"{v('init_noise', t['init_noise'])}")
     lines = [
         f"{out}: sweep {config.name!r}, {state}: {done}/{R} runs done",
         *what,

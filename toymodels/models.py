@@ -78,6 +78,52 @@ def init_untied(key: jax.Array, spec: ModelSpec) -> Params:
             "b": jnp.zeros((F,), jnp.float32)}
 
 
+KGON_KINDS = ("relu_output", "linear")  # the kinds whose params are a tied W and a bias b
+
+
+def kgon_params(spec: ModelSpec, k: int) -> Params:
+    """The regular k-gon critical point (`toymodels.theory.kgon(F, k)`, Chen et al. 2023)
+    as tied params: `W: [H, F]` with the k-gon's [2, F] in hidden dims 0 and 1 (zero
+    below), `b: [F]`, float32. Computed on the host (the k-gon's length and bias come
+    from a small optimisation), so call it once per compiled program, not per run.
+
+    k = 1 is feature 0 alone, W[:, 0] = e_0 with bias 0 (its exact optimum); k >= 2 needs
+    H >= 2. The unused features' columns and biases are 0.
+
+    Example:
+      >>> p = kgon_params(ModelSpec("relu_output", 6, 3), 4)
+      >>> p["W"].shape, p["b"].shape, float(p["W"][0, 0]), float(p["W"][2].max())
+      ((3, 6), (6,), 1.0, 0.0)
+    """
+    import numpy as np
+
+    from toymodels import theory
+
+    F, H = spec.n_features, spec.n_hidden
+    if not 1 <= k <= F or (k > 1 and H < 2):
+        raise ValueError(f"a {k}-gon needs 1 <= k <= n_features = {F} and n_hidden >= 2 "
+                         f"(k > 1), got n_hidden = {H}")
+    W, b = np.zeros((H, F)), np.zeros(F)
+    if k == 1:
+        W[0, 0] = 1.0
+    else:
+        polygon = theory.kgon(F, k)
+        W[:2], b[:] = polygon.W, polygon.b
+    return {"W": jnp.asarray(W, jnp.float32), "b": jnp.asarray(b, jnp.float32)}
+
+
+def perturb(params: Params, key: jax.Array, std: float) -> Params:
+    """params + std · N(0, 1) on every entry, one independent draw per parameter (in
+    name order, from `split(key)`); std = 0 returns the params themselves. The key is
+    consumed."""
+    if std == 0:
+        return params
+    names = sorted(params)
+    keys = dict(zip(names, jax.random.split(key, len(names))))
+    return {n: params[n] + std * jax.random.normal(keys[n], params[n].shape, params[n].dtype)
+            for n in names}
+
+
 def _decode(W_out: jax.Array, h: jax.Array, b: jax.Array) -> jax.Array:
     """W_out h + b for hidden vectors h: [H, B]; W_out: [F, H]; returns [F, B]."""
     return jnp.dot(W_out, h, precision=HIGHEST) + b[:, None]

@@ -53,6 +53,12 @@ class TrainSpec:
         features; the strata of zero and one are exact, see `toymodels.evaluation`),
         rounded up to whole evaluation batches of `EVAL_BATCH`. The default 262,144 costs
         under 1% of a 10,000-step run and halves the error of 65,536.
+      init: "random" (the model kind's own init, e.g. Xavier-normal W and zero b) or
+        "kgon" (the regular k-gon critical point of Chen et al. 2023,
+        `toymodels.models.kgon_params`, plus noise; tied W and b only).
+      init_k: k of the "kgon" init, 1 <= k <= F (0 with "random").
+      init_noise: with "kgon", the std of the N(0, 1) noise added to every entry of W
+        and b, drawn from the run's init key (0: the k-gon exactly).
     """
 
     steps: int = 10_000
@@ -63,6 +69,9 @@ class TrainSpec:
     snapshot_every: int = 0
     eval_samples: int = 262_144
     optimizer: str = "adamw"
+    init: str = "random"
+    init_k: int = 0
+    init_noise: float = 0.0
 
     @property
     def n_logs(self) -> int:

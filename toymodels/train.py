@@ -24,7 +24,7 @@ from flax import struct
 
 from toymodels import data, evaluation
 from toymodels.hyper import Hyper
-from toymodels.models import Params, get_model
+from toymodels.models import KGON_KINDS, Params, get_model, kgon_params, perturb
 from toymodels.spec import EVAL_BATCH, ModelSpec, Spec, TrainSpec
 
 INIT, DATA, EVAL, DATASET = 0, 1, 2, 3  # fold_in tags: a seed key's independent streams
@@ -205,6 +205,20 @@ def without_bias(params: Params, model: ModelSpec) -> Params:
     return params if model.bias else {**params, "b": jnp.zeros_like(params["b"])}
 
 
+def initial_params(spec: Spec) -> Params | None:
+    """The params every run of `spec` starts from before its own noise: the k-gon
+    (`kgon_params(spec.model, spec.train.init_k)`) for `spec.train.init` = "kgon"; None
+    for "random" (each run draws the model kind's own init)."""
+    if spec.train.init == "random":
+        return None
+    if spec.train.init != "kgon":
+        raise ValueError(f"unknown init {spec.train.init!r}; valid: random, kgon")
+    if spec.model.kind not in KGON_KINDS:
+        raise ValueError(f"init kgon needs a tied W and b ({', '.join(KGON_KINDS)}), "
+                         f"got {spec.model.kind!r}")
+    return kgon_params(spec.model, spec.train.init_k)
+
+
 def group_size(spec: Spec) -> int:
     """V, the runs one compiled step updates at once; a function of the static spec only.
 
@@ -241,8 +255,14 @@ def make_train(spec: Spec):
     n_examples, B = spec.data.dataset_size, spec.train.batch_size
     finite, shuffled = n_examples > 0, 0 < n_examples != B  # a full batch keeps its order
 
+    start = initial_params(spec)  # the k-gon for init = "kgon" (host, once); else None
+
     def init_one(seed_key: jax.Array, hyper: Hyper) -> TrainState:
-        params = kind.init(jax.random.fold_in(seed_key, INIT), spec.model)
+        key = jax.random.fold_in(seed_key, INIT)
+        if start is None:
+            params = kind.init(key, spec.model)
+        else:
+            params = without_bias(perturb(start, key, spec.train.init_noise), spec.model)
         return TrainState(params, make_optimizer(spec.train, hyper).init(params))
 
     def objective(params: Params, x, target, keep, hyper: Hyper) -> jax.Array:

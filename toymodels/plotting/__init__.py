@@ -50,6 +50,7 @@ from toymodels import theory as _theory
 from toymodels.plotting import llc_phase as _llc_phase
 from toymodels.plotting import memorisation as _memorisation
 from toymodels.plotting import sae as _sae
+from toymodels.plotting import slt as _slt
 
 NON_SWEEP_DIMS = ("hidden", "feature", "step", "polytope_kind", "snapshot")
 DENSITY_AXES = ("feature_probability", "sparsity")
@@ -1342,6 +1343,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
     **_llc_phase.FIGURES,  # llc_phase (x, y, theory, vmax)
+    **_slt.FIGURES,  # kgon_trajectories (runs)
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 

@@ -1,0 +1,92 @@
+"""The k-gon trajectories figure draws from tiny synthetic datasets, with no training."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from toymodels import plotting, theory  # noqa: E402
+from toymodels.plotting import slt  # noqa: E402
+
+C, STEPS, SNAPS = 6, np.arange(100, 2100, 100), np.arange(0, 2500, 500)
+G4, G5 = theory.kgon(C, 4), theory.kgon(C, 5)
+
+
+def trajectory(escape_at: int | None):
+    """(W [S, 2, C], b [S, C], loss [T]) of a run at the 4-gon that jumps to the 5-gon at
+    step `escape_at` (never for None)."""
+    g4, g5 = G4, G5
+    late = lambda s: escape_at is not None and s >= escape_at  # noqa: E731
+    W = np.stack([(g5 if late(s) else g4).W for s in SNAPS])
+    b = np.stack([(g5 if late(s) else g4).b for s in SNAPS])
+    loss = np.array([(g5 if late(s) else g4).loss for s in STEPS])
+    return W, b, loss
+
+
+def dataset(llc=True, axes=True):
+    """init_noise [2] x seed [3] runs (or one run without run axes), half escaping."""
+    escapes = [[None, 1000, 1500], [500, None, 2000]]
+    runs = [[trajectory(e) for e in row] for row in escapes] if axes else [[trajectory(1000)]]
+    W, b, loss = (np.array([[r[i] for r in row] for row in runs]) for i in range(3))
+    run = ("init_noise", "seed") if axes else ()
+    if not axes:
+        W, b, loss = W[0, 0], b[0, 0], loss[0, 0]
+    coords = {"step": STEPS, "snapshot": SNAPS, "hidden": [0, 1], "feature": np.arange(C)}
+    if axes:
+        coords.update(init_noise=[0.05, 0.1], seed=[0, 1, 2])
+    ds = xr.Dataset({
+        "loss": (run + ("step",), loss),
+        "final_loss": (run, loss[..., -1]),
+        "W_snapshots": (run + ("snapshot", "hidden", "feature"), W),
+        "b_snapshots": (run + ("snapshot", "feature"), b),
+    }, coords=coords, attrs={"name": "tiny_kgon"})
+    if llc:
+        rng = np.random.default_rng(0)
+        shape = ds.b_snapshots.shape[:-1]
+        ds["llc_snapshots"] = (run + ("snapshot",), 3.0 + rng.uniform(size=shape))
+        ds["llc_snapshots_se"] = (run + ("snapshot",), 0.1 * np.ones(shape))
+    return ds
+
+
+def texts(ax):
+    return [t.get_text() for t in ax.texts]
+
+
+def test_two_panels_share_a_symlog_step_axis_with_levels_curves_and_labels(tmp_path):
+    fig = plotting.PLOTS["kgon_trajectories"](dataset(), runs=4)
+    top, bottom = fig.axes
+    assert top.get_shared_x_axes().joined(top, bottom)
+    assert bottom.get_xscale() == "symlog" and bottom.get_xlabel() == "training step"
+    assert len(top.get_lines()) == 4 + 5  # 4 runs, the 2..6-gon levels
+    assert {f"{k}-gon" for k in range(2, 7)} <= set(texts(top))  # the level labels
+    assert "$4$-gon" in texts(top) and "$5$-gon" in texts(top)  # plateaus labelled
+    assert "$5$-gon" in texts(bottom) and len(bottom.containers) == 4  # LLC error bars
+    assert "LLC" in bottom.get_ylabel()
+    fig.savefig(tmp_path / "kgon.png", dpi=60)
+    assert (tmp_path / "kgon.png").stat().st_size > 1000
+
+
+def test_the_picked_runs_span_the_final_losses():
+    fig = slt.kgon_trajectories(dataset(), runs=2)
+    finals = sorted(line.get_ydata()[-1] for line in fig.axes[0].get_lines()[:2])
+    assert finals == pytest.approx([G5.loss, G4.loss])
+    assert slt.pick_runs(np.array([0.3, 0.1, 0.2]), 10).tolist() == [1, 2, 0]
+
+
+def test_without_llc_the_loss_panel_alone_and_the_title_says_so():
+    fig = slt.kgon_trajectories(dataset(llc=False))
+    assert len(fig.axes) == 1
+    assert "toymodels llc" in fig._suptitle.get_text()
+    assert "$5$-gon" in texts(fig.axes[0])
+
+
+def test_one_run_without_run_axes_and_bad_options():
+    fig = slt.kgon_trajectories(dataset(axes=False), runs=3)
+    assert len(fig.axes[0].get_lines()) == 1 + 5
+    with pytest.raises(ValueError, match="runs must be a whole number >= 1"):
+        slt.kgon_trajectories(dataset(), runs=0)
+    with pytest.raises(ValueError, match="needs the loss curve"):
+        slt.kgon_trajectories(dataset().drop_vars("loss"))

@@ -1,0 +1,152 @@
+"""Figures of training trajectories between critical points (singular learning theory).
+
+`kgon_trajectories(ds, runs=4)`: Chen et al. (2023)'s picture of SGD moving between
+k-gon critical points (sweeps/kgon_trajectories.toml). Top panel: training-loss curves
+(`ds.loss`, dims (*run_axes, step)) of a few runs, with the k-gon loss levels
+(`toymodels.theory.kgon(c, k).loss`) as labelled horizontal lines. Bottom panel, when the
+dataset has `llc_snapshots` (dims (*run_axes, snapshot); `toymodels llc DIR` adds it, and
+`llc_snapshots_se` for error bars): the local learning coefficient at the snapshots. Each
+plateau is labelled by the k^{σ+}-gon that `toymodels.analysis.kgon.classify_kgon` finds in
+`W_snapshots` / `b_snapshots` at the first snapshot after the start and where the label
+changes. Without `llc_snapshots` the figure
+has the loss panel alone (and says so in its title). The x axis (training step) is
+symmetric-log: linear up to the first logged step, so the snapshot at step 0 is drawn.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from toymodels.analysis.kgon import classify_kgon, kgon_losses, kgon_name
+
+COLOURS = ("#3b75af", "#ef8636", "#519e3e", "#c53a32", "#8d69b8", "#84584e", "#d57dbe")
+LLC = "llc_snapshots"
+
+
+def run_axes(ds: xr.Dataset) -> list[str]:
+    """The dims of `ds.loss` that index runs (all but `step`)."""
+    return [d for d in ds.loss.dims if d != "step"]
+
+
+def as_runs(da: xr.DataArray, axes: list[str]) -> xr.DataArray:
+    """`da` with its run axes stacked into one leading `run` dim (a size-1 one if none)."""
+    if not axes:
+        return da.expand_dims("run")
+    return da.stack(run=axes).transpose("run", ...)
+
+
+def pick_runs(final: np.ndarray, n: int) -> np.ndarray:
+    """Indices of n runs spread over the order of their final losses [R] (the lowest, the
+    highest and evenly between), so the picks show the different endings.
+
+    Example:
+      >>> pick_runs(np.array([0.3, 0.1, 0.2, 0.05, 0.4]), 3).tolist()
+      [3, 2, 4]
+    """
+    order = np.argsort(final, kind="stable")
+    at = np.unique(np.round(np.linspace(0, len(order) - 1, min(n, len(order)))).astype(int))
+    return order[at]
+
+
+def run_label(runs: xr.DataArray, i: int, axes: list[str]) -> str:
+    """"init_noise=0.1, seed=3" for run i of the stacked `runs`."""
+    if not axes:
+        return "run"
+    values = runs.run.values[i]
+    values = values if isinstance(values, tuple) else (values,)
+    return ", ".join(f"{a}={v:g}" if isinstance(v, float) else f"{a}={v}"
+                     for a, v in zip(axes, values))
+
+
+def plateau_labels(W: np.ndarray, b: np.ndarray) -> list[tuple[int, str]]:
+    """(snapshot index, k-gon name) at snapshot 1 and wherever the label of one run's
+    snapshots W: [S, H, F], b: [S, F] changes after it. Snapshot 0, the (perturbed)
+    start, is not labelled: its noise, not a plateau, decides its σ."""
+    k, sigma = classify_kgon(W, b)
+    names = [kgon_name(int(a), int(s)) for a, s in zip(k, sigma)]
+    return [(i, n) for i, n in enumerate(names) if i == 1 or (i > 1 and n != names[i - 1])]
+
+
+def kgon_levels(ax, c: int) -> None:
+    """Dotted horizontal lines at the k-gon losses (k = 2..c), labelled "k-gon" at the
+    right edge (`theory.kgon(c, k).loss`, through the cached `kgon_losses`)."""
+    for k in range(2, c + 1):
+        level = kgon_losses(c)[(k, 0)]
+        ax.axhline(level, color="0.6", linestyle=":", linewidth=0.8, zorder=0)
+        ax.annotate(kgon_name(k), (1.0, level), xycoords=("axes fraction", "data"),
+                    xytext=(3, 0), textcoords="offset points", va="center", fontsize=7,
+                    color="0.4")
+
+
+def annotate_plateaus(ax, x: np.ndarray, y: np.ndarray, labels, colour, below=False) -> None:
+    """Writes each (snapshot index, name) of `labels` at (x, y) of that snapshot, just
+    above the point (below it with `below`, so that neighbouring runs' labels alternate)."""
+    for i, name in labels:
+        if np.isfinite(y[i]):
+            ax.annotate(f"${name.replace('-gon', '')}$-gon", (x[i], y[i]),
+                        xytext=(2, -9 if below else 3), textcoords="offset points",
+                        fontsize=7, color=colour)
+
+
+def kgon_trajectories(ds: xr.Dataset, runs: int = 4) -> Figure:
+    """Loss curves (top) and, with `llc_snapshots`, the LLC (bottom) of `runs` runs
+    spread over the final losses, sharing a symmetric-log step axis; plateaus labelled by
+    their k-gon from the snapshots (see the module doc).
+
+    Raises:
+      ValueError: no `loss` curve, or `runs` < 1.
+    """
+    if "loss" not in ds or "step" not in ds.loss.dims:
+        raise ValueError("kgon_trajectories needs the loss curve `loss` (dims ..., step)")
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise ValueError(f"runs must be a whole number >= 1, got {runs!r}")
+    axes, c = run_axes(ds), ds.sizes["feature"]
+    loss = as_runs(ds.loss, axes)
+    final = ds.final_loss if "final_loss" in ds else ds.loss.isel(step=-1)
+    picked = pick_runs(as_runs(final, axes).values, runs)
+    has_llc, has_snaps = LLC in ds, "W_snapshots" in ds and "b_snapshots" in ds
+    fig = Figure(figsize=(7.2, 6.4 if has_llc else 4.2), layout="constrained")
+    panels = fig.subplots(2 if has_llc else 1, 1, sharex=True, squeeze=False)[:, 0]
+    top = panels[0]
+    step, snap = ds.step.values, ds.snapshot.values if "snapshot" in ds.dims else None
+    labels = {}
+    if has_snaps:
+        W, b = as_runs(ds.W_snapshots, axes).values, as_runs(ds.b_snapshots, axes).values
+        labels = {int(r): plateau_labels(W[r], b[r]) for r in picked}
+    for j, r in enumerate(picked):
+        colour = COLOURS[j % len(COLOURS)]
+        curve = loss.values[r]
+        top.plot(step, curve, color=colour, linewidth=1.0, label=run_label(loss, r, axes))
+        if labels:
+            at = np.interp(snap, step, curve)  # the curve's value at each snapshot
+            annotate_plateaus(top, snap, at, labels[int(r)], colour, below=j % 2 == 1)
+    kgon_levels(top, c)
+    top.set_ylabel("training loss")
+    top.legend(fontsize=7, loc="upper right", title="runs", title_fontsize=7)
+    if has_llc:
+        bottom = panels[1]
+        llc = as_runs(ds[LLC], axes)
+        se = as_runs(ds[f"{LLC}_se"], axes).values if f"{LLC}_se" in ds else None
+        x = ds[LLC].snapshot.values
+        for j, r in enumerate(picked):
+            colour = COLOURS[j % len(COLOURS)]
+            bottom.errorbar(x, llc.values[r], yerr=None if se is None else se[r], color=colour,
+                            marker="o", markersize=3, linewidth=1.0, capsize=2)
+            if labels:
+                annotate_plateaus(bottom, x, llc.values[r], labels[int(r)], colour, j % 2 == 1)
+        bottom.set_ylabel(r"LLC $\hat\lambda$")
+    panels[-1].set_xlabel("training step")
+    panels[-1].set_xscale("symlog", linthresh=float(step[0]))
+    panels[-1].set_xlim(left=0)
+    note = "" if has_llc else f"\n(no {LLC}: run `toymodels llc DIR` for the LLC panel)"
+    H = ds.sizes.get("hidden", "?")
+    fig.suptitle(f"{ds.attrs.get('name', 'sweep')}: SGD between k-gons, {c} features in "
+                 f"{H} dims{note}", fontsize=9)
+    return fig
+
+
+FIGURES = {
+    "kgon_trajectories": kgon_trajectories,  # runs
+}
