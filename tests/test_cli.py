@@ -32,6 +32,7 @@ ABS_ONLY = {"computation"}  # needs an abs_computation sweep: tests/test_plottin
 FINITE_ONLY = {"double_descent", "memorisation_dimensionality", "memorisation_geometry",
                "loss_grid"}  # need a dataset_size axis: tests/test_double_descent.py
 SAE_ONLY = {"sae_width", "sae_pareto", "sae_gap", "sae_cosines"}  # need an SAE sweep: below
+LLC_ONLY = {"llc_phase"}  # needs `toymodels llc` results: tests/test_plotting_llc.py
 
 
 @pytest.mark.parametrize("kind", sorted(FINITE_ONLY))
@@ -69,7 +70,7 @@ def test_sae_plot_writes_a_png(sae_results, tmp_path, kind):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
 
 
-@pytest.mark.parametrize("kind", sorted(set(PLOTS) - ABS_ONLY - FINITE_ONLY - SAE_ONLY))
+@pytest.mark.parametrize("kind", sorted(set(PLOTS) - ABS_ONLY - FINITE_ONLY - SAE_ONLY - LLC_ONLY))
 def test_plot_writes_a_png(results, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
     assert main(["plot", kind, str(results), "--out", str(out)]) == 0
