@@ -486,42 +486,32 @@ def free_energy_crossing(dL, dlam, dnorm, n_range=(1.0, 1e12)):
 
 
 def exactly_one_loss_jnp(W, b):
-    """``exactly_one_loss`` in ``jax.numpy``: the same closed form, differentiable.
-
-    For gradient-based samplers (``toymodels.slt.llc``). The ReLU's active interval is
-    found as in ``_relu_sq_integral``; divisions by ``a = 0`` are guarded so gradients
-    stay finite (at ``a = 0`` the ``a``-derivative of the closed form is exact for
-    ``b != 0``).
+    """``exactly_one_loss`` in ``jax.numpy``, differentiable, for gradient-based samplers
+    (``toymodels.slt.llc``): the exact loss the training code already has
+    (``toymodels.evaluation.exact_strata`` of a ReLU-output model with
+    ``inputs = "exactly_one"`` and unit importances), which ``exactly_one_loss`` checks
+    independently (tests/test_kgon_llc.py).
 
     Args:
       W: [m, c] weights.
       b: [c] biases.
 
     Returns:
-      scalar array, the loss (the dtype of ``W``).
+      scalar array, the loss.
 
     Example:
       >>> import jax.numpy as jnp
       >>> round(float(exactly_one_loss_jnp(jnp.zeros((2, 6)), jnp.zeros(6))), 6)
       0.333333
     """
-    import jax.numpy as jnp
+    from toymodels import evaluation
+    from toymodels.hyper import make_hyper
+    from toymodels.models import get_model
+    from toymodels.spec import DataSpec
 
-    c = W.shape[1]
-    a = W.T @ W  # [c, c]; row i = input feature, column j = output
-    bb = jnp.broadcast_to(b[None, :], a.shape)
-    t = jnp.eye(c, dtype=a.dtype)
-    safe = jnp.where(a == 0.0, 1.0, a)
-    root = jnp.clip(-bb / safe, 0.0, 1.0)
-    on = (bb > 0.0).astype(a.dtype)
-    lo = jnp.where(a > 0.0, root, jnp.where(a < 0.0, 0.0, 1.0 - on))
-    hi = jnp.where(a > 0.0, 1.0, jnp.where(a < 0.0, root, 1.0))
-    qa, qb, qc = a * a - 2.0 * t * a, 2.0 * bb * (a - t), bb * bb
-
-    def prim(u):
-        return qa * u**3 / 3.0 + qb * u**2 / 2.0 + qc * u
-
-    return jnp.sum(t * t / 3.0 + prim(hi) - prim(lo)) / c
+    params, hyper = {"W": W, "b": b}, make_hyper(W.shape[1])
+    return evaluation.exact_strata(params, hyper, get_model("relu_output"),
+                                   DataSpec(inputs="exactly_one"))[0]
 
 
 def _rrr_case(M, N, H, r):
