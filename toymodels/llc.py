@@ -139,10 +139,16 @@ def llc_group_size(spec: Spec) -> int:
     """V, the runs one compiled LLC step updates at once: a power of two in 2..64 with
     about 2^15 values of [V, P, chains, B, F + H] (as `toymodels.train.group_size`;
     smaller, as one LLC run is already thousands of SGLD steps of `chains` models)."""
-    points = 1 + (spec.train.n_snapshots + 1 if spec.llc.snapshots else 0)
+    points = _n_points(spec)
     per_run = points * spec.llc.chains * _batch(spec) * (spec.model.n_features + spec.model.n_hidden)
     target = max((1 << 15) // per_run, 1)
     return int(min(64, max(2, 1 << target.bit_length() - 1)))
+
+
+def _n_points(spec: Spec) -> int:
+    """P, the points of a run whose LLC is estimated: its 1 + n_snapshots snapshots
+    (with `LLCSpec.snapshots`), then the final parameters."""
+    return 1 + (spec.train.n_snapshots + 1 if spec.llc.snapshots else 0)
 
 
 def _batch(spec: Spec) -> int:
@@ -248,7 +254,7 @@ def make_llc_block(spec: Spec, root_seed: int):
 
 def _llc_work(spec: Spec) -> int:
     """Work per run and training step (the engine multiplies by `spec.train.steps`)."""
-    points = 1 + (spec.train.n_snapshots + 1 if spec.llc.snapshots else 0)
+    points = _n_points(spec)
     grads = 2 if spec.llc.stochastic else 1
     total = points * spec.llc.chains * (spec.llc.burn_in + spec.llc.draws) * grads * _batch(spec) \
         * (spec.model.n_features + spec.model.n_hidden)
@@ -257,7 +263,7 @@ def _llc_work(spec: Spec) -> int:
 
 def _llc_memory(spec: Spec) -> int:
     F, H = spec.model.n_features, spec.model.n_hidden
-    points = 1 + (spec.train.n_snapshots + 1 if spec.llc.snapshots else 0)
+    points = _n_points(spec)
     return points * (F * H + F) * (spec.llc.chains + 2) + spec.llc.chains * spec.llc.draws \
         + F * spec.data.dataset_size
 

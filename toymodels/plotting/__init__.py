@@ -47,7 +47,6 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Patch
 
 from toymodels import theory as _theory
-from toymodels.plotting import llc_phase as _llc_phase
 from toymodels.plotting import memorisation as _memorisation
 from toymodels.plotting import sae as _sae
 from toymodels.plotting import slt as _slt
@@ -1342,8 +1341,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     computation=computation_figure,  # axis, max_columns
     **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
-    **_llc_phase.FIGURES,  # llc_phase (x, y, theory, vmax)
-    **_slt.FIGURES,  # kgon_trajectories (runs)
+    **_slt.FIGURES,  # kgon_trajectories (runs), llc_phase (x, y, theory, vmax)
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 

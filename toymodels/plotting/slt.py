@@ -1,4 +1,5 @@
-"""Figures of training trajectories between critical points (singular learning theory).
+"""Figures of singular learning theory: trajectories between critical points, and the
+local learning coefficient over a phase diagram.
 
 `kgon_trajectories(ds, runs=4)`: Chen et al. (2023)'s picture of SGD moving between
 k-gon critical points (sweeps/kgon_trajectories.toml). Top panel: training-loss curves
@@ -11,12 +12,18 @@ plateau is labelled by the k^{σ+}-gon that `toymodels.analysis.kgon.classify_kg
 changes. Without `llc_snapshots` the figure
 has the loss panel alone (and says so in its title). The x axis (training step) is
 symmetric-log: linear up to the first logged step, so the snapshot at step 0 is drawn.
+
+`llc_phase(ds)`: two panels over the same two sweep axes, the extra feature's phase and
+the LLC of the same run (the lowest-`final_loss` seed of each cell, as every phase figure
+does), both with the closed-form boundary of `toymodels.theory`. Cells whose estimate
+is not trusted (`llc_trusted`, see `toymodels.slt.LLCResult`) are crossed out.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from toymodels.analysis.kgon import classify_kgon, kgon_losses, kgon_name
@@ -147,6 +154,49 @@ def kgon_trajectories(ds: xr.Dataset, runs: int = 4) -> Figure:
     return fig
 
 
+def llc_phase(ds: xr.Dataset, x: str | None = None, y: str | None = None,
+              theory: str | None = "auto", vmax: float | None = None) -> Figure:
+    """Phase (left) and LLC (right) of the best seed of each cell.
+
+    Args:
+      ds: a phase sweep with `llc` and `llc_trusted` (`toymodels llc DIR`); `phase` is
+        computed if missing.
+      x, y: the sweep axes (defaults as the `phase` figure: relative importance, density).
+      theory: the boundary overlay, as for `phase`.
+      vmax: top of the LLC colour scale (default the largest trusted value).
+    """
+    from toymodels import plotting as p
+
+    if "llc" not in ds:
+        raise ValueError("needs llc: run `toymodels llc DIR` on this sweep first")
+    ds = p._ensure_analysis(ds, ["phase"])
+    x, y = p._default_xy(ds, x, y)
+    fig = Figure(figsize=(11.5, 4.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    p.phase(left, ds, x, y, theory)
+    cells = p.best_runs(ds, [x, y]).sortby([x, y])
+    values = cells["llc"].transpose(y, x).values.astype(np.float64)
+    trusted = cells["llc_trusted"].transpose(y, x).values.astype(bool)
+    top = vmax if vmax is not None else float(np.nanmax(np.where(trusted, values, np.nan), initial=1.0))
+    mesh, (xlog, ylog) = p._mesh(right, cells[x], cells[y], values, "magma",
+                                 Normalize(0.0, top))
+    xs, ys = (p._plot_coordinate(cells[a])[0] for a in (x, y))
+    bad = np.argwhere(~trusted)
+    right.plot(xs[bad[:, 1]], ys[bad[:, 0]], "x", color="#9ec5e8", markersize=4,
+               label=f"not trusted ({len(bad)} of {trusted.size})", gid="untrusted")
+    p._theory_overlay(right, ds, x, y, theory, xlog, ylog)
+    fig.colorbar(mesh, ax=right, label="local learning coefficient λ̂")
+    settings = ds["llc"].attrs
+    nbeta = settings.get("nbeta_used")
+    right.set_title(f"LLC of the same runs ({settings.get('loss', '?')} loss, "
+                    f"nβ = {float(nbeta):.3g}, γ = {settings.get('gamma', '?')})"
+                    if nbeta is not None else "LLC of the same runs", fontsize=9)
+    if len(bad):
+        right.legend(loc="lower right", fontsize=7)
+    return fig
+
+
 FIGURES = {
     "kgon_trajectories": kgon_trajectories,  # runs
+    "llc_phase": llc_phase,  # x, y, theory, vmax
 }
