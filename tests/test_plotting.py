@@ -243,7 +243,7 @@ def test_loss_labels_few_runs_and_uses_log_y(ds):
 
 
 def test_unknown_kind_lists_the_valid_ones(ds):
-    with pytest.raises(ValueError, match="features, phase, dimensionality, geometry"):
+    with pytest.raises(ValueError, match="valid: features, dimensionality, geometry, loss, phase, heatmap"):
         plotting.PLOTS["violin"]
     with pytest.raises(ValueError, match="heatmap"):
         plotting.make_figure("violin", ds)
