@@ -14,6 +14,8 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from toymodels.plotting.common import title as _title
+
 SIZE = "dataset_size"
 TEST_COLOUR, TRAIN_COLOUR = "#3b75af", "#ef8636"
 STYLES = ("-", "--", ":", "-.")  # one per value of a `by` axis
@@ -188,15 +190,9 @@ def loss_grid(ax, ds: xr.Dataset, y: str = "n_hidden") -> object:
     return mesh
 
 
-def _title(ds: xr.Dataset, detail: str) -> str:
-    from toymodels.plotting import title
-
-    return title(ds, detail)
-
-
 def _single(draw, detail: str, figsize=(6.4, 4.2), title=None):
     """A figure kind of one axes: `draw(ax, ds, **options)`, titled by `title(ds, detail)`
-    (default: the plotting package's title)."""
+    (default: `plotting.common.title`)."""
     title = title or _title
 
     def make(ds: xr.Dataset, **options) -> Figure:

@@ -27,6 +27,13 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from toymodels.analysis.kgon import classify_kgon, kgon_losses, kgon_name
+from toymodels.plotting.common import (
+    _default_xy,
+    _ensure_analysis,
+    _plot_coordinate,
+    best_runs,
+)
+from toymodels.plotting.phase_diagrams import _mesh, _theory_overlay, phase
 
 COLOURS = ("#3b75af", "#ef8636", "#519e3e", "#c53a32", "#8d69b8", "#84584e", "#d57dbe")
 LLC = "llc_snapshots"
@@ -165,26 +172,24 @@ def llc_phase(ds: xr.Dataset, x: str | None = None, y: str | None = None,
       theory: the boundary overlay, as for `phase`.
       vmax: top of the LLC colour scale (default the largest trusted value).
     """
-    from toymodels import plotting as p
-
     if "llc" not in ds:
         raise ValueError("needs llc: run `toymodels llc DIR` on this sweep first")
-    ds = p._ensure_analysis(ds, ["phase"])
-    x, y = p._default_xy(ds, x, y)
+    ds = _ensure_analysis(ds, ["phase"])
+    x, y = _default_xy(ds, x, y)
     fig = Figure(figsize=(11.5, 4.6), layout="constrained")
     left, right = fig.subplots(1, 2)
-    p.phase(left, ds, x, y, theory)
-    cells = p.best_runs(ds, [x, y]).sortby([x, y])
+    phase(left, ds, x, y, theory)
+    cells = best_runs(ds, [x, y]).sortby([x, y])
     values = cells["llc"].transpose(y, x).values.astype(np.float64)
     trusted = cells["llc_trusted"].transpose(y, x).values.astype(bool)
     top = vmax if vmax is not None else float(np.nanmax(np.where(trusted, values, np.nan), initial=1.0))
-    mesh, (xlog, ylog) = p._mesh(right, cells[x], cells[y], values, "magma",
-                                 Normalize(0.0, top))
-    xs, ys = (p._plot_coordinate(cells[a])[0] for a in (x, y))
+    mesh, (xlog, ylog) = _mesh(right, cells[x], cells[y], values, "magma",
+                               Normalize(0.0, top))
+    xs, ys = (_plot_coordinate(cells[a])[0] for a in (x, y))
     bad = np.argwhere(~trusted)
     right.plot(xs[bad[:, 1]], ys[bad[:, 0]], "x", color="#9ec5e8", markersize=4,
                label=f"not trusted ({len(bad)} of {trusted.size})", gid="untrusted")
-    p._theory_overlay(right, ds, x, y, theory, xlog, ylog)
+    _theory_overlay(right, ds, x, y, theory, xlog, ylog)
     fig.colorbar(mesh, ax=right, label="local learning coefficient λ̂")
     settings = ds["llc"].attrs
     nbeta = settings.get("nbeta_used")
