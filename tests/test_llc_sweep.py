@@ -158,6 +158,31 @@ def test_chunks_and_resume_give_the_same_bits(identity_runs, tmp_path, monkeypat
     assert not any(p.name.startswith("llc-") for p in copy.iterdir())  # work folder removed
 
 
+def test_static_axes_are_each_groups_own_pass(identity_runs, tmp_path):
+    """A sweep with a static axis (n_hidden 3 and 2: two compiled groups, W padded to 3
+    rows) gets, in each group, the bits of the same runs swept without the static axis:
+    the chains' keys depend on (seed, point) only, and the padding is cut off."""
+    settings = LLCSettings(LLCSpec(loss="dataset", draws=50, burn_in=10), **SHARP)
+    static = tmp_path / "static"
+    tm.run_sweep(tm.parse_config({**LINEAR, "sweep": {"n_hidden": [3, 2], "seed": [0, 1]}}),
+                 static, quiet=True)
+    both = run_llc(static, settings, quiet=True)
+    assert both.llc.dims == ("n_hidden", "seed") and both.llc_trace.dims[:2] == ("n_hidden", "seed")
+    narrow = tmp_path / "narrow"
+    tm.run_sweep(tm.parse_config({**LINEAR, "model": {**LINEAR["model"], "n_hidden": 2},
+                                  "sweep": {"seed": [0, 1]}}), narrow, quiet=True)
+    import shutil
+    wide = tmp_path / "wide"
+    shutil.copytree(identity_runs, wide)
+    for n_hidden, plain in ((3, run_llc(wide, settings, quiet=True).isel(seed=[0, 1])),
+                            (2, run_llc(narrow, settings, quiet=True))):
+        group = both.sel(n_hidden=n_hidden)
+        np.testing.assert_array_equal(group.llc_trace.values, plain.llc_trace.values)
+        np.testing.assert_array_equal(group.llc.values, plain.llc.values)
+    # the rank-2 model has other minima than the identity: its estimate differs
+    assert np.all(np.abs(both.llc.sel(n_hidden=2).values - both.llc.sel(n_hidden=3).values) > 0.1)
+
+
 def test_snapshots_llc_along_training(tmp_path):
     config = tm.parse_config({**LINEAR, "train": {**LINEAR["train"], "steps": 600,
                                                   "snapshot_every": 200},

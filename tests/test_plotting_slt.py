@@ -69,6 +69,22 @@ def test_two_panels_share_a_symlog_step_axis_with_levels_curves_and_labels(tmp_p
     assert (tmp_path / "kgon.png").stat().st_size > 1000
 
 
+def test_untrusted_llc_points_are_hollow_and_outside_the_y_range():
+    ds = dataset()
+    trusted = np.ones(ds.llc_snapshots.shape, bool)
+    trusted[..., 0] = False  # the perturbed start: not a critical point
+    ds["llc_snapshots"][..., 0] = -40.0
+    ds["llc_snapshots_trusted"] = (ds.llc_snapshots.dims, trusted)
+    fig = plotting.PLOTS["kgon_trajectories"](ds, runs=6)
+    bottom = fig.axes[1]
+    hollow = [line for line in bottom.get_lines() if line.get_gid() == "untrusted"]
+    assert len(hollow) == 6 and all(len(line.get_xdata()) == 1 for line in hollow)
+    assert all(line.get_ydata()[0] == -40.0 for line in hollow)
+    low, high = bottom.get_ylim()
+    assert low == 0.0 and 4.0 <= high < 5.0  # the trusted values are 3 + U[0, 1)
+    assert not any("−40" in t or "-40" in t for t in texts(bottom))
+
+
 def test_the_picked_runs_span_the_final_losses():
     fig = slt.kgon_trajectories(dataset(), runs=2)
     finals = sorted(line.get_ydata()[-1] for line in fig.axes[0].get_lines()[:2])

@@ -46,7 +46,7 @@ from toymodels import data, evaluation, slt, store
 from toymodels.config import parse_config, to_toml
 from toymodels.errors import UserError
 from toymodels.grid import Grid, expand
-from toymodels.groups import SNAPSHOT
+from toymodels.groups import SNAPSHOT, combine, split
 from toymodels.hyper import Hyper
 from toymodels.lock import held
 from toymodels.models import get_model
@@ -387,7 +387,8 @@ def run_llc(out: str | Path, settings: LLCSettings, *, chunk_size: int | None = 
       UserError: not a finished toy-model sweep, or settings it cannot run (one line).
       Interrupted: Ctrl-C (or SIGTERM under the CLI); finished chunks are kept.
     """
-    from toymodels.sweep import _interrupted, _ready_to_resume, _train_group, describe_devices
+    from toymodels.sweep import (_interrupted, _ready_to_resume, _train_group, describe_devices,
+                                 group_offsets)
 
     out = Path(out)
     say = (lambda msg: None) if quiet else (lambda msg: print(msg, file=sys.stderr))
@@ -397,46 +398,50 @@ def run_llc(out: str | Path, settings: LLCSettings, *, chunk_size: int | None = 
     if config.sae is not None:
         raise UserError(f"{out}: a sweep of sparse autoencoders; toymodels llc estimates "
                         "the LLC of toy models")
-    if config.static_groups:
-        axes = ", ".join(n for n, _ in config.static_axes)
-        raise UserError(f"{out}: has static axes ({axes}); toymodels llc does not support "
-                        "them yet: run it on a sweep of one shape")
-    if settings.spec.loss is None:  # the default: the run's own data, else the exact loss
-        exact = not evaluation.needs_samples(config.spec.data)
-        loss = "dataset" if config.spec.data.dataset_size else "exact" if exact else "online"
-        settings = dataclasses.replace(settings, spec=dataclasses.replace(settings.spec, loss=loss))
-    if settings.spec.loss == "online" and not settings.spec.batch_size:  # the training batch
-        batch = dataclasses.replace(settings.spec, batch_size=config.spec.train.batch_size)
-        settings = dataclasses.replace(settings, spec=batch)
-    spec = dataclasses.replace(config.spec, llc=settings.spec)
-    check(settings, spec, "toymodels llc")
+    settings = _default_loss(settings, config.spec)
+    groups = [dataclasses.replace(g, spec=dataclasses.replace(g.spec, llc=settings.spec))
+              for g in config.groups]
+    for group in groups:
+        check(settings, group.spec, "toymodels llc")
     ds = store.load(out)
-    if not all(name in ds for name in get_model(spec.model.kind).dims):
-        raise UserError(f"{out}: {store.RESULTS} has no weights "
-                        f"({', '.join(get_model(spec.model.kind).dims)})")
-    nbeta, how = nbeta_of(settings, spec)
-    say(f"{out}: LLC of {config.n_runs} runs, {settings.spec.loss} loss, {how}, "
+    parts = split(ds, config) if config.static_groups else [ds]
+    for part, group in zip(parts, groups):
+        names = get_model(group.spec.model.kind).dims
+        if not all(name in part for name in names):
+            raise UserError(f"{out}: {store.RESULTS} has no weights ({', '.join(names)})")
+    nbetas = [nbeta_of(settings, group.spec) for group in groups]
+    hows = sorted({how for _, how in nbetas})
+    say(f"{out}: LLC of {config.n_runs} runs, {settings.spec.loss} loss, {'; '.join(hows)}, "
         f"epsilon = {_step_text(settings)}, gamma = {settings.gamma:g}, "
         f"{settings.spec.chains} chains x {settings.spec.draws} draws "
         f"(+{settings.spec.burn_in} burn-in)")
-    grid = llc_grid(ds, expand(config), spec, settings, nbeta)
-    group = dataclasses.replace(config, spec=spec)
+    grids = [llc_grid(part, expand(group), group.spec, settings, nbeta)
+             for part, group, (nbeta, _) in zip(parts, groups, nbetas)]
+    offsets = group_offsets(config)
     with held(out, "toymodels llc", say):
         work = work_dir(out, settings)
         devices = describe_devices(jax.devices()[:1])
         try:
             store.open_store(work, to_toml(config), config.n_runs, devices)
-            keys = llc_keys(spec)
-            _ready_to_resume(work, config.n_runs, keys, say)
+            _ready_to_resume(work, config.n_runs, llc_keys(groups[0].spec), say)
             done = store.done_mask(work, config.n_runs)
             with tqdm(total=config.n_runs, initial=int(done.sum()), unit="run",
                       desc=f"{config.name} llc", disable=quiet, dynamic_ncols=True) as bar:
-                _train_group(group, grid, done, 0, work, config.n_runs, chunk_size, bar)
+                for group, grid, first in zip(groups, grids, offsets):
+                    group_done = done[first:first + grid.n_runs]
+                    if not group_done.all():
+                        _train_group(group, grid, group_done, first, work, config.n_runs,
+                                     chunk_size, bar)
         except KeyboardInterrupt as e:
             raise _interrupted(e, work, config.n_runs) from None
-        columns = store.read_chunks(work, config.n_runs)
+        pieces = [xr.Dataset(llc_variables(store.read_chunks(work, grid.n_runs, int(first)),
+                                           grid, group.spec, settings, nbeta),
+                             coords={n: part[n] for n in grid.names if n in part.coords})
+                  for part, group, grid, first, (nbeta, _)
+                  in zip(parts, groups, grids, offsets, nbetas)]
+        found = pieces[0] if not config.static_groups else combine(pieces, config)
         previous = [v for v in ds.data_vars if v == "llc" or v.startswith("llc_")]
-        new = ds.drop_vars(previous).assign(llc_variables(columns, grid, spec, settings, nbeta))
+        new = ds.drop_vars(previous).assign(found.data_vars)
         try:
             store.write_dataset(out, new)
         except OSError as e:
@@ -444,6 +449,19 @@ def run_llc(out: str | Path, settings: LLCSettings, *, chunk_size: int | None = 
                             f"unchanged and the estimates are kept in {work}") from None
         shutil.rmtree(work, ignore_errors=True)
     return new
+
+
+def _default_loss(settings: LLCSettings, spec: Spec) -> LLCSettings:
+    """`settings` with the default loss (the run's own data, else the exact loss, else
+    fresh samples) and, for fresh samples, the training batch size filled in."""
+    if settings.spec.loss is None:
+        exact = not evaluation.needs_samples(spec.data)
+        loss = "dataset" if spec.data.dataset_size else "exact" if exact else "online"
+        settings = dataclasses.replace(settings, spec=dataclasses.replace(settings.spec, loss=loss))
+    if settings.spec.loss == "online" and not settings.spec.batch_size:
+        batch = dataclasses.replace(settings.spec, batch_size=spec.train.batch_size)
+        settings = dataclasses.replace(settings, spec=batch)
+    return settings
 
 
 def llc_variables(columns: dict, grid: Grid, spec: Spec, settings: LLCSettings,

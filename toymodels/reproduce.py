@@ -87,6 +87,10 @@ _PHASE_LLC = {  # README "The local learning coefficient": nbeta = 1000 is n / l
     "loss": "online", "batch_size": 1024, "nbeta": 1000.0, "gamma": 100.0, "epsilon": "auto",
     "draws": 1000, "burn_in": 1000,
 }
+_KGON_LLC = {  # README "The local learning coefficient": gamma = 1, as nbeta = n / ln n = 145 is small
+    "loss": "dataset", "gamma": 1.0, "epsilon": "auto", "draws": 500, "burn_in": 200,
+    "snapshots": True,
+}
 _SAE_QUICK = ("train.steps=500", "sweep.width=[5, 20, 80]", "sweep.seed=[0, 1]")
 
 EXPERIMENTS: dict[str, Experiment] = {
@@ -130,7 +134,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "pentagon": Experiment(
         "pentagon.toml",
         ("train.steps=3000", "sweep.feature_probability=[0.2, 0.05, 0.02]",
-         "sweep.seed=[0, 1, 2, 3]"),
+         "sweep.seed=[0, 1]"),
         (PlotSpec("pentagon.png", "geometry", {"axis": "feature_probability", "max_columns": 6}),),
     ),
     "pentagon_perturbation": Experiment(
@@ -267,6 +271,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         "phase_3_2.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1]"),
         (PlotSpec("llc_phase_3_2.png", "llc_phase", {"theory": "3_2"}),), llc=_PHASE_LLC,
     ),
+    "kgon_trajectories": Experiment(  # SGD between k-gons, with the LLC at every snapshot
+        "kgon_trajectories.toml",
+        ("train.steps=4500", "sweep.init_noise=[0.2]", "sweep.data_seed=[0]",
+         "sweep.seed=[0, 1]"),
+        (PlotSpec("kgon_trajectories.png", "kgon_trajectories"),), llc=_KGON_LLC,
+    ),
 }
 """Name -> experiment, in the order ``reproduce`` runs them."""
 
@@ -274,7 +284,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "double_descent": ("double_descent", "double_descent_grid", "double_descent_wd"),
     "sae": ("sae_sources", "sae_width", "sae_width_topk", "sae_width_synthetic", "sae_kinds",
             "sae_kinds_k", "sae_gap"),
-    "slt": ("llc_phase_2_1", "llc_phase_3_2"),
+    "slt": ("llc_phase_2_1", "llc_phase_3_2", "kgon_trajectories"),
 }
 """A name that selects several experiments (``--only double_descent`` runs the curve, the
 T x m grid and the weight-decay comparison)."""

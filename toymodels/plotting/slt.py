@@ -104,6 +104,40 @@ def annotate_plateaus(ax, x: np.ndarray, y: np.ndarray, labels, colour, below=Fa
                         fontsize=7, color=colour)
 
 
+def llc_panel(ax, ds: xr.Dataset, axes: list[str], picked: np.ndarray, labels: dict) -> None:
+    """The LLC at the snapshots of the `picked` runs, with error bars (`llc_snapshots_se`).
+    Trusted estimates (`llc_snapshots_trusted`) are filled markers joined by a line;
+    untrusted ones (the perturbed start, which is no critical point, among them) are
+    hollow and left out of the y range, so that one runaway chain does not squash it."""
+    llc = as_runs(ds[LLC], axes).values
+    se = as_runs(ds[f"{LLC}_se"], axes).values if f"{LLC}_se" in ds else np.zeros_like(llc)
+    trust_name = f"{LLC}_trusted"
+    trusted = (as_runs(ds[trust_name], axes).values.astype(bool) if trust_name in ds
+               else np.ones(llc.shape, bool))
+    x = ds[LLC].snapshot.values
+    for j, r in enumerate(picked):
+        colour = COLOURS[j % len(COLOURS)]
+        good = trusted[r] & np.isfinite(llc[r])
+        ax.errorbar(x[good], llc[r][good], yerr=se[r][good], color=colour, marker="o",
+                    markersize=3, linewidth=1.0, capsize=2)
+        ax.plot(x[~good], llc[r][~good], "o", markersize=4, markerfacecolor="none",
+                markeredgecolor=colour, linestyle="none", gid="untrusted")
+        if labels:
+            annotate_plateaus(ax, x, np.where(good, llc[r], np.nan), labels[int(r)], colour,
+                              j % 2 == 1)
+    shown = llc[picked][trusted[picked] & np.isfinite(llc[picked])]
+    if shown.size:
+        pad = 0.1 * max(float(np.ptp(shown)), 1.0)
+        ax.set_ylim(min(0.0, shown.min() - pad), shown.max() + pad)
+    settings = ds[LLC].attrs if "nbeta_used" in ds[LLC].attrs else ds.get("llc", ds[LLC]).attrs
+    nbeta = settings.get("nbeta_used")
+    detail = (f" ({settings.get('loss', '?')} loss, nβ = {float(nbeta):.3g}, "
+              f"γ = {settings.get('gamma', '?')}; hollow: not trusted)" if nbeta is not None
+              else " (hollow: not trusted)")
+    ax.set_ylabel(r"LLC $\hat\lambda$")
+    ax.set_title("local learning coefficient at the snapshots" + detail, fontsize=8)
+
+
 def kgon_trajectories(ds: xr.Dataset, runs: int = 4) -> Figure:
     """Loss curves (top) and, with `llc_snapshots`, the LLC (bottom) of `runs` runs
     spread over the final losses, sharing a symmetric-log step axis; plateaus labelled by
@@ -140,17 +174,7 @@ def kgon_trajectories(ds: xr.Dataset, runs: int = 4) -> Figure:
     top.set_ylabel("training loss")
     top.legend(fontsize=7, loc="upper right", title="runs", title_fontsize=7)
     if has_llc:
-        bottom = panels[1]
-        llc = as_runs(ds[LLC], axes)
-        se = as_runs(ds[f"{LLC}_se"], axes).values if f"{LLC}_se" in ds else None
-        x = ds[LLC].snapshot.values
-        for j, r in enumerate(picked):
-            colour = COLOURS[j % len(COLOURS)]
-            bottom.errorbar(x, llc.values[r], yerr=None if se is None else se[r], color=colour,
-                            marker="o", markersize=3, linewidth=1.0, capsize=2)
-            if labels:
-                annotate_plateaus(bottom, x, llc.values[r], labels[int(r)], colour, j % 2 == 1)
-        bottom.set_ylabel(r"LLC $\hat\lambda$")
+        llc_panel(panels[1], ds, axes, picked, labels)
     panels[-1].set_xlabel("training step")
     panels[-1].set_xscale("symlog", linthresh=float(step[0]))
     panels[-1].set_xlim(left=0)
