@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
+import nbclient  # the test extra: pip install -e ".[test]"
+import nbformat
 import pytest
-
-nbformat = pytest.importorskip("nbformat")
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "examples").glob("*.ipynb"))
@@ -62,7 +62,6 @@ def _kernel_env() -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(path, tmp_path):
-    nbclient = pytest.importorskip("nbclient")
     nb = nbformat.read(path, as_version=4)
     before = _tree(ROOT)
     client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
