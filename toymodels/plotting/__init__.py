@@ -47,6 +47,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Patch
 
 from toymodels import theory as _theory
+from toymodels.plotting import dropout as _dropout
+from toymodels.plotting import incidental as _incidental
 from toymodels.plotting import memorisation as _memorisation
 from toymodels.plotting import sae as _sae
 from toymodels.plotting import slt as _slt
@@ -1342,6 +1344,8 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
     **_slt.FIGURES,  # kgon_trajectories (runs), llc_phase (x, y, theory, vmax)
+    **_dropout.FIGURES,  # dropout_phase (x, y, max_columns), dropout_law
+    **_incidental.FIGURES,  # incidental
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 
