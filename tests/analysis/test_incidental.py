@@ -6,9 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import toymodels as tm
 from tests import helpers
 from toymodels.analysis import n_polysemantic
-import toymodels as tm
 from toymodels.analysis.dataset import NEURON_VARIABLES
 from toymodels.errors import UserError
 from toymodels.hyper import make_hyper
