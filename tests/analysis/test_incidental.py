@@ -67,3 +67,30 @@ def test_training_starts_from_the_normal_init():
     start = normal_init(jax.random.fold_in(key, INIT), spec)
     np.testing.assert_array_equal(out.snapshots["W"][0], start["W"])
     assert not np.asarray(out.params["b"]).any()  # bias = false keeps b at 0
+
+
+@pytest.mark.slow
+def test_trained_collisions_follow_the_opposite_sign_birthday_count(tmp_path):
+    """n = 16 features, m = 64 neurons, 16 instances, the paper's recipe. A pair of
+    features sharing a neuron survives training only with opposite signs (same signs
+    interfere through the ReLU), so the count is about half the birthday problem's
+    C(n, 2)/m pairs per neuron set: n(n - 1)/(4m) = 0.94 per instance."""
+    n, m = 16, 64
+    raw = {"name": "inc", "model": {"n_features": n, "n_hidden": m, "bias": False},
+           "data": {"inputs": "one_hot"},
+           "train": {"init": "normal", "steps": 7500, "log_every": 500,
+                     "l1_weights": 1e-3 / n, "weight_decay": 0.01},
+           "sweep": {"seed": list(range(16))}}
+    ds = tm.analyze(tm.load(tm.run_sweep(tm.parse_config(raw), tmp_path / "r", quiet=True)))
+    W = ds["W"].values  # [seed, m, n]
+    size = np.abs(W)
+    on = (size >= 0.8) & (size <= 1.2)
+    poly = on.sum(-1) > 1
+    np.testing.assert_array_equal(poly.sum(-1), ds["n_polysemantic"].values)
+    for s, k in zip(*np.nonzero(poly)):
+        signs = np.sign(W[s, k][on[s, k]])
+        assert signs.min() < 0 < signs.max(), (s, k, W[s, k][on[s, k]])
+    counts = poly.sum(-1)
+    expected = n * (n - 1) / (4 * m)
+    se = max(counts.std(ddof=1), np.sqrt(expected)) / np.sqrt(len(counts))
+    assert abs(counts.mean() - expected) < 3 * se, (counts, expected)
