@@ -135,3 +135,43 @@ def test_vertical_boundary_at_r1(q):
 def test_mixture_refuses_more_than_one_hidden_unit():
     with pytest.raises(ValueError, match="one hidden unit"):
         theory.dropout_loss(lambda W, b: 0.0, np.ones((2, 2)), np.zeros(2), 0.1)
+
+
+@pytest.mark.parametrize("p, r, q", [(0.2, 0.5, 0.3), (0.9, 2.0, 0.5)])
+def test_biased_candidates_match_monte_carlo(p, r, q):
+    closed = theory.candidate_losses_2_1_biased(p, r, q)
+    Ws, bs = zip(*theory.candidates_2_1_biased(p, q))
+    mc, se = _mc_training_loss(np.stack(Ws), np.stack(bs), p, r, q)
+    assert (np.abs(mc - closed) < 3 * se + 1e-7).all(), (mc, closed, se)
+    assert (closed <= theory.candidate_losses_2_1_dropout(p, r, q)[:3] + 1e-12).all()
+
+
+@pytest.mark.parametrize("p, q", [(0.3, 0.3), (0.8, 0.5), (0.5, 0.0)])
+def test_biased_candidates_are_the_optima_of_their_families(p, q):
+    """Against a numerical minimisation of the exact mixture (quadrature, no closed form):
+    a dedicated feature over its norm and bias, the unit pair over its shared bias."""
+    from scipy.optimize import minimize, minimize_scalar
+
+    mix = lambda W, b: theory.dropout_loss(lambda W_, b_: _exact_loss(W_, b_, p, [1.0, 0.0]),
+                                           W, b, q)
+    ded = minimize(lambda x: mix(np.array([[x[0], 0.0]]), np.array([x[1], 0.0])),
+                   [0.8, 0.1], method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-10})
+    loss, a, beta = (float(v) for v in theory.dedicated_dropout(p, q))
+    assert ded.fun == pytest.approx(loss, abs=1e-7)
+    assert abs(ded.x[0]) ** 2 == pytest.approx((1 - q) * a, abs=1e-3)
+    assert ded.x[1] == pytest.approx(beta, abs=1e-3)
+    k = np.sqrt(1 - q)
+    pair = minimize_scalar(lambda c: mix(np.array([[k, -k]]), np.array([c, c])),
+                           bounds=(0.0, 0.9), method="bounded", options={"xatol": 1e-7})
+    loss, bias = (float(v) for v in theory.antipodal_dropout(p, q))
+    assert pair.fun == pytest.approx(loss, abs=1e-8)  # importances [1, 0]: one member
+    assert pair.x == pytest.approx(bias, abs=1e-4)
+
+
+@pytest.mark.parametrize("q", [0.0, 0.5])
+@pytest.mark.parametrize("r", [0.2, 1.0, 4.0])
+def test_biased_boundary_is_where_the_losses_cross(r, q):
+    grid = np.linspace(0.05, 1.0, 400)
+    phases = theory.phase_2_1_biased(grid, r, q)
+    brute = grid[phases == "superposition"].max()
+    assert theory.boundary_2_1_biased(r, q) == pytest.approx(brute, abs=grid[1] - grid[0])

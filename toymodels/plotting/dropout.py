@@ -2,11 +2,13 @@
 represented count and ‖W‖²_F fall with the dropout rate where no closed form exists.
 
 `dropout_phase(ds)`: one `phase` panel per dropout rate q (sweeps/dropout_phase.toml),
-each with the boundary of `toymodels.theory.boundary_2_1_dropout` at its own q (black
-dashed; the r = 1 segment up to `dedicated_range_2_1_dropout`, and the line above which
-both features are dropped where it lies below density 1) and the dropout-free boundary
-(grey dotted). The panel title counts the cells whose best-seed phase equals
-`theory.phase_2_1_dropout` at the cell's (density, r, q) (`phase_agreement`).
+each with the boundary of the fixed candidates `toymodels.theory.boundary_2_1_dropout`
+at its own q (black dashed; the r = 1 segment up to `dedicated_range_2_1_dropout`, and
+the line above which both features are dropped where it lies below density 1), that of
+the candidates with their best biases `theory.boundary_2_1_biased` (purple, solid) and
+the dropout-free boundary (grey dotted). The panel title counts the cells whose
+best-seed phase equals `theory.phase_2_1_dropout` and `theory.phase_2_1_biased` at the
+cell's (density, r, q) (`phase_agreement`).
 
 `dropout_law(ds)`: for m >= 2 (sweeps/dropout.toml), the best seed's `n_represented`
 and ‖W‖²_F against q, one line per density, each with its least-squares line
@@ -23,6 +25,7 @@ from toymodels import theory
 
 FREE_STYLE = dict(color="0.35", linestyle=":", linewidth=1.3)
 DROPOUT_STYLE = dict(color="black", linestyle="--", linewidth=1.5)
+BIASED_STYLE = dict(color="#7a0177", linestyle="-", linewidth=1.3)
 
 
 def _density(cells: xr.Dataset, axis: str) -> np.ndarray:
@@ -30,14 +33,17 @@ def _density(cells: xr.Dataset, axis: str) -> np.ndarray:
     return 1.0 - values if axis == "sparsity" else values
 
 
-def phase_agreement(cells: xr.Dataset, q: float, x: str, y: str) -> tuple[int, int]:
-    """(cells whose `phase` equals `theory.phase_2_1_dropout`, cells with a phase).
+def phase_agreement(cells: xr.Dataset, q: float, x: str, y: str,
+                    predict=theory.phase_2_1_dropout) -> tuple[int, int]:
+    """(cells whose `phase` equals ``predict(p, r, q)``, cells with a phase).
 
     Args:
       cells: one run per cell (the best seed), sweep dims exactly ``x`` and ``y`` (one
         of them relative_importance, the other a density axis), with ``phase``.
       q: the dropout rate of these runs.
       x, y: the two axes.
+      predict: the theory, ``theory.phase_2_1_dropout`` (fixed candidates) or
+        ``theory.phase_2_1_biased`` (best biases).
 
     Example:
       >>> cells = xr.Dataset({"phase": (("relative_importance", "feature_probability"),
@@ -50,7 +56,7 @@ def phase_agreement(cells: xr.Dataset, q: float, x: str, y: str) -> tuple[int, i
     cells = cells.transpose("relative_importance", density_axis, ...)
     r = cells["relative_importance"].values.astype(np.float64)[:, None]
     p = _density(cells, density_axis)[None, :]
-    predicted = theory.phase_2_1_dropout(p, r, q)
+    predicted = predict(p, r, q)
     seen = cells["phase"].values.astype(str)
     has = np.isin(seen, theory.PHASES)
     return int(np.sum((seen == predicted) & has)), int(np.sum(has))
@@ -64,11 +70,17 @@ def _boundary_lines(ax, q: float, r_axis_is_x: bool) -> list:
     p_lo, p_hi = theory.dedicated_range_2_1_dropout(q)
     curves = [(r, theory.boundary_2_1(r), "theory-free", FREE_STYLE, "no dropout"),
               (r, theory.boundary_2_1_dropout(r, q), "theory-boundary", DROPOUT_STYLE,
-               f"theory, q = {q:g}"),
+               f"fixed candidates, q = {q:g}"),
               (np.array([1.0, 1.0]), np.array([p_lo, p_hi]), "theory-r1", DROPOUT_STYLE, None)]
     if p_hi < 1.0:
         top = r[r >= 1.0]
         curves.append((top, np.full_like(top, p_hi), "theory-drop-both", DROPOUT_STYLE, None))
+    r_coarse = np.geomspace(r[0], r[-1], 60)
+    triple = float(theory.boundary_2_1_biased(1.0, q))
+    curves += [(r_coarse, theory.boundary_2_1_biased(r_coarse, q), "theory-biased",
+                BIASED_STYLE, f"with best biases, q = {q:g}"),
+               (np.array([1.0, 1.0]), np.array([triple, 1.0]), "theory-biased-r1",
+                BIASED_STYLE, None)]
     lines = []
     for rr, pp, gid, style, label in curves:
         xs, ys = (rr, pp) if r_axis_is_x else (pp, rr)
@@ -108,6 +120,7 @@ def dropout_phase(ds: xr.Dataset, x: str | None = None, y: str | None = None,
         lines = _boundary_lines(ax, q, x == "relative_importance")
         cells = p.best_runs(panel, [x, y])
         ax.agreement = phase_agreement(cells, q, x, y)
+        ax.agreement_biased = phase_agreement(cells, q, x, y, theory.phase_2_1_biased)
         legend.remove()
         if k == ds.sizes["dropout"] - 1:
             handles = legend.legend_handles + [ln for ln in lines if ln.get_label()[0] != "_"]
@@ -115,7 +128,9 @@ def dropout_phase(ds: xr.Dataset, x: str | None = None, y: str | None = None,
                       fontsize=8, title="extra feature", title_fontsize=8)
         if k % columns:
             ax.set_ylabel("")
-        ax.set_title(f"dropout {q:g}: {ax.agreement[0]}/{ax.agreement[1]} agree", fontsize=9)
+        ax.set_title(f"dropout {q:g}: {ax.agreement[0]} (fixed), "
+                     f"{ax.agreement_biased[0]} (biases) of {ax.agreement[1]} agree",
+                     fontsize=8)
     fig.suptitle(p.title(ds, p._fixed_note(ds, [x, y, "dropout"])), fontsize=10)
     return fig
 

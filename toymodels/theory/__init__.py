@@ -581,7 +581,14 @@ def rrr_multiplicity(M, N, H, r=0):
 # --- inverted dropout on one hidden unit (toymodels.theory.dropout) ---------------------
 from toymodels.theory.dropout import (  # noqa: E402  (needs the names above)
     CANDIDATES_2_1_DROPOUT,
+    antipodal_dropout,
+    antipodal_pair_loss,
+    boundary_2_1_biased,
     boundary_2_1_dropout,
+    candidate_losses_2_1_biased,
+    candidates_2_1_biased,
+    dedicated_dropout,
+    phase_2_1_biased,
     candidate_loss_dropout,
     candidate_losses_2_1_dropout,
     candidates_2_1_dropout,

@@ -201,3 +201,154 @@ def dedicated_range_2_1_dropout(q):
     """
     k = 1.0 - float(q)
     return 4.0 * k / (4.0 * k + 3.0), min(1.0, 4.0 * k / 3.0)
+
+
+# --- the same candidates with their biases (and the dedicated norm) optimised -----------
+# Trained models under dropout pay back the dropped branch with a positive bias, which
+# the fixed candidates above forbid. Per unit importance, k = 1 - q:
+#
+# - dedicated, output β + a z x (z ~ Bernoulli(k), no clipping for a, β >= 0): least
+#   squares in (β, a) gives β = 2qp/(4 - 3kp), a = 1 - 3β/2 and loss
+#   D(p, q) = qp/3 - q²p²/(4 - 3kp) (0 at q = 0, p/3 - p²/4 at q = 1); ‖W_i‖² = k a.
+# - antipodal pair with unit effective norm and a shared bias β in [0, 1): dropped,
+#   (x - β)²; kept, β² with no feature or only its own on, ReLU(β - ν)² (integral β³/3)
+#   with only the partner on, and with both on (u, v uniform) (v - β)² where
+#   v <= u + β, else u²: with s = 1 - β the two pieces are (s⁴/4 + β³s)/3 + β(s³ + β³)/3
+#   and s⁴/12. The loss is a quartic in β, minimised on [0, 1).
+# - dropped: the mean bias, p/3 - p²/4, as before.
+#
+# At q = 0 the pair's best bias is already positive (the both-on error falls by p²β/3 to
+# first order), so these candidates differ from the fixed ones even without dropout.
+
+
+def dedicated_dropout(p, q):
+    """The best dedicated feature under dropout: (loss, effective scale a, bias β).
+
+    Per unit importance: ``β = 2qp / (4 - 3kp)``, ``a = 1 - 3β/2`` (``‖W_i‖² = k a``),
+    loss ``qp/3 - q²p² / (4 - 3kp)``, with ``k = 1 - q`` (see above).
+
+    Args:
+      p: feature density, any shape.
+      q: dropout rate in [0, 1), broadcast with ``p``.
+
+    Returns:
+      (loss, a, β), float64 arrays of the broadcast shape.
+
+    Example:
+      >>> [round(float(v), 4) for v in dedicated_dropout(1.0, 0.5)]
+      [0.0667, 0.4, 0.4]
+    """
+    p, q = np.broadcast_arrays(np.asarray(p, np.float64), np.asarray(q, np.float64))
+    k = 1.0 - q
+    bias = 2.0 * q * p / (4.0 - 3.0 * k * p)
+    loss = q * p / 3.0 - q**2 * p**2 / (4.0 - 3.0 * k * p)
+    return loss, 1.0 - 1.5 * bias, bias
+
+
+def antipodal_pair_loss(beta, p, q):
+    """Loss per unit importance of one member of an antipodal pair with unit effective
+    norm and bias ``beta`` in [0, 1) under dropout q (the quartic above)."""
+    beta, p, q = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (beta, p, q)))
+    k, s = 1.0 - q, 1.0 - beta
+    both = (s**4 / 4 + beta**3 * s) / 3 + beta * (s**3 + beta**3) / 3 + s**4 / 12
+    kept = ((1 - p) ** 2 * beta**2 + p * (1 - p) * (beta**2 + beta**3 / 3) + p**2 * both)
+    return q * (p / 3 - beta * p + beta**2) + k * kept
+
+
+def antipodal_dropout(p, q):
+    """The antipodal pair with its best bias: (loss per unit importance, bias β).
+
+    Minimises ``antipodal_pair_loss`` over β in [0, 1): the quartic's coefficients come
+    from 5 exact evaluations, its minimum from the real roots of the derivative.
+
+    Example:
+      >>> [round(float(v), 4) for v in antipodal_dropout(0.464, 0.5)]
+      [0.0725, 0.1684]
+    """
+    p, q = np.broadcast_arrays(np.asarray(p, np.float64), np.asarray(q, np.float64))
+    nodes = np.linspace(0.0, 1.0, 5)
+    loss, bias = np.empty(p.shape), np.empty(p.shape)
+    for i in np.ndindex(p.shape):
+        coef = np.polyfit(nodes, antipodal_pair_loss(nodes, p[i], q[i]), 4)
+        roots = np.roots(np.polyder(coef))
+        real = roots[np.abs(roots.imag) < 1e-9].real
+        trial = np.concatenate([[0.0], real[(real > 0.0) & (real < 1.0)]])
+        values = antipodal_pair_loss(trial, p[i], q[i])
+        loss[i], bias[i] = values.min(), trial[np.argmin(values)]
+    return loss, bias
+
+
+def candidate_losses_2_1_biased(p, r, q):
+    """``CANDIDATES_2_1`` under dropout with their best biases: [3, *broadcast(p, r, q)].
+
+    ``r(p/3 - p²/4) + D``, ``p/3 - p²/4 + rD``, ``(1 + r) A`` with ``D`` from
+    ``dedicated_dropout`` and ``A`` from ``antipodal_dropout``.
+    """
+    p, r, q = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (p, r, q)))
+    D, A, var = dedicated_dropout(p, q)[0], antipodal_dropout(p, q)[0], dropped_loss(p)
+    return np.stack([r * var + D, var + r * D, (1.0 + r) * A])
+
+
+def candidates_2_1_biased(p, q):
+    """The weights and biases of ``candidate_losses_2_1_biased`` (scalars p, q).
+
+    Returns:
+      list of (W [1, 2], b [2]) float64 in ``CANDIDATES_2_1`` order.
+
+    Example:
+      >>> W, b = candidates_2_1_biased(0.5, 0.0)[0]
+      >>> W.tolist(), b.tolist()
+      ([[1.0, 0.0]], [0.0, 0.25])
+    """
+    _, a, beta = (float(v) for v in dedicated_dropout(p, q))
+    pair_bias = float(antipodal_dropout(p, q)[1])
+    k = 1.0 - q
+    w = float(np.sqrt(k * a))
+    return [
+        (np.array([[w, 0.0]]), np.array([beta, p / 2.0])),
+        (np.array([[0.0, w]]), np.array([p / 2.0, beta])),
+        (np.array([[np.sqrt(k), -np.sqrt(k)]]), np.full(2, pair_bias)),
+    ]
+
+
+def phase_2_1_biased(p, r, q):
+    """Phase of the extra feature in the best of ``candidate_losses_2_1_biased``.
+
+    Example:
+      >>> [str(phase_2_1_biased(0.464, 1.0, q)) for q in (0.0, 0.5)]
+      ['superposition', 'superposition']
+    """
+    return _optimal_phase(CANDIDATES_2_1, candidate_losses_2_1_biased(p, r, q))
+
+
+def boundary_2_1_biased(r, q, grid=200):
+    """Superposition boundary ``p*(r, q)`` of the bias-optimised candidates: the largest
+    density where superposition is best, found on a log grid of ``grid`` densities in
+    [1e-3, 1] and refined by bisection to 1e-10 (1.0 if superposition wins everywhere).
+
+    Args:
+      r: relative importance of the extra feature, any shape.
+      q: dropout rate (scalar).
+      grid: densities of the initial scan.
+
+    Returns:
+      float64 array of ``p*``, shape of ``r``.
+    """
+    from scipy.optimize import brentq
+
+    r = np.asarray(r, np.float64)
+    ps = np.geomspace(1e-3, 1.0, grid)
+    A, D, var = antipodal_dropout(ps, q)[0], dedicated_dropout(ps, q)[0], dropped_loss(ps)
+
+    def gap(p, r_):  # superposition minus the better one-feature candidate
+        losses = candidate_losses_2_1_biased(p, r_, q)
+        return float(losses[2] - losses[:2].min())
+
+    out = np.empty(r.shape)
+    for i in np.ndindex(r.shape):
+        g = (1 + r[i]) * A - np.minimum(r[i] * var + D, var + r[i] * D)
+        wins = np.nonzero(g < 0)[0]
+        last = wins.max() if wins.size else -1
+        out[i] = (1.0 if last == grid - 1 else np.nan if last < 0
+                  else brentq(gap, ps[last], ps[last + 1], args=(r[i],), xtol=1e-10))
+    return out
