@@ -33,6 +33,15 @@ FINITE_ONLY = {"double_descent", "memorisation_dimensionality", "memorisation_ge
                "loss_grid"}  # need a dataset_size axis: tests/test_double_descent.py
 SAE_ONLY = {"sae_width", "sae_pareto", "sae_gap", "sae_cosines"}  # need an SAE sweep: below
 LLC_ONLY = {"llc_phase"}  # needs `toymodels llc` results: tests/test_plotting_llc.py
+AXIS_ONLY = {"dropout_phase": "dropout", "dropout_law": "dropout", "incidental": "n_hidden"}
+# ^ need that sweep axis: tests/test_plotting_dropout.py
+
+
+@pytest.mark.parametrize("kind", sorted(AXIS_ONLY))
+def test_plots_needing_an_axis_the_sweep_lacks_are_one_line(results, tmp_path, capsys, kind):
+    assert main(["plot", kind, str(results), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and AXIS_ONLY[kind] in err
 
 
 @pytest.mark.parametrize("kind", sorted(FINITE_ONLY))
@@ -70,7 +79,8 @@ def test_sae_plot_writes_a_png(sae_results, tmp_path, kind):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 5000
 
 
-@pytest.mark.parametrize("kind", sorted(set(PLOTS) - ABS_ONLY - FINITE_ONLY - SAE_ONLY - LLC_ONLY))
+@pytest.mark.parametrize("kind", sorted(set(PLOTS) - ABS_ONLY - FINITE_ONLY - SAE_ONLY - LLC_ONLY
+                                         - set(AXIS_ONLY)))
 def test_plot_writes_a_png(results, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
     assert main(["plot", kind, str(results), "--out", str(out)]) == 0

@@ -41,7 +41,7 @@ OPTIMIZER_KEYS = tuple(dict.fromkeys(k for keys in OPTIMIZER_READS.values() for 
 CORRELATIONS = ("independent", "correlated", "anticorrelated")
 MAGNITUDES = ("uniform", "exponential", "constant")
 INPUTS = ("bernoulli", "exactly_one", "one_hot")
-INITS = ("random", "kgon")  # train.init (`toymodels.spec.TrainSpec.init`)
+INITS = ("random", "kgon", "normal")  # train.init (`toymodels.spec.TrainSpec.init`)
 INIT_KEYS = ("init_k", "init_noise")  # [train] keys read only with init = "kgon"
 FULL_BATCH = "full"  # train.batch_size: every example of the finite dataset, every step
 
@@ -271,6 +271,8 @@ class SweepConfig:
         unused = _unused_by_all(optimizers, self.train)
         if self.train.get("init", "random") == "random":
             unused |= {"init", *INIT_KEYS}
+        elif self.train["init"] == "normal":
+            unused |= set(INIT_KEYS)
         first = {"sae": dict(self.sae)} if self.sae is not None else {
             "model": dataclasses.asdict(self.spec.model)}
         tables = {**first, "data": dict(self.data),
@@ -529,7 +531,7 @@ def _check_init(train: dict, model: dict, given: set, source: str) -> None:
     init_k and init_noise are read only with it. (A static group's axis values are set in
     its [train] table, so `given` holds them too.)"""
     fail = lambda key, msg: UserError(f"{source}: train.{key}: {msg}")
-    if train["init"] == "random":
+    if train["init"] in ("random", "normal"):
         for key in (k for k in INIT_KEYS if k in given):
             raise fail(key, 'needs train.init = "kgon"')
         return

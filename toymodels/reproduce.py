@@ -163,6 +163,7 @@ EXPERIMENTS: dict[str, Experiment] = {
                 {"axis": "dropout", "max_columns": 3},
                 {"feature_probability": 0.1},
             ),
+            PlotSpec("dropout_law.png", "dropout_law"),
         ),
     ),
     "dropout_phase": Experiment(
@@ -174,7 +175,13 @@ EXPERIMENTS: dict[str, Experiment] = {
             "sweep.feature_probability={ geomspace = [0.01, 1.0, 5] }",
             "sweep.seed=[0, 1]",
         ),
-        (PlotSpec("dropout_phase.png", "phase_grid", {"by": "dropout"}),),
+        (PlotSpec("dropout_phase.png", "dropout_phase"),),
+    ),
+    "incidental": Experiment(
+        "incidental.toml",
+        ("model.n_features=8", "model.n_hidden=8", "train.l1_weights=1.25e-4",
+         "sweep.n_hidden=[8, 64]", "sweep.seed=[0, 1, 2, 3]"),
+        (PlotSpec("incidental.png", "incidental"),),
     ),
     "correlated": Experiment(
         "correlated.toml",

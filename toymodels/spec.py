@@ -55,7 +55,8 @@ class TrainSpec:
         under 1% of a 10,000-step run and halves the error of 65,536.
       init: "random" (the model kind's own init, e.g. Xavier-normal W and zero b) or
         "kgon" (the regular k-gon critical point of Chen et al. 2023,
-        `toymodels.models.kgon_params`, plus noise; tied W and b only).
+        `toymodels.models.kgon_params`, plus noise; tied W and b only), or "normal"
+        (every weight N(0, 1/H), biases 0: Lecomte et al. 2023; `toymodels.train.normal_init`).
       init_k: k of the "kgon" init, 1 <= k <= F (0 with "random").
       init_noise: with "kgon", the std of the N(0, 1) noise added to every entry of W
         and b, drawn from the run's init key (0: the k-gon exactly).

@@ -205,14 +205,27 @@ def without_bias(params: Params, model: ModelSpec) -> Params:
     return params if model.bias else {**params, "b": jnp.zeros_like(params["b"])}
 
 
+def normal_init(key: jax.Array, spec: Spec) -> Params:
+    """Every weight matrix entry N(0, 1/H) (std 1/√n_hidden, the init of Lecomte et al.
+    2023), every bias 0; one draw per weight matrix, in name order, from `split(key)`.
+    The key is consumed."""
+    kind = get_model(spec.model.kind)
+    shapes = jax.eval_shape(lambda k: kind.init(k, spec.model), key)  # shapes only
+    names = sorted(kind.weights)
+    keys = dict(zip(names, jax.random.split(key, len(names))))
+    scale = 1.0 / jnp.sqrt(jnp.float32(spec.model.n_hidden))
+    return {n: scale * jax.random.normal(keys[n], s.shape, s.dtype) if n in keys
+            else jnp.zeros(s.shape, s.dtype) for n, s in shapes.items()}
+
+
 def initial_params(spec: Spec) -> Params | None:
     """The params every run of `spec` starts from before its own noise: the k-gon
     (`kgon_params(spec.model, spec.train.init_k)`) for `spec.train.init` = "kgon"; None
-    for "random" (each run draws the model kind's own init)."""
-    if spec.train.init == "random":
+    for "random" and "normal" (each run draws its own init)."""
+    if spec.train.init in ("random", "normal"):
         return None
     if spec.train.init != "kgon":
-        raise ValueError(f"unknown init {spec.train.init!r}; valid: random, kgon")
+        raise ValueError(f"unknown init {spec.train.init!r}; valid: random, normal, kgon")
     if spec.model.kind not in KGON_KINDS:
         raise ValueError(f"init kgon needs a tied W and b ({', '.join(KGON_KINDS)}), "
                          f"got {spec.model.kind!r}")
@@ -259,7 +272,9 @@ def make_train(spec: Spec):
 
     def init_one(seed_key: jax.Array, hyper: Hyper) -> TrainState:
         key = jax.random.fold_in(seed_key, INIT)
-        if start is None:
+        if spec.train.init == "normal":
+            params = normal_init(key, spec)
+        elif start is None:
             params = kind.init(key, spec.model)
         else:
             params = without_bias(perturb(start, key, spec.train.init_noise), spec.model)

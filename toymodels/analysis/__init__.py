@@ -64,6 +64,7 @@ from toymodels.analysis.neurons import (
     gains,
     monosemantic,
     n_monosemantic,
+    n_polysemantic,
     neuron_polysemanticity,
     neuron_shares,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "balance", "dimensionality_over_training", "EXAMPLE_LIMIT", "data_dimensionality",
     "hidden_points", "training_set_of", "features_per_neuron", "gains",
     "jump_table", "jumps", "loss_increases", "monosemantic", "n_jumps", "n_monosemantic",
+    "n_polysemantic",
     "neuron_polysemanticity", "neuron_shares", "reference_loss_increase",
     "vulnerability",
     "DIM_TOL", "EDGE_TOL", "PHASES", "POLYTOPES", "POLYTOPE_KINDS", "Polytope",

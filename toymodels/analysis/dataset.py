@@ -66,6 +66,12 @@ NEURON_VARIABLES = (  # every model; meaningful for relu_hidden and abs_computat
         "meaningful where the hidden layer has a ReLU",
     ),
     ("n_monosemantic", (), "neurons on which exactly one feature loads"),
+    (
+        "n_polysemantic",
+        (),
+        "neurons with more than one |W_ki| in [0.8, 1.2] (W1 if untied; Lecomte et al. "
+        "2023's incidental polysemanticity)",
+    ),
 )
 ABS_VARIABLES = (  # abs_computation only (W1 and W2)
     (
@@ -142,6 +148,7 @@ def summarise_one(W: jax.Array, W2: jax.Array | None = None) -> dict:
         "geometry": geometry.components(W),
         "features_per_neuron": neurons.features_per_neuron(rows),
         "n_monosemantic": neurons.n_monosemantic(rows),
+        "n_polysemantic": neurons.n_polysemantic(W),
     }
     if W2 is not None:
         count = lambda flags: jax.numpy.sum(flags, dtype=jax.numpy.int32)  # noqa: E731
@@ -309,7 +316,8 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
     (strings, the last feature) with dims (*run_axes); `polytope_counts` with dims
     (*run_axes, polytope_kind); the neuron measures `features_per_neuron`
     (*run_axes, hidden) and `n_monosemantic` (*run_axes), computed for every model but
-    meaningful only where the hidden layer has a ReLU (relu_hidden, abs_computation).
+    meaningful only where the hidden layer has a ReLU (relu_hidden, abs_computation);
+    `n_polysemantic` (*run_axes), meaningful where L1 has made the basis privileged.
     Where their inputs exist, also: `asymmetric_neurons` and `asymmetric_inhibited`
     (*run_axes; abs_computation, from W1 and W2), `vulnerability` (*run_axes; only with
     `adversarial=True`, as it costs O(F² B H) per run: F attacks on a batch of B inputs;

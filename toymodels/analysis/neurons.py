@@ -135,6 +135,27 @@ def n_monosemantic(W: jax.Array) -> jax.Array:
     return jnp.sum(monosemantic(W), dtype=jnp.int32)
 
 
+INCIDENTAL_RANGE = (0.8, 1.2)
+"""|W_ki| range of a feature that "fires" on a neuron (Lecomte et al. 2023)."""
+
+
+def n_polysemantic(W: jax.Array, lo: float = INCIDENTAL_RANGE[0],
+                   hi: float = INCIDENTAL_RANGE[1]) -> jax.Array:
+    """Neurons with more than one weight of size in [lo, hi]; [H, F] -> scalar int32.
+
+    The count of incidental polysemanticity (Lecomte et al. 2023): after training with
+    L1 on one-hot inputs the weights are near 0 or near ±1, and a neuron is polysemantic
+    when two or more features have ``lo <= |W_ki| <= hi`` on it.
+
+    Example:
+      >>> n_polysemantic(jnp.array([[1.0, -0.9, 0.0], [1.0, 0.5, 0.0], [0.0, 0.0, 1.1]]))
+      Array(1, dtype=int32)
+    """
+    size = jnp.abs(W)
+    hits = jnp.sum((size >= lo) & (size <= hi), axis=1)
+    return jnp.sum(hits > 1, dtype=jnp.int32)
+
+
 def neuron_polysemanticity(W: jax.Array) -> jax.Array:
     """Continuous polysemanticity of each neuron, 1 - max_i W_ki^2 / ||W_k||^2.
 

@@ -45,6 +45,8 @@ from typing import Callable
 import xarray as xr
 from matplotlib.figure import Figure
 
+from toymodels.plotting import dropout as _dropout
+from toymodels.plotting import incidental as _incidental
 from toymodels.plotting import mechanisms as _mechanisms
 from toymodels.plotting import memorisation as _memorisation
 from toymodels.plotting import phase_diagrams as _phase_diagrams
@@ -123,6 +125,8 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
     **_slt.FIGURES,  # kgon_trajectories (runs), llc_phase (x, y, theory, vmax)
+    **_dropout.FIGURES,  # dropout_phase (x, y, max_columns), dropout_law
+    **_incidental.FIGURES,  # incidental
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 

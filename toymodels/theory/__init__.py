@@ -576,3 +576,23 @@ def rrr_multiplicity(M, N, H, r=0):
       (2, 1)
     """
     return _rrr_case(M, N, H, r)[1]
+
+
+# --- inverted dropout on one hidden unit (toymodels.theory.dropout) ---------------------
+from toymodels.theory.dropout import (  # noqa: E402  (needs the names above)
+    CANDIDATES_2_1_DROPOUT,
+    antipodal_dropout,
+    antipodal_pair_loss,
+    boundary_2_1_biased,
+    boundary_2_1_dropout,
+    candidate_losses_2_1_biased,
+    candidates_2_1_biased,
+    dedicated_dropout,
+    phase_2_1_biased,
+    candidate_loss_dropout,
+    candidate_losses_2_1_dropout,
+    candidates_2_1_dropout,
+    dedicated_range_2_1_dropout,
+    dropout_loss,
+    phase_2_1_dropout,
+)
