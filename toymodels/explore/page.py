@@ -39,7 +39,7 @@ from toymodels.plotting import PHASE_COLORS, REFERENCE_DIMENSIONS, label
 
 NONE = "none"  # the "axis" of a heatmap with fewer than two sweep axes
 DENSITY_AXES = ("feature_probability", "sparsity")
-PANEL = dict(width=330, height=270, toolbar_location=None)
+PANEL = dict(width=340, height=255, toolbar_location=None)
 
 
 def _palette(cmap, n: int = 101) -> list[str]:
@@ -119,7 +119,7 @@ def _meta(data: PageData) -> dict:
 def _heatmap(data: PageData):
     cells = ColumnDataSource({k: [] for k in ("x", "y", "run", "color", "text", "xl", "yl")},
                              name="cells")
-    p = figure(width=560, height=500, x_range=Range1d(-0.5, 0.5), y_range=Range1d(-0.5, 0.5),
+    p = figure(width=540, height=500, x_range=Range1d(-0.5, 0.5), y_range=Range1d(-0.5, 0.5),
                tools="tap,reset,save", toolbar_location="above", name="heatmap")
     p.rect("x", "y", 1, 1, source=cells, fill_color="color", line_color=None,
            selection_line_color="black", selection_line_width=3, nonselection_fill_alpha=1.0,
@@ -149,19 +149,18 @@ def _matrix_panel(data: PageData):
 
 def _bars_panel(data: PageData, bars: str | None):
     source = ColumnDataSource({k: [] for k in ("y", "right", "color", "text")}, name="bars")
-    title = {"feature_norm": "feature norms ‖W_i‖ (colour: superposition, black none, gold ≥ 1)",
+    title = {"feature_norm": "feature norms ‖W_i‖ (colour: superposition 0 black … ≥ 1 gold)",
              "best_cosine": "best cosine of each feature with a latent"}.get(
-        bars, "feature norms: not stored in these results")
+        bars, "feature norms: not in these results")
     p = figure(title=title, y_range=Range1d(0.5, -0.5), tools="hover",
                tooltips=[("feature", "@y"), ("value", "@text")], **PANEL)
     p.hbar(y="y", right="right", height=0.8, source=source, fill_color="color", line_color=None)
-    p.title.text_font_size = "8pt"
     return p, source
 
 
 def _direction_panels(data: PageData):
     sources, panels = [], []
-    for k, title in enumerate(("feature directions: hidden 0 vs 1 (m = 1: one row per feature)",
+    for k, title in enumerate(("feature directions: hidden 0 vs 1",
                                "feature directions: hidden 0 vs 2 (m ≥ 3)")):
         feat = ColumnDataSource({k: [] for k in ("x0", "y0", "x1", "y1", "color", "name")},
                                 name=f"directions{k}")
@@ -171,7 +170,6 @@ def _direction_panels(data: PageData):
         p.segment("x0", "y0", "x1", "y1", source=lat, line_color="#999999", line_dash="dashed")
         p.segment("x0", "y0", "x1", "y1", source=feat, line_color="color", line_width=2)
         p.scatter("x1", "y1", source=feat, color="color", size=7)
-        p.title.text_font_size = "8pt"
         sources += [feat, lat]
         panels.append(p)
     return panels, sources
@@ -180,8 +178,8 @@ def _direction_panels(data: PageData):
 def _dims_panel(data: PageData):
     source = ColumnDataSource({k: [] for k in ("x", "y", "color")}, name="dims")
     available = "dimensionality" in _meta_features(data)
-    title = ("per-feature dimensionality D_i (dotted: 1, 3/4, 2/3, 1/2, 2/5, 3/8)" if available
-             else "per-feature dimensionality: not for these results")
+    title = ("dimensionality D_i per feature (dotted: the fractions)" if available
+             else "dimensionality D_i: not for these results")
     p = figure(title=title, y_range=Range1d(0, 1.1), x_axis_label="feature", tools="", **PANEL)
     for name, value in REFERENCE_DIMENSIONS.items():
         p.add_layout(Span(location=value, dimension="width", line_dash="dotted",
@@ -189,7 +187,6 @@ def _dims_panel(data: PageData):
         p.add_layout(Label(x=0, y=value, text=name, text_font_size="7pt", x_units="screen",
                            text_color="dimgrey"))
     p.scatter("x", "y", source=source, color="color", size=9)
-    p.title.text_font_size = "8pt"
     return p, source
 
 
@@ -264,7 +261,7 @@ def build_document(data: PageData, *, var: str | None = None, x: str | None = No
         args=dict(data=arrays, meta=meta, w=widgets, cells=cells, heat=heat,
                   xaxis=heat.xaxis[0], yaxis=heat.yaxis[0], mapper=mapper, bar=bar,
                   legend=legend, selected=selected, matrix=matrix_src, mx=matrix,
-                  bars=bars_src, dims=dims_src, loss=loss_src, dirs=dir_srcs),
+                  bars=bars_src, dims=dims_src, loss=loss_src, dirs=dir_srcs, dirfig=dirs[0]),
         code=f"const heatmap = () => {{{HEATMAP}}};\nconst run = () => {{{RUN}}};\n"
              "if (cb_obj === cells.selected) run(); else heatmap();")
     for widget in widgets.values():
@@ -400,6 +397,8 @@ const dirsOf = (p, cols, get) => {  // hidden 0 against hidden p + 1 (m = 1: a r
   });
   return o;
 };
+dirfig.title.text = rows.length === 1 ? 'feature directions (m = 1): W_i, one row per feature'
+  : 'feature directions: hidden 0 vs 1' + (rows.length > 3 ? ' (of ' + rows.length + ')' : '');
 for (const p of [0, 1]) {
   dirs[2 * p].data = dirsOf(p, rc, R);
   dirs[2 * p + 1].data = dirsOf(p, meta.trainer === 'sae' ? lc : [], L);
