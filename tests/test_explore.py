@@ -40,23 +40,26 @@ def phase(tmp_path_factory):
     return _trained("phase_2_1", tmp_path_factory.mktemp("explore"))
 
 
-@pytest.fixture(scope="module")
-def static(tmp_path_factory):
-    """A sweep with a static n_hidden axis [2, 3] (W padded with NaN for m = 2)."""
-    r = raw(train={"steps": 40, "batch_size": 64, "log_every": 10})
-    r["sweep"] = {"n_hidden": [2, 3], "sparsity": [0.0, 0.9], "seed": [0, 1]}
-    out = tm.run_sweep(tm.parse_config(r), tmp_path_factory.mktemp("static") / "run", quiet=True)
-    return load_results(out)
+def _padded() -> xr.Dataset:
+    """Runs of m = 2 and m = 3 in one Dataset, as a static n_hidden axis stores them
+    (`toymodels.groups`): the m = 2 runs' W padded with a NaN row."""
+    W = np.random.default_rng(0).normal(size=(2, 3, 3, 5)).astype(np.float32)  # [m, seed, H, F]
+    W[0, :, 2] = np.nan
+    loss = np.linspace(1.0, 0.1, 2 * 3 * 4).reshape(2, 3, 4)
+    return xr.Dataset({"W": (("n_hidden", "seed", "hidden", "feature"), W),
+                       "loss": (("n_hidden", "seed", "step"), loss)},
+                      coords={"n_hidden": [2, 3], "seed": [0, 1, 2], "step": [1, 2, 3, 4]})
 
 
 def _run_coords(ds, data, run):
     return dict(zip(data.axes, np.unravel_index(run, data.shape)))
 
 
-def test_embedded_matrix_is_the_gram_matrix_of_each_runs_own_W(static):
+def test_embedded_matrix_is_the_gram_matrix_of_each_runs_own_W():
     """Padded runs (m = 2 of a [2, 3] static axis) show their own 2 x 5 W's WᵀW."""
+    static = _padded()
     data = page_data(static)
-    assert data.axes == ("n_hidden", "sparsity", "seed") and data.matrix == "WᵀW"
+    assert data.axes == ("n_hidden", "seed") and data.matrix == "WᵀW"
     for run in range(data.n_runs):
         index = _run_coords(static, data, run)
         W = static.W.isel(index).values.astype(np.float64)
@@ -193,6 +196,37 @@ def test_phase_2_1_page_in_chromium_shows_the_clicked_run(phase, driver, tmp_pat
 def test_intro_and_dropout_pages_in_chromium_show_the_clicked_run(
         driver, tmp_path, name, cell):
     _check_clicked_run(_trained(name, tmp_path), driver, tmp_path / f"{name}.html", cell)
+
+
+@pytest.mark.slow
+def test_static_axes_page_in_chromium_shows_each_runs_own_size(driver, tmp_path):
+    """A trained sweep with n_hidden = [2, 3] (static): an m = 2 run shows no hidden 0 vs 2
+    panel, an m = 3 run shows its 3 x 5 W in both direction panels."""
+    r = raw(train={"steps": 40, "batch_size": 64, "log_every": 10})
+    r["sweep"] = {"n_hidden": [2, 3], "sparsity": [0.0, 0.9], "seed": [0, 1]}
+    results = tm.run_sweep(tm.parse_config(r), tmp_path / "run", quiet=True)
+    ds, out = load_results(results), tmp_path / "static.html"
+    assert main(["explore", str(results), "--out", str(out), "--x", "n_hidden",
+                 "--y", "sparsity"]) == 0
+    driver.get(out.as_uri())
+    browser.wait_for(driver, "return document.body.dataset.exploreView")
+    for m_index, m in enumerate((2, 3)):
+        state = browser.click_cell(driver, m_index, 1)
+        at = {"n_hidden": m_index, "sparsity": 1,
+              "seed": _best_seed_index(ds, {"n_hidden": m_index, "sparsity": 1})}
+        assert state["index"] == at
+        W = ds.W.isel(at).values[:m].astype(np.float64)
+        first, second = (browser.model_data(driver, f"directions{k}") for k in (0, 1))
+        np.testing.assert_allclose(first["x1"], W[0], rtol=1e-5)
+        np.testing.assert_allclose(first["y1"], W[1], rtol=1e-5)
+        if m == 2:
+            assert second["x1"] == []
+        else:
+            np.testing.assert_allclose(second["y1"], W[2], rtol=1e-5)
+        matrix = browser.model_data(driver, "matrix")
+        assert len(matrix["value"]) == 25
+        np.testing.assert_allclose(sorted(matrix["value"]), np.sort((W.T @ W).ravel()),
+                                   rtol=1e-5, atol=1e-7)
 
 
 def _check_clicked_run(trained, driver, out: Path, cell: tuple[int, int]) -> None:
