@@ -94,3 +94,29 @@ def set_value(driver, name: str, value: str) -> None:
     """Sets the widget called `name` (a Select) to `value`, as choosing it does."""
     driver.execute_script(
         "Bokeh.documents[0].get_model_by_name(arguments[0]).value = arguments[1];", name, value)
+
+
+def screenshot(page: str, out: str, cell: tuple[int, int], width: int = 1300,
+               height: int = 1050) -> dict:
+    """Opens `page`, clicks heatmap `cell` and saves a PNG screenshot to `out` (the README's
+    plots/explore.png); returns the selected run."""
+    from pathlib import Path
+
+    with chromium() as driver:
+        driver.set_window_size(width, height)
+        driver.get(Path(page).resolve().as_uri())
+        wait_for(driver, "return document.body.dataset.exploreView")
+        state = click_cell(driver, *cell)
+        from selenium.webdriver.common.actions.action_builder import ActionBuilder
+
+        builder = ActionBuilder(driver)  # the mouse off the heatmap: no tooltip
+        builder.pointer_action.move_to_location(width - 5, 5)
+        builder.perform()
+        driver.save_screenshot(out)
+    return state
+
+
+if __name__ == "__main__":  # python tests/browser.py PAGE.html OUT.png I J
+    import sys
+
+    print(screenshot(sys.argv[1], sys.argv[2], (int(sys.argv[3]), int(sys.argv[4]))))

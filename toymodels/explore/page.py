@@ -149,7 +149,7 @@ def _matrix_panel(data: PageData):
 
 def _bars_panel(data: PageData, bars: str | None):
     source = ColumnDataSource({k: [] for k in ("y", "right", "color", "text")}, name="bars")
-    title = {"feature_norm": "feature norms ‖W_i‖ (colour: superposition 0 black … ≥ 1 gold)",
+    title = {"feature_norm": "norms ‖W_i‖ (colour: superposition)",
              "best_cosine": "best cosine of each feature with a latent"}.get(
         bars, "feature norms: not in these results")
     p = figure(title=title, y_range=Range1d(0.5, -0.5), tools="hover",
@@ -178,7 +178,7 @@ def _direction_panels(data: PageData):
 def _dims_panel(data: PageData):
     source = ColumnDataSource({k: [] for k in ("x", "y", "color")}, name="dims")
     available = "dimensionality" in _meta_features(data)
-    title = ("dimensionality D_i per feature (dotted: the fractions)" if available
+    title = ("dimensionality D_i (dotted: 1 … 3/8)" if available
              else "dimensionality D_i: not for these results")
     p = figure(title=title, y_range=Range1d(0, 1.1), x_axis_label="feature", tools="", **PANEL)
     for name, value in REFERENCE_DIMENSIONS.items():
@@ -218,7 +218,7 @@ def _selectors(data: PageData, var: str, x: str, y: str) -> dict:
     }
     for a, coords in zip(data.axes, data.coords):
         if a != "seed":
-            out[f"at:{a}"] = Select(title=f"{label(a)} (when not shown)", value="0", width=170,
+            out[f"at:{a}"] = Select(title=f"at {label(a)}", value="0", width=150,
                                     options=[(str(i), c) for i, c in enumerate(coords)],
                                     name=f"at:{a}")
     return out
@@ -261,7 +261,8 @@ def build_document(data: PageData, *, var: str | None = None, x: str | None = No
         args=dict(data=arrays, meta=meta, w=widgets, cells=cells, heat=heat,
                   xaxis=heat.xaxis[0], yaxis=heat.yaxis[0], mapper=mapper, bar=bar,
                   legend=legend, selected=selected, matrix=matrix_src, mx=matrix,
-                  bars=bars_src, dims=dims_src, loss=loss_src, dirs=dir_srcs, dirfig=dirs[0]),
+                  bars=bars_src, barfig=bars, dims=dims_src, loss=loss_src, dirs=dir_srcs,
+                  dirfig=dirs[0]),
         code=f"const heatmap = () => {{{HEATMAP}}};\nconst run = () => {{{RUN}}};\n"
              "if (cb_obj === cells.selected) run(); else heatmap();")
     for widget in widgets.values():
@@ -386,6 +387,7 @@ if (meta.bars) {
     text: rc.map(c => at(meta.bars, c).toPrecision(4)),
     color: rc.map(c => sup ? G[Math.round(Math.min(1, Math.sqrt(Math.max(0, at(sup, c)))) * (G.length - 1))] : colour(c))};
 }
+barfig.y_range.start = rc.length - 0.5; barfig.y_range.end = -0.5;
 if (pf.dimensionality)
   dims.data = {x: rc.map((_, i) => i), y: rc.map(c => at(pf.dimensionality, c)), color: rc.map(colour)};
 const dirsOf = (p, cols, get) => {  // hidden 0 against hidden p + 1 (m = 1: a row each)
