@@ -128,7 +128,7 @@ def test_sae_matrix_is_the_cosine_of_latents_with_true_features():
                      for f in range(4)] for l in range(3)]
         np.testing.assert_allclose(run_view(data, run)["matrix"], expected, rtol=1e-5)
     assert data.rank == "_rank" and data.arrays["_rank"].tolist() == [0.5, 0.25]
-    assert [v.key for v in data.variables] == ["mmcs"]
+    assert [v.key for v in data.variables] == ["mmcs", "last_loss"]
 
 
 def test_llc_variables_are_shown_and_the_trace_is_noted(phase):

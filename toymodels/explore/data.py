@@ -86,7 +86,8 @@ class PageData:
 
 def load_results(results_dir: str | Path) -> xr.Dataset:
     """A finished results directory as a Dataset, analysed in memory if it is not yet
-    (toy models; SAE results are shown as stored). UserError if it is not one."""
+    (`toymodels.analysis.analyze`: toy models, and SAEs scored against the truth; the
+    directory is not changed). UserError if it is not one."""
     from toymodels.store import load
 
     path = Path(results_dir)
@@ -95,7 +96,7 @@ def load_results(results_dir: str | Path) -> xr.Dataset:
     ds = load(path)
     if "loss" not in ds or "step" not in ds["loss"].dims:
         raise UserError(f"{path}: results without a loss curve [step]; cannot list its runs")
-    if ds.attrs.get("trainer") != "sae" and "feature_norm" not in ds:
+    if ("mmcs" if ds.attrs.get("trainer") == "sae" else "feature_norm") not in ds:
         from toymodels.analysis import analyze
 
         ds = analyze(ds)
@@ -145,6 +146,8 @@ def page_data(ds: xr.Dataset, *, max_curve: int = MAX_CURVE) -> PageData:
     steps = np.asarray(ds["step"].values)[keep]
     variables = _variables(ds, axes, flat, arrays, notes)
     rank = _rank(ds, flat, arrays, notes)
+    if rank == "_rank":
+        variables.append(Variable("last_loss", "last logged training loss", "_rank"))
     return PageData(
         name=str(ds.attrs.get("name", "results")), trainer=trainer, axes=axes,
         coords=tuple(tuple(_format(v) for v in ds[a].values) for a in axes),
@@ -225,7 +228,7 @@ def _rank(ds, flat, arrays, notes) -> str:
     finite = np.where(np.isfinite(last), last, np.nan)
     arrays["_rank"] = np.array([row[np.isfinite(row)][-1] if np.isfinite(row).any()
                                 else np.nan for row in finite], np.float32)
-    notes.append("no final_loss: best of seeds is by the last logged training loss")
+    notes.append("no final_loss: best of seeds is by the last logged training loss (last_loss)")
     return "_rank"
 
 
