@@ -282,3 +282,30 @@ def test_selectors_in_chromium_change_the_reduction(phase, driver, tmp_path):
     browser.wait_for(driver, "return document.body.dataset.exploreView.includes('seed:1')")
     state = browser.click_cell(driver, 0, 3)
     assert state["index"] == {"relative_importance": 0, "feature_probability": 3, "seed": 1}
+
+
+@pytest.mark.slow
+def test_sae_page_in_chromium_shows_latent_feature_cosines(phase, driver, tmp_path):
+    """Trained SAEs on a phase_2_1 run: the clicked SAE's matrix is the cosine of its
+    decoder rows with the source's W columns, computed here from the stored arrays."""
+    _, source = phase
+    raw_sae = {"name": "sae", "sae": {"source": str(source), "kind": "relu",
+                                      "runs": {"relative_importance": 10.0,
+                                               "feature_probability": 1.0, "seed": 0}},
+               "train": {"steps": 60, "batch_size": 128, "log_every": 20},
+               "sweep": {"width": [2, 4], "seed": [0, 1]}}
+    results = tm.run_sweep(tm.parse_config(raw_sae, "sae.toml"), tmp_path / "sae", quiet=True)
+    out = tmp_path / "sae.html"
+    assert main(["explore", str(results), "--out", str(out)]) == 0
+    driver.get(out.as_uri())
+    browser.wait_for(driver, "return document.body.dataset.exploreView")
+    state = browser.click_cell(driver, 1, 1)
+    assert state["index"] == {"width": 1, "seed": 1}
+    ds = tm.load(results).isel(width=1, seed=1)
+    decoder, truth = ds.decoder.values.astype(np.float64), ds.truth.values.astype(np.float64)
+    cosines = (decoder / np.linalg.norm(decoder, axis=1, keepdims=True)) @ (
+        truth / np.linalg.norm(truth, axis=0, keepdims=True))
+    matrix = browser.model_data(driver, "matrix")
+    shown = np.full(cosines.shape, np.nan)
+    shown[matrix["y"], matrix["x"]] = matrix["value"]
+    np.testing.assert_allclose(shown, cosines, rtol=1e-5, atol=1e-6)
