@@ -265,6 +265,8 @@ def _left_out(da: xr.DataArray, extra: tuple[str, ...]) -> str | None:
 
 def _constant(values: np.ndarray) -> bool:
     """Whether every run [R, ...] holds the same values (NaN equal to NaN)."""
+    if len(values) < 2:
+        return False
     same = values == values[:1]
     if values.dtype.kind == "f":
         same |= np.isnan(values) & np.isnan(values[:1])
