@@ -108,6 +108,14 @@ def cmd_plot(args) -> None:
     print(f"wrote {args.out}")
 
 
+def cmd_explore(args) -> None:
+    from toymodels.explore import write_page
+
+    out = write_page(args.dir, args.out, var=args.var, x=args.x, y=args.y,
+                     max_curve=args.max_curve)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB; open it in a browser, offline)")
+
+
 def cmd_reproduce(args) -> None:
     from toymodels.reproduce import reproduce
 
@@ -208,6 +216,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", "-o", action="append", default=[], metavar="NAME=VALUE",
                    help="a plot option, e.g. -o axis=sparsity -o var=n_represented")
     p.set_defaults(func=cmd_plot)
+
+    p = sub.add_parser("explore", help="write one self-contained HTML page to explore DIR in a "
+                       "browser: heatmaps over any two axes, click a cell to see its run")
+    p.add_argument("dir")
+    p.add_argument("--out", required=True, help="HTML file, e.g. explore.html")
+    p.add_argument("--var", default=None, help="variable shown first (default phase, else "
+                   "final_loss; NAME:mean or NAME:I for a per-feature one)")
+    p.add_argument("--x", default=None, help="sweep axis shown first along x")
+    p.add_argument("--y", default=None, help="sweep axis shown first along y")
+    p.add_argument("--max-curve", type=_positive, default=50, metavar="N",
+                   help="logged steps kept per loss curve (default 50)")
+    p.set_defaults(func=cmd_explore)
 
     p = sub.add_parser("reproduce", help="run the paper's sweeps (sweeps/) and draw their figures")
     p.add_argument("--quick", action="store_true",
