@@ -135,7 +135,7 @@ def with_(model=None, train=None, sweep=None):
     ({}, {"init_k": 0}, "train.init_k: must be an integer >= 1, got 0"),
     ({}, {"init_k": 7}, "train.init_k: must be at most model.n_features = 6, got 7"),
     ({}, {"init_noise": -0.1}, r"train.init_noise: must be a number in \[0, inf\], got -0.1"),
-    ({}, {"init": "foo"}, "train.init: must be one of random, kgon, got 'foo'"),
+    ({}, {"init": "foo"}, "train.init: must be one of random, kgon, normal, got 'foo'"),
     ({"kind": "relu_hidden"}, {}, 'train.init: "kgon" needs model.kind = relu_output or linear'),
     ({"kind": "abs_computation"}, {}, 'train.init: "kgon" needs model.kind'),
     ({"n_hidden": 1}, {}, r'train.init: "kgon" with init_k = 4 needs model.n_hidden >= 2'),
