@@ -48,10 +48,11 @@ from matplotlib.patches import Circle, Patch
 
 from toymodels import theory as _theory
 from toymodels.plotting import memorisation as _memorisation
+from toymodels.plotting import norms as _norms
 from toymodels.plotting import sae as _sae
 from toymodels.plotting import slt as _slt
 
-NON_SWEEP_DIMS = ("hidden", "feature", "step", "polytope_kind", "snapshot")
+NON_SWEEP_DIMS = ("hidden", "feature", "step", "polytope_kind", "snapshot", "rescale")
 DENSITY_AXES = ("feature_probability", "sparsity")
 PHASE_COLORS = {
     "unrepresented": "#d0d0d0",
@@ -1342,6 +1343,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
     **_slt.FIGURES,  # kgon_trajectories (runs), llc_phase (x, y, theory, vmax)
+    **_norms.FIGURES,  # norms (importance), optimizer_phase (panel)
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 
