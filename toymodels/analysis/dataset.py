@@ -79,6 +79,12 @@ BASIS_VARIABLES = (  # every model (toymodels.analysis.basis)
         (),
         "its mean under a random rotation of the hidden space: 3(m - 1)/(m + 1)",
     ),
+    (
+        "basis_kurtosis_p",
+        (),
+        "fraction of 256 random rotations O of the hidden space (fixed key) with "
+        "basis_kurtosis(O W) >= basis_kurtosis(W)",
+    ),
 )
 RELIANCE_VARIABLES = (  # relu_output and relu_hidden, with b and density
     (

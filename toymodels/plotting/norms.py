@@ -3,11 +3,10 @@
 `norms`: for a sweep with a `norm` axis (none, rms, layer) over density, per norm the
 decoded and represented feature counts, the polytope-labelled features, the mean bias and
 the flip rate of the output states under a rescaling of the readout's input
-(`toymodels.analysis.norms`). `optimizer_phase`: for a sweep with `optimizer` and
-`learning_rate` axes, each optimiser at its best learning rate (lowest mean
-`final_loss` over the sweep's cells): the phase diagram of the last feature, or
-(`panel="basis"`) the basis alignment `basis_kurtosis` against its rotation null over
-density. Each figure takes the dataset only.
+(`toymodels.analysis.norms`). `optimizer_phase`: for a sweep with `optimizer` and `learning_rate` axes, per optimiser
+and cell the lowest-loss run of the learning-rate scan and seeds: the phase diagram of the
+last feature, or (`panel="basis"`) the basis alignment `basis_kurtosis` against its
+rotation null over density. Each figure takes the dataset only.
 """
 
 from __future__ import annotations
@@ -81,38 +80,41 @@ def norms(ds: xr.Dataset, importance: int = 0) -> Figure:
     return fig
 
 
-def best_learning_rates(ds: xr.Dataset) -> dict[str, float]:
-    """{optimizer: the learning rate with the lowest mean final_loss over every other
-    axis} (the lr scan of a sweep with `optimizer` and `learning_rate` axes)."""
-    others = [d for d in ds.final_loss.dims if d not in ("optimizer", "learning_rate")]
-    mean = ds.final_loss.fillna(np.inf).mean(others)  # a diverged run rules its lr out
-    return {str(o): float(ds.learning_rate.values[int(mean.sel(optimizer=o).argmin())])
-            for o in ds.optimizer.values}
+def lr_as_seed(ds: xr.Dataset) -> xr.Dataset:
+    """`ds` with its learning_rate and seed axes merged into one `seed` axis (so a
+    best-of-seeds pick picks the lowest-final_loss (lr, seed) of each cell); the chosen
+    run's learning rate stays in the variable `run_learning_rate`."""
+    lr = xr.broadcast(ds.learning_rate, ds.final_loss)[0]
+    ds = ds.assign(run_learning_rate=lr)
+    merged = ds.stack(pick=("learning_rate", "seed")).reset_index("pick", drop=True)
+    return merged.rename(pick="seed").assign_coords(seed=np.arange(merged.sizes["pick"]))
 
 
 def optimizer_phase(ds: xr.Dataset, panel: str = "phase") -> Figure:
-    """One panel per optimiser at its best learning rate (`best_learning_rates`):
-    `panel="phase"`, the phase diagram of the last feature (`toymodels.plotting.phase`,
-    with its closed-form boundary); `panel="basis"`, `basis_kurtosis` of the best seed
-    over density (other axes at their first value; points: every seed) with the
-    rotation null 3(m − 1)/(m + 1)."""
+    """One panel per optimiser; in each cell the run of lowest final_loss over the
+    learning-rate scan and the seeds (`lr_as_seed`): `panel="phase"`, the phase diagram
+    of the last feature (`toymodels.plotting.phase`, with its closed-form boundary);
+    `panel="basis"`, `basis_kurtosis` over density (other axes at their first value)
+    against its rotation null 3(m − 1)/(m + 1), each point labelled with the run's
+    rotation p-value `basis_kurtosis_p` and its learning rate."""
     from toymodels import plotting
-    ds = _ensure(ds, ["phase", "basis_kurtosis"])
-    rates = best_learning_rates(ds)
+    ds = _ensure(ds, ["phase", "basis_kurtosis_p"])
     names = list(ds.optimizer.values)
-    fig = Figure(figsize=(3.4 * len(names) + 1.2, 3.2), layout="constrained")
-    axes = fig.subplots(1, len(names), sharey=True)
-    for ax, name in zip(np.atleast_1d(axes), names):
-        run = ds.sel(optimizer=name, learning_rate=rates[str(name)])
+    fig = Figure(figsize=(3.6 * len(names) + 1.2, 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(names), sharey=True))
+    for ax, name in zip(axes, names):
+        run = lr_as_seed(ds.sel(optimizer=name))
         if panel == "phase":
             drawn = plotting.phase(ax, run)
             if name != names[-1]:
                 drawn[1].remove()
         else:
             _basis(ax, run)
-        ax.set_title(f"{name}, lr {rates[str(name)]:g}", fontsize=9)
-    fig.suptitle(plotting.title(ds, "each optimiser at its best learning rate of the scan"),
-                 fontsize=10)
+        ax.set_title(str(name), fontsize=9)
+    n_lr, n_seed = ds.sizes["learning_rate"], ds.sizes["seed"]
+    lrs = "/".join(f"{v:g}" for v in ds.learning_rate.values)
+    fig.suptitle(plotting.title(ds, f"per cell the best of {n_lr} learning rates ({lrs}) x "
+                                f"{n_seed} seeds"), fontsize=10)
     return fig
 
 
@@ -121,11 +123,13 @@ def _basis(ax, run: xr.Dataset) -> None:
     for other in [d for d in run.basis_kurtosis.dims if d not in (axis, "seed")]:
         run = run.isel({other: 0})
     order = np.argsort(p)
-    every = run.basis_kurtosis.transpose(axis, "seed").values
-    for k in range(every.shape[1]):
-        ax.scatter(p, every[:, k], s=6, color="0.6")
-    best = _best(run).basis_kurtosis.values
-    ax.plot(p[order], best[order], marker="o", ms=3, label="best seed")
+    best = _best(run)
+    k = best.basis_kurtosis.values
+    ax.plot(p[order], k[order], marker="o", ms=4, label="best run")
+    for x, y, pv, lr in zip(p, k, best.basis_kurtosis_p.values, best.run_learning_rate.values):
+        if np.isfinite(y):
+            ax.annotate(f"p={pv:.2f}\nlr {lr:g}", (x, y), fontsize=6,
+                        textcoords="offset points", xytext=(3, 4))
     null = float(np.nanmean(run.basis_kurtosis_null.values))
     ax.axhline(null, color="tab:red", ls="--", lw=1, label=f"random rotation: {null:.2f}")
     m = run.sizes["hidden"]
@@ -133,7 +137,7 @@ def _basis(ax, run: xr.Dataset) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("feature density 1 − S")
     ax.set_ylabel("centred kurtosis of W_i")
-    ax.legend(fontsize=6)
+    ax.legend(fontsize=6, loc="lower left")
 
 
 FIGURES = {
