@@ -31,6 +31,22 @@ def _best(ds: xr.Dataset) -> xr.Dataset:
     return ds.isel(seed=ds.final_loss.fillna(np.inf).argmin("seed"))
 
 
+def _with_axis(ds: xr.Dataset, name: str, value) -> xr.Dataset:
+    """`ds` with a length-1 axis `name` = [value] if it has no such axis (a sweep of one
+    norm, optimiser or learning rate draws as one line or panel)."""
+    return ds if name in ds.dims else ds.expand_dims({name: [value]})
+
+
+def _config_value(ds: xr.Dataset, table: str, key: str, default):
+    """The resolved config's table.key (its first static group's), else `default`."""
+    from toymodels.groups import config_of
+    config = config_of(ds)
+    if config is None:
+        return default
+    spec = {"model": config.spec.model, "train": config.spec.train}.get(table)
+    return getattr(spec, key, None) or config.train.get(key, default)
+
+
 def _ensure(ds: xr.Dataset, names) -> xr.Dataset:
     if all(n in ds for n in names):
         return ds
@@ -45,6 +61,7 @@ def norms(ds: xr.Dataset, importance: int = 0) -> Figure:
     the mean output bias; the flip rate of the one-hot output states at c = 0.5 (solid)
     and c = 2 (dashed)."""
     ds = _ensure(ds, ["n_decoded", "norm_flip_rate", "polytope_counts"])
+    ds = _with_axis(ds, "norm", _config_value(ds, "model", "norm", "none"))
     for axis in ("importance_decay", "relative_importance"):
         if axis in ds.dims:
             ds = ds.isel({axis: importance})
@@ -99,6 +116,8 @@ def optimizer_phase(ds: xr.Dataset, panel: str = "phase") -> Figure:
     rotation p-value `basis_kurtosis_p` and its learning rate."""
     from toymodels import plotting
     ds = _ensure(ds, ["phase", "basis_kurtosis_p"])
+    ds = _with_axis(ds, "optimizer", _config_value(ds, "train", "optimizer", "adamw"))
+    ds = _with_axis(ds, "learning_rate", _config_value(ds, "train", "learning_rate", 1e-3))
     names = list(ds.optimizer.values)
     fig = Figure(figsize=(3.6 * len(names) + 1.2, 3.4), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(names), sharey=True))
