@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from toymodels.errors import UserError
-from toymodels.models import KGON_KINDS, MODELS
+from toymodels.models import KGON_KINDS, MODELS, NORM_EPS, NORMS
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 from toymodels.train import OPTIMIZER_READS, OPTIMIZERS
 
@@ -34,7 +34,7 @@ STATIC_TABLES = {  # keys that fix shapes or the program: a sweep axis of them s
     # grid into static groups, one compiled program each (see SweepConfig.groups)
     "n_features": "model", "n_hidden": "model", "kind": "model", "optimizer": "train",
     "batch_size": "train", "steps": "train", "dataset_size": "data",
-    "init_k": "train", "init_noise": "train",
+    "init_k": "train", "init_noise": "train", "norm": "model", "norm_eps": "model",
 }
 # [train] keys that only some optimizers read (`toymodels.train.OPTIMIZER_READS`)
 OPTIMIZER_KEYS = tuple(dict.fromkeys(k for keys in OPTIMIZER_READS.values() for k in keys))
@@ -43,6 +43,7 @@ MAGNITUDES = ("uniform", "exponential", "constant")
 INPUTS = ("bernoulli", "exactly_one", "one_hot")
 INITS = ("random", "kgon", "normal")  # train.init (`toymodels.spec.TrainSpec.init`)
 INIT_KEYS = ("init_k", "init_noise")  # [train] keys read only with init = "kgon"
+NORM_KEYS = ("norm", "norm_eps")  # [model] keys of the hidden norm; norm_eps needs a norm
 FULL_BATCH = "full"  # train.batch_size: every example of the finite dataset, every step
 
 
@@ -131,6 +132,8 @@ SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
         "n_features": _integer(1),
         "n_hidden": _integer(1),
         "bias": _boolean,
+        "norm": _choice(tuple(NORMS)),
+        "norm_eps": _number(0.0, INF, lo_open=True),
     },
     "data": {
         "sparsity": _scalar_or_list(_number(0.0, 1.0, hi_open=True)),
@@ -179,7 +182,8 @@ TABLES = ("model", "data", "train", "sweep")
 DEFAULTS = {
     "name": "sweep",
     "seed": 0,
-    "model": {"kind": "relu_output", "n_features": 20, "n_hidden": 5, "bias": True},
+    "model": {"kind": "relu_output", "n_features": 20, "n_hidden": 5, "bias": True,
+              "norm": "none", "norm_eps": NORM_EPS},
     "data": {},
     "train": {
         "steps": 10_000, "batch_size": 1024, "learning_rate": 1e-3, "weight_decay": 0.01,
@@ -275,6 +279,10 @@ class SweepConfig:
             unused |= set(INIT_KEYS)
         first = {"sae": dict(self.sae)} if self.sae is not None else {
             "model": dataclasses.asdict(self.spec.model)}
+        if self.sae is None:  # no norm anywhere: the manifest reads as before norms existed
+            norms = dict(self.axes).get("norm", (self.spec.model.norm,))
+            first["model"] = {k: v for k, v in first["model"].items()
+                              if not (k in NORM_KEYS and set(norms) == {"none"})}
         tables = {**first, "data": dict(self.data),
                   "train": {k: v for k, v in self.train.items() if k not in unused}}
         tables = {t: {k: v for k, v in d.items() if k not in static} for t, d in tables.items()}
@@ -330,11 +338,13 @@ def _all_keys() -> str:
     return ", ".join(keys + [f"sweep.{k}" for k in SWEEPABLE])
 
 
-def parse_config(raw: dict, source: str = "<config>", *, _optimizers=None) -> SweepConfig:
+def parse_config(raw: dict, source: str = "<config>", *, _optimizers=None,
+                 _in_group: bool = False) -> SweepConfig:
     """Validates a raw TOML dict into a SweepConfig (see `load_config`).
 
     (`_optimizers`: for a static group of a sweep with an `optimizer` axis, all of that
-    axis's values: a key is given in vain only if none of them reads it.)
+    axis's values: a key is given in vain only if none of them reads it. `_in_group`:
+    a static group's parse, whose norm_eps was checked against the whole sweep's norms.)
     """
     if "sae" in raw:  # sparse autoencoders on a toy model's activations
         from toymodels.dictionary.config import parse_sae_config
@@ -349,6 +359,8 @@ def parse_config(raw: dict, source: str = "<config>", *, _optimizers=None) -> Sw
     model = {**DEFAULTS["model"], **checked["model"]}
     train = {**DEFAULTS["train"], **checked["train"]}
     axes = tuple(_axis(name, v, source) for name, v in tables["sweep"].items())
+    if not _in_group:
+        _check_norm_eps(model, set(checked["model"]), dict(axes), source)
     if any(name in STATIC for name, _ in axes):
         return _with_groups(raw, top, axes, source)
     data = _resolve_data(checked["data"], dict(axes), model["n_features"], source)
@@ -377,7 +389,7 @@ def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> SweepConfig:
     sweep keeps all the axes in file order."""
     static = [(n, v) for n, v in axes if n in STATIC]
     optimizers = dict(static).get("optimizer")
-    parse = lambda sub, where: parse_config(sub, where, _optimizers=optimizers)
+    parse = lambda sub, where: parse_config(sub, where, _optimizers=optimizers, _in_group=True)
     groups = static_group_configs(raw, static, STATIC_TABLES, parse, source)
     first = groups[0]
     return SweepConfig(top["name"], top["seed"], first.spec, first.data, first.train, axes,
@@ -545,6 +557,16 @@ def _check_init(train: dict, model: dict, given: set, source: str) -> None:
         raise fail("init_k", f"must be at most model.n_features = {F}, got {k}")
     if k > 1 and model["n_hidden"] < 2:
         raise fail("init", f'"kgon" with init_k = {k} needs model.n_hidden >= 2 (the polygon lies in a plane), got {model["n_hidden"]}')
+
+
+def _check_norm_eps(model: dict, given: set, axes: dict, source: str) -> None:
+    """norm_eps (in [model] or as an axis) is read only where some run has a norm."""
+    norms = axes.get("norm", (model["norm"],))
+    if ("norm_eps" in given or "norm_eps" in axes) and set(norms) == {"none"}:
+        where = "sweep.norm_eps" if "norm_eps" in axes else "model.norm_eps"
+        allowed = " or ".join(f'"{n}"' for n in NORMS if n != "none")
+        raise UserError(f"{source}: {where}: needs model.norm = {allowed} (the ε of the "
+                        "norm on the hidden vector); model.norm is \"none\"")
 
 
 def unused_by_optimizer(optimizer: str, keys) -> list[str]:

@@ -68,18 +68,24 @@ def eval_key(root_seed: int) -> jax.Array:
     return jax.random.fold_in(jax.random.key(root_seed), EVAL_STREAM)
 
 
-def is_exact(spec: DataSpec) -> bool:
-    """Whether the K = 0 and K = 1 strata are computed exactly for this distribution."""
+def is_exact(spec: DataSpec, homogeneous: bool = True) -> bool:
+    """Whether the K = 0 and K = 1 strata are computed exactly for this distribution.
+
+    `homogeneous` is the model's `ModelKind.homogeneous`: with a norm on the hidden
+    vector (False) only a single point per feature is exact (constant magnitudes, unit
+    norm, one-hot inputs), not the integral over uniform magnitudes.
+    """
     if spec.inputs == "one_hot":
         return True
-    known = spec.unit_norm or spec.magnitude in ("uniform", "constant")
+    known = spec.unit_norm or spec.magnitude == "constant" or (
+        homogeneous and spec.magnitude == "uniform")
     return known and spec.correlation == "independent"
 
 
-def needs_samples(spec: DataSpec) -> bool:
+def needs_samples(spec: DataSpec, homogeneous: bool = True) -> bool:
     """Whether any part of the loss is sampled: False when every example has exactly one
     active feature and that stratum is exact ("one_hot"; "exactly_one" where exact)."""
-    return spec.inputs == "bernoulli" or not is_exact(spec)
+    return spec.inputs == "bernoulli" or not is_exact(spec, homogeneous)
 
 
 @struct.dataclass
@@ -214,7 +220,7 @@ def exact_strata(params: Params, hyper: Hyper, kind: ModelKind,
     "exactly_one" and "one_hot": (mean_i E[L | only i], 0). Where the distribution is
     not exact (`is_exact`), (0, 1): everything is sampled.
     """
-    if not is_exact(spec):
+    if not is_exact(spec, kind.homogeneous):
         return jnp.zeros(()), jnp.ones(())
     at_zero, per_feature = one_feature_losses(params, hyper.importance, kind, spec)
     if spec.inputs != "bernoulli":
@@ -230,7 +236,7 @@ def sample_eval_inputs(noise: data.Noise, hyper: Hyper, tail: jax.Array, spec: D
     `tail` is `strata(hyper.feature_probability).tail`, computed once per run.
     """
     p = hyper.feature_probability
-    if not is_exact(spec):
+    if not is_exact(spec, kind.homogeneous):
         return data.sample_inputs(noise, p, spec, kind.signed_inputs)
     on, unit = sample_many(noise.values, p, tail)
     x = jnp.where(on, data.magnitude(unit, spec, kind.signed_inputs), 0.0)
@@ -284,7 +290,7 @@ def population_loss(params: Params, hyper: Hyper, spec: Spec, kind: ModelKind,
     """
 
     exact, many = exact_strata(params, hyper, kind, spec.data)
-    if not needs_samples(spec.data):
+    if not needs_samples(spec.data, kind.homogeneous):
         return exact, jnp.zeros_like(exact)
     tail = strata(hyper.feature_probability).tail
 

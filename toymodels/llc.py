@@ -49,7 +49,7 @@ from toymodels.grid import Grid, expand
 from toymodels.groups import SNAPSHOT, combine, split
 from toymodels.hyper import Hyper
 from toymodels.lock import held
-from toymodels.models import get_model
+from toymodels.models import get_model, model_of
 from toymodels.spec import Spec
 
 LLC_STREAM = 2**32 - 4  # fold_in tag of a seed's key for its LLC chains
@@ -173,7 +173,7 @@ def run_loss(spec: Spec, run: Hyper, examples: jax.Array | None):
       run: the run's Hyper (its importance; its feature probabilities for "online").
       examples: [F, N] the run's training set ("dataset"), else None.
     """
-    kind, mode = get_model(spec.model.kind), spec.llc.loss
+    kind, mode = model_of(spec.model), spec.llc.loss
     full = lambda params: _with_bias(params, spec)
     mean = lambda params, x: jnp.mean(evaluation.example_losses(full(params), x, run.importance, kind))
     if mode == "exact":
@@ -215,7 +215,7 @@ def make_llc_block(spec: Spec, root_seed: int):
     Returns {name: [R, ...]}: `llc_points`, `llc_se_points`, `llc_trusted_points` [R, P];
     `llc_trace` [R, chains, draws] and the diagnostics [R] of the final parameters.
     """
-    kind, llc = get_model(spec.model.kind), spec.llc
+    kind, llc = model_of(spec.model), spec.llc
     V = llc_group_size(spec)
 
     def one_run(hyper: LLCHyper, key: jax.Array, dataset_key: jax.Array) -> dict:
@@ -308,7 +308,7 @@ def check(settings: LLCSettings, spec: Spec, where: str) -> None:
                        'use --loss online or exact')
         if llc.batch_size > spec.data.dataset_size:
             raise fail(f"--batch-size must be at most data.dataset_size = {spec.data.dataset_size}")
-    if llc.loss == "exact" and evaluation.needs_samples(spec.data):
+    if llc.loss == "exact" and evaluation.needs_samples(spec.data, model_of(spec.model).homogeneous):
         raise fail('--loss exact needs inputs with an exact population loss '
                    '(data.inputs = "exactly_one" or "one_hot"); use --loss online or dataset')
     if llc.loss == "exact" and llc.batch_size:
@@ -350,7 +350,7 @@ def llc_grid(ds: xr.Dataset, grid: Grid, spec: Spec, settings: LLCSettings, nbet
       ds: the sweep's results (dims: its axes, then the parameters' own).
       grid: `toymodels.grid.expand` of its config (the same runs in the same order).
     """
-    kind = get_model(spec.model.kind)
+    kind = model_of(spec.model)
     flat = lambda da: np.asarray(da.transpose(*grid.names, ...).values, np.float32).reshape(
         grid.n_runs, *da.shape[len(grid.names):])
     params = {}
@@ -455,7 +455,7 @@ def _default_loss(settings: LLCSettings, spec: Spec) -> LLCSettings:
     """`settings` with the default loss (the run's own data, else the exact loss, else
     fresh samples) and, for fresh samples, the training batch size filled in."""
     if settings.spec.loss is None:
-        exact = not evaluation.needs_samples(spec.data)
+        exact = not evaluation.needs_samples(spec.data, model_of(spec.model).homogeneous)
         loss = "dataset" if spec.data.dataset_size else "exact" if exact else "online"
         settings = dataclasses.replace(settings, spec=dataclasses.replace(settings.spec, loss=loss))
     if settings.spec.loss == "online" and not settings.spec.batch_size:

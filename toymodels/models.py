@@ -10,6 +10,7 @@ twice as fast on CPU as a per-example function vmapped over the batch (benchmark
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable
 
 import jax
@@ -44,6 +45,9 @@ class ModelKind:
       signed_inputs: active features are Uniform[-1, 1) instead of [0, 1).
       target: the output the model is trained to give for input x (default x itself);
         linear in x on each side of 0.
+      homogeneous: the pre-activations are affine in t along each input direction t·x
+        (True for every registered kind; False once a norm is applied to h, see
+        `with_norm`: `toymodels.evaluation` then samples what it would integrate).
     """
 
     init: Callable[[jax.Array, ModelSpec], Params]
@@ -54,6 +58,7 @@ class ModelKind:
     readout: Callable[[jax.Array], jax.Array] = jax.nn.relu
     signed_inputs: bool = False
     target: Callable[[jax.Array], jax.Array] = lambda x: x
+    homogeneous: bool = True
 
     def forward(self, params: Params, x: jax.Array, keep: jax.Array):
         """(x_hat [F, B], h [H, B]) = (readout(z), h) for inputs x: [F, B]."""
@@ -129,23 +134,28 @@ def _decode(W_out: jax.Array, h: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.dot(W_out, h, precision=HIGHEST) + b[:, None]
 
 
-def logits_tied(params: Params, x: jax.Array, keep: jax.Array):
-    """z = Wᵀ W x + b (the linear model's output; ReLU(z) for the ReLU-output model)."""
+def _identity(h: jax.Array) -> jax.Array:
+    return h
+
+
+def logits_tied(params: Params, x: jax.Array, keep: jax.Array, norm=_identity):
+    """z = Wᵀ norm(W x) + b (the linear model's output; ReLU(z) for the ReLU-output
+    model); `norm` of the hidden vectors [H, B] is the identity unless `with_norm`."""
     h = jnp.dot(params["W"], x, precision=HIGHEST) * keep
-    return _decode(params["W"].T, h, params["b"]), h
+    return _decode(params["W"].T, norm(h), params["b"]), h
 
 
-def logits_relu_hidden(params: Params, x: jax.Array, keep: jax.Array):
-    """h = ReLU(W x), z = Wᵀ h + b (the privileged-basis model; x' = ReLU(z))."""
+def logits_relu_hidden(params: Params, x: jax.Array, keep: jax.Array, norm=_identity):
+    """h = ReLU(W x), z = Wᵀ norm(h) + b (the privileged-basis model; x' = ReLU(z))."""
     h = jax.nn.relu(jnp.dot(params["W"], x, precision=HIGHEST)) * keep
-    return _decode(params["W"].T, h, params["b"]), h
+    return _decode(params["W"].T, norm(h), params["b"]), h
 
 
-def logits_abs(params: Params, x: jax.Array, keep: jax.Array):
-    """h = ReLU(W1 x), z = W2 h + b, untied (computation in superposition: y' = ReLU(z),
-    target |x|)."""
+def logits_abs(params: Params, x: jax.Array, keep: jax.Array, norm=_identity):
+    """h = ReLU(W1 x), z = W2 norm(h) + b, untied (computation in superposition:
+    y' = ReLU(z), target |x|)."""
     h = jax.nn.relu(jnp.dot(params["W1"], x, precision=HIGHEST)) * keep
-    return _decode(params["W2"], h, params["b"]), h
+    return _decode(params["W2"], norm(h), params["b"]), h
 
 
 TIED_DIMS = {"W": ("hidden", "feature"), "b": ("feature",)}
@@ -175,3 +185,56 @@ def get_model(kind: str) -> ModelKind:
     if kind not in MODELS:
         raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(MODELS)}")
     return MODELS[kind]
+
+
+# ---- normalisation of the hidden vector before the readout ([model] norm, norm_eps)
+
+
+def rms_norm(h: jax.Array, eps: float) -> jax.Array:
+    """h / sqrt(mean_k h_k² + eps) of each hidden vector (column) of h: [H, B]; no affine
+    part. h = 0 maps to 0."""
+    return h * jax.lax.rsqrt(jnp.mean(h * h, axis=0, keepdims=True) + eps)
+
+
+def layer_norm(h: jax.Array, eps: float) -> jax.Array:
+    """(h − mean_k h_k) / sqrt(var_k h + eps) of each column of h: [H, B] (biased
+    variance, as `torch.nn.LayerNorm` without its affine part): `rms_norm` of the
+    mean-removed h."""
+    return rms_norm(h - jnp.mean(h, axis=0, keepdims=True), eps)
+
+
+NORMS: dict[str, Callable[[jax.Array, float], jax.Array] | None] = {
+    "none": None, "rms": rms_norm, "layer": layer_norm,
+}
+NORM_EPS = 1e-5  # default [model] norm_eps (torch.nn.LayerNorm's default eps)
+
+
+def with_norm(kind: ModelKind, norm: str, eps: float = NORM_EPS,
+              scale: float | jax.Array = 1.0) -> ModelKind:
+    """`kind` with `NORMS[norm]` applied to the hidden vectors before the readout, times
+    `scale`: z = W_out (scale · norm(h)) + b ("none" and scale 1: `kind` itself; `scale`
+    is for `toymodels.analysis.norms`, which rescales what the readout reads). The
+    returned h (for the L1 penalty) is the hidden vector before the norm. A norm makes
+    the pre-activations non-affine along an input direction (`ModelKind.homogeneous`
+    False); a scale alone keeps them affine.
+
+    Example:
+      >>> kind = with_norm(get_model("relu_output"), "rms", 0.0)
+      >>> p = {"W": jnp.array([[1.0, 0.0], [0.0, 1.0]]), "b": jnp.zeros(2)}
+      >>> z, _ = kind.logits(p, jnp.array([[3.0], [4.0]]), jnp.ones(()))
+      >>> [round(float(v), 4) for v in z[:, 0] ** 2]  # h / rms(h): mean of squares 1
+      [0.72, 1.28]
+    """
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
+    fn = NORMS[norm]
+    if fn is None and isinstance(scale, float) and scale == 1.0:
+        return kind
+    normed = (lambda h: scale * h) if fn is None else (lambda h: scale * fn(h, eps))
+    return dataclasses.replace(kind, logits=functools.partial(kind.logits, norm=normed),
+                               homogeneous=kind.homogeneous and fn is None)
+
+
+def model_of(spec: ModelSpec) -> ModelKind:
+    """The model kind of a spec with its norm (`with_norm(get_model(kind), norm, eps)`)."""
+    return with_norm(get_model(spec.kind), spec.norm, spec.norm_eps)

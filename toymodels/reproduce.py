@@ -284,6 +284,31 @@ EXPERIMENTS: dict[str, Experiment] = {
          "sweep.seed=[0, 1]"),
         (PlotSpec("kgon_trajectories.png", "kgon_trajectories"),), llc=_KGON_LLC,
     ),
+    "norms_5_2": Experiment(  # issue 14, part 1: a norm on h before the readout
+        "norms_5_2.toml",
+        ("train.steps=1500", "sweep.feature_probability=[1.0, 0.1, 0.03]",
+         "sweep.importance_decay=[1.0]", "sweep.seed=[0]"),
+        (PlotSpec("norms_5_2.png", "norms"),),
+    ),
+    "norms_20_5": Experiment(
+        "norms_20_5.toml",
+        ("train.steps=1000", "sweep.sparsity=[0.0, 0.99]", "sweep.importance_decay=[0.7]",
+         "sweep.seed=[0]"),
+        (PlotSpec("norms_20_5.png", "norms"),),
+    ),
+    "optimizers_basic": Experiment(  # issue 14, part 2: is the geometry Adam's doing?
+        "optimizers_basic.toml",
+        ("train.steps=1000", "sweep.learning_rate=[1e-2, 1e-1]", "sweep.sparsity=[0.0, 0.99]",
+         "sweep.seed=[0]"),
+        (PlotSpec("optimizers_basis.png", "optimizer_phase", {"panel": "basis"}),),
+    ),
+    "optimizers_phase_2_1": Experiment(
+        "optimizers_phase_2_1.toml",
+        ("train.steps=1000", "sweep.learning_rate=[3e-2, 1.0]",
+         "sweep.relative_importance={ geomspace = [0.1, 10.0, 3] }",
+         "sweep.feature_probability={ geomspace = [0.01, 1.0, 3] }", "sweep.seed=[0]"),
+        (PlotSpec("optimizers_phase_2_1.png", "optimizer_phase", {"panel": "phase"}),),
+    ),
 }
 """Name -> experiment, in the order ``reproduce`` runs them."""
 
@@ -292,6 +317,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "sae": ("sae_sources", "sae_width", "sae_width_topk", "sae_width_synthetic", "sae_kinds",
             "sae_kinds_k", "sae_gap"),
     "slt": ("llc_phase_2_1", "llc_phase_3_2", "kgon_trajectories"),
+    "norms": ("norms_5_2", "norms_20_5"),
+    "optimizers": ("optimizers_basic", "optimizers_phase_2_1"),
 }
 """A name that selects several experiments (``--only double_descent`` runs the curve, the
 T x m grid and the weight-decay comparison)."""

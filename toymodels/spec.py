@@ -23,12 +23,17 @@ class ModelSpec:
       n_hidden: H, the bottleneck width.
       bias: whether the output bias `b` trains; False keeps `b` in the parameters but at
         exactly zero after every update (so datasets and analysis still see a `b`).
+      norm: "none", "rms" or "layer": a normalisation of the hidden vector before the
+        readout, z = W_out norm(h) + b, without affine part (`toymodels.models.NORMS`).
+      norm_eps: the ε of the norm, inside the root: h / sqrt(mean h² + ε).
     """
 
     kind: str = "relu_output"
     n_features: int = 20
     n_hidden: int = 5
     bias: bool = True
+    norm: str = "none"
+    norm_eps: float = 1e-5
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ from flax import struct
 
 from toymodels import data, evaluation
 from toymodels.hyper import Hyper
-from toymodels.models import KGON_KINDS, Params, get_model, kgon_params, perturb
+from toymodels.models import KGON_KINDS, Params, kgon_params, model_of, perturb
 from toymodels.spec import EVAL_BATCH, ModelSpec, Spec, TrainSpec
 
 INIT, DATA, EVAL, DATASET = 0, 1, 2, 3  # fold_in tags: a seed key's independent streams
@@ -263,7 +263,7 @@ def make_train(spec: Spec):
     Returns:
       RunOutput with leading axis R.
     """
-    kind = get_model(spec.model.kind)
+    kind = model_of(spec.model)
     T, K, V = spec.train.n_logs, spec.train.log_every, group_size(spec)
     n_examples, B = spec.data.dataset_size, spec.train.batch_size
     finite, shuffled = n_examples > 0, 0 < n_examples != B  # a full batch keeps its order
@@ -369,7 +369,7 @@ def make_train(spec: Spec):
         Where nothing is sampled (`evaluation.needs_samples`) the loss is the exact part
         and its standard error 0.
         """
-        if not evaluation.needs_samples(spec.data):
+        if not evaluation.needs_samples(spec.data, kind.homogeneous):
             exact = jax.lax.map(jax.vmap(lambda args: exact_one(*args)), (params, hyper))
             return exact[..., 0], jnp.zeros_like(exact[..., 0])
 

@@ -24,9 +24,19 @@ import numpy as np
 import xarray as xr
 
 from toymodels import groups
-from toymodels.analysis import adversarial, data_points, dynamics, geometry, metrics, neurons
+from toymodels import evaluation
+from toymodels.analysis import (
+    adversarial,
+    basis,
+    data_points,
+    dynamics,
+    geometry,
+    metrics,
+    neurons,
+)
+from toymodels.analysis import norms as norm_reliance
 from toymodels.config import SweepConfig
-from toymodels.spec import DataSpec, Spec
+from toymodels.spec import DataSpec, ModelSpec, Spec
 
 CHUNK_ELEMENTS = 2**20  # runs per chunk * F * F: keeps [chunk, F, F] arrays in cache
 ATTACK_CHUNK_ELEMENTS = 2**24  # runs per chunk * F * F * B of the attack (64 MiB)
@@ -55,6 +65,45 @@ VARIABLES = (  # (name, dims after the run axes, attrs["description"])
         (),
         "last feature: unrepresented (norm <= 0.5), dedicated (interference with "
         "represented features <= 0.1) or superposition",
+    ),
+)
+BASIS_VARIABLES = (  # every model (toymodels.analysis.basis)
+    (
+        "basis_kurtosis",
+        (),
+        "mean over represented features of the centred kurtosis of W_i over the hidden "
+        "axis, m sum_k (W_ki - mean)^4 / (sum_k (W_ki - mean)^2)^2; NaN for m = 1",
+    ),
+    (
+        "basis_kurtosis_null",
+        (),
+        "its mean under a random rotation of the hidden space: 3(m - 1)/(m + 1)",
+    ),
+    (
+        "basis_kurtosis_p",
+        (),
+        "fraction of 256 random rotations O of the hidden space (fixed key) with "
+        "basis_kurtosis(O W) >= basis_kurtosis(W)",
+    ),
+)
+RELIANCE_VARIABLES = (  # relu_output and relu_hidden, with b and density
+    (
+        "norm_flip_rate",
+        ("rescale",),
+        "fraction of the F^2 output states [z_j(e_i) > 0] on the one-hot inputs that "
+        "flip when the readout's input norm(h) is multiplied by `rescale`",
+    ),
+    (
+        "rescaled_loss",
+        ("rescale",),
+        "population loss with the readout's input norm(h) multiplied by `rescale` "
+        "(as final_loss, with 16,384 samples)",
+    ),
+    (
+        "n_decoded",
+        (),
+        "features whose output on e_i exceeds its output on 0 and on every other e_j "
+        "by more than 0.1",
     ),
 )
 NEURON_VARIABLES = (  # every model; meaningful for relu_hidden and abs_computation
@@ -149,6 +198,7 @@ def summarise_one(W: jax.Array, W2: jax.Array | None = None) -> dict:
         "features_per_neuron": neurons.features_per_neuron(rows),
         "n_monosemantic": neurons.n_monosemantic(rows),
         "n_polysemantic": neurons.n_polysemantic(W),
+        **basis.basis_one(W),
     }
     if W2 is not None:
         count = lambda flags: jax.numpy.sum(flags, dtype=jax.numpy.int32)  # noqa: E731
@@ -174,6 +224,31 @@ def attack_one(W, b, density, importance, noise, relu: bool, spec: DataSpec) -> 
 def _attack_runs(relu: bool, spec: DataSpec) -> Callable:
     one = functools.partial(attack_one, relu=relu, spec=spec)
     return per_run(one, in_axes=(0, 0, 0, 0, None))
+
+
+@functools.lru_cache(maxsize=None)
+def _reliance_runs(spec: Spec) -> Callable:
+    one = functools.partial(norm_reliance.reliance_one, spec=spec)
+    return per_run(one, in_axes=(0, 0, 0, 0, None))
+
+
+def _reliance_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray,
+                        config: SweepConfig | None) -> dict:
+    """`norm_flip_rate` and `rescaled_loss` [R, C] and `n_decoded` [R] of a relu_output
+    or relu_hidden dataset with b and density (`toymodels.analysis.norms`); the norm and
+    data law from `config` (default: no norm, independent uniform features)."""
+    kind = ds.attrs.get("model_kind", "relu_output")
+    if kind not in norm_reliance.RELIANCE_KINDS or "b" not in ds or "density" not in ds:
+        return {}
+    H, F = flat_W.shape[-2:]
+    spec = config.spec if config is not None else Spec(ModelSpec(kind, F, H))
+    density = _per_run(ds["density"], W, ("feature",))
+    importance = (_per_run(ds["importance"], W, ("feature",)) if "importance" in ds
+                  else np.ones_like(density))
+    arrays = (flat_W, _per_run(ds["b"], W, ("feature",)), density, importance)
+    key = evaluation.eval_key(config.seed if config is not None else 0)
+    run_elements = F * norm_reliance.RESCALE_SAMPLES // 4
+    return _in_chunks(_reliance_runs(spec), arrays, run_elements, (key,))
 
 
 def snapshots_one(W_snapshots: jax.Array) -> dict:
@@ -368,7 +443,11 @@ def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
     run_elements = F * F * (H if untied else 1)
     flat = _in_chunks(summarise_runs, (flat_W, W2), run_elements)
     flat = _variables(flat, flat_W)
-    table = [*VARIABLES, *NEURON_VARIABLES, *(ABS_VARIABLES if untied else ())]
+    table = [*VARIABLES, *BASIS_VARIABLES, *NEURON_VARIABLES,
+             *(ABS_VARIABLES if untied else ())]
+    reliance = _reliance_variables(ds, W, flat_W, config)
+    flat.update(reliance)
+    table += RELIANCE_VARIABLES if reliance else []
     attack = _attack_variables(ds, W, flat_W, config) if adversarial else {}
     if attack:
         flat.update(attack)
@@ -390,6 +469,8 @@ def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
         for name, dims, description in table
     }
     coords = {"polytope_kind": list(geometry.POLYTOPE_KINDS)}
+    if reliance:
+        coords["rescale"] = list(norm_reliance.RESCALES)
     if "data_dimensionality" in new:
         coords["example"] = np.arange(new["data_dimensionality"].sizes["example"])
     return ds.assign(new).assign_coords(coords)

@@ -48,6 +48,7 @@ from matplotlib.figure import Figure
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import incidental as _incidental
 from toymodels.plotting import mechanisms as _mechanisms
+from toymodels.plotting import norms as _norms
 from toymodels.plotting import memorisation as _memorisation
 from toymodels.plotting import phase_diagrams as _phase_diagrams
 from toymodels.plotting import representations as _representations
@@ -127,6 +128,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_slt.FIGURES,  # kgon_trajectories (runs), llc_phase (x, y, theory, vmax)
     **_dropout.FIGURES,  # dropout_phase (x, y, max_columns), dropout_law
     **_incidental.FIGURES,  # incidental
+    **_norms.FIGURES,  # norms (importance), optimizer_phase (panel)
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 

@@ -20,7 +20,7 @@ from matplotlib import colormaps
 from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 
-NON_SWEEP_DIMS = ("hidden", "feature", "step", "polytope_kind", "snapshot")
+NON_SWEEP_DIMS = ("hidden", "feature", "step", "polytope_kind", "snapshot", "rescale")
 DENSITY_AXES = ("feature_probability", "sparsity")
 PHASE_COLORS = {
     "unrepresented": "#d0d0d0",
