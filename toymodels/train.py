@@ -209,7 +209,7 @@ def normal_init(key: jax.Array, spec: Spec) -> Params:
     """Every weight matrix entry N(0, 1/H) (std 1/√n_hidden, the init of Lecomte et al.
     2023), every bias 0; one draw per weight matrix, in name order, from `split(key)`.
     The key is consumed."""
-    kind = get_model(spec.model.kind)
+    kind = model_of(spec.model)
     shapes = jax.eval_shape(lambda k: kind.init(k, spec.model), key)  # shapes only
     names = sorted(kind.weights)
     keys = dict(zip(names, jax.random.split(key, len(names))))
