@@ -1,8 +1,8 @@
 """`toymodels reproduce`: every quick sweep end to end, and the quick 2 -> 1 phase diagram.
 
 The module trains each quick sweep once: the `phase_2_1` fixture through the command line
-(`--only phase_2_1`), then `quick_all` runs the whole quick reproduce into the same runs
-folder (phase_2_1 is found complete and only re-drawn; the others train). The whole quick
+(`--only phase_2_1`), then `quick_all` runs the quick reproduce of every experiment but the
+open-question and LLC ones (tests/test_reproduce_questions.py) into the same runs folder (phase_2_1 is found complete and only re-drawn; the others train). The whole quick
 reproduce takes about 90 s on 2 cores, so its two tests are `slow` (`python -m pytest -m
 slow`; CI runs them); the quick phase_2_1 (about 5 s) stays in the default suite.
 """
@@ -21,6 +21,11 @@ from toymodels.reproduce import EXPERIMENTS, reproduce
 from toymodels.theory import boundary_2_1
 
 from helpers import config
+from test_reproduce_questions import QUESTIONS
+
+EARLIER = [name for name in EXPERIMENTS if name not in QUESTIONS]
+"""The experiments this module's quick reproduce runs (tests/test_reproduce_questions.py
+runs the others, so that two test workers share the work)."""
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +51,7 @@ def quick_all(phase_2_1, tmp_path_factory):
     """(runs folder, written paths) of the whole quick reproduce."""
     runs, _ = phase_2_1
     plots = tmp_path_factory.mktemp("plots")
-    return runs, reproduce(quick=True, runs_dir=runs, plots_dir=plots, quiet=True)
+    return runs, reproduce(EARLIER, quick=True, runs_dir=runs, plots_dir=plots, quiet=True)
 
 
 def test_cli_quick_only_phase_2_1_writes_its_png(phase_2_1):
@@ -78,7 +83,7 @@ def test_quick_phase_2_1_superposition_only_at_low_density(phase_2_1):
 def test_quick_reproduce_writes_every_figure(quick_all):
     _, written = quick_all
     assert [p.name for p in written] == [
-        spec.file for experiment in EXPERIMENTS.values() for spec in experiment.plots
+        spec.file for name in EARLIER for spec in EXPERIMENTS[name].plots
     ]
     assert all(p.parent.name == "quick" and is_png(p) for p in written)
 
