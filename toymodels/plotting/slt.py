@@ -129,7 +129,7 @@ def llc_panel(ax, ds: xr.Dataset, axes: list[str], picked: np.ndarray, labels: d
     if shown.size:
         pad = 0.1 * max(float(np.ptp(shown)), 1.0)
         ax.set_ylim(min(0.0, shown.min() - pad), shown.max() + pad)
-    settings = ds[LLC].attrs if "nbeta_used" in ds[LLC].attrs else ds.get("llc", ds[LLC]).attrs
+    settings = ds["llc"].attrs if "llc" in ds else {}  # the pass's settings live on `llc`
     nbeta = settings.get("nbeta_used")
     detail = (f" ({settings.get('loss', '?')} loss, nβ = {float(nbeta):.3g}, "
               f"γ = {settings.get('gamma', '?')}; hollow: not trusted)" if nbeta is not None
