@@ -1,6 +1,6 @@
 """Baseline: the local learning coefficient (LLC) of toy models with devinterp's estimator.
 
-The problem, shared with llc_throughput.py (which times `toymodels.slt.llc` on it):
+The problem, shared with llc_throughput.py (which times `toymodels.sgld.llc` on it):
 
     model   relu_output 6 -> 2: x_hat = ReLU(W^T W x + b), W [2, 6], b [6]
     data    ONE finite dataset of n = 1000 exactly-one-active inputs, x = mu e_i with
@@ -38,7 +38,7 @@ twice per chain, about 0.25 s each here: the process holds some 400,000 Python o
 once transformers is imported), and with `--marginal-draws` the marginal cost of a draw
 (model 0 again with more draws). devinterp's own lambda-hat (`llc_mean`) averages the
 loss over every step, burn-in included; `llc_post_burnin` uses the draws after burn-in
-only, as `toymodels.slt.llc` does, and is the one to compare with ours.
+only, as `toymodels.sgld.llc` does, and is the one to compare with ours.
 
 Usage (from the benchmark venv, which has torch, devinterp, jax and the project;
 llc_throughput.py runs it in a fresh process with `--problem`):
@@ -72,12 +72,12 @@ N_DATA = 1000
 DATA_SEED, MODEL_SEED = 0, 1
 SIGMA = 1e-3          # perturbation of the R models around the 5-gon
 UNUSED_BIAS = -0.1    # bias of the unused 6th feature (a smooth critical point)
-# SGLD settings, the same on both sides (names of toymodels.slt.llc).
+# SGLD settings, the same on both sides (names of toymodels.sgld.llc).
 SETTINGS = {"chains": 4, "draws": 200, "burn_in": 100, "epsilon": 1e-4, "gamma": 100.0}
 
 
 def nbeta(n: int = N_DATA) -> float:
-    """n / ln n (devinterp's and toymodels.slt's default inverse temperature)."""
+    """n / ln n (devinterp's and toymodels.sgld's default inverse temperature)."""
     return n / math.log(n)
 
 

@@ -29,6 +29,7 @@ jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
 
 import toymodels as tm  # noqa: E402
 from toymodels.sweep import make_chunk_runner, round_chunk  # noqa: E402
+from toymodels.trainers.toy import TRAINER  # noqa: E402
 
 GRID = Path(__file__).resolve().parent.parent / "sweeps" / "double_descent_grid.toml"
 
@@ -36,9 +37,9 @@ GRID = Path(__file__).resolve().parent.parent / "sweeps" / "double_descent_grid.
 def timed(group: tm.SweepConfig, repeats: int) -> float:
     """Median seconds of one call that trains every run of `group` (compile excluded)."""
     grid, devices = tm.expand(group), jax.devices()
-    chunk = round_chunk(grid.n_runs, group.spec, len(devices))
+    chunk = round_chunk(grid.n_runs, TRAINER, group.spec, len(devices))
     n_slots = min(len(set(grid.seed.tolist())), chunk // len(devices))
-    run = make_chunk_runner(group.spec, group.seed, chunk, n_slots, devices)
+    run = make_chunk_runner(TRAINER, group.spec, group.seed, chunk, n_slots, devices)
     run(grid, 0, grid.n_runs)  # compile and first call
     times = []
     for _ in range(repeats):

@@ -6,7 +6,7 @@ and 8.5 at the 5+-gon and the 6-gon; their SGLD estimates at n = 5000 (Table K.1
 quoted in /work/shared/REFERENCE.md section 4 through a reproduction, not read from the
 paper itself) are 7.705, 9.906 and 9.027, i.e. 6-17% above theory.
 
-Here ``toymodels.slt.llc`` at nbeta = n / ln n (n = 5000) on
+Here ``toymodels.sgld.llc`` at nbeta = n / ln n (n = 5000) on
 (a) the exact population loss ``theory.exactly_one_loss_jnp`` (deterministic) and
 (b) the full-batch loss of one finite dataset of n exactly-one samples x = mu e_i
     (a fresh dataset per seed; w* is the population critical point, so it is not a
@@ -38,7 +38,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from toymodels import theory
-from toymodels.slt import MAX_BELOW_INIT, default_nbeta, llc
+from toymodels.sgld import MAX_BELOW_INIT, default_nbeta, llc
 
 N = 5000
 C = 6

@@ -1,4 +1,4 @@
-"""LLC throughput: `toymodels.slt.llc` on R toy models at once against devinterp's estimator.
+"""LLC throughput: `toymodels.sgld.llc` on R toy models at once against devinterp's estimator.
 
 SGLD draws per second (one draw = one SGLD step of one chain, burn-in included) of the
 local learning coefficient estimator, on the problem of baseline_devinterp_llc.py: R =
@@ -7,7 +7,7 @@ x (100 burn-in + 200 draws), epsilon 1e-4, gamma 100, nbeta = n / ln n, ONE shar
 dataset of n = 1000 exactly-one-active inputs, full-batch MSE loss (summed over
 features, mean over the dataset).
 
-Our side (`jax_llc_rate`): `toymodels.slt.llc` (one jitted program; its vmap over the 4
+Our side (`jax_llc_rate`): `toymodels.sgld.llc` (one jitted program; its vmap over the 4
 chains) mapped over the R models by `jax.lax.map(..., batch_size=chunk)` inside one
 `jax.jit`: a vmap over `chunk` models at a time (default 50, which keeps a step's
 [chunk x 4, 1000, 6] arrays in cache; a plain vmap over all 1,000 ran about half as
@@ -88,7 +88,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import toymodels as tm  # noqa: E402
-from toymodels.slt import llc  # noqa: E402
+from toymodels.sgld import llc  # noqa: E402
 from baseline_devinterp_llc import (  # noqa: E402
     N_DATA, SETTINGS, SIGMA, draws_per_model, make_dataset, make_w_stars, nbeta,
 )
@@ -165,7 +165,7 @@ def jax_llc_rate(runner, W: np.ndarray, b: np.ndarray, *, seed: int = 0,
         "llc_first_mean": float(lam[:first_models].mean()) if first_models else None,
         "acceptance_mean": float(np.mean(res.acceptance)),
         "trusted_fraction": float(np.mean(res.trusted)),
-        "estimator": "toymodels.slt.llc under jax.lax.map(batch_size=chunk) in one jax.jit",
+        "estimator": "toymodels.sgld.llc under jax.lax.map(batch_size=chunk) in one jax.jit",
     }
 
 

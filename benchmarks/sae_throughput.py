@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 import toymodels as tm  # noqa: E402
-from toymodels.dictionary.results import expand_sae  # noqa: E402
+from toymodels.trainers.sae import TRAINER, expand_sae  # noqa: E402
 from toymodels.dictionary.sae import relu_loss  # noqa: E402
 from toymodels.sweep import make_chunk_runner, round_chunk  # noqa: E402
 from baseline_torch_sae import CASES, DECODER_NORM, L1_COEFF, LR, matmul_flops  # noqa: E402
@@ -82,8 +82,8 @@ def _runner(R, N, d, batch, steps, F, p, l1_coeff, seed, seeds):
     chunk, split over one JAX device per core), and the grid it runs."""
     config = sae_config(R, N, d, batch, steps, F, p, l1_coeff, seed, seeds)
     grid, devices = expand_sae(config), jax.devices()
-    chunk = round_chunk(grid.n_runs, config.spec, len(devices))
-    return make_chunk_runner(config.spec, seed, chunk, seeds, devices), grid, len(devices)
+    chunk = round_chunk(grid.n_runs, TRAINER, config.spec, len(devices))
+    return make_chunk_runner(TRAINER, config.spec, seed, chunk, seeds, devices), grid, len(devices)
 
 
 def jax_sae_rate(R, N, d, batch, steps, F=None, p=0.05, *, l1_coeff=L1_COEFF,

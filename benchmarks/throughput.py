@@ -43,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import toymodels as tm  # noqa: E402
 from toymodels.sweep import make_chunk_runner, round_chunk  # noqa: E402
-from toymodels.train import group_size  # noqa: E402
+from toymodels.trainers.toy import TRAINER  # noqa: E402
+from toymodels.train import block_size  # noqa: E402
 
 CONFIGS = {  # name: (F, H, B, R, default steps)
     "20x5": (20, 5, 1024, 1000, 300),
@@ -70,8 +71,8 @@ def measure(name: str, steps: int | None, seeds: int, repeats: int) -> dict:
     steps = steps or default_steps
     config = sweep_config(F, H, B, R, steps, seeds)
     grid, devices = tm.expand(config), jax.devices()
-    chunk = round_chunk(grid.n_runs, config.spec, len(devices))
-    run = make_chunk_runner(config.spec, 0, chunk, seeds, devices)
+    chunk = round_chunk(grid.n_runs, TRAINER, config.spec, len(devices))
+    run = make_chunk_runner(TRAINER, config.spec, 0, chunk, seeds, devices)
     start = time.perf_counter()
     run(grid, 0, grid.n_runs)  # compile + first call
     first = time.perf_counter() - start
@@ -85,7 +86,7 @@ def measure(name: str, steps: int | None, seeds: int, repeats: int) -> dict:
     model_steps = grid.n_runs * steps / seconds
     return {
         "config": name, "n_features": F, "n_hidden": H, "batch": B, "runs": grid.n_runs,
-        "seeds": seeds, "steps": steps, "group_size": group_size(config.spec),
+        "seeds": seeds, "steps": steps, "block_size": block_size(config.spec),
         "chunk": chunk, "seconds_median": seconds, "seconds_all": times,
         "first_call_seconds": first, "cores_busy": statistics.median(busy),
         "model_steps_per_s": model_steps,
@@ -141,7 +142,7 @@ def main() -> None:
 
 def _line(r: dict) -> str:
     out = (f"F={r['n_features']:<4} H={r['n_hidden']:<3} B={r['batch']} R={r['runs']:<6} "
-           f"steps={r['steps']:<4} V={r['group_size']:<3} | {r['model_steps_per_s']:>9,.0f} model-steps/s "
+           f"steps={r['steps']:<4} V={r['block_size']:<3} | {r['model_steps_per_s']:>9,.0f} model-steps/s "
            f"| {r['samples_per_s']:.3g} samples/s | {r['gflops']:6.1f} GFLOP/s")
     if "share_of_ceiling" in r:
         out += f" ({100 * r['share_of_ceiling']:.0f}% of the all-core ceiling)"

@@ -150,7 +150,7 @@ def test_chunk_size_changes_nothing_with_a_finite_dataset(tmp_path, finite_sweep
     batch: chunks of 1 (rounded to one group) and of all runs give the same bits."""
     cfg = tm.parse_config({**FINITE, "train": {**FINITE["train"], "batch_size": batch},
                            "data": {**FINITE["data"], "dataset_size": 1024 if batch == "full" else 2048}})
-    assert cfg.spec.train.batch_size == 1024 and train.group_size(cfg.spec) == 16
+    assert cfg.spec.train.batch_size == 1024 and train.block_size(cfg.spec) == 16
     names = ("W", "b", "loss", "final_loss", "final_loss_se", "train_loss")
     one = tm.load(tm.run_sweep(cfg, tmp_path / "one", chunk_size=1, quiet=True))
     if batch == "full":
@@ -173,7 +173,7 @@ def test_a_second_group_changes_nothing_for_the_other_laws(law):
                 TrainSpec(steps=20, batch_size=32 if finite else F, log_every=10,
                           eval_samples=8192),
                 DataSpec(inputs=law, unit_norm=finite, dataset_size=64 if finite else 0))
-    V, fn = train.group_size(spec), jax.jit(train.make_train(spec))
+    V, fn = train.block_size(spec), jax.jit(train.make_train(spec))
 
     def run(R):
         hyper = jax.tree.map(lambda a: np.stack([a] * R), tm.make_hyper(
@@ -297,7 +297,7 @@ def test_small_datasets_are_memorised_as_a_regular_polygon_of_points():
     spec = Spec(ModelSpec("relu_output", F, 2),
                 TrainSpec(steps=1000, batch_size=T, log_every=500, eval_samples=8192),
                 DataSpec(unit_norm=True, dataset_size=T))
-    V = train.group_size(spec)
+    V = train.block_size(spec)
     hyper = jax.tree.map(lambda a: np.stack([a] * V), tm.make_hyper(
         F, feature_probability=0.01, learning_rate=0.02, weight_decay=0.1))
     keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(0), jnp.arange(V))

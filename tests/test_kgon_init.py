@@ -16,7 +16,7 @@ from toymodels import theory
 from toymodels.errors import UserError
 from toymodels.models import kgon_params
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
-from toymodels.train import group_size, make_train, make_train_one
+from toymodels.train import block_size, make_train, make_train_one
 
 EXACTLY_ONE = DataSpec(inputs="exactly_one")
 TABLE = {2: 0.2222, 3: 0.1667, 4: 0.1111, 5: 0.0687, 6: 0.0482}  # c = 6 (REFERENCE E)
@@ -39,9 +39,9 @@ def sgd(lr):
 
 
 def starts(spec, n_seeds):
-    """The step-0 snapshots {"W": [R, H, F], "b": [R, F]} of R = group_size runs, run r
+    """The step-0 snapshots {"W": [R, H, F], "b": [R, F]} of R = block_size runs, run r
     with seed r % n_seeds, lr = 0."""
-    R = group_size(spec)
+    R = block_size(spec)
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.key(0), s))(jnp.arange(n_seeds))
     hyper = jax.tree.map(lambda a: jnp.broadcast_to(a, (R, *np.shape(a))), sgd(0.0))
     out = make_train(spec)(keys, jnp.arange(R) % n_seeds, hyper, jax.random.key(1))
@@ -76,7 +76,7 @@ def test_noise_zero_starts_exactly_at_the_kgon_and_lr_zero_keeps_it():
 
 def test_noise_has_the_std_asked_for_and_differs_between_seeds():
     spec = kgon_spec(4, noise=0.1)
-    first, out = starts(spec, group_size(spec))  # one seed per run
+    first, out = starts(spec, block_size(spec))  # one seed per run
     want = start_of(spec.model, 4)
     noise = np.concatenate([(first["W"] - want["W"]).reshape(len(first["W"]), -1),
                             first["b"] - want["b"]], axis=1)  # [R, H F + F]

@@ -14,7 +14,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from toymodels import theory
-from toymodels.slt import llc
+from toymodels.sgld import llc
 
 UNUSED_BIAS = -2.0  # < 0: a smooth critical point (0 sits on the ReLU kink)
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import toymodels as tm
-from toymodels import data, evaluation, slt
+from toymodels import data, evaluation, sgld
 from toymodels.cli import main
 from toymodels.hyper import make_hyper
 from toymodels.llc import LLC_STREAM, LLCSettings, LLCSpec, run_llc
@@ -44,7 +44,7 @@ def transverse_value(nbeta, epsilon, gamma, c=3):
     (4/(3c)) ||sym dW||²: each of the 6 symmetric directions has curvature a = 8/(3c)
     (L = a u² / 2), the 3 antisymmetric ones none. A Gaussian direction of precision
     p = nbeta a + gamma, sampled by unadjusted Langevin with step epsilon, has variance
-    1 / (p (1 - epsilon p / 4)) (as in tests/test_slt.py).
+    1 / (p (1 - epsilon p / 4)) (as in tests/test_sgld.py).
     """
     a = 8.0 / (3 * c)
     p = nbeta * a + gamma
@@ -118,7 +118,7 @@ def test_sweep_path_is_the_estimator_on_each_run(identity_runs):
         {"W": w, "b": jnp.zeros(3)}, examples, hyper.importance, kind))
     seed = int(ds.seed.values[run])
     key = jax.random.fold_in(jax.random.fold_in(jax.random.key(0), seed), LLC_STREAM)
-    direct = slt.llc(loss, jnp.asarray(ds.W.values[run]), n=300, key=jax.random.fold_in(key, 0),
+    direct = sgld.llc(loss, jnp.asarray(ds.W.values[run]), n=300, key=jax.random.fold_in(key, 0),
                      draws=200, burn_in=100, **SHARP)
     np.testing.assert_allclose(ds.llc.values[run], direct.llc, rtol=1e-4)
     np.testing.assert_allclose(ds.llc_trace.values[run], direct.trace, rtol=1e-4)

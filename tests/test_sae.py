@@ -19,7 +19,7 @@ import toymodels as tm
 from toymodels import store, zoo
 from toymodels.cli import main
 from toymodels.dictionary import sae
-from toymodels.dictionary.train import sae_group_size
+from toymodels.dictionary.train import sae_block_size
 
 from helpers import run_cli
 
@@ -225,7 +225,7 @@ def root(tmp_path_factory):
 def reference(root):
     """SYN trained in one chunk (the default): 8 ReLU SAEs, 2 groups of V = 4."""
     c = syn()
-    assert sae_group_size(c.spec) == 4 and c.n_runs == 8
+    assert sae_block_size(c.spec) == 4 and c.n_runs == 8
     return tm.load(tm.run_sweep(c, root / "reference", quiet=True))
 
 

@@ -13,7 +13,7 @@ import pytest
 import toymodels as tm
 from toymodels import store
 from toymodels.sweep import useful_devices
-from toymodels.train import group_size
+from toymodels.train import block_size
 
 from helpers import config, raw, run_cli, same_arrays
 
@@ -67,7 +67,7 @@ def test_chunks_of_whole_groups_when_the_grid_is_larger_than_a_group(tmp_path):
     cfg = config(train={"steps": 20, "batch_size": 1024, "log_every": 10},
                  model={"n_features": 20, "n_hidden": 5},
                  sweep={"sparsity": [0.0, 0.3, 0.6, 0.9, 0.99], "seed": [0, 1, 2, 3, 4, 5, 6]})
-    V = group_size(cfg.spec)
+    V = block_size(cfg.spec)
     assert cfg.n_runs > V, "the test must span several groups"
     results = [tm.load(tm.run_sweep(cfg, tmp_path / str(c), chunk_size=c, quiet=True))
                for c in (1, 7, cfg.n_runs)]
@@ -112,7 +112,7 @@ def test_device_count_changes_nothing(tmp_path):
 
 
 def test_a_sweep_uses_no_more_devices_than_it_has_groups():
-    V = group_size(config(**CFG).spec)
+    V = block_size(config(**CFG).spec)
     devices = list(range(4))  # stand-ins: only the count matters
     assert useful_devices(devices, config(**CFG).spec, 1) == [0]
     assert useful_devices(devices, config(**CFG).spec, V) == [0]

@@ -9,7 +9,7 @@ import pytest
 import toymodels as tm
 from toymodels import data, evaluation
 from toymodels.spec import ModelSpec, Spec, TrainSpec
-from toymodels.train import group_size, lr_multiplier, make_train
+from toymodels.train import block_size, lr_multiplier, make_train
 
 SPEC = Spec(ModelSpec("relu_output", 6, 3), TrainSpec(steps=40, batch_size=32, log_every=10))
 
@@ -34,7 +34,7 @@ def _runs(n):
 
 def test_vmapped_runs_equal_runs_trained_alone():
     """Runs trained together in groups (two groups of V) give the bits of runs trained alone."""
-    V = group_size(SPEC)
+    V = block_size(SPEC)
     hyper, slot = _runs(2 * V)
     root, seeds = jax.random.key(0), jnp.array([3, 7])
     keys = jax.vmap(jax.random.fold_in, (None, 0))(root, seeds)
@@ -50,7 +50,7 @@ def test_vmapped_runs_equal_runs_trained_alone():
 
 def test_runs_sharing_a_seed_share_init_and_draws():
     """Two runs with the same seed and hyperparameters are identical; another seed is not."""
-    V = group_size(SPEC)
+    V = block_size(SPEC)
     hyper = _stack([_hypers()[0]] * V)
     keys = jax.vmap(jax.random.fold_in, (None, 0))(jax.random.key(0), jnp.array([0, 1]))
     slot = jnp.asarray(np.r_[0, 0, np.ones(V - 2)], jnp.int32)

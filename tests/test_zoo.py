@@ -69,7 +69,7 @@ def test_config_round_trips_and_metrics_match_the_weights(name, models):
     assert set(model.at) == {axis for axis, _ in model.config.axes}
     # the shipped metrics were computed on the build machine: floats within the measured
     # cross-machine tolerance (tests/portable.py), labels exactly
-    fresh = zoo.model_metrics(model.params)
+    fresh = zoo_build.model_metrics(model.params)
     assert_close_elsewhere(fresh, {key: model.metrics[key] for key in fresh}, "metric")
     losses = model.metrics["seed_losses"]
     assert model.metrics["final_loss"] == losses.min() and np.isfinite(losses).all()
@@ -102,7 +102,7 @@ def test_build_of_one_entry_reproduces_the_shipped_model(tmp_path, name):
     best, second = np.sort(shipped.metrics["seed_losses"])[:2]
     assert second - best > 2 * TOLERANCE["loss"]["rtol"] * best, (
         f"{name}: seeds nearly tied ({best}, {second}); another machine may keep the other")
-    (path,) = zoo.build([name], out_dir=tmp_path, quiet=True)
+    (path,) = zoo_build.build([name], out_dir=tmp_path, quiet=True)
     assert path == tmp_path / f"{name}.npz"
     fresh = zoo.load(name, path)
     assert fresh.config == shipped.config
@@ -277,12 +277,12 @@ def test_pick_run_takes_the_coordinate_then_the_lowest_finite_loss_over_seeds():
     loss = np.array([[0.3, np.nan, 0.2], [0.1, 0.5, 0.4]])  # [p, seed]
     ds = xr.Dataset({"final_loss": (("p", "seed"), loss)},
                     coords={"p": [0.5, 0.05], "seed": [0, 1, 2]})
-    assert zoo.pick_run(ds, (("p", 0.5),)) == {"p": 0, "seed": 2}
-    assert zoo.pick_run(ds, (("p", 0.05),)) == {"p": 1, "seed": 0}
+    assert zoo_build.pick_run(ds, (("p", 0.5),)) == {"p": 0, "seed": 2}
+    assert zoo_build.pick_run(ds, (("p", 0.05),)) == {"p": 1, "seed": 0}
     with pytest.raises(ValueError, match="pick one"):
-        zoo.pick_run(ds, ())
+        zoo_build.pick_run(ds, ())
     with pytest.raises(ValueError, match="not a value"):
-        zoo.pick_run(ds, (("p", 0.2),))
+        zoo_build.pick_run(ds, (("p", 0.2),))
 
 
 def test_missing_file_says_how_to_build_it(tmp_path):

@@ -19,7 +19,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def cmd_sweep(args) -> None:
-    from toymodels.config import load_config
+    from toymodels.trainers import load_config
     from toymodels.sweep import run_sweep
 
     config = load_config(args.config, tuple(args.set))
@@ -86,13 +86,20 @@ def cmd_analyze(args) -> None:
 def cmd_llc(args) -> None:
     import numpy as np
 
-    from toymodels.llc import LLCSettings, LLCSpec, run_llc
+    from toymodels.store import load
+    from toymodels.sweep import run_sweep
+    from toymodels.trainers import parse_config
 
-    spec = LLCSpec(loss=args.loss, chains=args.chains, draws=args.draws, burn_in=args.burn_in,
-                   batch_size=args.batch_size, snapshots=args.snapshots)
-    settings = LLCSettings(spec, epsilon=args.epsilon, gamma=args.gamma, nbeta=args.nbeta, n=args.n)
+    flags = {"loss": args.loss, "epsilon": args.epsilon, "gamma": args.gamma, "nbeta": args.nbeta,
+             "n": args.n, "chains": args.chains, "draws": args.draws, "burn_in": args.burn_in,
+             "batch_size": args.batch_size, "snapshots": args.snapshots or None}
+    table = {"source": args.dir, **{k: v for k, v in flags.items() if v is not None}}
+    config = parse_config({"llc": table}, "toymodels llc")
+    if args.distributed or args.coordinator:
+        _start_distributed(args)
     with _sigterm_interrupts():
-        ds = run_llc(args.dir, settings, chunk_size=args.chunk_size, quiet=args.quiet)
+        run_sweep(config, chunk_size=args.chunk_size, quiet=args.quiet)
+    ds = load(args.dir)
     trusted = ds.llc_trusted.values
     median = float(np.nanmedian(ds.llc.values))
     added = [v for v in ds.data_vars if v.startswith("llc")]
@@ -133,9 +140,9 @@ def cmd_zoo_list(args) -> None:
 
 
 def cmd_zoo_build(args) -> None:
-    from toymodels import zoo
+    from toymodels import zoo_build
 
-    written = zoo.build(args.names or None, out_dir=args.out, quiet=args.quiet)
+    written = zoo_build.build(args.names or None, out_dir=args.out, quiet=args.quiet)
     print(f"wrote {len(written)} models: {', '.join(str(p) for p in written)}")
 
 
@@ -159,17 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sweep", help="train every run of a sweep file (resumes if interrupted)")
     p.add_argument("config", help="a sweep file, e.g. sweeps/intro.toml")
-    p.add_argument("--out", required=True, help="results directory, e.g. runs/intro")
+    p.add_argument("--out", default=None, help="results directory, e.g. runs/intro (an [llc] "
+                   "pass writes into its source and takes none)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key, TOML value syntax: --set train.steps=500 --set 'sweep.seed=[0,1]'")
     p.add_argument("--chunk-size", type=_positive, default=None, help="runs per compiled call")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    group = p.add_argument_group("several processes or hosts (jax.distributed)")
-    group.add_argument("--distributed", action="store_true",
-                       help="join a multi-process run described by the environment (e.g. SLURM)")
-    group.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
-    group.add_argument("--num-processes", type=_positive, metavar="N")
-    group.add_argument("--process-id", type=int, metavar="I")
+    _distributed_flags(p)
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("info", help="axes, sizes, runs done, config and versions of a results directory")
@@ -188,23 +191,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", default=None, choices=("dataset", "online", "exact"),
                    help="the run's finite training set (default where it has one), fresh "
                         "samples, or the exact population loss (default otherwise, where it exists)")
-    p.add_argument("--epsilon", type=_step, default="auto",
+    p.add_argument("--epsilon", type=_step, default=None,
                    help='SGLD step size, or "auto" (default): 0.2 / (nbeta h_max + gamma), '
                         'h_max the largest Hessian eigenvalue at w*')
-    p.add_argument("--gamma", type=float, default=100.0, help="localisation strength (default 100)")
+    p.add_argument("--gamma", type=float, default=None, help="localisation strength (default 100)")
     p.add_argument("--nbeta", type=float, default=None,
                    help="n beta (default n / ln n, n the dataset size or --n)")
     p.add_argument("--n", type=int, default=None, help="sample size of the default nbeta "
                    "for --loss online or exact")
-    p.add_argument("--chains", type=int, default=4, help="chains per run (default 4)")
-    p.add_argument("--draws", type=int, default=200, help="draws kept per chain (default 200)")
-    p.add_argument("--burn-in", type=int, default=100, help="steps dropped first (default 100)")
-    p.add_argument("--batch-size", type=int, default=0,
+    p.add_argument("--chains", type=int, default=None, help="chains per run (default 4)")
+    p.add_argument("--draws", type=int, default=None, help="draws kept per chain (default 200)")
+    p.add_argument("--burn-in", type=int, default=None, help="steps dropped first (default 100)")
+    p.add_argument("--batch-size", type=int, default=None,
                    help="minibatch per step (default 0: the full training set; needed for online)")
     p.add_argument("--snapshots", action="store_true",
                    help="also at every snapshot of training (llc_snapshots)")
     p.add_argument("--chunk-size", type=_positive, default=None, help="runs per compiled call")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _distributed_flags(p)
     p.set_defaults(func=cmd_llc)
 
     from toymodels.plotting import PLOTS
@@ -251,6 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", action="store_true", help="no progress messages")
     q.set_defaults(func=cmd_zoo_build)
     return parser
+
+
+def _distributed_flags(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("several processes or hosts (jax.distributed)")
+    group.add_argument("--distributed", action="store_true",
+                       help="join a multi-process run described by the environment (e.g. SLURM)")
+    group.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address")
+    group.add_argument("--num-processes", type=_positive, metavar="N")
+    group.add_argument("--process-id", type=int, metavar="I")
 
 
 def _step(text: str) -> float | str:

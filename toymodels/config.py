@@ -1,8 +1,15 @@
-"""Sweep files: TOML -> validated, frozen `SweepConfig`.
+"""Sweep files: TOML -> validated, frozen `SweepConfig`, and the toy models' tables.
 
-Every key is checked against the schema below; unknown keys, wrong types and values out
-of range raise `UserError` with one line naming the file, the key and what is allowed.
-Nothing is written to disk before a config validates.
+This module holds what every trainer's config shares: `SweepConfig`, the value checks,
+sweep axes, static groups, `--set` overrides and `to_toml`; and the schema of the toy
+models' `[model]`, `[data]` and `[train]` tables with their pure parser `parse_toy`
+(the tables the other trainers reuse: an SAE's synthetic `[data]`, its `[train]` keys,
+an LLC pass's source). Which trainer a file is for is chosen by its table in
+`toymodels.trainers.parse_config`.
+
+Every key is checked against its schema; unknown keys, wrong types and values out of
+range raise `UserError` with one line naming the file, the key and what is allowed.
+Parsing reads nothing from disk; nothing is written before a config validates.
 """
 
 from __future__ import annotations
@@ -47,10 +54,25 @@ NORM_KEYS = ("norm", "norm_eps")  # [model] keys of the hidden norm; norm_eps ne
 FULL_BATCH = "full"  # train.batch_size: every example of the finite dataset, every step
 
 
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """One key of a trainer's table, as data.
+
+    Attributes:
+      check: `check(value) -> cleaned value`, or ValueError("what is allowed").
+      default: its value when not given (None: none, or resolved when the pass runs).
+      description: one line for the key reference.
+    """
+
+    check: Callable[[Any], Any]
+    default: Any = None
+    description: str = ""
+
+
 # ---- value checks: each returns the cleaned value or raises ValueError("what is allowed")
 
 
-def _integer(lo: int, hi: int | None = None) -> Callable[[Any], int]:
+def integer(lo: int, hi: int | None = None) -> Callable[[Any], int]:
     allowed = f"must be an integer >= {lo}" + (f" and < {hi}" if hi is not None else "")
 
     def check(v):
@@ -60,7 +82,7 @@ def _integer(lo: int, hi: int | None = None) -> Callable[[Any], int]:
     return check
 
 
-def _number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
+def number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
     left, right = "(" if lo_open else "[", ")" if hi_open else "]"
     allowed = f"must be a number in {left}{lo:g}, {hi:g}{right}"
 
@@ -73,7 +95,7 @@ def _number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
     return check
 
 
-def _choice(options) -> Callable[[Any], str]:
+def choice(options) -> Callable[[Any], str]:
     def check(v):
         if v not in options:
             raise ValueError(f"must be one of {', '.join(map(str, options))}")
@@ -81,13 +103,13 @@ def _choice(options) -> Callable[[Any], str]:
     return check
 
 
-def _finite(v):
+def finite(v):
     if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
         raise ValueError("must be a finite number")
     return float(v)
 
 
-def _boolean(v):
+def boolean(v):
     if not isinstance(v, bool):
         raise ValueError("must be true or false")
     return v
@@ -101,7 +123,7 @@ def _batch_size(v):
     return v
 
 
-def _text(v):
+def text(v):
     if not isinstance(v, str) or not v:
         raise ValueError("must be a non-empty string")
     return v
@@ -121,62 +143,59 @@ def _scalar_or_list(check):
 def _importance_list(v):
     if not isinstance(v, list) or not v:
         raise ValueError("must be a non-empty list of numbers >= 0")
-    return [_number(0.0, math.inf)(x) for x in v]
+    return [number(0.0, math.inf)(x) for x in v]
 
 
 INF = math.inf
 SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "": {"name": _text, "seed": _integer(0)},
+    "": {"name": text, "seed": integer(0)},
     "model": {
-        "kind": _choice(tuple(MODELS)),
-        "n_features": _integer(1),
-        "n_hidden": _integer(1),
-        "bias": _boolean,
-        "norm": _choice(tuple(NORMS)),
-        "norm_eps": _number(0.0, INF, lo_open=True),
+        "kind": choice(tuple(MODELS)),
+        "n_features": integer(1),
+        "n_hidden": integer(1),
+        "bias": boolean,
+        "norm": choice(tuple(NORMS)),
+        "norm_eps": number(0.0, INF, lo_open=True),
     },
     "data": {
-        "sparsity": _scalar_or_list(_number(0.0, 1.0, hi_open=True)),
-        "feature_probability": _scalar_or_list(_number(0.0, 1.0, lo_open=True)),
-        "density_ratio": _number(0.0, INF, lo_open=True),
-        "importance_decay": _number(0.0, INF, lo_open=True),
-        "relative_importance": _number(0.0, INF, lo_open=True),
+        "sparsity": _scalar_or_list(number(0.0, 1.0, hi_open=True)),
+        "feature_probability": _scalar_or_list(number(0.0, 1.0, lo_open=True)),
+        "density_ratio": number(0.0, INF, lo_open=True),
+        "importance_decay": number(0.0, INF, lo_open=True),
+        "relative_importance": number(0.0, INF, lo_open=True),
         "importance": _importance_list,
-        "correlation": _choice(CORRELATIONS),
-        "set_size": _integer(1),
-        "magnitude": _choice(MAGNITUDES),
-        "inputs": _choice(INPUTS),
-        "unit_norm": _boolean,
-        "dataset_size": _integer(1),
-        "data_seed": _integer(0, 2**31),
+        "correlation": choice(CORRELATIONS),
+        "set_size": integer(1),
+        "magnitude": choice(MAGNITUDES),
+        "inputs": choice(INPUTS),
+        "unit_norm": boolean,
+        "dataset_size": integer(1),
+        "data_seed": integer(0, 2**31),
     },
     "train": {
-        "steps": _integer(1),
+        "steps": integer(1),
         "batch_size": _batch_size,
-        "learning_rate": _number(0.0, INF, lo_open=True),
-        "weight_decay": _finite,  # negative: weights pulled outward
-        "dropout": _number(0.0, 1.0, hi_open=True),
-        "schedule": _choice(SCHEDULES),
-        "warmup_steps": _integer(0),
-        "log_every": _integer(1),
-        "l1_hidden": _number(0.0, INF),
-        "snapshot_every": _integer(0),
-        "eval_samples": _integer(8192),
-        "optimizer": _choice(tuple(OPTIMIZERS)),
-        "momentum": _number(0.0, 1.0, hi_open=True),
-        "beta1": _number(0.0, 1.0, hi_open=True),
-        "beta2": _number(0.0, 1.0, hi_open=True),
-        "eps": _number(0.0, INF, lo_open=True),
-        "l1_weights": _number(0.0, INF),
-        "init": _choice(INITS),
-        "init_k": _integer(1),
-        "init_noise": _number(0.0, INF),
+        "learning_rate": number(0.0, INF, lo_open=True),
+        "weight_decay": finite,  # negative: weights pulled outward
+        "dropout": number(0.0, 1.0, hi_open=True),
+        "schedule": choice(SCHEDULES),
+        "warmup_steps": integer(0),
+        "log_every": integer(1),
+        "l1_hidden": number(0.0, INF),
+        "snapshot_every": integer(0),
+        "eval_samples": integer(8192),
+        "optimizer": choice(tuple(OPTIMIZERS)),
+        "momentum": number(0.0, 1.0, hi_open=True),
+        "beta1": number(0.0, 1.0, hi_open=True),
+        "beta2": number(0.0, 1.0, hi_open=True),
+        "eps": number(0.0, INF, lo_open=True),
+        "l1_weights": number(0.0, INF),
+        "init": choice(INITS),
+        "init_k": integer(1),
+        "init_noise": number(0.0, INF),
     },
 }
 STATIC = tuple(k for k, t in STATIC_TABLES.items() if k in SCHEMA[t])
-SAE_STATIC_TABLES = {  # the static keys of an SAE sweep (`toymodels.dictionary.config`)
-    "kind": "sae", "width": "sae", "batch_size": "train", "steps": "train", "optimizer": "train",
-}
 SWEEPABLE = TRACED + STATIC
 TABLES = ("model", "data", "train", "sweep")
 DEFAULTS = {
@@ -198,11 +217,11 @@ DEFAULTS = {
 def axis_check(name: str) -> Callable[[Any], Any]:
     """The value check of one sweep axis (the same as for the scalar it replaces)."""
     if name == "seed":
-        return _integer(0, 2**31)  # run keys fold in the seed; the evaluation key is 2**32 - 1
+        return integer(0, 2**31)  # run keys fold in the seed; the evaluation key is 2**32 - 1
     if name == "sparsity":
-        return _number(0.0, 1.0, hi_open=True)
+        return number(0.0, 1.0, hi_open=True)
     if name == "feature_probability":
-        return _number(0.0, 1.0, lo_open=True)
+        return number(0.0, 1.0, lo_open=True)
     table = STATIC_TABLES.get(name) or ("train" if name in SCHEMA["train"] else "data")
     return SCHEMA[table][name]
 
@@ -224,9 +243,11 @@ class SweepConfig:
         file order, the last fastest), each with those keys set and only the traced axes
         left; empty without static axes. `spec`, `data` and `train` are then the first
         group's.
-      sae: for a sweep of sparse autoencoders (an `[sae]` table, see
-        `toymodels.dictionary.config`), the resolved `[sae]` table; None for toy models.
-        `spec.sae` is then its static part and `spec.model` the source's shape.
+      trainer: the name of its trainer in `toymodels.trainers.TRAINERS` ("toy",
+        "sae", "llc"), chosen by the file's table.
+      table: the trainer's own resolved table (`[sae]`, `[llc]`); None for toy models.
+        For SAEs `spec.sae` is then its static part and `spec.model` the source's shape.
+      static: the keys whose axes are static for this trainer.
     """
 
     name: str
@@ -237,13 +258,14 @@ class SweepConfig:
     axes: tuple[tuple[str, tuple], ...]
     source: str = dataclasses.field(default="<config>", compare=False)
     static_groups: tuple[SweepConfig, ...] = ()
-    sae: dict | None = None
+    trainer: str = "toy"
+    table: dict | None = None
+    static: tuple[str, ...] = ()
 
     @property
     def static_axes(self) -> tuple[tuple[str, tuple], ...]:
         """The static axes ((name, values), ...) in file order; () when there are none."""
-        static = STATIC if self.sae is None else SAE_STATIC_TABLES
-        return tuple((n, v) for n, v in self.axes if n in static)
+        return tuple((n, v) for n, v in self.axes if n in self.static)
 
     @property
     def groups(self) -> tuple[SweepConfig, ...]:
@@ -251,7 +273,7 @@ class SweepConfig:
         its own traced axes. A config without static axes is its own single group.
 
         Example:
-          >>> c = parse_config({"sweep": {"n_hidden": [2, 3], "seed": [0, 1]}})
+          >>> c = parse_toy({"sweep": {"n_hidden": [2, 3], "seed": [0, 1]}})
           >>> [(g.spec.model.n_hidden, g.n_runs) for g in c.groups]
           [(2, 2), (3, 2)]
         """
@@ -270,6 +292,8 @@ class SweepConfig:
         of static axes in their tables, nor the [train] keys that no optimizer of the sweep
         reads (given, they would be an error), nor the init keys with init = "random" (the
         default: a sweep's manifest reads as before those keys existed)."""
+        if self.trainer == "llc":  # a pass over a source: its [llc] table is the whole config
+            return {"name": self.name, "llc": {k: v for k, v in self.table.items() if v is not None}}
         static = {n for n, _ in self.static_axes}
         optimizers = dict(self.axes).get("optimizer", (self.spec.train.optimizer,))
         unused = _unused_by_all(optimizers, self.train)
@@ -277,9 +301,9 @@ class SweepConfig:
             unused |= {"init", *INIT_KEYS}
         elif self.train["init"] == "normal":
             unused |= set(INIT_KEYS)
-        first = {"sae": dict(self.sae)} if self.sae is not None else {
+        first = {self.trainer: dict(self.table)} if self.table is not None else {
             "model": dataclasses.asdict(self.spec.model)}
-        if self.sae is None:  # no norm anywhere: the manifest reads as before norms existed
+        if self.table is None:  # no norm anywhere: the manifest reads as before norms existed
             norms = dict(self.axes).get("norm", (self.spec.model.norm,))
             first["model"] = {k: v for k, v in first["model"].items()
                               if not (k in NORM_KEYS and set(norms) == {"none"})}
@@ -293,11 +317,13 @@ class SweepConfig:
 # ---- parsing
 
 
-def load_config(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepConfig:
-    """Reads, overrides (`--set key=value`) and validates a sweep file.
+def read_raw(path: str | Path, overrides: tuple[str, ...] = (),
+             known: dict[str, tuple[str, ...]] | None = None) -> dict:
+    """The TOML dict of a sweep file with its `--set key=value` overrides applied
+    (`known`: each table's keys, see `apply_override`).
 
     Raises:
-      UserError: one line naming the file, the key and what is allowed.
+      UserError: one line naming the file and what is wrong.
     """
     source = str(path)
     try:
@@ -309,23 +335,33 @@ def load_config(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepConfi
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{source}: TOML syntax error: {e}") from None
     for item in overrides:
-        apply_override(raw, item, source)
-    return parse_config(raw, source)
+        apply_override(raw, item, source, known)
+    return raw
 
 
-def apply_override(raw: dict, item: str, source: str) -> None:
-    """Sets `key=value` (TOML value syntax; a bare word is a string) in the raw dict."""
+def toy_keys() -> dict[str, tuple[str, ...]]:
+    """Each table's keys of a toy-model sweep ("" the top level), for `apply_override`."""
+    return {"": tuple(SCHEMA[""]), **{t: tuple(SCHEMA[t]) for t in TABLES[:3]},
+            "sweep": SWEEPABLE}
+
+
+def apply_override(raw: dict, item: str, source: str,
+                   known: dict[str, tuple[str, ...]] | None = None) -> None:
+    """Sets `key=value` (TOML value syntax; a bare word is a string) in the raw dict.
+
+    `known` maps each table ("" the top level, "sweep" the axes) to its keys; default a
+    toy-model sweep's (`toy_keys`). A key it does not hold is one error line.
+    """
+    known = toy_keys() if known is None else known
     key, sep, value = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise UserError(f"--set {item!r}: expected key=value, e.g. train.steps=500")
     parts = key.split(".")
     table, leaf = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
-    from toymodels.dictionary.config import SAE_SCHEMA, SAE_TRACED
-    sweepable = (*SWEEPABLE, *SAE_TRACED, *SAE_STATIC_TABLES) if "sae" in raw else SWEEPABLE
-    known = sweepable if table == "sweep" else SAE_SCHEMA if table == "sae" else SCHEMA.get(table, {})
-    if len(parts) > 2 or table not in ("", "sae", *TABLES) or leaf not in known:
-        raise UserError(f"{source}: --set {key}: no such key; allowed: {_all_keys()}")
+    if len(parts) > 2 or leaf not in known.get(table, ()):
+        every = [f"{t}.{k}" if t else k for t, keys in known.items() for k in keys]
+        raise UserError(f"{source}: --set {key}: no such key; allowed: {', '.join(every)}")
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
@@ -333,29 +369,21 @@ def apply_override(raw: dict, item: str, source: str) -> None:
     (raw.setdefault(table, {}) if table else raw)[leaf] = parsed
 
 
-def _all_keys() -> str:
-    keys = [k for k in SCHEMA[""]] + [f"{t}.{k}" for t in TABLES[:3] for k in SCHEMA[t]]
-    return ", ".join(keys + [f"sweep.{k}" for k in SWEEPABLE])
-
-
-def parse_config(raw: dict, source: str = "<config>", *, _optimizers=None,
-                 _in_group: bool = False) -> SweepConfig:
-    """Validates a raw TOML dict into a SweepConfig (see `load_config`).
+def parse_toy(raw: dict, source: str = "<config>", *, _optimizers=None,
+              _in_group: bool = False) -> SweepConfig:
+    """Validates the raw TOML dict of a toy-model sweep into a SweepConfig; pure.
 
     (`_optimizers`: for a static group of a sweep with an `optimizer` axis, all of that
     axis's values: a key is given in vain only if none of them reads it. `_in_group`:
     a static group's parse, whose norm_eps was checked against the whole sweep's norms.)
     """
-    if "sae" in raw:  # sparse autoencoders on a toy model's activations
-        from toymodels.dictionary.config import parse_sae_config
-        return parse_sae_config(raw, source)
     fail = lambda key, msg: UserError(f"{source}: {key}: {msg}")
     for key in raw:
         if key not in (*SCHEMA[""], *TABLES):
             raise fail(key, f"unknown key; allowed top-level keys: {', '.join((*SCHEMA[''], *TABLES))}")
-    tables = {t: _table(raw, t, source) for t in TABLES}
-    top = {k: _check(SCHEMA[""][k], raw.get(k, DEFAULTS[k]), k, source) for k in SCHEMA[""]}
-    checked = {t: _check_table(tables[t], t, source) for t in ("model", "data", "train")}
+    tables = {t: table_of(raw, t, source) for t in TABLES}
+    top = {k: check_value(SCHEMA[""][k], raw.get(k, DEFAULTS[k]), k, source) for k in SCHEMA[""]}
+    checked = {t: check_table(tables[t], t, source) for t in ("model", "data", "train")}
     model = {**DEFAULTS["model"], **checked["model"]}
     train = {**DEFAULTS["train"], **checked["train"]}
     axes = tuple(_axis(name, v, source) for name, v in tables["sweep"].items())
@@ -363,24 +391,24 @@ def parse_config(raw: dict, source: str = "<config>", *, _optimizers=None,
         _check_norm_eps(model, set(checked["model"]), dict(axes), source)
     if any(name in STATIC for name, _ in axes):
         return _with_groups(raw, top, axes, source)
-    data = _resolve_data(checked["data"], dict(axes), model["n_features"], source)
-    _check_train(train, source)
+    data = resolve_data(checked["data"], dict(axes), model["n_features"], source)
+    check_train(train, source)
     given = {**{k: f"train.{k}" for k in checked["train"]}, **{k: f"sweep.{k}" for k, _ in axes}}
-    _check_optimizer_keys(_optimizers or (train["optimizer"],), given, source)
+    check_optimizer_keys(_optimizers or (train["optimizer"],), given, source)
     _check_init(train, model, set(checked["train"]), source)
     static = ("steps", "log_every", "schedule", "warmup_steps", "snapshot_every",
               "eval_samples", "optimizer", "init", "init_k", "init_noise")
     data_spec = DataSpec(data.get("correlation", "independent"), data.get("set_size", 1),
                          data.get("magnitude", "uniform"), data.get("inputs", "bernoulli"),
                          data.get("unit_norm", False), data.get("dataset_size", 0))
-    _check_sets(data_spec, model["n_features"], source)
+    check_sets(data_spec, model["n_features"], source)
     _check_inputs(data, dict(axes), data_spec, source)
     if data_spec.inputs == "one_hot":  # B is F; written out so that the config round-trips
         train["batch_size"] = _one_hot_batch(checked["train"], model["n_features"], source)
-    batch = _resolve_batch(train, data_spec, source)
+    batch = resolve_batch(train, data_spec, source)
     spec = Spec(ModelSpec(**model),
                 TrainSpec(batch_size=batch, **{k: train[k] for k in static}), data_spec)
-    return SweepConfig(top["name"], top["seed"], spec, data, train, axes, source)
+    return SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, static=STATIC)
 
 
 def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> SweepConfig:
@@ -389,11 +417,11 @@ def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> SweepConfig:
     sweep keeps all the axes in file order."""
     static = [(n, v) for n, v in axes if n in STATIC]
     optimizers = dict(static).get("optimizer")
-    parse = lambda sub, where: parse_config(sub, where, _optimizers=optimizers, _in_group=True)
+    parse = lambda sub, where: parse_toy(sub, where, _optimizers=optimizers, _in_group=True)
     groups = static_group_configs(raw, static, STATIC_TABLES, parse, source)
     first = groups[0]
     return SweepConfig(top["name"], top["seed"], first.spec, first.data, first.train, axes,
-                       source, tuple(groups))
+                       source, tuple(groups), static=STATIC)
 
 
 def static_group_configs(raw: dict, static: list, tables: dict, parse, source: str) -> list:
@@ -406,46 +434,46 @@ def static_group_configs(raw: dict, static: list, tables: dict, parse, source: s
         for (name, _), value in zip(static, values):
             sub.setdefault(tables[name], {})[name] = value
             del sub["sweep"][name]
-        where = ", ".join(f"{n} = {_toml_value(v)}" for (n, _), v in zip(static, values))
+        where = ", ".join(f"{n} = {toml_value(v)}" for (n, _), v in zip(static, values))
         groups.append(parse(sub, f"{source} [{where}]"))
     return groups
 
 
-def _table(raw: dict, name: str, source: str) -> dict:
+def table_of(raw: dict, name: str, source: str) -> dict:
     table = raw.get(name, {})
     if not isinstance(table, dict):
         raise UserError(f"{source}: {name}: must be a table [{name}]")
     return table
 
 
-def _check(check, value, key: str, source: str):
+def check_value(check, value, key: str, source: str):
     try:
         return check(value)
     except ValueError as e:
         raise UserError(f"{source}: {key}: {e}, got {value!r}") from None
 
 
-def _check_table(table: dict, name: str, source: str) -> dict:
+def check_table(table: dict, name: str, source: str) -> dict:
     schema = SCHEMA[name]
     for key in table:
         if key not in schema:
             raise UserError(f"{source}: {name}.{key}: unknown key; allowed: {', '.join(schema)}")
-    return {k: _check(schema[k], v, f"{name}.{k}", source) for k, v in table.items()}
+    return {k: check_value(schema[k], v, f"{name}.{k}", source) for k, v in table.items()}
 
 
 def _axis(name: str, spec, source: str) -> tuple[str, tuple]:
     key = f"sweep.{name}"
     if name not in SWEEPABLE:
         raise UserError(f"{source}: {key}: not a sweepable key; allowed: {', '.join(SWEEPABLE)}")
-    values = _axis_values(spec, key, source)
+    values = axis_values(spec, key, source)
     if not values:
         raise UserError(f"{source}: {key}: the axis is empty; give at least one value")
     if len(set(values)) != len(values):
         raise UserError(f"{source}: {key}: repeated values {values}; each value once")
-    return name, tuple(_check(axis_check(name), v, key, source) for v in values)
+    return name, tuple(check_value(axis_check(name), v, key, source) for v in values)
 
 
-def _axis_values(spec, key: str, source: str) -> list:
+def axis_values(spec, key: str, source: str) -> list:
     if isinstance(spec, list):
         return spec
     allowed = "must be a list, { linspace = [a, b, n] } or { geomspace = [a, b, n] }"
@@ -461,7 +489,7 @@ def _axis_values(spec, key: str, source: str) -> list:
     return [float(round(v, 12)) for v in fn(args[0], args[1], args[2])]
 
 
-def _resolve_data(data: dict, axes: dict, n_features: int, source: str) -> dict:
+def resolve_data(data: dict, axes: dict, n_features: int, source: str) -> dict:
     """Checks the density and importance keys: exclusive choices, axes replacing scalars."""
     for group, what in ((DENSITY_KEYS, "density"), (IMPORTANCE_KEYS, "importance")):
         given = [k for k in group if k in data]
@@ -478,7 +506,7 @@ def _resolve_data(data: dict, axes: dict, n_features: int, source: str) -> dict:
     return data
 
 
-def _check_sets(data: DataSpec, n_features: int, source: str) -> None:
+def check_sets(data: DataSpec, n_features: int, source: str) -> None:
     if data.correlation != "independent" and n_features % data.set_size:
         raise UserError(f"{source}: data.set_size: must divide model.n_features = {n_features} for {data.correlation} sets, got {data.set_size}")
     if data.correlation == "independent" and data.set_size != 1:
@@ -513,7 +541,7 @@ def _one_hot_batch(given: dict, n_features: int, source: str) -> int:
     return batch
 
 
-def _resolve_batch(train: dict, data: DataSpec, source: str) -> int:
+def resolve_batch(train: dict, data: DataSpec, source: str) -> int:
     """The integer batch size: "full" is the dataset size; at most the dataset size."""
     batch, size = train["batch_size"], data.dataset_size
     fail = lambda msg: UserError(f"{source}: train.batch_size: {msg}, got {batch!r}")
@@ -528,7 +556,7 @@ def _resolve_batch(train: dict, data: DataSpec, source: str) -> int:
     return batch
 
 
-def _check_train(train: dict, source: str) -> None:
+def check_train(train: dict, source: str) -> None:
     if train["steps"] % train["log_every"]:
         raise UserError(f"{source}: train.log_every: must divide train.steps = {train['steps']}, got {train['log_every']}")
     if train["warmup_steps"] > train["steps"]:
@@ -585,7 +613,7 @@ def _unused_by_all(optimizers, keys) -> set[str]:
     return set.intersection(*(set(unused_by_optimizer(o, keys)) for o in optimizers))
 
 
-def _check_optimizer_keys(optimizers, given: dict[str, str], source: str) -> None:
+def check_optimizer_keys(optimizers, given: dict[str, str], source: str) -> None:
     """A key given explicitly (`given`: key -> where, e.g. "train.beta1") that no optimizer
     of `optimizers` reads is an error naming the optimizers that read it."""
     unused = _unused_by_all(optimizers, given)
@@ -602,13 +630,13 @@ def _check_optimizer_keys(optimizers, given: dict[str, str], source: str) -> Non
 def to_toml(config: SweepConfig) -> str:
     """The resolved config as TOML text; `parse_config(tomllib.loads(...))` gives it back."""
     d = config.to_dict()
-    lines = [f"name = {_toml_value(d['name'])}", f"seed = {d['seed']}"]
-    for table in (t for t in ("sae", *TABLES) if t in d):
-        lines += ["", f"[{table}]"] + [f"{k} = {_toml_value(v)}" for k, v in d[table].items()]
+    lines = [f"{k} = {toml_value(d[k])}" for k in ("name", "seed") if k in d]
+    for table in (t for t in d if t not in ("name", "seed")):
+        lines += ["", f"[{table}]"] + [f"{k} = {toml_value(v)}" for k, v in d[table].items()]
     return "\n".join(lines) + "\n"
 
 
-def _toml_value(v) -> str:
+def toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
@@ -616,5 +644,5 @@ def _toml_value(v) -> str:
     if isinstance(v, float):
         return repr(v)
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     return str(v)

@@ -8,7 +8,7 @@ shapes differ (W for n_hidden 2 and 30, loss curves of 1,000 and 10,000 steps) t
 ones are padded, with NaN (floats and integers, which then become floats) or "" (labels).
 Each padded variable says so in `attrs["padding"]`.
 
-Padding is not data: `map_groups(fn, ds)` applies a function of one group's Dataset to
+Padding is not data: `toymodels.results.map_groups(fn, ds)` applies a function of one group's Dataset to
 every group with the padding cut off (`split`), then `combine`s the results, so that the
 analysis sees each model at its own size. A padded feature is absent, not "unrepresented".
 """
@@ -16,13 +16,12 @@ analysis sees each model at its own size. A padded feature is absent, not "unrep
 from __future__ import annotations
 
 import itertools
-import tomllib
-from typing import Callable
 
 import numpy as np
 import xarray as xr
 
-from toymodels.config import SweepConfig, parse_config, to_toml
+from toymodels.config import SweepConfig, parse_toy, to_toml
+from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.models import MODELS, get_model
 
 PADDED_DIMS = ("hidden", "feature", "step", "snapshot", "example", "latent")
@@ -41,7 +40,7 @@ def group_coordinates(config: SweepConfig) -> list[tuple]:
     the order of `config.groups`.
 
     Example:
-      >>> group_coordinates(parse_config({"sweep": {"n_hidden": [2, 3], "seed": [0]}}))
+      >>> group_coordinates(parse_toy({"sweep": {"n_hidden": [2, 3], "seed": [0]}}))
       [(2,), (3,)]
     """
     return list(itertools.product(*(coordinate(v).tolist() for _, v in config.static_axes)))
@@ -132,16 +131,6 @@ def _nest(items: list, shape: list[int]):
     return [_nest(items[i * step:(i + 1) * step], shape[1:]) for i in range(shape[0])]
 
 
-def config_of(ds: xr.Dataset) -> SweepConfig | None:
-    """The sweep config in `ds.attrs["config"]`, or None if there is none that parses."""
-    from toymodels.errors import UserError
-
-    try:
-        return parse_config(tomllib.loads(ds.attrs["config"]), "attrs['config']")
-    except (KeyError, UserError, tomllib.TOMLDecodeError, TypeError, ValueError):
-        return None
-
-
 def split(ds: xr.Dataset, config: SweepConfig) -> list[xr.Dataset]:
     """Each group's Dataset, in the order of `config.groups`, with the padding cut off.
 
@@ -150,12 +139,12 @@ def split(ds: xr.Dataset, config: SweepConfig) -> list[xr.Dataset]:
     of a sweep without static axes (its own config, model_kind, n_features, n_hidden).
     """
     names = [n for n, _ in config.static_axes]
-    return [_trimmed(ds.sel(dict(zip(names, combo))), group)
+    return [trimmed(ds.sel(dict(zip(names, combo))), group)
             for combo, group in zip(group_coordinates(config), config.groups)]
 
 
-def _trimmed(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
-    if group.spec.sae is not None:
+def trimmed(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
+    if group.trainer == "sae":
         return _trimmed_sae(ds, group)
     model, train = group.spec.model, group.spec.train
     kind = get_model(model.kind)
@@ -171,8 +160,6 @@ def _trimmed(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
 
 def _trimmed_sae(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
     """`_trimmed` for a group of SAEs: its kind's parameters, its own width."""
-    from toymodels.dictionary.sae import SAE_KINDS
-
     sae, train = group.spec.sae, group.spec.train
     own = set(SAE_KINDS[sae.kind].dims) | ({"threshold"} if SAE_KINDS[sae.kind].threshold else set())
     others = ({n for k in SAE_KINDS.values() for n in k.dims} | {"threshold"}) - own
@@ -191,32 +178,3 @@ def _as_group(ds: xr.Dataset, group: SweepConfig, **attrs) -> xr.Dataset:
     ds = ds.copy()
     ds.attrs = {**kept, "config": to_toml(group), **attrs}
     return ds
-
-
-def map_groups(fn: Callable[[xr.Dataset], xr.Dataset], ds: xr.Dataset) -> xr.Dataset:
-    """`fn(ds)`, or, for a sweep with static axes, `fn` of every group's Dataset (padding
-    cut off, `split`) combined again (`combine`), with the attrs of `ds`."""
-    config = config_of(ds)
-    if config is None or not config.static_groups or not all(n in ds.dims for n, _ in config.static_axes):
-        return fn(ds)
-    out = combine([fn(part) for part in split(ds, config)], config)
-    return out.assign_attrs(ds.attrs)
-
-
-def one_group(ds: xr.Dataset) -> xr.Dataset:
-    """`ds` narrowed to one static group (one value of each static axis selected, e.g.
-    `ds.sel(dataset_size=100)`), with its padding cut off and its group's attrs (`split`);
-    `ds` itself when the sweep has no static axes.
-
-    Raises:
-      ValueError: a static axis is still a dim.
-    """
-    config = config_of(ds)
-    if config is None or not config.static_groups:
-        return ds
-    names = [n for n, _ in config.static_axes]
-    if any(n in ds.dims for n in names):
-        raise ValueError(f"select one value of each static axis first ({', '.join(names)})")
-    combos = group_coordinates(config)
-    group = config.groups[combos.index(tuple(ds[n].item() for n in names))]
-    return _trimmed(ds, group)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 from toymodels import store
-from toymodels.config import parse_config
+from toymodels.trainers import parse_config
 
 
 def describe(out: str | Path) -> str:
@@ -21,8 +21,8 @@ def describe(out: str | Path) -> str:
     v = lambda key, value: "[" + ", ".join(map(str, swept[key])) + "]" if key in swept else value
     axes = "; ".join(f"{n} ({len(v)}): {_span(v)}" for n, v in config.axes) or "none (one run)"
     state = "complete" if store.is_complete(out) else "in progress"
-    if config.sae is not None:
-        s = config.sae
+    if config.trainer == "sae":
+        s = config.table
         what = [f"SAEs: {v('kind', s['kind'])}, width {v('width', s['width'])}, on {s['source']}"
                 f" ({m.n_features} features -> {m.n_hidden} hidden)"]
         extra = ""

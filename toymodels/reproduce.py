@@ -29,8 +29,14 @@ from typing import Any, Callable, NamedTuple
 
 import xarray as xr
 
-from toymodels.config import SweepConfig, load_config
+from toymodels import store
+from toymodels.analysis.write import analyze_store
+from toymodels.config import SweepConfig
 from toymodels.errors import UserError
+from toymodels.plotting import _run_name, make_figure
+from toymodels.sweep import run_sweep
+from toymodels.trainers import load_config, parse_config
+from toymodels.trainers.llc import LLCSettings, LLCSpec, llc_table
 
 SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
 """The repository's sweep files (``reproduce`` needs a clone, not just the package)."""
@@ -414,8 +420,6 @@ def selection_note(ds: xr.Dataset, select: dict[str, float]) -> str:
     Returns:
       Comma-separated "symbol = value" of the nearest values actually used.
     """
-    from toymodels.plotting import _run_name
-
     chosen = select_cells(ds, select)
     return ", ".join(
         _run_name(name, chosen[name].item()) for name in select if name in ds.dims
@@ -435,8 +439,6 @@ def draw(ds: xr.Dataset, plots: tuple[PlotSpec, ...], plots_root: Path) -> list[
     Returns:
       The written image paths, in the order of ``plots``.
     """
-    from toymodels.plotting import make_figure
-
     plots_root.mkdir(parents=True, exist_ok=True)
     written = []
     for spec in plots:
@@ -451,20 +453,17 @@ def draw(ds: xr.Dataset, plots: tuple[PlotSpec, ...], plots_root: Path) -> list[
 
 
 def _llc_pass(out: Path, options: dict, quiet: bool) -> None:
-    """`toymodels llc` on `out` with `options`, unless its results hold that pass already."""
-    import dataclasses
-
-    from toymodels.llc import LLCSettings, LLCSpec, run_llc
-    from toymodels.store import load
-
-    static = {f.name for f in dataclasses.fields(LLCSpec)}
-    settings = LLCSettings(LLCSpec(**{k: v for k, v in options.items() if k in static}),
+    """The LLC pass over `out` with `options` (an `[llc]` table's keys), unless its
+    results hold that pass already."""
+    static = set(LLCSpec.__dataclass_fields__)
+    settings = LLCSettings(LLCSpec(**{k: v for k, v in options.items() if k in static},
+                                   auto_step=options.get("epsilon") == "auto"),
                            **{k: v for k, v in options.items() if k not in static})
-    have = load(out)
+    have = store.load(out)
     done = "llc" in have and all(_same_setting(have["llc"].attrs.get(k), v)
                                  for k, v in settings.as_dict().items() if v is not None)
     if not done:
-        run_llc(out, settings, quiet=quiet)
+        run_sweep(parse_config(llc_table(out, settings), f"reproduce [llc] of {out}"), quiet=quiet)
 
 
 def _same_setting(stored, wanted) -> bool:
@@ -494,9 +493,6 @@ def run_experiment(
     Returns:
       The written image paths.
     """
-    from toymodels.store import analyze_store
-    from toymodels.sweep import run_sweep
-
     say = _say(quiet)
     source = EXPERIMENTS[name].source
     if source and not (runs_root / source / "results.nc").exists():

@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from toymodels.errors import UserError
-from toymodels.lock import LOCK, held
+from toymodels.lock import LOCK
 
 SCHEMA_VERSION = 3  # 2: final_loss on train.eval_samples fresh samples; 3: stratified
 # final_loss (exact for 0 and 1 active features) on samples shared by all runs, with SE
@@ -49,7 +49,7 @@ def _atomic_write(path: Path, write) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def _why(error: OSError) -> str:
+def why(error: OSError) -> str:
     """An OSError's reason in one line, e.g. 'No space left on device'."""
     return " ".join((error.strerror or str(error)).split())
 
@@ -65,11 +65,13 @@ def versions() -> dict[str, str]:
     return out
 
 
-def open_store(out: str | Path, config_toml: str, n_runs: int, device: str) -> Path:
+def open_store(out: str | Path, config_toml: str, n_runs: int, device: str,
+               same: Callable[[str, str], bool] | None = None) -> Path:
     """Creates the directory for a sweep, or checks that an existing one holds this config.
 
-    Configs are compared parsed, with defaults filled in, so a key added to the schema
-    later (with a default) does not orphan existing results.
+    `same(stored, wanted)` compares the stored config's TOML with this one's; the engine
+    compares them parsed, with defaults filled in, so that a key added to the schema later
+    (with a default) does not orphan existing results. Default: the same TOML data.
 
     Raises:
       UserError: the directory holds another config, or is not a results directory.
@@ -80,7 +82,7 @@ def open_store(out: str | Path, config_toml: str, n_runs: int, device: str) -> P
         previous = json.loads(manifest.read_text())
         if previous.get("schema_version") != SCHEMA_VERSION:
             raise UserError(f"{out}: made by an older toymodels (results schema {previous.get('schema_version')}, now {SCHEMA_VERSION}); use another --out or delete it")
-        if not _same_config(previous.get("config", ""), config_toml):
+        if not (same or _same_toml)(previous.get("config", ""), config_toml):
             raise UserError(
                 f"{out}: holds results of a different config (see {manifest}); "
                 "use another --out or delete the directory"
@@ -92,7 +94,7 @@ def open_store(out: str | Path, config_toml: str, n_runs: int, device: str) -> P
     try:
         _atomic_write(manifest, lambda p: p.write_text(json.dumps(info, indent=1)))
     except OSError as e:
-        raise UserError(f"{manifest}: cannot write it ({_why(e)}); "
+        raise UserError(f"{manifest}: cannot write it ({why(e)}); "
                         "free space or choose another --out") from None
     return out
 
@@ -113,7 +115,7 @@ def prepare_dir(out: str | Path) -> Path:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise UserError(f"{out}: cannot create the directory ({_why(e)}); "
+        raise UserError(f"{out}: cannot create the directory ({why(e)}); "
                         "choose another --out") from None
     return out
 
@@ -127,12 +129,10 @@ def _foreign(out: Path) -> bool:
                for name in os.listdir(out))
 
 
-def _same_config(a: str, b: str) -> bool:
-    from toymodels.config import parse_config
-
+def _same_toml(a: str, b: str) -> bool:
     try:
-        return parse_config(tomllib.loads(a)) == parse_config(tomllib.loads(b))
-    except (UserError, tomllib.TOMLDecodeError):
+        return tomllib.loads(a) == tomllib.loads(b)
+    except tomllib.TOMLDecodeError:
         return False
 
 
@@ -300,26 +300,3 @@ def load(out: str | Path) -> xr.Dataset:
         raise UserError(f"{out}: the sweep is not finished ({done}/{manifest['n_runs']} runs); rerun the same `toymodels sweep` command to finish it")
     with xr.open_dataset(out / RESULTS, engine="h5netcdf") as ds:
         return ds.load()
-
-
-def analyze_store(out: str | Path, *, adversarial: bool = False) -> xr.Dataset:
-    """Adds the analysis variables (`toymodels.analysis.analyze`) to `out/results.nc`.
-
-    Plots and notebooks then read them without recomputing. Returns the analysed dataset.
-    `adversarial=True` adds `vulnerability` too (slower; see `analyze`). Holds the
-    directory's lock (`toymodels.lock`) meanwhile, so that no sweep writes it too.
-    """
-    from toymodels.analysis import analyze
-
-    read_manifest(out)  # a results directory, before the lock is made in it
-    with held(out, "toymodels analyze", lambda msg: print(msg, file=sys.stderr)):
-        try:
-            ds = analyze(load(out), adversarial=adversarial)
-        except ValueError as e:
-            raise UserError(f"{out}: {e}") from None
-        try:
-            write_dataset(out, ds)
-        except OSError as e:
-            raise UserError(f"{out}: cannot write {RESULTS} ({_why(e)}); "
-                            "it is unchanged") from None
-    return ds

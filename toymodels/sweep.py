@@ -1,47 +1,45 @@
-"""Running a sweep: config -> grid -> chunks -> jit(train) on every device -> store.
+"""The sweep engine: config -> grid -> chunks of V-run blocks -> devices -> store -> finish.
 
-The grid's R runs are cut into chunks of one fixed size (the last one padded), so one
-compiled program serves them all. Each chunk is split over every JAX device, each of which
-runs the jitted `train` from `toymodels.train` on its block of runs, and lands in the store
-atomically as soon as it is done; a rerun trains only the chunks that are missing.
+It knows no trainer by name: each config's trainer (`toymodels.trainers`) gives the runs of
+every static group, the compiled program of a block of V runs, the arrays it returns and
+how they become a Dataset. The engine does the rest, the same for every trainer: a static
+group's R runs are cut into chunks of one fixed size (whole blocks; the last chunk padded),
+so one compiled program serves them all; each chunk is split over every JAX device (and
+process), and lands in the store atomically as soon as it is done; a rerun trains only the
+chunks that are missing. The results directory's lock, resume, progress bar, clean
+interrupts and the finish (one Dataset, `Trainer.finish`) are here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
 import math
 import signal
 import sys
 import time
+import tomllib
 from pathlib import Path
-from typing import Callable
 
 import jax
 import numpy as np
 import xarray as xr
 from tqdm.auto import tqdm
 
-from toymodels import data, evaluation, groups, store
+from jax.experimental import multihost_utils
+
+from toymodels import groups, store
 from toymodels.config import SweepConfig, to_toml
 from toymodels.errors import Interrupted, UserError
-from toymodels.grid import Grid, expand
-from toymodels.groups import SNAPSHOT
+from toymodels.grid import Grid
 from toymodels.lock import held
-from toymodels.models import get_model
 from toymodels.spec import Spec
-from toymodels.train import group_size, make_train
+from toymodels.trainers import Place, Trainer, parse_config, trainer_of
 
-CHUNK_WORK = 1 << 35  # runs x steps x B x (F + H) per chunk: about a minute on 2 CPU cores
+CHUNK_WORK = 1 << 35  # values touched per chunk (`Trainer.work`; a toy model's runs x steps
+# x B x (F + H)): about a minute on 2 CPU cores
 CHUNK_MEMORY_BYTES = 1 << 30  # parameters, optimiser state and snapshots of one chunk
 MAX_CHUNK = 4096
-FINAL_LOSS = ("population loss of the final weights (no dropout, no L1): exact for 0 and 1 "
-              "active features, sampled for 2 or more (toymodels.evaluation)")
-TRAIN_LOSS = ("loss of the final weights (no dropout, no L1) averaged over the run's "
-              "dataset_size training examples (toymodels.data.training_set)")
-TEST_LOSS = ("the same values as final_loss: the population loss on fresh samples, the "
-             "test loss of the double-descent curve (test_loss against train_loss over T)")
 
 
 def describe_devices(devices, n_processes: int = 1) -> str:
@@ -50,7 +48,7 @@ def describe_devices(devices, n_processes: int = 1) -> str:
     return text + (f" in {n_processes} processes" if n_processes > 1 else "")
 
 
-def default_chunk_size(spec: Spec, n_runs: int) -> int:
+def default_chunk_size(trainer: Trainer, spec: Spec, n_runs: int) -> int:
     """Runs per chunk: about a minute of work on 2 CPU cores (so progress shows and a crash
     loses little), within the memory of the kept parameters (and of a finite dataset's
     F x N training examples, a constant of the whole training), balanced so padding is
@@ -58,41 +56,41 @@ def default_chunk_size(spec: Spec, n_runs: int) -> int:
 
     Activations do not bound it: a chunk's groups of V runs are trained one after another.
     """
-    trainer = trainer_of(spec)
-    by_work = CHUNK_WORK // (spec.train.steps * trainer.work(spec))
+    by_work = CHUNK_WORK // max(1, trainer.work(spec))
     by_memory = CHUNK_MEMORY_BYTES // (4 * trainer.memory(spec))
     largest = max(1, min(MAX_CHUNK, by_work, by_memory, n_runs))
     return math.ceil(n_runs / math.ceil(n_runs / largest))
 
 
-def useful_devices(devices: list, spec: Spec, n_runs: int) -> list:
-    """No more devices than the sweep has groups of V runs: a device that would train only
+def useful_devices(devices: list, trainer: Trainer, spec: Spec, n_runs: int) -> list:
+    """No more devices than the sweep has blocks of V runs: a device that would train only
     padding adds a compile and nothing else (the intro sweep, one group, takes 12-14 s on
     one CPU device and 17-18 s on two). Results do not depend on the device count. With
     several processes every device is used, so that every process has work."""
     if jax.process_count() > 1:
         return devices
-    return devices[:max(1, min(len(devices), math.ceil(n_runs / trainer_of(spec).group_size(spec))))]
+    return devices[:max(1, min(len(devices), math.ceil(n_runs / trainer.block_size(spec))))]
 
 
-def round_chunk(chunk: int, spec: Spec, n_devices: int) -> int:
-    """Rounds up to whole groups of V runs on every device (see `train.group_size`)."""
-    unit = trainer_of(spec).group_size(spec) * n_devices
+def round_chunk(chunk: int, trainer: Trainer, spec: Spec, n_devices: int) -> int:
+    """Rounds up to whole blocks of V runs on every device (`Trainer.block_size`)."""
+    unit = trainer.block_size(spec) * n_devices
     return math.ceil(chunk / unit) * unit
 
 
 def plan_chunks(done: np.ndarray, chunk: int) -> list[tuple[int, int]]:
     """(start, stop) of the blocks of `chunk` runs that hold a run still to train.
 
-    Blocks start at multiples of `chunk`, so every run keeps its place in its group of V
-    runs; a block finished in part under another chunk size is retrained whole (the same
+    Chunks start at multiples of `chunk`, so every run keeps its place in its block of V
+    runs; a chunk finished in part under another chunk size is retrained whole (the same
     bits).
     """
     starts = range(0, len(done), chunk)
     return [(a, min(a + chunk, len(done))) for a in starts if not done[a:a + chunk].all()]
 
 
-def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devices):
+def make_chunk_runner(trainer: Trainer, spec: Spec, root_seed: int, chunk: int, n_slots: int,
+                      devices):
     """`run(grid, start, stop) -> (first_run, arrays)` for runs start..stop-1.
 
     The chunk of `chunk` runs (padded by repeating the last run) is split into equal
@@ -113,15 +111,13 @@ def make_chunk_runner(spec: Spec, root_seed: int, chunk: int, n_slots: int, devi
     mine = [i for i, d in enumerate(devices) if d.process_index == jax.process_index()]
     if mine != list(range(mine[0], mine[-1] + 1)):
         raise ValueError("this process's devices are not contiguous in the device list")
-    trainer = trainer_of(spec)
-    train_block, keys = jax.jit(trainer.make(spec, root_seed)), trainer.keys(spec)
+    train_block, keys = jax.jit(trainer.make_block(spec, root_seed)), trainer.keys(spec)
 
     def block_inputs(grid: Grid, index: np.ndarray, device):
         seeds, slot = np.unique(grid.seed[index], return_inverse=True)
         seeds = np.concatenate([seeds, np.full(n_slots - len(seeds), seeds[0])])
-        hyper = jax.tree.map(lambda a: a[index], grid.hyper)
-        data_seeds = grid.data_seed[index].astype(np.int32)
-        return jax.device_put((seeds, slot.astype(np.int32), hyper, data_seeds), device)
+        runs = jax.tree.map(lambda a: a[index], grid.runs)
+        return jax.device_put((seeds, slot.astype(np.int32), *runs), device)
 
     def run(grid: Grid, start: int, stop: int) -> tuple[int, dict[str, np.ndarray]]:
         index = np.minimum(np.arange(start, start + chunk), stop - 1)
@@ -147,9 +143,10 @@ def wait_until_ready(tree, longest_sleep: float = 0.05) -> None:
         delay = min(2 * delay, longest_sleep)
 
 
-def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = None,
-              quiet: bool = False) -> Path:
-    """Trains every run of `config` not yet in `out`, then writes `out/results.nc`.
+def run_sweep(config: SweepConfig, out: str | Path | None = None, *,
+              chunk_size: int | None = None, quiet: bool = False) -> Path:
+    """Trains every run of `config` not yet in `out`, then finishes it (a toy-model or
+    SAE sweep writes `out/results.nc`; an LLC pass adds its variables to its source's).
 
     A sweep with static axes (`SweepConfig.groups`) trains its groups one after another,
     each compiled once and chunked as a sweep of its own; the store holds every group's
@@ -157,33 +154,50 @@ def run_sweep(config: SweepConfig, out: str | Path, *, chunk_size: int | None = 
     keeps every finished chunk of the others.
 
     Args:
-      config: a validated sweep (`toymodels.load_config`).
-      out: the results directory; created, or resumed if it holds the same config.
-      chunk_size: runs per compiled call; default from the memory a run needs.
+      config: a validated sweep (`toymodels.load_config`); its trainer reads its sources
+        (`Trainer.resolve`) here.
+      out: the results directory; created, or resumed if it holds the same config. None
+        for a trainer that writes into its source (an LLC pass).
+      chunk_size: runs per compiled call; default from the work and memory a run needs.
       quiet: no progress bar or messages.
 
     Returns:
-      The results directory; `toymodels.load(out)` opens it.
+      The results directory; `toymodels.load(...)` opens it.
 
     Raises:
       UserError: `out` cannot hold this sweep (another config, not a directory, another
-        process is writing it: see `toymodels.lock`), or a write failed (a full disk).
-        Finished chunks are kept; the same call resumes.
+        process is writing it: see `toymodels.lock`), a source is gone, or a write failed
+        (a full disk). Finished chunks are kept; the same call resumes.
       Interrupted: Ctrl-C (or SIGTERM under the CLI); finished chunks are kept.
     """
     main = jax.process_index() == 0
     say = (lambda msg: None) if quiet or not main else (lambda msg: print(msg, file=sys.stderr))
-    grids = [trainer_of(group.spec).expand(group) for group in config.groups]
-    used = max((useful_devices(jax.devices(), g.spec, grid.n_runs)
+    trainer = trainer_of(config)
+    config = trainer.resolve(config)
+    place = trainer.place(config, out)
+    if trainer.describe(config):
+        say(trainer.describe(config))
+    grids = trainer.expand(config)
+    used = max((useful_devices(jax.devices(), trainer, g.spec, grid.n_runs)
                 for g, grid in zip(config.groups, grids)), key=len)
-    opening = (out, to_toml(config), config.n_runs, describe_devices(used, jax.process_count()))
+    opening = (place.store, to_toml(config), config.n_runs,
+               describe_devices(used, jax.process_count()), same_config)
     with contextlib.ExitStack() as lock:  # process 0 holds the directory's lock inside
-        out = _open_locked(lock, opening, group_keys(config), say)
+        _open_locked(lock, place, opening, group_keys(trainer, config), say)
         try:
-            _train(config, grids, out, chunk_size, quiet, say)
+            _train(trainer, config, grids, place, chunk_size, quiet, say)
         except KeyboardInterrupt as e:
-            raise _interrupted(e, out, config.n_runs) from None
-    return out
+            raise _interrupted(e, place.store, config.n_runs) from None
+    return place.lock
+
+
+def same_config(stored: str, wanted: str) -> bool:
+    """Whether two configs' TOML texts (a manifest's and this sweep's) parse to the same
+    config, defaults filled in (a key added to a schema later orphans no results)."""
+    try:
+        return parse_config(tomllib.loads(stored)) == parse_config(tomllib.loads(wanted))
+    except (UserError, tomllib.TOMLDecodeError):
+        return False
 
 
 def group_offsets(config: SweepConfig) -> np.ndarray:
@@ -191,35 +205,35 @@ def group_offsets(config: SweepConfig) -> np.ndarray:
     return np.cumsum([0] + [g.n_runs for g in config.groups])
 
 
-def group_keys(config: SweepConfig):
-    """`keys(start, stop)`: the arrays of a chunk of runs start..stop-1 (`chunk_keys` of its
-    group), None if those runs are not all in one group."""
+def group_keys(trainer: Trainer, config: SweepConfig):
+    """`keys(start, stop)`: the arrays of a chunk of runs start..stop-1 (`Trainer.keys` of
+    its group), None if those runs are not all in one group."""
     offsets = group_offsets(config)
 
     def keys(start: int, stop: int) -> list[str] | None:
         g = int(np.searchsorted(offsets, start, side="right")) - 1
-        spec = config.groups[g].spec
-        return trainer_of(spec).keys(spec) if stop <= offsets[g + 1] else None
+        return trainer.keys(config.groups[g].spec) if stop <= offsets[g + 1] else None
 
     return keys
 
 
-def _open_locked(lock: contextlib.ExitStack, opening: tuple, keys: list[str], say) -> Path:
-    """Process 0 takes the lock (held until `lock` closes), opens the store and readies it
-    to resume; then the other processes open it. Process 0's error is raised on every
-    process, so that none waits for it in a barrier."""
-    main, out, error = jax.process_index() == 0, None, None
+def _open_locked(lock: contextlib.ExitStack, place: Place, opening: tuple, keys, say) -> None:
+    """Process 0 takes the lock of `place.lock` (held until `lock` closes), opens the store
+    and readies it to resume; then the other processes open it. Process 0's error is raised
+    on every process, so that none waits for it in a barrier."""
+    main, error = jax.process_index() == 0, None
     if main:
         try:
-            lock.enter_context(held(store.prepare_dir(opening[0]), "toymodels sweep", say))
-            out = store.open_store(*opening)
-            _ready_to_resume(out, opening[2], keys, say)
+            lock.enter_context(held(store.prepare_dir(place.lock), place.description, say))
+            store.open_store(*opening)
+            _ready_to_resume(place.store, opening[2], keys, say)
         except UserError as e:
             error = str(e)
     error = _agreed_error(error)
     if error:
         raise UserError(error)
-    return out if main else store.open_store(*opening)
+    if not main:
+        store.open_store(*opening)
 
 
 def _ready_to_resume(out: Path, n_runs: int, keys: list[str], say) -> None:
@@ -233,16 +247,16 @@ def _ready_to_resume(out: Path, n_runs: int, keys: list[str], say) -> None:
         say(line)
 
 
-def _train(config: SweepConfig, grids: list[Grid], out: Path, chunk_size: int | None,
-           quiet: bool, say) -> None:
-    """Trains the runs not yet in `out`, group by group, writing each chunk, then finishes
-    the store."""
-    main, n_runs = jax.process_index() == 0, config.n_runs
+def _train(trainer: Trainer, config: SweepConfig, grids: list[Grid], place: Place,
+           chunk_size: int | None, quiet: bool, say) -> None:
+    """Trains the runs not yet in the store, group by group, writing each chunk, then
+    finishes it."""
+    main, n_runs, out = jax.process_index() == 0, config.n_runs, place.store
     done = _agreed(store.done_mask(out, n_runs))
     if done.all():
         if main and not store.is_complete(out):
-            _finish(config, grids, out, say)
-        say(f"{out}: complete ({n_runs} runs); nothing to do")
+            _finish(trainer, config, grids, place, say)
+        say(f"{place.lock}: complete ({n_runs} runs); nothing to do")
         return
     if done.any():
         say(f"{out}: resuming: {done.sum()} of {n_runs} runs already done")
@@ -254,10 +268,10 @@ def _train(config: SweepConfig, grids: list[Grid], out: Path, chunk_size: int | 
             if not group_done.all():
                 if config.static_groups:
                     bar.set_description(f"{config.name} [{_group_name(config, group)}]")
-                _train_group(group, grid, group_done, first, out, n_runs, chunk_size, bar)
+                _train_group(trainer, group, grid, group_done, first, out, n_runs, chunk_size, bar)
     _barrier("chunks written")
     if main:
-        _finish(config, grids, out, say)
+        _finish(trainer, config, grids, place, say)
     _barrier("results written")
 
 
@@ -266,14 +280,15 @@ def _group_name(config: SweepConfig, group: SweepConfig) -> str:
     return group.source.removeprefix(f"{config.source} [").removesuffix("]")
 
 
-def _train_group(group: SweepConfig, grid: Grid, done: np.ndarray, first: int, out: Path,
-                 n_runs: int, chunk_size: int | None, bar) -> None:
+def _train_group(trainer: Trainer, group: SweepConfig, grid: Grid, done: np.ndarray, first: int,
+                 out: Path, n_runs: int, chunk_size: int | None, bar) -> None:
     """Trains the runs of one static group not yet done; they are runs first.. of the store."""
     spec = group.spec
-    devices = useful_devices(jax.devices(), spec, grid.n_runs)
-    chunk = round_chunk(chunk_size or default_chunk_size(spec, grid.n_runs), spec, len(devices))
+    devices = useful_devices(jax.devices(), trainer, spec, grid.n_runs)
+    chunk = round_chunk(chunk_size or default_chunk_size(trainer, spec, grid.n_runs), trainer,
+                        spec, len(devices))
     n_slots = min(len(np.unique(grid.seed)), chunk // len(devices))
-    run = make_chunk_runner(spec, group.seed, chunk, n_slots, devices)
+    run = make_chunk_runner(trainer, spec, group.seed, chunk, n_slots, devices)
     for start, stop in plan_chunks(done, chunk):
         at, arrays = run(grid, start, stop)
         if _n_runs(arrays):
@@ -316,109 +331,20 @@ def _interrupted(e: KeyboardInterrupt, out: Path, n_runs: int) -> Interrupted:
                        "rerun the same command to resume", signum)
 
 
-def make_toy_block(spec: Spec, root_seed: int):
-    """`block(seeds, slot, hyper, data_seeds) -> arrays` of a block of toy-model runs:
-    `toymodels.train.make_train` with the run keys of `root_seed`, its RunOutput as the
-    chunk's named arrays (`chunk_keys`)."""
-    train = make_train(spec)
-
-    def block(seeds, slot, hyper, data_seeds):
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(root_seed), seeds)
-        dataset_keys = jax.vmap(data.dataset_key, in_axes=(None, 0))(root_seed, data_seeds)
-        out = train(keys, slot, hyper, evaluation.eval_key(root_seed), dataset_keys)
-        return {**out.params, "loss": out.loss, "final_loss": out.final_loss,
-                "final_loss_se": out.final_loss_se, "train_loss": out.train_loss,
-                **{f"{k}{SNAPSHOT}": v for k, v in out.snapshots.items()}}
-
-    return block
-
-
-def make_sae_block(spec: Spec, root_seed: int):
-    """`block(seeds, slot, hyper, data_seeds) -> arrays` of a block of SAEs
-    (`toymodels.dictionary.train.make_train_sae`; no dataset keys)."""
-    from toymodels.dictionary.train import make_train_sae
-
-    train = make_train_sae(spec)
-
-    def block(seeds, slot, hyper, data_seeds):
-        del data_seeds
-        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(root_seed), seeds)
-        return train(keys, slot, hyper)
-
-    return block
-
-
-@dataclasses.dataclass(frozen=True)
-class Trainer:
-    """One kind of run the engine trains: the same chunks, devices, store and resume for
-    each (toy models; sparse autoencoders; LLC estimates, `toymodels.llc`).
-
-    Attributes:
-      expand: `expand(group config) -> Grid`, the runs of a static group.
-      group_size: `group_size(spec) -> V`, the runs one compiled step updates at once.
-      make: `make(spec, root_seed) -> block(seeds, slot, hyper, data_seeds) -> arrays`.
-      keys: `keys(spec)`, the names of the arrays of every chunk.
-      dataset: `dataset(group config, grid, columns, manifest) -> Dataset` of a group.
-      work: per run and step, in units of `CHUNK_WORK`; memory: 4-byte values per run.
-    """
-
-    expand: Callable
-    group_size: Callable[[Spec], int]
-    make: Callable
-    keys: Callable[[Spec], list[str]]
-    dataset: Callable
-    work: Callable[[Spec], int]
-    memory: Callable[[Spec], int]
-
-
-def _toy_memory(spec: Spec) -> int:
-    F, H = spec.model.n_features, spec.model.n_hidden
-    return (F * H + F) * (spec.train.n_snapshots + 5) + F * spec.data.dataset_size
-
-
-def _sae_memory(spec: Spec) -> int:
-    N, d, F = spec.sae.width, spec.model.n_hidden, spec.model.n_features
-    return (2 * N * d + 4 * N + d) * 5 + d * F
-
-
-def trainer_of(spec: Spec) -> Trainer:
-    """The trainer of a static group: LLC estimates if `spec.llc` is set
-    (`toymodels.llc`), SAEs if `spec.sae` is, else toy models."""
-    if spec.llc is not None:
-        from toymodels.llc import llc_trainer
-        return llc_trainer()
-    if spec.sae is None:
-        return Trainer(expand, group_size, make_toy_block, chunk_keys, build_dataset,
-                       lambda s: s.train.batch_size * (s.model.n_features + s.model.n_hidden),
-                       _toy_memory)
-    from toymodels.dictionary.results import build_sae_dataset, expand_sae
-    from toymodels.dictionary.train import sae_group_size, sae_keys
-
-    return Trainer(expand_sae, sae_group_size, make_sae_block, sae_keys, build_sae_dataset,
-                   lambda s: s.train.batch_size * (s.sae.width + s.model.n_hidden + s.model.n_features),
-                   _sae_memory)
-
-
-def chunk_keys(spec: Spec) -> list[str]:
-    """The arrays every chunk file holds (see `make_chunk_runner` and `build_dataset`);
-    `train_loss` only with a finite dataset."""
-    params = list(get_model(spec.model.kind).dims)
-    snapshots = [name + SNAPSHOT for name in params] if spec.train.snapshot_every else []
-    fit = ["train_loss"] if spec.data.dataset_size else []
-    return [*params, "loss", "final_loss", "final_loss_se", *snapshots, *fit]
-
-
-def _finish(config: SweepConfig, grids: list[Grid], out: Path, say) -> None:
+def _finish(trainer: Trainer, config: SweepConfig, grids: list[Grid], place: Place, say) -> None:
+    """One Dataset of every group's chunks (`Trainer.dataset`), landed by `Trainer.finish`
+    (which deletes the chunk files only once the results are written)."""
+    out = place.store
     manifest = store.read_manifest(out)
-    parts = [trainer_of(group.spec).dataset(group, grid, store.read_chunks(out, grid.n_runs, int(first)), manifest)
+    parts = [trainer.dataset(group, grid, store.read_chunks(out, grid.n_runs, int(first)), manifest)
              for group, grid, first in zip(config.groups, grids, group_offsets(config))]
     ds = parts[0] if not config.static_groups else _combined(parts, config, manifest)
     report_nonfinite(ds, say)
     try:
-        store.finish(out, ds)  # the chunk files are deleted only once results.nc is written
+        trainer.finish(config, place, ds)
     except OSError as e:
         raise _write_failed(e, store.RESULTS, out, config.n_runs) from None
-    say(f"{out}: done; open with toymodels.load({str(out)!r})")
+    say(f"{place.lock}: done; open with toymodels.load({str(place.lock)!r})")
 
 
 def _combined(parts: list[xr.Dataset], config: SweepConfig, manifest: dict) -> xr.Dataset:
@@ -434,7 +360,6 @@ def _combined(parts: list[xr.Dataset], config: SweepConfig, manifest: dict) -> x
 def _barrier(name: str) -> None:
     """Waits for every process (no-op in a single process)."""
     if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
         multihost_utils.sync_global_devices(name)
 
 
@@ -453,55 +378,14 @@ def _agreed(array: np.ndarray) -> np.ndarray:
     process plans the same chunks)."""
     if jax.process_count() == 1:
         return array
-    from jax.experimental import multihost_utils
     return np.asarray(multihost_utils.broadcast_one_to_all(array))
 
 
-def build_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict) -> xr.Dataset:
-    """Labelled results: dims (*axes, hidden, feature, step); see `toymodels.store.load`."""
-    axes, shape = grid.names, grid.shape
-    as_grid = lambda a: np.asarray(a).reshape(shape + np.shape(a)[1:])
-    kind = get_model(config.spec.model.kind)
-    variables = {name: (axes + kind.dims[name], as_grid(columns[name])) for name in kind.dims}
-    T, K = config.spec.train.n_logs, config.spec.train.log_every
-    steps = K * np.arange(1, T + 1)
-    variables.update(
-        loss=(axes + ("step",), as_grid(columns["loss"])),
-        final_loss=(axes, as_grid(columns["final_loss"]), {"long_name": FINAL_LOSS}),
-        final_loss_se=(axes, as_grid(columns["final_loss_se"]),
-                       {"long_name": "standard error of final_loss (its sampled part)"}),
-        importance=(axes + ("feature",), as_grid(grid.hyper.importance)),
-        density=(axes + ("feature",), as_grid(grid.hyper.feature_probability)),
-        nonfinite_step=(axes, as_grid(first_nonfinite(columns["loss"], columns["final_loss"], steps))),
-    )
-    if config.spec.data.dataset_size:
-        fit = as_grid(columns["train_loss"])
-        variables["train_loss"] = (axes, fit, {"long_name": TRAIN_LOSS})
-        variables["test_loss"] = (axes, as_grid(columns["final_loss"]), {"long_name": TEST_LOSS})
-    if config.spec.train.snapshot_every:
-        variables.update({name + SNAPSHOT: (axes + ("snapshot",) + kind.dims[name],
-                                            as_grid(columns[name + SNAPSHOT])) for name in kind.dims})
-    coords = {n: c for n, c in zip(axes, grid.coords)}
-    coords.update(hidden=np.arange(config.spec.model.n_hidden),
-                  feature=np.arange(config.spec.model.n_features), step=steps)
-    if config.spec.train.snapshot_every:
-        coords["snapshot"] = config.spec.train.snapshot_every * np.arange(config.spec.train.n_snapshots + 1)
-    attrs = {"name": config.name, "config": manifest["config"], "model_kind": config.spec.model.kind,
-             "n_features": config.spec.model.n_features, "n_hidden": config.spec.model.n_hidden,
-             "device": manifest["device"], "schema_version": manifest["schema_version"]}
-    attrs.update({f"version_{k}": v for k, v in manifest["versions"].items()})
-    return xr.Dataset(variables, coords=coords, attrs=attrs)
-
-
-def first_nonfinite(loss: np.ndarray, final_loss: np.ndarray, steps: np.ndarray) -> np.ndarray:
-    """[R] the first logged step whose loss is not finite (final: last step), else -1."""
-    bad = ~np.isfinite(loss)
-    first = np.where(bad.any(axis=1), steps[np.argmax(bad, axis=1)], -1)
-    return np.where((first < 0) & ~np.isfinite(final_loss), steps[-1], first).astype(np.int64)
-
-
 def report_nonfinite(ds: xr.Dataset, say) -> None:
-    """Says which runs had a non-finite loss, and at which step."""
+    """Says which runs had a non-finite loss, and at which step (trainers that record
+    `nonfinite_step`)."""
+    if "nonfinite_step" not in ds:
+        return
     bad = ds.nonfinite_step.values >= 0
     if not bad.any():
         return

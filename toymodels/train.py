@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from toymodels import data, evaluation
+from toymodels import blocks, data, evaluation
 from toymodels.hyper import Hyper
 from toymodels.models import KGON_KINDS, Params, kgon_params, model_of, perturb
 from toymodels.spec import EVAL_BATCH, ModelSpec, Spec, TrainSpec
@@ -232,19 +232,10 @@ def initial_params(spec: Spec) -> Params | None:
     return kgon_params(spec.model, spec.train.init_k)
 
 
-def group_size(spec: Spec) -> int:
-    """V, the runs one compiled step updates at once; a function of the static spec only.
-
-    XLA's float arithmetic may depend on array shapes, so a run's result would change with
-    the chunk size if the run axis were one vmap of the whole chunk. Every run is instead
-    updated inside a group of exactly V runs, and chunks are whole groups: a run gives the
-    same bits whatever the chunk size or device count. V is a power of two with about 2^19
-    values of [V, F + H, B] per group, between 2 and 64 (measured best on CPU for
-    20 -> 5, 400 -> 30 and 2 -> 1; larger groups only add padding to small sweeps).
-    """
-    B, F, H = spec.train.batch_size, spec.model.n_features, spec.model.n_hidden
-    target = max((1 << 19) // (B * (F + H)), 1)
-    return int(min(64, max(2, 1 << target.bit_length() - 1)))
+def block_size(spec: Spec) -> int:
+    """V, the runs one compiled step updates at once (`toymodels.blocks.block_size` of
+    [F + H, B] values per run); a function of the static spec only."""
+    return blocks.block_size(spec.train.batch_size * (spec.model.n_features + spec.model.n_hidden))
 
 
 def make_train(spec: Spec):
@@ -253,7 +244,7 @@ def make_train(spec: Spec):
 
     Args of the returned function:
       seed_keys: [S] one key per distinct seed, `fold_in(root_key, seed)`; consumed.
-      slot: [R] int, which seed key each run uses; R a multiple of `group_size(spec)`.
+      slot: [R] int, which seed key each run uses; R a multiple of `block_size(spec)`.
       hyper: Hyper with leading axis R.
       eval_key: the key of the evaluation draws, shared by every run (a sweep passes
         `evaluation.eval_key(root seed)`).
@@ -264,7 +255,7 @@ def make_train(spec: Spec):
       RunOutput with leading axis R.
     """
     kind = model_of(spec.model)
-    T, K, V = spec.train.n_logs, spec.train.log_every, group_size(spec)
+    T, K, V = spec.train.n_logs, spec.train.log_every, block_size(spec)
     n_examples, B = spec.data.dataset_size, spec.train.batch_size
     finite, shuffled = n_examples > 0, 0 < n_examples != B  # a full batch keeps its order
 
@@ -394,10 +385,9 @@ def make_train(spec: Spec):
         if finite and dataset_keys is None:
             raise ValueError("a finite dataset (spec.data.dataset_size > 0) needs dataset_keys")
         data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
-        as_groups = lambda a: a.reshape(-1, V, *a.shape[1:])
-        states = jax.tree.map(as_groups, jax.vmap(init_one)(seed_keys[slot], hyper))
-        hyper, slot = jax.tree.map(as_groups, (hyper, slot))
-        own = (training_sets(as_groups(dataset_keys), hyper),) if finite else ()
+        states = blocks.as_blocks(jax.vmap(init_one)(seed_keys[slot], hyper), V)
+        hyper, slot = blocks.as_blocks((hyper, slot), V)
+        own = (training_sets(blocks.as_blocks(dataset_keys, V), hyper),) if finite else ()
         step_fn = finite_step if finite else online_step
 
         def one_step(carry, step):
@@ -414,14 +404,14 @@ def make_train(spec: Spec):
             return (states, orders), loss_sum / K
 
         def period(carry, i):
-            """The blocks between two snapshots; returns the loss curve and the params."""
-            (states, orders), curve = jax.lax.scan(block, carry, i * blocks + jnp.arange(blocks))
+            """The log blocks between two snapshots; returns the loss curve and the params."""
+            (states, orders), curve = jax.lax.scan(block, carry, i * per_period + jnp.arange(per_period))
             return (states, orders), (curve, states.params if spec.train.snapshot_every else {})
 
-        blocks = spec.train.snapshot_every // K if spec.train.snapshot_every else T
+        per_period = spec.train.snapshot_every // K if spec.train.snapshot_every else T
         first = states.params if spec.train.snapshot_every else {}
         carry = (states, first_orders(data_keys))
-        (states, _), (curve, snaps) = jax.lax.scan(period, carry, jnp.arange(T // blocks))
+        (states, _), (curve, snaps) = jax.lax.scan(period, carry, jnp.arange(T // per_period))
         final, final_se = evaluate(states.params, hyper, eval_key)
         if finite:
             fit = jax.lax.map(lambda args: jax.vmap(fit_one)(*args), (states.params, hyper, *own))
@@ -452,7 +442,7 @@ def make_train_one(spec: Spec):
       >>> out.params["W"].shape, out.loss.shape
       ((2, 5), (2,))
     """
-    train, V = make_train(spec), group_size(spec)
+    train, V = make_train(spec), block_size(spec)
 
     def train_one(key: jax.Array, hyper: Hyper, eval_key: jax.Array | None = None,
                   dataset_key: jax.Array | None = None) -> RunOutput:

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from toymodels import data, groups
+from toymodels import data, results
 from toymodels.analysis import metrics
 from toymodels.spec import Spec
 
@@ -99,8 +99,8 @@ def training_set_of(run: xr.Dataset) -> xr.DataArray:
     Raises:
       ValueError: not a finite-dataset result or not one run.
     """
-    run = groups.one_group(run)  # a run of a sweep with static axes: its group's config
-    config = groups.config_of(run)
+    run = results.one_group(run)  # a run of a sweep with static axes: its group's config
+    config = results.config_of(run)
     if config is None or not config.spec.data.dataset_size:
         raise ValueError("training_set_of needs a results dataset with data.dataset_size")
     if run["density"].dims != ("feature",):
@@ -122,7 +122,7 @@ def hidden_points(run: xr.Dataset) -> xr.DataArray:
     Returns:
       h with dims (hidden, example): [H, T].
     """
-    run = groups.one_group(run)  # without the padding of a sweep with static axes
+    run = results.one_group(run)  # without the padding of a sweep with static axes
     W = run["W" if "W" in run else "W1"].transpose("hidden", "feature")
     x = training_set_of(run)
     h = hidden_vectors(jnp.asarray(W.values, jnp.float32), jnp.asarray(x.values))

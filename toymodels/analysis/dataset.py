@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import xarray as xr
 
-from toymodels import groups
+from toymodels import results
 from toymodels import evaluation
 from toymodels.analysis import (
     adversarial,
@@ -428,12 +428,12 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
         from toymodels.dictionary.analysis import analyze_sae
         return analyze_sae(ds)
     one = functools.partial(_analyze_group, adversarial=adversarial)
-    return groups.map_groups(one, ds)
+    return results.map_groups(one, ds)
 
 
 def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
     """`analyze` of a Dataset with no padding (one static group)."""
-    W, config = _weights(ds), groups.config_of(ds)
+    W, config = _weights(ds), results.config_of(ds)
     run_axes = W.dims[:-2]
     run_shape = W.shape[:-2]
     flat_W = np.asarray(W.values, np.float32).reshape(-1, *W.shape[-2:])

@@ -26,7 +26,7 @@ import numpy as np
 import xarray as xr
 from flax import struct
 
-from toymodels import data, evaluation, groups
+from toymodels import data, evaluation, results
 from toymodels.analysis.dataset import _in_chunks, per_run
 from toymodels.analysis.metrics import REPRESENTED_NORM
 from toymodels.dictionary import pursuit, scores
@@ -164,11 +164,11 @@ def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, *, k
 def analyze_sae(ds: xr.Dataset) -> xr.Dataset:
     """Adds the ground-truth scores to an SAE results Dataset (see the module docstring),
     group by group for a sweep with static axes (width, kind)."""
-    return groups.map_groups(_analyze_group, ds)
+    return results.map_groups(_analyze_group, ds)
 
 
 def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
-    config = groups.config_of(ds)
+    config = results.config_of(ds)
     if config is None:
         raise ValueError("the SAE results have no readable attrs['config'] (is the source still there?)")
     spec, sae = config.spec, config.spec.sae
@@ -178,9 +178,9 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
         da.broadcast_like(runs).transpose(*runs.dims, *trailing).values).reshape(-1, *[ds.sizes[t] for t in trailing])
     params = {name: flat(ds[name], *kind.dims[name]).astype(np.float32) for name in kind.dims}
     threshold = flat(ds.threshold) if "threshold" in ds else np.zeros(runs.size, np.float32)
-    k = flat(ds["k"]) if "k" in ds.coords else np.full(runs.size, config.sae.get("k", 1))
+    k = flat(ds["k"]) if "k" in ds.coords else np.full(runs.size, config.table.get("k", 1))
     bandwidth = flat(ds["bandwidth"]) if "bandwidth" in ds.coords else np.full(
-        runs.size, config.sae.get("bandwidth", 1e-3))
+        runs.size, config.table.get("bandwidth", 1e-3))
     truth = flat(ds.truth, "hidden", "feature").astype(np.float32)
     density = flat(ds.density, "feature").astype(np.float32)
     noise = data.sample_noise(evaluation.eval_key(config.seed), spec, EVAL_EXAMPLES)

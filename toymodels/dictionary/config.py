@@ -31,6 +31,7 @@ models: SAEs that share a seed see the same x.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import tomllib
 from pathlib import Path
@@ -38,25 +39,26 @@ from pathlib import Path
 import numpy as np
 
 from toymodels import config as base
+from toymodels import store, zoo
 from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.errors import UserError
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
 SYNTHETIC, ZOO = "synthetic", "zoo:"
 SAE_SCHEMA = {
-    "source": base._text,
+    "source": base.text,
     "runs": lambda v: v,  # "all", [indices] or {axis = value}: checked against the source
-    "kind": base._choice(tuple(SAE_KINDS)),
-    "width": base._integer(1),
-    "l1_coefficient": base._number(0.0, math.inf),
-    "k": base._integer(1),
-    "k_aux": base._integer(1),
-    "aux_coefficient": base._number(0.0, math.inf),
-    "bandwidth": base._number(0.0, math.inf, lo_open=True),
-    "dead_steps": base._integer(1),
-    "n_features": base._integer(1),
-    "n_hidden": base._integer(1),
-    "truth_seed": base._integer(0, 2**31),
+    "kind": base.choice(tuple(SAE_KINDS)),
+    "width": base.integer(1),
+    "l1_coefficient": base.number(0.0, math.inf),
+    "k": base.integer(1),
+    "k_aux": base.integer(1),
+    "aux_coefficient": base.number(0.0, math.inf),
+    "bandwidth": base.number(0.0, math.inf, lo_open=True),
+    "dead_steps": base.integer(1),
+    "n_features": base.integer(1),
+    "n_hidden": base.integer(1),
+    "truth_seed": base.integer(0, 2**31),
 }
 SAE_DEFAULTS = {"kind": "relu", "l1_coefficient": 0.01, "k": 1, "aux_coefficient": 1 / 32,
                 "bandwidth": 0.001, "dead_steps": 200}
@@ -67,7 +69,9 @@ TRAIN_DEFAULTS = {**{k: base.DEFAULTS["train"][k] for k in SAE_TRAIN}, "steps": 
                   "optimizer": "adam", "weight_decay": 0.0, "log_every": 100}
 SYNTHETIC_DATA = ("sparsity", "feature_probability", "density_ratio", "correlation",
                   "set_size", "magnitude", "unit_norm")
-SAE_STATIC = base.SAE_STATIC_TABLES  # kind, width, batch_size, steps, optimizer
+SAE_STATIC = {  # the static keys of an SAE sweep and their tables
+    "kind": "sae", "width": "sae", "batch_size": "train", "steps": "train", "optimizer": "train",
+}
 SAE_TRACED = ("seed", "learning_rate", "weight_decay", "momentum", "beta1", "beta2", "eps",
               *HYPER_KEYS)
 SYNTHETIC_AXES = ("sparsity", "feature_probability")
@@ -95,6 +99,12 @@ class SAESpec:
     truth_seed: int = 0
 
 
+def sae_keys_known() -> dict[str, tuple[str, ...]]:
+    """Each table's keys of an SAE sweep ("" the top level), for `--set` overrides."""
+    return {**base.toy_keys(), "sae": tuple(SAE_SCHEMA),
+            "sweep": (*base.SWEEPABLE, *SAE_TRACED, *SAE_STATIC)}
+
+
 def is_sae(raw: dict) -> bool:
     """Whether a raw sweep dict describes an SAE sweep."""
     return "sae" in raw
@@ -114,8 +124,8 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> bas
             why = ("not used by an SAE sweep (the source gives the toy model)" if key == "model"
                    else "unknown key; allowed top-level keys: name, seed, sae, data, train, sweep")
             raise fail(key, why)
-    tables = {t: base._table(raw, t, source) for t in ("sae", "data", "train", "sweep")}
-    top = {k: base._check(base.SCHEMA[""][k], raw.get(k, base.DEFAULTS[k]), k, source)
+    tables = {t: base.table_of(raw, t, source) for t in ("sae", "data", "train", "sweep")}
+    top = {k: base.check_value(base.SCHEMA[""][k], raw.get(k, base.DEFAULTS[k]), k, source)
            for k in base.SCHEMA[""]}
     sae = _check_keys(tables["sae"], SAE_SCHEMA, "sae", source)
     train = _check_keys(tables["train"], {k: base.SCHEMA["train"][k] for k in SAE_TRAIN},
@@ -135,14 +145,14 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> bas
     if runs:
         resolved["runs"] = list(runs)
     train = {**TRAIN_DEFAULTS, **train}
-    base._check_train({**train, "snapshot_every": 0}, source)
+    base.check_train({**train, "snapshot_every": 0}, source)
     given = {**{k: f"train.{k}" for k in tables["train"]}, **{k: f"sweep.{k}" for k, _ in axes}}
-    base._check_optimizer_keys((train["optimizer"],), given, source)
+    base.check_optimizer_keys((train["optimizer"],), given, source)
     kinds = _kinds or (resolved["kind"],)
     _check_sae_keys(resolved, sae, dict(axes), kinds, source, k_aux_default)
     own = SAE_KINDS[resolved["kind"]].reads  # written back: only the keys this kind reads
     resolved = {k: v for k, v in resolved.items() if k not in HYPER_KEYS or k in own}
-    batch = base._resolve_batch(train, data_spec, source)
+    batch = base.resolve_batch(train, data_spec, source)
     static = ("steps", "log_every", "schedule", "warmup_steps", "optimizer")
     spec = Spec(model, TrainSpec(batch_size=batch, eval_samples=base.DEFAULTS["train"]["eval_samples"],
                                  **{k: train[k] for k in static}), data_spec,
@@ -150,7 +160,8 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> bas
                         resolved.get("truth_seed", 0)))
     if len(runs) > 1:
         axes = (("source_run", tuple(runs)), *axes)
-    return base.SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, (), resolved)
+    return base.SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, (), "sae",
+                            resolved, tuple(SAE_STATIC))
 
 
 def _check_keys(table: dict, schema: dict, name: str, source: str, why: str = "unknown key") -> dict:
@@ -160,7 +171,7 @@ def _check_keys(table: dict, schema: dict, name: str, source: str, why: str = "u
             if name == "train" and key in base.SCHEMA["train"]:
                 raise UserError(f"{source}: {name}.{key}: {why}; allowed: {allowed}")
             raise UserError(f"{source}: {name}.{key}: unknown key; allowed: {allowed}")
-    return {k: base._check(schema[k], v, f"{name}.{k}", source) for k, v in table.items()}
+    return {k: base.check_value(schema[k], v, f"{name}.{k}", source) for k, v in table.items()}
 
 
 def _axis(name: str, values, sae_source: str, source: str) -> tuple[str, tuple]:
@@ -168,13 +179,13 @@ def _axis(name: str, values, sae_source: str, source: str) -> tuple[str, tuple]:
     if name not in allowed:
         raise UserError(f"{source}: sweep.{name}: not a sweepable key of an SAE sweep; "
                         f"allowed: {', '.join(allowed)}")
-    values = base._axis_values(values, f"sweep.{name}", source)
+    values = base.axis_values(values, f"sweep.{name}", source)
     if not values:
         raise UserError(f"{source}: sweep.{name}: the axis is empty; give at least one value")
     if len(set(values)) != len(values):
         raise UserError(f"{source}: sweep.{name}: repeated values {values}; each value once")
     check = SAE_SCHEMA[name] if name in SAE_SCHEMA else base.axis_check(name)
-    return name, tuple(base._check(check, v, f"sweep.{name}", source) for v in values)
+    return name, tuple(base.check_value(check, v, f"sweep.{name}", source) for v in values)
 
 
 def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> base.SweepConfig:
@@ -187,10 +198,10 @@ def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> base.SweepCo
     first = groups[0]
     runs = first.spec.sae.runs
     axes = (("source_run", runs), *axes) if len(runs) > 1 else axes
-    merged = {k: v for g in reversed(groups) for k, v in g.sae.items()}  # every kind's keys
-    merged = {**first.sae, **{k: v for k, v in merged.items() if k not in first.sae}}
+    merged = {k: v for g in reversed(groups) for k, v in g.table.items()}  # every kind's keys
+    merged = {**first.table, **{k: v for k, v in merged.items() if k not in first.table}}
     return base.SweepConfig(top["name"], top["seed"], first.spec, first.data, first.train, axes,
-                            source, tuple(groups), merged)
+                            source, tuple(groups), "sae", merged, tuple(SAE_STATIC))
 
 
 def _check_sae_keys(resolved: dict, given: dict, axes: dict, kinds, source: str,
@@ -254,18 +265,16 @@ def _synthetic(sae: dict, data: dict, axes: dict, source: str):
         if key not in SYNTHETIC_DATA:
             raise UserError(f"{source}: data.{key}: not used by a synthetic SAE source; "
                             f"allowed: {', '.join(SYNTHETIC_DATA)}")
-    checked = base._check_table(data, "data", source)
+    checked = base.check_table(data, "data", source)
     F, d = sae["n_features"], sae["n_hidden"]
-    data = base._resolve_data(checked, axes, F, source)
+    data = base.resolve_data(checked, axes, F, source)
     spec = DataSpec(data.get("correlation", "independent"), data.get("set_size", 1),
                     data.get("magnitude", "uniform"), "bernoulli", data.get("unit_norm", False))
-    base._check_sets(spec, F, source)
+    base.check_sets(spec, F, source)
     return ModelSpec("linear", F, d), spec, data
 
 
 def _zoo_config(name: str, source: str) -> base.SweepConfig:
-    from toymodels import zoo
-
     try:
         model = zoo.load(name.removeprefix(ZOO))
     except UserError as e:
@@ -275,8 +284,6 @@ def _zoo_config(name: str, source: str) -> base.SweepConfig:
 
 def _results_config(path: str, source: str) -> base.SweepConfig:
     """The toy-model config of a finished results directory."""
-    from toymodels import store
-
     out = Path(path)
     manifest = out / store.MANIFEST
     if not out.exists():
@@ -287,12 +294,11 @@ def _results_config(path: str, source: str) -> base.SweepConfig:
                         f"{store.MANIFEST}); give a results directory, \"zoo:NAME\" or \"synthetic\"")
     if not store.is_complete(out):
         raise UserError(f"{source}: sae.source: {path}: the sweep is not finished; finish it first")
-    import json
     text = json.loads(manifest.read_text())["config"]
     raw = tomllib.loads(text)
     if is_sae(raw):
         raise UserError(f"{source}: sae.source: {path} holds SAEs, not toy models")
-    toy = base.parse_config(raw, f"{path}/{store.MANIFEST}")
+    toy = base.parse_toy(raw, f"{path}/{store.MANIFEST}")
     if toy.static_groups:
         raise UserError(f"{source}: sae.source: {path} has static axes "
                         f"({', '.join(n for n, _ in toy.static_axes)}); give a sweep without them")

@@ -2,7 +2,7 @@
 
 `make_train_sae(spec)` returns `train(seed_keys, slot, hyper)`, the SAE counterpart of
 `toymodels.train.make_train`: R SAEs trained in one `lax.scan` over steps, in groups of
-V SAEs (`sae_group_size`), so that an SAE's bits do not depend on the chunk size or the
+V SAEs (`sae_block_size`), so that an SAE's bits do not depend on the chunk size or the
 device count. Each step, every seed draws one batch of the source's inputs x: [F, B]
 (`toymodels.data.sample_inputs`, common random numbers), every SAE reads its source's
 activations h = W x ([d, B]) and takes one optimiser step on its kind's loss
@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from toymodels import data
+from toymodels import blocks, data
 from toymodels.dictionary.sae import (SAEHyper, Stats, get_sae, init_stats, matmul,
                                       project_out_rows, random_directions, smallest_kept,
                                       unit_rows, update_stats)
@@ -37,12 +37,11 @@ class SAEState:
     stats: Stats
 
 
-def sae_group_size(spec: Spec) -> int:
-    """V, the SAEs one compiled step updates at once (a power of two in 2..64 with about
-    2^19 values of [V, B, N + d + F]); see `toymodels.train.group_size`."""
-    B, N = spec.train.batch_size, spec.sae.width
-    target = max((1 << 19) // (B * (N + spec.model.n_hidden + spec.model.n_features)), 1)
-    return int(min(64, max(2, 1 << target.bit_length() - 1)))
+def sae_block_size(spec: Spec) -> int:
+    """V, the SAEs one compiled step updates at once (`toymodels.blocks.block_size` of
+    [B, N + d + F] values per SAE)."""
+    N, d, F = spec.sae.width, spec.model.n_hidden, spec.model.n_features
+    return blocks.block_size(spec.train.batch_size * (N + d + F))
 
 
 def activations(hyper: SAEHyper, noise: data.Noise, spec: Spec) -> jax.Array:
@@ -65,7 +64,7 @@ def make_train_sae(spec: Spec):
 
     Args of the returned function:
       seed_keys: [S] one key per distinct seed, `fold_in(root_key, seed)`; consumed.
-      slot: [R] int, which seed key each SAE uses; R a multiple of `sae_group_size(spec)`.
+      slot: [R] int, which seed key each SAE uses; R a multiple of `sae_block_size(spec)`.
       hyper: SAEHyper with leading axis R.
 
     Returns:
@@ -75,7 +74,7 @@ def make_train_sae(spec: Spec):
     """
     kind = get_sae(spec.sae.kind)
     N, d = spec.sae.width, spec.model.n_hidden
-    T, K, V, steps = spec.train.n_logs, spec.train.log_every, sae_group_size(spec), spec.train.steps
+    T, K, V, steps = spec.train.n_logs, spec.train.log_every, sae_block_size(spec), spec.train.steps
 
     def init_one(seed_key: jax.Array, hyper: SAEHyper) -> SAEState:
         params = kind.init(jax.random.fold_in(seed_key, INIT), N, d)
@@ -97,9 +96,8 @@ def make_train_sae(spec: Spec):
 
     def train(seed_keys: jax.Array, slot: jax.Array, hyper: SAEHyper) -> dict:
         data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
-        as_groups = lambda a: a.reshape(-1, V, *a.shape[1:])
-        states = jax.tree.map(as_groups, jax.vmap(init_one)(seed_keys[slot], hyper))
-        hyper, slot = jax.tree.map(as_groups, (hyper, slot))
+        states = blocks.as_blocks(jax.vmap(init_one)(seed_keys[slot], hyper), V)
+        hyper, slot = blocks.as_blocks((hyper, slot), V)
 
         def one_step(carry, step):
             states, loss_sum = carry

@@ -144,7 +144,7 @@ def geometry_figure(ds: xr.Dataset, sizes=None, max_features: int = 30) -> Figur
     ``max_features``.
     """
     from toymodels.analysis.data_points import hidden_points
-    from toymodels.groups import one_group
+    from toymodels.results import one_group
 
     T = _sizes(ds)
     if sizes is None:

@@ -42,7 +42,7 @@ def _with_axis(ds: xr.Dataset, name: str, value) -> xr.Dataset:
 
 def _config_value(ds: xr.Dataset, table: str, key: str, default):
     """The resolved config's table.key (its first static group's), else `default`."""
-    from toymodels.groups import config_of
+    from toymodels.results import config_of
     config = config_of(ds)
     if config is None:
         return default

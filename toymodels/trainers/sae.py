@@ -1,22 +1,29 @@
-"""The runs and results of an SAE sweep: its grid (with each SAE's source) and its Dataset.
+"""The SAE trainer: a sweep file with an `[sae]` table (`toymodels.dictionary.config`).
 
-`expand_sae(config)` is `toymodels.grid.expand` for a config with an `[sae]` table: the
-flat run axis R of its axes, each run's `SAEHyper` holding its source's W ([d, F], the
-ground truth) and feature probabilities. `build_sae_dataset` labels a group's trained
-arrays: dims (*axes, latent, hidden, feature, step).
+Its runs are sparse autoencoders trained on a toy model's activations
+(`toymodels.dictionary.train.make_train_sae`). `expand_sae(config)` gives the flat run axis
+R of its axes, each run's `SAEHyper` holding its source's W ([d, F], the ground truth) and
+feature probabilities; `build_sae_dataset` labels a group's trained arrays: dims
+(*axes, latent, hidden, feature, step).
 """
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import xarray as xr
 
+from toymodels import store, zoo
 from toymodels.config import SweepConfig
-from toymodels.dictionary.config import SAE_DEFAULTS, SYNTHETIC, ZOO, source_coordinates
+from toymodels.dictionary.config import (SAE_DEFAULTS, SYNTHETIC, ZOO, parse_sae_config,
+                                         source_coordinates)
 from toymodels.dictionary.sae import SAEHyper, get_sae
-from toymodels.dictionary.train import synthetic_truth
-from toymodels.grid import Grid, _density
+from toymodels.dictionary.train import make_train_sae, sae_block_size, sae_keys, synthetic_truth
+from toymodels.grid import Grid, axis_columns, density, expand, make_grid, run_values
 from toymodels.hyper import complement
+from toymodels.spec import Spec
+from toymodels.trainers.base import (Trainer, first_nonfinite, grid_shaped, manifest_attrs,
+                                     per_group)
 
 OPTIMIZER_HYPER = ("learning_rate", "weight_decay", "momentum", "beta1", "beta2", "eps")
 INT_HYPER = ("k", "k_aux", "dead_steps")
@@ -33,15 +40,10 @@ def source_arrays(config: SweepConfig) -> tuple[np.ndarray, np.ndarray | None]:
     if sae.source == SYNTHETIC:
         return synthetic_truth(sae.truth_seed, model.n_features, model.n_hidden)[None], None
     if sae.source.startswith(ZOO):
-        from toymodels import zoo
-        from toymodels.grid import expand
-
         entry = zoo.load(sae.source.removeprefix(ZOO))
         grid = expand(entry.config)
         run = _run_at(grid, entry.at)
         return np.asarray(entry.W, np.float32)[None], grid.hyper.feature_probability[run][None]
-    from toymodels import store
-
     ds = store.load(sae.source)
     axes = list(ds.W.dims[:-2])
     flat = lambda da: da.transpose(*axes, ...).values.reshape(-1, *da.shape[len(axes):])
@@ -62,20 +64,15 @@ def _run_at(grid: Grid, at) -> int:
 
 def expand_sae(config: SweepConfig) -> Grid:
     """The SAE runs of a group of an SAE sweep (no static axes), each with its source."""
-    if config.static_groups:
-        raise ValueError(f"{config.source}: has static axes; expand each of config.groups")
-    names = tuple(name for name, _ in config.axes)
-    coords = tuple(np.asarray(values) for _, values in config.axes)
+    column, value = axis_columns(config), run_values(config)
     R, F = config.n_runs, config.spec.model.n_features
-    index = np.indices(config.shape).reshape(len(names), R)
-    column = {n: c[i] for n, c, i in zip(names, coords, index)}
-    value = lambda key, default: column[key] if key in column else np.full(R, default)
-    truth, density = source_arrays(config)
-    sae_value = lambda key: config.sae.get(key, SAE_DEFAULTS.get(key, 1))  # 1: k_aux unread
+    truth, probabilities = source_arrays(config)
+    sae_value = lambda key: config.table.get(key, SAE_DEFAULTS.get(key, 1))  # 1: k_aux unread
     position = {run: i for i, run in enumerate(config.spec.sae.runs)}
     which = (np.array([position[r] for r in column["source_run"]]) if "source_run" in column
              else np.zeros(R, int))
-    probability = (_density(config.data, column, R, F) if density is None else density[which])
+    probability = (density(config.data, column, R, F) if probabilities is None
+                   else probabilities[which])
     hyper = SAEHyper(
         **{k: value(k, config.train[k]).astype(np.float32) for k in OPTIMIZER_HYPER},
         one_minus_beta1=complement(value("beta1", config.train["beta1"])),
@@ -85,7 +82,7 @@ def expand_sae(config: SweepConfig) -> Grid:
         truth=truth[which if len(truth) > 1 else np.zeros(R, int)],
         feature_probability=np.asarray(probability, np.float32),
     )
-    return Grid(names, coords, hyper, value("seed", 0).astype(np.int64), np.zeros(R, np.int64))
+    return make_grid(config, hyper)
 
 
 def build_sae_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict) -> xr.Dataset:
@@ -97,10 +94,7 @@ def build_sae_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: 
     (the source's feature probabilities). With a `source_run` axis, the source's
     coordinates ride along it as `source_<axis>`.
     """
-    from toymodels.sweep import first_nonfinite
-
-    axes, shape = grid.names, grid.shape
-    as_grid = lambda a: np.asarray(a).reshape(shape + np.shape(a)[1:])
+    axes, as_grid = grid.names, grid_shaped(grid)
     spec = config.spec
     kind = get_sae(spec.sae.kind)
     variables = {name: (axes + kind.dims[name], as_grid(columns[name])) for name in kind.dims}
@@ -121,9 +115,38 @@ def build_sae_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: 
     if "source_run" in axes:
         coords.update({f"source_{a}": ("source_run", v)
                        for a, v in source_coordinates(config).items()})
-    attrs = {"name": config.name, "config": manifest["config"], "trainer": "sae",
-             "sae_kind": spec.sae.kind, "width": spec.sae.width, "sae_source": spec.sae.source,
-             "n_features": spec.model.n_features, "n_hidden": spec.model.n_hidden,
-             "device": manifest["device"], "schema_version": manifest["schema_version"]}
-    attrs.update({f"version_{k}": v for k, v in manifest["versions"].items()})
+    attrs = manifest_attrs(config, manifest)
+    attrs.update(trainer="sae", sae_kind=spec.sae.kind, width=spec.sae.width,
+                 sae_source=spec.sae.source, n_features=spec.model.n_features,
+                 n_hidden=spec.model.n_hidden)
     return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+
+def make_sae_block(spec: Spec, root_seed: int):
+    """`block(seeds, slot, hyper) -> arrays` of a block of SAEs
+    (`toymodels.dictionary.train.make_train_sae`, run keys `fold_in(key(root_seed), seed)`)."""
+    train = make_train_sae(spec)
+
+    def block(seeds, slot, hyper):
+        keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(root_seed), seeds)
+        return train(keys, slot, hyper)
+
+    return block
+
+
+def work(spec: Spec) -> int:
+    """Values touched by one SAE: steps x B x (N + d + F)."""
+    return spec.train.steps * spec.train.batch_size * (
+        spec.sae.width + spec.model.n_hidden + spec.model.n_features)
+
+
+def memory(spec: Spec) -> int:
+    """4-byte values one SAE keeps: parameters, optimiser state, statistics, its truth."""
+    N, d, F = spec.sae.width, spec.model.n_hidden, spec.model.n_features
+    return (2 * N * d + 4 * N + d) * 5 + d * F
+
+
+TRAINER = Trainer(
+    name="sae", table="sae", parse=parse_sae_config, resolve=lambda config: config,
+    expand=per_group(expand_sae), block_size=sae_block_size, make_block=make_sae_block, keys=sae_keys,
+    dataset=build_sae_dataset, work=work, memory=memory)

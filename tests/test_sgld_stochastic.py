@@ -1,11 +1,11 @@
-"""The stochastic (minibatch / fresh-sample) mode of the LLC estimator (toymodels.slt)."""
+"""The stochastic (minibatch / fresh-sample) mode of the LLC estimator (toymodels.sgld)."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toymodels.slt import llc
+from toymodels.sgld import llc
 
 A = jnp.asarray([0.5, 1.0, 2.0, 4.0])
 X = jax.random.normal(jax.random.key(7), (2000, 4))  # a dataset; its mean is w*
@@ -62,7 +62,7 @@ def test_minibatch_quadratic_matches_its_closed_form():
 def test_auto_step_from_the_stiffest_curvature():
     """epsilon="auto": power iteration finds h_max = 5 of a diagonal quadratic, the step
     is 0.2 / (nbeta h_max + gamma), and the estimate matches the chain's closed form."""
-    from toymodels.slt import auto_epsilon, stiffest_curvature
+    from toymodels.sgld import auto_epsilon, stiffest_curvature
 
     a = jnp.asarray([0.5, 1.0, 2.0, 3.0, 4.0, 5.0])
     loss = lambda w: 0.5 * jnp.sum(a * w * w)

@@ -1,4 +1,4 @@
-"""Known-answer tests for the LLC estimator (toymodels.slt).
+"""Known-answer tests for the LLC estimator (toymodels.sgld).
 
 All tolerances below were set from measured numbers (4 seeds each, keys 10..13,
 same hyperparameters); the measured spread is quoted at each test.
@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toymodels.slt import LLCResult, default_nbeta, llc
+from toymodels.sgld import LLCResult, default_nbeta, llc
 
 A2 = (1.0, 3.0)
 A6 = (0.5, 1.0, 2.0, 3.0, 4.0, 5.0)

@@ -1,0 +1,125 @@
+"""The trainer contract: what a kind of run gives the sweep engine (`toymodels.sweep`).
+
+A trainer is a plugin: a frozen record of plain functions. The engine knows no trainer by
+name; it expands a config's static groups into runs with the trainer's `expand`, cuts
+them into chunks of whole blocks of `block_size` runs, runs the trainer's compiled
+`make_block` on every device, lands each chunk in the store, and at the end builds one
+Dataset with `dataset` and hands it to `finish`. Lock, resume, chunks, devices, processes,
+progress and interrupts are the engine's, the same for every trainer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import xarray as xr
+
+from toymodels import store
+from toymodels.config import SweepConfig
+from toymodels.errors import UserError
+from toymodels.grid import Grid
+from toymodels.spec import Spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Place:
+    """Where a sweep's results live on disk.
+
+    Attributes:
+      lock: the directory whose lock the pass holds (`toymodels.lock`).
+      store: the results directory of the chunks (`toymodels.store`); inside `lock`.
+      description: what holds the lock, e.g. "toymodels sweep".
+    """
+
+    lock: Path
+    store: Path
+    description: str = "toymodels sweep"
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """One kind of run the engine trains (toy models, sparse autoencoders, LLC estimates).
+
+    Attributes:
+      name: the registry name ("toy", "sae", "llc").
+      table: the config table that chooses it ("model", "sae", "llc").
+      parse: `parse(raw, source) -> SweepConfig`, pure: TOML dict in, frozen config out.
+      resolve: `resolve(config) -> SweepConfig`: the config with its sources read (a
+        results directory, a zoo model); where a source is gone, one UserError line.
+      expand: `expand(config) -> [Grid]`: the runs of each static group, in the order
+        of `config.groups` (`per_group` of a function of one group).
+      block_size: `block_size(spec) -> V`, the runs one compiled step computes at once.
+      make_block: `make_block(spec, root_seed) -> block(seeds [S], slot [R], *runs)
+        -> {name: [R, ...]}`, where `runs` is `Grid.runs` (R a multiple of V).
+      keys: `keys(spec)`: the names of the arrays `block` returns (every chunk's).
+      dataset: `dataset(group config, grid, columns, manifest) -> Dataset` of a group.
+      work: `work(spec)`: the work of one run, in values touched (`CHUNK_WORK` units).
+      memory: `memory(spec)`: the 4-byte values one run keeps while its chunk runs.
+      place: `place(config, out) -> Place`: the directories of the pass.
+      finish: `finish(config, place, ds) -> Dataset`: lands the finished Dataset (by
+        default `store.finish`: results.nc in the store, chunk files deleted after).
+      describe: `describe(config) -> str`, a line said when the pass starts ("" none).
+    """
+
+    name: str
+    table: str
+    parse: Callable[[dict, str], SweepConfig]
+    resolve: Callable[[SweepConfig], SweepConfig]
+    expand: Callable[[SweepConfig], list[Grid]]
+    block_size: Callable[[Spec], int]
+    make_block: Callable
+    keys: Callable[[Spec], list[str]]
+    dataset: Callable[..., xr.Dataset]
+    work: Callable[[Spec], int]
+    memory: Callable[[Spec], int]
+    place: Callable[[SweepConfig, "str | Path | None"], Place] = None
+    finish: Callable[[SweepConfig, Place, xr.Dataset], xr.Dataset] = None
+    describe: Callable[[SweepConfig], str] = lambda config: ""
+
+    def __post_init__(self):
+        if self.place is None:
+            object.__setattr__(self, "place", results_place)
+        if self.finish is None:
+            object.__setattr__(self, "finish", finish_in_store)
+
+
+def per_group(expand_one: Callable[[SweepConfig], Grid]) -> Callable[[SweepConfig], list[Grid]]:
+    """`expand(config)`: `expand_one` of every static group of `config`."""
+    return lambda config: [expand_one(group) for group in config.groups]
+
+
+def results_place(config: SweepConfig, out) -> Place:
+    """A sweep's own results directory `out`, its lock inside it."""
+    if out is None:
+        raise UserError(f"{config.source}: needs a results directory (--out DIR)")
+    return Place(Path(out), Path(out))
+
+
+def finish_in_store(config: SweepConfig, place: Place, ds: xr.Dataset) -> xr.Dataset:
+    """`store.finish`: results.nc written, then the chunk files deleted."""
+    del config
+    store.finish(place.store, ds)
+    return ds
+
+
+def first_nonfinite(loss: np.ndarray, final_loss: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """[R] the first logged step whose loss is not finite (final: last step), else -1."""
+    bad = ~np.isfinite(loss)
+    first = np.where(bad.any(axis=1), steps[np.argmax(bad, axis=1)], -1)
+    return np.where((first < 0) & ~np.isfinite(final_loss), steps[-1], first).astype(np.int64)
+
+
+def grid_shaped(grid: Grid) -> Callable[[np.ndarray], np.ndarray]:
+    """`as_grid(a)`: an [R, ...] array as [*grid.shape, ...]."""
+    return lambda a: np.asarray(a).reshape(grid.shape + np.shape(a)[1:])
+
+
+def manifest_attrs(config: SweepConfig, manifest: dict) -> dict:
+    """The attrs every results Dataset carries: name, config, device, versions."""
+    attrs = {"name": config.name, "config": manifest["config"], "device": manifest["device"],
+             "schema_version": manifest["schema_version"]}
+    attrs.update({f"version_{k}": v for k, v in manifest["versions"].items()})
+    return attrs

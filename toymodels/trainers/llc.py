@@ -1,0 +1,337 @@
+"""The LLC trainer: a sweep file with an `[llc]` table, the LLC of every run of a sweep.
+
+An LLC pass is a sweep like any other, run by the same engine (`toymodels.sweep`): its
+runs are the trained runs of its `source` (a finished toy-model sweep), each estimated by
+`toymodels.llc.make_llc_block`. It gets everything a sweep has: the lock (of the source
+directory), resume after a crash with the same bits, several processes, the progress bar,
+clean interrupts. Its chunk files go to ``SOURCE/llc-<settings hash>/``; once every run is
+done its variables are added to ``SOURCE/results.nc`` (a second pass replaces the first's)
+and that folder is removed.
+
+`toymodels llc DIR [flags]` is a sweep of ``{"llc": {"source": DIR, ...flags}}``: each
+flag overrides the key of its name (``--burn-in`` is ``burn_in``). The table's keys are
+`LLC_SCHEMA`; parsing (`parse_llc`) is pure, and the source is read when the pass runs
+(`resolve_llc`): a source that moved is one error line there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import shutil
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from toymodels import sgld, store
+from toymodels.config import (Key, SweepConfig, boolean, check_value, choice, integer,
+                              number, parse_toy, table_of, text)
+from toymodels.errors import UserError
+from toymodels.grid import Grid, expand
+from toymodels.groups import SNAPSHOT, split
+from toymodels.llc import (FINAL_VARIABLES, LOSSES, POINT_VARIABLES, LLCHyper, LLCSpec,
+                           llc_block_size, llc_keys, llc_memory, llc_work, make_llc_block)
+from toymodels.models import get_model, model_of
+from toymodels.evaluation import needs_samples
+from toymodels.spec import Spec
+from toymodels.trainers.base import Place, Trainer
+
+WORK_PREFIX = "llc-"
+AUTO = "auto"
+
+
+def _step(v):
+    """epsilon: "auto" or a number > 0."""
+    if v == AUTO:
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise ValueError('must be a number > 0 or "auto"')
+    return float(v)
+
+
+LLC_SCHEMA = {  # the [llc] table: key -> Key(check, default, description); None: not set
+    "source": Key(text, None, "the results directory of a finished toy-model sweep"),
+    "loss": Key(choice(LOSSES), None, "the loss whose LLC is estimated: dataset (the run's "
+                "own training set), online (fresh samples) or exact (the population loss); "
+                "default: dataset with a finite training set, else exact where the inputs "
+                "have one, else online"),
+    "chains": Key(integer(2), 4, "SGLD chains per run and point"),
+    "draws": Key(integer(1), 200, "draws kept per chain"),
+    "burn_in": Key(integer(0), 100, "SGLD steps dropped first"),
+    "batch_size": Key(integer(0), 0, "examples per SGLD step (0: the full training set; "
+                      "online: the sweep's training batch)"),
+    "snapshots": Key(boolean, False, "also estimate at every snapshot of training"),
+    "epsilon": Key(_step, AUTO, 'the SGLD step, or "auto": 0.2 / (nbeta h_max + gamma) with '
+                   "h_max the largest Hessian eigenvalue at w*"),
+    "gamma": Key(number(0.0, math.inf), 100.0, "localisation strength"),
+    "nbeta": Key(number(0.0, math.inf, lo_open=True), None,
+                 "n beta, the inverse temperature times n (default n / ln n)"),
+    "n": Key(integer(2), None, "the sample size of the default nbeta, for the online and "
+             "exact losses (the dataset size for the dataset loss)"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class LLCSettings:
+    """What an LLC pass was asked for: the static `spec` and the traced step size
+    ("auto": from each point's curvature, `sgld.auto_epsilon`), localisation and inverse
+    temperature (nbeta None: n / ln n, with n the dataset size or `n`)."""
+
+    spec: LLCSpec
+    epsilon: float | str = AUTO
+    gamma: float = 100.0
+    nbeta: float | None = None
+    n: int | None = None
+
+    def as_dict(self) -> dict:
+        return {**dataclasses.asdict(self.spec), "epsilon": self.epsilon, "gamma": self.gamma,
+                "nbeta": self.nbeta, "n": self.n}
+
+
+def llc_table(source: str | Path, settings: LLCSettings | None = None) -> dict:
+    """The raw sweep dict of an LLC pass over `source` with `settings` (None: defaults)."""
+    table = {"source": str(source)}
+    if settings is not None:
+        given = {k: v for k, v in settings.as_dict().items() if k != "auto_step"}
+        table.update({k: v for k, v in given.items() if v is not None})
+    return {"llc": table}
+
+
+def parse_llc(raw: dict, source: str = "<config>") -> SweepConfig:
+    """Validates the raw TOML dict of an LLC pass (an `[llc]` table); pure: the source
+    is not read (see `resolve_llc`).
+
+    Raises:
+      UserError: one line naming the file, the key and what is allowed.
+    """
+    for key in raw:
+        if key not in ("name", "llc"):
+            why = ("not used by an LLC pass (its source gives the sweep)"
+                   if key in ("model", "data", "train", "sweep", "seed", "sae")
+                   else "unknown key; allowed top-level keys: name, llc")
+            raise UserError(f"{source}: {key}: {why}")
+    given = table_of(raw, "llc", source)
+    for key in given:
+        if key not in LLC_SCHEMA:
+            raise UserError(f"{source}: llc.{key}: unknown key; allowed: {', '.join(LLC_SCHEMA)}")
+    if "source" not in given:
+        raise UserError(f"{source}: llc.source: missing; give the results directory of a "
+                        "finished toy-model sweep")
+    checked = {k: check_value(LLC_SCHEMA[k].check, v, f"llc.{k}", source) for k, v in given.items()}
+    table = {**{k: key.default for k, key in LLC_SCHEMA.items()}, **checked}
+    name = check_value(text, raw.get("name", "llc"), "name", source)
+    return SweepConfig(name, 0, Spec(), {}, {}, (), source, trainer="llc", table=table)
+
+
+def settings_of(table: dict) -> LLCSettings:
+    """The LLCSettings of a parsed `[llc]` table ("auto" epsilon: `LLCSpec.auto_step`)."""
+    spec = LLCSpec(loss=table["loss"], chains=table["chains"], draws=table["draws"],
+                   burn_in=table["burn_in"], batch_size=table["batch_size"],
+                   snapshots=table["snapshots"], auto_step=table["epsilon"] == AUTO)
+    return LLCSettings(spec, table["epsilon"], table["gamma"], table["nbeta"], table["n"])
+
+
+def resolve_llc(config: SweepConfig) -> SweepConfig:
+    """The pass with its source read: the source's runs and static groups, each group's
+    spec with its `llc` part, the default loss and batch filled in.
+
+    Raises:
+      UserError: the source is not a finished toy-model sweep, or the settings cannot run
+        on it (one line naming the setting and what is allowed).
+    """
+    out, where = Path(config.table["source"]), config.source
+    if not out.is_dir():
+        raise UserError(f"{where}: llc.source: {str(out)!r} is not a directory; give the "
+                        "results directory of a finished toy-model sweep")
+    manifest = store.read_manifest(out)
+    raw = tomllib.loads(manifest["config"])
+    if "sae" in raw:
+        raise UserError(f"{out}: a sweep of sparse autoencoders; an LLC pass estimates the "
+                        "LLC of toy models")
+    toy = parse_toy(raw, f"{out}/{store.MANIFEST}")
+    settings = _default_loss(settings_of(config.table), toy.spec)
+    table = {**config.table, "loss": settings.spec.loss, "batch_size": settings.spec.batch_size}
+    with_llc = lambda c: dataclasses.replace(
+        c, spec=dataclasses.replace(c.spec, llc=settings.spec), trainer="llc", table=table)
+    groups = tuple(with_llc(g) for g in toy.static_groups)
+    for group in groups or (with_llc(toy),):
+        check(settings, group.spec, where)
+    return dataclasses.replace(with_llc(toy), name=f"{toy.name} llc", static_groups=groups)
+
+
+def expand_llc(config: SweepConfig) -> list[Grid]:
+    """The LLC runs of every static group of a resolved pass: the source's runs, each with
+    its parameters (`llc_grid`), in the order of `config.groups`."""
+    out, settings = Path(config.table["source"]), settings_of(config.table)
+    ds = store.load(out)
+    parts = split(ds, config) if config.static_groups else [ds]
+    grids = []
+    for part, group in zip(parts, config.groups):
+        names = get_model(group.spec.model.kind).dims
+        if not all(name in part for name in names):
+            raise UserError(f"{out}: {store.RESULTS} has no weights ({', '.join(names)})")
+        nbeta, _ = nbeta_of(settings, group.spec)
+        grids.append(llc_grid(part, expand(group), group.spec, settings, nbeta))
+    return grids
+
+
+def describe_llc(config: SweepConfig) -> str:
+    """E.g. 'runs/x: LLC of 48 runs, dataset loss, nbeta = ..., epsilon = auto (...), ...'."""
+    settings = settings_of(config.table)
+    hows = sorted({nbeta_of(settings, g.spec)[1] for g in config.groups})
+    return (f"{config.table['source']}: LLC of {config.n_runs} runs, {settings.spec.loss} loss, "
+            f"{'; '.join(hows)}, epsilon = {_step_text(settings)}, gamma = {settings.gamma:g}, "
+            f"{settings.spec.chains} chains x {settings.spec.draws} draws "
+            f"(+{settings.spec.burn_in} burn-in)")
+
+
+def place_llc(config: SweepConfig, out) -> Place:
+    """The source directory (its lock) and the pass's work folder inside it."""
+    source = Path(config.table["source"])
+    if out is not None and Path(out).resolve() != source.resolve():
+        raise UserError(f"{config.source}: an LLC pass adds its variables to its source "
+                        f"{str(source)!r}; leave out the results directory (got {str(out)!r})")
+    return Place(source, work_dir(source, settings_of(config.table)), "toymodels llc")
+
+
+def llc_dataset(group: SweepConfig, grid: Grid, columns: dict, manifest: dict) -> xr.Dataset:
+    """The LLC variables of one static group (`llc_variables`), on its axes."""
+    del manifest
+    nbeta = float(grid.hyper.nbeta[0]) if grid.n_runs else math.nan
+    variables = llc_variables(columns, grid, group.spec, settings_of(group.table), nbeta)
+    return xr.Dataset(variables, coords=dict(zip(grid.names, grid.coords)))
+
+
+def finish_llc(config: SweepConfig, place: Place, found: xr.Dataset) -> xr.Dataset:
+    """Adds the pass's variables to the source's results.nc (replacing a previous pass's),
+    then removes the work folder."""
+    ds = store.load(place.lock)
+    previous = [v for v in ds.data_vars if v == "llc" or v.startswith("llc_")]
+    new = ds.drop_vars(previous).assign(found.data_vars)
+    try:
+        store.write_dataset(place.lock, new)
+    except OSError as e:
+        raise UserError(f"{place.lock}: cannot write {store.RESULTS} ({store.why(e)}); it is "
+                        f"unchanged and the estimates are kept in {place.store}") from None
+    shutil.rmtree(place.store, ignore_errors=True)
+    return new
+
+
+def check(settings: LLCSettings, spec: Spec, where: str) -> None:
+    """Raises UserError (one line naming `where`, the key and what is allowed) when
+    `settings` cannot run on the sweep of `spec`: the checks across keys and the source
+    (each key's own range is its schema's, `LLC_SCHEMA`)."""
+    llc = settings.spec
+    fail = lambda key, what: UserError(f"{where}: llc.{key}: {what}")
+    if llc.loss == "dataset":
+        if not spec.data.dataset_size:
+            raise fail("loss", '"dataset" needs a finite training set (data.dataset_size); '
+                       'use "online" or "exact"')
+        if llc.batch_size > spec.data.dataset_size:
+            raise fail("batch_size", f"must be at most data.dataset_size = {spec.data.dataset_size}")
+    if llc.loss == "exact" and needs_samples(spec.data, model_of(spec.model).homogeneous):
+        raise fail("loss", '"exact" needs inputs with an exact population loss '
+                   '(data.inputs = "exactly_one" or "one_hot"); use "online" or "dataset"')
+    if llc.loss == "exact" and llc.batch_size:
+        raise fail("batch_size", "the exact loss reads no batches")
+    if settings.nbeta is None and llc.loss != "dataset" and not settings.n:
+        raise fail("n", f'needed with loss = "{llc.loss}" (the sample size of nbeta = n / ln n), '
+                   "or give llc.nbeta")
+    if llc.snapshots and not spec.train.snapshot_every:
+        raise fail("snapshots", "the sweep kept no snapshots (train.snapshot_every = 0)")
+
+
+def nbeta_of(settings: LLCSettings, spec: Spec) -> tuple[float, str]:
+    """(nbeta, how it was chosen), e.g. (144.8, 'nbeta = n / ln n = 1000 / 6.908 = 144.8')."""
+    if settings.nbeta is not None:
+        return settings.nbeta, f"nbeta = {settings.nbeta:g} (given)"
+    n = settings.n or spec.data.dataset_size
+    nbeta = sgld.default_nbeta(n)
+    return nbeta, f"nbeta = n / ln n = {n} / {math.log(n):.3f} = {nbeta:.4g}"
+
+
+def _step_text(settings: LLCSettings) -> str:
+    if settings.spec.auto_step:
+        return f"auto ({sgld.AUTO_SCALE:g} / (nbeta h_max + gamma))"
+    return f"{settings.epsilon:g}"
+
+
+def llc_grid(ds: xr.Dataset, grid: Grid, spec: Spec, settings: LLCSettings, nbeta: float) -> Grid:
+    """The LLC runs of a finished sweep: `grid` (its runs, flat) with each run's params.
+
+    Args:
+      ds: the sweep's results (dims: its axes, then the parameters' own).
+      grid: `toymodels.grid.expand` of its config (the same runs in the same order).
+    """
+    kind = model_of(spec.model)
+    flat = lambda da: np.asarray(da.transpose(*grid.names, ...).values, np.float32).reshape(
+        grid.n_runs, *da.shape[len(grid.names):])
+    params = {}
+    for name in kind.dims:
+        final = flat(ds[name])[:, None]
+        if spec.llc.snapshots:
+            final = np.concatenate([flat(ds[name + SNAPSHOT]), final], axis=1)
+        params[name] = final
+    R = grid.n_runs
+    scalar = lambda v: np.full(R, v, np.float32)
+    epsilon = sgld.AUTO_SCALE if spec.llc.auto_step else settings.epsilon
+    hyper = LLCHyper(grid.hyper, params, scalar(epsilon), scalar(settings.gamma), scalar(nbeta))
+    return dataclasses.replace(grid, hyper=hyper)
+
+
+def work_dir(out: Path, settings: LLCSettings) -> Path:
+    """``out/llc-<hash of the settings>``: the chunk files of one LLC pass."""
+    text = json.dumps(settings.as_dict(), sort_keys=True)
+    return out / (WORK_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:12])
+
+
+def _default_loss(settings: LLCSettings, spec: Spec) -> LLCSettings:
+    """`settings` with the default loss (the run's own data, else the exact loss, else
+    fresh samples) and, for fresh samples, the training batch size filled in."""
+    if settings.spec.loss is None:
+        exact = not needs_samples(spec.data, model_of(spec.model).homogeneous)
+        loss = "dataset" if spec.data.dataset_size else "exact" if exact else "online"
+        settings = dataclasses.replace(settings, spec=dataclasses.replace(settings.spec, loss=loss))
+    if settings.spec.loss == "online" and not settings.spec.batch_size:
+        batch = dataclasses.replace(settings.spec, batch_size=spec.train.batch_size)
+        settings = dataclasses.replace(settings, spec=batch)
+    return settings
+
+
+def llc_variables(columns: dict, grid: Grid, spec: Spec, settings: LLCSettings,
+                  nbeta: float) -> dict[str, xr.DataArray]:
+    """The Dataset variables of an LLC pass from its chunk arrays ([R, ...] each); a
+    second pass replaces the first's."""
+    axes, shape = grid.names, grid.shape
+    as_grid = lambda a: np.asarray(a).reshape(shape + np.shape(a)[1:])
+    attrs = {k: ("" if v is None else v) for k, v in settings.as_dict().items()}
+    attrs = {k: (int(v) if isinstance(v, bool) else v) for k, v in attrs.items()}
+    attrs["nbeta_used"] = nbeta
+    var = lambda values, dims, text, **extra: xr.DataArray(
+        as_grid(values), dims=axes + dims, attrs={"description": text, **extra})
+    table = dict(POINT_VARIABLES)
+    new = {
+        "llc": var(columns["llc_points"][:, -1], (), table["llc"], **attrs),
+        "llc_se": var(columns["llc_se_points"][:, -1], (), table["llc_se"]),
+        "llc_trusted": var(columns["llc_trusted_points"][:, -1], (), table["llc_trusted"]),
+        "llc_trace": var(columns["llc_trace"], ("chain", "draw"),
+                         "the loss of each SGLD draw after burn-in, per chain"),
+    }
+    new.update({name: var(columns[name], (), text) for name, text in FINAL_VARIABLES})
+    if spec.llc.snapshots:
+        for name, text in POINT_VARIABLES:
+            at = columns[name + "_points"][:, :-1]
+            new[f"{name}{SNAPSHOT}" if name == "llc" else f"llc_snapshots{name[3:]}"] = var(
+                at, ("snapshot",), text + ", at each snapshot")
+    return new
+
+
+TRAINER = Trainer(
+    name="llc", table="llc", parse=parse_llc, resolve=resolve_llc, expand=expand_llc,
+    block_size=llc_block_size, make_block=make_llc_block, keys=llc_keys, dataset=llc_dataset,
+    work=llc_work, memory=llc_memory, place=place_llc, finish=finish_llc,
+    describe=describe_llc)
