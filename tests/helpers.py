@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 import toymodels as tm
+from toymodels.reproduce import EXPERIMENTS
 
 TINY = {
     "name": "tiny",
@@ -18,6 +19,16 @@ TINY = {
     "train": {"steps": 60, "batch_size": 64, "log_every": 20},
     "sweep": {"sparsity": [0.0, 0.5, 0.9], "seed": [0, 1]},
 }
+
+
+QUESTIONS = ("llc_phase_2_1", "llc_phase_3_2", "kgon_trajectories", "norms_5_2", "norms_20_5",
+             "optimizers_basic", "optimizers_phase_2_1", "incidental")
+"""The LLC and open-question experiments (issues 13 and 14), whose quick reproduce
+tests/test_reproduce_questions.py runs."""
+
+EARLIER = [name for name in EXPERIMENTS if name not in QUESTIONS]
+"""Every other experiment, whose quick reproduce tests/test_reproduce.py runs. The two
+modules split the quick reproduce so that two test workers share the work."""
 
 
 def raw(**tables) -> dict:

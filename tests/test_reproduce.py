@@ -20,12 +20,7 @@ from toymodels.plotting import PLOTS, best_runs
 from toymodels.reproduce import EXPERIMENTS, reproduce
 from toymodels.theory import boundary_2_1
 
-from helpers import config
-from test_reproduce_questions import QUESTIONS
-
-EARLIER = [name for name in EXPERIMENTS if name not in QUESTIONS]
-"""The experiments this module's quick reproduce runs (tests/test_reproduce_questions.py
-runs the others, so that two test workers share the work)."""
+from helpers import EARLIER, config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,7 @@ import pytest
 
 from toymodels.reproduce import EXPERIMENTS, reproduce
 
-QUESTIONS = ("llc_phase_2_1", "llc_phase_3_2", "kgon_trajectories", "norms_5_2", "norms_20_5",
-             "optimizers_basic", "optimizers_phase_2_1", "incidental")
+from helpers import EARLIER, QUESTIONS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -24,7 +23,6 @@ def test_quick_reproduce_of_the_questions_writes_their_figures(tmp_path):
 
 
 def test_the_split_covers_every_experiment_once():
-    from test_reproduce import EARLIER
-
+    """QUESTIONS (this module) and EARLIER (tests/test_reproduce.py), both in helpers."""
     assert sorted(EARLIER + list(QUESTIONS)) == sorted(EXPERIMENTS)
     assert not set(EARLIER) & set(QUESTIONS)
