@@ -16,6 +16,7 @@ from toymodels.config import to_toml
 from toymodels.models import get_model
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 from toymodels.sweep import default_chunk_size
+from toymodels.trainers.toy import TRAINER as TOY
 
 from helpers import same_arrays
 from test_config import _fails, _toml, _write
@@ -379,7 +380,7 @@ def test_online_results_get_no_data_point_variables():
 def test_chunk_size_counts_the_training_set():
     online = Spec(ModelSpec("relu_output", 100, 10), TrainSpec(steps=10, batch_size=16))
     finite = Spec(online.model, online.train, DataSpec(dataset_size=100_000))
-    assert default_chunk_size(finite, 4096) < default_chunk_size(online, 4096) / 10
+    assert default_chunk_size(TOY, finite, 4096) < default_chunk_size(TOY, online, 4096) / 10
 
 
 # ---- config

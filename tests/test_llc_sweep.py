@@ -1,4 +1,5 @@
-"""`toymodels llc DIR`: the LLC of every run of a sweep (toymodels.llc).
+"""`toymodels llc DIR`: the LLC of every run of a sweep (an `[llc]` pass of the engine:
+toymodels.trainers.llc, each run's estimate toymodels.llc).
 
 The known answer: a linear model x' = WᵀW x with n_features = n_hidden = 3 and no bias,
 trained to zero loss (WᵀW = I). Its minima near w* are the orthogonal group O(3), a
@@ -23,8 +24,10 @@ import toymodels as tm
 from toymodels import data, evaluation, sgld
 from toymodels.cli import main
 from toymodels.hyper import make_hyper
-from toymodels.llc import LLC_STREAM, LLCSettings, LLCSpec, run_llc
+from toymodels.llc import LLC_STREAM, LLCSpec
 from toymodels.models import get_model
+from toymodels.trainers import TRAINERS
+from toymodels.trainers.llc import LLCSettings, llc_table
 
 LINEAR = {
     "name": "identity", "seed": 0,
@@ -35,6 +38,13 @@ LINEAR = {
     "sweep": {"seed": [0, 1, 2, 3]},
 }
 SHARP = dict(epsilon=2e-5, gamma=1.0, nbeta=1e4)  # nbeta a = 8889 >> gamma: lambda ~ 3
+
+
+def run_llc(out, settings: LLCSettings, chunk_size=None, quiet=True):
+    """The LLC pass of `settings` over `out` (a sweep of its `[llc]` config), then its
+    results."""
+    tm.run_sweep(tm.parse_config(llc_table(out, settings)), chunk_size=chunk_size, quiet=quiet)
+    return tm.load(out)
 
 
 def transverse_value(nbeta, epsilon, gamma, c=3):
@@ -132,7 +142,9 @@ def test_chunks_and_resume_give_the_same_bits(identity_runs, tmp_path, monkeypat
 
     from toymodels import llc, store
 
-    monkeypatch.setattr(llc, "llc_group_size", lambda spec: 2)  # chunks of 2 and 4 differ
+    two = lambda spec: 2  # blocks of V = 2 runs: chunks of 2 and 4 runs differ
+    monkeypatch.setattr(llc, "llc_block_size", two)  # the block's own V
+    monkeypatch.setitem(TRAINERS, "llc", dataclasses.replace(TRAINERS["llc"], block_size=two))
 
     copy = tmp_path / "copy"
     shutil.copytree(identity_runs, copy)
@@ -204,15 +216,15 @@ def test_snapshots_llc_along_training(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--epsilon", "0"], "--epsilon must be a number > 0, got 0.0"),
-    (["--epsilon=-1e-3"], "--epsilon must be a number > 0"),
-    (["--chains", "0"], "--chains must be at least 2, got 0"),
-    (["--gamma", "nan"], "--gamma must be a number >= 0"),
-    (["--loss", "online"], "--loss online needs --n"),
-    (["--batch-size", "301"], "--batch-size must be at most data.dataset_size = 300"),
-    (["--snapshots"], "--snapshots: the sweep kept no snapshots"),
-    (["--loss", "exact", "--batch-size", "5"], "--batch-size: the exact loss reads no batches"),
-    (["--loss", "exact"], "--loss exact needs --n"),
+    (["--epsilon", "0"], 'llc.epsilon: must be a number > 0 or "auto", got 0.0'),
+    (["--epsilon=-1e-3"], "llc.epsilon: must be a number > 0"),
+    (["--chains", "0"], "llc.chains: must be an integer >= 2, got 0"),
+    (["--gamma", "nan"], "llc.gamma: must be a number in [0, inf]"),
+    (["--loss", "online"], 'llc.n: needed with loss = "online"'),
+    (["--batch-size", "301"], "llc.batch_size: must be at most data.dataset_size = 300"),
+    (["--snapshots"], "llc.snapshots: the sweep kept no snapshots"),
+    (["--loss", "exact", "--batch-size", "5"], "llc.batch_size: the exact loss reads no batches"),
+    (["--loss", "exact"], 'llc.n: needed with loss = "exact"'),
 ])
 def test_bad_arguments_one_line(identity_runs, capsys, args, message):
     assert main(["llc", str(identity_runs), "--quiet", *args]) == 2
@@ -229,7 +241,7 @@ def test_directories_it_cannot_use(tmp_path, capsys):
     assert main(["llc", str(out), "--quiet", "--loss", "exact", "--n", "100"]) == 2
     assert 'needs inputs with an exact population loss' in capsys.readouterr().err
     assert main(["llc", str(out), "--quiet"]) == 2  # default: online, which needs n
-    assert "--loss online needs --n" in capsys.readouterr().err
+    assert 'llc.n: needed with loss = "online"' in capsys.readouterr().err
     # results without weights
     ds = tm.load(out).drop_vars("W")
     from toymodels import store

@@ -13,6 +13,7 @@ import pytest
 import toymodels as tm
 from toymodels import store
 from toymodels.sweep import useful_devices
+from toymodels.trainers.toy import TRAINER as TOY
 from toymodels.train import block_size
 
 from helpers import config, raw, run_cli, same_arrays
@@ -114,10 +115,10 @@ def test_device_count_changes_nothing(tmp_path):
 def test_a_sweep_uses_no_more_devices_than_it_has_groups():
     V = block_size(config(**CFG).spec)
     devices = list(range(4))  # stand-ins: only the count matters
-    assert useful_devices(devices, config(**CFG).spec, 1) == [0]
-    assert useful_devices(devices, config(**CFG).spec, V) == [0]
-    assert useful_devices(devices, config(**CFG).spec, V + 1) == [0, 1]
-    assert useful_devices(devices, config(**CFG).spec, 10 * V) == devices
+    assert useful_devices(devices, TOY, config(**CFG).spec, 1) == [0]
+    assert useful_devices(devices, TOY, config(**CFG).spec, V) == [0]
+    assert useful_devices(devices, TOY, config(**CFG).spec, V + 1) == [0, 1]
+    assert useful_devices(devices, TOY, config(**CFG).spec, 10 * V) == devices
 
 
 KINDS_SCRIPT = textwrap.dedent("""

@@ -345,7 +345,7 @@ def test_the_default_k_aux_may_exceed_a_small_width():
     not refused for a key the user did not write, and its config reads back the same
     (k_aux is written out). An explicit k_aux above the width is refused."""
     c = syn(sae={"kind": "topk", "width": 1}, sweep={"seed": [0]})
-    assert c.sae["k_aux"] == 2
+    assert c.table["k_aux"] == 2
     assert tm.parse_config(tomllib.loads(tm.to_toml(c))) == c
     widths = syn(sae={"kind": "topk"}, sweep={"width": [1, 4], "seed": [0]}, drop=("width",))
     assert tm.parse_config(tomllib.loads(tm.to_toml(widths))) == widths
