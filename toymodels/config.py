@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from toymodels.checks import (STATIC_AXIS, TRACED_AXIS, Key, axis_values, boolean, check_table, check_value, choice,
+                              finite, integer, keys_with, number, table_of, text, toml_value)
 from toymodels.errors import UserError
 from toymodels.models import KGON_KINDS, MODELS, NORM_EPS, NORMS
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
@@ -32,17 +34,6 @@ from toymodels.train import OPTIMIZER_READS, OPTIMIZERS
 SCHEDULES = ("constant", "cosine")
 DENSITY_KEYS = ("sparsity", "feature_probability")
 IMPORTANCE_KEYS = ("importance_decay", "relative_importance", "importance")
-TRACED = (  # swept inside one compiled program (leaves of Hyper, or the seed)
-    "sparsity", "feature_probability", "importance_decay", "relative_importance",
-    "density_ratio", "dropout", "learning_rate", "weight_decay", "l1_hidden", "seed",
-    "momentum", "beta1", "beta2", "eps", "l1_weights", "data_seed",
-)
-STATIC_TABLES = {  # keys that fix shapes or the program: a sweep axis of them splits the
-    # grid into static groups, one compiled program each (see SweepConfig.groups)
-    "n_features": "model", "n_hidden": "model", "kind": "model", "optimizer": "train",
-    "batch_size": "train", "steps": "train", "dataset_size": "data",
-    "init_k": "train", "init_noise": "train", "norm": "model", "norm_eps": "model",
-}
 # [train] keys that only some optimizers read (`toymodels.train.OPTIMIZER_READS`)
 OPTIMIZER_KEYS = tuple(dict.fromkeys(k for keys in OPTIMIZER_READS.values() for k in keys))
 CORRELATIONS = ("independent", "correlated", "anticorrelated")
@@ -52,67 +43,7 @@ INITS = ("random", "kgon", "normal")  # train.init (`toymodels.spec.TrainSpec.in
 INIT_KEYS = ("init_k", "init_noise")  # [train] keys read only with init = "kgon"
 NORM_KEYS = ("norm", "norm_eps")  # [model] keys of the hidden norm; norm_eps needs a norm
 FULL_BATCH = "full"  # train.batch_size: every example of the finite dataset, every step
-
-
-@dataclasses.dataclass(frozen=True)
-class Key:
-    """One key of a trainer's table, as data.
-
-    Attributes:
-      check: `check(value) -> cleaned value`, or ValueError("what is allowed").
-      default: its value when not given (None: none, or resolved when the pass runs).
-      description: one line for the key reference.
-    """
-
-    check: Callable[[Any], Any]
-    default: Any = None
-    description: str = ""
-
-
-# ---- value checks: each returns the cleaned value or raises ValueError("what is allowed")
-
-
-def integer(lo: int, hi: int | None = None) -> Callable[[Any], int]:
-    allowed = f"must be an integer >= {lo}" + (f" and < {hi}" if hi is not None else "")
-
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v >= hi):
-            raise ValueError(allowed)
-        return v
-    return check
-
-
-def number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
-    left, right = "(" if lo_open else "[", ")" if hi_open else "]"
-    allowed = f"must be a number in {left}{lo:g}, {hi:g}{right}"
-
-    def check(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise ValueError(allowed)
-        if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
-            raise ValueError(allowed)
-        return float(v)
-    return check
-
-
-def choice(options) -> Callable[[Any], str]:
-    def check(v):
-        if v not in options:
-            raise ValueError(f"must be one of {', '.join(map(str, options))}")
-        return v
-    return check
-
-
-def finite(v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ValueError("must be a finite number")
-    return float(v)
-
-
-def boolean(v):
-    if not isinstance(v, bool):
-        raise ValueError("must be true or false")
-    return v
+DATA_SPEC = ("correlation", "set_size", "magnitude", "inputs", "unit_norm", "dataset_size")
 
 
 def _batch_size(v):
@@ -120,12 +51,6 @@ def _batch_size(v):
         return v
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ValueError(f'must be an integer >= 1 or "{FULL_BATCH}"')
-    return v
-
-
-def text(v):
-    if not isinstance(v, str) or not v:
-        raise ValueError("must be a non-empty string")
     return v
 
 
@@ -147,83 +72,105 @@ def _importance_list(v):
 
 
 INF = math.inf
-SCHEMA: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "": {"name": text, "seed": integer(0)},
+T, S = TRACED_AXIS, STATIC_AXIS
+SCHEMA: dict[str, dict[str, Key]] = {  # the toy models' tables, each key declared once
+    "": {
+        "name": Key(text, "sweep", "the sweep's name (titles, file names)"),
+        "seed": Key(integer(0), 0, "the root seed: run keys are fold_in(key(seed), run seed)"),
+    },
     "model": {
-        "kind": choice(tuple(MODELS)),
-        "n_features": integer(1),
-        "n_hidden": integer(1),
-        "bias": boolean,
-        "norm": choice(tuple(NORMS)),
-        "norm_eps": number(0.0, INF, lo_open=True),
+        "kind": Key(choice(tuple(MODELS)), "relu_output", "the model kind "
+                    "(toymodels.models.MODELS)", S),
+        "n_features": Key(integer(1), 20, "F, the input (and output) width", S),
+        "n_hidden": Key(integer(1), 5, "H, the bottleneck width", S),
+        "bias": Key(boolean, True, "whether the output bias b trains (false: b stays 0)"),
+        "norm": Key(choice(tuple(NORMS)), "none", "a normalisation of the hidden vector "
+                    "before the readout, without affine part: none, rms or layer", S),
+        "norm_eps": Key(number(0.0, INF, lo_open=True), NORM_EPS, "the epsilon of the norm, "
+                        "inside the root (needs a norm)", S),
     },
     "data": {
-        "sparsity": _scalar_or_list(number(0.0, 1.0, hi_open=True)),
-        "feature_probability": _scalar_or_list(number(0.0, 1.0, lo_open=True)),
-        "density_ratio": number(0.0, INF, lo_open=True),
-        "importance_decay": number(0.0, INF, lo_open=True),
-        "relative_importance": number(0.0, INF, lo_open=True),
-        "importance": _importance_list,
-        "correlation": choice(CORRELATIONS),
-        "set_size": integer(1),
-        "magnitude": choice(MAGNITUDES),
-        "inputs": choice(INPUTS),
-        "unit_norm": boolean,
-        "dataset_size": integer(1),
-        "data_seed": integer(0, 2**31),
+        "sparsity": Key(_scalar_or_list(number(0.0, 1.0, hi_open=True)), 0.0,
+                        "S: each feature is zero with probability S (one value, or one "
+                        "per feature)", T, number(0.0, 1.0, hi_open=True)),
+        "feature_probability": Key(_scalar_or_list(number(0.0, 1.0, lo_open=True)), None,
+                                   "p = 1 - S, instead of sparsity (one value, or one per "
+                                   "feature)", T, number(0.0, 1.0, lo_open=True)),
+        "density_ratio": Key(number(0.0, INF, lo_open=True), 1.0,
+                             "feature 0's probability is this times the others'", T),
+        "importance_decay": Key(number(0.0, INF, lo_open=True), None,
+                                "importance I_i = decay^i", T),
+        "relative_importance": Key(number(0.0, INF, lo_open=True), None,
+                                   "the last feature's importance; the others' are 1", T),
+        "importance": Key(_importance_list, None, "each feature's importance (F values; "
+                          "default all 1)"),
+        "correlation": Key(choice(CORRELATIONS), "independent", "independent, correlated "
+                           "(a set switches on or off together) or anticorrelated (one "
+                           "member of an active set)"),
+        "set_size": Key(integer(1), 1, "features per correlated or anticorrelated set"),
+        "magnitude": Key(choice(MAGNITUDES), "uniform", "an active feature's value: uniform "
+                         "on [0, 1), exponential (mean 1/2) or constant 1"),
+        "inputs": Key(choice(INPUTS), "bernoulli", "which features are on: bernoulli (each "
+                      "with its probability), exactly_one or one_hot"),
+        "unit_norm": Key(boolean, False, "rescale every example to unit L2 norm"),
+        "dataset_size": Key(integer(1), 0, "N fixed training examples per run (default: "
+                            "fresh samples every step)", S),
+        "data_seed": Key(integer(0, 2**31), 0, "the seed of a finite dataset's examples", T),
     },
     "train": {
-        "steps": integer(1),
-        "batch_size": _batch_size,
-        "learning_rate": number(0.0, INF, lo_open=True),
-        "weight_decay": finite,  # negative: weights pulled outward
-        "dropout": number(0.0, 1.0, hi_open=True),
-        "schedule": choice(SCHEDULES),
-        "warmup_steps": integer(0),
-        "log_every": integer(1),
-        "l1_hidden": number(0.0, INF),
-        "snapshot_every": integer(0),
-        "eval_samples": integer(8192),
-        "optimizer": choice(tuple(OPTIMIZERS)),
-        "momentum": number(0.0, 1.0, hi_open=True),
-        "beta1": number(0.0, 1.0, hi_open=True),
-        "beta2": number(0.0, 1.0, hi_open=True),
-        "eps": number(0.0, INF, lo_open=True),
-        "l1_weights": number(0.0, INF),
-        "init": choice(INITS),
-        "init_k": integer(1),
-        "init_noise": number(0.0, INF),
+        "steps": Key(integer(1), 10_000, "optimiser steps per run", S),
+        "batch_size": Key(_batch_size, 1024, 'examples per step, or "full" (the whole '
+                          "finite dataset)", S),
+        "learning_rate": Key(number(0.0, INF, lo_open=True), 1e-3, "the peak learning rate", T),
+        "weight_decay": Key(finite, 0.01, "weight decay (negative: weights pulled outward)", T),
+        "dropout": Key(number(0.0, 1.0, hi_open=True), 0.0, "dropout on the hidden layer", T),
+        "schedule": Key(choice(SCHEDULES), "constant", "learning-rate schedule after the "
+                        "warm-up: constant or cosine (to 0 at the last step)"),
+        "warmup_steps": Key(integer(0), 0, "linear warm-up from 0 over this many steps"),
+        "log_every": Key(integer(1), 100, "the loss curve's mean over each block of this "
+                         "many steps"),
+        "l1_hidden": Key(number(0.0, INF), 0.0, "L1 penalty on the hidden activations", T),
+        "snapshot_every": Key(integer(0), 0, "keep the parameters every this many steps "
+                              "(0: only the final ones)"),
+        "eval_samples": Key(integer(8192), 262_144, "samples of final_loss's sampled stratum"),
+        "optimizer": Key(choice(tuple(OPTIMIZERS)), "adamw", "the optimiser "
+                         "(toymodels.train.OPTIMIZERS)", S),
+        "momentum": Key(number(0.0, 1.0, hi_open=True), 0.9, "momentum (optimizer momentum)", T),
+        "beta1": Key(number(0.0, 1.0, hi_open=True), 0.9, "Adam's beta1", T),
+        "beta2": Key(number(0.0, 1.0, hi_open=True), 0.999, "Adam's beta2", T),
+        "eps": Key(number(0.0, INF, lo_open=True), 1e-8, "Adam's epsilon", T),
+        "l1_weights": Key(number(0.0, INF), 0.0, "L1 penalty on the weights", T),
+        "init": Key(choice(INITS), "random", "the initialisation: random (the kind's own), "
+                    "kgon (a regular k-gon plus noise) or normal (N(0, 1/H))"),
+        "init_k": Key(integer(1), 0, "k of the kgon init", S),
+        "init_noise": Key(number(0.0, INF), 0.0, "std of the noise on the kgon init", S),
     },
 }
-STATIC = tuple(k for k, t in STATIC_TABLES.items() if k in SCHEMA[t])
+STATIC_TABLES = keys_with(SCHEMA, STATIC_AXIS)  # a sweep axis of these splits the grid into
+# static groups, one compiled program each (see SweepConfig.groups)
+TRACED_TABLES = keys_with(SCHEMA, TRACED_AXIS)  # swept inside one compiled program
+STATIC = tuple(STATIC_TABLES)
+TRACED = (*TRACED_TABLES, "seed")  # the run seed is always an axis of its own
 SWEEPABLE = TRACED + STATIC
 TABLES = ("model", "data", "train", "sweep")
-DEFAULTS = {
-    "name": "sweep",
-    "seed": 0,
-    "model": {"kind": "relu_output", "n_features": 20, "n_hidden": 5, "bias": True,
-              "norm": "none", "norm_eps": NORM_EPS},
+DEFAULTS = {  # the defaults filled into a resolved config ([data] keeps only what is given)
+    **{k: key.default for k, key in SCHEMA[""].items()},
+    **{t: {k: key.default for k, key in SCHEMA[t].items()} for t in ("model", "train")},
     "data": {},
-    "train": {
-        "steps": 10_000, "batch_size": 1024, "learning_rate": 1e-3, "weight_decay": 0.01,
-        "dropout": 0.0, "schedule": "constant", "warmup_steps": 0, "log_every": 100,
-        "l1_hidden": 0.0, "snapshot_every": 0, "eval_samples": 262_144,
-        "optimizer": "adamw", "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
-        "l1_weights": 0.0, "init": "random", "init_k": 0, "init_noise": 0.0,
-    },
 }
+
+
+def data_value(data: dict, key: str):
+    """A [data] key's value: given, else its schema default."""
+    return data.get(key, SCHEMA["data"][key].default)
 
 
 def axis_check(name: str) -> Callable[[Any], Any]:
     """The value check of one sweep axis (the same as for the scalar it replaces)."""
     if name == "seed":
         return integer(0, 2**31)  # run keys fold in the seed; the evaluation key is 2**32 - 1
-    if name == "sparsity":
-        return number(0.0, 1.0, hi_open=True)
-    if name == "feature_probability":
-        return number(0.0, 1.0, lo_open=True)
-    table = STATIC_TABLES.get(name) or ("train" if name in SCHEMA["train"] else "data")
-    return SCHEMA[table][name]
+    key = SCHEMA[STATIC_TABLES.get(name) or TRACED_TABLES[name]][name]
+    return key.axis_check or key.check
 
 
 @dataclasses.dataclass(frozen=True)
@@ -382,8 +329,8 @@ def parse_toy(raw: dict, source: str = "<config>", *, _optimizers=None,
         if key not in (*SCHEMA[""], *TABLES):
             raise fail(key, f"unknown key; allowed top-level keys: {', '.join((*SCHEMA[''], *TABLES))}")
     tables = {t: table_of(raw, t, source) for t in TABLES}
-    top = {k: check_value(SCHEMA[""][k], raw.get(k, DEFAULTS[k]), k, source) for k in SCHEMA[""]}
-    checked = {t: check_table(tables[t], t, source) for t in ("model", "data", "train")}
+    top = {k: check_value(SCHEMA[""][k].check, raw.get(k, DEFAULTS[k]), k, source) for k in SCHEMA[""]}
+    checked = {t: check_table(tables[t], SCHEMA[t], t, source) for t in ("model", "data", "train")}
     model = {**DEFAULTS["model"], **checked["model"]}
     train = {**DEFAULTS["train"], **checked["train"]}
     axes = tuple(_axis(name, v, source) for name, v in tables["sweep"].items())
@@ -398,9 +345,7 @@ def parse_toy(raw: dict, source: str = "<config>", *, _optimizers=None,
     _check_init(train, model, set(checked["train"]), source)
     static = ("steps", "log_every", "schedule", "warmup_steps", "snapshot_every",
               "eval_samples", "optimizer", "init", "init_k", "init_noise")
-    data_spec = DataSpec(data.get("correlation", "independent"), data.get("set_size", 1),
-                         data.get("magnitude", "uniform"), data.get("inputs", "bernoulli"),
-                         data.get("unit_norm", False), data.get("dataset_size", 0))
+    data_spec = DataSpec(**{k: data_value(data, k) for k in DATA_SPEC})
     check_sets(data_spec, model["n_features"], source)
     _check_inputs(data, dict(axes), data_spec, source)
     if data_spec.inputs == "one_hot":  # B is F; written out so that the config round-trips
@@ -439,28 +384,6 @@ def static_group_configs(raw: dict, static: list, tables: dict, parse, source: s
     return groups
 
 
-def table_of(raw: dict, name: str, source: str) -> dict:
-    table = raw.get(name, {})
-    if not isinstance(table, dict):
-        raise UserError(f"{source}: {name}: must be a table [{name}]")
-    return table
-
-
-def check_value(check, value, key: str, source: str):
-    try:
-        return check(value)
-    except ValueError as e:
-        raise UserError(f"{source}: {key}: {e}, got {value!r}") from None
-
-
-def check_table(table: dict, name: str, source: str) -> dict:
-    schema = SCHEMA[name]
-    for key in table:
-        if key not in schema:
-            raise UserError(f"{source}: {name}.{key}: unknown key; allowed: {', '.join(schema)}")
-    return {k: check_value(schema[k], v, f"{name}.{k}", source) for k, v in table.items()}
-
-
 def _axis(name: str, spec, source: str) -> tuple[str, tuple]:
     key = f"sweep.{name}"
     if name not in SWEEPABLE:
@@ -471,22 +394,6 @@ def _axis(name: str, spec, source: str) -> tuple[str, tuple]:
     if len(set(values)) != len(values):
         raise UserError(f"{source}: {key}: repeated values {values}; each value once")
     return name, tuple(check_value(axis_check(name), v, key, source) for v in values)
-
-
-def axis_values(spec, key: str, source: str) -> list:
-    if isinstance(spec, list):
-        return spec
-    allowed = "must be a list, { linspace = [a, b, n] } or { geomspace = [a, b, n] }"
-    if not isinstance(spec, dict) or len(spec) != 1:
-        raise UserError(f"{source}: {key}: {allowed}, got {spec!r}")
-    (how, args), = spec.items()
-    ok = (how in ("linspace", "geomspace") and isinstance(args, list) and len(args) == 3
-          and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
-          and isinstance(args[2], int) and args[2] >= 0)
-    if not ok or (how == "geomspace" and min(args[0], args[1]) <= 0):
-        raise UserError(f"{source}: {key}: {allowed} (n a whole number; geomspace ends > 0), got {spec!r}")
-    fn = np.linspace if how == "linspace" else np.geomspace
-    return [float(round(v, 12)) for v in fn(args[0], args[1], args[2])]
 
 
 def resolve_data(data: dict, axes: dict, n_features: int, source: str) -> dict:
@@ -634,15 +541,3 @@ def to_toml(config: SweepConfig) -> str:
     for table in (t for t in d if t not in ("name", "seed")):
         lines += ["", f"[{table}]"] + [f"{k} = {toml_value(v)}" for k, v in d[table].items()]
     return "\n".join(lines) + "\n"
-
-
-def toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    return str(v)

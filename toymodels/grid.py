@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from toymodels.config import SweepConfig
+from toymodels.config import SweepConfig, data_value
 from toymodels.hyper import Hyper, complement
 
 TRAIN_HYPER = ("dropout", "learning_rate", "weight_decay", "l1_hidden", "momentum", "beta1",
@@ -109,7 +109,7 @@ def expand(config: SweepConfig) -> Grid:
         one_minus_beta2=complement(value("beta2", config.train["beta2"])),
         l1_weights=train("l1_weights") if has_l1 else None,
     )
-    data_seed = value("data_seed", config.data.get("data_seed", 0)).astype(np.int64)
+    data_seed = value("data_seed", data_value(config.data, "data_seed")).astype(np.int64)
     return make_grid(config, hyper, data_seed)
 
 
@@ -119,7 +119,7 @@ def density(data: dict, column: dict, R: int, F: int) -> np.ndarray:
     With one feature active per example ("exactly_one", "one_hot" inputs) it is the
     marginal 1/F, which the sampling does not use.
     """
-    if data.get("inputs", "bernoulli") != "bernoulli":
+    if data_value(data, "inputs") != "bernoulli":
         return np.full((R, F), 1.0 / F, np.float32)
     if "sparsity" in column:
         p = np.repeat(1.0 - column["sparsity"][:, None], F, axis=1)
@@ -128,8 +128,8 @@ def density(data: dict, column: dict, R: int, F: int) -> np.ndarray:
     elif "feature_probability" in data:
         p = np.broadcast_to(np.asarray(data["feature_probability"], np.float64), (R, F)).copy()
     else:
-        p = 1.0 - np.broadcast_to(np.asarray(data.get("sparsity", 0.0), np.float64), (R, F))
-    ratio = column.get("density_ratio", np.full(R, data.get("density_ratio", 1.0)))
+        p = 1.0 - np.broadcast_to(np.asarray(data_value(data, "sparsity"), np.float64), (R, F))
+    ratio = column.get("density_ratio", np.full(R, data_value(data, "density_ratio")))
     p[:, 0] = np.minimum(1.0, p[:, 0] * ratio)
     return p.astype(np.float32)
 

@@ -39,41 +39,51 @@ from pathlib import Path
 import numpy as np
 
 from toymodels import config as base
+from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key
 from toymodels import store, zoo
 from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.errors import UserError
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
 SYNTHETIC, ZOO = "synthetic", "zoo:"
-SAE_SCHEMA = {
-    "source": base.text,
-    "runs": lambda v: v,  # "all", [indices] or {axis = value}: checked against the source
-    "kind": base.choice(tuple(SAE_KINDS)),
-    "width": base.integer(1),
-    "l1_coefficient": base.number(0.0, math.inf),
-    "k": base.integer(1),
-    "k_aux": base.integer(1),
-    "aux_coefficient": base.number(0.0, math.inf),
-    "bandwidth": base.number(0.0, math.inf, lo_open=True),
-    "dead_steps": base.integer(1),
-    "n_features": base.integer(1),
-    "n_hidden": base.integer(1),
-    "truth_seed": base.integer(0, 2**31),
+T, S = TRACED_AXIS, STATIC_AXIS
+SAE_SCHEMA = {  # the [sae] table, each key declared once
+    "source": Key(base.text, None, 'the activations\' source: a results directory, "zoo:NAME" '
+                  'or "synthetic"'),
+    "runs": Key(lambda v: v, "all", 'a results directory\'s runs: "all", a list of run '
+                "indices or a table of coordinates (checked against the source)"),
+    "kind": Key(base.choice(tuple(SAE_KINDS)), "relu", "the SAE kind "
+                "(toymodels.dictionary.SAE_KINDS)", S),
+    "width": Key(base.integer(1), None, "N, the number of latents (default: the source's "
+                 "number of features)", S),
+    "l1_coefficient": Key(base.number(0.0, math.inf), 0.01, "L1 coefficient (relu, "
+                          "jumprelu's L0)", T),
+    "k": Key(base.integer(1), 1, "active latents per example (topk, batchtopk)", T),
+    "k_aux": Key(base.integer(1), None, "dead latents the AuxK loss reconstructs with "
+                 "(default: half the source's hidden dims, rounded up)", T),
+    "aux_coefficient": Key(base.number(0.0, math.inf), 1 / 32, "the AuxK loss's weight", T),
+    "bandwidth": Key(base.number(0.0, math.inf, lo_open=True), 0.001, "jumprelu's "
+                     "straight-through bandwidth", T),
+    "dead_steps": Key(base.integer(1), 200, "steps without firing before a latent counts "
+                      "as dead", T),
+    "n_features": Key(base.integer(1), None, "F of a synthetic source"),
+    "n_hidden": Key(base.integer(1), None, "d of a synthetic source"),
+    "truth_seed": Key(base.integer(0, 2**31), 0, "the seed of a synthetic source's directions"),
 }
-SAE_DEFAULTS = {"kind": "relu", "l1_coefficient": 0.01, "k": 1, "aux_coefficient": 1 / 32,
-                "bandwidth": 0.001, "dead_steps": 200}
 HYPER_KEYS = ("l1_coefficient", "k", "k_aux", "aux_coefficient", "bandwidth", "dead_steps")
-SAE_TRAIN = ("steps", "batch_size", "learning_rate", "weight_decay", "schedule",
-             "warmup_steps", "log_every", "optimizer", "momentum", "beta1", "beta2", "eps")
-TRAIN_DEFAULTS = {**{k: base.DEFAULTS["train"][k] for k in SAE_TRAIN}, "steps": 5000,
-                  "optimizer": "adam", "weight_decay": 0.0, "log_every": 100}
+SAE_DEFAULTS = {k: SAE_SCHEMA[k].default for k in ("kind", *HYPER_KEYS)
+                if SAE_SCHEMA[k].default is not None}
+SAE_TRAIN_DEFAULTS = {"steps": 5000, "optimizer": "adam", "weight_decay": 0.0}
+SAE_TRAIN = {k: dataclasses.replace(base.SCHEMA["train"][k],
+                                    default=SAE_TRAIN_DEFAULTS.get(k, base.SCHEMA["train"][k].default))
+             for k in ("steps", "batch_size", "learning_rate", "weight_decay", "schedule",
+                       "warmup_steps", "log_every", "optimizer", "momentum", "beta1", "beta2",
+                       "eps")}  # the SAE's [train]: the toy models' keys, the SAE's defaults
+TRAIN_DEFAULTS = {k: key.default for k, key in SAE_TRAIN.items()}
 SYNTHETIC_DATA = ("sparsity", "feature_probability", "density_ratio", "correlation",
                   "set_size", "magnitude", "unit_norm")
-SAE_STATIC = {  # the static keys of an SAE sweep and their tables
-    "kind": "sae", "width": "sae", "batch_size": "train", "steps": "train", "optimizer": "train",
-}
-SAE_TRACED = ("seed", "learning_rate", "weight_decay", "momentum", "beta1", "beta2", "eps",
-              *HYPER_KEYS)
+SAE_STATIC = base.keys_with({"sae": SAE_SCHEMA, "train": SAE_TRAIN}, S)  # and their tables
+SAE_TRACED = ("seed", *base.keys_with({"train": SAE_TRAIN, "sae": SAE_SCHEMA}, T))
 SYNTHETIC_AXES = ("sparsity", "feature_probability")
 KINDS_WITH_W = ("linear", "relu_output", "relu_hidden")  # h = W x for these kinds
 
@@ -125,11 +135,10 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> bas
                    else "unknown key; allowed top-level keys: name, seed, sae, data, train, sweep")
             raise fail(key, why)
     tables = {t: base.table_of(raw, t, source) for t in ("sae", "data", "train", "sweep")}
-    top = {k: base.check_value(base.SCHEMA[""][k], raw.get(k, base.DEFAULTS[k]), k, source)
+    top = {k: base.check_value(base.SCHEMA[""][k].check, raw.get(k, base.DEFAULTS[k]), k, source)
            for k in base.SCHEMA[""]}
     sae = _check_keys(tables["sae"], SAE_SCHEMA, "sae", source)
-    train = _check_keys(tables["train"], {k: base.SCHEMA["train"][k] for k in SAE_TRAIN},
-                        "train", source, "not used by an SAE sweep")
+    train = _check_keys(tables["train"], SAE_TRAIN, "train", source, "not used by an SAE sweep")
     if "source" not in sae:
         raise fail("sae.source", 'missing; give a results directory, "zoo:NAME" or "synthetic"')
     axes = tuple(_axis(name, v, sae["source"], source) for name, v in tables["sweep"].items())
@@ -141,7 +150,7 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> bas
                 **{k: v for k, v in sae.items() if k != "runs"}}
     if sae["source"] == SYNTHETIC:
         resolved.update(n_features=model.n_features, n_hidden=model.n_hidden,
-                        truth_seed=sae.get("truth_seed", 0))
+                        truth_seed=sae.get("truth_seed", SAE_SCHEMA["truth_seed"].default))
     if runs:
         resolved["runs"] = list(runs)
     train = {**TRAIN_DEFAULTS, **train}
@@ -157,7 +166,7 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> bas
     spec = Spec(model, TrainSpec(batch_size=batch, eval_samples=base.DEFAULTS["train"]["eval_samples"],
                                  **{k: train[k] for k in static}), data_spec,
                 SAESpec(resolved["kind"], resolved["width"], sae["source"], tuple(runs),
-                        resolved.get("truth_seed", 0)))
+                        resolved.get("truth_seed", SAE_SCHEMA["truth_seed"].default)))
     if len(runs) > 1:
         axes = (("source_run", tuple(runs)), *axes)
     return base.SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, (), "sae",
@@ -171,7 +180,7 @@ def _check_keys(table: dict, schema: dict, name: str, source: str, why: str = "u
             if name == "train" and key in base.SCHEMA["train"]:
                 raise UserError(f"{source}: {name}.{key}: {why}; allowed: {allowed}")
             raise UserError(f"{source}: {name}.{key}: unknown key; allowed: {allowed}")
-    return {k: base.check_value(schema[k], v, f"{name}.{k}", source) for k, v in table.items()}
+    return {k: base.check_value(schema[k].check, v, f"{name}.{k}", source) for k, v in table.items()}
 
 
 def _axis(name: str, values, sae_source: str, source: str) -> tuple[str, tuple]:
@@ -184,7 +193,7 @@ def _axis(name: str, values, sae_source: str, source: str) -> tuple[str, tuple]:
         raise UserError(f"{source}: sweep.{name}: the axis is empty; give at least one value")
     if len(set(values)) != len(values):
         raise UserError(f"{source}: sweep.{name}: repeated values {values}; each value once")
-    check = SAE_SCHEMA[name] if name in SAE_SCHEMA else base.axis_check(name)
+    check = SAE_SCHEMA[name].check if name in SAE_SCHEMA else base.axis_check(name)
     return name, tuple(base.check_value(check, v, f"sweep.{name}", source) for v in values)
 
 
@@ -265,11 +274,10 @@ def _synthetic(sae: dict, data: dict, axes: dict, source: str):
         if key not in SYNTHETIC_DATA:
             raise UserError(f"{source}: data.{key}: not used by a synthetic SAE source; "
                             f"allowed: {', '.join(SYNTHETIC_DATA)}")
-    checked = base.check_table(data, "data", source)
+    checked = base.check_table(data, base.SCHEMA["data"], "data", source)
     F, d = sae["n_features"], sae["n_hidden"]
     data = base.resolve_data(checked, axes, F, source)
-    spec = DataSpec(data.get("correlation", "independent"), data.get("set_size", 1),
-                    data.get("magnitude", "uniform"), "bernoulli", data.get("unit_norm", False))
+    spec = DataSpec(**{k: base.data_value(data, k) for k in base.DATA_SPEC if k != "dataset_size"})
     base.check_sets(spec, F, source)
     return ModelSpec("linear", F, d), spec, data
 

@@ -28,15 +28,15 @@ import numpy as np
 import xarray as xr
 
 from toymodels import sgld, store
-from toymodels.config import (Key, SweepConfig, boolean, check_value, choice, integer,
-                              number, parse_toy, table_of, text)
+from toymodels.checks import Key, boolean, check_value, choice, integer, number, table_of, text
+from toymodels.config import SweepConfig, parse_toy
 from toymodels.errors import UserError
 from toymodels.grid import Grid, expand
 from toymodels.groups import SNAPSHOT, split
 from toymodels.llc import (FINAL_VARIABLES, LOSSES, POINT_VARIABLES, LLCHyper, LLCSpec,
                            llc_block_size, llc_keys, llc_memory, llc_work, make_llc_block)
-from toymodels.models import get_model, model_of
 from toymodels.evaluation import needs_samples
+from toymodels.models import get_model, model_of
 from toymodels.spec import Spec
 from toymodels.trainers.base import Place, Trainer
 

@@ -1,0 +1,152 @@
+"""Value checks and the one error formatter every trainer's schema uses.
+
+A check takes a TOML value and returns it cleaned, or raises ValueError("what is
+allowed"); `check_value` turns that into the one line a user sees: the file, the key,
+what is allowed and what was given. `Key` declares one key of a table as data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable
+
+import numpy as np
+
+from toymodels.errors import UserError
+
+TRACED_AXIS, STATIC_AXIS = "traced", "static"  # Key.axis: how a sweep axis of the key is run
+
+
+@dataclasses.dataclass(frozen=True)
+class Key:
+    """One key of a trainer's table, as data: the one place it is declared.
+
+    Attributes:
+      check: `check(value) -> cleaned value`, or ValueError("what is allowed").
+      default: its value when not given (None: none, or resolved when the pass runs).
+      description: one line for the key reference (the docs are generated from it).
+      axis: what a sweep axis of it is: "traced" (swept inside one compiled program, a
+        leaf of the runs' hyperparameters), "static" (fixes shapes or the program: each
+        value is a static group, compiled once), or None (not sweepable).
+      axis_check: the check of an axis value where it differs from `check` (e.g. a
+        list-valued key swept one scalar at a time).
+    """
+
+    check: Callable[[Any], Any]
+    default: Any = None
+    description: str = ""
+    axis: str | None = None
+    axis_check: Callable[[Any], Any] | None = None
+
+    def __post_init__(self):
+        if self.axis not in (None, TRACED_AXIS, STATIC_AXIS):
+            raise ValueError(f"Key.axis must be None, {TRACED_AXIS!r} or {STATIC_AXIS!r}, got {self.axis!r}")
+
+
+# ---- value checks: each returns the cleaned value or raises ValueError("what is allowed")
+
+
+def integer(lo: int, hi: int | None = None) -> Callable[[Any], int]:
+    allowed = f"must be an integer >= {lo}" + (f" and < {hi}" if hi is not None else "")
+
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v >= hi):
+            raise ValueError(allowed)
+        return v
+    return check
+
+
+def number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
+    left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+    allowed = f"must be a number in {left}{lo:g}, {hi:g}{right}"
+
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ValueError(allowed)
+        if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
+            raise ValueError(allowed)
+        return float(v)
+    return check
+
+
+def choice(options) -> Callable[[Any], str]:
+    def check(v):
+        if v not in options:
+            raise ValueError(f"must be one of {', '.join(map(str, options))}")
+        return v
+    return check
+
+
+def finite(v):
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return float(v)
+
+
+def boolean(v):
+    if not isinstance(v, bool):
+        raise ValueError("must be true or false")
+    return v
+
+
+def text(v):
+    if not isinstance(v, str) or not v:
+        raise ValueError("must be a non-empty string")
+    return v
+
+
+def table_of(raw: dict, name: str, source: str) -> dict:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise UserError(f"{source}: {name}: must be a table [{name}]")
+    return table
+
+
+def check_value(check, value, key: str, source: str):
+    try:
+        return check(value)
+    except ValueError as e:
+        raise UserError(f"{source}: {key}: {e}, got {value!r}") from None
+
+
+def check_table(table: dict, schema: dict[str, Key], name: str, source: str) -> dict:
+    """Every key of `table` (the table `name` of a file) checked against `schema`; an
+    unknown key is one line listing the allowed ones."""
+    for key in table:
+        if key not in schema:
+            raise UserError(f"{source}: {name}.{key}: unknown key; allowed: {', '.join(schema)}")
+    return {k: check_value(schema[k].check, v, f"{name}.{k}", source) for k, v in table.items()}
+
+
+def keys_with(schema: dict[str, dict[str, Key]], axis: str) -> dict[str, str]:
+    """{key: its table} of every key of `schema` ({table: {key: Key}}) whose axis is `axis`."""
+    return {k: t for t, keys in schema.items() for k, key in keys.items() if key.axis == axis}
+
+
+def axis_values(spec, key: str, source: str) -> list:
+    if isinstance(spec, list):
+        return spec
+    allowed = "must be a list, { linspace = [a, b, n] } or { geomspace = [a, b, n] }"
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise UserError(f"{source}: {key}: {allowed}, got {spec!r}")
+    (how, args), = spec.items()
+    ok = (how in ("linspace", "geomspace") and isinstance(args, list) and len(args) == 3
+          and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+          and isinstance(args[2], int) and args[2] >= 0)
+    if not ok or (how == "geomspace" and min(args[0], args[1]) <= 0):
+        raise UserError(f"{source}: {key}: {allowed} (n a whole number; geomspace ends > 0), got {spec!r}")
+    fn = np.linspace if how == "linspace" else np.geomspace
+    return [float(round(v, 12)) for v in fn(args[0], args[1], args[2])]
+
+
+def toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, float):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return str(v)
