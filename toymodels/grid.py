@@ -145,3 +145,10 @@ def importance(data: dict, column: dict, R: int, F: int) -> np.ndarray:
         out[:, -1] = r
         return out
     return np.tile(np.asarray(data.get("importance", np.ones(F)), np.float32), (R, 1))
+
+
+def flat_runs(da, axes: tuple[str, ...]) -> np.ndarray:
+    """[R, ...] the runs of a results variable `da` (an xarray.DataArray) with the sweep
+    axes `axes` (config order, the last fastest) on one run axis R, as `Grid` orders
+    them; its own dims after."""
+    return np.asarray(da.transpose(*axes, ...).values).reshape(-1, *da.shape[len(axes):])

@@ -3,14 +3,14 @@
 Functions of a finished sweep's `xarray.Dataset` (what `toymodels.load` returns) that need
 its config, read from ``ds.attrs["config"]`` and parsed (purely: no source is read):
 `config_of`, `map_groups` (a function of one static group's Dataset applied to every
-group, padding cut off), `one_group`, and `flat_runs` (a variable's runs on one axis R).
+group, padding cut off) and `one_group`. (A variable's runs on one axis R:
+`toymodels.grid.flat_runs`.)
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-import numpy as np
 import xarray as xr
 
 from toymodels.groups import combine, group_coordinates, split, trimmed
@@ -44,9 +44,3 @@ def one_group(ds: xr.Dataset) -> xr.Dataset:
     combos = group_coordinates(config)
     group = config.groups[combos.index(tuple(ds[n].item() for n in names))]
     return trimmed(ds, group)
-
-
-def flat_runs(da: xr.DataArray, axes: tuple[str, ...]) -> np.ndarray:
-    """[R, ...] the runs of a variable with the sweep axes `axes` (config order, the last
-    fastest) flattened to one run axis R, its own dims after."""
-    return np.asarray(da.transpose(*axes, ...).values).reshape(-1, *da.shape[len(axes):])

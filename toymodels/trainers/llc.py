@@ -31,7 +31,7 @@ from toymodels import sgld, store
 from toymodels.checks import Key, boolean, check_value, choice, integer, number, table_of, text
 from toymodels.config import SweepConfig, parse_toy
 from toymodels.errors import UserError
-from toymodels.grid import Grid, expand
+from toymodels.grid import Grid, expand, flat_runs
 from toymodels.groups import SNAPSHOT, split
 from toymodels.llc import (FINAL_VARIABLES, LOSSES, POINT_VARIABLES, LLCHyper, LLCSpec,
                            llc_block_size, llc_keys, llc_memory, llc_work, make_llc_block)
@@ -268,8 +268,7 @@ def llc_grid(ds: xr.Dataset, grid: Grid, spec: Spec, settings: LLCSettings, nbet
       grid: `toymodels.grid.expand` of its config (the same runs in the same order).
     """
     kind = model_of(spec.model)
-    flat = lambda da: np.asarray(da.transpose(*grid.names, ...).values, np.float32).reshape(
-        grid.n_runs, *da.shape[len(grid.names):])
+    flat = lambda da: flat_runs(da, grid.names).astype(np.float32)
     params = {}
     for name in kind.dims:
         final = flat(ds[name])[:, None]

@@ -19,7 +19,8 @@ from toymodels.dictionary.config import (SAE_DEFAULTS, SYNTHETIC, ZOO, parse_sae
                                          source_coordinates)
 from toymodels.dictionary.sae import SAEHyper, get_sae
 from toymodels.dictionary.train import make_train_sae, sae_block_size, sae_keys, synthetic_truth
-from toymodels.grid import Grid, axis_columns, density, expand, make_grid, run_values
+from toymodels.grid import (Grid, axis_columns, density, expand, flat_runs, make_grid,
+                            run_values)
 from toymodels.hyper import complement
 from toymodels.spec import Spec
 from toymodels.trainers.base import (Trainer, first_nonfinite, grid_shaped, manifest_attrs,
@@ -46,7 +47,7 @@ def source_arrays(config: SweepConfig) -> tuple[np.ndarray, np.ndarray | None]:
         return np.asarray(entry.W, np.float32)[None], grid.hyper.feature_probability[run][None]
     ds = store.load(sae.source)
     axes = list(ds.W.dims[:-2])
-    flat = lambda da: da.transpose(*axes, ...).values.reshape(-1, *da.shape[len(axes):])
+    flat = lambda da: flat_runs(da, axes)
     runs = np.asarray(sae.runs)
     W, p = flat(ds.W)[runs], flat(ds.density.broadcast_like(ds.W.isel(hidden=0)))[runs]
     return W.astype(np.float32), p.astype(np.float32)
