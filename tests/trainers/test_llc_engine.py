@@ -8,8 +8,14 @@ The source is the identity linear model of tests/test_llc_sweep.py trained 300 s
 block is V = 4 runs (2^15 values / (4 chains x 300 examples x (3 + 3))), so --chunk-size 1
 makes 10 chunks of 4 runs on one device, and 3 chunks of 16 runs (the last one 8 runs
 and 8 of padding, all on process 0's devices) on 2 processes x 2 devices. 3000 draws make
-a chunk last about 0.1-0.2 s, so that a kill lands mid-pass: the nine chunks after the
-first leave it a second or more.
+a chunk last about 0.1-0.2 s on CPU, so that a kill lands mid-pass: the nine chunks after
+the first leave it a second or more. Every pass runs on CPU devices (JAX_PLATFORMS=cpu),
+also where a GPU is present: on a GPU the chunks would take milliseconds.
+
+Both tests are `slow`: each process of a pass spends about 5 s of CPU compiling the LLC
+block, and each test runs three (about 35 and 44 s of CPU in all with the fixtures). The
+default suite checks chunk sizes and an interrupted pass's resume in one process
+(tests/test_llc_sweep.py).
 """
 
 import os
@@ -36,6 +42,7 @@ LLC_FLAGS = ["--loss", "dataset", "--draws", "3000", "--burn-in", "100",
              "--epsilon", str(SHARP["epsilon"]), "--gamma", str(SHARP["gamma"]),
              "--nbeta", str(SHARP["nbeta"]), "--chunk-size", "1"]
 TRAINED = ("W", "loss", "final_loss", "final_loss_se")  # the source's (no bias)
+CPU = {**os.environ, "JAX_PLATFORMS": "cpu"}
 
 
 def llc_args(out, *extra, devices=1) -> list[str]:
@@ -72,7 +79,7 @@ def reference(source, tmp_path_factory):
     """One uninterrupted single-process pass (one CPU device) over a copy of the source."""
     out = tmp_path_factory.mktemp("llc_engine") / "reference"
     shutil.copytree(source, out)
-    result = run_cli(*llc_args(out, "--quiet"))
+    result = run_cli(*llc_args(out, "--quiet"), env=CPU)
     assert result.returncode == 0, result.stderr
     ds = tm.load(out)
     assert np.isfinite(ds.llc.values).all() and ds.llc_trace.shape == (N_RUNS, 4, 3000)
@@ -80,6 +87,7 @@ def reference(source, tmp_path_factory):
     return ds
 
 
+@pytest.mark.slow  # about 35 s of CPU with its fixtures
 def test_a_pass_killed_mid_way_resumes_to_the_uninterrupted_bits(tmp_path, source, reference):
     """SIGKILL after the first chunk file landed (its lock and work folder left behind,
     results.nc untouched); the same command, rerun, takes the stale lock over, trains only
@@ -90,7 +98,7 @@ def test_a_pass_killed_mid_way_resumes_to_the_uninterrupted_bits(tmp_path, sourc
     log = tmp_path / "killed.stderr"
     with open(log, "w") as err:
         proc = subprocess.Popen([sys.executable, "-m", "toymodels", *args],
-                                stdout=subprocess.DEVNULL, stderr=err)
+                                stdout=subprocess.DEVNULL, stderr=err, env=CPU)
     try:
         deadline = time.monotonic() + 300
         while proc.poll() is None and time.monotonic() < deadline and not (
@@ -109,7 +117,7 @@ def test_a_pass_killed_mid_way_resumes_to_the_uninterrupted_bits(tmp_path, sourc
     assert (out / lock.LOCK).exists()  # the killed process's lock, left behind
     assert not llc_names(tm.load(out))  # results.nc untouched: no llc variables yet
 
-    resumed = run_cli(*args[:-1])  # without --quiet: its messages are checked
+    resumed = run_cli(*args[:-1], env=CPU)  # without --quiet: its messages are checked
     assert resumed.returncode == 0, resumed.stderr
     assert (f"taking over the stale lock of pid {proc.pid} on host {socket.gethostname()}"
             in resumed.stderr), resumed.stderr
@@ -127,6 +135,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # about 44 s of CPU with its fixtures
 def test_two_processes_give_the_single_process_bits(tmp_path, source, reference):
     """jax.distributed: 2 processes x 2 CPU devices (as tests/test_sweep.py runs a sweep)
     estimate the 40 runs together; the last chunk's runs are all on process 0's devices,
@@ -137,7 +146,7 @@ def test_two_processes_give_the_single_process_bits(tmp_path, source, reference)
         [sys.executable, "-m", "toymodels",
          *llc_args(out, "--quiet", "--coordinator", f"127.0.0.1:{port}", "--num-processes", "2",
                    "--process-id", str(i), devices=2)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CPU) for i in range(2)]
     try:
         outputs = [p.communicate(timeout=600) for p in procs]
     finally:
