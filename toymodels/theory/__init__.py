@@ -485,35 +485,6 @@ def free_energy_crossing(dL, dlam, dnorm, n_range=(1.0, 1e12)):
     return float(brentq(f, grid[i], grid[i + 1], xtol=1e-12, rtol=1e-14))
 
 
-def exactly_one_loss_jnp(W, b):
-    """``exactly_one_loss`` in ``jax.numpy``, differentiable, for gradient-based samplers
-    (``toymodels.slt.llc``): the exact loss the training code already has
-    (``toymodels.evaluation.exact_strata`` of a ReLU-output model with
-    ``inputs = "exactly_one"`` and unit importances), which ``exactly_one_loss`` checks
-    independently (tests/test_kgon_llc.py).
-
-    Args:
-      W: [m, c] weights.
-      b: [c] biases.
-
-    Returns:
-      scalar array, the loss.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> round(float(exactly_one_loss_jnp(jnp.zeros((2, 6)), jnp.zeros(6))), 6)
-      0.333333
-    """
-    from toymodels import evaluation
-    from toymodels.hyper import make_hyper
-    from toymodels.models import get_model
-    from toymodels.spec import DataSpec
-
-    params, hyper = {"W": W, "b": b}, make_hyper(W.shape[1])
-    return evaluation.exact_strata(params, hyper, get_model("relu_output"),
-                                   DataSpec(inputs="exactly_one"))[0]
-
-
 def _rrr_case(M, N, H, r):
     """Aoyagi & Watanabe (2005) main theorem: ``(lambda, multiplicity)``."""
     for name, v in (("M", M), ("N", N), ("H", H), ("r", r)):
