@@ -5,6 +5,7 @@ import pytest
 from scipy.integrate import quad
 
 from toymodels import theory
+from toymodels.theory.kgons import _kgon_arrays
 
 
 def _quad_loss(W, b):
@@ -71,7 +72,7 @@ def test_kgon_beats_family_grid(kgons):
     ls = np.linspace(0.0, 2.0, 81)
     bs = np.linspace(-1.0, 0.5, 61)
     for k, g in kgons.items():
-        grid = min(theory.exactly_one_loss(*theory._kgon_arrays(6, k, l, bb, 0, 0.0))
+        grid = min(theory.exactly_one_loss(*_kgon_arrays(6, k, l, bb, 0, 0.0))
                    for l in ls for bb in bs)
         assert g.loss <= grid + 1e-12, k
 
