@@ -1,4 +1,4 @@
-"""The exactly-one-active loss of the ReLU-output model, in closed form (numpy, float64).
+"""The exactly-one-active loss of the ReLU-output model, closed form (numpy, float64).
 
 Where this sits: re-exported by ``toymodels.theory``; ``theory.kgons`` finds its k-gon
 critical points, and ``toymodels.analysis.kgon`` compares trained losses with them. The
@@ -6,10 +6,10 @@ same loss in ``jax.numpy``, differentiable, is the trainer's own exact evaluatio
 (``toymodels.evaluation.exactly_one_loss_jnp``), which tests check against this one.
 
 Source: Chen, Lau, Mendel, Wei, Murfet (2023), "Dynamical versus Bayesian Phase
-Transitions in a Toy Model of Superposition", arXiv 2310.06301 (via ``ztreisman/arc-llc``);
-REFERENCE.md sections 4 and E. Inputs are ``x = μ e_i`` with ``i`` uniform over the ``c``
-features and ``μ ~ U[0, 1]`` (exactly one feature active); the model is
-``x' = ReLU(Wᵀ W x + b)`` with ``W: [m, c]`` and the unhalved loss
+Transitions in a Toy Model of Superposition", arXiv 2310.06301 (via
+``ztreisman/arc-llc``); REFERENCE.md sections 4 and E. Inputs are ``x = μ e_i`` with
+``i`` uniform over the ``c`` features and ``μ ~ U[0, 1]`` (exactly one feature active);
+the model is ``x' = ReLU(Wᵀ W x + b)`` with ``W: [m, c]`` and the unhalved loss
 ``L = E‖x - x'‖²``.
 
 Example:

@@ -6,10 +6,11 @@ solutions by their nearest k-gon loss level, and ``plotting.slt`` draws those le
 
 Source: Chen, Lau, Mendel, Wei, Murfet (2023), "Dynamical versus Bayesian Phase
 Transitions in a Toy Model of Superposition", arXiv 2310.06301, and the reproduction
-``ztreisman/arc-llc`` that quotes its Table A.1; REFERENCE.md sections 4 and E. A regular
-k-gon has ``k`` columns of common length ``l*`` at angles ``2πj/k`` with a shared bias
-``b*``, ``(l*, b*)`` minimising ``theory.exactly_one.exactly_one_loss`` in that family;
-the other columns are zero with bias ``<= 0``, or ``1/(2c)`` in the ``k^{σ+}`` variants.
+``ztreisman/arc-llc`` that quotes its Table A.1; REFERENCE.md sections 4 and E. A
+regular k-gon has ``k`` columns of common length ``l*`` at angles ``2πj/k`` with a
+shared bias ``b*``, ``(l*, b*)`` minimising ``theory.exactly_one.exactly_one_loss`` in
+that family; the other columns are zero with bias ``<= 0``, or ``1/(2c)`` in the
+``k^{σ+}`` variants.
 
 Example:
   >>> g = kgon(6, 4)

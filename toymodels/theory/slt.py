@@ -2,8 +2,8 @@
 
 Where this sits: re-exported by ``toymodels.theory``; the LLC estimator
 ``toymodels.slt.llc`` is tested against ``rrr_learning_coefficient``, and
-``free_energy_crossing`` gives the sample size of a Bayesian phase transition between two
-critical points (the k-gons of ``theory.kgons``).
+``free_energy_crossing`` gives the sample size of a Bayesian phase transition between
+two critical points (the k-gons of ``theory.kgons``).
 
 Sources: Aoyagi, M. & Watanabe, S. (2005), "Stochastic complexities of reduced rank
 regression in Bayesian estimation", Neural Networks 18(7), 924-933 (REFERENCE.md
