@@ -309,7 +309,7 @@ def population_loss(params: Params, hyper: Hyper, spec: Spec, kind: ModelKind,
 
 def exactly_one_loss_jnp(W: jax.Array, b: jax.Array) -> jax.Array:
     """The exactly-one loss of ``x' = ReLU(WᵀW x + b)``, differentiable, for
-    gradient-based samplers (``toymodels.slt.llc``).
+    gradient-based samplers (``toymodels.sgld.llc``).
 
     It is `exact_strata` of a "relu_output" model with ``inputs = "exactly_one"`` and
     unit importances: the exact loss the training code already has, which

@@ -1,7 +1,7 @@
 """Closed forms of singular learning theory: learning coefficients and free energy.
 
 Where this sits: re-exported by ``toymodels.theory``; the LLC estimator
-``toymodels.slt.llc`` is tested against ``rrr_learning_coefficient``, and
+``toymodels.sgld.llc`` is tested against ``rrr_learning_coefficient``, and
 ``free_energy_crossing`` gives the sample size of a Bayesian phase transition between
 two critical points (the k-gons of ``theory.kgons``).
 
