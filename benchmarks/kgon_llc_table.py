@@ -7,7 +7,7 @@ quoted in /work/shared/REFERENCE.md section 4 through a reproduction, not read f
 paper itself) are 7.705, 9.906 and 9.027, i.e. 6-17% above theory.
 
 Here ``toymodels.sgld.llc`` at nbeta = n / ln n (n = 5000) on
-(a) the exact population loss ``theory.exactly_one_loss_jnp`` (deterministic) and
+(a) the exact population loss ``evaluation.exactly_one_loss_jnp`` (deterministic) and
 (b) the full-batch loss of one finite dataset of n exactly-one samples x = mu e_i
     (a fresh dataset per seed; w* is the population critical point, so it is not a
     critical point of the dataset loss),
@@ -38,6 +38,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from toymodels import theory
+from toymodels.evaluation import exactly_one_loss_jnp
 from toymodels.sgld import MAX_BELOW_INIT, default_nbeta, llc
 
 N = 5000
@@ -60,7 +61,7 @@ def critical_point(k: int, sigma: int) -> dict:
 
 
 def exact_loss(p):
-    return theory.exactly_one_loss_jnp(p["W"], p["b"])
+    return exactly_one_loss_jnp(p["W"], p["b"])
 
 
 def dataset_loss(key: jax.Array, n: int):

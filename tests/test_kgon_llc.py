@@ -14,6 +14,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from toymodels import theory
+from toymodels.evaluation import exactly_one_loss_jnp
 from toymodels.sgld import llc
 
 UNUSED_BIAS = -2.0  # < 0: a smooth critical point (0 sits on the ReLU kink)
@@ -30,14 +31,14 @@ def _point(k, sigma=0):
 
 
 def exact_loss(p):
-    return theory.exactly_one_loss_jnp(p["W"], p["b"])
+    return exactly_one_loss_jnp(p["W"], p["b"])
 
 
 def test_jnp_loss_matches_numpy_closed_form():
     rng = np.random.default_rng(0)
     for _ in range(20):
         W, b = rng.normal(size=(2, 6)), 0.5 * rng.normal(size=6)
-        got = float(theory.exactly_one_loss_jnp(jnp.asarray(W), jnp.asarray(b)))
+        got = float(exactly_one_loss_jnp(jnp.asarray(W), jnp.asarray(b)))
         np.testing.assert_allclose(got, theory.exactly_one_loss(W, b), rtol=1e-5)
     for k, sigma in [(5, 0), (5, 1), (6, 0)]:
         got = float(exact_loss(_point(k, sigma)))

@@ -46,6 +46,11 @@ samples; the loss on the training examples is `train.RunOutput.train_loss`.
 Every run of a sweep is evaluated on the same uniforms, drawn from the sweep's root key
 (`eval_key`), so differences between runs are not blurred by each run's own sampling
 noise, and adding a grid point changes no run.
+
+`exactly_one_loss_jnp(W, b)` is the "exactly_one" loss of a tied ReLU-output model with
+unit importances, as a function of its weights alone: the differentiable population loss
+of Chen et al.'s k-gon setting, which `toymodels.theory.exactly_one_loss` gives
+independently in closed form.
 """
 
 from __future__ import annotations
@@ -55,8 +60,8 @@ import jax.numpy as jnp
 from flax import struct
 
 from toymodels import data
-from toymodels.hyper import Hyper
-from toymodels.models import ModelKind, Params
+from toymodels.hyper import Hyper, make_hyper
+from toymodels.models import ModelKind, Params, get_model
 from toymodels.spec import EVAL_BATCH, DataSpec, Spec
 
 EVAL_STREAM = 2**32 - 1  # fold_in tag of the root key for evaluation; seeds are < 2**31
@@ -300,3 +305,27 @@ def population_loss(params: Params, hyper: Hyper, spec: Spec, kind: ModelKind,
 
     stats = jax.lax.map(one_batch, jnp.arange(spec.train.n_eval_batches))
     return combine(exact, many, stats, EVAL_BATCH)
+
+
+def exactly_one_loss_jnp(W: jax.Array, b: jax.Array) -> jax.Array:
+    """The exactly-one loss of ``x' = ReLU(WᵀW x + b)``, differentiable, for
+    gradient-based samplers (``toymodels.sgld.llc``).
+
+    It is `exact_strata` of a "relu_output" model with ``inputs = "exactly_one"`` and
+    unit importances: the exact loss the training code already has, which
+    ``toymodels.theory.exactly_one_loss`` checks independently (tests/test_kgon_llc.py).
+
+    Args:
+      W: [H, F] weights.
+      b: [F] biases.
+
+    Returns:
+      [] the loss. The zero model has ``L = E[μ²] = 1/3``.
+
+    Example:
+      >>> round(float(exactly_one_loss_jnp(jnp.zeros((2, 6)), jnp.zeros(6))), 6)
+      0.333333
+    """
+    params, hyper = {"W": W, "b": b}, make_hyper(W.shape[1])
+    return exact_strata(params, hyper, get_model("relu_output"),
+                        DataSpec(inputs="exactly_one"))[0]

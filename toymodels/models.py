@@ -15,8 +15,10 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from toymodels.spec import ModelSpec
+from toymodels.theory.kgons import kgon
 
 Params = dict[str, jax.Array]
 HIGHEST = jax.lax.Precision.HIGHEST
@@ -100,10 +102,6 @@ def kgon_params(spec: ModelSpec, k: int) -> Params:
       >>> p["W"].shape, p["b"].shape, float(p["W"][0, 0]), float(p["W"][2].max())
       ((3, 6), (6,), 1.0, 0.0)
     """
-    import numpy as np
-
-    from toymodels import theory
-
     F, H = spec.n_features, spec.n_hidden
     if not 1 <= k <= F or (k > 1 and H < 2):
         raise ValueError(f"a {k}-gon needs 1 <= k <= n_features = {F} and n_hidden >= 2 "
@@ -112,7 +110,7 @@ def kgon_params(spec: ModelSpec, k: int) -> Params:
     if k == 1:
         W[0, 0] = 1.0
     else:
-        polygon = theory.kgon(F, k)
+        polygon = kgon(F, k)
         W[:2], b[:] = polygon.W, polygon.b
     return {"W": jnp.asarray(W, jnp.float32), "b": jnp.asarray(b, jnp.float32)}
 

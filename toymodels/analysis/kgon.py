@@ -23,6 +23,8 @@ import functools
 
 import numpy as np
 
+from toymodels import theory
+
 NORM_THRESHOLD = 0.5  # ||W_i|| above this: feature i is represented
 
 
@@ -35,8 +37,6 @@ def kgon_losses(c: int) -> dict[tuple[int, int], float]:
       >>> round(levels[(4, 0)], 4), round(levels[(5, 1)], 4), len(levels)
       (0.1111, 0.0618, 28)
     """
-    from toymodels import theory
-
     base = {0: 1.0 / 3.0, 1: (c - 1) / (3.0 * c)}
     base.update({k: theory.kgon(c, k).loss for k in range(2, c + 1)})
     return {(k, s): base[k] - s / (4.0 * c * c) for k in range(c + 1) for s in range(c - k + 1)}

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from toymodels.theory import (
+from toymodels.theory.phases import (
     CANDIDATES_2_1,
     Candidate,
     _column_roles,
