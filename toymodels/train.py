@@ -1,16 +1,22 @@
-"""Training: per-model init, step and evaluation, batched over runs in one place.
+"""Training: per-model init, step and evaluation, batched over runs in blocks.
 
 `make_train(spec)` returns `train(seed_keys, slot, hyper, eval_key)`, which trains R
 models in one `lax.scan` over steps. Every per-model function (`init_one`, `step_one`,
-`eval_one`) is written for ONE model; `train` is the only place they are vmapped over
-runs. Runs that share a seed share one `Noise` draw per step (common random numbers):
-`slot[r]` says which of the S seed keys run r uses.
+`exact_one`, `fit_one`, ...) is written for ONE model and takes the static `spec` first;
+runs are vmapped only over the V runs of a block, the blocks mapped one after another
+(`step_block`, `toymodels.blocks.map_blocks`), and, for the init, over all R runs
+(`train_runs`). Runs that share a seed share one draw per step (common random numbers):
+`slot[r]` says which of the S seed keys run r uses, and `step_block` gathers each run's
+draw from its seed's.
 
 With a finite dataset (`DataSpec.dataset_size` = N > 0) each run's N examples
 (`toymodels.data.training_set`, from its `dataset_keys` entry) are made once at the start,
-a constant of the scan ([R, F, N] floats); each step trains on the minibatch that
+a constant of the scan ([G, V, F, N] floats); each step trains on the minibatch that
 `toymodels.data.batch_indices` picks, in an order shared by the runs of a seed, with the
 seed's dropout draws as online.
+
+Shapes: R runs, V runs of a block, G blocks (R = G V), S seed keys, B batch, F features,
+H hidden, T log points, N training examples.
 """
 
 from __future__ import annotations
