@@ -53,7 +53,7 @@ class RunOutput:
 
     Attributes:
       params: the final parameters, e.g. {"W": [H, F], "b": [F]}.
-      loss: [T] the mean training objective of each block of `log_every` steps: the
+      loss: [T] the mean training objective of each log period of `log_every` steps: the
         importance-weighted error with dropout, plus the L1 penalties on the hidden
         activations (`l1_hidden`) and on the weights (`l1_weights`).
       final_loss: [] the population loss of the final parameters (no dropout, no L1
@@ -414,9 +414,9 @@ def step_block(spec: Spec, draws, block):
     """One step of the V runs of one block, `block = (states, hyper, slot, *examples)` of
     [V] trees: each run takes its seed's draw, `draws[slot]` (`draws` holds one per seed
     key [S], shared by the runs of a seed, not redrawn). Returns (states, loss [V])."""
-    states, hyper, slot, *own = block
+    states, hyper, slot, *examples = block
     step = finite_step if is_finite(spec) else online_step
-    return jax.vmap(partial(step, spec))(states, hyper, *own,
+    return jax.vmap(partial(step, spec))(states, hyper, *examples,
                                          jax.tree.map(lambda a: a[slot], draws))
 
 
@@ -502,8 +502,9 @@ def training_losses(spec: Spec, params: Params, inputs: TrainInputs) -> jax.Arra
 
 def run_output(params: Params, curve: jax.Array, snapshots, final: jax.Array,
                final_se: jax.Array, fit: jax.Array) -> RunOutput:
-    """The RunOutput of R runs from [G, V] blocks: params, final, final_se and fit as
-    `evaluate` and `training_losses` give them, curve and snapshots as `train_loop`."""
+    """The RunOutput of R runs from [G, V] blocks: params, final, final_se and fit [G, V]
+    as `evaluate` and `training_losses` give them, the curve [T / P, P, G, V] and the
+    snapshots (step 0's, the later ones) as `train_loop` does."""
     first, later = snapshots
     curve = jnp.moveaxis(curve.reshape(-1, *final.shape), 0, -1)  # [G, V, T]
     snaps = jax.tree.map(lambda a, b: jnp.moveaxis(jnp.concatenate([a[None], b]), 0, 2),
@@ -515,14 +516,16 @@ def run_output(params: Params, curve: jax.Array, snapshots, final: jax.Array,
 def train_runs(spec: Spec, start: Params | None, seed_keys: jax.Array, slot: jax.Array,
                hyper: Hyper, eval_key: jax.Array,
                dataset_keys: jax.Array | None = None) -> RunOutput:
-    """`make_train(spec)`'s train, with `start = initial_params(spec)`; see there."""
-    if is_finite(spec) and dataset_keys is None:
+    """`make_train(spec)`'s train (see there for the args), with `start =
+    initial_params(spec)`: every run's init (vmapped over the R runs), then in [G, V]
+    blocks its training set, the training loop, the evaluation and the fit."""
+    V, finite = block_size(spec), is_finite(spec)
+    if finite and dataset_keys is None:
         raise ValueError("a finite dataset (spec.data.dataset_size > 0) needs dataset_keys")
-    V = block_size(spec)
     data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
-    states = blocks.as_blocks(jax.vmap(partial(init_one, spec, start))(seed_keys[slot], hyper), V)
+    init = jax.vmap(partial(init_one, spec, start))
+    states = blocks.as_blocks(init(seed_keys[slot], hyper), V)
     hyper, slot = blocks.as_blocks((hyper, slot), V)
-    finite = is_finite(spec)
     examples = (training_sets(spec, blocks.as_blocks(dataset_keys, V), hyper),) if finite else ()
     inputs = TrainInputs(data_keys, hyper, slot, examples)
     states, curve, snapshots = train_loop(spec, inputs, states)
@@ -558,7 +561,7 @@ def make_train(spec: Spec):
 
 def make_train_one(spec: Spec):
     """`train_one(key, hyper, eval_key=None, dataset_key=None) -> RunOutput` for ONE model
-    (a group padded with copies). The evaluation draws come from `eval_key`, default
+    (a block padded with copies). The evaluation draws come from `eval_key`, default
     `fold_in(key, EVAL)` (a sweep's come from its root key: `evaluation.eval_key(seed)`);
     a finite dataset's from `dataset_key`, default `fold_in(key, DATASET)` (a sweep's:
     `data.dataset_key(root seed, data_seed)`).
