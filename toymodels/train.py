@@ -1,21 +1,28 @@
-"""Training: per-model init, step and evaluation, batched over runs in one place.
+"""Training: per-model init, step and evaluation, batched over runs in blocks.
 
 `make_train(spec)` returns `train(seed_keys, slot, hyper, eval_key)`, which trains R
 models in one `lax.scan` over steps. Every per-model function (`init_one`, `step_one`,
-`eval_one`) is written for ONE model; `train` is the only place they are vmapped over
-runs. Runs that share a seed share one `Noise` draw per step (common random numbers):
-`slot[r]` says which of the S seed keys run r uses.
+`exact_one`, `fit_one`, ...) is written for ONE model and takes the static `spec` first;
+runs are vmapped only over the V runs of a block, the blocks mapped one after another
+(`step_block`, `toymodels.blocks.map_blocks`), and, for the init, over all R runs
+(`train_runs`). Runs that share a seed share one draw per step (common random numbers):
+`slot[r]` says which of the S seed keys run r uses, and `step_block` gathers each run's
+draw from its seed's.
 
 With a finite dataset (`DataSpec.dataset_size` = N > 0) each run's N examples
 (`toymodels.data.training_set`, from its `dataset_keys` entry) are made once at the start,
-a constant of the scan ([R, F, N] floats); each step trains on the minibatch that
+a constant of the scan ([G, V, F, N] floats); each step trains on the minibatch that
 `toymodels.data.batch_indices` picks, in an order shared by the runs of a seed, with the
 seed's dropout draws as online.
+
+Shapes: R runs, V runs of a block, G blocks (R = G V), S seed keys, B batch, F features,
+H hidden, T log points, N training examples.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from functools import partial
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +31,7 @@ from flax import struct
 
 from toymodels import blocks, data, evaluation
 from toymodels.hyper import Hyper
-from toymodels.models import KGON_KINDS, Params, kgon_params, model_of, perturb
+from toymodels.models import KGON_KINDS, ModelKind, Params, kgon_params, model_of, perturb
 from toymodels.spec import EVAL_BATCH, ModelSpec, Spec, TrainSpec
 
 INIT, DATA, EVAL, DATASET = 0, 1, 2, 3  # fold_in tags: a seed key's independent streams
@@ -46,7 +53,7 @@ class RunOutput:
 
     Attributes:
       params: the final parameters, e.g. {"W": [H, F], "b": [F]}.
-      loss: [T] the mean training objective of each block of `log_every` steps: the
+      loss: [T] the mean training objective of each log period of `log_every` steps: the
         importance-weighted error with dropout, plus the L1 penalties on the hidden
         activations (`l1_hidden`) and on the weights (`l1_weights`).
       final_loss: [] the population loss of the final parameters (no dropout, no L1
@@ -238,6 +245,295 @@ def block_size(spec: Spec) -> int:
     return blocks.block_size(spec.train.batch_size * (spec.model.n_features + spec.model.n_hidden))
 
 
+def is_finite(spec: Spec) -> bool:
+    """Whether runs train on a finite dataset of N = `spec.data.dataset_size` examples."""
+    return spec.data.dataset_size > 0
+
+
+def is_shuffled(spec: Spec) -> bool:
+    """Whether steps take minibatches of a finite dataset in a shuffled order (N ≠ B; a
+    full batch keeps the examples' order)."""
+    return 0 < spec.data.dataset_size != spec.train.batch_size
+
+
+def log_periods_per_snapshot(spec: Spec) -> int:
+    """P, the log periods (of `log_every` steps) between two snapshots; T, all of them,
+    when snapshots are off."""
+    every = spec.train.snapshot_every
+    return every // spec.train.log_every if every else spec.train.n_logs
+
+
+class TrainInputs(NamedTuple):
+    """What every step of training reads and none changes, in blocks of V runs.
+
+    Attributes:
+      data_keys: [S] each seed key's DATA stream.
+      hyper: Hyper with leading [G, V].
+      slot: [G, V] int, which seed key each run uses.
+      examples: ([G, V, F, N],) every run's training set with a finite dataset; () online.
+    """
+
+    data_keys: jax.Array
+    hyper: Hyper
+    slot: jax.Array
+    examples: tuple
+
+
+# ---- one model: its init, objective, step and evaluation (each for ONE run)
+
+
+def init_one(spec: Spec, start: Params | None, seed_key: jax.Array, hyper: Hyper) -> TrainState:
+    """One run's TrainState, from its seed key's INIT stream: the kind's init,
+    `normal_init`, or the k-gon `start` (`initial_params(spec)`) plus noise."""
+    key = jax.random.fold_in(seed_key, INIT)
+    if spec.train.init == "normal":
+        params = normal_init(key, spec)
+    elif start is None:
+        params = model_of(spec.model).init(key, spec.model)
+    else:
+        params = without_bias(perturb(start, key, spec.train.init_noise), spec.model)
+    return TrainState(params, make_optimizer(spec.train, hyper).init(params))
+
+
+def objective(params: Params, x, target, keep, hyper: Hyper, kind: ModelKind) -> jax.Array:
+    """[] the training objective of one run: `weighted_mse` of x, target [F, B] with the
+    dropout multipliers keep [H, B], plus l1_weights · Σ|W| over the weight matrices when
+    the run has that term (`hyper.l1_weights` is not None)."""
+    error = weighted_mse(params, x, target, keep, hyper.importance, kind.forward,
+                         hyper.l1_hidden)
+    if hyper.l1_weights is None:  # static: no term, the program of a run without it
+        return error
+    return error + hyper.l1_weights * l1_norm(params, kind.weights)
+
+
+def step_one(spec: Spec, state: TrainState, hyper: Hyper, x: jax.Array, keep: jax.Array):
+    """One optimiser step of one run on the inputs x [F, B] with the dropout multipliers
+    keep [H, B]: (the new TrainState, [] the objective before the step)."""
+    kind = model_of(spec.model)
+    loss, grads = jax.value_and_grad(objective)(state.params, x, kind.target(x), keep, hyper,
+                                                kind)
+    tx = make_optimizer(spec.train, hyper)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = without_bias(optax.apply_updates(state.params, updates), spec.model)
+    return TrainState(params, opt_state), loss
+
+
+def online_step(spec: Spec, state: TrainState, hyper: Hyper, noise: data.Noise):
+    """`step_one` on the batch [F, B] of fresh inputs that `noise` (one step's) makes."""
+    x = data.sample_inputs(noise, hyper.feature_probability, spec.data,
+                           model_of(spec.model).signed_inputs)
+    return step_one(spec, state, hyper, x, data.dropout_keep(noise.dropout, hyper.dropout))
+
+
+def finite_step(spec: Spec, state: TrainState, hyper: Hyper, examples: jax.Array, draws):
+    """`step_one` on the minibatch `draws = (index [B] or None, dropout [H, B])` of the
+    run's examples [F, N] (all of them, in order, for a full batch)."""
+    index, dropout = draws
+    x = jnp.take(examples, index, axis=1) if is_shuffled(spec) else examples
+    return step_one(spec, state, hyper, x, data.dropout_keep(dropout, hyper.dropout))
+
+
+def batch_stats_one(spec: Spec, params: Params, hyper: Hyper, tail: jax.Array,
+                    noise: data.Noise) -> jax.Array:
+    """[2] one run's statistics of one evaluation batch (`evaluation.batch_stats`), with
+    its strata's tail [F + 1, 3]."""
+    return evaluation.batch_stats(params, hyper, tail, noise, spec.data, model_of(spec.model))
+
+
+def exact_one(spec: Spec, params: Params, hyper: Hyper) -> jax.Array:
+    """[2] one run's exact strata of the loss (`evaluation.exact_strata`), stacked."""
+    return jnp.stack(evaluation.exact_strata(params, hyper, model_of(spec.model), spec.data))
+
+
+def tail_one(hyper: Hyper) -> jax.Array:
+    """[F + 1, 3] one run's `evaluation.strata` tail (once per run, not per batch)."""
+    return evaluation.strata(hyper.feature_probability).tail
+
+
+def combine_one(exact: jax.Array, stats: jax.Array):
+    """One run's (loss, standard error) from its exact strata [2] and the statistics of
+    its evaluation batches [n_eval_batches, 2]."""
+    return evaluation.combine(exact[0], exact[1], stats, EVAL_BATCH)
+
+
+def fit_one(spec: Spec, params: Params, hyper: Hyper, examples: jax.Array) -> jax.Array:
+    """[] one run's mean loss over its N training examples [F, N] (no dropout, no L1)."""
+    losses = evaluation.example_losses(params, examples, hyper.importance, model_of(spec.model))
+    return jnp.mean(losses)
+
+
+# ---- the draws of a step, one per seed key (shared by the runs of a seed)
+
+
+def order_keys(keys: jax.Array) -> jax.Array:
+    """[S] each seed's key of the minibatch order (its DATA stream's tag ORDER)."""
+    return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, ORDER)
+
+
+def first_orders(spec: Spec, keys: jax.Array):
+    """[S, 2, N] the orders of epochs 0 and 1 of every seed (DATA keys [S]); () unless
+    shuffled."""
+    if not is_shuffled(spec):
+        return ()
+    n_examples, B = spec.data.dataset_size, spec.train.batch_size
+    at_zero = lambda k: data.orders_at(k, jnp.zeros((), jnp.int32), n_examples, B)
+    return jax.vmap(at_zero)(order_keys(keys))
+
+
+def advance(spec: Spec, keys: jax.Array, orders, step: jax.Array):
+    """The orders [S, 2, N] of step + 1 (a permutation drawn only when an epoch begins)."""
+    if not is_shuffled(spec):
+        return orders
+    return data.next_orders(order_keys(keys), orders, step, spec.data.dataset_size,
+                            spec.train.batch_size)
+
+
+def step_draws(spec: Spec, keys: jax.Array, orders, step: jax.Array):
+    """What each seed's DATA key [S] draws for `step`: a Noise (online), or the minibatch's
+    indices [S, B] (from the seed's epoch `orders` [S, 2, N]; None unless shuffled) and
+    the dropout uniforms [S, H, B]."""
+    step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, step)
+    if not is_finite(spec):
+        return jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
+    B = spec.train.batch_size
+    index = jax.vmap(lambda o: data.indices_from(o, step, B))(orders) if is_shuffled(spec) else None
+    return index, jax.vmap(lambda k: data.sample_dropout(k, spec))(step_keys)
+
+
+# ---- every run: blocks of V runs, vmapped over the runs of a block and mapped over blocks
+
+
+def training_sets(spec: Spec, dataset_keys: jax.Array, hyper: Hyper) -> jax.Array:
+    """[G, V, F, N] every run's examples (`data.training_set`) from its dataset key [G, V]."""
+    kind = model_of(spec.model)
+    return blocks.map_blocks(lambda key, h: data.training_set(key, h, spec, kind))(
+        dataset_keys, hyper)
+
+
+def step_block(spec: Spec, draws, block):
+    """One step of the V runs of one block, `block = (states, hyper, slot, *examples)` of
+    [V] trees: each run takes its seed's draw, `draws[slot]` (`draws` holds one per seed
+    key [S], shared by the runs of a seed, not redrawn). Returns (states, loss [V])."""
+    states, hyper, slot, *examples = block
+    step = finite_step if is_finite(spec) else online_step
+    return jax.vmap(partial(step, spec))(states, hyper, *examples,
+                                         jax.tree.map(lambda a: a[slot], draws))
+
+
+def train_step(spec: Spec, inputs: TrainInputs, carry, step: jax.Array):
+    """Step `step` of every run: carry (states [G, V], orders, loss sum [G, V])."""
+    states, orders, loss_sum = carry
+    draws = step_draws(spec, inputs.data_keys, orders, step)
+    states, loss = jax.lax.map(partial(step_block, spec, draws),
+                               (states, inputs.hyper, inputs.slot, *inputs.examples))
+    return (states, advance(spec, inputs.data_keys, orders, step), loss_sum + loss), None
+
+
+def log_period(spec: Spec, inputs: TrainInputs, carry, t: jax.Array):
+    """The K = `log_every` steps of log point t: carry (states [G, V], orders); returns
+    the new carry and [G, V] each run's mean objective over these steps."""
+    states, orders = carry
+    K = spec.train.log_every
+    zero = jnp.zeros(inputs.slot.shape, jnp.float32)
+    steps = t * K + jnp.arange(K)
+    (states, orders, loss_sum), _ = jax.lax.scan(partial(train_step, spec, inputs),
+                                                 (states, orders, zero), steps)
+    return (states, orders), loss_sum / K
+
+
+def snapshot_period(spec: Spec, inputs: TrainInputs, carry, i: jax.Array):
+    """The P log periods between snapshots i and i + 1 (`log_periods_per_snapshot`):
+    carry (states [G, V], orders); returns the new carry, the loss curve [P, G, V] and
+    the params at the end ({} when snapshots are off)."""
+    P = log_periods_per_snapshot(spec)
+    (states, orders), curve = jax.lax.scan(partial(log_period, spec, inputs), carry,
+                                           i * P + jnp.arange(P))
+    return (states, orders), (curve, states.params if spec.train.snapshot_every else {})
+
+
+def train_loop(spec: Spec, inputs: TrainInputs, states: TrainState):
+    """Every step of every run: the final states [G, V], the loss curve [T / P, P, G, V]
+    and the snapshots (params at step 0 [G, V, ...], then [T / P, G, V, ...]; ({}, {})
+    when snapshots are off)."""
+    P = log_periods_per_snapshot(spec)
+    first = states.params if spec.train.snapshot_every else {}
+    carry = (states, first_orders(spec, inputs.data_keys))
+    (states, _), (curve, snaps) = jax.lax.scan(partial(snapshot_period, spec, inputs), carry,
+                                               jnp.arange(spec.train.n_logs // P))
+    return states, curve, (first, snaps)
+
+
+def evaluate(spec: Spec, params: Params, hyper: Hyper, eval_key: jax.Array):
+    """(final_loss, final_loss_se), each [G, V], of params and hyper in [G, V] blocks.
+
+    The sampled stratum's batches are drawn once from `eval_key` for every run. The
+    optimization barriers stop XLA from fusing the exact strata into the code around
+    them: fused, their bits depended on the number of blocks G (1 ulp across chunk
+    sizes); kept apart, each block's arithmetic is the same whatever the chunk.
+    Where nothing is sampled (`evaluation.needs_samples`) the loss is the exact part
+    and its standard error 0.
+    """
+    exact_of = blocks.map_blocks(partial(exact_one, spec))
+    if not evaluation.needs_samples(spec.data, model_of(spec.model).homogeneous):
+        exact = exact_of(params, hyper)
+        return exact[..., 0], jnp.zeros_like(exact[..., 0])
+    tails = blocks.map_blocks(tail_one)(hyper)  # [G, V, F + 1, 3]
+    batch = partial(eval_batch, spec, eval_key, params, hyper, tails)
+    stats = jax.lax.map(batch, jnp.arange(spec.train.n_eval_batches))  # [n, G, V, 2]
+    exact = exact_of(*jax.lax.optimization_barrier((params, hyper)))  # [G, V, 2]
+    exact, stats = jax.lax.optimization_barrier((exact, stats))
+    return blocks.map_blocks(combine_one, in_axes=(0, 1))(exact, jnp.moveaxis(stats, 0, 1))
+
+
+def eval_batch(spec: Spec, eval_key: jax.Array, params: Params, hyper: Hyper,
+               tails: jax.Array, i: jax.Array) -> jax.Array:
+    """[G, V, 2] every run's statistics of evaluation batch i (one draw for all runs)."""
+    noise = data.sample_noise(jax.random.fold_in(eval_key, i), spec, EVAL_BATCH)
+    stats = blocks.map_blocks(partial(batch_stats_one, spec), in_axes=(0, 0, 0, None))
+    return stats(params, hyper, tails, noise)
+
+
+def training_losses(spec: Spec, params: Params, inputs: TrainInputs) -> jax.Array:
+    """[G, V] each run's mean loss over its training examples (`fit_one`); NaN online."""
+    if not is_finite(spec):
+        return jnp.full(inputs.slot.shape, jnp.nan, jnp.float32)
+    return blocks.map_blocks(partial(fit_one, spec))(params, inputs.hyper, *inputs.examples)
+
+
+def run_output(params: Params, curve: jax.Array, snapshots, final: jax.Array,
+               final_se: jax.Array, fit: jax.Array) -> RunOutput:
+    """The RunOutput of R runs from [G, V] blocks: params, final, final_se and fit [G, V]
+    as `evaluate` and `training_losses` give them, the curve [T / P, P, G, V] and the
+    snapshots (step 0's, the later ones) as `train_loop` does."""
+    first, later = snapshots
+    curve = jnp.moveaxis(curve.reshape(-1, *final.shape), 0, -1)  # [G, V, T]
+    snaps = jax.tree.map(lambda a, b: jnp.moveaxis(jnp.concatenate([a[None], b]), 0, 2),
+                         first, later)  # [G, V, 1 + n_snapshots, ...]
+    return RunOutput(blocks.as_runs(params), blocks.as_runs(curve), blocks.as_runs(final),
+                     blocks.as_runs(final_se), blocks.as_runs(snaps), blocks.as_runs(fit))
+
+
+def train_runs(spec: Spec, start: Params | None, seed_keys: jax.Array, slot: jax.Array,
+               hyper: Hyper, eval_key: jax.Array,
+               dataset_keys: jax.Array | None = None) -> RunOutput:
+    """`make_train(spec)`'s train (see there for the args), with `start =
+    initial_params(spec)`: every run's init (vmapped over the R runs), then in [G, V]
+    blocks its training set, the training loop, the evaluation and the fit."""
+    V, finite = block_size(spec), is_finite(spec)
+    if finite and dataset_keys is None:
+        raise ValueError("a finite dataset (spec.data.dataset_size > 0) needs dataset_keys")
+    data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
+    init = jax.vmap(partial(init_one, spec, start))
+    states = blocks.as_blocks(init(seed_keys[slot], hyper), V)
+    hyper, slot = blocks.as_blocks((hyper, slot), V)
+    examples = (training_sets(spec, blocks.as_blocks(dataset_keys, V), hyper),) if finite else ()
+    inputs = TrainInputs(data_keys, hyper, slot, examples)
+    states, curve, snapshots = train_loop(spec, inputs, states)
+    final, final_se = evaluate(spec, states.params, hyper, eval_key)
+    fit = training_losses(spec, states.params, inputs)
+    return run_output(states.params, curve, snapshots, final, final_se, fit)
+
+
 def make_train(spec: Spec):
     """Builds `train(seed_keys, slot, hyper, eval_key, dataset_keys=None) -> RunOutput`
     for the static `spec`.
@@ -254,182 +550,18 @@ def make_train(spec: Spec):
     Returns:
       RunOutput with leading axis R.
     """
-    kind = model_of(spec.model)
-    T, K, V = spec.train.n_logs, spec.train.log_every, block_size(spec)
-    n_examples, B = spec.data.dataset_size, spec.train.batch_size
-    finite, shuffled = n_examples > 0, 0 < n_examples != B  # a full batch keeps its order
-
     start = initial_params(spec)  # the k-gon for init = "kgon" (host, once); else None
-
-    def init_one(seed_key: jax.Array, hyper: Hyper) -> TrainState:
-        key = jax.random.fold_in(seed_key, INIT)
-        if spec.train.init == "normal":
-            params = normal_init(key, spec)
-        elif start is None:
-            params = kind.init(key, spec.model)
-        else:
-            params = without_bias(perturb(start, key, spec.train.init_noise), spec.model)
-        return TrainState(params, make_optimizer(spec.train, hyper).init(params))
-
-    def objective(params: Params, x, target, keep, hyper: Hyper) -> jax.Array:
-        """The training objective: `weighted_mse`, plus l1_weights · Σ|W| over the weight
-        matrices when the run has that term (`hyper.l1_weights` is not None)."""
-        error = weighted_mse(params, x, target, keep, hyper.importance, kind.forward,
-                             hyper.l1_hidden)
-        if hyper.l1_weights is None:  # static: no term, the program of a run without it
-            return error
-        return error + hyper.l1_weights * l1_norm(params, kind.weights)
-
-    def step_one(state: TrainState, hyper: Hyper, x: jax.Array, keep: jax.Array):
-        loss, grads = jax.value_and_grad(objective)(state.params, x, kind.target(x), keep, hyper)
-        tx = make_optimizer(spec.train, hyper)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = without_bias(optax.apply_updates(state.params, updates), spec.model)
-        return TrainState(params, opt_state), loss
-
-    def online_step(state: TrainState, hyper: Hyper, noise: data.Noise):
-        x = data.sample_inputs(noise, hyper.feature_probability, spec.data, kind.signed_inputs)
-        return step_one(state, hyper, x, data.dropout_keep(noise.dropout, hyper.dropout))
-
-    def finite_step(state: TrainState, hyper: Hyper, examples: jax.Array, draws):
-        """One step on the minibatch `draws = (index [B] or None, dropout [H, B])` of
-        the run's examples [F, N] (all of them, in order, for a full batch)."""
-        index, dropout = draws
-        x = jnp.take(examples, index, axis=1) if shuffled else examples
-        return step_one(state, hyper, x, data.dropout_keep(dropout, hyper.dropout))
-
-    def step_draws(keys: jax.Array, orders, step: jax.Array):
-        """What each seed key [S] draws for `step`: a Noise (online), or the minibatch's
-        indices (from the seed's epoch `orders` [S, 2, N]) and the dropout uniforms."""
-        step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, step)
-        if not finite:
-            return jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
-        index = jax.vmap(lambda o: data.indices_from(o, step, B))(orders) if shuffled else None
-        return index, jax.vmap(lambda k: data.sample_dropout(k, spec))(step_keys)
-
-    def order_keys(keys: jax.Array) -> jax.Array:
-        """[S] each seed's key of the minibatch order (its DATA stream's tag ORDER)."""
-        return jax.vmap(jax.random.fold_in, in_axes=(0, None))(keys, ORDER)
-
-    def first_orders(keys: jax.Array):
-        """[S, 2, N] the orders of epochs 0 and 1 of every seed; () unless shuffled."""
-        if not shuffled:
-            return ()
-        at_zero = lambda k: data.orders_at(k, jnp.zeros((), jnp.int32), n_examples, B)
-        return jax.vmap(at_zero)(order_keys(keys))
-
-    def advance(keys: jax.Array, orders, step: jax.Array):
-        """The orders of step + 1 (a permutation drawn only when an epoch begins)."""
-        if not shuffled:
-            return orders
-        return data.next_orders(order_keys(keys), orders, step, n_examples, B)
-
-    def eval_one(params: Params, hyper: Hyper, tail: jax.Array, noise: data.Noise) -> jax.Array:
-        return evaluation.batch_stats(params, hyper, tail, noise, spec.data, kind)
-
-    def exact_one(params: Params, hyper: Hyper) -> jax.Array:
-        return jnp.stack(evaluation.exact_strata(params, hyper, kind, spec.data))
-
-    def fit_one(params: Params, hyper: Hyper, examples: jax.Array) -> jax.Array:
-        """[] the run's mean loss over its N training examples (no dropout, no L1)."""
-        return jnp.mean(evaluation.example_losses(params, examples, hyper.importance, kind))
-
-    def per_group(fn, shared):
-        """Applies the per-model `fn(state, hyper, *own, shared[slot])` to every run,
-        V runs at a time: `group((states, hyper, slot, *own))` takes [V] trees; `shared`
-        holds one draw per seed key [S] (shared by the runs of a seed, not redrawn)."""
-
-        def group(args):
-            states, hyper, slot, *own = args
-            return jax.vmap(fn)(states, hyper, *own, jax.tree.map(lambda a: a[slot], shared))
-
-        return group
-
-    def training_sets(dataset_keys: jax.Array, hyper: Hyper) -> jax.Array:
-        """[G, V, F, N] every run's examples, made V runs at a time (`data.training_set`)."""
-        make = lambda key, h: data.training_set(key, h, spec, kind)
-        return jax.lax.map(lambda args: jax.vmap(make)(*args), (dataset_keys, hyper))
-
-    def evaluate(params: Params, hyper: Hyper, eval_key: jax.Array):
-        """(final_loss, final_loss_se), each [G, V], of params and hyper in [G, V] groups.
-
-        The sampled stratum's batches are drawn once from `eval_key` for every run. The
-        optimization barriers stop XLA from fusing the exact strata into the code around
-        them: fused, their bits depended on the number of groups G (1 ulp across chunk
-        sizes); kept apart, each group's arithmetic is the same whatever the chunk.
-        Where nothing is sampled (`evaluation.needs_samples`) the loss is the exact part
-        and its standard error 0.
-        """
-        if not evaluation.needs_samples(spec.data, kind.homogeneous):
-            exact = jax.lax.map(jax.vmap(lambda args: exact_one(*args)), (params, hyper))
-            return exact[..., 0], jnp.zeros_like(exact[..., 0])
-
-        strata = jax.vmap(lambda h: evaluation.strata(h.feature_probability).tail)
-        tails = jax.lax.map(strata, hyper)  # [G, V, F + 1, 3], once per run, not per batch
-
-        def one_batch(i):  # [G, V, 2] statistics of one batch
-            noise = data.sample_noise(jax.random.fold_in(eval_key, i), spec, EVAL_BATCH)
-            group = lambda args: jax.vmap(eval_one, in_axes=(0, 0, 0, None))(*args, noise)
-            return jax.lax.map(group, (params, hyper, tails))
-
-        stats = jax.lax.map(one_batch, jnp.arange(spec.train.n_eval_batches))  # [N, G, V, 2]
-        settled = jax.lax.optimization_barrier((params, hyper))
-        exact = jax.lax.map(jax.vmap(lambda args: exact_one(*args)), settled)  # [G, V, 2]
-        exact, stats = jax.lax.optimization_barrier((exact, stats))
-        combine = lambda e, s: evaluation.combine(e[0], e[1], s, EVAL_BATCH)
-        group_combine = lambda args: jax.vmap(combine, (0, 1))(*args)  # one group of V
-        return jax.lax.map(group_combine, (exact, jnp.moveaxis(stats, 0, 1)))
 
     def train(seed_keys: jax.Array, slot: jax.Array, hyper: Hyper, eval_key: jax.Array,
               dataset_keys: jax.Array | None = None) -> RunOutput:
-        if finite and dataset_keys is None:
-            raise ValueError("a finite dataset (spec.data.dataset_size > 0) needs dataset_keys")
-        data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
-        states = blocks.as_blocks(jax.vmap(init_one)(seed_keys[slot], hyper), V)
-        hyper, slot = blocks.as_blocks((hyper, slot), V)
-        own = (training_sets(blocks.as_blocks(dataset_keys, V), hyper),) if finite else ()
-        step_fn = finite_step if finite else online_step
-
-        def one_step(carry, step):
-            states, orders, loss_sum = carry
-            group = per_group(step_fn, step_draws(data_keys, orders, step))
-            states, loss = jax.lax.map(group, (states, hyper, slot, *own))
-            return (states, advance(data_keys, orders, step), loss_sum + loss), None
-
-        def block(carry, t):
-            states, orders = carry
-            zero = jnp.zeros(slot.shape, jnp.float32)
-            steps = t * K + jnp.arange(K)
-            (states, orders, loss_sum), _ = jax.lax.scan(one_step, (states, orders, zero), steps)
-            return (states, orders), loss_sum / K
-
-        def period(carry, i):
-            """The log blocks between two snapshots; returns the loss curve and the params."""
-            (states, orders), curve = jax.lax.scan(block, carry, i * per_period + jnp.arange(per_period))
-            return (states, orders), (curve, states.params if spec.train.snapshot_every else {})
-
-        per_period = spec.train.snapshot_every // K if spec.train.snapshot_every else T
-        first = states.params if spec.train.snapshot_every else {}
-        carry = (states, first_orders(data_keys))
-        (states, _), (curve, snaps) = jax.lax.scan(period, carry, jnp.arange(T // per_period))
-        final, final_se = evaluate(states.params, hyper, eval_key)
-        if finite:
-            fit = jax.lax.map(lambda args: jax.vmap(fit_one)(*args), (states.params, hyper, *own))
-        else:
-            fit = jnp.full(slot.shape, jnp.nan, jnp.float32)
-        runs = lambda a: a.reshape(-1, *a.shape[2:])  # [G, V, ...] -> [R, ...]
-        curve = jnp.moveaxis(curve.reshape(T, *slot.shape), 0, -1)  # [G, V, T]
-        snaps = jax.tree.map(lambda a, b: jnp.moveaxis(jnp.concatenate([a[None], b]), 0, 2),
-                             first, snaps)  # [G, V, 1 + n_snapshots, ...]
-        return RunOutput(jax.tree.map(runs, states.params), runs(curve), runs(final),
-                         runs(final_se), jax.tree.map(runs, snaps), runs(fit))
+        return train_runs(spec, start, seed_keys, slot, hyper, eval_key, dataset_keys)
 
     return train
 
 
 def make_train_one(spec: Spec):
     """`train_one(key, hyper, eval_key=None, dataset_key=None) -> RunOutput` for ONE model
-    (a group padded with copies). The evaluation draws come from `eval_key`, default
+    (a block padded with copies). The evaluation draws come from `eval_key`, default
     `fold_in(key, EVAL)` (a sweep's come from its root key: `evaluation.eval_key(seed)`);
     a finite dataset's from `dataset_key`, default `fold_in(key, DATASET)` (a sweep's:
     `data.dataset_key(root seed, data_seed)`).

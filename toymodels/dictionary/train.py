@@ -1,16 +1,21 @@
-"""Training sparse autoencoders: the per-SAE step, batched over SAEs in one place.
+"""Training sparse autoencoders: the per-SAE step, batched over SAEs in blocks.
 
 `make_train_sae(spec)` returns `train(seed_keys, slot, hyper)`, the SAE counterpart of
-`toymodels.train.make_train`: R SAEs trained in one `lax.scan` over steps, in groups of
-V SAEs (`sae_block_size`), so that an SAE's bits do not depend on the chunk size or the
-device count. Each step, every seed draws one batch of the source's inputs x: [F, B]
-(`toymodels.data.sample_inputs`, common random numbers), every SAE reads its source's
-activations h = W x ([d, B]) and takes one optimiser step on its kind's loss
-(`toymodels.dictionary.sae`). The sweep engine (`toymodels.sweep`) chunks, shards, stores
-and resumes these runs exactly as toy models.
+`toymodels.train.make_train`: R SAEs trained in one `lax.scan` over steps, in blocks of
+V SAEs (`sae_block_size`; `step_block` vmaps the per-SAE `step_one`), so that an SAE's
+bits do not depend on the chunk size or the device count. Each step, every seed draws
+one batch of the source's inputs x: [F, B] (`toymodels.data.sample_inputs`, common
+random numbers), every SAE reads its source's activations h = W x ([d, B]) and takes one
+optimiser step on its kind's loss (`toymodels.dictionary.sae`). The sweep engine
+(`toymodels.sweep`) chunks, shards, stores and resumes these runs exactly as toy models.
+
+Shapes: R SAEs, V SAEs of a block, G blocks (R = G V), S seed keys, B batch, F the
+source's features, d its hidden dims, N latents, T log points.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -58,6 +63,85 @@ def synthetic_truth(truth_seed: int, n_features: int, n_hidden: int) -> np.ndarr
     return np.asarray(random_directions(key, n_features, n_hidden)).T
 
 
+def init_one(spec: Spec, seed_key: jax.Array, hyper: SAEHyper) -> SAEState:
+    """One SAE's state: its kind's init of N latents over d dims, from its seed key's INIT
+    stream (consumed), the optimiser's state and fresh statistics."""
+    kind, N = get_sae(spec.sae.kind), spec.sae.width
+    params = kind.init(jax.random.fold_in(seed_key, INIT), N, spec.model.n_hidden)
+    return SAEState(params, make_optimizer(spec.train, hyper).init(params), init_stats(N))
+
+
+def step_one(spec: Spec, state: SAEState, hyper: SAEHyper, noise: data.Noise,
+             step: jax.Array):
+    """One optimiser step of one SAE on its source's activations [d, B] of the batch that
+    `noise` (its seed's draw of `step`) makes: (the new state, [] the loss before it)."""
+    kind = get_sae(spec.sae.kind)
+    x = activations(hyper, noise, spec)
+    progress = step.astype(jnp.float32) / spec.train.steps
+    (loss, codes), grads = jax.value_and_grad(kind.loss, has_aux=True)(
+        state.params, state.stats, x, hyper, progress)
+    if kind.unit_decoder:
+        grads = {**grads, "decoder": project_out_rows(grads["decoder"], state.params["decoder"])}
+    tx = make_optimizer(spec.train, hyper)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    if kind.unit_decoder:
+        params = {**params, "decoder": unit_rows(params["decoder"])}
+    stats = update_stats(state.stats, codes, smallest_kept(codes))
+    return SAEState(params, opt_state, stats), loss
+
+
+def step_block(spec: Spec, noise: data.Noise, step: jax.Array, block):
+    """One step of the V SAEs of one block, `block = (states, hyper, slot)` of [V] trees:
+    each SAE reads its seed's draw `noise[slot]` (`noise` holds one per seed key [S])."""
+    states, hyper, slot = block
+    shared = jax.tree.map(lambda a: a[slot], noise)
+    return jax.vmap(partial(step_one, spec), in_axes=(0, 0, 0, None))(states, hyper, shared, step)
+
+
+def train_step(spec: Spec, data_keys: jax.Array, hyper: SAEHyper, slot: jax.Array, carry,
+               step: jax.Array):
+    """Step `step` of every SAE: carry (states [G, V], loss sum [G, V]); each seed's DATA
+    key [S] draws one batch, shared by its SAEs; hyper and slot [G, V]."""
+    states, loss_sum = carry
+    step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(data_keys, step)
+    noise = jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
+    states, loss = jax.lax.map(partial(step_block, spec, noise, step), (states, hyper, slot))
+    return (states, loss_sum + loss), None
+
+
+def log_period(spec: Spec, data_keys: jax.Array, hyper: SAEHyper, slot: jax.Array,
+               states: SAEState, t: jax.Array):
+    """The K = `log_every` steps of log point t of every SAE (states, hyper, slot
+    [G, V]): the new states and [G, V] each SAE's mean loss over these steps."""
+    K = spec.train.log_every
+    zero = jnp.zeros(slot.shape, jnp.float32)
+    (states, loss_sum), _ = jax.lax.scan(partial(train_step, spec, data_keys, hyper, slot),
+                                         (states, zero), t * K + jnp.arange(K))
+    return states, loss_sum / K
+
+
+def sae_outputs(spec: Spec, states: SAEState, curve: jax.Array) -> dict:
+    """{name: [R, ...]} (`sae_keys`) from the final states [G, V] and the curve [T, G, V]."""
+    out = {name: blocks.as_runs(value) for name, value in states.params.items()}
+    out["loss"] = blocks.as_runs(jnp.moveaxis(curve, 0, -1))
+    out["since_fired"] = blocks.as_runs(states.stats.since_fired)
+    if get_sae(spec.sae.kind).threshold:
+        out["threshold"] = blocks.as_runs(states.stats.threshold)
+    return out
+
+
+def train_saes(spec: Spec, seed_keys: jax.Array, slot: jax.Array, hyper: SAEHyper) -> dict:
+    """`make_train_sae(spec)`'s train; see there."""
+    V = sae_block_size(spec)
+    data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
+    states = blocks.as_blocks(jax.vmap(partial(init_one, spec))(seed_keys[slot], hyper), V)
+    hyper, slot = blocks.as_blocks((hyper, slot), V)
+    period = partial(log_period, spec, data_keys, hyper, slot)
+    states, curve = jax.lax.scan(period, states, jnp.arange(spec.train.n_logs))
+    return sae_outputs(spec, states, curve)
+
+
 def make_train_sae(spec: Spec):
     """Builds `train(seed_keys, slot, hyper) -> dict of arrays` for the static `spec`
     (`spec.sae` set).
@@ -69,62 +153,13 @@ def make_train_sae(spec: Spec):
 
     Returns:
       {name: [R, ...]}: the parameters (`SAEKind.dims`), `loss` [R, T] (the mean
-      training objective of each block of `log_every` steps), `since_fired` [R, N] (steps
-      since each latent last fired, at the end) and, for BatchTopK kinds, `threshold` [R].
+      training objective of each period of `log_every` steps), `since_fired` [R, N]
+      (steps since each latent last fired, at the end) and, for BatchTopK kinds,
+      `threshold` [R].
     """
-    kind = get_sae(spec.sae.kind)
-    N, d = spec.sae.width, spec.model.n_hidden
-    T, K, V, steps = spec.train.n_logs, spec.train.log_every, sae_block_size(spec), spec.train.steps
-
-    def init_one(seed_key: jax.Array, hyper: SAEHyper) -> SAEState:
-        params = kind.init(jax.random.fold_in(seed_key, INIT), N, d)
-        return SAEState(params, make_optimizer(spec.train, hyper).init(params), init_stats(N))
-
-    def step_one(state: SAEState, hyper: SAEHyper, noise: data.Noise, step: jax.Array):
-        x = activations(hyper, noise, spec)
-        progress = step.astype(jnp.float32) / steps
-        (loss, codes), grads = jax.value_and_grad(kind.loss, has_aux=True)(
-            state.params, state.stats, x, hyper, progress)
-        if kind.unit_decoder:
-            grads = {**grads, "decoder": project_out_rows(grads["decoder"], state.params["decoder"])}
-        updates, opt_state = make_optimizer(spec.train, hyper).update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        if kind.unit_decoder:
-            params = {**params, "decoder": unit_rows(params["decoder"])}
-        stats = update_stats(state.stats, codes, smallest_kept(codes))
-        return SAEState(params, opt_state, stats), loss
 
     def train(seed_keys: jax.Array, slot: jax.Array, hyper: SAEHyper) -> dict:
-        data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
-        states = blocks.as_blocks(jax.vmap(init_one)(seed_keys[slot], hyper), V)
-        hyper, slot = blocks.as_blocks((hyper, slot), V)
-
-        def one_step(carry, step):
-            states, loss_sum = carry
-            step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(data_keys, step)
-            noise = jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
-
-            def group(args):
-                states, hyper, slot = args
-                shared = jax.tree.map(lambda a: a[slot], noise)
-                return jax.vmap(step_one, in_axes=(0, 0, 0, None))(states, hyper, shared, step)
-
-            states, loss = jax.lax.map(group, (states, hyper, slot))
-            return (states, loss_sum + loss), None
-
-        def block(states, t):
-            zero = jnp.zeros(slot.shape, jnp.float32)
-            (states, loss_sum), _ = jax.lax.scan(one_step, (states, zero), t * K + jnp.arange(K))
-            return states, loss_sum / K
-
-        states, curve = jax.lax.scan(block, states, jnp.arange(T))
-        runs = lambda a: a.reshape(-1, *a.shape[2:])
-        out = {name: runs(value) for name, value in states.params.items()}
-        out["loss"] = runs(jnp.moveaxis(curve, 0, -1))
-        out["since_fired"] = runs(states.stats.since_fired)
-        if kind.threshold:
-            out["threshold"] = runs(states.stats.threshold)
-        return out
+        return train_saes(spec, seed_keys, slot, hyper)
 
     return train
 
