@@ -24,12 +24,14 @@ TRAINERS: dict[str, Trainer] = {t.name: t for t in (toy.TRAINER, sae.TRAINER, ll
 
 
 def trainer_name(raw: dict, source: str = "<config>") -> str:
-    """The trainer a raw sweep dict is for, from its tables ("toy" without any).
+    """The trainer a raw sweep dict is for: the one whose table it has, else "toy" (whose
+    `[model]` table is optional; beside another trainer's table, that trainer's parser
+    says it is not used).
 
     Raises:
-      UserError: the dict has the tables of two trainers.
+      UserError: the dict has the tables of two trainers other than toy models.
     """
-    chosen = [t.name for t in TRAINERS.values() if t.table in raw]
+    chosen = [t.name for t in TRAINERS.values() if t.name != "toy" and t.table in raw]
     if len(chosen) > 1:
         tables = " and ".join(f"[{TRAINERS[n].table}]" for n in chosen)
         raise UserError(f"{source}: {tables}: a sweep file has the table of one trainer; "
