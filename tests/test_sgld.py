@@ -213,55 +213,6 @@ def _rrr(M, N, H, seed, draws=200_000):
                burn_in=10_000, epsilon=3e-6, gamma=1.0, nbeta=1e4)
 
 
-def test_rrr_formula_known_cases():
-    for M in range(1, 6):
-        for N in range(1, 6):
-            # H = 1: ||b||^2 ||a||^2, lambda = min(M, N)/2, multiplicity 2 iff M = N
-            assert rrr_learning_coefficient(M, N, 1) == min(M, N) / 2
-            assert rrr_multiplicity(M, N, 1) == (2 if M == N else 1)
-            # N = M = 1, any H: (b . a)^2 for a, b in R^H, lambda = 1/2
-            assert rrr_learning_coefficient(1, 1, N) == 0.5
-            for H in range(1, 6):
-                lam = rrr_learning_coefficient(M, N, H)
-                # transposing the map swaps M and N
-                assert lam == rrr_learning_coefficient(N, M, H)
-                # never above the regular value d/2, never decreasing in H
-                assert 0 < lam <= H * (M + N) / 2
-                assert lam <= rrr_learning_coefficient(M, N, H + 1)
-                if H <= min(M, N):  # true rank r = H: regular, d_rank-H / 2
-                    assert rrr_learning_coefficient(M, N, H, H) == H * (M + N - H) / 2
-                if H >= M + N:  # every B A reachable near 0: lambda = MN/2
-                    assert lam == M * N / 2
-
-
-def test_rrr_formula_continuous_across_cases():
-    # where a case inequality becomes equality the even-parity case-1 value (s / 8)
-    # equals the neighbouring closed form
-    for M in range(1, 7):
-        for N in range(1, 7):
-            for H in range(1, 7):
-                for r in range(0, min(M, N, H) + 1):
-                    lam = rrr_learning_coefficient(M, N, H, r)
-                    if M + H == N + r:
-                        assert lam == (H * M - H * r + N * r) / 2
-                    if N + H == M + r:
-                        assert lam == (H * N - H * r + M * r) / 2
-                    if M + N == H + r:
-                        assert lam == M * N / 2
-
-
-def test_rrr_formula_values_and_validation():
-    # case 1 even (1.5, 2.5), case 1 odd (multiplicity 2), case 3 (N + H < M), case 4
-    assert rrr_learning_coefficient(2, 2, 2) == 1.5
-    assert rrr_learning_coefficient(3, 3, 2) == 2.5
-    assert (rrr_learning_coefficient(3, 2, 2), rrr_multiplicity(3, 2, 2)) == (2.0, 2)
-    assert rrr_learning_coefficient(5, 2, 2) == 2.0
-    assert rrr_learning_coefficient(1, 1, 3) == 0.5
-    for bad in [(0, 2, 2, 0), (2, 2, 2, 3), (2, 2, 2, -1), (2.5, 2, 2, 0)]:
-        with pytest.raises(ValueError):
-            rrr_learning_coefficient(*bad)
-
-
 @pytest.mark.parametrize("MNH", [(2, 2, 2), (3, 3, 2), (5, 2, 2), (1, 1, 3)])
 def test_rrr_llc_matches_aoyagi(MNH):
     # multiplicity-1 cases: 1.5 (case 1), 2.5 (case 1), 2.0 (case 3), 0.5 (case 4).
