@@ -9,7 +9,7 @@ import toymodels as tm
 from toymodels.cli import main
 from toymodels.config import apply_override, to_toml
 
-from helpers import config, raw, run_cli
+from helpers import config, fails_one_line, raw, run_cli, toml_of, write_file
 
 
 def test_axes_are_the_cartesian_product_in_file_order():
@@ -106,54 +106,20 @@ def _apply(r, changes):
     return r
 
 
-def _write(tmp_path, text, name="bad.toml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def _toml(r) -> str:
-    lines = []
-    for k, v in r.items():
-        if not isinstance(v, dict):
-            lines.append(f"{k} = {v!r}".replace("'", '"'))
-    for table, values in r.items():
-        if isinstance(values, dict):
-            lines.append(f"[{table}]")
-            for k, v in values.items():
-                if isinstance(v, dict):
-                    inner = ", ".join(f"{a} = {b!r}" for a, b in v.items())
-                    lines.append(f"{k} = {{ {inner} }}")
-                else:
-                    lines.append(f"{k} = {v!r}".replace("'", '"').replace("True", "true"))
-    return "\n".join(lines) + "\n"
-
-
-def _fails(capsys, tmp_path, argv, fragment):
-    out = tmp_path / "out"
-    assert main([*argv, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("toymodels: error: ") and fragment in err, err
-    assert "Traceback" not in err
-    assert not out.exists(), "a bad config must write nothing"
-    return err
-
-
 @pytest.mark.parametrize("what,changes,fragment", BAD, ids=[b[0] for b in BAD])
 def test_bad_config_is_one_line_exit_2_nothing_written(tmp_path, capsys, what, changes, fragment):
-    path = _write(tmp_path, _toml(_apply(raw(), changes)))
-    err = _fails(capsys, tmp_path, ["sweep", str(path)], fragment)
+    path = write_file(tmp_path, toml_of(_apply(raw(), changes)))
+    err = fails_one_line(capsys, tmp_path, ["sweep", str(path)], fragment)
     assert str(path) in err  # names the file
 
 
 def test_missing_file(tmp_path, capsys):
-    _fails(capsys, tmp_path, ["sweep", str(tmp_path / "nope.toml")], "cannot read the sweep file")
+    fails_one_line(capsys, tmp_path, ["sweep", str(tmp_path / "nope.toml")], "cannot read the sweep file")
 
 
 def test_toml_syntax_error(tmp_path, capsys):
-    path = _write(tmp_path, "name = \n[model\n")
-    _fails(capsys, tmp_path, ["sweep", str(path)], "TOML syntax error")
+    path = write_file(tmp_path, "name = \n[model\n")
+    fails_one_line(capsys, tmp_path, ["sweep", str(path)], "TOML syntax error")
 
 
 @pytest.mark.parametrize("item,fragment", [
@@ -163,17 +129,17 @@ def test_toml_syntax_error(tmp_path, capsys):
     ("steps", "expected key=value"),
 ])
 def test_bad_set(tmp_path, capsys, item, fragment):
-    path = _write(tmp_path, _toml(raw()), "ok.toml")
-    _fails(capsys, tmp_path, ["sweep", str(path), "--set", item], fragment)
+    path = write_file(tmp_path, toml_of(raw()), "ok.toml")
+    fails_one_line(capsys, tmp_path, ["sweep", str(path), "--set", item], fragment)
 
 
 def test_set_value_is_validated(tmp_path, capsys):
-    path = _write(tmp_path, _toml(raw()), "ok.toml")
-    _fails(capsys, tmp_path, ["sweep", str(path), "--set", "train.dropout=2"], "train.dropout")
+    path = write_file(tmp_path, toml_of(raw()), "ok.toml")
+    fails_one_line(capsys, tmp_path, ["sweep", str(path), "--set", "train.dropout=2"], "train.dropout")
 
 
 def test_cli_process_exit_code_and_single_line(tmp_path):
-    path = _write(tmp_path, _toml(_apply(raw(), {"train": {"dropout": 1.5}})))
+    path = write_file(tmp_path, toml_of(_apply(raw(), {"train": {"dropout": 1.5}})))
     result = run_cli("sweep", str(path), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr

@@ -16,11 +16,8 @@ from toymodels.sweep import useful_devices
 from toymodels.trainers.toy import TRAINER as TOY
 from toymodels.train import block_size
 
+from helpers import TWELVE_RUNS as CFG
 from helpers import config, raw, run_cli, same_arrays
-
-# 12 runs of 5 -> 2; V = 64 for this shape, so chunk sizes 1 and 7 both round to one group
-CFG = dict(train={"steps": 60, "batch_size": 64, "log_every": 20},
-           sweep={"sparsity": [0.0, 0.5, 0.9], "seed": [0, 1], "dropout": [0.0, 0.2]})
 
 
 @pytest.fixture(scope="module")
@@ -82,18 +79,14 @@ def test_adding_a_grid_point_leaves_other_runs_unchanged(tmp_path, reference):
     same_arrays(ds.sel(sparsity=[0.0, 0.5, 0.9]), reference)
 
 
-# 198 runs: 4 groups of V = 64, so that 4 devices each have a group to train
-DEVICES_CFG = {**CFG, "sweep": {**CFG["sweep"], "seed": list(range(33))}}
-
 SCRIPT = textwrap.dedent("""
     import sys, jax
     jax.config.update("jax_num_cpu_devices", int(sys.argv[1]))
     import toymodels as tm
     sys.path.insert(0, sys.argv[3])
-    from helpers import config
-    from test_sweep import DEVICES_CFG
+    from helpers import DEVICE_RUNS, config
     assert len(jax.devices()) == int(sys.argv[1])
-    tm.run_sweep(config(**DEVICES_CFG), sys.argv[2], chunk_size=int(sys.argv[4]), quiet=True)
+    tm.run_sweep(config(**DEVICE_RUNS), sys.argv[2], chunk_size=int(sys.argv[4]), quiet=True)
 """)
 
 
