@@ -137,3 +137,45 @@ def random_params(kind: str, F: int, H: int, seed: int) -> dict:
 
 def f32(params):
     return {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
+
+
+def group_parts(config: tm.SweepConfig) -> list:
+    """A made-up Dataset for each of `config.groups` (toy models, no training), shaped as
+    a sweep's results: its model kind's parameters at its own sizes, a loss curve of its
+    own length, final_loss and a label per feature; every value distinct across groups."""
+    import xarray as xr
+
+    from toymodels.grid import expand
+    from toymodels.models import get_model
+
+    parts = []
+    for g, group in enumerate(config.groups):
+        grid, spec = expand(group), group.spec
+        F, H, T = spec.model.n_features, spec.model.n_hidden, spec.train.n_logs
+        size = {"hidden": H, "feature": F, "step": T}
+        rng = np.random.default_rng(g)
+        variables = {}
+        for name, dims in get_model(spec.model.kind).dims.items():
+            shape = grid.shape + tuple(size[d] for d in dims)
+            variables[name] = (grid.names + dims, (rng.normal(size=shape) + 10 * g).astype(np.float32))
+        variables["loss"] = (grid.names + ("step",),
+                             rng.random(grid.shape + (T,)).astype(np.float32) + g)
+        variables["final_loss"] = (grid.names, rng.random(grid.shape).astype(np.float32) + g)
+        variables["polytope"] = (grid.names + ("feature",),
+                                 np.full(grid.shape + (F,), f"g{g}"))
+        coords = {**dict(zip(grid.names, grid.coords)), "hidden": np.arange(H),
+                  "feature": np.arange(F), "step": spec.train.log_every * np.arange(1, T + 1)}
+        parts.append(xr.Dataset(variables, coords=coords))
+    return parts
+
+
+# ---- static axes (tests/test_groups.py, tests/test_sweep.py)
+
+FAST = {"steps": 60, "batch_size": 64, "log_every": 20}
+
+
+def static_config(**sweep):
+    """TINY with the static axes `sweep` first, then sparsity and seed."""
+    c = raw(train=FAST)
+    c["sweep"] = {**sweep, "sparsity": [0.0, 0.9], "seed": [0, 1]}
+    return tm.parse_config(c)

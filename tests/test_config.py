@@ -8,8 +8,9 @@ import pytest
 import toymodels as tm
 from toymodels.cli import main
 from toymodels.config import apply_override, to_toml
+from toymodels.errors import UserError
 
-from helpers import config, fails_one_line, raw, run_cli, toml_of, write_file
+from helpers import FAST, config, fails_one_line, raw, run_cli, toml_of, write_file
 
 
 def test_axes_are_the_cartesian_product_in_file_order():
@@ -151,3 +152,17 @@ def test_bad_cli_argument_is_one_line(capsys):
         main(["sweep"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ({"n_hidden": [2, 0]}, r"sweep\.n_hidden: must be an integer >= 1, got 0"),
+    ({"kind": ["relu_output", "relu_out"]}, r"sweep\.kind: must be one of linear, relu_output"),
+    ({"steps": [60, 50]}, r"\[steps = 50\]: train\.log_every: must divide train\.steps = 50"),
+    ({"n_features": [5, 4]}, r"\[n_features = 4\]: .*importance"),
+])
+def test_bad_static_axes_name_the_axis_or_the_group(sweep, message):
+    bad = raw(train=FAST, sweep={**sweep, "seed": [0]})
+    if "n_features" in sweep:
+        bad["data"] = {"importance": [1.0] * 5}
+    with pytest.raises(UserError, match=message):
+        tm.parse_config(bad)

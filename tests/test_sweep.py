@@ -1,5 +1,7 @@
-"""Sweeps end to end: chunking, devices, kill and resume, the store, non-finite runs."""
+"""Sweeps end to end: chunking, devices, kill and resume, the store, non-finite runs,
+static groups (combined and split: tests/test_groups.py)."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -17,7 +19,7 @@ from toymodels.trainers.toy import TRAINER as TOY
 from toymodels.train import block_size
 
 from helpers import TWELVE_RUNS as CFG
-from helpers import config, raw, run_cli, same_arrays
+from helpers import config, raw, run_cli, same_arrays, static_config
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +241,62 @@ def test_two_processes_on_localhost_give_the_single_process_result(tmp_path):
     joint = tm.load(out)
     assert "in 2 processes" in joint.attrs["device"]
     same_arrays(joint, tm.load(single))
+
+
+# ---- static groups: each group a sweep of its own
+
+
+@pytest.mark.slow
+def test_chunk_size_changes_no_bit_inside_static_groups(tmp_path):
+    """Slow; the default suite covers it per group (tests/test_data.py's chunk-size and
+    second-group tests, and adding a group in tests/test_groups.py)."""
+    c = static_config(n_hidden=[2, 3, 5])
+    one = tm.load(tm.run_sweep(c, tmp_path / "c1", chunk_size=1, quiet=True))
+    same_arrays(one, tm.load(tm.run_sweep(c, tmp_path / "whole", quiet=True)))
+
+
+@pytest.mark.slow
+def test_a_failure_in_one_group_keeps_the_finished_groups(tmp_path, monkeypatch):
+    """Slow; tests/test_misuse.py's full-disk test covers one group. The disk fills up in the second group: the first group's chunks stay, and the same
+    call resumes with only the missing runs."""
+    c = static_config(n_hidden=[2, 3])
+    out, writes, real = tmp_path / "r", [], store.write_chunk
+
+    def full_disk(out_, first, arrays):
+        if first >= c.groups[0].n_runs:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        writes.append(first)
+        real(out_, first, arrays)
+
+    monkeypatch.setattr(store, "write_chunk", full_disk)
+    with pytest.raises(tm.UserError, match=r"disk full .* 4 of 8 runs are saved"):
+        tm.run_sweep(c, out, quiet=True)
+    assert store.done_mask(out, c.n_runs).tolist() == [True] * 4 + [False] * 4
+    monkeypatch.setattr(store, "write_chunk", real)
+    resumed = tm.load(tm.run_sweep(c, out, quiet=True))
+    same_arrays(resumed, tm.load(tm.run_sweep(c, tmp_path / "whole", quiet=True)))
+
+
+@pytest.mark.slow  # 35 s of subprocesses (CI runs it); each step is tested by default
+def test_cli_sweep_analyze_plot_on_static_axes(tmp_path):
+    """The issue's example: n_hidden = [2, 3, 5] and optimizer = ["adam", "sgd"] in
+    [sweep] give one directory, one Dataset with those dims, analysed and plotted."""
+    path = tmp_path / "s.toml"
+    path.write_text('name = "s"\n[model]\nn_features = 5\n[train]\nsteps = 40\n'
+                    'batch_size = 64\nlog_every = 20\n[sweep]\nn_hidden = [2, 3, 5]\n'
+                    'optimizer = ["adam", "sgd"]\nseed = [0, 1]\n')
+    out = tmp_path / "out"
+    for args in (["sweep", str(path), "--out", str(out), "--quiet"], ["analyze", str(out)],
+                 ["plot", "features", str(out), "--out", str(tmp_path / "f.png"),
+                  "-o", "axis=n_hidden"],
+                 ["plot", "heatmap", str(out), "--out", str(tmp_path / "h.png"),
+                  "-o", "var=n_represented", "-o", "x=n_hidden", "-o", "y=optimizer"],
+                 ["info", str(out)]):
+        done = run_cli(*args)
+        assert done.returncode == 0, done.stderr
+    assert "static groups: 6 (n_hidden x optimizer)" in done.stdout
+    ds = tm.load(out)
+    assert ds.W.dims == ("n_hidden", "optimizer", "seed", "hidden", "feature")
+    assert ds.optimizer.values.tolist() == ["adam", "sgd"]
+    assert (ds.n_represented.sel(n_hidden=2) <= 5).all() and "polytope" in ds
+    assert not np.array_equal(ds.W.sel(optimizer="adam"), ds.W.sel(optimizer="sgd"))
