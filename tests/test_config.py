@@ -13,39 +13,6 @@ from toymodels.errors import UserError
 from helpers import FAST, config, fails_one_line, raw, run_cli, toml_of, write_file
 
 
-def test_axes_are_the_cartesian_product_in_file_order():
-    grid = tm.expand(config(sweep={"seed": [0, 1], "dropout": [0.0, 0.1, 0.2]}))
-    assert grid.names == ("sparsity", "seed", "dropout")
-    assert grid.shape == (3, 2, 3) and grid.n_runs == 18
-    # last axis fastest
-    np.testing.assert_allclose(grid.hyper.dropout[:4], [0.0, 0.1, 0.2, 0.0])
-    np.testing.assert_array_equal(grid.seed[:6], [0, 0, 0, 1, 1, 1])
-
-
-def test_sparsity_axis_replaces_data_feature_probability():
-    r = raw()
-    r["sweep"] = {"sparsity": [0.0, 0.75], "seed": [0, 1]}
-    del r["data"]["sparsity"]
-    r["data"]["feature_probability"] = 0.3
-    grid = tm.expand(tm.parse_config(r))
-    np.testing.assert_allclose(grid.hyper.feature_probability[:, 0], [1.0, 1.0, 0.25, 0.25])
-
-
-def test_importance_forms():
-    F = 5
-    decay = tm.expand(config()).hyper.importance[0]
-    np.testing.assert_allclose(decay, 0.9 ** np.arange(F), rtol=1e-6)
-    r = raw()
-    r["sweep"] = {"relative_importance": [0.5, 2.0]}
-    del r["data"]["importance_decay"]
-    rel = tm.expand(tm.parse_config(r)).hyper.importance
-    np.testing.assert_allclose(rel[:, -1], [0.5, 2.0])
-    np.testing.assert_allclose(rel[:, :-1], 1.0)
-    r = raw(data={"importance": [5, 4, 3, 2, 1]})
-    del r["data"]["importance_decay"]
-    np.testing.assert_allclose(tm.expand(tm.parse_config(r)).hyper.importance[0], [5, 4, 3, 2, 1])
-
-
 def test_spaced_axes():
     c = config(sweep={"learning_rate": {"geomspace": [1e-3, 1e-1, 3]},
                       "dropout": {"linspace": [0, 0.5, 3]}})
