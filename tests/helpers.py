@@ -139,6 +139,11 @@ def f32(params):
     return {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
 
 
+def files_in(out) -> list[str]:
+    """Every file under `out`, relative and sorted."""
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
 def group_parts(config: tm.SweepConfig) -> list:
     """A made-up Dataset for each of `config.groups` (toy models, no training), shaped as
     a sweep's results: its model kind's parameters at its own sizes, a loss curve of its
