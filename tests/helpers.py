@@ -6,9 +6,11 @@ import copy
 import subprocess
 import sys
 
+import jax.numpy as jnp
 import numpy as np
 
 import toymodels as tm
+from toymodels.cli import main
 from toymodels.reproduce import EXPERIMENTS
 
 TINY = {
@@ -19,6 +21,14 @@ TINY = {
     "train": {"steps": 60, "batch_size": 64, "log_every": 20},
     "sweep": {"sparsity": [0.0, 0.5, 0.9], "seed": [0, 1]},
 }
+
+# 12 runs of 5 -> 2 (tests/test_sweep.py, tests/trainers/test_toy.py); V = 64 for this
+# shape, so chunk sizes 1 and 7 both round to one group
+TWELVE_RUNS = dict(train={"steps": 60, "batch_size": 64, "log_every": 20},
+                   sweep={"sparsity": [0.0, 0.5, 0.9], "seed": [0, 1], "dropout": [0.0, 0.2]})
+# 198 runs: 4 groups of V = 64, so that 4 devices each have a group to train (the
+# device-count test of tests/test_sweep.py, in a subprocess that imports it from here)
+DEVICE_RUNS = {**TWELVE_RUNS, "sweep": {**TWELVE_RUNS["sweep"], "seed": list(range(33))}}
 
 
 QUESTIONS = ("llc_phase_2_1", "llc_phase_3_2", "kgon_trajectories", "norms_5_2", "norms_20_5",
@@ -54,3 +64,123 @@ def run_cli(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
 def same_arrays(a, b, names=("W", "b", "loss", "final_loss", "final_loss_se")) -> None:
     for name in names:
         np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+# ---- sweep files that must fail (tests/test_config.py, tests/test_data.py)
+
+
+def write_file(tmp_path, text, name="bad.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def toml_of(r) -> str:
+    """A raw config dict as TOML text (enough of TOML for the tests' configs)."""
+    lines = []
+    for k, v in r.items():
+        if not isinstance(v, dict):
+            lines.append(f"{k} = {v!r}".replace("'", '"'))
+    for table, values in r.items():
+        if isinstance(values, dict):
+            lines.append(f"[{table}]")
+            for k, v in values.items():
+                if isinstance(v, dict):
+                    inner = ", ".join(f"{a} = {b!r}" for a, b in v.items())
+                    lines.append(f"{k} = {{ {inner} }}")
+                else:
+                    lines.append(f"{k} = {v!r}".replace("'", '"').replace("True", "true"))
+    return "\n".join(lines) + "\n"
+
+
+def fails_one_line(capsys, tmp_path, argv, fragment):
+    """`toymodels *argv --out tmp_path/out` exits 2 with one line holding `fragment`, no
+    traceback, and writes nothing; returns the line."""
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("toymodels: error: ") and fragment in err, err
+    assert "Traceback" not in err
+    assert not out.exists(), "a bad config must write nothing"
+    return err
+
+
+# ---- the toy models' loss in plain numpy (tests/test_evaluation.py, tests/test_data.py)
+
+
+def numpy_forward(kind: str, params: dict, x: np.ndarray) -> np.ndarray:
+    """The paper's formulas, written again in float64 numpy; x: [N, F] -> [N, F]."""
+    relu = lambda a: np.maximum(a, 0.0)
+    if kind == "abs_computation":
+        return relu(relu(x @ params["W1"].T) @ params["W2"].T + params["b"])
+    W, b = params["W"], params["b"]
+    if kind == "relu_hidden":
+        return relu(relu(x @ W.T) @ W + b)
+    z = x @ W.T @ W + b
+    return z if kind == "linear" else relu(z)
+
+
+def numpy_loss(kind, params, x, importance):
+    """[N] Σ_i I_i (target_i - y_i)² in float64."""
+    target = np.abs(x) if kind == "abs_computation" else x
+    return ((target - numpy_forward(kind, params, x)) ** 2 * importance).sum(axis=1)
+
+
+def random_params(kind: str, F: int, H: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    if kind == "abs_computation":
+        return {"W1": rng.normal(size=(H, F)), "W2": rng.normal(size=(F, H)),
+                "b": rng.normal(scale=0.3, size=F)}
+    return {"W": rng.normal(size=(H, F)) * 0.8, "b": rng.normal(scale=0.3, size=F)}
+
+
+def f32(params):
+    return {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
+
+
+def files_in(out) -> list[str]:
+    """Every file under `out`, relative and sorted."""
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+
+
+def group_parts(config: tm.SweepConfig) -> list:
+    """A made-up Dataset for each of `config.groups` (toy models, no training), shaped as
+    a sweep's results: its model kind's parameters at its own sizes, a loss curve of its
+    own length, final_loss and a label per feature; every value distinct across groups."""
+    import xarray as xr
+
+    from toymodels.grid import expand
+    from toymodels.models import get_model
+
+    parts = []
+    for g, group in enumerate(config.groups):
+        grid, spec = expand(group), group.spec
+        F, H, T = spec.model.n_features, spec.model.n_hidden, spec.train.n_logs
+        size = {"hidden": H, "feature": F, "step": T}
+        rng = np.random.default_rng(g)
+        variables = {}
+        for name, dims in get_model(spec.model.kind).dims.items():
+            shape = grid.shape + tuple(size[d] for d in dims)
+            variables[name] = (grid.names + dims, (rng.normal(size=shape) + 10 * g).astype(np.float32))
+        variables["loss"] = (grid.names + ("step",),
+                             rng.random(grid.shape + (T,)).astype(np.float32) + g)
+        variables["final_loss"] = (grid.names, rng.random(grid.shape).astype(np.float32) + g)
+        variables["polytope"] = (grid.names + ("feature",),
+                                 np.full(grid.shape + (F,), f"g{g}"))
+        coords = {**dict(zip(grid.names, grid.coords)), "hidden": np.arange(H),
+                  "feature": np.arange(F), "step": spec.train.log_every * np.arange(1, T + 1)}
+        parts.append(xr.Dataset(variables, coords=coords))
+    return parts
+
+
+# ---- static axes (tests/test_groups.py, tests/test_sweep.py)
+
+FAST = {"steps": 60, "batch_size": 64, "log_every": 20}
+
+
+def static_config(**sweep):
+    """TINY with the static axes `sweep` first, then sparsity and seed."""
+    c = raw(train=FAST)
+    c["sweep"] = {**sweep, "sparsity": [0.0, 0.9], "seed": [0, 1]}
+    return tm.parse_config(c)

@@ -8,41 +8,9 @@ import pytest
 import toymodels as tm
 from toymodels.cli import main
 from toymodels.config import apply_override, to_toml
+from toymodels.errors import UserError
 
-from helpers import config, raw, run_cli
-
-
-def test_axes_are_the_cartesian_product_in_file_order():
-    grid = tm.expand(config(sweep={"seed": [0, 1], "dropout": [0.0, 0.1, 0.2]}))
-    assert grid.names == ("sparsity", "seed", "dropout")
-    assert grid.shape == (3, 2, 3) and grid.n_runs == 18
-    # last axis fastest
-    np.testing.assert_allclose(grid.hyper.dropout[:4], [0.0, 0.1, 0.2, 0.0])
-    np.testing.assert_array_equal(grid.seed[:6], [0, 0, 0, 1, 1, 1])
-
-
-def test_sparsity_axis_replaces_data_feature_probability():
-    r = raw()
-    r["sweep"] = {"sparsity": [0.0, 0.75], "seed": [0, 1]}
-    del r["data"]["sparsity"]
-    r["data"]["feature_probability"] = 0.3
-    grid = tm.expand(tm.parse_config(r))
-    np.testing.assert_allclose(grid.hyper.feature_probability[:, 0], [1.0, 1.0, 0.25, 0.25])
-
-
-def test_importance_forms():
-    F = 5
-    decay = tm.expand(config()).hyper.importance[0]
-    np.testing.assert_allclose(decay, 0.9 ** np.arange(F), rtol=1e-6)
-    r = raw()
-    r["sweep"] = {"relative_importance": [0.5, 2.0]}
-    del r["data"]["importance_decay"]
-    rel = tm.expand(tm.parse_config(r)).hyper.importance
-    np.testing.assert_allclose(rel[:, -1], [0.5, 2.0])
-    np.testing.assert_allclose(rel[:, :-1], 1.0)
-    r = raw(data={"importance": [5, 4, 3, 2, 1]})
-    del r["data"]["importance_decay"]
-    np.testing.assert_allclose(tm.expand(tm.parse_config(r)).hyper.importance[0], [5, 4, 3, 2, 1])
+from helpers import FAST, config, fails_one_line, raw, run_cli, toml_of, write_file
 
 
 def test_spaced_axes():
@@ -106,54 +74,20 @@ def _apply(r, changes):
     return r
 
 
-def _write(tmp_path, text, name="bad.toml"):
-    path = tmp_path / name
-    path.write_text(text)
-    return path
-
-
-def _toml(r) -> str:
-    lines = []
-    for k, v in r.items():
-        if not isinstance(v, dict):
-            lines.append(f"{k} = {v!r}".replace("'", '"'))
-    for table, values in r.items():
-        if isinstance(values, dict):
-            lines.append(f"[{table}]")
-            for k, v in values.items():
-                if isinstance(v, dict):
-                    inner = ", ".join(f"{a} = {b!r}" for a, b in v.items())
-                    lines.append(f"{k} = {{ {inner} }}")
-                else:
-                    lines.append(f"{k} = {v!r}".replace("'", '"').replace("True", "true"))
-    return "\n".join(lines) + "\n"
-
-
-def _fails(capsys, tmp_path, argv, fragment):
-    out = tmp_path / "out"
-    assert main([*argv, "--out", str(out)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("toymodels: error: ") and fragment in err, err
-    assert "Traceback" not in err
-    assert not out.exists(), "a bad config must write nothing"
-    return err
-
-
 @pytest.mark.parametrize("what,changes,fragment", BAD, ids=[b[0] for b in BAD])
 def test_bad_config_is_one_line_exit_2_nothing_written(tmp_path, capsys, what, changes, fragment):
-    path = _write(tmp_path, _toml(_apply(raw(), changes)))
-    err = _fails(capsys, tmp_path, ["sweep", str(path)], fragment)
+    path = write_file(tmp_path, toml_of(_apply(raw(), changes)))
+    err = fails_one_line(capsys, tmp_path, ["sweep", str(path)], fragment)
     assert str(path) in err  # names the file
 
 
 def test_missing_file(tmp_path, capsys):
-    _fails(capsys, tmp_path, ["sweep", str(tmp_path / "nope.toml")], "cannot read the sweep file")
+    fails_one_line(capsys, tmp_path, ["sweep", str(tmp_path / "nope.toml")], "cannot read the sweep file")
 
 
 def test_toml_syntax_error(tmp_path, capsys):
-    path = _write(tmp_path, "name = \n[model\n")
-    _fails(capsys, tmp_path, ["sweep", str(path)], "TOML syntax error")
+    path = write_file(tmp_path, "name = \n[model\n")
+    fails_one_line(capsys, tmp_path, ["sweep", str(path)], "TOML syntax error")
 
 
 @pytest.mark.parametrize("item,fragment", [
@@ -163,17 +97,17 @@ def test_toml_syntax_error(tmp_path, capsys):
     ("steps", "expected key=value"),
 ])
 def test_bad_set(tmp_path, capsys, item, fragment):
-    path = _write(tmp_path, _toml(raw()), "ok.toml")
-    _fails(capsys, tmp_path, ["sweep", str(path), "--set", item], fragment)
+    path = write_file(tmp_path, toml_of(raw()), "ok.toml")
+    fails_one_line(capsys, tmp_path, ["sweep", str(path), "--set", item], fragment)
 
 
 def test_set_value_is_validated(tmp_path, capsys):
-    path = _write(tmp_path, _toml(raw()), "ok.toml")
-    _fails(capsys, tmp_path, ["sweep", str(path), "--set", "train.dropout=2"], "train.dropout")
+    path = write_file(tmp_path, toml_of(raw()), "ok.toml")
+    fails_one_line(capsys, tmp_path, ["sweep", str(path), "--set", "train.dropout=2"], "train.dropout")
 
 
 def test_cli_process_exit_code_and_single_line(tmp_path):
-    path = _write(tmp_path, _toml(_apply(raw(), {"train": {"dropout": 1.5}})))
+    path = write_file(tmp_path, toml_of(_apply(raw(), {"train": {"dropout": 1.5}})))
     result = run_cli("sweep", str(path), "--out", str(tmp_path / "out"))
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
@@ -185,3 +119,17 @@ def test_bad_cli_argument_is_one_line(capsys):
         main(["sweep"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("sweep, message", [
+    ({"n_hidden": [2, 0]}, r"sweep\.n_hidden: must be an integer >= 1, got 0"),
+    ({"kind": ["relu_output", "relu_out"]}, r"sweep\.kind: must be one of linear, relu_output"),
+    ({"steps": [60, 50]}, r"\[steps = 50\]: train\.log_every: must divide train\.steps = 50"),
+    ({"n_features": [5, 4]}, r"\[n_features = 4\]: .*importance"),
+])
+def test_bad_static_axes_name_the_axis_or_the_group(sweep, message):
+    bad = raw(train=FAST, sweep={**sweep, "seed": [0]})
+    if "n_features" in sweep:
+        bad["data"] = {"importance": [1.0] * 5}
+    with pytest.raises(UserError, match=message):
+        tm.parse_config(bad)

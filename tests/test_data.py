@@ -18,9 +18,8 @@ from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 from toymodels.sweep import default_chunk_size
 from toymodels.trainers.toy import TRAINER as TOY
 
-from helpers import same_arrays
-from test_config import _fails, _toml, _write
-from test_evaluation import _f32, _numpy_loss, _random_params
+from helpers import (f32, fails_one_line, numpy_loss, random_params, same_arrays, toml_of,
+                     write_file)
 
 
 def _noise(F, B, spec=DataSpec(), seed=0):
@@ -136,7 +135,7 @@ def test_train_loss_is_the_loss_on_the_regenerated_training_set(finite_sweep):
         run = ds.sel(sparsity=0.9, **sel)
         x = training_set_of(run).values.astype(np.float64).T  # [T, F]
         params = {"W": run.W.values.astype(np.float64), "b": run.b.values.astype(np.float64)}
-        expected = _numpy_loss("relu_output", params, x, run.importance.values).mean()
+        expected = numpy_loss("relu_output", params, x, run.importance.values).mean()
         np.testing.assert_allclose(float(run.train_loss), expected, rtol=2e-5)
     same = [training_set_of(ds.sel(sparsity=0.9, seed=s, data_seed=0)).values for s in (0, 3)]
     np.testing.assert_array_equal(*same)
@@ -209,7 +208,7 @@ def _estimate(kind, params, hyper, data_spec, F, H):
     spec = Spec(ModelSpec(kind, F, H), TrainSpec(eval_samples=65_536), data_spec)
     fn = jax.jit(lambda p: evaluation.population_loss(p, hyper, spec, get_model(kind),
                                                       jax.random.key(2)))
-    loss, se = fn(_f32(params))
+    loss, se = fn(f32(params))
     return float(loss), float(se)
 
 
@@ -239,13 +238,13 @@ def test_population_loss_agrees_with_numpy_monte_carlo(kind, law, magnitude, uni
     """Within 4 combined standard errors of 10^6 numpy samples with a numpy forward pass;
     where the law is the exact one-feature stratum alone, the stated error is 0."""
     F, H, density = 6, 3, 0.2
-    params = _random_params(kind, F, H, seed=12)
+    params = random_params(kind, F, H, seed=12)
     importance = 0.8 ** np.arange(F)
     spec = DataSpec(magnitude=magnitude, inputs=law, unit_norm=unit_norm)
     signed = get_model(kind).signed_inputs
     x = _numpy_samples(np.random.default_rng(13), 1_000_000, F, law, density, magnitude,
                        signed, unit_norm)
-    losses = _numpy_loss(kind, params, x, importance)
+    losses = numpy_loss(kind, params, x, importance)
     reference, reference_se = losses.mean(), losses.std() / np.sqrt(len(losses))
     hyper = tm.make_hyper(F, feature_probability=density, importance=importance)
     loss, se = _estimate(kind, params, hyper, spec, F, H)
@@ -259,9 +258,9 @@ def test_population_loss_agrees_with_numpy_monte_carlo(kind, law, magnitude, uni
 @pytest.mark.parametrize("kind", ["relu_output", "abs_computation"])
 def test_one_hot_population_loss_is_the_mean_over_the_basis(kind):
     F, H = 6, 3
-    params = _random_params(kind, F, H, seed=14)
+    params = random_params(kind, F, H, seed=14)
     importance = 0.8 ** np.arange(F)
-    expected = _numpy_loss(kind, params, np.eye(F), importance).mean()
+    expected = numpy_loss(kind, params, np.eye(F), importance).mean()
     hyper = tm.make_hyper(F, feature_probability=1 / F, importance=importance)
     loss, se = _estimate(kind, params, hyper, DataSpec(inputs="one_hot"), F, H)
     np.testing.assert_allclose(loss, expected, rtol=1e-5)
@@ -451,6 +450,6 @@ BAD = [
 @pytest.mark.parametrize("what,data_table,train_table,sweep,fragment", BAD, ids=[b[0] for b in BAD])
 def test_bad_data_config_is_one_line(tmp_path, capsys, what, data_table, train_table, sweep,
                                      fragment):
-    path = _write(tmp_path, _toml(_raw(data_table, train_table, sweep)))
-    err = _fails(capsys, tmp_path, ["sweep", str(path)], fragment)
+    path = write_file(tmp_path, toml_of(_raw(data_table, train_table, sweep)))
+    err = fails_one_line(capsys, tmp_path, ["sweep", str(path)], fragment)
     assert str(path) in err

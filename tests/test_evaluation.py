@@ -15,35 +15,7 @@ from toymodels import evaluation
 from toymodels.models import get_model
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
-
-def _numpy_forward(kind: str, params: dict, x: np.ndarray) -> np.ndarray:
-    """The paper's formulas, written again in float64 numpy; x: [N, F] -> [N, F]."""
-    relu = lambda a: np.maximum(a, 0.0)
-    if kind == "abs_computation":
-        return relu(relu(x @ params["W1"].T) @ params["W2"].T + params["b"])
-    W, b = params["W"], params["b"]
-    if kind == "relu_hidden":
-        return relu(relu(x @ W.T) @ W + b)
-    z = x @ W.T @ W + b
-    return z if kind == "linear" else relu(z)
-
-
-def _numpy_loss(kind, params, x, importance):
-    """[N] Σ_i I_i (target_i - y_i)² in float64."""
-    target = np.abs(x) if kind == "abs_computation" else x
-    return ((target - _numpy_forward(kind, params, x)) ** 2 * importance).sum(axis=1)
-
-
-def _random_params(kind: str, F: int, H: int, seed: int) -> dict:
-    rng = np.random.default_rng(seed)
-    if kind == "abs_computation":
-        return {"W1": rng.normal(size=(H, F)), "W2": rng.normal(size=(F, H)),
-                "b": rng.normal(scale=0.3, size=F)}
-    return {"W": rng.normal(size=(H, F)) * 0.8, "b": rng.normal(scale=0.3, size=F)}
-
-
-def _f32(params):
-    return {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
+from helpers import f32, numpy_loss, random_params
 
 
 @functools.cache
@@ -54,7 +26,7 @@ def _compiled(spec: Spec):
 
 def _estimate(kind, params, hyper, *, F, H, key=0, data=DataSpec(), samples=65_536):
     spec = Spec(ModelSpec(kind, F, H), TrainSpec(batch_size=1024, eval_samples=samples), data)
-    loss, se = _compiled(spec)(_f32(params), hyper, jax.random.key(key))
+    loss, se = _compiled(spec)(f32(params), hyper, jax.random.key(key))
     return float(loss), float(se)
 
 
@@ -109,17 +81,17 @@ def test_one_feature_integral_matches_brute_force_quadrature(kind):
     """E[L | only feature i on] against a 200,001-point midpoint rule in float64 (error
     ~1e-10 for these piecewise quadratics), for every model kind."""
     F, H = 6, 3
-    params = _random_params(kind, F, H, seed=4)
+    params = random_params(kind, F, H, seed=4)
     importance = 0.8 ** np.arange(F)
     signed = get_model(kind).signed_inputs
     n = 200_001
     t = (np.arange(n) + 0.5) / n * (2.0 if signed else 1.0) - (1.0 if signed else 0.0)
-    expected = [_numpy_loss(kind, params, np.outer(t, np.eye(F)[i]), importance).mean()
+    expected = [numpy_loss(kind, params, np.outer(t, np.eye(F)[i]), importance).mean()
                 for i in range(F)]
     hyper = tm.make_hyper(F, feature_probability=0.1, importance=importance)
     model = get_model(kind)
     signs = (1.0, -1.0) if signed else (1.0,)
-    got = sum(evaluation.one_feature_side(_f32(params), jnp.asarray(hyper.importance), model,
+    got = sum(evaluation.one_feature_side(f32(params), jnp.asarray(hyper.importance), model,
                                           s, point=False)[1] for s in signs) / len(signs)
     np.testing.assert_allclose(np.asarray(got), expected, rtol=2e-5, atol=1e-6)
 
@@ -127,11 +99,11 @@ def test_one_feature_integral_matches_brute_force_quadrature(kind):
 def test_two_features_with_constant_magnitudes_are_exact_with_no_error():
     """F = 2, values 1: the K >= 2 stratum is the single input (1, 1), so the estimate is
     the 4-pattern sum computed by hand and its standard error is 0 (up to rounding)."""
-    params = _random_params("relu_output", 2, 1, seed=5)
+    params = random_params("relu_output", 2, 1, seed=5)
     p, importance = np.array([0.2, 0.05]), np.array([1.0, 0.6])
     patterns = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], float)
     prob = np.prod(np.where(patterns > 0, p, 1 - p), axis=1)
-    expected = (prob * _numpy_loss("relu_output", params, patterns, importance)).sum()
+    expected = (prob * numpy_loss("relu_output", params, patterns, importance)).sum()
     hyper = tm.make_hyper(2, feature_probability=p, importance=importance)
     loss, se = _estimate("relu_output", params, hyper, F=2, H=1,
                          data=DataSpec(magnitude="constant"))
@@ -154,15 +126,15 @@ def test_untrained_zero_model_has_the_closed_form_loss():
 def test_two_features_match_a_two_dimensional_quadrature():
     """F = 2, uniform values: every stratum is an integral over [0, 1]^k, here by a
     2,000 x 2,000 midpoint rule in float64; the estimate agrees within 4 standard errors."""
-    params = _random_params("relu_output", 2, 1, seed=6)
+    params = random_params("relu_output", 2, 1, seed=6)
     p, importance = np.array([0.3, 0.1]), np.array([1.0, 0.7])
     n = 2000
     t = (np.arange(n) + 0.5) / n
     grid = np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
-    both = _numpy_loss("relu_output", params, grid, importance).mean()
-    one = [_numpy_loss("relu_output", params, np.outer(t, np.eye(2)[i]), importance).mean()
+    both = numpy_loss("relu_output", params, grid, importance).mean()
+    one = [numpy_loss("relu_output", params, np.outer(t, np.eye(2)[i]), importance).mean()
            for i in range(2)]
-    none = _numpy_loss("relu_output", params, np.zeros((1, 2)), importance)[0]
+    none = numpy_loss("relu_output", params, np.zeros((1, 2)), importance)[0]
     expected = ((1 - p[0]) * (1 - p[1]) * none + p[0] * (1 - p[1]) * one[0]
                 + (1 - p[0]) * p[1] * one[1] + p[0] * p[1] * both)
     hyper = tm.make_hyper(2, feature_probability=p, importance=importance)
@@ -182,7 +154,7 @@ def test_agrees_with_plain_monte_carlo_in_numpy(kind, density, data):
     """Against 2 x 10^6 samples drawn by numpy and a numpy forward pass: within 4 combined
     standard errors (each side's own)."""
     F, H = 6, 3
-    params = _random_params(kind, F, H, seed=7)
+    params = random_params(kind, F, H, seed=7)
     importance = 0.8 ** np.arange(F)
     rng = np.random.default_rng(8)
     n = 2_000_000
@@ -196,7 +168,7 @@ def test_agrees_with_plain_monte_carlo_in_numpy(kind, density, data):
     value = rng.exponential(0.5, (n, F)) if data.magnitude == "exponential" else rng.random((n, F))
     if get_model(kind).signed_inputs:
         value = 2 * value - 1
-    losses = _numpy_loss(kind, params, np.where(active, value, 0.0), importance)
+    losses = numpy_loss(kind, params, np.where(active, value, 0.0), importance)
     reference, reference_se = losses.mean(), losses.std() / np.sqrt(n)
     hyper = tm.make_hyper(F, feature_probability=density, importance=importance)
     loss, se = _estimate(kind, params, hyper, F=F, H=H, data=data)
@@ -205,7 +177,7 @@ def test_agrees_with_plain_monte_carlo_in_numpy(kind, density, data):
 
 def test_standard_error_matches_the_spread_over_keys():
     """Over 24 independent keys the estimates scatter by about their stated error."""
-    params = _random_params("relu_output", 6, 2, seed=9)
+    params = random_params("relu_output", 6, 2, seed=9)
     hyper = tm.make_hyper(6, feature_probability=0.2, importance=0.9 ** np.arange(6))
     results = np.array([_estimate("relu_output", params, hyper, F=6, H=2, key=k,
                                   samples=8192) for k in range(24)])
@@ -216,7 +188,7 @@ def test_standard_error_matches_the_spread_over_keys():
 def test_error_shrinks_as_density_falls():
     """The point of the strata: at density 0.001 the sampled part is weighted by
     P(K >= 2) ~ 1.5e-5, so the relative error is far below a plain estimate's."""
-    params = _random_params("relu_output", 6, 2, seed=10)
+    params = random_params("relu_output", 6, 2, seed=10)
     errors = {}
     for density in (0.1, 0.01, 0.001):
         hyper = tm.make_hyper(6, feature_probability=density)
@@ -242,7 +214,7 @@ def test_every_run_of_a_sweep_is_evaluated_on_the_same_samples(tmp_path):
         params = {"W": run.W.values, "b": run.b.values}
         fn = jax.jit(lambda p: evaluation.population_loss(
             p, hyper, cfg.spec, get_model("relu_output"), evaluation.eval_key(cfg.seed)))
-        loss, se = fn(_f32(params))
+        loss, se = fn(f32(params))
         np.testing.assert_allclose(float(run.final_loss), float(loss), rtol=1e-5)
         np.testing.assert_allclose(float(run.final_loss_se), float(se), rtol=1e-4)
         assert float(se) > 0
@@ -267,7 +239,7 @@ def test_best_of_seeds_of_the_perturbed_pentagon_agrees_with_a_large_reference(t
     for _ in range(n // 500_000):
         u = rng.random((500_000, 5))
         x = np.where(u < p, u / p, 0.0)
-        losses = np.stack([_numpy_loss("relu_output", {"W": w, "b": c}, x, 1.0)
+        losses = np.stack([numpy_loss("relu_output", {"W": w, "b": c}, x, 1.0)
                            for w, c in zip(W, b)])
         sums, squares = sums + losses.sum(1), squares + (losses ** 2).sum(1)
     reference = sums / n

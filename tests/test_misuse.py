@@ -16,7 +16,7 @@ import pytest
 import toymodels as tm
 from toymodels import lock, store
 
-from helpers import run_cli, same_arrays
+from helpers import files_in, run_cli, same_arrays
 
 # 64 runs = 4 chunks of one group (V = 16) with --chunk-size 1
 SMALL = """
@@ -100,11 +100,6 @@ def messages(stderr: str) -> list[str]:
     """The lines of `stderr` without the progress bar (split on carriage returns too)."""
     assert "Traceback" not in stderr, stderr
     return [line for line in stderr.replace("\r", "\n").splitlines() if "run/s" not in line]
-
-
-def files_in(out) -> list[str]:
-    """Every file under `out`, relative and sorted."""
-    return sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
 
 
 def chunk_files(out) -> list[str]:
@@ -295,20 +290,3 @@ def test_an_interrupted_sweep_says_what_is_saved_and_resumes(tmp_path, sweeps, n
     assert resumed.returncode == 0, resumed.stderr
     assert messages(resumed.stderr)[0] == f"{out}: resuming: {saved} of {N_RUNS} runs already done"
     same_arrays(tm.load(out), tm.load(results["long"]))
-
-
-class _SignalsWhenWritten:
-    """An array-like whose conversion sends this process SIGINT, as Ctrl-C mid-write."""
-
-    def __array__(self, dtype=None, copy=None):
-        signal.raise_signal(signal.SIGINT)
-        time.sleep(5)  # the handler raises KeyboardInterrupt here
-        raise AssertionError("SIGINT was not handled")
-
-
-def test_an_interrupt_while_a_chunk_is_written_leaves_no_file(tmp_path):
-    (tmp_path / "chunks").mkdir()
-    arrays = {"W": np.zeros((CHUNK, 5, 20), np.float32), "loss": _SignalsWhenWritten()}
-    with pytest.raises(KeyboardInterrupt):
-        store.write_chunk(tmp_path, 0, arrays)
-    assert files_in(tmp_path) == []

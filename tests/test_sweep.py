@@ -1,5 +1,7 @@
-"""Sweeps end to end: chunking, devices, kill and resume, the store, non-finite runs."""
+"""Sweeps end to end: chunking, devices, kill and resume, the store, non-finite runs,
+static groups (combined and split: tests/test_groups.py)."""
 
+import errno
 import os
 import signal
 import subprocess
@@ -16,38 +18,14 @@ from toymodels.sweep import useful_devices
 from toymodels.trainers.toy import TRAINER as TOY
 from toymodels.train import block_size
 
-from helpers import config, raw, run_cli, same_arrays
-
-# 12 runs of 5 -> 2; V = 64 for this shape, so chunk sizes 1 and 7 both round to one group
-CFG = dict(train={"steps": 60, "batch_size": 64, "log_every": 20},
-           sweep={"sparsity": [0.0, 0.5, 0.9], "seed": [0, 1], "dropout": [0.0, 0.2]})
+from helpers import TWELVE_RUNS as CFG
+from helpers import config, raw, run_cli, same_arrays, static_config
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tm.run_sweep(config(**CFG), tmp_path_factory.mktemp("ref") / "run", quiet=True)
     return tm.load(out)
-
-
-def test_dataset_layout(reference):
-    ds = reference
-    assert list(ds.W.dims) == ["sparsity", "seed", "dropout", "hidden", "feature"]
-    assert ds.W.shape == (3, 2, 2, 2, 5) and ds.b.dims == ("sparsity", "seed", "dropout", "feature")
-    assert ds.loss.dims == ("sparsity", "seed", "dropout", "step")
-    np.testing.assert_array_equal(ds.step, [20, 40, 60])
-    np.testing.assert_allclose(ds.sparsity, [0.0, 0.5, 0.9])
-    np.testing.assert_allclose(ds.density.sel(sparsity=0.9), 0.1, rtol=1e-6)
-    assert np.isfinite(ds.final_loss).all() and (ds.nonfinite_step == -1).all()
-    assert tm.parse_config(__import__("tomllib").loads(ds.attrs["config"])) == config(**CFG)
-    assert ds.attrs["version_jax"] and ds.attrs["device"].startswith("cpu")
-
-
-def test_final_loss_is_a_fresh_large_batch_not_the_last_minibatch(reference):
-    """final_loss estimates the expected loss: close to the logged training loss late in
-    training, and different from the last block's mean (other samples)."""
-    last = reference.loss.isel(step=-1)
-    assert not np.array_equal(reference.final_loss.values, last.values)
-    np.testing.assert_allclose(reference.final_loss, last, rtol=0.5)
 
 
 def test_opens_with_plain_xarray(reference, tmp_path):
@@ -82,18 +60,14 @@ def test_adding_a_grid_point_leaves_other_runs_unchanged(tmp_path, reference):
     same_arrays(ds.sel(sparsity=[0.0, 0.5, 0.9]), reference)
 
 
-# 198 runs: 4 groups of V = 64, so that 4 devices each have a group to train
-DEVICES_CFG = {**CFG, "sweep": {**CFG["sweep"], "seed": list(range(33))}}
-
 SCRIPT = textwrap.dedent("""
     import sys, jax
     jax.config.update("jax_num_cpu_devices", int(sys.argv[1]))
     import toymodels as tm
     sys.path.insert(0, sys.argv[3])
-    from helpers import config
-    from test_sweep import DEVICES_CFG
+    from helpers import DEVICE_RUNS, config
     assert len(jax.devices()) == int(sys.argv[1])
-    tm.run_sweep(config(**DEVICES_CFG), sys.argv[2], chunk_size=int(sys.argv[4]), quiet=True)
+    tm.run_sweep(config(**DEVICE_RUNS), sys.argv[2], chunk_size=int(sys.argv[4]), quiet=True)
 """)
 
 
@@ -267,3 +241,62 @@ def test_two_processes_on_localhost_give_the_single_process_result(tmp_path):
     joint = tm.load(out)
     assert "in 2 processes" in joint.attrs["device"]
     same_arrays(joint, tm.load(single))
+
+
+# ---- static groups: each group a sweep of its own
+
+
+@pytest.mark.slow
+def test_chunk_size_changes_no_bit_inside_static_groups(tmp_path):
+    """Slow; the default suite covers it per group (tests/test_data.py's chunk-size and
+    second-group tests, and adding a group in tests/test_groups.py)."""
+    c = static_config(n_hidden=[2, 3, 5])
+    one = tm.load(tm.run_sweep(c, tmp_path / "c1", chunk_size=1, quiet=True))
+    same_arrays(one, tm.load(tm.run_sweep(c, tmp_path / "whole", quiet=True)))
+
+
+@pytest.mark.slow
+def test_a_failure_in_one_group_keeps_the_finished_groups(tmp_path, monkeypatch):
+    """Slow; tests/test_misuse.py's full-disk test covers one group. The disk fills up in the second group: the first group's chunks stay, and the same
+    call resumes with only the missing runs."""
+    c = static_config(n_hidden=[2, 3])
+    out, writes, real = tmp_path / "r", [], store.write_chunk
+
+    def full_disk(out_, first, arrays):
+        if first >= c.groups[0].n_runs:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        writes.append(first)
+        real(out_, first, arrays)
+
+    monkeypatch.setattr(store, "write_chunk", full_disk)
+    with pytest.raises(tm.UserError, match=r"disk full .* 4 of 8 runs are saved"):
+        tm.run_sweep(c, out, quiet=True)
+    assert store.done_mask(out, c.n_runs).tolist() == [True] * 4 + [False] * 4
+    monkeypatch.setattr(store, "write_chunk", real)
+    resumed = tm.load(tm.run_sweep(c, out, quiet=True))
+    same_arrays(resumed, tm.load(tm.run_sweep(c, tmp_path / "whole", quiet=True)))
+
+
+@pytest.mark.slow  # 35 s of subprocesses (CI runs it); each step is tested by default
+def test_cli_sweep_analyze_plot_on_static_axes(tmp_path):
+    """The issue's example: n_hidden = [2, 3, 5] and optimizer = ["adam", "sgd"] in
+    [sweep] give one directory, one Dataset with those dims, analysed and plotted."""
+    path = tmp_path / "s.toml"
+    path.write_text('name = "s"\n[model]\nn_features = 5\n[train]\nsteps = 40\n'
+                    'batch_size = 64\nlog_every = 20\n[sweep]\nn_hidden = [2, 3, 5]\n'
+                    'optimizer = ["adam", "sgd"]\nseed = [0, 1]\n')
+    out = tmp_path / "out"
+    for args in (["sweep", str(path), "--out", str(out), "--quiet"], ["analyze", str(out)],
+                 ["plot", "features", str(out), "--out", str(tmp_path / "f.png"),
+                  "-o", "axis=n_hidden"],
+                 ["plot", "heatmap", str(out), "--out", str(tmp_path / "h.png"),
+                  "-o", "var=n_represented", "-o", "x=n_hidden", "-o", "y=optimizer"],
+                 ["info", str(out)]):
+        done = run_cli(*args)
+        assert done.returncode == 0, done.stderr
+    assert "static groups: 6 (n_hidden x optimizer)" in done.stdout
+    ds = tm.load(out)
+    assert ds.W.dims == ("n_hidden", "optimizer", "seed", "hidden", "feature")
+    assert ds.optimizer.values.tolist() == ["adam", "sgd"]
+    assert (ds.n_represented.sel(n_hidden=2) <= 5).all() and "polytope" in ds
+    assert not np.array_equal(ds.W.sel(optimizer="adam"), ds.W.sel(optimizer="sgd"))

@@ -58,17 +58,6 @@ def test_signed_inputs_and_abs_target():
     assert tm.get_model("abs_computation").target is jnp.abs
 
 
-def test_per_feature_density_list_and_density_ratio():
-    cfg = tm.parse_config({"model": {"n_features": 3, "n_hidden": 2},
-                           "data": {"feature_probability": [0.5, 0.2, 0.1]},
-                           "sweep": {"density_ratio": [1.0, 0.5, 4.0]}})
-    p = tm.expand(cfg).hyper.feature_probability
-    np.testing.assert_allclose(p, [[0.5, 0.2, 0.1], [0.25, 0.2, 0.1], [1.0, 0.2, 0.1]])
-    cfg = tm.parse_config({"model": {"n_features": 2, "n_hidden": 1},
-                           "data": {"sparsity": [0.9, 0.5]}})
-    np.testing.assert_allclose(tm.expand(cfg).hyper.feature_probability, [[0.1, 0.5]], rtol=1e-6)
-
-
 @pytest.mark.parametrize("changes,fragment", [
     ({"data": {"correlation": "correlated", "set_size": 3}}, "data.set_size: must divide"),
     ({"data": {"set_size": 2}}, "data.set_size: needs data.correlation"),

@@ -1,30 +1,21 @@
-"""Static axes: shapes, kinds and step counts as sweep axes, one Dataset for all groups.
+"""toymodels.groups: static groups in one Dataset (`combine`: the static axes as dims,
+ragged shapes padded) and split back into groups (`split`: the padding cut off).
 
-Each check compares a sweep with static axes against the same groups trained as
-separate plain sweeps (an independent path through the engine), bit for bit on this
-machine: the grid split, the padding and the combined analysis must add nothing.
+The checks that train compare a sweep with static axes against the same groups trained
+as separate plain sweeps (an independent path through the engine), bit for bit on this
+machine: the grid split, the padding and the combined analysis must add nothing. The
+others combine and split made-up Datasets (tests/helpers.py `group_parts`).
 """
-
-import errno
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import toymodels as tm
-from toymodels import store
 from toymodels.analysis import analyze
-from toymodels.errors import UserError
+from toymodels.groups import PADDED_DIMS, combine, coordinate, group_coordinates, split
 
-from helpers import config, raw, run_cli, same_arrays
-
-FAST = {"steps": 60, "batch_size": 64, "log_every": 20}
-
-
-def static_config(**sweep):
-    """TINY with the static axes `sweep` first, then sparsity and seed."""
-    c = raw(train=FAST)
-    c["sweep"] = {**sweep, "sparsity": [0.0, 0.9], "seed": [0, 1]}
-    return tm.parse_config(c)
+from helpers import FAST, config, group_parts, same_arrays, static_config
 
 
 @pytest.fixture(scope="module")
@@ -93,37 +84,6 @@ def test_padded_features_are_absent_not_unrepresented(tmp_path):
     assert (small.n_represented <= 3).all()
 
 
-@pytest.mark.slow
-def test_chunk_size_changes_no_bit_inside_static_groups(widths, tmp_path):
-    """Slow; the default suite covers it per group (tests/test_data.py's chunk-size and
-    second-group tests, and adding a group here)."""
-    c = static_config(n_hidden=[2, 3, 5])
-    one = tm.load(tm.run_sweep(c, tmp_path / "c1", chunk_size=1, quiet=True))
-    same_arrays(one, widths["three"])
-
-
-@pytest.mark.slow
-def test_a_failure_in_one_group_keeps_the_finished_groups(tmp_path, monkeypatch):
-    """Slow; tests/test_misuse.py's full-disk test covers one group. The disk fills up in the second group: the first group's chunks stay, and the same
-    call resumes with only the missing runs."""
-    c = static_config(n_hidden=[2, 3])
-    out, writes, real = tmp_path / "r", [], store.write_chunk
-
-    def full_disk(out_, first, arrays):
-        if first >= c.groups[0].n_runs:
-            raise OSError(errno.ENOSPC, "No space left on device")
-        writes.append(first)
-        real(out_, first, arrays)
-
-    monkeypatch.setattr(store, "write_chunk", full_disk)
-    with pytest.raises(UserError, match=r"disk full .* 4 of 8 runs are saved"):
-        tm.run_sweep(c, out, quiet=True)
-    assert store.done_mask(out, c.n_runs).tolist() == [True] * 4 + [False] * 4
-    monkeypatch.setattr(store, "write_chunk", real)
-    resumed = tm.load(tm.run_sweep(c, out, quiet=True))
-    same_arrays(resumed, tm.load(tm.run_sweep(c, tmp_path / "whole", quiet=True)))
-
-
 def test_kind_axis_keeps_each_kinds_parameters(tmp_path):
     c = config(model={"n_features": 4, "n_hidden": 3}, train=FAST,
                sweep={"kind": ["relu_output", "abs_computation"], "seed": [0]})
@@ -134,31 +94,6 @@ def test_kind_axis_keeps_each_kinds_parameters(tmp_path):
     assert not np.isnan(ds.feature_norm).any()  # each group analysed from its own weights
 
 
-@pytest.mark.slow  # 35 s of subprocesses (CI runs it); each step is tested by default
-def test_cli_sweep_analyze_plot_on_static_axes(tmp_path):
-    """The issue's example: n_hidden = [2, 3, 5] and optimizer = ["adam", "sgd"] in
-    [sweep] give one directory, one Dataset with those dims, analysed and plotted."""
-    path = tmp_path / "s.toml"
-    path.write_text('name = "s"\n[model]\nn_features = 5\n[train]\nsteps = 40\n'
-                    'batch_size = 64\nlog_every = 20\n[sweep]\nn_hidden = [2, 3, 5]\n'
-                    'optimizer = ["adam", "sgd"]\nseed = [0, 1]\n')
-    out = tmp_path / "out"
-    for args in (["sweep", str(path), "--out", str(out), "--quiet"], ["analyze", str(out)],
-                 ["plot", "features", str(out), "--out", str(tmp_path / "f.png"),
-                  "-o", "axis=n_hidden"],
-                 ["plot", "heatmap", str(out), "--out", str(tmp_path / "h.png"),
-                  "-o", "var=n_represented", "-o", "x=n_hidden", "-o", "y=optimizer"],
-                 ["info", str(out)]):
-        done = run_cli(*args)
-        assert done.returncode == 0, done.stderr
-    assert "static groups: 6 (n_hidden x optimizer)" in done.stdout
-    ds = tm.load(out)
-    assert ds.W.dims == ("n_hidden", "optimizer", "seed", "hidden", "feature")
-    assert ds.optimizer.values.tolist() == ["adam", "sgd"]
-    assert (ds.n_represented.sel(n_hidden=2) <= 5).all() and "polytope" in ds
-    assert not np.array_equal(ds.W.sel(optimizer="adam"), ds.W.sel(optimizer="sgd"))
-
-
 def test_steps_axis_pads_the_shorter_loss_curves(tmp_path):
     c = config(train=FAST, sweep={"steps": [40, 60], "seed": [0]})
     ds = tm.load(tm.run_sweep(c, tmp_path / "s", quiet=True))
@@ -167,15 +102,74 @@ def test_steps_axis_pads_the_shorter_loss_curves(tmp_path):
     assert not np.isnan(ds.loss.sel(steps=60)).any()
 
 
-@pytest.mark.parametrize("sweep, message", [
-    ({"n_hidden": [2, 0]}, r"sweep\.n_hidden: must be an integer >= 1, got 0"),
-    ({"kind": ["relu_output", "relu_out"]}, r"sweep\.kind: must be one of linear, relu_output"),
-    ({"steps": [60, 50]}, r"\[steps = 50\]: train\.log_every: must divide train\.steps = 50"),
-    ({"n_features": [5, 4]}, r"\[n_features = 4\]: .*importance"),
-])
-def test_bad_static_axes_name_the_axis_or_the_group(sweep, message):
-    bad = raw(train=FAST, sweep={**sweep, "seed": [0]})
-    if "n_features" in sweep:
-        bad["data"] = {"importance": [1.0] * 5}
-    with pytest.raises(UserError, match=message):
-        tm.parse_config(bad)
+# ---- combine and split without training
+
+
+def test_coordinates_of_a_static_axis_are_text_only_where_values_mix():
+    assert coordinate([2, 3, 5]).tolist() == [2, 3, 5]
+    assert coordinate(["adam", "sgd"]).tolist() == ["adam", "sgd"]
+    assert coordinate([256, "full"]).tolist() == ["256", "full"]
+
+
+def test_group_coordinates_are_the_product_of_the_static_axes_in_the_order_of_the_groups():
+    c = config(sweep={"n_hidden": [2, 3, 5], "optimizer": ["adam", "sgd"], "seed": [0]})
+    coords = group_coordinates(c)
+    assert coords == [(h, o) for h in (2, 3, 5) for o in ("adam", "sgd")]
+    assert [(g.spec.model.n_hidden, g.spec.train.optimizer) for g in c.groups] == coords
+
+
+def test_combine_pads_and_split_gives_back_each_part():
+    """n_hidden 2, 3 and steps 40, 60 as static axes: combine pads W along hidden and the
+    loss along step with NaN (saying so), leaves unpadded variables unmarked, and split
+    returns every part with the same values and its own sizes and config."""
+    c = static_config(n_hidden=[3, 2], steps=[60, 40])
+    parts = group_parts(c)
+    ds = combine(parts, c)
+    assert ds.W.dims == ("n_hidden", "steps", "sparsity", "seed", "hidden", "feature")
+    assert ds.sizes["hidden"] == 3 and ds.sizes["step"] == 3 and ds.attrs == {}
+    assert ds.n_hidden.values.tolist() == [3, 2] and ds.steps.values.tolist() == [60, 40]
+    assert "hidden" in ds.W.attrs["padding"] and "NaN" in ds.W.attrs["padding"]
+    assert "step" in ds.loss.attrs["padding"]
+    for name in ("b", "final_loss", "polytope"):
+        assert "padding" not in ds[name].attrs, name
+    assert np.isnan(ds.W.sel(n_hidden=2).isel(hidden=2)).all()
+    assert np.isnan(ds.loss.sel(steps=40).isel(step=2)).all()
+    assert not np.isnan(ds.loss.sel(steps=60)).any()
+    assert set(PADDED_DIMS) >= {"hidden", "step"}
+    back = split(ds, c)
+    assert len(back) == len(parts) == 4
+    for got, part, group in zip(back, parts, c.groups):
+        assert got.attrs["config"] == tm.to_toml(group) and got.attrs["n_hidden"] == group.spec.model.n_hidden
+        got = got.drop_vars(["n_hidden", "steps"])
+        assert dict(got.sizes) == dict(part.sizes)
+        for name in part.data_vars:
+            assert "padding" not in got[name].attrs
+            np.testing.assert_array_equal(got[name].values, part[name].values, err_msg=name)
+        xr.testing.assert_equal(got, part)
+
+
+def test_a_variable_some_groups_lack_is_filled_and_said_absent():
+    """kind = relu_output (W, b) and abs_computation (W1, W2, b): each group's missing
+    parameters are NaN and named absent; split keeps only a group's own parameters."""
+    c = config(model={"n_features": 4, "n_hidden": 3},
+               sweep={"kind": ["relu_output", "abs_computation"], "seed": [0, 1]})
+    parts = group_parts(c)
+    ds = combine(parts, c)
+    assert np.isnan(ds.W.sel(kind="abs_computation")).all()
+    assert np.isnan(ds.W1.sel(kind="relu_output")).all()
+    assert "kind = abs_computation" in ds.W.attrs["absent"]
+    assert "kind = relu_output" in ds.W2.attrs["absent"] and "absent" not in ds.b.attrs
+    relu, absolute = split(ds, c)
+    assert set(relu.data_vars) == set(parts[0].data_vars) and "W1" not in relu
+    assert set(absolute.data_vars) == set(parts[1].data_vars) and "W" not in absolute
+    for got, part in ((relu, parts[0]), (absolute, parts[1])):
+        xr.testing.assert_equal(got.drop_vars("kind"), part)
+
+
+def test_labels_are_padded_with_empty_text():
+    c = static_config(n_features=[3, 5])
+    ds = combine(group_parts(c), c)
+    small = ds.polytope.sel(n_features=3)
+    assert (small.isel(feature=slice(3, None)) == "").all() and (small.isel(feature=slice(0, 3)) == "g0").all()
+    assert '""' in ds.polytope.attrs["padding"]
+    assert [p.sizes["feature"] for p in split(ds, c)] == [3, 5]
