@@ -184,3 +184,16 @@ def static_config(**sweep):
     c = raw(train=FAST)
     c["sweep"] = {**sweep, "sparsity": [0.0, 0.9], "seed": [0, 1]}
     return tm.parse_config(c)
+
+
+# The LLC's known answer (tests/trainers/test_llc.py): a linear 3 -> 3 model without bias
+# trained to W^T W = I, whose minima are O(3): lambda = (9 - 3) / 2 = 3.
+LLC_IDENTITY = {
+    "name": "identity", "seed": 0,
+    "model": {"kind": "linear", "n_features": 3, "n_hidden": 3, "bias": False},
+    "data": {"inputs": "exactly_one", "dataset_size": 300},
+    "train": {"steps": 3000, "batch_size": 100, "learning_rate": 0.02, "weight_decay": 0.0,
+              "log_every": 100},
+    "sweep": {"seed": [0, 1, 2, 3]},
+}
+LLC_SHARP = dict(epsilon=2e-5, gamma=1.0, nbeta=1e4)  # nbeta a = 8889 >> gamma: lambda ~ 3

@@ -5,9 +5,10 @@ import itertools
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import toymodels as tm
-from toymodels.grid import axis_columns, make_grid, run_values
+from toymodels.grid import axis_columns, flat_runs, make_grid, run_values
 
 from helpers import config, raw
 
@@ -116,3 +117,23 @@ def test_a_config_with_static_axes_is_expanded_per_group():
     grids = [tm.expand(group) for group in c.groups]
     assert [g.names for g in grids] == [("sparsity", "seed")] * 2
     assert [g.n_runs for g in grids] == [6, 6]
+
+
+def test_flat_runs_orders_runs_as_the_sweep_the_last_axis_fastest():
+    """Whatever the order of the sweep axes among the DataArray's leading dims, run r of
+    `flat_runs` is the r-th point of the product of the axes in the order given."""
+    sparsity, seed = [0.0, 0.5, 0.9], [0, 1]
+    values = np.arange(3 * 2 * 4, dtype=np.float32).reshape(3, 2, 4)
+    da = xr.DataArray(values, dims=("sparsity", "seed", "feature"),
+                      coords={"sparsity": sparsity, "seed": seed})
+    for arranged in (da, da.transpose("seed", "sparsity", "feature")):
+        runs = flat_runs(arranged, ("sparsity", "seed"))
+        assert runs.shape == (6, 4)
+        for r, (p, s) in enumerate(itertools.product(sparsity, seed)):
+            np.testing.assert_array_equal(runs[r], da.sel(sparsity=p, seed=s).values)
+    np.testing.assert_array_equal(flat_runs(da, ("seed", "sparsity"))[1],
+                                  da.sel(seed=0, sparsity=0.5).values)
+    # the run's own dims may come first too (a feature-major DataArray)
+    runs = flat_runs(da.transpose("feature", "seed", "sparsity"), ("sparsity", "seed"))
+    assert runs.shape == (6, 4)
+    np.testing.assert_array_equal(runs[1], da.sel(sparsity=0.0, seed=1).values)

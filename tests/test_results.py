@@ -1,5 +1,5 @@
 """toymodels.results: functions of a results Dataset that need its sweep's config
-(`config_of`, `map_groups`, `one_group`, `flat_runs`), on made-up Datasets (no training;
+(`config_of`, `map_groups`, `one_group`), on made-up Datasets (no training;
 tests/helpers.py `group_parts`). The analysis of padded groups through `map_groups` on
 trained sweeps is checked in tests/test_groups.py."""
 
@@ -11,7 +11,7 @@ import xarray as xr
 
 import toymodels as tm
 from toymodels.groups import combine
-from toymodels.results import config_of, flat_runs, map_groups, one_group
+from toymodels.results import config_of, map_groups, one_group
 
 from helpers import config, group_parts, static_config
 
@@ -77,19 +77,3 @@ def test_one_group_is_a_selected_group_at_its_own_size(static):
     plain_config = config(sweep={"seed": [0, 1]})
     plain = group_parts(plain_config)[0].assign_attrs(config=tm.to_toml(plain_config))
     assert one_group(plain) is plain
-
-
-def test_flat_runs_orders_runs_as_the_sweep_the_last_axis_fastest():
-    """Whatever the order of the sweep axes among the DataArray's leading dims, run r of
-    `flat_runs` is the r-th point of the product of the axes in the order given."""
-    sparsity, seed = [0.0, 0.5, 0.9], [0, 1]
-    values = np.arange(3 * 2 * 4, dtype=np.float32).reshape(3, 2, 4)
-    da = xr.DataArray(values, dims=("sparsity", "seed", "feature"),
-                      coords={"sparsity": sparsity, "seed": seed})
-    for arranged in (da, da.transpose("seed", "sparsity", "feature")):
-        runs = flat_runs(arranged, ("sparsity", "seed"))
-        assert runs.shape == (6, 4)
-        for r, (p, s) in enumerate(itertools.product(sparsity, seed)):
-            np.testing.assert_array_equal(runs[r], da.sel(sparsity=p, seed=s).values)
-    np.testing.assert_array_equal(flat_runs(da, ("seed", "sparsity"))[1],
-                                  da.sel(seed=0, sparsity=0.5).values)

@@ -76,7 +76,7 @@ def cmd_info(args) -> None:
 
 
 def cmd_analyze(args) -> None:
-    from toymodels.store import analyze_store
+    from toymodels.analysis.write import analyze_store
 
     ds = analyze_store(args.dir, adversarial=args.adversarial)
     added = [v for v in ds.data_vars if "description" in ds[v].attrs]

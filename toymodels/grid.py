@@ -151,4 +151,5 @@ def flat_runs(da, axes: tuple[str, ...]) -> np.ndarray:
     """[R, ...] the runs of a results variable `da` (an xarray.DataArray) with the sweep
     axes `axes` (config order, the last fastest) on one run axis R, as `Grid` orders
     them; its own dims after."""
-    return np.asarray(da.transpose(*axes, ...).values).reshape(-1, *da.shape[len(axes):])
+    ordered = da.transpose(*axes, ...)
+    return np.asarray(ordered.values).reshape(-1, *ordered.shape[len(axes):])

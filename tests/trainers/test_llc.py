@@ -29,15 +29,9 @@ from toymodels.models import get_model
 from toymodels.trainers import TRAINERS
 from toymodels.trainers.llc import LLCSettings, llc_table
 
-LINEAR = {
-    "name": "identity", "seed": 0,
-    "model": {"kind": "linear", "n_features": 3, "n_hidden": 3, "bias": False},
-    "data": {"inputs": "exactly_one", "dataset_size": 300},
-    "train": {"steps": 3000, "batch_size": 100, "learning_rate": 0.02, "weight_decay": 0.0,
-              "log_every": 100},
-    "sweep": {"seed": [0, 1, 2, 3]},
-}
-SHARP = dict(epsilon=2e-5, gamma=1.0, nbeta=1e4)  # nbeta a = 8889 >> gamma: lambda ~ 3
+from helpers import LLC_IDENTITY, LLC_SHARP
+
+LINEAR, SHARP = LLC_IDENTITY, LLC_SHARP
 
 
 def run_llc(out, settings: LLCSettings, chunk_size=None, quiet=True):

@@ -3,7 +3,7 @@ llc DIR` killed with SIGKILL after its first chunk landed, then rerun to the end
 same pass in two processes (jax.distributed, gloo), each give the bits of one
 uninterrupted single-process pass over an identical copy of DIR.
 
-The source is the identity linear model of tests/test_llc_sweep.py trained 300 steps
+The source is the identity linear model of tests/trainers/test_llc.py trained 300 steps
 (not yet at its minimum: the chains' bits are what is compared, not λ), 40 runs. An LLC
 block is V = 4 runs (2^15 values / (4 chains x 300 examples x (3 + 3))), so --chunk-size 1
 makes 10 chunks of 4 runs on one device, and 3 chunks of 16 runs (the last one 8 runs
@@ -15,7 +15,7 @@ also where a GPU is present: on a GPU the chunks would take milliseconds.
 Both tests are `slow`: each process of a pass spends about 5 s of CPU compiling the LLC
 block, and each test runs three (about 35 and 44 s of CPU in all with the fixtures). The
 default suite checks chunk sizes and an interrupted pass's resume in one process
-(tests/test_llc_sweep.py).
+(tests/trainers/test_llc.py).
 """
 
 import os
@@ -33,7 +33,8 @@ import toymodels as tm
 from toymodels import lock, store
 
 from helpers import run_cli, same_arrays
-from test_llc_sweep import LINEAR, SHARP
+from helpers import LLC_IDENTITY as LINEAR
+from helpers import LLC_SHARP as SHARP
 
 N_RUNS = 40
 SOURCE = {**LINEAR, "train": {**LINEAR["train"], "steps": 300},
