@@ -3,7 +3,6 @@
 tests/helpers.py `group_parts`). The analysis of padded groups through `map_groups` on
 trained sweeps is checked in tests/test_groups.py."""
 
-import itertools
 
 import numpy as np
 import pytest
