@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import toymodels as tm
-from toymodels import analysis, zoo
-from tests.helpers import run_cli
-from tests.portable import TOLERANCE, assert_close_elsewhere
+from toymodels import analysis, zoo, zoo_build
+from helpers import run_cli
+from portable import TOLERANCE, assert_close_elsewhere
 
 NAMES = zoo.names()
 
