@@ -1,4 +1,4 @@
-"""The LLC phase figure (toymodels.plotting.slt.llc_phase) on a synthetic phase sweep."""
+"""The LLC phase figure (toymodels.plotting.llc.llc_phase) on a synthetic phase sweep."""
 
 import matplotlib
 

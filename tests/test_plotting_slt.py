@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from toymodels import plotting, theory  # noqa: E402
-from toymodels.plotting import slt  # noqa: E402
+from toymodels.plotting import llc as llc_plots  # noqa: E402
 
 C, STEPS, SNAPS = 6, np.arange(100, 2100, 100), np.arange(0, 2500, 500)
 G4, G5 = theory.kgon(C, 4), theory.kgon(C, 5)
@@ -86,23 +86,23 @@ def test_untrusted_llc_points_are_hollow_and_outside_the_y_range():
 
 
 def test_the_picked_runs_span_the_final_losses():
-    fig = slt.kgon_trajectories(dataset(), runs=2)
+    fig = llc_plots.kgon_trajectories(dataset(), runs=2)
     finals = sorted(line.get_ydata()[-1] for line in fig.axes[0].get_lines()[:2])
     assert finals == pytest.approx([G5.loss, G4.loss])
-    assert slt.pick_runs(np.array([0.3, 0.1, 0.2]), 10).tolist() == [1, 2, 0]
+    assert llc_plots.pick_runs(np.array([0.3, 0.1, 0.2]), 10).tolist() == [1, 2, 0]
 
 
 def test_without_llc_the_loss_panel_alone_and_the_title_says_so():
-    fig = slt.kgon_trajectories(dataset(llc=False))
+    fig = llc_plots.kgon_trajectories(dataset(llc=False))
     assert len(fig.axes) == 1
     assert "toymodels llc" in fig._suptitle.get_text()
     assert "$5$-gon" in texts(fig.axes[0])
 
 
 def test_one_run_without_run_axes_and_bad_options():
-    fig = slt.kgon_trajectories(dataset(axes=False), runs=3)
+    fig = llc_plots.kgon_trajectories(dataset(axes=False), runs=3)
     assert len(fig.axes[0].get_lines()) == 1 + 5
     with pytest.raises(ValueError, match="runs must be a whole number >= 1"):
-        slt.kgon_trajectories(dataset(), runs=0)
+        llc_plots.kgon_trajectories(dataset(), runs=0)
     with pytest.raises(ValueError, match="needs the loss curve"):
-        slt.kgon_trajectories(dataset().drop_vars("loss"))
+        llc_plots.kgon_trajectories(dataset().drop_vars("loss"))

@@ -24,7 +24,7 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
 - ``mechanisms``: neurons, training dynamics, adversarial vulnerability, computation.
 - ``memorisation``: double descent and the geometry of memorised data points.
 - ``sae``: sparse autoencoders against the ground-truth features.
-- ``slt``: k-gon trajectories and the local learning coefficient.
+- ``llc``: k-gon trajectories and the local learning coefficient.
 
 Runs are reduced to the axes a plot needs by ``best_runs``: the lowest-``final_loss``
 seed when a ``seed`` axis exists, index 0 along every other axis (select other values
@@ -47,16 +47,16 @@ from matplotlib.figure import Figure
 
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import incidental as _incidental
+from toymodels.plotting import llc as _llc
 from toymodels.plotting import mechanisms as _mechanisms
 from toymodels.plotting import norms as _norms
 from toymodels.plotting import memorisation as _memorisation
 from toymodels.plotting import phase_diagrams as _phase_diagrams
 from toymodels.plotting import representations as _representations
 from toymodels.plotting import sae as _sae
-from toymodels.plotting import slt as _slt
 
 # Re-exported: the public names of every family, and the shared helpers other
-# families and modules import (``_run_name`` in reproduce, ``_mesh`` in slt, ...).
+# families and modules import (``_run_name`` in reproduce, ``_mesh`` in llc, ...).
 from toymodels.plotting.common import (
     AXIS_LABELS,
     AXIS_SYMBOLS,
@@ -125,7 +125,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_mechanisms.FIGURES,  # neurons, dynamics, vulnerability, computation
     **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
-    **_slt.FIGURES,  # kgon_trajectories (runs), llc_phase (x, y, theory, vmax)
+    **_llc.FIGURES,  # kgon_trajectories (runs), llc_phase (x, y, theory, vmax)
     **_dropout.FIGURES,  # dropout_phase (x, y, max_columns), dropout_law
     **_incidental.FIGURES,  # incidental
     **_norms.FIGURES,  # norms (importance), optimizer_phase (panel)

@@ -3,7 +3,7 @@
 The extra feature's phase with the closed-form boundary of ``toymodels.theory``
 (``phase``, and ``phase_grid`` once per value of a third axis), and any numeric per-run
 metric (``heatmap``). ``_mesh`` and ``_theory_overlay`` draw the cells and the boundary
-for other families too (``plotting.slt.llc_phase``).
+for other families too (``plotting.llc.llc_phase``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Figures of singular learning theory: trajectories between critical points, and the
-local learning coefficient over a phase diagram.
+"""Figures of the local learning coefficient (LLC) and the k-gon critical points it
+tells apart: trajectories between critical points, and the LLC over a phase diagram.
 
 `kgon_trajectories(ds, runs=4)`: Chen et al. (2023)'s picture of SGD moving between
 k-gon critical points (sweeps/kgon_trajectories.toml). Top panel: training-loss curves
