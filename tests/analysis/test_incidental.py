@@ -9,7 +9,7 @@ import pytest
 import toymodels as tm
 from tests import helpers
 from toymodels.analysis import n_polysemantic
-from toymodels.analysis.dataset import NEURON_VARIABLES
+from toymodels.analysis.variables import NEURON_VARIABLES
 from toymodels.errors import UserError
 from toymodels.hyper import make_hyper
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec

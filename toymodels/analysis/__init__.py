@@ -23,7 +23,8 @@ from toymodels.analysis.data_points import (
     hidden_points,
     training_set_of,
 )
-from toymodels.analysis.dataset import analyze, per_run
+from toymodels.analysis.batching import per_run
+from toymodels.analysis.variables import analyze
 from toymodels.analysis.dynamics import (
     JUMP_THRESHOLD,
     dimensionality_over_training,

@@ -1,7 +1,7 @@
 """The paper's analytic L2 attack and the vulnerability ratio (REFERENCE 1.11).
 
 Role in the data flow: `analyze(ds)` vmaps `vulnerability` over the runs in one place
-(`toymodels.analysis.dataset`), with one fixed batch of uniforms shared by every run
+(`toymodels.analysis.variables`), with one fixed batch of uniforms shared by every run
 (`attack_noise`; each run turns it into inputs from its own distribution). Everything
 else is pure `jax.numpy` on one model. Shapes: F features, H hidden, B batch; inputs
 are matrices with one example per column, x: [F, B], as in training.

@@ -4,7 +4,7 @@ Role in the data flow: a sweep with `[train] snapshot_every = k` stores `W_snaps
 (*axes, snapshot, hidden, feature) at steps 0, k, 2k, ...; `analyze(ds)` turns them into
 `dimensionality_snapshots` (*axes, snapshot, feature) through
 `dimensionality_over_training` (pure jnp on one run, vmapped over runs in one place,
-`toymodels.analysis.dataset`). `jumps` and `jump_table` then find where a feature's D_i
+`toymodels.analysis.variables`). `jumps` and `jump_table` then find where a feature's D_i
 changes abruptly, e.g. 1/2 -> 1 when a digon resolves (with a loss drop at that time).
 
 What counts as a jump: |D_i(s + 1) - D_i(s)| > `JUMP_THRESHOLD` = 0.1 between two

@@ -1,7 +1,7 @@
 """Polytope labels: which uniform polytope each feature belongs to (REFERENCE 1.9, 8).
 
 Role in the data flow: `analyze(ds)` calls `components` (pure jnp on one model, vmapped
-once in `toymodels.analysis.dataset`: the [F, F] interference graph and its connected
+once in `toymodels.analysis.variables`: the [F, F] interference graph and its connected
 components by label propagation) and then `label_runs` (numpy on the host, vectorised
 over all runs at once: only components whose size matches a polytope are gathered, as
 [G, 8, H] stacks, and checked by batched Gram / eigenvalue computations).

@@ -1,7 +1,7 @@
 """Per-feature metrics of ONE model's weights (Elhage et al. 2022, REFERENCE 1.5).
 
 Role in the data flow: `load(dir)` -> xarray.Dataset -> `analyze(ds)`, which vmaps the
-functions below over the flat run axis R in one place (`toymodels.analysis.dataset`).
+functions below over the flat run axis R in one place (`toymodels.analysis.variables`).
 Everything here is pure `jax.numpy` on a single `W: [H, F]` (column `W[:, i]` is feature
 i's direction), free of Python control flow on values, so it jits and vmaps.
 

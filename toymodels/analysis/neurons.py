@@ -1,7 +1,7 @@
 """Neuron-basis measures of ONE model (REFERENCE 1.12, 1.13): who uses which neuron.
 
 Role in the data flow: `analyze(ds)` vmaps these over the runs in one place
-(`toymodels.analysis.dataset`). Everything is pure `jax.numpy` on one model's
+(`toymodels.analysis.variables`). Everything is pure `jax.numpy` on one model's
 `W: [H, F]`, whose rows are neurons: the hidden layer of `relu_hidden`, or `W1` of
 `abs_computation`. The functions are defined for every model, but neurons mean
 something only where the hidden layer has a ReLU (relu_hidden, abs_computation); in the

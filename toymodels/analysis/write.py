@@ -8,7 +8,7 @@ from pathlib import Path
 import xarray as xr
 
 from toymodels import store
-from toymodels.analysis.dataset import analyze
+from toymodels.analysis.variables import analyze
 from toymodels.errors import UserError
 from toymodels.lock import held
 

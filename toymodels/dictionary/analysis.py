@@ -7,7 +7,7 @@ density, h = W x. The ground truth is the source's represented features, the col
 with ||W_i|| > 0.5 (`toymodels.analysis.REPRESENTED_NORM`), normalised; a feature the
 source does not represent is not a target (and its activations are not part of the true
 codes). `score_one` does everything for ONE SAE; `analyze_sae` vmaps it over the runs
-(`toymodels.analysis.per_run`) and adds the one host step, the Hungarian matchings.
+(`toymodels.analysis.batching.per_run`) and adds the one host step, the Hungarian matchings.
 
 Pursuits (`toymodels.dictionary.pursuit`: matching, gradient and orthogonal matching) run
 on the SAE's decoder (unit rows, on h − b_dec) and on the true dictionary (on h), all
@@ -27,7 +27,7 @@ import xarray as xr
 from flax import struct
 
 from toymodels import data, evaluation, results
-from toymodels.analysis.dataset import _in_chunks, per_run
+from toymodels.analysis.batching import in_chunks, per_run
 from toymodels.analysis.metrics import REPRESENTED_NORM
 from toymodels.dictionary import pursuit, scores
 from toymodels.dictionary.sae import Stats, decode, get_sae, unit_rows
@@ -191,7 +191,7 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
     call = lambda *arrays: fn(dict(zip(names, arrays[:len(names)])), *arrays[len(names):])
     arrays = (*params.values(), threshold.astype(np.float32), k.astype(np.int32),
               bandwidth.astype(np.float32), truth, density)
-    out = _in_chunks(call, arrays, EVAL_EXAMPLES * (N + F + d) * 4)
+    out = in_chunks(call, arrays, EVAL_EXAMPLES * (N + F + d) * 4)
     mask = ~np.isnan(out["best_cosine"])
     out["matched_cosine"] = np.array([scores.matched_mean(c, m) for c, m in zip(out.pop("cosines"), mask)])
     out["mcc"] = np.array([scores.matched_mean(c, m) for c, m in zip(out.pop("correlations"), mask)])

@@ -1,10 +1,14 @@
-"""`analyze(ds)`: add per-run metrics to a results dataset (the one vmap over runs).
+"""The analysis variables of a results dataset, and `analyze(ds)`, which adds them.
 
 Role in the data flow: `load(dir)` -> xarray.Dataset with `W` (*run_axes, hidden,
 feature) -> `analyze` -> the same dataset plus metric variables -> plots. The run
 axes (any names, possibly none) are flattened to one axis R; `summarise_one` is applied
-through `per_run` (the single `jax.jit(jax.vmap(...))` of the analysis) in fixed-size
-chunks, to bound memory, and the results are reshaped back to the named axes.
+through `per_run` (the single `jax.jit(jax.vmap(...))` of the analysis,
+`toymodels.analysis.batching`) in fixed-size chunks, to bound memory, and the results are
+reshaped back to the named axes. The tables below (`VARIABLES`, ...) name every variable,
+its dims after the run axes and its attrs["description"]. An SAE sweep
+(attrs["trainer"] = "sae") is scored against the truth by
+`toymodels.dictionary.analysis` instead.
 
 The same holds for the variables that need more than `W` (each its own per-model
 function, batched by `per_run`): neuron measures (`toymodels.analysis.neurons`; also
@@ -35,10 +39,11 @@ from toymodels.analysis import (
     neurons,
 )
 from toymodels.analysis import norms as norm_reliance
+from toymodels.analysis.batching import in_chunks, per_run
 from toymodels.config import SweepConfig
+from toymodels.dictionary import analysis as sae_analysis
 from toymodels.spec import DataSpec, ModelSpec, Spec
 
-CHUNK_ELEMENTS = 2**20  # runs per chunk * F * F: keeps [chunk, F, F] arrays in cache
 ATTACK_CHUNK_ELEMENTS = 2**24  # runs per chunk * F * F * B of the attack (64 MiB)
 ATTACK_KINDS = ("linear", "relu_output")  # models the analytic attack is defined for
 
@@ -165,20 +170,6 @@ SNAPSHOT_VARIABLES = (  # with W_snapshots (or W1_snapshots)
 )
 
 
-def per_run(fn: Callable, in_axes=0) -> Callable:
-    """Batch a one-model function over a leading run axis R (the one vmap).
-
-    Args:
-      fn: a pure jnp function of one model's arrays.
-      in_axes: as `jax.vmap`'s; None for an argument shared by every run.
-
-    Example:
-      >>> per_run(metrics.feature_norms)(np.ones((2, 1, 3), np.float32)).shape
-      (2, 3)
-    """
-    return jax.jit(jax.vmap(fn, in_axes=in_axes))
-
-
 def summarise_one(W: jax.Array, W2: jax.Array | None = None) -> dict:
     """Every per-run quantity of one model `W: [H, F]` (pure jnp; see `analyze`).
 
@@ -248,7 +239,7 @@ def _reliance_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray,
     arrays = (flat_W, _per_run(ds["b"], W, ("feature",)), density, importance)
     key = evaluation.eval_key(config.seed if config is not None else 0)
     run_elements = F * norm_reliance.RESCALE_SAMPLES // 4
-    return _in_chunks(_reliance_runs(spec), arrays, run_elements, (key,))
+    return in_chunks(_reliance_runs(spec), arrays, run_elements, (key,))
 
 
 def snapshots_one(W_snapshots: jax.Array) -> dict:
@@ -266,43 +257,6 @@ def _points_runs(spec: Spec, kind: str, root_seed: int, per_example: bool) -> Ca
     one = functools.partial(data_points.points_one, spec=spec, kind=kind,
                             root_seed=root_seed, per_example=per_example)
     return per_run(one)
-
-
-def _in_chunks(
-    fn: Callable,
-    arrays: tuple,
-    run_elements: int,
-    shared: tuple = (),
-    budget: int | None = None,
-) -> dict:
-    """Apply `fn` to run arrays [R, ...] in equal zero-padded chunks; concatenate.
-
-    Args:
-      fn: a `per_run` function of (*arrays, *shared).
-      arrays: per-run arrays with a leading R axis (None entries pass through).
-      run_elements: elements one run needs (e.g. F * F), to size the chunks.
-      shared: arguments given unchanged to every chunk.
-      budget: elements per chunk (default `CHUNK_ELEMENTS`).
-    """
-    n_runs = arrays[0].shape[0]
-    budget = CHUNK_ELEMENTS if budget is None else budget
-    chunk = max(1, min(n_runs, budget // max(1, run_elements)))
-    n_chunks = max(1, -(-n_runs // chunk))
-
-    def pad(a):
-        if a is None:
-            return None
-        integer = np.issubdtype(a.dtype, np.integer)  # e.g. data seeds: kept exact
-        out = np.zeros((n_chunks * chunk, *a.shape[1:]), np.int32 if integer else np.float32)
-        out[:n_runs] = a
-        return out
-
-    padded = [pad(a) for a in arrays]
-    def part(a, i):
-        return None if a is None else a[i * chunk : (i + 1) * chunk]
-
-    outs = [fn(*(part(a, i) for a in padded), *shared) for i in range(n_chunks)]
-    return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs)[:n_runs], *outs)
 
 
 def _variables(flat: dict, W: np.ndarray) -> dict[str, np.ndarray]:
@@ -363,7 +317,7 @@ def _attack_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray,
     run_elements = flat_W.shape[-1] ** 2 * adversarial.ATTACK_BATCH
     arrays = (flat_W, _per_run(ds["b"], W, ("feature",)), density, importance)
     fn = _attack_runs(kind != "linear", spec)
-    return _in_chunks(fn, arrays, run_elements, (noise,), ATTACK_CHUNK_ELEMENTS)
+    return in_chunks(fn, arrays, run_elements, (noise,), ATTACK_CHUNK_ELEMENTS)
 
 
 def _point_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray,
@@ -380,7 +334,7 @@ def _point_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray,
     per_example = n_examples <= data_points.EXAMPLE_LIMIT
     fn = _points_runs(config.spec, config.spec.model.kind, config.seed, per_example)
     H, F = flat_W.shape[-2:]
-    return _in_chunks(fn, (flat_W, density, seeds), (F + H + 1) * n_examples)
+    return in_chunks(fn, (flat_W, density, seeds), (F + H + 1) * n_examples)
 
 
 def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
@@ -425,8 +379,7 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
       ['dedicated', 'dedicated', 'unrepresented']
     """
     if ds.attrs.get("trainer") == "sae":  # sparse autoencoders: scored against the truth
-        from toymodels.dictionary.analysis import analyze_sae
-        return analyze_sae(ds)
+        return sae_analysis.analyze_sae(ds)
     one = functools.partial(_analyze_group, adversarial=adversarial)
     return results.map_groups(one, ds)
 
@@ -441,7 +394,7 @@ def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
     untied = "W2" in ds and W.name == "W1"
     W2 = _per_run(ds["W2"], W, ("feature", "hidden")) if untied else None
     run_elements = F * F * (H if untied else 1)
-    flat = _in_chunks(summarise_runs, (flat_W, W2), run_elements)
+    flat = in_chunks(summarise_runs, (flat_W, W2), run_elements)
     flat = _variables(flat, flat_W)
     table = [*VARIABLES, *BASIS_VARIABLES, *NEURON_VARIABLES,
              *(ABS_VARIABLES if untied else ())]
@@ -455,7 +408,7 @@ def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
     snapshots = f"{W.name}_snapshots"
     if snapshots in ds:
         Ws = _per_run(ds[snapshots], W, ("snapshot", "hidden", "feature"))
-        flat.update(_in_chunks(snapshot_runs, (Ws,), Ws.shape[1] * H * F))
+        flat.update(in_chunks(snapshot_runs, (Ws,), Ws.shape[1] * H * F))
         table += SNAPSHOT_VARIABLES
     points = _point_variables(ds, W, flat_W, config)
     flat.update(points)

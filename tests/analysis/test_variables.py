@@ -22,7 +22,7 @@ from toymodels.analysis import (
     superposition,
     vulnerability,
 )
-from toymodels.analysis import dataset as dataset_module
+from toymodels.analysis import batching, variables
 
 H, F = 3, 7
 
@@ -182,9 +182,9 @@ def test_no_run_axes_and_any_dim_order():
 def test_chunking_changes_nothing(monkeypatch):
     ds = make_dataset()
     whole = analyze(ds, adversarial=True)
-    monkeypatch.setattr(dataset_module, "CHUNK_ELEMENTS", 4 * F * F)  # 4 runs a chunk
-    attack_run = F * F * dataset_module.adversarial.ATTACK_BATCH
-    monkeypatch.setattr(dataset_module, "ATTACK_CHUNK_ELEMENTS", 4 * attack_run)
+    monkeypatch.setattr(batching, "CHUNK_ELEMENTS", 4 * F * F)  # 4 runs a chunk
+    attack_run = F * F * variables.adversarial.ATTACK_BATCH
+    monkeypatch.setattr(variables, "ATTACK_CHUNK_ELEMENTS", 4 * attack_run)
     chunked = analyze(ds, adversarial=True)
     assert chunked.identical(whole)
 
