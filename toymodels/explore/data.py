@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from toymodels.analysis import analyze
 from toymodels.errors import UserError
+from toymodels.store import load
 
 MAX_CURVE = 50  # logged steps of the loss curve kept per run (evenly spaced, last kept)
 LOG_LEVELS = 65534  # loss curves are stored as uint16 steps of log10(loss); 65535 = none
@@ -88,8 +90,6 @@ def load_results(results_dir: str | Path) -> xr.Dataset:
     """A finished results directory as a Dataset, analysed in memory if it is not yet
     (`toymodels.analysis.analyze`: toy models, and SAEs scored against the truth; the
     directory is not changed). UserError if it is not one."""
-    from toymodels.store import load
-
     path = Path(results_dir)
     if not path.is_dir():
         raise UserError(f"{path}: not a directory; give a results directory, e.g. runs/intro")
@@ -97,8 +97,6 @@ def load_results(results_dir: str | Path) -> xr.Dataset:
     if "loss" not in ds or "step" not in ds["loss"].dims:
         raise UserError(f"{path}: results without a loss curve [step]; cannot list its runs")
     if ("mmcs" if ds.attrs.get("trainer") == "sae" else "feature_norm") not in ds:
-        from toymodels.analysis import analyze
-
         ds = analyze(ds)
     return ds
 

@@ -45,6 +45,8 @@ from typing import Callable
 import xarray as xr
 from matplotlib.figure import Figure
 
+from toymodels import store
+from toymodels.errors import UserError
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import incidental as _incidental
 from toymodels.plotting import llc as _llc
@@ -143,12 +145,9 @@ def save_plot(kind: str, results_dir, out, **options) -> Path:
 
     Bad kinds, axes or options raise `UserError` (one line), never a traceback.
     """
-    from toymodels.errors import UserError
-    from toymodels.store import load
-
     if kind not in PLOTS:
         raise UserError(f"unknown plot kind {kind!r}; valid: {', '.join(PLOTS)}")
-    ds = load(results_dir)
+    ds = store.load(results_dir)
     try:
         fig = make_figure(kind, ds, **options)
     except (TypeError, ValueError, KeyError) as e:

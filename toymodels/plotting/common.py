@@ -20,6 +20,8 @@ from matplotlib import colormaps
 from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 
+from toymodels.analysis import analyze
+
 NON_SWEEP_DIMS = ("hidden", "feature", "step", "polytope_kind", "snapshot", "rescale")
 DENSITY_AXES = ("feature_probability", "sparsity")
 PHASE_COLORS = {
@@ -234,14 +236,6 @@ def _ensure_analysis(ds: xr.Dataset, names) -> xr.Dataset:
     missing = [n for n in names if n not in ds]
     if not missing:
         return ds
-    try:
-        from toymodels.analysis import analyze
-    except ImportError as error:  # the module, or its `analyze`, is not there yet
-        if error.name != "toymodels.analysis":
-            raise
-        raise ValueError(
-            f"the dataset lacks {missing} and toymodels.analysis is not available"
-        ) from error
     return analyze(ds, adversarial="vulnerability" in missing)
 
 

@@ -14,7 +14,19 @@ import xarray as xr
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, LogNorm, Normalize
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
+from toymodels.analysis.dynamics import (
+    JUMP_THRESHOLD,
+    dimensionality_over_training,
+    jumps,
+)
+from toymodels.analysis.neurons import (
+    asymmetric_inhibited,
+    asymmetric_superposition,
+    balance,
+    n_monosemantic,
+)
 from toymodels.plotting.common import (
     GRAM_CMAP,
     REFERENCE_DIMENSIONS,
@@ -29,12 +41,11 @@ from toymodels.plotting.common import (
     unpadded,
 )
 
+
 def _neuron_rows(run: xr.Dataset) -> np.ndarray:
     """[H, F] weights, rows = neurons: ``W``, or ``W1`` balanced against ``W2``."""
     if "W" in run and not np.isnan(run["W"].values).all():
         return unpadded(run["W"].transpose("hidden", "feature").values)[0]
-    from toymodels.analysis.neurons import balance
-
     W1 = run["W1"].transpose("hidden", "feature").values.astype(np.float32)
     W2 = run["W2"].transpose("feature", "hidden").values.astype(np.float32)
     return np.asarray(balance(W1, W2)[0], dtype=np.float64)
@@ -90,8 +101,6 @@ def neurons_figure(
     drawn with each hidden unit balanced (``||W1_k|| = ||W2_:k||``). Options: ``axis``
     (default the density axis), ``max_columns``.
     """
-    from toymodels.analysis.neurons import n_monosemantic
-
     axis = _default_axis(ds, axis)
     runs, names = _runs_along(ds, axis)
     rows, columns = _grid_shape(len(names), max_columns)
@@ -130,8 +139,6 @@ def _snapshot_dimensionality(run: xr.Dataset) -> np.ndarray:
         raise ValueError(
             "dynamics needs snapshots of the weights: train with [train] snapshot_every"
         )
-    from toymodels.analysis.dynamics import dimensionality_over_training
-
     Ws = run[name].transpose("snapshot", "hidden", "feature").values
     return np.asarray(dimensionality_over_training(Ws.astype(np.float32)))
 
@@ -165,8 +172,6 @@ def dynamics(ax, run: xr.Dataset, threshold: float | None = None) -> list:
     Returns:
       [*D_i Line2Ds, jump PathCollection, loss Line2D (if ``loss``), *marks].
     """
-    from toymodels.analysis.dynamics import JUMP_THRESHOLD, jumps
-
     threshold = JUMP_THRESHOLD if threshold is None else float(threshold)
     D = _snapshot_dimensionality(run)
     steps = np.asarray(run["snapshot"].values, dtype=np.float64)
@@ -303,8 +308,6 @@ def computation(axes, W1, W2, flags=None, inhibited=None) -> list:
     Returns:
       [W1 AxesImage, W2ᵀ AxesImage, *outline Rectangles].
     """
-    from matplotlib.patches import Rectangle
-
     W1, W2 = np.asarray(W1, np.float64), np.asarray(W2, np.float64)
     H, F = W1.shape
     peak = np.abs(W1).max(axis=1)
@@ -345,10 +348,6 @@ def computation_figure(
         raise ValueError(
             "computation needs an abs_computation sweep (variables W1, W2)"
         )
-    from toymodels.analysis.neurons import (
-        asymmetric_inhibited,
-        asymmetric_superposition,
-    )
 
     axis = _default_axis(ds, axis)
     runs, names = _runs_along(ds, axis)

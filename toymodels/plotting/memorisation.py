@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from toymodels.analysis.data_points import hidden_points
 from toymodels.plotting.common import title as _title
+from toymodels.results import one_group
 
 SIZE = "dataset_size"
 TEST_COLOUR, TRAIN_COLOUR = "#3b75af", "#ef8636"
@@ -143,9 +146,6 @@ def geometry_figure(ds: xr.Dataset, sizes=None, max_features: int = 30) -> Figur
     Options: ``sizes`` (the T values, default six spread over the axis),
     ``max_features``.
     """
-    from toymodels.analysis.data_points import hidden_points
-    from toymodels.results import one_group
-
     T = _sizes(ds)
     if sizes is None:
         sizes = T[np.unique(np.linspace(0, len(T) - 1, min(6, len(T))).round().astype(int))]
@@ -174,8 +174,6 @@ def geometry_figure(ds: xr.Dataset, sizes=None, max_features: int = 30) -> Figur
 def loss_grid(ax, ds: xr.Dataset, y: str = "n_hidden") -> object:
     """Test loss over T (x) and ``y`` (e.g. n_hidden): best init per training set, mean
     over data seeds, log colour scale. Returns the mesh."""
-    from matplotlib.colors import LogNorm
-
     T = _sizes(ds)
     loss = best_inits(ds)["final_loss"]
     cells = (loss if y == "data_seed" else _mean_over_data(loss)).transpose(y, SIZE)

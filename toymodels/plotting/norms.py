@@ -15,8 +15,9 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
-from toymodels.plotting.common import title
+from toymodels.plotting.common import _ensure_analysis, title
 from toymodels.plotting.phase_diagrams import phase
+from toymodels.results import config_of
 
 NORM_COLOURS = {"none": "tab:blue", "rms": "tab:orange", "layer": "tab:green"}
 LABELLED = ("dedicated", "digon", "triangle", "tetrahedron", "pentagon", "square_antiprism")
@@ -42,19 +43,11 @@ def _with_axis(ds: xr.Dataset, name: str, value) -> xr.Dataset:
 
 def _config_value(ds: xr.Dataset, table: str, key: str, default):
     """The resolved config's table.key (its first static group's), else `default`."""
-    from toymodels.results import config_of
     config = config_of(ds)
     if config is None:
         return default
     spec = {"model": config.spec.model, "train": config.spec.train}.get(table)
     return getattr(spec, key, None) or config.train.get(key, default)
-
-
-def _ensure(ds: xr.Dataset, names) -> xr.Dataset:
-    if all(n in ds for n in names):
-        return ds
-    from toymodels.analysis import analyze
-    return analyze(ds)
 
 
 def norms(ds: xr.Dataset, importance: int = 0) -> Figure:
@@ -63,7 +56,7 @@ def norms(ds: xr.Dataset, importance: int = 0) -> Figure:
     dashed) features; features with a polytope label (dedicated, digon, ... pentagon);
     the mean output bias; the flip rate of the one-hot output states at c = 0.5 (solid)
     and c = 2 (dashed)."""
-    ds = _ensure(ds, ["n_decoded", "norm_flip_rate", "polytope_counts"])
+    ds = _ensure_analysis(ds, ["n_decoded", "norm_flip_rate", "polytope_counts"])
     ds = _with_axis(ds, "norm", _config_value(ds, "model", "norm", "none"))
     for axis in ("importance_decay", "relative_importance"):
         if axis in ds.dims:
@@ -116,7 +109,7 @@ def optimizer_phase(ds: xr.Dataset, panel: str = "phase") -> Figure:
     `panel="basis"`, `basis_kurtosis` over density (other axes at their first value)
     against its rotation null 3(m − 1)/(m + 1), each point labelled with the run's
     rotation p-value `basis_kurtosis_p` and its learning rate."""
-    ds = _ensure(ds, ["phase", "basis_kurtosis_p"])
+    ds = _ensure_analysis(ds, ["phase", "basis_kurtosis_p"])
     ds = _with_axis(ds, "optimizer", _config_value(ds, "train", "optimizer", "adamw"))
     ds = _with_axis(ds, "learning_rate", _config_value(ds, "train", "learning_rate", 1e-3))
     names = list(ds.optimizer.values)
