@@ -78,7 +78,7 @@ def cmd_info(args) -> None:
 def cmd_analyze(args) -> None:
     from toymodels.analysis.write import analyze_store
 
-    ds = analyze_store(args.dir, adversarial=args.adversarial)
+    ds = analyze_store(args.dir, adversarial=args.adversarial, extras=args.extra)
     added = [v for v in ds.data_vars if "description" in ds[v].attrs]
     print(f"{args.dir}: added {', '.join(added)}")
 
@@ -183,6 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dir")
     p.add_argument("--adversarial", action="store_true",
                    help="also the vulnerability to the optimal L2 attack (slower for large models)")
+    p.add_argument("--extra", action="append", default=[], metavar="NAME",
+                   help="also this costly variable (repeatable): basis_kurtosis_p, "
+                        "rescaled_loss or vulnerability (toymodels.analysis.EXTRAS)")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("llc", help="add the local learning coefficient of every run to DIR "

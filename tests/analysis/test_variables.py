@@ -1,10 +1,12 @@
 """`analyze(ds)` on small hand-built datasets: dims, coords, dtypes, values, purity."""
 
+import jax
 import numpy as np
 import pytest
 import xarray as xr
 
 from toymodels.analysis import (
+    EXTRAS,
     PHASES,
     POLYTOPE_KINDS,
     analyze,
@@ -22,7 +24,9 @@ from toymodels.analysis import (
     superposition,
     vulnerability,
 )
-from toymodels.analysis import batching, variables
+from toymodels.analysis import basis, batching, norms, variables
+from toymodels.evaluation import eval_key
+from toymodels.spec import ModelSpec, Spec
 
 H, F = 3, 7
 
@@ -181,11 +185,12 @@ def test_no_run_axes_and_any_dim_order():
 
 def test_chunking_changes_nothing(monkeypatch):
     ds = make_dataset()
-    whole = analyze(ds, adversarial=True)
+    whole = analyze(ds, extras=tuple(EXTRAS))  # every extra: vulnerability too
     monkeypatch.setattr(batching, "CHUNK_ELEMENTS", 4 * F * F)  # 4 runs a chunk
     attack_run = F * F * variables.adversarial.ATTACK_BATCH
     monkeypatch.setattr(variables, "ATTACK_CHUNK_ELEMENTS", 4 * attack_run)
-    chunked = analyze(ds, adversarial=True)
+    monkeypatch.setattr(variables, "ROTATION_CHUNK_ELEMENTS", 4 * basis.N_ROTATIONS * H * F)
+    chunked = analyze(ds, extras=tuple(EXTRAS))
     assert chunked.identical(whole)
 
 
@@ -199,3 +204,42 @@ def test_missing_or_misshapen_w_raises():
         analyze(xr.Dataset({"b": (("feature",), np.zeros(3))}))
     with pytest.raises(ValueError, match="'hidden', 'feature'"):
         analyze(xr.Dataset({"W": (("h", "feature"), np.zeros((2, 3)))}))
+
+
+def test_extras_only_on_request_and_the_rest_unchanged():
+    ds = make_dataset()
+    plain = analyze(ds)
+    assert not set(EXTRAS) & set(plain.data_vars)
+    full = analyze(ds, extras=tuple(EXTRAS))
+    assert full["basis_kurtosis_p"].dims == ("sparsity", "seed")
+    assert full["rescaled_loss"].dims == ("sparsity", "seed", "rescale")
+    assert full["vulnerability"].dims == ("sparsity", "seed")
+    for name in EXTRAS:
+        assert full[name].attrs["description"], name
+    assert full.drop_vars(list(EXTRAS)).identical(plain)
+    assert analyze(ds, extras=["vulnerability"]).identical(analyze(ds, adversarial=True))
+    assert analyze(ds, extras="basis_kurtosis_p").identical(
+        analyze(ds, extras=["basis_kurtosis_p"]))
+
+
+def test_extras_equal_their_one_run_functions():
+    ds = make_dataset()
+    out = analyze(ds, extras=["basis_kurtosis_p", "rescaled_loss"])
+    W = run_weights()
+    spec = Spec(ModelSpec("relu_output", F, H))
+    for s in range(2):
+        density = ds["density"].values[s].astype(np.float32)
+        importance = ds["importance"].values.astype(np.float32)
+        for seed in range(3):
+            p = basis.rotation_pvalue(W[s, seed], jax.random.key(0))
+            assert float(out["basis_kurtosis_p"][s, seed]) == pytest.approx(float(p), abs=1 / 256)
+            loss = norms.rescaled_loss_one(W[s, seed], np.zeros(F, np.float32), density,
+                                           importance, eval_key(0), spec)["rescaled_loss"]
+            np.testing.assert_allclose(out["rescaled_loss"][s, seed], loss, rtol=1e-5)
+    assert out["rescale"].values.tolist() == list(norms.RESCALES)
+
+
+def test_unknown_extra_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown analysis extra 'nope'; valid: "
+                                         "basis_kurtosis_p, rescaled_loss, vulnerability"):
+        analyze(make_dataset(), extras=["nope"])

@@ -24,7 +24,7 @@ from toymodels.analysis.data_points import (
     training_set_of,
 )
 from toymodels.analysis.batching import per_run
-from toymodels.analysis.variables import analyze
+from toymodels.analysis.variables import EXTRAS, analyze, check_extras
 from toymodels.analysis.dynamics import (
     JUMP_THRESHOLD,
     dimensionality_over_training,
@@ -80,8 +80,9 @@ __all__ = [
     "n_polysemantic",
     "neuron_polysemanticity", "neuron_shares", "reference_loss_increase",
     "vulnerability",
-    "DIM_TOL", "EDGE_TOL", "PHASES", "POLYTOPES", "POLYTOPE_KINDS", "Polytope",
-    "REPRESENTED_NORM", "SUPERPOSITION_THRESHOLD", "analyze", "dims_per_feature",
+    "DIM_TOL", "EDGE_TOL", "EXTRAS", "PHASES", "POLYTOPES", "POLYTOPE_KINDS", "Polytope",
+    "REPRESENTED_NORM", "SUPERPOSITION_THRESHOLD", "analyze", "check_extras",
+    "dims_per_feature",
     "feature_dimensionality", "feature_norms", "n_represented", "per_run", "phase",
     "polytope_counts", "polytopes", "superposition",
 ]

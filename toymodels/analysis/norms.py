@@ -101,13 +101,24 @@ def reliance_spec(spec: Spec) -> Spec:
         spec, train=dataclasses.replace(spec.train, eval_samples=RESCALE_SAMPLES))
 
 
-def reliance_one(W: jax.Array, b: jax.Array, density: jax.Array, importance: jax.Array,
-                 key: jax.Array, spec: Spec) -> dict:
-    """The norm-reliance variables of ONE run (W [H, F], b [F], density [F],
-    importance [F]; `key` the evaluation draws shared by every run; `spec` static):
-    `norm_flip_rate` [C], `rescaled_loss` [C] (C = len(RESCALES)) and `n_decoded` []."""
+def reliance_one(W: jax.Array, b: jax.Array, spec: Spec) -> dict:
+    """The cheap norm-reliance variables of ONE run (W [H, F], b [F]; `spec` static), from
+    the one-hot inputs alone: `norm_flip_rate` [C] (C = len(RESCALES)) and `n_decoded` []."""
     m = spec.model
     kind = get_model(m.kind)
+    return {
+        "norm_flip_rate": jnp.stack([flip_rate({"W": W, "b": b}, kind, m.norm, m.norm_eps, c)
+                                     for c in RESCALES]),
+        "n_decoded": jnp.sum(decoded(W, b, with_norm(kind, m.norm, m.norm_eps)),
+                             dtype=jnp.int32),
+    }
+
+
+def rescaled_loss_one(W: jax.Array, b: jax.Array, density: jax.Array,
+                      importance: jax.Array, key: jax.Array, spec: Spec) -> dict:
+    """`rescaled_loss` [C] of ONE run (W [H, F], b [F], density [F], importance [F]; `key`
+    the evaluation draws shared by every run; `spec` static): `RESCALE_SAMPLES` samples
+    of the population loss per factor c, so `analyze` adds it only on request."""
     params = {"W": W, "b": b}
     zero = jnp.zeros(())  # the training hyperparameters: unread by the evaluation
     hyper = Hyper(feature_probability=density, importance=importance, dropout=zero,
@@ -115,11 +126,5 @@ def reliance_one(W: jax.Array, b: jax.Array, density: jax.Array, importance: jax
                   beta1=zero, beta2=zero, one_minus_beta1=zero, one_minus_beta2=zero,
                   eps=zero, l1_weights=None)
     spec = reliance_spec(spec)
-    return {
-        "norm_flip_rate": jnp.stack([flip_rate(params, kind, m.norm, m.norm_eps, c)
-                                     for c in RESCALES]),
-        "rescaled_loss": jnp.stack([rescaled_loss(params, hyper, spec, c, key)[0]
-                                    for c in RESCALES]),
-        "n_decoded": jnp.sum(decoded(W, b, with_norm(kind, m.norm, m.norm_eps)),
-                             dtype=jnp.int32),
-    }
+    return {"rescaled_loss": jnp.stack([rescaled_loss(params, hyper, spec, c, key)[0]
+                                        for c in RESCALES])}

@@ -45,6 +45,7 @@ from toymodels.dictionary import analysis as sae_analysis
 from toymodels.spec import DataSpec, ModelSpec, Spec
 
 ATTACK_CHUNK_ELEMENTS = 2**24  # runs per chunk * F * F * B of the attack (64 MiB)
+ROTATION_CHUNK_ELEMENTS = 2**24  # runs per chunk * N_ROTATIONS * H * F of basis_kurtosis_p
 ATTACK_KINDS = ("linear", "relu_output")  # models the analytic attack is defined for
 
 F_DIM, KIND_DIM = ("feature",), ("polytope_kind",)
@@ -84,6 +85,8 @@ BASIS_VARIABLES = (  # every model (toymodels.analysis.basis)
         (),
         "its mean under a random rotation of the hidden space: 3(m - 1)/(m + 1)",
     ),
+)
+BASIS_P_VARIABLES = (  # every model, on request (extras)
     (
         "basis_kurtosis_p",
         (),
@@ -99,16 +102,18 @@ RELIANCE_VARIABLES = (  # relu_output and relu_hidden, with b and density
         "flip when the readout's input norm(h) is multiplied by `rescale`",
     ),
     (
-        "rescaled_loss",
-        ("rescale",),
-        "population loss with the readout's input norm(h) multiplied by `rescale` "
-        "(as final_loss, with 16,384 samples)",
-    ),
-    (
         "n_decoded",
         (),
         "features whose output on e_i exceeds its output on 0 and on every other e_j "
         "by more than 0.1",
+    ),
+)
+RESCALED_LOSS_VARIABLES = (  # as RELIANCE_VARIABLES, on request (extras)
+    (
+        "rescaled_loss",
+        ("rescale",),
+        "population loss with the readout's input norm(h) multiplied by `rescale` "
+        "(as final_loss, with 16,384 samples)",
     ),
 )
 NEURON_VARIABLES = (  # every model; meaningful for relu_hidden and abs_computation
@@ -168,6 +173,13 @@ SNAPSHOT_VARIABLES = (  # with W_snapshots (or W1_snapshots)
         "D_i of every feature at every snapshot of training",
     ),
 )
+EXTRAS = {  # the variables `analyze` adds only on request, and what each costs
+    "basis_kurtosis_p": "the kurtosis of 256 random rotations of every run's W",
+    "rescaled_loss": "16,384 samples of the population loss per run and rescale "
+                     "(relu_output and relu_hidden with b and density)",
+    "vulnerability": "the analytic attack: F attacks on a batch of B inputs per run, "
+                     "O(F^2 B H) (linear and relu_output with b and density)",
+}
 
 
 def summarise_one(W: jax.Array, W2: jax.Array | None = None) -> dict:
@@ -199,6 +211,7 @@ def summarise_one(W: jax.Array, W2: jax.Array | None = None) -> dict:
 
 
 summarise_runs = per_run(summarise_one)
+basis_p_runs = per_run(basis.basis_p_one)
 
 
 def attack_one(W, b, density, importance, noise, relu: bool, spec: DataSpec) -> dict:
@@ -219,27 +232,37 @@ def _attack_runs(relu: bool, spec: DataSpec) -> Callable:
 
 @functools.lru_cache(maxsize=None)
 def _reliance_runs(spec: Spec) -> Callable:
-    one = functools.partial(norm_reliance.reliance_one, spec=spec)
+    return per_run(functools.partial(norm_reliance.reliance_one, spec=spec))
+
+
+@functools.lru_cache(maxsize=None)
+def _rescaled_loss_runs(spec: Spec) -> Callable:
+    one = functools.partial(norm_reliance.rescaled_loss_one, spec=spec)
     return per_run(one, in_axes=(0, 0, 0, 0, None))
 
 
 def _reliance_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray,
-                        config: SweepConfig | None) -> dict:
-    """`norm_flip_rate` and `rescaled_loss` [R, C] and `n_decoded` [R] of a relu_output
-    or relu_hidden dataset with b and density (`toymodels.analysis.norms`); the norm and
-    data law from `config` (default: no norm, independent uniform features)."""
+                        config: SweepConfig | None, with_loss: bool) -> dict:
+    """`norm_flip_rate` [R, C] and `n_decoded` [R], and with `with_loss` `rescaled_loss`
+    [R, C], of a relu_output or relu_hidden dataset with b and density
+    (`toymodels.analysis.norms`); the norm and data law from `config` (default: no norm,
+    independent uniform features)."""
     kind = ds.attrs.get("model_kind", "relu_output")
     if kind not in norm_reliance.RELIANCE_KINDS or "b" not in ds or "density" not in ds:
         return {}
     H, F = flat_W.shape[-2:]
     spec = config.spec if config is not None else Spec(ModelSpec(kind, F, H))
+    b = _per_run(ds["b"], W, ("feature",))
+    out = in_chunks(_reliance_runs(spec), (flat_W, b), F * F)
+    if not with_loss:
+        return out
     density = _per_run(ds["density"], W, ("feature",))
     importance = (_per_run(ds["importance"], W, ("feature",)) if "importance" in ds
                   else np.ones_like(density))
-    arrays = (flat_W, _per_run(ds["b"], W, ("feature",)), density, importance)
     key = evaluation.eval_key(config.seed if config is not None else 0)
     run_elements = F * norm_reliance.RESCALE_SAMPLES // 4
-    return in_chunks(_reliance_runs(spec), arrays, run_elements, (key,))
+    arrays = (flat_W, b, density, importance)
+    return out | in_chunks(_rescaled_loss_runs(spec), arrays, run_elements, (key,))
 
 
 def snapshots_one(W_snapshots: jax.Array) -> dict:
@@ -337,7 +360,22 @@ def _point_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray,
     return in_chunks(fn, (flat_W, density, seeds), (F + H + 1) * n_examples)
 
 
-def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
+def check_extras(extras, adversarial: bool = False) -> frozenset[str]:
+    """The names of `extras` (and "vulnerability" with `adversarial`) as a set, or a
+    ValueError naming the unknown one and listing `EXTRAS`.
+
+    Example:
+      >>> sorted(check_extras(["rescaled_loss"], adversarial=True))
+      ['rescaled_loss', 'vulnerability']
+    """
+    extras = (extras,) if isinstance(extras, str) else tuple(extras)
+    for name in extras:
+        if name not in EXTRAS:
+            raise ValueError(f"unknown analysis extra {name!r}; valid: {', '.join(EXTRAS)}")
+    return frozenset(extras) | ({"vulnerability"} if adversarial else set())
+
+
+def analyze(ds: xr.Dataset, *, adversarial: bool = False, extras=()) -> xr.Dataset:
     """Add per-run metrics of `W` to a results dataset; the input is not modified.
 
     Adds `feature_norm`, `superposition`, `feature_dimensionality`, `polytope` (strings)
@@ -346,12 +384,12 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
     (*run_axes, polytope_kind); the neuron measures `features_per_neuron`
     (*run_axes, hidden) and `n_monosemantic` (*run_axes), computed for every model but
     meaningful only where the hidden layer has a ReLU (relu_hidden, abs_computation);
-    `n_polysemantic` (*run_axes), meaningful where L1 has made the basis privileged.
+    `n_polysemantic` (*run_axes), meaningful where L1 has made the basis privileged;
+    `basis_kurtosis` and `basis_kurtosis_null` (*run_axes).
     Where their inputs exist, also: `asymmetric_neurons` and `asymmetric_inhibited`
-    (*run_axes; abs_computation, from W1 and W2), `vulnerability` (*run_axes; only with
-    `adversarial=True`, as it costs O(F² B H) per run: F attacks on a batch of B inputs;
-    linear and relu_output models with `b` and `density`, the model kind from
-    attrs["model_kind"], relu_output if absent; not for "exactly_one" inputs),
+    (*run_axes; abs_computation, from W1 and W2), `norm_flip_rate` (*run_axes, rescale)
+    and `n_decoded` (*run_axes; relu_output and relu_hidden models with `b` and
+    `density`, the model kind from attrs["model_kind"], relu_output if absent),
     `dimensionality_snapshots` (*run_axes, snapshot, feature; with `W_snapshots` or
     `W1_snapshots`), and for a
     finite dataset (attrs["config"] with data.dataset_size = T, and `density`)
@@ -361,6 +399,13 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
     run's `data_seed` coordinate or the config's). Other variables and coordinates are
     kept.
 
+    The costly variables `EXTRAS` are added only when asked for, where they apply:
+    `basis_kurtosis_p` (*run_axes; 256 random rotations of each run's W),
+    `rescaled_loss` (*run_axes, rescale; as `norm_flip_rate`, 16,384 samples of the loss
+    per run and rescale) and `vulnerability` (*run_axes; O(F² B H) per run: F attacks
+    on a batch of B inputs; linear and relu_output models with `b` and `density`, not
+    for "exactly_one" inputs).
+
     A sweep with static axes (n_hidden, kind, ...: `toymodels.groups`) is analysed group
     by group at each group's own size, so the NaN padding of smaller models is never
     analysed as features: their padded entries are NaN ("" for labels) in the results.
@@ -368,7 +413,9 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
     Args:
       ds: dataset with `W` (or `W1`) of dims (*run_axes, "hidden", "feature").
       adversarial: also compute `vulnerability` (seconds for thousands of small models,
-        minutes for 10,000 runs of 400 -> 30).
+        minutes for 10,000 runs of 400 -> 30); the same as "vulnerability" in `extras`.
+      extras: names of `EXTRAS` to add too; an unknown name raises ValueError listing
+        the valid ones. An SAE sweep (attrs["trainer"] = "sae") has none.
 
     Returns:
       A new dataset with the variables above, each with attrs["description"].
@@ -378,13 +425,14 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False) -> xr.Dataset:
       >>> analyze(xr.Dataset({"W": W}))["polytope"].values.tolist()
       ['dedicated', 'dedicated', 'unrepresented']
     """
+    extras = check_extras(extras, adversarial)
     if ds.attrs.get("trainer") == "sae":  # sparse autoencoders: scored against the truth
         return sae_analysis.analyze_sae(ds)
-    one = functools.partial(_analyze_group, adversarial=adversarial)
+    one = functools.partial(_analyze_group, extras=extras)
     return results.map_groups(one, ds)
 
 
-def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
+def _analyze_group(ds: xr.Dataset, *, extras: frozenset[str]) -> xr.Dataset:
     """`analyze` of a Dataset with no padding (one static group)."""
     W, config = _weights(ds), results.config_of(ds)
     run_axes = W.dims[:-2]
@@ -398,10 +446,15 @@ def _analyze_group(ds: xr.Dataset, *, adversarial: bool) -> xr.Dataset:
     flat = _variables(flat, flat_W)
     table = [*VARIABLES, *BASIS_VARIABLES, *NEURON_VARIABLES,
              *(ABS_VARIABLES if untied else ())]
-    reliance = _reliance_variables(ds, W, flat_W, config)
+    if "basis_kurtosis_p" in extras:
+        flat.update(in_chunks(basis_p_runs, (flat_W,), basis.N_ROTATIONS * H * F, (),
+                              ROTATION_CHUNK_ELEMENTS))
+        table += BASIS_P_VARIABLES
+    reliance = _reliance_variables(ds, W, flat_W, config, "rescaled_loss" in extras)
     flat.update(reliance)
     table += RELIANCE_VARIABLES if reliance else []
-    attack = _attack_variables(ds, W, flat_W, config) if adversarial else {}
+    table += RESCALED_LOSS_VARIABLES if "rescaled_loss" in reliance else []
+    attack = _attack_variables(ds, W, flat_W, config) if "vulnerability" in extras else {}
     if attack:
         flat.update(attack)
         table += ATTACK_VARIABLES

@@ -20,7 +20,7 @@ from matplotlib import colormaps
 from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 
-from toymodels.analysis import analyze
+from toymodels.analysis import EXTRAS, analyze
 
 NON_SWEEP_DIMS = ("hidden", "feature", "step", "polytope_kind", "snapshot", "rescale")
 DENSITY_AXES = ("feature_probability", "sparsity")
@@ -232,11 +232,12 @@ def best_runs(ds: xr.Dataset, keep=()) -> xr.Dataset:
 
 
 def _ensure_analysis(ds: xr.Dataset, names) -> xr.Dataset:
-    """Adds missing analysis variables with ``toymodels.analysis.analyze``."""
+    """Adds missing analysis variables with ``toymodels.analysis.analyze``, asking for
+    those of ``names`` that it adds only on request (``EXTRAS``)."""
     missing = [n for n in names if n not in ds]
     if not missing:
         return ds
-    return analyze(ds, adversarial="vulnerability" in missing)
+    return analyze(ds, extras=[n for n in missing if n in EXTRAS])
 
 
 def _default_axis(ds: xr.Dataset, axis: str | None) -> str | None:

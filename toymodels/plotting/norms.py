@@ -109,7 +109,8 @@ def optimizer_phase(ds: xr.Dataset, panel: str = "phase") -> Figure:
     `panel="basis"`, `basis_kurtosis` over density (other axes at their first value)
     against its rotation null 3(m − 1)/(m + 1), each point labelled with the run's
     rotation p-value `basis_kurtosis_p` and its learning rate."""
-    ds = _ensure_analysis(ds, ["phase", "basis_kurtosis_p"])
+    basis = ["basis_kurtosis", "basis_kurtosis_p"] if panel == "basis" else []
+    ds = _ensure_analysis(ds, ["phase", *basis])
     ds = _with_axis(ds, "optimizer", _config_value(ds, "train", "optimizer", "adamw"))
     ds = _with_axis(ds, "learning_rate", _config_value(ds, "train", "learning_rate", 1e-3))
     names = list(ds.optimizer.values)
