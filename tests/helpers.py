@@ -8,6 +8,7 @@ import sys
 
 import jax.numpy as jnp
 import numpy as np
+import xarray as xr
 
 import toymodels as tm
 from toymodels.cli import main
@@ -197,3 +198,76 @@ LLC_IDENTITY = {
     "sweep": {"seed": [0, 1, 2, 3]},
 }
 LLC_SHARP = dict(epsilon=2e-5, gamma=1.0, nbeta=1e4)  # nbeta a = 8889 >> gamma: lambda ~ 3
+
+
+_PHASES = ("unrepresented", "dedicated", "superposition")
+
+
+def _analysis_by_hand(W: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-run metrics of W [..., H, F] from the paper's formulas (REFERENCE 1.5)."""
+    norms = np.linalg.norm(W, axis=-2)
+    unit = W / np.maximum(norms, 1e-6)[..., None, :]
+    overlaps = np.einsum("...hi,...hj->...ij", unit, W) ** 2  # (Ŵ_i·W_j)²
+    diag = np.diagonal(overlaps, axis1=-2, axis2=-1)
+    return {
+        "feature_norm": norms,
+        "superposition": overlaps.sum(-1) - diag,
+        "feature_dimensionality": np.where(
+            norms > 1e-6, norms**2 / overlaps.sum(-1), 0.0
+        ),
+        "dims_per_feature": W.shape[-2] / (W**2).sum((-2, -1)),
+        "n_represented": (norms > 0.5).sum(-1),
+    }
+
+
+def synthetic_results(
+    axes: dict,
+    F: int = 5,
+    H: int = 2,
+    T: int = 4,
+    seed: int = 0,
+    attrs: dict | None = None,
+) -> xr.Dataset:
+    """A results dataset shaped like ``toymodels.load`` + ``analyze`` output, with random
+    unit-norm W over `axes` (name -> coordinates) and the metrics of `_analysis_by_hand`
+    (no training, no toymodels analysis): the plotting tests' input."""
+    rng = np.random.default_rng(seed)
+    names, shape = list(axes), tuple(len(v) for v in axes.values())
+    W = rng.normal(size=(*shape, H, F)).astype(np.float32)
+    W /= np.linalg.norm(W, axis=-2, keepdims=True)
+    run = lambda *d: (*names, *d)  # noqa: E731
+    density = np.ones((*shape, F))
+    for name, to_density in (("sparsity", lambda v: 1 - v), ("feature_probability", lambda v: v)):
+        if name in axes:
+            v = np.asarray(axes[name]).reshape([-1 if n == name else 1 for n in names])
+            density = density * to_density(v)[..., None]
+    data = {
+        "W": (run("hidden", "feature"), W),
+        "b": (run("feature"), rng.normal(size=(*shape, F)).astype(np.float32) * 0.1),
+        "loss": (
+            run("step"),
+            np.exp(-np.linspace(0, 2, T)) * rng.uniform(0.1, 1, (*shape, 1)),
+        ),
+        "final_loss": (names, rng.uniform(0.01, 1.0, shape)),
+        "importance": (run("feature"), np.ones((*shape, F))),
+        "phase": (names, rng.choice(_PHASES, shape)),
+        "polytope": (run("feature"), np.full((*shape, F), "digon")),
+    }
+    data["density"] = (run("feature"), density)
+    for name, value in _analysis_by_hand(W.astype(np.float64)).items():
+        data[name] = (run("feature") if value.ndim == len(shape) + 1 else names, value)
+    coords = {
+        **axes,
+        "feature": np.arange(F),
+        "hidden": np.arange(H),
+        "step": (np.arange(T) + 1) * 100,
+    }
+    base = {
+        "name": "synthetic",
+        "model_kind": "relu_output",
+        "n_features": F,
+        "n_hidden": H,
+        "config": f'name = "synthetic"\n[model]\nkind = "relu_output"\n'
+        f"n_features = {F}\nn_hidden = {H}\n[train]\nsteps = 400\n",
+    }
+    return xr.Dataset(data, coords=coords, attrs={**base, **(attrs or {})})

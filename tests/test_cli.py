@@ -28,13 +28,13 @@ def test_analyze_writes_the_variables_into_the_store(results, capsys):
     assert set(ds.phase.values.ravel()) <= {"unrepresented", "dedicated", "superposition"}
 
 
-ABS_ONLY = {"computation"}  # needs an abs_computation sweep: tests/test_plotting_worlds.py
+ABS_ONLY = {"computation"}  # needs an abs_computation sweep: tests/plotting/test_mechanisms.py
 FINITE_ONLY = {"double_descent", "memorisation_dimensionality", "memorisation_geometry",
                "loss_grid"}  # need a dataset_size axis: tests/test_double_descent.py
 SAE_ONLY = {"sae_width", "sae_pareto", "sae_gap", "sae_cosines"}  # need an SAE sweep: below
-LLC_ONLY = {"llc_phase"}  # needs `toymodels llc` results: tests/test_plotting_llc.py
+LLC_ONLY = {"llc_phase"}  # needs `toymodels llc` results: tests/plotting/test_llc.py
 AXIS_ONLY = {"dropout_phase": "dropout", "dropout_law": "dropout", "incidental": "n_hidden"}
-# ^ need that sweep axis: tests/test_plotting_dropout.py
+# ^ need that sweep axis: tests/plotting/test_dropout.py and test_incidental.py
 
 
 @pytest.mark.parametrize("kind", sorted(AXIS_ONLY))

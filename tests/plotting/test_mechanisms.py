@@ -1,4 +1,5 @@
-"""The issue-5 figures: neurons, dynamics, vulnerability, computation.
+"""The issue-5 figures (toymodels/plotting/mechanisms.py): neurons, dynamics, vulnerability,
+computation.
 
 Axes functions on hand-built weights (values checked), and `toymodels plot KIND DIR`
 on two tiny real sweeps (a ReLU-output sweep with snapshots, an abs_computation one).

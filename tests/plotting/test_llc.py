@@ -1,4 +1,6 @@
-"""The k-gon trajectories figure draws from tiny synthetic datasets, with no training."""
+"""The LLC figures (toymodels/plotting/llc.py) from tiny synthetic datasets, with no
+training: the k-gon trajectories, and the LLC phase figure (`llc_phase`) on a synthetic
+phase sweep."""
 
 import matplotlib
 
@@ -10,6 +12,8 @@ import xarray as xr  # noqa: E402
 
 from toymodels import plotting, theory  # noqa: E402
 from toymodels.plotting import llc as llc_plots  # noqa: E402
+
+from helpers import synthetic_results  # noqa: E402
 
 C, STEPS, SNAPS = 6, np.arange(100, 2100, 100), np.arange(0, 2500, 500)
 G4, G5 = theory.kgon(C, 4), theory.kgon(C, 5)
@@ -106,3 +110,39 @@ def test_one_run_without_run_axes_and_bad_options():
         llc_plots.kgon_trajectories(dataset(), runs=0)
     with pytest.raises(ValueError, match="needs the loss curve"):
         llc_plots.kgon_trajectories(dataset().drop_vars("loss"))
+
+
+# ---- the LLC over a phase diagram (llc_phase)
+
+
+@pytest.fixture
+def phase_sweep():
+    """A synthetic 2 -> 1 phase sweep (r x p x seed) with an `llc` and `llc_trusted` per run."""
+    axes = {"relative_importance": np.geomspace(0.1, 10, 4),
+            "feature_probability": np.geomspace(0.01, 1, 3), "seed": [0, 1, 2]}
+    ds = synthetic_results(axes, F=2, H=1, attrs={"n_features": 2, "n_hidden": 1})
+    rng = np.random.default_rng(1)
+    llc = rng.uniform(0.2, 2.0, ds.final_loss.shape)
+    trusted = rng.uniform(size=llc.shape) > 0.3
+    return ds.assign(llc=(ds.final_loss.dims, llc), llc_trusted=(ds.final_loss.dims, trusted))
+
+
+def test_llc_of_the_best_seed_beside_the_phase(phase_sweep):
+    ds = phase_sweep
+    fig = plotting.PLOTS["llc_phase"](ds)
+    left, right = fig.axes[:2]
+    best = ds.isel(seed=ds.final_loss.argmin("seed"))
+    order = lambda da: da.sortby(["relative_importance", "feature_probability"]).transpose(
+        "feature_probability", "relative_importance").values
+    mesh = right.collections[0]
+    np.testing.assert_allclose(np.asarray(mesh.get_array()).reshape(3, 4), order(best.llc))
+    crosses = [line for line in right.lines if line.get_gid() == "untrusted"][0]
+    assert len(crosses.get_xdata()) == int((~order(best.llc_trusted)).sum())
+    assert any(line.get_gid() == "theory-boundary" for line in right.lines)  # p*(r) on both
+    assert any(line.get_gid() == "theory-boundary" for line in left.lines)
+
+
+def test_needs_llc(phase_sweep):
+    ds = phase_sweep
+    with pytest.raises(ValueError, match="toymodels llc"):
+        plotting.PLOTS["llc_phase"](ds.drop_vars("llc"))

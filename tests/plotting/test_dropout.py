@@ -1,5 +1,5 @@
-"""The dropout figures: agreement counts against the theory, the fitted lines, and the
-incidental-polysemanticity figure, on synthetic datasets with known answers."""
+"""The dropout figures (toymodels/plotting/dropout.py): agreement counts against the
+theory and the fitted lines, on synthetic datasets with known answers."""
 
 import matplotlib
 
@@ -7,11 +7,10 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-import xarray as xr  # noqa: E402
-
-from tests.test_plotting import make_dataset  # noqa: E402
 from toymodels import plotting, theory  # noqa: E402
-from toymodels.plotting import dropout, incidental  # noqa: E402
+from toymodels.plotting import dropout  # noqa: E402
+
+from helpers import synthetic_results  # noqa: E402
 
 R = [0.1, 0.5, 2.0, 10.0]
 P = [0.01, 0.1, 0.45, 1.0]
@@ -20,7 +19,7 @@ P = [0.01, 0.1, 0.45, 1.0]
 def _dropout_ds(truth_q):
     """2 -> 1 results over dropout [0, 0.5] whose phases are the theory's at truth_q,
     except one flipped cell per panel."""
-    ds = make_dataset({"dropout": [0.0, 0.5], "relative_importance": R,
+    ds = synthetic_results({"dropout": [0.0, 0.5], "relative_importance": R,
                        "feature_probability": P, "seed": [0, 1]}, F=2, H=1)
     r, p = np.meshgrid(R, P, indexing="ij")
     phase = np.empty(ds["phase"].shape, dtype=object)
@@ -58,7 +57,7 @@ def test_dropout_phase_agreement_uses_the_panels_own_rate():
 
 
 def test_dropout_phase_needs_a_dropout_axis():
-    ds = make_dataset({"relative_importance": R, "feature_probability": P}, F=2, H=1)
+    ds = synthetic_results({"relative_importance": R, "feature_probability": P}, F=2, H=1)
     with pytest.raises(ValueError, match="dropout sweep axis"):
         plotting.PLOTS["dropout_phase"](ds)
 
@@ -76,7 +75,7 @@ def test_linear_fit_recovers_a_line_and_reports_residuals():
 
 
 def test_dropout_law_draws_data_and_fits_per_density():
-    ds = make_dataset({"feature_probability": [1.0, 0.1], "dropout": [0.0, 0.25, 0.5],
+    ds = synthetic_results({"feature_probability": [1.0, 0.1], "dropout": [0.0, 0.25, 0.5],
                        "seed": [0, 1]}, F=4, H=2)
     fig = plotting.PLOTS["dropout_law"](ds)
     left, right = fig.axes[:2]
@@ -87,24 +86,3 @@ def test_dropout_law_draws_data_and_fits_per_density():
                                                                  "dropout").values
     dots = [ln for ln in right.get_lines() if ln.get_linestyle() == "None"]
     np.testing.assert_allclose(dots[0].get_ydata(), fro[0], rtol=1e-6)
-
-
-def test_incidental_means_and_reference_line():
-    ds = make_dataset({"n_hidden": [4, 8, 16], "seed": [0, 1, 2]}, F=6, H=16)
-    counts = np.array([[3, 2, 4], [1, 0, 2], [0, 0, 1]])
-    ds = ds.assign(n_polysemantic=(("n_hidden", "seed"), counts))
-    fig = plotting.PLOTS["incidental"](ds)
-    ax = fig.axes[0]
-    np.testing.assert_allclose(ax.means, [3.0, 1.0, 1 / 3])
-    np.testing.assert_allclose(ax.reference, [36 / 16, 36 / 32, 36 / 64])
-    assert incidental.reference_count(256, 4096) == 4.0
-    with pytest.raises(ValueError, match="n_hidden"):
-        plotting.PLOTS["incidental"](ds.isel(n_hidden=0, drop=True).drop_vars("n_hidden",
-                                                                            errors="ignore"))
-
-
-def test_incidental_refuses_extra_axes():
-    ds = make_dataset({"n_hidden": [4, 8], "dropout": [0.0, 0.1]}, F=3, H=8)
-    ds = ds.assign(n_polysemantic=(("n_hidden", "dropout"), np.zeros((2, 2), int)))
-    with pytest.raises(ValueError, match="dropout"):
-        plotting.PLOTS["incidental"](ds)
