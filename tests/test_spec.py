@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from toymodels.config import SCHEMA, STATIC_TABLES
 from toymodels.spec import EVAL_BATCH, DataSpec, ModelSpec, Spec, TrainSpec
 
 from helpers import config
@@ -53,3 +54,22 @@ def test_swept_values_leave_the_spec_alone_and_shapes_change_it():
         assert config(sweep=sweep).spec == base.spec, sweep
     assert config(model={"n_hidden": 3}, sweep={"seed": [0]}).spec != base.spec
     assert config(train={"steps": 40}, sweep={"seed": [0]}).spec != base.spec
+
+
+@pytest.mark.parametrize("spec_type, table", [(ModelSpec, "model"), (TrainSpec, "train"),
+                                              (DataSpec, "data")])
+def test_every_spec_field_is_a_key_of_its_table_with_the_same_default(spec_type, table):
+    """The spec dataclasses hold the static part of the toy tables (toymodels.config.SCHEMA,
+    where each key is declared once): a field's default is its key's, so they cannot
+    drift apart."""
+    for field in dataclasses.fields(spec_type):
+        assert field.name in SCHEMA[table], f"{spec_type.__name__}.{field.name}"
+        assert field.default == SCHEMA[table][field.name].default, f"{table}.{field.name}"
+
+
+def test_every_static_key_fixes_a_spec_field():
+    """A static axis splits the grid into groups with one compiled program each: its key
+    must be a field of the Spec that the program closes over."""
+    fields = {"model": ModelSpec, "train": TrainSpec, "data": DataSpec}
+    for key, table in STATIC_TABLES.items():
+        assert key in {f.name for f in dataclasses.fields(fields[table])}, key
