@@ -132,16 +132,18 @@ class Spec:
 
     Attributes:
       model, train, data: see ModelSpec, TrainSpec, DataSpec.
-      sae: for a group of sparse autoencoders, their static part
+      sae: a group of sparse autoencoders' own static part
         (`toymodels.dictionary.config.SAESpec`: kind, width, source); `model` and `data`
-        are then the source's, `train` the SAEs'. None for toy models.
-      llc: for a pass of LLC estimates over a finished sweep (`toymodels.llc.LLCSpec`:
-        loss mode, chains, draws, ...), whose `model`, `train` and `data` are the
-        sweep's. None otherwise.
+        are then the source's, `train` the SAEs'. None for other trainers.
+      llc: an LLC pass's own static part (`toymodels.llc.LLCSpec`: loss mode, chains,
+        draws, ...), whose `model`, `train` and `data` are its source sweep's. None for
+        other trainers.
+    Which trainer runs a config is its `SweepConfig.trainer` (chosen by the file's table),
+    never the presence of these fields.
     """
 
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     data: DataSpec = DataSpec()
-    sae: object = None
-    llc: object = None
+    sae: SAESpec | None = None  # noqa: F821 (a type of dictionary.config; spec imports no trainer)
+    llc: LLCSpec | None = None  # noqa: F821 (a type of toymodels.llc)
