@@ -72,6 +72,7 @@ def sae_results(results, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # moved behind slow (issue 22's test budget); CI runs it
 @pytest.mark.parametrize("kind", sorted(SAE_ONLY))
 def test_sae_plot_writes_a_png(sae_results, tmp_path, kind):
     out = tmp_path / f"{kind}.png"

@@ -284,6 +284,7 @@ def test_hand_built_points():
     np.testing.assert_allclose(np.asarray(data_dimensionality(pair)), [0.5, 0.5, 0.0])
 
 
+@pytest.mark.slow  # moved behind slow (issue 22's test budget); CI runs it
 def test_small_datasets_are_memorised_as_a_regular_polygon_of_points():
     """Henighan et al. 2023: T = 5 unit-norm examples of 300 sparse features (S = 0.99,
     about 3 active each) in 2 hidden dimensions, full batch, AdamW (lr 0.02, weight decay

@@ -75,6 +75,7 @@ def test_hidden_points_of_a_run_of_the_combined_sweep(sizes):
     ("double_descent", []), ("memorisation_dimensionality", []),
     ("memorisation_geometry", ["-o", "sizes=[4, 40]"]), ("loss_grid", ["-o", "y=data_seed"]),
 ])
+@pytest.mark.slow  # moved behind slow (issue 22's test budget); CI runs it
 def test_memorisation_figures(sizes, kind, options):
     root = sizes[0]
     out = root / f"{kind}.png"

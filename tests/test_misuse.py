@@ -141,6 +141,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # moved behind slow (issue 22's test budget); CI runs it
 def test_every_process_of_a_distributed_sweep_stops_when_process_0_cannot_lock(tmp_path, sweeps):
     """Only process 0 takes the lock; the others learn that it could not, instead of
     waiting for it in a barrier."""
@@ -157,6 +158,7 @@ def test_every_process_of_a_distributed_sweep_stops_when_process_0_cannot_lock(t
         assert f"in use by pid {os.getpid()}" in one_line(err)
 
 
+@pytest.mark.slow  # moved behind slow (issue 22's test budget); CI runs it
 def test_results_deleted_after_the_sweep_are_retrained(tmp_path, sweeps):
     files, results = sweeps
     out = tmp_path / "run"
