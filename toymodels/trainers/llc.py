@@ -193,8 +193,8 @@ def place_llc(config: SweepConfig, out) -> Place:
     """The source directory (its lock) and the pass's work folder inside it."""
     source = Path(config.table["source"])
     if out is not None and Path(out).resolve() != source.resolve():
-        raise UserError(f"{config.source}: an LLC pass adds its variables to its source "
-                        f"{str(source)!r}; leave out the results directory (got {str(out)!r})")
+        raise UserError(f"--out {str(out)!r}: an LLC pass adds its variables to its source "
+                        f"(llc.source = {str(source)!r}); leave --out out")
     return Place(source, work_dir(source, settings_of(config.table)), "toymodels llc")
 
 
