@@ -49,6 +49,7 @@ def quick_all(phase_2_1, tmp_path_factory):
     return runs, reproduce(EARLIER, quick=True, runs_dir=runs, plots_dir=plots, quiet=True)
 
 
+@pytest.mark.slow  # moved behind slow (issue 22's test budget); CI runs it
 def test_cli_quick_only_phase_2_1_writes_its_png(phase_2_1):
     runs, plots = phase_2_1
     written = sorted((plots / "quick").iterdir())

@@ -222,6 +222,7 @@ def test_extras_only_on_request_and_the_rest_unchanged():
         analyze(ds, extras=["basis_kurtosis_p"]))
 
 
+@pytest.mark.slow  # moved behind slow (issue 22's test budget); CI runs it
 def test_extras_equal_their_one_run_functions():
     ds = make_dataset()
     out = analyze(ds, extras=["basis_kurtosis_p", "rescaled_loss"])

@@ -85,6 +85,7 @@ def test_computation_rescales_units_and_outlines_the_motif():
     assert len(rects) == 2 and rects[0].get_y() == -0.5  # unit 0, in both panels
 
 
+@pytest.mark.slow  # moved behind slow (issue 22's test budget); CI runs it
 def test_vulnerability_plots_every_run(sweeps):
     ds = tm.load(sweeps["snap"])
     ax = _ax()

@@ -192,6 +192,7 @@ def test_static_axes_are_each_groups_own_pass(identity_runs, tmp_path):
     assert np.all(np.abs(both.llc.sel(n_hidden=2).values - both.llc.sel(n_hidden=3).values) > 0.1)
 
 
+@pytest.mark.slow  # moved behind slow (issue 22's test budget); CI runs it
 def test_snapshots_llc_along_training(tmp_path):
     config = tm.parse_config({**LINEAR, "train": {**LINEAR["train"], "steps": 600,
                                                   "snapshot_every": 200},
