@@ -141,6 +141,10 @@ def test_chunks_and_resume_give_the_same_bits(identity_runs, tmp_path, monkeypat
     two = lambda spec: 2  # blocks of V = 2 runs: chunks of 2 and 4 runs differ
     monkeypatch.setattr(llc, "llc_block_size", two)  # the block's own V
     monkeypatch.setitem(TRAINERS, "llc", dataclasses.replace(TRAINERS["llc"], block_size=two))
+    # one device, whatever an earlier test of this process set up (`toymodels.cli.main`
+    # splits the CPU into one device per core): on two, a chunk of 2 runs rounds up to 4
+    one_device = jax.devices()[:1]
+    monkeypatch.setattr(jax, "devices", lambda *args: one_device)
 
     copy = tmp_path / "copy"
     shutil.copytree(identity_runs, copy)
