@@ -39,6 +39,20 @@ class Place:
     description: str = "toymodels sweep"
 
 
+def results_place(config: SweepConfig, out) -> Place:
+    """A sweep's own results directory `out`, its lock inside it."""
+    if out is None:
+        raise UserError(f"{config.source}: needs a results directory (--out DIR)")
+    return Place(Path(out), Path(out))
+
+
+def finish_in_store(config: SweepConfig, place: Place, ds: xr.Dataset) -> xr.Dataset:
+    """`store.finish`: results.nc written, then the chunk files deleted."""
+    del config
+    store.finish(place.store, ds)
+    return ds
+
+
 @dataclasses.dataclass(frozen=True)
 class Trainer:
     """One kind of run the engine trains (toy models, sparse autoencoders, LLC estimates).
@@ -75,34 +89,14 @@ class Trainer:
     dataset: Callable[..., xr.Dataset]
     work: Callable[[Spec], int]
     memory: Callable[[Spec], int]
-    place: Callable[[SweepConfig, "str | Path | None"], Place] = None
-    finish: Callable[[SweepConfig, Place, xr.Dataset], xr.Dataset] = None
+    place: Callable[[SweepConfig, "str | Path | None"], Place] = results_place
+    finish: Callable[[SweepConfig, Place, xr.Dataset], xr.Dataset] = finish_in_store
     describe: Callable[[SweepConfig], str] = lambda config: ""
-
-    def __post_init__(self):
-        if self.place is None:
-            object.__setattr__(self, "place", results_place)
-        if self.finish is None:
-            object.__setattr__(self, "finish", finish_in_store)
 
 
 def per_group(expand_one: Callable[[SweepConfig], Grid]) -> Callable[[SweepConfig], list[Grid]]:
     """`expand(config)`: `expand_one` of every static group of `config`."""
     return lambda config: [expand_one(group) for group in config.groups]
-
-
-def results_place(config: SweepConfig, out) -> Place:
-    """A sweep's own results directory `out`, its lock inside it."""
-    if out is None:
-        raise UserError(f"{config.source}: needs a results directory (--out DIR)")
-    return Place(Path(out), Path(out))
-
-
-def finish_in_store(config: SweepConfig, place: Place, ds: xr.Dataset) -> xr.Dataset:
-    """`store.finish`: results.nc written, then the chunk files deleted."""
-    del config
-    store.finish(place.store, ds)
-    return ds
 
 
 def first_nonfinite(loss: np.ndarray, final_loss: np.ndarray, steps: np.ndarray) -> np.ndarray:
