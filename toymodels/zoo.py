@@ -35,18 +35,15 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
-import sys
-import tempfile
-import time
 import tomllib
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 
-from toymodels.config import SweepConfig, parse_toy, to_toml
+from toymodels.config import SweepConfig, parse_toy
 from toymodels.errors import UserError
 from toymodels.models import get_model
 

@@ -18,7 +18,6 @@ import numpy as np
 
 from toymodels import analysis
 from toymodels.config import SweepConfig, to_toml
-from toymodels.errors import UserError
 from toymodels.models import get_model
 from toymodels.store import load as load_results
 from toymodels.sweep import run_sweep
