@@ -175,8 +175,9 @@ def run_sweep(config: SweepConfig, out: str | Path | None = None, *,
     trainer = trainer_of(config)
     config = trainer.resolve(config)
     place = trainer.place(config, out)
-    if trainer.describe(config):
-        say(trainer.describe(config))
+    description = trainer.describe(config)
+    if description:
+        say(description)
     grids = trainer.expand(config)
     used = max((useful_devices(jax.devices(), trainer, g.spec, grid.n_runs)
                 for g, grid in zip(config.groups, grids)), key=len)
