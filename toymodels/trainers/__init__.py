@@ -14,8 +14,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from toymodels.config import SweepConfig, apply_override, read_raw, toy_keys
-from toymodels.dictionary.config import sae_keys_known
+from toymodels.config import SweepConfig, apply_override, read_raw
 from toymodels.errors import UserError
 from toymodels.trainers import llc, sae, toy
 from toymodels.trainers.base import Place, Trainer
@@ -68,12 +67,7 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
 
 def known_keys(raw: dict, source: str = "<config>") -> dict[str, tuple[str, ...]]:
     """Each table's keys for the trainer of `raw` (what `--set` may set)."""
-    name = trainer_name(raw, source)
-    if name == "sae":
-        return sae_keys_known()
-    if name == "llc":
-        return {"": ("name",), "llc": tuple(llc.LLC_SCHEMA)}
-    return toy_keys()
+    return TRAINERS[trainer_name(raw, source)].settable()
 
 
 def load_config(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepConfig:

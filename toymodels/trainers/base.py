@@ -18,7 +18,7 @@ import numpy as np
 import xarray as xr
 
 from toymodels import store
-from toymodels.config import SweepConfig
+from toymodels.config import SweepConfig, toy_keys
 from toymodels.errors import UserError
 from toymodels.grid import Grid
 from toymodels.spec import Spec
@@ -76,6 +76,8 @@ class Trainer:
       finish: `finish(config, place, ds) -> Dataset`: lands the finished Dataset (by
         default `store.finish`: results.nc in the store, chunk files deleted after).
       describe: `describe(config) -> str`, a line said when the pass starts ("" none).
+      settable: `settable() -> {table: keys}`: what `--set` may set ("" the top level,
+        "sweep" the axes).
     """
 
     name: str
@@ -92,6 +94,7 @@ class Trainer:
     place: Callable[[SweepConfig, "str | Path | None"], Place] = results_place
     finish: Callable[[SweepConfig, Place, xr.Dataset], xr.Dataset] = finish_in_store
     describe: Callable[[SweepConfig], str] = lambda config: ""
+    settable: Callable[[], dict[str, tuple[str, ...]]] = toy_keys
 
 
 def per_group(expand_one: Callable[[SweepConfig], Grid]) -> Callable[[SweepConfig], list[Grid]]:
