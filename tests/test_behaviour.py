@@ -41,6 +41,7 @@ change of behaviour only): `python tests/fixtures/behaviour/record.py`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -54,6 +55,8 @@ import pytest
 
 import toymodels
 from toymodels.cli import main
+from toymodels.spec import DataSpec, ModelSpec
+from toymodels.trainers import get_trainer
 
 FIXTURE = Path(__file__).parent / "fixtures" / "behaviour"
 SWEEPS = Path(__file__).parents[1] / "sweeps"
@@ -83,10 +86,23 @@ def run_llc(out: Path, flags: list[str]):
 
 def resolved_dict(path: Path, cwd: Path) -> dict:
     """The fully resolved config of a sweep file as plain JSON data (lists, not tuples).
-    Relative paths in it (an SAE sweep's `sae.source`) are read from `cwd`: today parsing
-    resolves the source; once it is pure, this is where the resolve step is called."""
+    Relative paths in it (an SAE sweep's `sae.source`) are read from `cwd`, when the
+    trainer resolves the config (parsing is pure)."""
     with contextlib.chdir(cwd):
-        return json.loads(json.dumps(toymodels.load_config(path).to_dict()))
+        config = toymodels.load_config(path)
+        config = get_trainer(config.trainer).resolve(config)
+        return json.loads(json.dumps(config.to_dict()))
+
+
+def source_facts(out: Path) -> dict:
+    """What a resolved SAE config pins of its results-directory source, read independently
+    of the SAE code: the source manifest's [model] (its defaults filled by `ModelSpec`) and
+    the input-law fields of its [data] (`DataSpec`)."""
+    raw = tomllib.loads(json.loads((out / "manifest.json").read_text())["config"])
+    model = dataclasses.asdict(ModelSpec(**raw["model"]))
+    data = dataclasses.asdict(DataSpec(**{k: v for k, v in raw.get("data", {}).items()
+                                                    if k in DataSpec.__dataclass_fields__}))
+    return json.loads(json.dumps({"source_model": model, "source_data": data}))
 
 
 def needs_source(raw: dict) -> str | None:
@@ -216,6 +232,10 @@ def test_every_sweep_file_resolves_as_recorded(tmp_path):
         against = entry["resolved_against"]
         assert reads == (against and against["sae.source"]), name
         config = resolved_dict(SWEEPS / name, cwd if reads else empty)
+        if reads:  # one deliberate change since the recording: the source's facts ride along
+            sae = config["sae"]
+            pins = {"source_model": sae.pop("source_model"), "source_data": sae.pop("source_data")}
+            same_json(pins, source_facts(cwd / sae["source"]), f"{name}: the pinned source")
         same_json(config, entry["config"], name)
         assert list(config["sweep"]) == entry["axes"], f"{name}: the order of the axes"
 

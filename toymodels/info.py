@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
-
 from toymodels import store
-from toymodels.trainers import parse_config
+from toymodels.trainers import stored_config
 
 
 def describe(out: str | Path) -> str:
     """A few lines: name, model, training, axes, runs done, device, versions, the config."""
     manifest = store.read_manifest(out)
-    config = parse_config(tomllib.loads(manifest["config"]), f"{out}/{store.MANIFEST}")
+    config = stored_config(manifest["config"], f"{out}/{store.MANIFEST}")
     R = manifest["n_runs"]
     done = int(store.done_mask(out, R).sum())
     m, t = config.spec.model, config.train

@@ -34,7 +34,7 @@ from toymodels.errors import Interrupted, UserError
 from toymodels.grid import Grid
 from toymodels.lock import held
 from toymodels.spec import Spec
-from toymodels.trainers import Place, Trainer, parse_config, trainer_of
+from toymodels.trainers import Place, Trainer, stored_config, trainer_of
 
 CHUNK_WORK = 1 << 35  # values touched per chunk (`Trainer.work`; a toy model's runs x steps
 # x B x (F + H)): about a minute on 2 CPU cores
@@ -196,7 +196,7 @@ def same_config(stored: str, wanted: str) -> bool:
     """Whether two configs' TOML texts (a manifest's and this sweep's) parse to the same
     config, defaults filled in (a key added to a schema later orphans no results)."""
     try:
-        return parse_config(tomllib.loads(stored)) == parse_config(tomllib.loads(wanted))
+        return stored_config(stored, "manifest") == stored_config(wanted, "config")
     except (UserError, tomllib.TOMLDecodeError):
         return False
 

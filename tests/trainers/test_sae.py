@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 import toymodels as tm
-from toymodels import store, zoo
+from toymodels import info, store, zoo
 from toymodels.cli import main
 from toymodels.dictionary import sae
 from toymodels.dictionary.train import sae_block_size
+from toymodels.trainers import config_of, get_trainer
 
 from helpers import run_cli
 
@@ -264,6 +265,68 @@ def test_a_results_directory_source_gives_a_source_run_axis_with_its_coordinates
             np.testing.assert_array_equal(here.truth, run.W)
             np.testing.assert_array_equal(here.density, run.density)
     assert not np.array_equal(ds.truth.isel(source_run=0), ds.truth.isel(source_run=1))
+
+
+# ---- parsing is pure: a source is read when the sweep runs, and a results directory
+# keeps what it needs of its source
+
+
+def on_toy(toy, **sweep) -> dict:
+    return {"name": "on_toy", "sae": {"source": str(toy), "runs": {"seed": 0}, "kind": "relu"},
+            "train": {"steps": 40, "batch_size": 64, "log_every": 20},
+            "sweep": {"seed": [0], **sweep}}
+
+
+def test_parsing_an_sae_sweep_reads_no_source(tmp_path):
+    """A results directory or zoo model that does not exist parses (unresolved: no spec
+    yet, the file as given); running it is the one-line error."""
+    for source in (str(tmp_path / "nothere"), "zoo:nope"):
+        raw = {"name": "x", "sae": {"source": source}, "sweep": {"width": [4, 8], "seed": [0]}}
+        c = tm.parse_config(raw, "x.toml")
+        assert c.trainer == "sae" and c.spec is None and c.to_dict() == raw
+        with pytest.raises(tm.UserError, match=r"^x\.toml \[width = 4\]: sae\.source: "):
+            tm.run_sweep(c, tmp_path / "out", quiet=True)
+    with pytest.raises(tm.UserError, match=r"sae\.width: must be an integer >= 1, got 0"):
+        tm.parse_config({"sae": {"source": str(tmp_path / "nothere"), "width": 0}})
+
+
+def test_a_results_directory_of_saes_reads_the_same_after_its_source_moved(toy, tmp_path):
+    """The manifest carries the source's model, input law and runs: after the source is
+    moved away, the config of the SAEs' results still parses to the one that ran, with
+    its static groups (width 4 and 6), and `toymodels info` still describes it."""
+    c = tm.parse_config(on_toy(toy, width=[4, 6]), "on_toy.toml")
+    out = tm.run_sweep(c, tmp_path / "saes", quiet=True)
+    ran = tm.load(out)
+    moved = toy.parent / "moved_away"
+    toy.rename(moved)
+    try:
+        config = config_of(ran)
+        assert config is not None and [g.spec.sae.width for g in config.groups] == [4, 6]
+        assert config.spec.model == tm.ModelSpec("relu_output", 5, 3)
+        assert config.spec.sae.runs == (0, 2) and config.axes[0] == ("source_run", (0, 2))
+        assert "on " + str(toy) in info.describe(out)
+    finally:
+        moved.rename(toy)
+    assert config == get_trainer("sae").resolve(c)
+
+
+def test_a_source_that_changed_under_a_resolved_config_is_one_error(toy, tmp_path):
+    """A resolved config (a manifest's) names its source's model; a source retrained with
+    another shape under the same path is refused when the sweep runs, not silently used."""
+    c = get_trainer("sae").resolve(tm.parse_config(on_toy(toy), "on_toy.toml"))
+    text = tm.to_toml(c)
+    assert "source_model = { kind = \"relu_output\", n_features = 5, n_hidden = 3" in text
+    other = tmp_path / "other"
+    tm.run_sweep(tm.parse_config({"model": {"n_features": 5, "n_hidden": 2},
+                                  "train": {"steps": 20, "batch_size": 64, "log_every": 20},
+                                  "sweep": {"sparsity": [0.0, 0.9], "seed": [0, 1]}}),
+                 other, quiet=True)
+    moved = tomllib.loads(text.replace(str(toy), str(other)))
+    pinned = tm.parse_config(moved, "pinned.toml")  # pure: the pins are taken as written
+    assert pinned.spec.model.n_hidden == 3
+    with pytest.raises(tm.UserError, match=r"^pinned\.toml: sae\.source: .*'s model is not "
+                                           r"the one these SAEs were made for"):
+        tm.run_sweep(pinned, tmp_path / "out", quiet=True)
 
 
 # ---- bad [sae] input: one line, exit 2, through the command line

@@ -47,6 +47,24 @@ from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
 SYNTHETIC, ZOO = "synthetic", "zoo:"
 T, S = TRACED_AXIS, STATIC_AXIS
+PINS = ("source_model", "source_data")  # what a resolved config knows of its source
+
+
+def _pin(spec_type, table: str):
+    """The check of a pinned source table: exactly `spec_type`'s fields, each value one the
+    toy schema's `table` allows (or the spec's own default, e.g. dataset_size = 0)."""
+    fields = [f.name for f in dataclasses.fields(spec_type)]
+
+    def check(v):
+        if not isinstance(v, dict) or sorted(v) != sorted(fields):
+            raise ValueError(f"must be a table of {', '.join(fields)} (the source's; written "
+                             "when the sweep runs)")
+        for key, value in v.items():
+            if value != getattr(spec_type, key):
+                base.SCHEMA[table][key].check(value)
+        return dict(v)
+    return check
+
 SAE_SCHEMA = {  # the [sae] table, each key declared once
     "source": Key(base.text, None, 'the activations\' source: a results directory, "zoo:NAME" '
                   'or "synthetic"'),
@@ -69,6 +87,12 @@ SAE_SCHEMA = {  # the [sae] table, each key declared once
     "n_features": Key(base.integer(1), None, "F of a synthetic source"),
     "n_hidden": Key(base.integer(1), None, "d of a synthetic source"),
     "truth_seed": Key(base.integer(0, 2**31), 0, "the seed of a synthetic source's directions"),
+    "source_model": Key(_pin(ModelSpec, "model"), None, "the source's [model], written into the "
+                        "results when the sweep runs (a results directory or zoo source; given, "
+                        "it must still match the source)"),
+    "source_data": Key(_pin(DataSpec, "data"), None, "the source's input law (its [data] "
+                       "correlation, set_size, magnitude, inputs, unit_norm, dataset_size), "
+                       "written and checked as source_model"),
 }
 HYPER_KEYS = ("l1_coefficient", "k", "k_aux", "aux_coefficient", "bandwidth", "dead_steps")
 SAE_DEFAULTS = {k: SAE_SCHEMA[k].default for k in ("kind", *HYPER_KEYS)
@@ -120,13 +144,20 @@ def is_sae(raw: dict) -> bool:
     return "sae" in raw
 
 
-def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> base.SweepConfig:
+def parse_sae_config(raw: dict, source: str = "<config>", *, read: bool = False,
+                     _kinds=None) -> base.SweepConfig:
     """Validates a raw TOML dict with an `[sae]` table into a SweepConfig whose
     `spec.sae` is set (see the module docstring).
 
+    Pure unless `read`: a results directory or zoo source is not read. A config that has
+    its source's facts (`sae.source_model`, `sae.source_data` and a list of `sae.runs`, as
+    every resolved config and manifest has) parses in full; one without them parses to an
+    unresolved config (`spec` None, `table` the raw dict) that `resolve_sae` completes when
+    the sweep runs. A synthetic source needs nothing read.
+
     Raises:
-      UserError: one line naming the file, the key and what is allowed (a source that
-        does not exist, a width of 0, k > width, an unknown kind, ...).
+      UserError: one line naming the file, the key and what is allowed (a width of 0,
+        k > width, an unknown kind; with `read`, a source that does not exist or changed).
     """
     fail = lambda key, msg: UserError(f"{source}: {key}: {msg}")
     for key in raw:
@@ -142,18 +173,23 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> bas
     if "source" not in sae:
         raise fail("sae.source", 'missing; give a results directory, "zoo:NAME" or "synthetic"')
     axes = tuple(_axis(name, v, sae["source"], source) for name, v in tables["sweep"].items())
+    train = {**TRAIN_DEFAULTS, **train}
+    if not read and not _known(sae):
+        return base.SweepConfig(top["name"], top["seed"], None, {}, train, axes, source, (),
+                                "sae", raw, tuple(SAE_STATIC))
     if any(name in SAE_STATIC for name, _ in axes):
-        return _with_groups(raw, top, axes, source)
-    model, data_spec, data, runs = _resolve_source(sae, tables["data"], dict(axes), source)
+        return _with_groups(raw, top, axes, source, read)
+    model, data_spec, data, runs = _resolve_source(sae, tables["data"], dict(axes), source, read)
     k_aux_default = math.ceil(model.n_hidden / 2)
     resolved = {**SAE_DEFAULTS, "k_aux": k_aux_default, "width": model.n_features,
                 **{k: v for k, v in sae.items() if k != "runs"}}
     if sae["source"] == SYNTHETIC:
         resolved.update(n_features=model.n_features, n_hidden=model.n_hidden,
                         truth_seed=sae.get("truth_seed", SAE_SCHEMA["truth_seed"].default))
+    else:
+        resolved.update(source_model=dataclasses.asdict(model), source_data=dataclasses.asdict(data_spec))
     if runs:
         resolved["runs"] = list(runs)
-    train = {**TRAIN_DEFAULTS, **train}
     base.check_train({**train, "snapshot_every": 0}, source)
     given = {**{k: f"train.{k}" for k in tables["train"]}, **{k: f"sweep.{k}" for k, _ in axes}}
     base.check_optimizer_keys((train["optimizer"],), given, source)
@@ -171,6 +207,28 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, _kinds=None) -> bas
         axes = (("source_run", tuple(runs)), *axes)
     return base.SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, (), "sae",
                             resolved, tuple(SAE_STATIC))
+
+
+def resolve_sae(config: base.SweepConfig) -> base.SweepConfig:
+    """The config with its source read (`Trainer.resolve`, when the sweep runs): an
+    unresolved config completed, a resolved one checked against its source as it is now.
+
+    Raises:
+      UserError: the source is gone, is not a finished toy-model sweep, or no longer
+        matches the config's `sae.source_model` / `source_data` / `runs`.
+    """
+    if config.spec is not None and config.spec.sae.source == SYNTHETIC:
+        return config
+    raw = config.table if config.spec is None else config.to_dict()
+    return parse_sae_config(raw, config.source, read=True)
+
+
+def _known(sae: dict) -> bool:
+    """Whether an `[sae]` table has what parsing needs of its source without reading it."""
+    if sae["source"] == SYNTHETIC:
+        return True
+    return all(k in sae for k in PINS) and (
+        sae["source"].startswith(ZOO) or isinstance(sae.get("runs"), list))
 
 
 def _check_keys(table: dict, schema: dict, name: str, source: str, why: str = "unknown key") -> dict:
@@ -197,12 +255,12 @@ def _axis(name: str, values, sae_source: str, source: str) -> tuple[str, tuple]:
     return name, tuple(base.check_value(check, v, f"sweep.{name}", source) for v in values)
 
 
-def _with_groups(raw: dict, top: dict, axes: tuple, source: str) -> base.SweepConfig:
+def _with_groups(raw: dict, top: dict, axes: tuple, source: str, read: bool) -> base.SweepConfig:
     """As `toymodels.config._with_groups`: each combination of the static axes' values
     (kind, width, batch_size, steps, optimizer) parsed as a config of its own."""
     static = [(n, v) for n, v in axes if n in SAE_STATIC]
     kinds = dict(static).get("kind")
-    parse = lambda sub, where: parse_sae_config(sub, where, _kinds=kinds)
+    parse = lambda sub, where: parse_sae_config(sub, where, read=read, _kinds=kinds)
     groups = base.static_group_configs(raw, static, SAE_STATIC, parse, source)
     first = groups[0]
     runs = first.spec.sae.runs
@@ -238,8 +296,9 @@ def _check_sae_keys(resolved: dict, given: dict, axes: dict, kinds, source: str,
 # ---- sources
 
 
-def _resolve_source(sae: dict, data: dict, axes: dict, source: str):
-    """(ModelSpec F -> d, DataSpec, resolved [data] table, source runs) of the source."""
+def _resolve_source(sae: dict, data: dict, axes: dict, source: str, read: bool):
+    """(ModelSpec F -> d, DataSpec, resolved [data] table, source runs) of the source: from
+    the table's pins, or with `read` from the source itself (checked against the pins)."""
     name = sae["source"]
     if name != SYNTHETIC:
         for key in ("n_features", "n_hidden", "truth_seed"):
@@ -250,19 +309,27 @@ def _resolve_source(sae: dict, data: dict, axes: dict, source: str):
             raise UserError(f"{source}: data.{next(iter(data))}: not used with sae.source = "
                             f"{name!r} (the activations follow the source's own [data])")
     if name == SYNTHETIC:
-        if "runs" in sae:
-            raise UserError(f'{source}: sae.runs: only for a results directory as sae.source')
+        for key in ("runs", *PINS):
+            if key in sae:
+                raise UserError(f'{source}: sae.{key}: only for a results directory or zoo source')
         return (*_synthetic(sae, data, axes, source), ())
+    if name.startswith(ZOO) and "runs" in sae:
+        raise UserError(f"{source}: sae.runs: a zoo model is one run; leave sae.runs out")
+    pinned = (ModelSpec(**sae["source_model"]), DataSpec(**sae["source_data"]),
+              () if name.startswith(ZOO) else tuple(sae["runs"])) if _known(sae) else None
+    if not read:
+        return (*pinned[:2], {}, pinned[2])
     toy = _zoo_config(name, source) if name.startswith(ZOO) else _results_config(name, source)
     if toy.spec.model.kind not in KINDS_WITH_W:
         raise UserError(f"{source}: sae.source: a model of kind {toy.spec.model.kind} has no "
                         f"single W (h = W x); use a model of kind {', '.join(KINDS_WITH_W)}")
-    if name.startswith(ZOO):
-        if "runs" in sae:
-            raise UserError(f"{source}: sae.runs: a zoo model is one run; leave sae.runs out")
-        runs = ()
-    else:
-        runs = source_runs(toy, sae.get("runs", "all"), source)
+    runs = () if name.startswith(ZOO) else source_runs(toy, sae.get("runs", "all"), source)
+    found = (toy.spec.model, toy.spec.data, runs)
+    if pinned is not None and pinned != found:
+        what = ("model", "input law", "runs")[next(i for i in range(3) if pinned[i] != found[i])]
+        raise UserError(f"{source}: sae.source: {name}'s {what} is not the one these SAEs were "
+                        f"made for (sae.source_model, source_data, runs): the source changed; "
+                        "train its SAEs into a new directory")
     return toy.spec.model, toy.spec.data, {}, runs
 
 

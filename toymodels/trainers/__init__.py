@@ -87,14 +87,23 @@ def read_override(raw: dict, item: str, source: str) -> None:
     apply_override(raw, item, source, known_keys(raw, source))
 
 
+def stored_config(text: str, source: str) -> SweepConfig:
+    """The config of a manifest's TOML text. Parsing is pure: a manifest holds the resolved
+    config, its source's facts included, so a source that moved since changes nothing. Only
+    an SAE manifest written before SAE configs carried them (no `sae.source_model`) parses
+    unresolved; its source is then read, as it was when it was written."""
+    config = parse_config(tomllib.loads(text), source)
+    return config if config.spec is not None else get_trainer(config.trainer).resolve(config)
+
+
 def config_of(ds: xr.Dataset) -> SweepConfig | None:
-    """The sweep config in `ds.attrs["config"]` (its manifest's), or None if there is
-    none that parses. Parsing is pure, so a config whose source moved still parses."""
+    """The sweep config in `ds.attrs["config"]` (its manifest's, `stored_config`), or None
+    if there is none that parses."""
     try:
-        return parse_config(tomllib.loads(ds.attrs["config"]), "attrs['config']")
+        return stored_config(ds.attrs["config"], "attrs['config']")
     except (KeyError, UserError, tomllib.TOMLDecodeError, TypeError, ValueError):
         return None
 
 
 __all__ = ["TRAINERS", "Place", "Trainer", "config_of", "get_trainer", "load_config",
-           "parse_config", "trainer_name", "trainer_of"]
+           "parse_config", "stored_config", "trainer_name", "trainer_of"]

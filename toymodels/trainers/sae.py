@@ -15,7 +15,7 @@ import xarray as xr
 
 from toymodels import store, zoo
 from toymodels.config import SweepConfig
-from toymodels.dictionary.config import (SAE_DEFAULTS, SYNTHETIC, ZOO, parse_sae_config,
+from toymodels.dictionary.config import (SAE_DEFAULTS, SYNTHETIC, ZOO, parse_sae_config, resolve_sae,
                                          sae_keys_known, source_coordinates)
 from toymodels.dictionary.sae import SAEHyper, get_sae
 from toymodels.dictionary.train import make_train_sae, sae_block_size, sae_keys, synthetic_truth
@@ -148,6 +148,6 @@ def memory(spec: Spec) -> int:
 
 
 TRAINER = Trainer(
-    name="sae", table="sae", parse=parse_sae_config, resolve=lambda config: config,
+    name="sae", table="sae", parse=parse_sae_config, resolve=resolve_sae,
     expand=per_group(expand_sae), block_size=sae_block_size, make_block=make_sae_block, keys=sae_keys,
     dataset=build_sae_dataset, work=work, memory=memory, settable=sae_keys_known)
