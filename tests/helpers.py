@@ -107,6 +107,20 @@ def fails_one_line(capsys, tmp_path, argv, fragment):
     return err
 
 
+def refused(capsys, argv: list[str], starts: str, code: int = 2) -> str:
+    """`toymodels *argv` (in this process) exits `code` with one line on stderr that starts
+    `toymodels: error: ` + `starts` and holds no traceback; returns the line. The runner of
+    the bad-input tables (tests/test_bad_*.py): a row is (id, argv, starts, code)."""
+    got = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    assert got == code, (got, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("toymodels: error: " + starts), lines[0]
+    return lines[0]
+
+
 # ---- the toy models' loss in plain numpy (tests/test_evaluation.py, tests/test_data.py)
 
 

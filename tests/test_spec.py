@@ -60,8 +60,8 @@ def test_swept_values_leave_the_spec_alone_and_shapes_change_it():
                                               (DataSpec, "data")])
 def test_every_spec_field_is_a_key_of_its_table_with_the_same_default(spec_type, table):
     """The spec dataclasses hold the static part of the toy tables (toymodels.config.SCHEMA,
-    where each key is declared once): a field's default is its key's, so they cannot
-    drift apart."""
+    where each key is declared once, its default read from the field): every field is a
+    key of its table, with the field's default."""
     for field in dataclasses.fields(spec_type):
         assert field.name in SCHEMA[table], f"{spec_type.__name__}.{field.name}"
         assert field.default == SCHEMA[table][field.name].default, f"{table}.{field.name}"

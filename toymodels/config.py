@@ -27,7 +27,7 @@ import numpy as np
 from toymodels.checks import (STATIC_AXIS, TRACED_AXIS, Key, axis_values, boolean, check_table, check_value, choice,
                               finite, integer, keys_with, number, table_of, text, toml_value)
 from toymodels.errors import UserError
-from toymodels.models import KGON_KINDS, MODELS, NORM_EPS, NORMS
+from toymodels.models import KGON_KINDS, MODELS, NORMS
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 from toymodels.train import OPTIMIZER_READS, OPTIMIZERS
 
@@ -79,14 +79,14 @@ SCHEMA: dict[str, dict[str, Key]] = {  # the toy models' tables, each key declar
         "seed": Key(integer(0), 0, "the root seed: run keys are fold_in(key(seed), run seed)"),
     },
     "model": {
-        "kind": Key(choice(tuple(MODELS)), "relu_output", "the model kind "
+        "kind": Key(choice(tuple(MODELS)), ModelSpec.kind, "the model kind "
                     "(toymodels.models.MODELS)", S),
-        "n_features": Key(integer(1), 20, "F, the input (and output) width", S),
-        "n_hidden": Key(integer(1), 5, "H, the bottleneck width", S),
-        "bias": Key(boolean, True, "whether the output bias b trains (false: b stays 0)"),
-        "norm": Key(choice(tuple(NORMS)), "none", "a normalisation of the hidden vector "
+        "n_features": Key(integer(1), ModelSpec.n_features, "F, the input (and output) width", S),
+        "n_hidden": Key(integer(1), ModelSpec.n_hidden, "H, the bottleneck width", S),
+        "bias": Key(boolean, ModelSpec.bias, "whether the output bias b trains (false: b stays 0)"),
+        "norm": Key(choice(tuple(NORMS)), ModelSpec.norm, "a normalisation of the hidden vector "
                     "before the readout, without affine part: none, rms or layer", S),
-        "norm_eps": Key(number(0.0, INF, lo_open=True), NORM_EPS, "the epsilon of the norm, "
+        "norm_eps": Key(number(0.0, INF, lo_open=True), ModelSpec.norm_eps, "the epsilon of the norm, "
                         "inside the root (needs a norm)", S),
     },
     "data": {
@@ -104,46 +104,46 @@ SCHEMA: dict[str, dict[str, Key]] = {  # the toy models' tables, each key declar
                                    "the last feature's importance; the others' are 1", T),
         "importance": Key(_importance_list, None, "each feature's importance (F values; "
                           "default all 1)"),
-        "correlation": Key(choice(CORRELATIONS), "independent", "independent, correlated "
+        "correlation": Key(choice(CORRELATIONS), DataSpec.correlation, "independent, correlated "
                            "(a set switches on or off together) or anticorrelated (one "
                            "member of an active set)"),
-        "set_size": Key(integer(1), 1, "features per correlated or anticorrelated set"),
-        "magnitude": Key(choice(MAGNITUDES), "uniform", "an active feature's value: uniform "
+        "set_size": Key(integer(1), DataSpec.set_size, "features per correlated or anticorrelated set"),
+        "magnitude": Key(choice(MAGNITUDES), DataSpec.magnitude, "an active feature's value: uniform "
                          "on [0, 1), exponential (mean 1/2) or constant 1"),
-        "inputs": Key(choice(INPUTS), "bernoulli", "which features are on: bernoulli (each "
+        "inputs": Key(choice(INPUTS), DataSpec.inputs, "which features are on: bernoulli (each "
                       "with its probability), exactly_one or one_hot"),
-        "unit_norm": Key(boolean, False, "rescale every example to unit L2 norm"),
-        "dataset_size": Key(integer(1), 0, "N fixed training examples per run (default: "
+        "unit_norm": Key(boolean, DataSpec.unit_norm, "rescale every example to unit L2 norm"),
+        "dataset_size": Key(integer(1), DataSpec.dataset_size, "N fixed training examples per run (default: "
                             "fresh samples every step)", S),
         "data_seed": Key(integer(0, 2**31), 0, "the seed of a finite dataset's examples", T),
     },
     "train": {
-        "steps": Key(integer(1), 10_000, "optimiser steps per run", S),
-        "batch_size": Key(_batch_size, 1024, 'examples per step, or "full" (the whole '
+        "steps": Key(integer(1), TrainSpec.steps, "optimiser steps per run", S),
+        "batch_size": Key(_batch_size, TrainSpec.batch_size, 'examples per step, or "full" (the whole '
                           "finite dataset)", S),
         "learning_rate": Key(number(0.0, INF, lo_open=True), 1e-3, "the peak learning rate", T),
         "weight_decay": Key(finite, 0.01, "weight decay (negative: weights pulled outward)", T),
         "dropout": Key(number(0.0, 1.0, hi_open=True), 0.0, "dropout on the hidden layer", T),
-        "schedule": Key(choice(SCHEDULES), "constant", "learning-rate schedule after the "
+        "schedule": Key(choice(SCHEDULES), TrainSpec.schedule, "learning-rate schedule after the "
                         "warm-up: constant or cosine (to 0 at the last step)"),
-        "warmup_steps": Key(integer(0), 0, "linear warm-up from 0 over this many steps"),
-        "log_every": Key(integer(1), 100, "the loss curve's mean over each block of this "
+        "warmup_steps": Key(integer(0), TrainSpec.warmup_steps, "linear warm-up from 0 over this many steps"),
+        "log_every": Key(integer(1), TrainSpec.log_every, "the loss curve's mean over each block of this "
                          "many steps"),
         "l1_hidden": Key(number(0.0, INF), 0.0, "L1 penalty on the hidden activations", T),
-        "snapshot_every": Key(integer(0), 0, "keep the parameters every this many steps "
+        "snapshot_every": Key(integer(0), TrainSpec.snapshot_every, "keep the parameters every this many steps "
                               "(0: only the final ones)"),
-        "eval_samples": Key(integer(8192), 262_144, "samples of final_loss's sampled stratum"),
-        "optimizer": Key(choice(tuple(OPTIMIZERS)), "adamw", "the optimiser "
+        "eval_samples": Key(integer(8192), TrainSpec.eval_samples, "samples of final_loss's sampled stratum"),
+        "optimizer": Key(choice(tuple(OPTIMIZERS)), TrainSpec.optimizer, "the optimiser "
                          "(toymodels.train.OPTIMIZERS)", S),
         "momentum": Key(number(0.0, 1.0, hi_open=True), 0.9, "momentum (optimizer momentum)", T),
         "beta1": Key(number(0.0, 1.0, hi_open=True), 0.9, "Adam's beta1", T),
         "beta2": Key(number(0.0, 1.0, hi_open=True), 0.999, "Adam's beta2", T),
         "eps": Key(number(0.0, INF, lo_open=True), 1e-8, "Adam's epsilon", T),
         "l1_weights": Key(number(0.0, INF), 0.0, "L1 penalty on the weights", T),
-        "init": Key(choice(INITS), "random", "the initialisation: random (the kind's own), "
+        "init": Key(choice(INITS), TrainSpec.init, "the initialisation: random (the kind's own), "
                     "kgon (a regular k-gon plus noise) or normal (N(0, 1/H))"),
-        "init_k": Key(integer(1), 0, "k of the kgon init", S),
-        "init_noise": Key(number(0.0, INF), 0.0, "std of the noise on the kgon init", S),
+        "init_k": Key(integer(1), TrainSpec.init_k, "k of the kgon init", S),
+        "init_noise": Key(number(0.0, INF), TrainSpec.init_noise, "std of the noise on the kgon init", S),
     },
 }
 STATIC_TABLES = keys_with(SCHEMA, STATIC_AXIS)  # a sweep axis of these splits the grid into
@@ -194,6 +194,8 @@ class SweepConfig:
         "sae", "llc"), chosen by the file's table.
       table: the trainer's own resolved table (`[sae]`, `[llc]`); None for toy models.
         For SAEs `spec.sae` is then its static part and `spec.model` the source's shape.
+        An SAE config whose source is not read yet has `spec` None and its raw dict here
+        (`toymodels.dictionary.config.resolve_sae` completes it when it runs).
       static: the keys whose axes are static for this trainer.
     """
 
@@ -241,6 +243,8 @@ class SweepConfig:
         default: a sweep's manifest reads as before those keys existed)."""
         if self.trainer == "llc":  # a pass over a source: its [llc] table is the whole config
             return {"name": self.name, "llc": {k: v for k, v in self.table.items() if v is not None}}
+        if self.spec is None:  # not resolved yet (an SAE sweep whose source is unread): as given
+            return dict(self.table)
         static = {n for n, _ in self.static_axes}
         optimizers = dict(self.axes).get("optimizer", (self.spec.train.optimizer,))
         unused = _unused_by_all(optimizers, self.train)

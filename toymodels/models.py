@@ -204,10 +204,9 @@ def layer_norm(h: jax.Array, eps: float) -> jax.Array:
 NORMS: dict[str, Callable[[jax.Array, float], jax.Array] | None] = {
     "none": None, "rms": rms_norm, "layer": layer_norm,
 }
-NORM_EPS = 1e-5  # default [model] norm_eps (torch.nn.LayerNorm's default eps)
 
 
-def with_norm(kind: ModelKind, norm: str, eps: float = NORM_EPS,
+def with_norm(kind: ModelKind, norm: str, eps: float = ModelSpec.norm_eps,
               scale: float | jax.Array = 1.0) -> ModelKind:
     """`kind` with `NORMS[norm]` applied to the hidden vectors before the readout, times
     `scale`: z = W_out (scale · norm(h)) + b ("none" and scale 1: `kind` itself; `scale`

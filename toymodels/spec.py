@@ -1,5 +1,8 @@
 """Static specifications: everything that fixes array shapes or the compiled program.
 
+The defaults of the static keys live here, once: the toy schema's `Key`s
+(`toymodels.config.SCHEMA`) read them from these classes.
+
 A `Spec` is hashable and frozen, so `make_train(spec)` can close over it. What is swept
 (sparsity, importance, dropout, learning rate, weight decay, ...) lives in `toymodels.hyper.Hyper`
 as traced arrays instead, so one compiled program serves a whole grid.
@@ -33,7 +36,7 @@ class ModelSpec:
     n_hidden: int = 5
     bias: bool = True
     norm: str = "none"
-    norm_eps: float = 1e-5
+    norm_eps: float = 1e-5  # torch.nn.LayerNorm's default eps
 
 
 @dataclasses.dataclass(frozen=True)
