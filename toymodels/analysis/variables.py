@@ -375,7 +375,8 @@ def check_extras(extras, adversarial: bool = False) -> frozenset[str]:
     return frozenset(extras) | ({"vulnerability"} if adversarial else set())
 
 
-def analyze(ds: xr.Dataset, *, adversarial: bool = False, extras=()) -> xr.Dataset:
+def analyze(ds: xr.Dataset, *, adversarial: bool = False,
+            extras: tuple[str, ...] = ()) -> xr.Dataset:
     """Add per-run metrics of `W` to a results dataset; the input is not modified.
 
     Adds `feature_norm`, `superposition`, `feature_dimensionality`, `polytope` (strings)

@@ -287,6 +287,7 @@ def _single(draw: Callable, figsize=(7.0, 4.6)) -> Callable:
         return fig
 
     make.__doc__ = f"A one-axes figure drawn by ``{draw.__name__}(ax, ds, **options)``."
+    make.__wrapped__ = draw  # its options and description (toymodels.reference)
     return make
 
 

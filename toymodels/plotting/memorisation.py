@@ -200,6 +200,7 @@ def _single(draw, detail: str, figsize=(6.4, 4.2), title=None):
         return fig
 
     make.__doc__ = f"A one-axes figure drawn by ``{draw.__name__}(ax, ds, **options)``."
+    make.__wrapped__ = draw  # its options and description (toymodels.reference)
     return make
 
 

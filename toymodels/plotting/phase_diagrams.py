@@ -320,6 +320,9 @@ def _heatmap_figure(ds: xr.Dataset, var: str = "final_loss", **options) -> Figur
     return fig
 
 
+_heatmap_figure.__wrapped__ = heatmap  # its options and description (toymodels.reference)
+
+
 FIGURES = {
     "phase": _single(phase),  # x, y, theory
     "heatmap": _heatmap_figure,  # var, x, y, reduce, feature

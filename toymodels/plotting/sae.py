@@ -75,6 +75,9 @@ def recovery_against_width(axes, ds: xr.Dataset, by: str | None = None) -> list:
 
 
 def width_figure(ds: xr.Dataset, by: str | None = None) -> Figure:
+    """Four panels against the SAE width (`recovery_against_width`): MMCS, features
+    recovered above cosine 0.9, dead latents and FVU, one line per value of `by`. Needs a
+    `width` axis of an analysed SAE sweep."""
     fig = Figure(figsize=(9.6, 6.4), layout="constrained")
     axes = fig.subplots(2, 2).ravel()
     recovery_against_width(axes, ds, by)
@@ -148,6 +151,9 @@ def gap_against_superposition(axes, ds: xr.Dataset) -> list:
 
 
 def gap_figure(ds: xr.Dataset) -> Figure:
+    """The SAE encoder against sparse pursuit on its decoder and on the true features at
+    matched L0, across the source's superposition (`gap_against_superposition`): exact
+    supports and recall. Needs an analysed SAE sweep over a results-directory source."""
     fig = Figure(figsize=(10, 4.2), layout="constrained")
     gap_against_superposition(fig.subplots(1, 2), ds)
     fig.suptitle(_title(ds, "SAE encoder against pursuit at matched L0, across superposition"), fontsize=9)

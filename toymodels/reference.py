@@ -1,0 +1,167 @@
+"""The generated parts of the documentation, as Markdown: every key of every trainer's
+schema, every variable `analyze` adds, every plot kind, every zoo model.
+
+Each function reads the registry it documents (the schemas, `analysis.variables`,
+`plotting.PLOTS`, `zoo`), so a key, variable, kind or model added there appears in the
+docs without a second edit. The MkDocs hook `docs/hooks.py` replaces a marker
+``<!-- generated: NAME -->`` in a page with `GENERATED[NAME]()`.
+
+Example:
+  >>> "| `steps` |" in key_reference()
+  True
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import math
+
+from toymodels import zoo
+from toymodels.cli import build_parser
+from toymodels.analysis import variables
+from toymodels.checks import Key
+from toymodels.config import SCHEMA
+from toymodels.dictionary import analysis as sae_analysis
+from toymodels.dictionary.config import SAE_SCHEMA, SAE_TRAIN
+from toymodels.plotting import PLOTS
+from toymodels.trainers.llc import LLC_SCHEMA
+
+NOT_A_VALUE = object()  # what no check allows: its ValueError says what is allowed
+TABLES = (  # (heading, trainer, table name in the file, schema)
+    ("Top level (every trainer but `[llc]`)", "toy, sae", "", SCHEMA[""]),
+    ("`[model]`", "toy", "model", SCHEMA["model"]),
+    ("`[data]`", "toy (a synthetic SAE source reads some)", "data", SCHEMA["data"]),
+    ("`[train]`", "toy", "train", SCHEMA["train"]),
+    ("`[sae]`", "sae", "sae", SAE_SCHEMA),
+    ("`[train]` of an SAE sweep", "sae", "train", SAE_TRAIN),
+    ("`[llc]`", "llc", "llc", LLC_SCHEMA),
+)
+VARIABLE_TABLES = (  # (heading, when analyze adds them, rows (name, dims, description))
+    ("Geometry", "every model", variables.VARIABLES),
+    ("Privileged basis", "every model", variables.BASIS_VARIABLES),
+    ("Privileged basis, on request (`--extra basis_kurtosis_p`)", "every model",
+     variables.BASIS_P_VARIABLES),
+    ("Norm reliance", "relu_output and relu_hidden, with b and density",
+     variables.RELIANCE_VARIABLES),
+    ("Norm reliance, on request (`--extra rescaled_loss`)", "as above",
+     variables.RESCALED_LOSS_VARIABLES),
+    ("Neurons", "every model; meaningful where the hidden layer has a ReLU",
+     variables.NEURON_VARIABLES),
+    ("Computation", "abs_computation", variables.ABS_VARIABLES),
+    ("Adversarial vulnerability, on request (`--extra vulnerability`)",
+     "linear and relu_output, with b and density", variables.ATTACK_VARIABLES),
+    ("Memorisation", "finite datasets (`data.dataset_size`)", variables.POINT_VARIABLES),
+    ("Training dynamics", "sweeps with snapshots (`train.snapshot_every`)",
+     variables.SNAPSHOT_VARIABLES),
+)
+
+
+def allowed(key: Key) -> str:
+    """What a key allows, in the words of its own error message ("must be an integer
+    >= 1"), or "any value" for a check that refuses nothing."""
+    try:
+        key.check(NOT_A_VALUE)
+    except (ValueError, TypeError) as e:
+        return str(e).removeprefix("must be ") or "any value"
+    return "any value"
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _default(key: Key) -> str:
+    if key.default is None:
+        return "(see description)"
+    if isinstance(key.default, float) and math.isinf(key.default):
+        return "inf"
+    return f"`{key.default!r}`".replace("'", '"')
+
+
+def key_table(table: str, schema: dict[str, Key]) -> str:
+    """One table's keys: key, allowed values, default, sweep axis (traced, static or
+    not sweepable), description."""
+    rows = ["| key | allowed | default | as a sweep axis | what it does |",
+            "|---|---|---|---|---|"]
+    for name, key in schema.items():
+        axis = key.axis or "not sweepable"
+        rows.append(f"| `{name}` | {_cell(allowed(key))} | {_cell(_default(key))} | {axis} "
+                    f"| {_cell(key.description)} |")
+    return "\n".join(rows)
+
+
+def key_reference() -> str:
+    """Every key of every trainer's schema, one table per table of a sweep file."""
+    parts = []
+    for heading, trainer, table, schema in TABLES:
+        parts += [f"### {heading}", "", f"Trainer: {trainer}.", "", key_table(table, schema), ""]
+    return "\n".join(parts)
+
+
+def variable_reference() -> str:
+    """Every variable `toymodels analyze` adds (toy models, then SAEs)."""
+    parts = []
+    for heading, when, rows in VARIABLE_TABLES:
+        parts += [f"### {heading}", "", f"Added for: {when}.", "",
+                  "| variable | dims (after the sweep axes) | what it is |", "|---|---|---|"]
+        parts += [f"| `{name}` | {', '.join(dims) or 'scalar'} | {_cell(text)} |"
+                  for name, dims, text in rows]
+        parts.append("")
+    parts += ["### Sparse autoencoders", "", "Added for: SAE sweeps.", "",
+              "| variable | what it is |", "|---|---|"]
+    for table in (sae_analysis.SCALAR_VARIABLES, sae_analysis.FEATURE_VARIABLES,
+                  sae_analysis.LATENT_VARIABLES):
+        parts += [f"| `{name}` | {_cell(text)} |" for name, text in table.items()]
+    return "\n".join(parts) + "\n"
+
+
+def _summary(fn) -> str:
+    """The first paragraph of the docstring of the function that draws (a figure
+    function's `__wrapped__` axes function, else its own)."""
+    doc = inspect.getdoc(getattr(fn, "__wrapped__", fn)) or ""
+    return doc.split("\n\n")[0].replace("\n", " ") or "(no description)"
+
+
+def _options(fn) -> str:
+    """The keyword options of a figure function and of the axes function it wraps."""
+    own = list(inspect.signature(fn, follow_wrapped=False).parameters.values())
+    inner = getattr(fn, "__wrapped__", None)
+    drawn = list(inspect.signature(inner).parameters.values())[2:] if inner else []
+    names = {p.name for p in own}
+    params = [p for p in own + [p for p in drawn if p.name not in names]
+              if p.kind is p.KEYWORD_ONLY or p.default is not p.empty]
+    if not params:
+        return "none"
+    return ", ".join(f"`{p.name}`" + (f" (default `{p.default!r}`)" if p.default is not p.empty
+                                      else "") for p in params)
+
+
+def plot_reference() -> str:
+    """Every plot kind of `toymodels plot KIND DIR --out FILE [-o key=value ...]`: what it
+    draws (its docstring's first paragraph) and its `-o` options (its keyword
+    arguments)."""
+    parts = []
+    for kind, fn in PLOTS.items():
+        parts += [f"### `{kind}`", "", _summary(fn), "", f"Options (`-o`): {_options(fn)}.", ""]
+    return "\n".join(parts)
+
+
+def zoo_reference() -> str:
+    """Every zoo model: its name and what it illustrates."""
+    rows = ["| model | what it illustrates |", "|---|---|"]
+    rows += [f"| `{name}` | {_cell(zoo.describe(name))} |" for name in zoo.names()]
+    return "\n".join(rows) + "\n"
+
+
+def command_reference() -> str:
+    """Every subcommand of `toymodels` with its one-line help (from the parser)."""
+    rows = ["| command | what it does |", "|---|---|"]
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            rows += [f"| `toymodels {c.dest}` | {_cell(c.help)} |" for c in action._choices_actions]
+    return "\n".join(rows) + "\n"
+
+
+GENERATED = {"commands": command_reference, "keys": key_reference, "variables": variable_reference,
+             "plots": plot_reference, "zoo": zoo_reference}
