@@ -58,7 +58,7 @@ LR = 1e-3
 DECODER_NORM = 0.1
 
 # name: (R, N, d, batch, F, p, default steps, warm-up steps). Steps are chosen so that
-# each case takes about 10-30 s on the 2-core machine of the README.
+# each case takes about 10-30 s on the 2-core machine of docs/performance.md.
 CASES = {
     "small": (1000, 20, 5, 1024, 20, 0.05, 40, 3),     # 1,000 SAEs, 20 -> 5
     "large": (100, 512, 256, 1024, 512, 0.01, 8, 2),   # 100 SAEs, 512 -> 256

@@ -89,11 +89,11 @@ _PHASE_GRID = (
     "sweep.feature_probability={ geomspace = [0.01, 1.0, 7] }",
 )
 
-_PHASE_LLC = {  # README "The local learning coefficient": nbeta = 1000 is n / ln n at n = 9,100
+_PHASE_LLC = {  # docs/llc.md: nbeta = 1000 is n / ln n at n = 9,100
     "loss": "online", "batch_size": 1024, "nbeta": 1000.0, "gamma": 100.0, "epsilon": "auto",
     "draws": 1000, "burn_in": 1000,
 }
-_KGON_LLC = {  # README "The local learning coefficient": gamma = 1, as nbeta = n / ln n = 145 is small
+_KGON_LLC = {  # docs/llc.md: gamma = 1, as nbeta = n / ln n = 145 is small
     "loss": "dataset", "gamma": 1.0, "epsilon": "auto", "draws": 500, "burn_in": 200,
     "snapshots": True,
 }
