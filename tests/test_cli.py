@@ -99,3 +99,38 @@ def test_plot_with_bad_option_is_one_line(results, tmp_path, capsys):
 def test_plot_of_missing_results_is_one_line(tmp_path, capsys):
     assert main(["plot", "loss", str(tmp_path / "none"), "--out", str(tmp_path / "x.png")]) == 2
     assert "not a results directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, line", [
+    (["swep", "x.toml"], "toymodels: error: swep: unknown command; did you mean sweep? allowed: "
+                         "sweep, info, analyze, llc, plot, explore, reproduce, zoo"),
+    (["plot", "feature", "d", "--out", "x.png"],
+     "toymodels plot: error: feature: unknown plot kind; did you mean features? allowed: features, "),
+    (["zoo", "bild"], "toymodels zoo: error: bild: unknown command; did you mean build? allowed: "
+                      "build, list"),
+    (["zoo", "build", "intro_pentagn"], "toymodels: error: zoo model 'intro_pentagn': unknown zoo "
+                                        "model; did you mean intro_pentagon?"),
+])
+def test_a_wrong_name_gets_a_did_you_mean_and_one_line_of_choices(capsys, argv, line):
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's errors exit (with our one line)
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(line), err
+
+
+def test_a_wrong_plot_option_lists_the_kinds_options(results, tmp_path, capsys):
+    assert main(["plot", "features", str(results), "--out", str(tmp_path / "x.png"),
+                 "-o", "colour=red"]) == 2
+    assert capsys.readouterr().err == ("toymodels: error: plot features: -o colour: unknown "
+                                       "option; allowed: axis, max_columns\n")
+
+
+@pytest.mark.parametrize("argv", [[], ["zoo"]])
+def test_bare_commands_print_their_help(capsys, argv):
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: toymodels" + (" zoo" if argv else ""))
+    assert ("{list,build}" if argv else "{sweep,info,analyze,llc,plot,explore,reproduce,zoo}") in out

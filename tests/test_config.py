@@ -38,8 +38,8 @@ def test_resolved_toml_round_trips():
 
 BAD = [
     # (description, raw config changes, a fragment the message must contain)
-    ("unknown top key", {"nme": "x"}, "nme: unknown key"),
-    ("unknown table key", {"train": {"stepz": 3}}, "train.stepz: unknown key"),
+    ("unknown top key", {"nme": "x"}, "nme: unknown top-level key; did you mean name?"),
+    ("unknown table key", {"train": {"stepz": 3}}, "train.stepz: unknown key; did you mean steps?"),
     ("unknown axis", {"sweep": {"lr": [1]}}, "sweep.lr: not a sweepable key"),
     ("wrong type", {"train": {"steps": "many"}}, "train.steps: must be an integer"),
     ("sparsity out of range", {"data": {"sparsity": 1.0}}, "data.sparsity: must be a number in [0, 1)"),
@@ -91,9 +91,9 @@ def test_toml_syntax_error(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("item,fragment", [
-    ("train.stepz=4", "--set train.stepz: no such key"),
-    ("sweep.lr=[1]", "--set sweep.lr: no such key"),
-    ("model.n_features.x=3", "no such key"),
+    ("train.stepz=4", "--set train.stepz: unknown key; did you mean train.steps?"),
+    ("sweep.lr=[1]", "--set sweep.lr: unknown key"),
+    ("model.n_features.x=3", "unknown key"),
     ("steps", "expected key=value"),
 ])
 def test_bad_set(tmp_path, capsys, item, fragment):

@@ -140,7 +140,7 @@ def test_cli_lists_every_entry_with_a_line_each():
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines] == NAMES
     bad = run_cli("zoo", "build", "hexagon")
-    assert bad.returncode == 2 and "valid: intro_dense" in bad.stderr
+    assert bad.returncode == 2 and "unknown zoo model; allowed: intro_dense" in bad.stderr
 
 
 def test_shipped_files_are_small(models):

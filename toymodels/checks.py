@@ -8,12 +8,13 @@ what is allowed and what was given. `Key` declares one key of a table as data.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from typing import Any, Callable
 
 import numpy as np
 
-from toymodels.errors import UserError
+from toymodels.errors import UserError, unknown
 
 TRACED_AXIS, STATIC_AXIS = "traced", "static"  # Key.axis: how a sweep axis of the key is run
 
@@ -73,7 +74,9 @@ def number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
 def choice(options) -> Callable[[Any], str]:
     def check(v):
         if v not in options:
-            raise ValueError(f"must be one of {', '.join(map(str, options))}")
+            close = difflib.get_close_matches(str(v), list(map(str, options)), n=1)
+            hint = f" (did you mean {close[0]}?)" if close and isinstance(v, str) else ""
+            raise ValueError(f"must be one of {', '.join(map(str, options))}{hint}")
         return v
     return check
 
@@ -115,7 +118,7 @@ def check_table(table: dict, schema: dict[str, Key], name: str, source: str) -> 
     unknown key is one line listing the allowed ones."""
     for key in table:
         if key not in schema:
-            raise UserError(f"{source}: {name}.{key}: unknown key; allowed: {', '.join(schema)}")
+            raise UserError(f"{source}: {name}.{key}: {unknown(key, schema)}")
     return {k: check_value(schema[k].check, v, f"{name}.{k}", source) for k, v in table.items()}
 
 

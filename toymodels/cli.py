@@ -5,16 +5,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import signal
 import sys
 
-from toymodels.errors import Interrupted, UserError
+from toymodels.errors import Interrupted, UserError, unknown
+
+
+QUOTED = r"'([^']*)'"  # a choice in argparse's "invalid choice" message
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line (no usage block) and exit 2."""
+    """argparse whose errors are one line (no usage block, a "did you mean" for a wrong
+    choice) and exit 2."""
 
     def error(self, message: str):
+        wrong = re.match(r"argument (\S+): invalid choice: '(.*)' \(choose from (.*)\)$", message)
+        if wrong:
+            name, given, choices = wrong.groups()
+            what = {"command": "command", "zoo_command": "command", "KIND": "plot kind"}.get(name, name)
+            message = f"{given}: {unknown(given, re.findall(QUOTED, choices), what)}"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
@@ -214,10 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
     _distributed_flags(p)
     p.set_defaults(func=cmd_llc)
 
-    from toymodels.plotting import PLOTS
+    from toymodels.plotting import PLOTS, plot_summary
 
-    p = sub.add_parser("plot", help="draw a figure from a results directory")
-    p.add_argument("kind", choices=sorted(PLOTS))
+    kinds = "\n".join(f"  {kind:28} {plot_summary(kind)}" for kind in PLOTS)
+    p = sub.add_parser("plot", help="draw a figure from a results directory",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=f"kinds (each kind's options and what it needs: docs/plots.md):\n{kinds}")
+    p.add_argument("kind", choices=list(PLOTS), metavar="KIND", help="the figure, one of the kinds below")
     p.add_argument("dir")
     p.add_argument("--out", required=True, help="image file, e.g. plots/intro.png")
     p.add_argument("--option", "-o", action="append", default=[], metavar="NAME=VALUE",
@@ -288,7 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     """Runs the command `toymodels ARGV...`; returns its exit code (0, 2 for a UserError,
     130 or 143 for SIGINT or SIGTERM). As the command itself (argv None), an interrupted
     sweep ends the process at once (`_exit_now`)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args_given = sys.argv[1:] if argv is None else argv
+    if not args_given or args_given == ["zoo"]:  # bare: the help, not an error
+        (parser if not args_given else parser._subparsers._group_actions[0].choices["zoo"]).print_help()
+        return 0
+    args = parser.parse_args(argv)
     try:
         use_cpu_devices(args.cpu_devices)
         args.func(args)

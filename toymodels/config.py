@@ -26,7 +26,7 @@ import numpy as np
 
 from toymodels.checks import (STATIC_AXIS, TRACED_AXIS, Key, axis_values, boolean, check_table, check_value, choice,
                               finite, integer, keys_with, number, table_of, text, toml_value)
-from toymodels.errors import UserError
+from toymodels.errors import UserError, unknown
 from toymodels.models import KGON_KINDS, MODELS, NORMS
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 from toymodels.train import OPTIMIZER_READS, OPTIMIZERS
@@ -312,7 +312,7 @@ def apply_override(raw: dict, item: str, source: str,
     table, leaf = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
     if len(parts) > 2 or leaf not in known.get(table, ()):
         every = [f"{t}.{k}" if t else k for t, keys in known.items() for k in keys]
-        raise UserError(f"{source}: --set {key}: no such key; allowed: {', '.join(every)}")
+        raise UserError(f"{source}: --set {key}: {unknown(key, every)} (every key: docs/sweep-files.md)")
     try:
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
@@ -331,7 +331,7 @@ def parse_toy(raw: dict, source: str = "<config>", *, _optimizers=None,
     fail = lambda key, msg: UserError(f"{source}: {key}: {msg}")
     for key in raw:
         if key not in (*SCHEMA[""], *TABLES):
-            raise fail(key, f"unknown key; allowed top-level keys: {', '.join((*SCHEMA[''], *TABLES))}")
+            raise fail(key, unknown(key, (*SCHEMA[""], *TABLES), "top-level key"))
     tables = {t: table_of(raw, t, source) for t in TABLES}
     top = {k: check_value(SCHEMA[""][k].check, raw.get(k, DEFAULTS[k]), k, source) for k in SCHEMA[""]}
     checked = {t: check_table(tables[t], SCHEMA[t], t, source) for t in ("model", "data", "train")}

@@ -1,6 +1,9 @@
 """The exceptions a user can cause; the CLI prints each as one line, without a traceback."""
 
+import difflib
 import signal
+
+SHOWN = 8  # allowed values listed in one error line at most (the most similar first)
 
 
 class UserError(Exception):
@@ -26,3 +29,21 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, message: str = "interrupted", signum: int = int(signal.SIGINT)):
         super().__init__(message)
         self.signum = signum
+
+
+def unknown(given, allowed, what: str = "key") -> str:
+    """The words of an error for a name not in `allowed`: a "did you mean" for a close
+    one, then at most `SHOWN` allowed names, the most similar first.
+
+    Example:
+      >>> unknown("stpes", ["steps", "batch_size", "log_every"])
+      'unknown key; did you mean steps? allowed: steps, batch_size, log_every'
+      >>> unknown("x", [f"k{i}" for i in range(20)], "option")[-17:]
+      'k7, … (20 in all)'
+    """
+    allowed = [str(a) for a in allowed]
+    close = difflib.get_close_matches(str(given), allowed, n=SHOWN, cutoff=0.6)
+    order = close + [a for a in allowed if a not in close]
+    shown = ", ".join(order[:SHOWN]) + (f", … ({len(order)} in all)" if len(order) > SHOWN else "")
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"unknown {what}; {hint}allowed: {shown}"

@@ -24,7 +24,7 @@ from toymodels.checks import Key
 from toymodels.config import SCHEMA
 from toymodels.dictionary import analysis as sae_analysis
 from toymodels.dictionary.config import SAE_SCHEMA, SAE_TRAIN
-from toymodels.plotting import PLOTS
+from toymodels.plotting import PLOTS, plot_options
 from toymodels.trainers.llc import LLC_SCHEMA
 
 NOT_A_VALUE = object()  # what no check allows: its ValueError says what is allowed
@@ -123,14 +123,9 @@ def _summary(fn) -> str:
     return doc.split("\n\n")[0].replace("\n", " ") or "(no description)"
 
 
-def _options(fn) -> str:
-    """The keyword options of a figure function and of the axes function it wraps."""
-    own = list(inspect.signature(fn, follow_wrapped=False).parameters.values())
-    inner = getattr(fn, "__wrapped__", None)
-    drawn = list(inspect.signature(inner).parameters.values())[2:] if inner else []
-    names = {p.name for p in own}
-    params = [p for p in own + [p for p in drawn if p.name not in names]
-              if p.kind is p.KEYWORD_ONLY or p.default is not p.empty]
+def _options(kind: str) -> str:
+    """The `-o` options of a plot kind with their defaults."""
+    params = plot_options(kind)
     if not params:
         return "none"
     return ", ".join(f"`{p.name}`" + (f" (default `{p.default!r}`)" if p.default is not p.empty
@@ -143,7 +138,7 @@ def plot_reference() -> str:
     arguments)."""
     parts = []
     for kind, fn in PLOTS.items():
-        parts += [f"### `{kind}`", "", _summary(fn), "", f"Options (`-o`): {_options(fn)}.", ""]
+        parts += [f"### `{kind}`", "", _summary(fn), "", f"Options (`-o`): {_options(kind)}.", ""]
     return "\n".join(parts)
 
 

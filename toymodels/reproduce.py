@@ -33,6 +33,7 @@ from toymodels import store
 from toymodels.analysis.write import analyze_store
 from toymodels.config import SweepConfig
 from toymodels.errors import UserError
+from toymodels.errors import unknown as suggest
 from toymodels.plotting import _run_name, make_figure
 from toymodels.sweep import run_sweep
 from toymodels.trainers import load_config, parse_config
@@ -348,7 +349,7 @@ def select_experiments(names=None) -> list[str]:
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
         raise UserError(
-            f"reproduce: unknown experiment {unknown[0]!r}; valid: {', '.join(EXPERIMENTS)}"
+            f"reproduce: --only {unknown[0]}: {suggest(unknown[0], EXPERIMENTS, 'experiment')}"
         )
     return [n for n in EXPERIMENTS if n in set(names)]
 

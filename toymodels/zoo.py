@@ -44,7 +44,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from toymodels.config import SweepConfig, parse_toy
-from toymodels.errors import UserError
+from toymodels.errors import UserError, unknown
 from toymodels.models import get_model
 
 DATA_PACKAGE = "zoo_data"  # folder inside the toymodels package that holds the .npz files
@@ -202,7 +202,7 @@ def entry(name: str) -> Entry:
       UserError: unknown name; the message lists the valid ones.
     """
     if name not in REGISTRY:
-        raise UserError(f"unknown zoo model {name!r}; valid: {', '.join(REGISTRY)}")
+        raise UserError(f"zoo model {name!r}: {unknown(name, REGISTRY, 'zoo model')}")
     return REGISTRY[name]
 
 

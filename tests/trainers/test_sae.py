@@ -336,7 +336,7 @@ BAD = [  # (name, [sae] lines, other text, the key named, what the line says)
     ("no-manifest", 'source = "{empty}"', "", "sae.source",
      "is not a results directory (no manifest.json)"),
     ("missing-path", 'source = "{empty}/nothere"', "", "sae.source", "does not exist"),
-    ("zoo-nope", 'source = "zoo:nope"', "", "sae.source", "unknown zoo model 'nope'"),
+    ("zoo-nope", 'source = "zoo:nope"', "", "sae.source", "zoo model 'nope': unknown zoo model; allowed:"),
     ("width-0", SYNTHETIC + "\nwidth = 0", "", "sae.width", "must be an integer >= 1, got 0"),
     ("k-above-width", SYNTHETIC + '\nkind = "topk"\nwidth = 4\nk = 5', "", "sae.k",
      "must be at most sae.width = 4, got 5"),

@@ -42,7 +42,7 @@ from toymodels import config as base
 from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key
 from toymodels import store, zoo
 from toymodels.dictionary.sae import SAE_KINDS
-from toymodels.errors import UserError
+from toymodels.errors import UserError, unknown
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
 SYNTHETIC, ZOO = "synthetic", "zoo:"
@@ -163,7 +163,7 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, read: bool = False,
     for key in raw:
         if key not in ("name", "seed", "sae", "data", "train", "sweep"):
             why = ("not used by an SAE sweep (the source gives the toy model)" if key == "model"
-                   else "unknown key; allowed top-level keys: name, seed, sae, data, train, sweep")
+                   else unknown(key, ("name", "seed", "sae", "data", "train", "sweep"), "top-level key"))
             raise fail(key, why)
     tables = {t: base.table_of(raw, t, source) for t in ("sae", "data", "train", "sweep")}
     top = {k: base.check_value(base.SCHEMA[""][k].check, raw.get(k, base.DEFAULTS[k]), k, source)
@@ -237,7 +237,7 @@ def _check_keys(table: dict, schema: dict, name: str, source: str, why: str = "u
             allowed = ", ".join(schema)
             if name == "train" and key in base.SCHEMA["train"]:
                 raise UserError(f"{source}: {name}.{key}: {why}; allowed: {allowed}")
-            raise UserError(f"{source}: {name}.{key}: unknown key; allowed: {allowed}")
+            raise UserError(f"{source}: {name}.{key}: {unknown(key, schema)}")
     return {k: base.check_value(schema[k].check, v, f"{name}.{k}", source) for k, v in table.items()}
 
 

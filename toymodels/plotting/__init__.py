@@ -39,6 +39,8 @@ Example (with ``ds = toymodels.load("runs/reproduce/phase_2_1")``)::
 
 from __future__ import annotations
 
+import inspect
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -46,7 +48,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from toymodels import store
-from toymodels.errors import UserError
+from toymodels.errors import UserError, unknown
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import incidental as _incidental
 from toymodels.plotting import llc as _llc
@@ -135,6 +137,32 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 
 
+def plot_options(kind: str) -> list[inspect.Parameter]:
+    """The `-o` options of a plot kind: the keyword parameters of its figure function and
+    of the axes function it draws with (`__wrapped__`), without `ax` and `ds`."""
+    fn = PLOTS[kind]
+    own = list(inspect.signature(fn, follow_wrapped=False).parameters.values())[1:]
+    inner = getattr(fn, "__wrapped__", None)
+    drawn = list(inspect.signature(inner).parameters.values())[2:] if inner else []
+    names = {p.name for p in own}
+    return [p for p in own + [p for p in drawn if p.name not in names]
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+
+
+def plot_summary(kind: str, width: int = 80) -> str:
+    """What a plot kind draws in at most `width` characters: the first sentence of its
+    drawing function's docstring, cut at a word.
+
+    Example:
+      >>> plot_summary("loss")
+      'Training-loss curves (log y), one per run, including every seed'
+    """
+    fn = PLOTS[kind]
+    doc = (inspect.getdoc(getattr(fn, "__wrapped__", fn)) or "").replace("``", "`")
+    first = re.split(r"\.\s+(?=[A-Z])", doc.split("\n\n")[0].replace("\n", " "))[0].rstrip(".")
+    return first if len(first) <= width else first[:width - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
 def make_figure(kind: str, ds: xr.Dataset, **options) -> Figure:
     """``PLOTS[kind](ds, **options)``; an unknown kind raises ValueError."""
     return PLOTS[kind](ds, **options)
@@ -146,7 +174,12 @@ def save_plot(kind: str, results_dir, out, **options) -> Path:
     Bad kinds, axes or options raise `UserError` (one line), never a traceback.
     """
     if kind not in PLOTS:
-        raise UserError(f"unknown plot kind {kind!r}; valid: {', '.join(PLOTS)}")
+        raise UserError(f"plot {kind}: {unknown(kind, PLOTS, 'plot kind')}")
+    allowed = [p.name for p in plot_options(kind)]
+    for name in options:
+        if name not in allowed:
+            raise UserError(f"plot {kind}: -o {name}: {unknown(name, allowed, 'option')}"
+                            if allowed else f"plot {kind}: -o {name}: this kind takes no options")
     ds = store.load(results_dir)
     try:
         fig = make_figure(kind, ds, **options)

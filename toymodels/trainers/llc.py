@@ -30,7 +30,7 @@ import xarray as xr
 from toymodels import sgld, store
 from toymodels.checks import Key, boolean, check_value, choice, integer, number, table_of, text
 from toymodels.config import SweepConfig, parse_toy
-from toymodels.errors import UserError
+from toymodels.errors import UserError, unknown
 from toymodels.grid import Grid, expand, flat_runs
 from toymodels.groups import SNAPSHOT, split
 from toymodels.llc import (FINAL_VARIABLES, LOSSES, POINT_VARIABLES, LLCHyper, LLCSpec,
@@ -112,12 +112,12 @@ def parse_llc(raw: dict, source: str = "<config>") -> SweepConfig:
         if key not in ("name", "llc"):
             why = ("not used by an LLC pass (its source gives the sweep)"
                    if key in ("model", "data", "train", "sweep", "seed", "sae")
-                   else "unknown key; allowed top-level keys: name, llc")
+                   else unknown(key, ("name", "llc"), "top-level key"))
             raise UserError(f"{source}: {key}: {why}")
     given = table_of(raw, "llc", source)
     for key in given:
         if key not in LLC_SCHEMA:
-            raise UserError(f"{source}: llc.{key}: unknown key; allowed: {', '.join(LLC_SCHEMA)}")
+            raise UserError(f"{source}: llc.{key}: {unknown(key, LLC_SCHEMA)}")
     if "source" not in given:
         raise UserError(f"{source}: llc.source: missing; give the results directory of a "
                         "finished toy-model sweep")
