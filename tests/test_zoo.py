@@ -82,7 +82,8 @@ def test_unknown_name_raises_one_line_listing_the_valid_ones():
             call("hexagon")
         message = str(info.value)
         assert "\n" not in message and "hexagon" in message
-        assert all(name in message for name in NAMES)
+        shown = message.split("allowed: ")[1].removesuffix(f", … ({len(NAMES)} in all)")
+        assert shown.split(", ") == NAMES[:8]  # one line: the first 8, then the count
 
 
 @pytest.mark.slow  # both entries in the slow suite (issue 22's test budget; 6 s and 12 s)
