@@ -43,10 +43,12 @@ from pathlib import Path
 from typing import Callable
 
 import xarray as xr
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 
 from toymodels import store
 from toymodels.errors import UserError
+from toymodels.outputs import output_file, written
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import incidental as _incidental
 from toymodels.plotting import llc as _llc
@@ -140,19 +142,26 @@ def make_figure(kind: str, ds: xr.Dataset, **options) -> Figure:
     return PLOTS[kind](ds, **options)
 
 
+IMAGE_SUFFIXES = tuple(sorted(f".{s}" for s in FigureCanvasBase.get_supported_filetypes()))
+"""The endings of the image files `save_plot` writes (matplotlib's formats: .png, .pdf,
+.svg, ...)."""
+
+
 def save_plot(kind: str, results_dir, out, **options) -> Path:
     """Draws `PLOTS[kind]` from a results directory and writes it to `out` (PNG, PDF, SVG).
 
-    Bad kinds, axes or options raise `UserError` (one line), never a traceback.
+    Bad kinds, axes, options or a bad `out` (an ending not in `IMAGE_SUFFIXES`, a folder)
+    raise `UserError` (one line), never a traceback; `out` is checked before any work,
+    and the folders it needs are made.
     """
     if kind not in PLOTS:
         raise UserError(f"unknown plot kind {kind!r}; valid: {', '.join(PLOTS)}")
+    out = output_file(out, "--out", IMAGE_SUFFIXES, "an image")
     ds = store.load(results_dir)
     try:
         fig = make_figure(kind, ds, **options)
     except (TypeError, ValueError, KeyError) as e:
         raise UserError(f"plot {kind} of {results_dir}: {e}") from None
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    with written(out, "--out"):
+        fig.savefig(out, dpi=110)
     return out
