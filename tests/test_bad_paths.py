@@ -1,8 +1,11 @@
-"""Issue 23, bad output paths: each is one line and exit 2, checked before any work, with
-nothing written, and the corrected command works."""
+"""Issue 23, bad output paths and a closed stdout: each is one line and exit 2 (or a quiet
+141), checked before any work, with nothing written, and the corrected command works."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,22 @@ def test_corrected_explore_writes_the_page_and_its_folder(capsys, results, workd
     assert main(["explore", str(results), "--out", "nodir/x.html"]) == 0
     assert capsys.readouterr().out.startswith("wrote nodir/x.html (")
     assert "<html" in (workdir / "nodir/x.html").read_text(encoding="utf-8")[:500].lower()
+
+
+@pytest.mark.parametrize("argv, buffered", [
+    (["info", "{dir}"], True),  # the whole output is written at exit
+    (["info", "{dir}"], False),  # each print is written at once
+    (["--help"], True),
+], ids=["info", "info_unbuffered", "help"])
+def test_closed_stdout_ends_quietly(results, argv, buffered):
+    """`toymodels info DIR | head -1`: the reader is gone before the output is written;
+    the command ends with 141 (as one killed by SIGPIPE) and nothing on stderr."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env.update({} if buffered else {"PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen([sys.executable, "-m", "toymodels",
+                                *(a.format(dir=results) for a in argv)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    process.stdout.close()  # before the command has imported anything, let alone printed
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 141, err
+    assert err == "", err
