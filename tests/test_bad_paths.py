@@ -3,15 +3,18 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from matplotlib.figure import Figure
 
 import toymodels as tm
 from tests.helpers import config, refused
+from toymodels import outputs
 from toymodels.cli import main
 
 IMAGE = "an image ending ."  # then matplotlib's formats: .avif, .eps, ... (see TAILS)
@@ -110,6 +113,24 @@ def test_corrected_explore_writes_the_page_and_its_folder(capsys, results, workd
     assert main(["explore", str(results), "--out", "nodir/x.html"]) == 0
     assert capsys.readouterr().out.startswith("wrote nodir/x.html (")
     assert "<html" in (workdir / "nodir/x.html").read_text(encoding="utf-8")[:500].lower()
+
+
+def test_unwritable_folder_is_refused_before_the_work(capsys, monkeypatch, workdir):
+    """(The tests run as root, who may write anywhere: os.access is made to say no.)"""
+    monkeypatch.setattr(outputs.os, "access", lambda path, mode: False)
+    refused(capsys, ["explore", "missing", "--out", "x.html"],
+            "x.html: --out: a path inside a folder one may write to, got . (permission denied)")
+    refused(capsys, ["zoo", "build", "intro_dense", "--out", "zoo"],
+            "zoo: --out: a path inside a folder one may write to, got . (permission denied)")
+
+
+def test_failed_write_is_one_line(capsys, monkeypatch, results, workdir):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    refused(capsys, ["plot", "loss", results, "--out", "x.png"],
+            "x.png: --out: cannot write it (No space left on device)")
 
 
 @pytest.mark.parametrize("argv, buffered", [
