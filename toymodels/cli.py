@@ -299,14 +299,38 @@ def _positive(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the command `toymodels ARGV...`; returns its exit code (0, 2 for a UserError,
-    130 or 143 for SIGINT or SIGTERM). As the command itself (argv None), an interrupted
+    130 or 143 for SIGINT or SIGTERM, 141 when stdout is closed early, as by
+    `toymodels info DIR | head -1`). As the command itself (argv None), an interrupted
     sweep ends the process at once (`_exit_now`)."""
+    try:
+        code = _command(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _stdout_closed()
+    return code
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout has gone (`| head -1`): ends quietly, like `cat`, with the code
+    of a process that SIGPIPE ended. What stdout still buffers goes to /dev/null, so that
+    Python's own flush at exit raises nothing either."""
+    with contextlib.suppress(AttributeError, OSError, ValueError):  # no file descriptor
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 128 + signal.SIGPIPE
+
+
+def _command(argv: list[str] | None) -> int:
+    """`main` but for a closed stdout."""
     parser = build_parser()
-    args_given = sys.argv[1:] if argv is None else argv
-    if not args_given or args_given == ["zoo"]:  # bare: the help, not an error
-        (parser if not args_given else parser._subparsers._group_actions[0].choices["zoo"]).print_help()
+    given = sys.argv[1:] if argv is None else argv
+    if not given or given == ["zoo"]:  # bare: the help, not an error
+        (parser if not given else parser._subparsers._group_actions[0].choices["zoo"]).print_help()
         return 0
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit:
+        sys.stdout.flush()  # --help into a closed pipe: the BrokenPipeError here, not at exit
+        raise
     try:
         use_cpu_devices(args.cpu_devices)
         args.func(args)

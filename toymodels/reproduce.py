@@ -34,6 +34,7 @@ from toymodels.analysis.write import analyze_store
 from toymodels.config import SweepConfig
 from toymodels.errors import UserError
 from toymodels.errors import unknown as suggest
+from toymodels.outputs import output_dir
 from toymodels.plotting import _run_name, make_figure
 from toymodels.sweep import run_sweep
 from toymodels.trainers import load_config, parse_config
@@ -540,11 +541,14 @@ def reproduce(
       The written image paths.
 
     Raises:
-      UserError: an unknown name (before anything runs), or a missing or invalid sweep
-        file.
+      UserError: an unknown name or a folder that cannot be written (before anything
+        runs), or a missing or invalid sweep file.
     """
     chosen = select_experiments(names)
     runs_root, plots_root = output_dirs(runs_dir, plots_dir, quick)
+    for flag, given, root in (("--runs", runs_dir, runs_root), ("--plots", plots_dir, plots_root)):
+        output_dir(given, flag)
+        output_dir(root, flag)
     written: list[Path] = []
     for name in chosen:
         written += run_experiment(name, quick, runs_root, plots_root, sweeps_dir, quiet)

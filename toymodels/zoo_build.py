@@ -19,6 +19,7 @@ import numpy as np
 from toymodels import analysis
 from toymodels.config import SweepConfig, to_toml
 from toymodels.models import get_model
+from toymodels.outputs import output_dir
 from toymodels.store import load as load_results
 from toymodels.sweep import run_sweep
 from toymodels.zoo import DATA_PACKAGE, REGISTRY, config, entry
@@ -112,11 +113,16 @@ def build(names: Iterable[str] | None = None, out_dir: str | Path | None = None,
 
     Returns:
       The written files, in the order of `names`.
+
+    Raises:
+      UserError: an unknown name, or an `out_dir` that is a file or cannot be written
+        (before anything is trained).
     """
     wanted = list(REGISTRY) if names is None else list(dict.fromkeys(names))
     for name in wanted:
         entry(name)
-    out = Path(out_dir) if out_dir is not None else Path(__file__).parent / DATA_PACKAGE
+    out = output_dir(out_dir if out_dir is not None else Path(__file__).parent / DATA_PACKAGE,
+                     "--out")
     out.mkdir(parents=True, exist_ok=True)
     say = ((lambda msg: None) if quiet
            else (lambda msg: print(msg, file=sys.stderr, flush=True)))

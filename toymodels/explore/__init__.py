@@ -31,8 +31,12 @@ from toymodels.explore.data import (
     run_view,
 )
 from toymodels.explore.page import build_document, default_axes, page_html
+from toymodels.outputs import output_file, written
 
-__all__ = ["MAX_CURVE", "PageData", "Variable", "build_document", "curve_steps",
+HTML_SUFFIXES = (".html", ".htm")
+"""The endings of the page `write_page` writes (a browser opens it as HTML)."""
+
+__all__ = ["HTML_SUFFIXES", "MAX_CURVE", "PageData", "Variable", "build_document", "curve_steps",
            "default_axes", "load_results", "page_data", "page_html", "run_axes", "run_view",
            "write_page"]
 
@@ -44,7 +48,8 @@ def write_page(results_dir: str | Path, out: str | Path, *, var: str | None = No
 
     Args:
       results_dir: a results directory (toy models, static axes, SAE or LLC results).
-      out: the HTML file to write.
+      out: the HTML file to write (ending .html or .htm; checked before any work, and
+        the folders it needs are made).
       var, x, y: the variable and axes shown first (default: phase or final_loss; a
         density axis as y).
       max_curve: logged steps kept per loss curve.
@@ -53,10 +58,12 @@ def write_page(results_dir: str | Path, out: str | Path, *, var: str | None = No
       The path written.
 
     Raises:
-      UserError: not a finished results directory, or an unknown variable or axis.
+      UserError: a bad `out`, not a finished results directory, or an unknown variable
+        or axis.
     """
+    out = output_file(out, "--out", HTML_SUFFIXES, "an HTML page")
     data = page_data(load_results(results_dir), max_curve=max_curve)
     html = page_html(data, var=var, x=x, y=y)
-    out = Path(out)
-    out.write_text(html, encoding="utf-8")
+    with written(out, "--out"):
+        out.write_text(html, encoding="utf-8")
     return out

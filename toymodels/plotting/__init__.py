@@ -45,10 +45,12 @@ from pathlib import Path
 from typing import Callable
 
 import xarray as xr
+from matplotlib.backend_bases import FigureCanvasBase
 from matplotlib.figure import Figure
 
 from toymodels import store
 from toymodels.errors import UserError, unknown
+from toymodels.outputs import output_file, written
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import incidental as _incidental
 from toymodels.plotting import llc as _llc
@@ -168,10 +170,17 @@ def make_figure(kind: str, ds: xr.Dataset, **options) -> Figure:
     return PLOTS[kind](ds, **options)
 
 
+IMAGE_SUFFIXES = tuple(sorted(f".{s}" for s in FigureCanvasBase.get_supported_filetypes()))
+"""The endings of the image files `save_plot` writes (matplotlib's formats: .png, .pdf,
+.svg, ...)."""
+
+
 def save_plot(kind: str, results_dir, out, **options) -> Path:
     """Draws `PLOTS[kind]` from a results directory and writes it to `out` (PNG, PDF, SVG).
 
-    Bad kinds, axes or options raise `UserError` (one line), never a traceback.
+    Bad kinds, axes, options or a bad `out` (an ending not in `IMAGE_SUFFIXES`, a folder)
+    raise `UserError` (one line), never a traceback; `out` is checked before any work,
+    and the folders it needs are made.
     """
     if kind not in PLOTS:
         raise UserError(f"plot {kind}: {unknown(kind, PLOTS, 'plot kind')}")
@@ -180,12 +189,12 @@ def save_plot(kind: str, results_dir, out, **options) -> Path:
         if name not in allowed:
             raise UserError(f"plot {kind}: -o {name}: {unknown(name, allowed, 'option')}"
                             if allowed else f"plot {kind}: -o {name}: this kind takes no options")
+    out = output_file(out, "--out", IMAGE_SUFFIXES, "an image")
     ds = store.load(results_dir)
     try:
         fig = make_figure(kind, ds, **options)
     except (TypeError, ValueError, KeyError) as e:
         raise UserError(f"plot {kind} of {results_dir}: {e}") from None
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    with written(out, "--out"):
+        fig.savefig(out, dpi=110)
     return out
