@@ -8,7 +8,9 @@ import pytest
 import toymodels as tm
 from toymodels.cli import main
 from toymodels.config import apply_override, to_toml
+from toymodels import zoo
 from toymodels.errors import UserError
+from toymodels.trainers import get_trainer
 
 from helpers import FAST, config, fails_one_line, raw, run_cli, toml_of, write_file
 
@@ -133,3 +135,25 @@ def test_bad_static_axes_name_the_axis_or_the_group(sweep, message):
         bad["data"] = {"importance": [1.0] * 5}
     with pytest.raises(UserError, match=message):
         tm.parse_config(bad)
+
+
+def test_unset_removes_a_key_before_set_and_names_a_missing_one(tmp_path):
+    """`--unset sae.runs` then `--set sae.source=...`: switching an SAE sweep from a
+    results directory to a zoo model, which refuses `runs`."""
+    path = tmp_path / "s.toml"
+    path.write_text('[sae]\nsource = "runs/x"\nruns = [0]\n[sweep]\nseed = [0]\n')
+    with pytest.raises(tm.UserError, match="sae.runs: a zoo model is one run"):
+        get_trainer("sae").resolve(tm.load_config(path, ('sae.source="zoo:intro_pentagon"',)))
+    c = tm.load_config(path, ('sae.source="zoo:intro_pentagon"',), ("sae.runs",))
+    assert c.table["sae"] == {"source": "zoo:intro_pentagon"}  # unresolved: the file as given
+    assert get_trainer("sae").resolve(c).spec.model.n_hidden == 2
+    with pytest.raises(tm.UserError, match=r"--unset sae\.rns: unknown key of the file; did you "
+                                           r"mean sae\.runs\?"):
+        tm.load_config(path, (), ("sae.rns",))
+
+
+def test_a_config_prints_as_the_toml_that_runs_it():
+    c = zoo.config("intro_pentagon")
+    text = repr(c)
+    assert text.startswith('name = "zoo_intro"\nseed = 0\n\n[model]\n')
+    assert tm.parse_config(tomllib.loads(text)) == c

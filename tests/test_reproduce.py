@@ -100,7 +100,7 @@ def test_unknown_only_name_is_one_line_and_runs_nothing(tmp_path, capsys):
             "--runs", str(tmp_path / "runs"), "--plots", str(tmp_path / "plots")]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "'nope'" in err and "phase_2_1" in err
+    assert err.count("\n") == 1 and "--only nope: unknown experiment; allowed: " in err and "phase_2_1" in err
     assert not any(tmp_path.iterdir())
 
 

@@ -32,7 +32,7 @@ def cmd_sweep(args) -> None:
     from toymodels.trainers import load_config
     from toymodels.sweep import run_sweep
 
-    config = load_config(args.config, tuple(args.set))
+    config = load_config(args.config, tuple(args.set), tuple(args.unset))
     if args.distributed or args.coordinator:
         _start_distributed(args)
     with _sigterm_interrupts():
@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "pass writes into its source and takes none)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a key, TOML value syntax: --set train.steps=500 --set 'sweep.seed=[0,1]'")
+    p.add_argument("--unset", action="append", default=[], metavar="KEY",
+                   help="remove a key of the file (before --set), e.g. --unset sae.runs")
     p.add_argument("--chunk-size", type=_positive, default=None, help="runs per compiled call")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _distributed_flags(p)
@@ -256,7 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only this experiment (repeatable), e.g. --only phase_2_1")
     p.add_argument("--runs", default="runs/reproduce", metavar="DIR",
                    help="results root; each sweep goes to DIR/NAME (default runs/reproduce)")
-    p.add_argument("--plots", default="plots", metavar="DIR", help="figures folder (default plots)")
+    p.add_argument("--plots", default="runs/reproduce/plots", metavar="DIR",
+                   help="figures folder (default runs/reproduce/plots; --plots plots updates the "
+                        "gallery's tracked figures)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or messages")
     p.set_defaults(func=cmd_reproduce)
 

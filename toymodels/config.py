@@ -236,6 +236,11 @@ class SweepConfig:
     def n_runs(self) -> int:
         return int(np.prod(self.shape, dtype=np.int64))
 
+    def __repr__(self) -> str:
+        """The config as the TOML file that runs it (`to_toml`): what a notebook shows for
+        `zoo.config(name)`, ready to save as a sweep file."""
+        return to_toml(self)
+
     def to_dict(self) -> dict:
         """The resolved config as plain data (what `to_toml` writes), without the keys
         of static axes in their tables, nor the [train] keys that no optimizer of the sweep

@@ -518,7 +518,7 @@ def reproduce(
     names=None,
     quick: bool = False,
     runs_dir: str | Path = "runs/reproduce",
-    plots_dir: str | Path = "plots",
+    plots_dir: str | Path = "runs/reproduce/plots",
     *,
     quiet: bool = False,
     sweeps_dir: str | Path = SWEEPS_DIR,

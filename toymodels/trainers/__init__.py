@@ -15,7 +15,7 @@ from pathlib import Path
 import xarray as xr
 
 from toymodels.config import SweepConfig, apply_override, read_raw
-from toymodels.errors import UserError
+from toymodels.errors import UserError, unknown
 from toymodels.trainers import llc, sae, toy
 from toymodels.trainers.base import Place, Trainer
 
@@ -70,16 +70,38 @@ def known_keys(raw: dict, source: str = "<config>") -> dict[str, tuple[str, ...]
     return TRAINERS[trainer_name(raw, source)].settable()
 
 
-def load_config(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepConfig:
-    """Reads, overrides (`--set key=value`) and validates a sweep file.
+def load_config(path: str | Path, overrides: tuple[str, ...] = (),
+                unset: tuple[str, ...] = ()) -> SweepConfig:
+    """Reads, overrides and validates a sweep file: first the keys of `unset` are removed
+    (`--unset sae.runs`), then `overrides` are set (`--set key=value`).
 
     Raises:
       UserError: one line naming the file, the key and what is allowed.
     """
     raw = read_raw(path)
+    for key in unset:
+        remove_key(raw, key, str(path))
     for item in overrides:
         read_override(raw, item, str(path))
     return parse_config(raw, str(path))
+
+
+def remove_key(raw: dict, key: str, source: str) -> None:
+    """Removes `key` ("table.key", or a top-level key) from the raw dict, e.g. `sae.runs`
+    when switching an SAE sweep to a zoo source; a key the file does not hold is an error.
+
+    Example:
+      >>> raw = {"sae": {"source": "runs/x", "runs": [0]}}
+      >>> remove_key(raw, "sae.runs", "x.toml"); raw
+      {'sae': {'source': 'runs/x'}}
+    """
+    *table, leaf = key.strip().split(".")
+    holder = raw.get(table[0]) if len(table) == 1 else raw if not table else None
+    if not isinstance(holder, dict) or leaf not in holder:
+        given = [f"{t}.{k}" for t, d in raw.items() if isinstance(d, dict) for k in d]
+        given += [k for k, v in raw.items() if not isinstance(v, dict)]
+        raise UserError(f"{source}: --unset {key}: {unknown(key, given, 'key of the file')}")
+    del holder[leaf]
 
 
 def read_override(raw: dict, item: str, source: str) -> None:
