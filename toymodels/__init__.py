@@ -2,25 +2,38 @@
 
 The flow: `load_config(toml)` -> `run_sweep(config, out)` -> `load(out)` (an
 xarray.Dataset) -> `analyze(ds)` -> `toymodels.plotting`.
+
+The names below load their module on first use (PEP 562, as SciPy does): `import
+toymodels` and the command line's `--help` and argument errors do not import JAX.
 """
 
-from toymodels.analysis import analyze
-from toymodels.analysis.write import analyze_store
-from toymodels.config import SweepConfig, to_toml
-from toymodels.errors import UserError
-from toymodels.grid import Grid, expand
-from toymodels.hyper import Hyper, make_hyper
-from toymodels.models import MODELS, get_model
-from toymodels.spec import ModelSpec, Spec, TrainSpec
-from toymodels.store import load
-from toymodels.sweep import run_sweep
-from toymodels.train import RunOutput, make_train, make_train_one
-from toymodels.trainers import TRAINERS, load_config, parse_config
+import importlib
+
+_EXPORTS = {  # name -> the module that defines it
+    "analyze": "toymodels.analysis", "analyze_store": "toymodels.analysis.write",
+    "SweepConfig": "toymodels.config", "to_toml": "toymodels.config",
+    "UserError": "toymodels.errors", "Grid": "toymodels.grid", "expand": "toymodels.grid",
+    "Hyper": "toymodels.hyper", "make_hyper": "toymodels.hyper", "MODELS": "toymodels.models",
+    "get_model": "toymodels.models", "ModelSpec": "toymodels.spec", "Spec": "toymodels.spec",
+    "TrainSpec": "toymodels.spec", "load": "toymodels.store", "run_sweep": "toymodels.sweep",
+    "RunOutput": "toymodels.train", "make_train": "toymodels.train",
+    "make_train_one": "toymodels.train", "TRAINERS": "toymodels.trainers",
+    "load_config": "toymodels.trainers", "parse_config": "toymodels.trainers",
+}
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "MODELS", "TRAINERS", "Grid", "analyze", "analyze_store", "Hyper", "ModelSpec", "RunOutput", "Spec", "SweepConfig",
-    "TrainSpec", "UserError", "expand", "get_model", "load", "load_config", "make_hyper",
-    "make_train", "make_train_one", "parse_config", "run_sweep", "to_toml",
-]
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    """Loads an exported name's module when the name is first used."""
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'toymodels' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # later uses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

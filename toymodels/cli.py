@@ -28,6 +28,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class _PlotParser(_Parser):
+    """`toymodels plot`'s parser: its help lists every kind in one line each, read from
+    the registry only when the help is shown (the plotting modules take seconds to import)."""
+
+    def format_help(self) -> str:
+        from toymodels.plotting import PLOTS, plot_summary  # only for this help (start-up time)
+
+        kinds = "\n".join(f"  {kind:28} {plot_summary(kind)}" for kind in PLOTS)
+        self.epilog = f"kinds (each kind's options and what it needs: docs/plots.md):\n{kinds}"
+        return super().format_help()
+
+
 def cmd_sweep(args) -> None:
     from toymodels.trainers import load_config
     from toymodels.sweep import run_sweep
@@ -226,13 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     _distributed_flags(p)
     p.set_defaults(func=cmd_llc)
 
-    from toymodels.plotting import PLOTS, plot_summary
-
-    kinds = "\n".join(f"  {kind:28} {plot_summary(kind)}" for kind in PLOTS)
+    sub._parser_class = _PlotParser  # argparse's add_parser takes no class of its own
     p = sub.add_parser("plot", help="draw a figure from a results directory",
-                       formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog=f"kinds (each kind's options and what it needs: docs/plots.md):\n{kinds}")
-    p.add_argument("kind", choices=list(PLOTS), metavar="KIND", help="the figure, one of the kinds below")
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub._parser_class = _Parser
+    p.add_argument("kind", metavar="KIND", help="the figure, one of the kinds below")
     p.add_argument("dir")
     p.add_argument("--out", required=True, help="image file, e.g. plots/intro.png")
     p.add_argument("--option", "-o", action="append", default=[], metavar="NAME=VALUE",
