@@ -37,6 +37,8 @@ FINITE_ONLY = {"double_descent", "memorisation_dimensionality", "memorisation_ge
                "loss_grid"}  # need a dataset_size axis: tests/test_double_descent.py
 SAE_ONLY = {"sae_width", "sae_pareto", "sae_gap", "sae_cosines"}  # need an SAE sweep: below
 LLC_ONLY = {"llc_phase"}  # needs `toymodels llc` results: tests/plotting/test_llc.py
+KGON_ONLY = {"kgon_trajectories"}  # needs an exactly-one sweep in 2 dims: tests/plotting/
+# test_llc.py; refused on this one: tests/test_bad_results.py
 AXIS_ONLY = {"dropout_phase": "dropout", "dropout_law": "dropout", "incidental": "n_hidden"}
 # ^ need that sweep axis: tests/plotting/test_dropout.py and test_incidental.py
 
@@ -85,7 +87,7 @@ def test_sae_plot_writes_a_png(sae_results, tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(set(PLOTS) - ABS_ONLY - FINITE_ONLY - SAE_ONLY - LLC_ONLY
-                                         - set(AXIS_ONLY)))
+                                         - KGON_ONLY - set(AXIS_ONLY)))
 def test_plot_writes_a_png(results, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
     assert main(["plot", kind, str(results), "--out", str(out)]) == 0

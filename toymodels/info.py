@@ -11,6 +11,7 @@ from toymodels.trainers import stored_config
 def describe(out: str | Path) -> str:
     """A few lines: name, model, training, axes, runs done, device, versions, the config."""
     manifest = store.read_manifest(out)
+    store.check_results(out)
     config = stored_config(manifest["config"], f"{out}/{store.MANIFEST}")
     R = manifest["n_runs"]
     done = int(store.done_mask(out, R).sum())

@@ -79,10 +79,8 @@ def open_store(out: str | Path, config_toml: str, n_runs: int, device: str,
     out = prepare_dir(out)
     manifest = out / MANIFEST
     if manifest.exists():
-        previous = json.loads(manifest.read_text())
-        if previous.get("schema_version") != SCHEMA_VERSION:
-            raise UserError(f"{out}: made by an older toymodels (results schema {previous.get('schema_version')}, now {SCHEMA_VERSION}); use another --out or delete it")
-        if not (same or _same_toml)(previous.get("config", ""), config_toml):
+        previous = read_manifest(out)
+        if not (same or _same_toml)(previous["config"], config_toml):
             raise UserError(
                 f"{out}: holds results of a different config (see {manifest}); "
                 "use another --out or delete the directory"
@@ -137,11 +135,78 @@ def _same_toml(a: str, b: str) -> bool:
 
 
 def read_manifest(out: str | Path) -> dict:
-    """The manifest of a results directory (UserError if there is none)."""
+    """The manifest of a results directory, whole and of this results schema: what every
+    command reads first (`load`, `open_store`, info, analyze, llc, plot, explore).
+
+    Raises:
+      UserError: there is none, it is damaged (not JSON, a key missing or of another type,
+        its config not TOML: `manifest_problem`), or it is of another results schema
+        (`check_schema`).
+    """
     path = Path(out) / MANIFEST
     if not path.exists():
         raise UserError(f"{out}: not a results directory (no {MANIFEST}); run `toymodels sweep` first")
-    return json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _damaged_manifest(out, f"{type(e).__name__}: {e}") from None
+    if isinstance(manifest, dict) and "schema_version" in manifest:
+        check_schema(out, manifest["schema_version"])
+    problem = manifest_problem(manifest)
+    if problem:
+        raise _damaged_manifest(out, problem)
+    return manifest
+
+
+MANIFEST_KEYS = {"schema_version": int, "config": str, "n_runs": int, "versions": dict, "device": str}
+
+
+def manifest_problem(manifest) -> str | None:
+    """What is wrong with a manifest's parsed JSON, or None if it is whole.
+
+    Example:
+      >>> manifest_problem({"schema_version": 3, "config": "", "versions": {}, "device": "cpu"})
+      'no n_runs'
+    """
+    if not isinstance(manifest, dict):
+        return f"not a JSON object but {type(manifest).__name__}"
+    for key, kind in MANIFEST_KEYS.items():
+        if key not in manifest:
+            return f"no {key}"
+        value = manifest[key]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{key} is not {'an' if kind is int else 'a'} {kind.__name__}: {str(value)[:40]!r}"
+    if manifest["n_runs"] < 1:
+        return f"n_runs is {manifest['n_runs']}, not a positive number of runs"
+    try:
+        tomllib.loads(manifest["config"])
+    except tomllib.TOMLDecodeError as e:
+        return f"its config is not TOML: {e}"
+    return None
+
+
+def check_schema(out: str | Path, version) -> None:
+    """UserError unless `version` (a manifest's schema_version) is `SCHEMA_VERSION`: results
+    of another schema are neither read, nor resumed, nor rewritten."""
+    if version == SCHEMA_VERSION:
+        return
+    if isinstance(version, int) and not isinstance(version, bool) and version > SCHEMA_VERSION:
+        raise UserError(f"{out}: made by a newer toymodels (results schema {version}, this one "
+                        f"reads {SCHEMA_VERSION}); upgrade toymodels to read it")
+    raise UserError(f"{out}: made by an older toymodels (results schema {version!r}, this one "
+                    f"reads {SCHEMA_VERSION}); rerun its sweep into a new directory")
+
+
+def _damaged_manifest(out, problem: str) -> UserError:
+    problem = _one_line(problem)
+    return UserError(f"{Path(out) / MANIFEST}: damaged ({problem}); toymodels cannot read or "
+                     f"resume {out}: rerun its sweep into a new directory")
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    """`text` on one line, at most `limit` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def is_complete(out: str | Path) -> bool:
@@ -292,11 +357,56 @@ def load(out: str | Path) -> xr.Dataset:
       import toymodels as tm
       ds = tm.load("runs/intro")
       ds.W.sel(seed=0).isel(sparsity=-1)   # [hidden, feature]
+
+    Raises:
+      UserError: one line saying what to do: not a results directory, a damaged manifest
+        or one of another results schema (`read_manifest`), an unfinished sweep, or a
+        damaged results.nc.
     """
     out = Path(out)
+    _finished_manifest(out)
+    return _read_results(out, lambda ds: ds.load())
+
+
+def require_finished(out: str | Path) -> dict:
+    """The manifest (`read_manifest`) of a finished sweep whose results.nc opens: what a
+    command that reads results checks before anything else.
+
+    Raises:
+      UserError: `read_manifest`'s, the sweep is not finished (no results.nc), or its
+        results.nc is damaged (`check_results`).
+    """
+    manifest = _finished_manifest(out)
+    check_results(out)
+    return manifest
+
+
+def _finished_manifest(out: str | Path) -> dict:
+    manifest = read_manifest(out)
     if not is_complete(out):
-        manifest = read_manifest(out)
         done = int(done_mask(out, manifest["n_runs"]).sum())
-        raise UserError(f"{out}: the sweep is not finished ({done}/{manifest['n_runs']} runs); rerun the same `toymodels sweep` command to finish it")
-    with xr.open_dataset(out / RESULTS, engine="h5netcdf") as ds:
-        return ds.load()
+        raise UserError(f"{out}: the sweep is not finished ({done}/{manifest['n_runs']} runs); "
+                        "rerun the same `toymodels sweep` command to finish it")
+    return manifest
+
+
+def check_results(out: str | Path) -> None:
+    """UserError if `out/results.nc` exists and does not open (a truncated or damaged file);
+    reads its header only."""
+    if is_complete(out):
+        _read_results(Path(out), lambda ds: None)
+
+
+def _read_results(out: Path, use: Callable[[xr.Dataset], object]):
+    """`use(ds)` of `out/results.nc` opened; every way the file fails to read (h5py,
+    h5netcdf, netCDF, xarray: many exceptions) is one UserError that says what to do."""
+    path = out / RESULTS
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return use(ds)
+    except MemoryError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- a damaged file fails in many ways: all count
+        raise UserError(f"{path}: damaged, cannot be read ({_one_line(f'{type(e).__name__}: {e}')}); "
+                        f"delete it and rerun the same `toymodels sweep` into {out}: it "
+                        "retrains every run") from None

@@ -239,11 +239,13 @@ def _open_locked(lock: contextlib.ExitStack, place: Place, opening: tuple, keys,
 
 def _ready_to_resume(out: Path, n_runs: int, keys: list[str], say) -> None:
     """Holding the lock: recreates a missing chunks/, deletes what killed writes left and
-    every damaged chunk file, saying so in one line each."""
+    every damaged chunk file, saying so in one line each; a damaged results.nc is a
+    UserError (`store.check_results`)."""
     if store.restore_chunks_dir(out):
         say(f"{out}: {store.RESULTS} is missing and no chunk files remain: "
             f"retraining all {n_runs} runs")
-    store.remove_leftovers(out)
+    store.check_results(out)  # a damaged results.nc is no finished sweep: before the
+    store.remove_leftovers(out)  # chunk files of a finished one are deleted
     for line in store.drop_damaged_chunks(out, n_runs, keys):
         say(line)
 

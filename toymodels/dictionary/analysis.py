@@ -19,6 +19,7 @@ atoms: more atoms than dimensions is no longer a sparse code.
 from __future__ import annotations
 
 import functools
+import tomllib
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +32,8 @@ from toymodels.analysis.batching import in_chunks, per_run
 from toymodels.analysis.metrics import REPRESENTED_NORM
 from toymodels.dictionary import pursuit, scores
 from toymodels.dictionary.sae import Stats, decode, get_sae, unit_rows
+from toymodels.errors import UserError
+from toymodels.trainers import stored_config
 
 EVAL_EXAMPLES = 4096
 THRESHOLDS = {"90": 0.9, "99": 0.99}
@@ -167,10 +170,23 @@ def analyze_sae(ds: xr.Dataset) -> xr.Dataset:
     return results.map_groups(_analyze_group, ds)
 
 
+def _config(ds: xr.Dataset):
+    """The sweep config of SAE results (`stored_config` of attrs['config']).
+
+    Raises:
+      ValueError: there is none, or it does not read (the message says why).
+    """
+    try:
+        return stored_config(ds.attrs["config"], "attrs['config']")
+    except (KeyError, TypeError, tomllib.TOMLDecodeError):
+        raise ValueError("the SAE results have no readable attrs['config'] (their sweep's "
+                         "config)") from None
+    except UserError as e:  # e.g. an older manifest's source gone: says what to do
+        raise ValueError(str(e)) from None
+
+
 def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
-    config = results.config_of(ds)
-    if config is None:
-        raise ValueError("the SAE results have no readable attrs['config'] (is the source still there?)")
+    config = _config(ds)
     spec, sae = config.spec, config.spec.sae
     kind = get_sae(sae.kind)
     runs = ds.loss.isel(step=0, drop=True)

@@ -31,7 +31,6 @@ models: SAEs that share a seed see the same x.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import tomllib
 from pathlib import Path
@@ -367,9 +366,12 @@ def _results_config(path: str, source: str) -> base.SweepConfig:
     if not manifest.exists():
         raise UserError(f"{source}: sae.source: {path!r} is not a results directory (no "
                         f"{store.MANIFEST}); give a results directory, \"zoo:NAME\" or \"synthetic\"")
+    try:
+        text = store.read_manifest(out)["config"]  # whole, of this schema
+    except UserError as e:
+        raise UserError(f"{source}: sae.source: {e}") from None
     if not store.is_complete(out):
         raise UserError(f"{source}: sae.source: {path}: the sweep is not finished; finish it first")
-    text = json.loads(manifest.read_text())["config"]
     raw = tomllib.loads(text)
     if is_sae(raw):
         raise UserError(f"{source}: sae.source: {path} holds SAEs, not toy models")

@@ -97,7 +97,10 @@ def load_results(results_dir: str | Path) -> xr.Dataset:
     if "loss" not in ds or "step" not in ds["loss"].dims:
         raise UserError(f"{path}: results without a loss curve [step]; cannot list its runs")
     if ("mmcs" if ds.attrs.get("trainer") == "sae" else "feature_norm") not in ds:
-        ds = analyze(ds)
+        try:
+            ds = analyze(ds)
+        except ValueError as e:  # as `toymodels analyze` says it
+            raise UserError(f"{path}: {e}") from None
     return ds
 
 

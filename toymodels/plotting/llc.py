@@ -34,6 +34,7 @@ from toymodels.plotting.common import (
     best_runs,
 )
 from toymodels.plotting.phase_diagrams import _mesh, _theory_overlay, phase
+from toymodels.results import config_of
 
 COLOURS = ("#3b75af", "#ef8636", "#519e3e", "#c53a32", "#8d69b8", "#84584e", "#d57dbe")
 LLC = "llc_snapshots"
@@ -138,16 +139,45 @@ def llc_panel(ax, ds: xr.Dataset, axes: list[str], picked: np.ndarray, labels: d
     ax.set_title("local learning coefficient at the snapshots" + detail, fontsize=8)
 
 
+def kgon_problem(ds: xr.Dataset) -> str | None:
+    """Why the k-gon loss levels (`theory.kgon`) are not those of the sweep of `ds`, or
+    None: they are the critical points of a relu_output model in 2 hidden dims on
+    exactly-one inputs of uniform magnitude with unit importances (Chen et al. 2023). A
+    Dataset without a config (made by hand) is checked on its sizes alone."""
+    config = config_of(ds)
+    H = ds.sizes.get("hidden")
+    trainer = config.trainer if config is not None else ds.attrs.get("trainer", "toy")
+    if trainer != "toy":
+        return f"it is a sweep of {trainer} results, not of toy models"
+    found = {"hidden dims": (H, 2)}
+    if config is not None and config.spec is not None:
+        model, law = config.spec.model, config.spec.data
+        found.update({"model.kind": (model.kind, "relu_output"),
+                      "data.inputs": (law.inputs, "exactly_one"),
+                      "data.magnitude": (law.magnitude, "uniform"),
+                      "data.unit_norm": (law.unit_norm, False)})
+    if "importance" in ds and not np.allclose(ds.importance.values, 1.0):
+        found["importance"] = ("not all 1", 1)
+    wrong = [f"{key} = {got!r}" for key, (got, want) in found.items() if got != want]
+    return f"this sweep has {', '.join(wrong)}" if wrong else None
+
+
 def kgon_trajectories(ds: xr.Dataset, runs: int = 4) -> Figure:
     """Loss curves (top) and, with `llc_snapshots`, the LLC (bottom) of `runs` runs
     spread over the final losses, sharing a symmetric-log step axis; plateaus labelled by
     their k-gon from the snapshots (see the module doc).
 
     Raises:
-      ValueError: no `loss` curve, or `runs` < 1.
+      ValueError: no `loss` curve, `runs` < 1, or a sweep whose k-gon levels these are
+        not (`kgon_problem`).
     """
     if "loss" not in ds or "step" not in ds.loss.dims:
         raise ValueError("kgon_trajectories needs the loss curve `loss` (dims ..., step)")
+    problem = kgon_problem(ds)
+    if problem:
+        raise ValueError("needs a k-gon sweep: a relu_output model in 2 hidden dims on "
+                         'data.inputs = "exactly_one" of uniform magnitude, unit importance '
+                         f"(e.g. sweeps/kgon_trajectories.toml); {problem}")
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ValueError(f"runs must be a whole number >= 1, got {runs!r}")
     axes, c = run_axes(ds), ds.sizes["feature"]

@@ -113,9 +113,23 @@ def stored_config(text: str, source: str) -> SweepConfig:
     """The config of a manifest's TOML text. Parsing is pure: a manifest holds the resolved
     config, its source's facts included, so a source that moved since changes nothing. Only
     an SAE manifest written before SAE configs carried them (no `sae.source_model`) parses
-    unresolved; its source is then read, as it was when it was written."""
+    unresolved; its source is then read, as it was when it was written.
+
+    Raises:
+      UserError: the config does not parse, or (such an older SAE manifest) its source no
+        longer reads: one line saying so and what to do.
+    """
     config = parse_config(tomllib.loads(text), source)
-    return config if config.spec is not None else get_trainer(config.trainer).resolve(config)
+    if config.spec is not None:
+        return config
+    try:
+        return get_trainer(config.trainer).resolve(config)
+    except UserError as e:
+        why = str(e).removeprefix(f"{source}: ")
+        raise UserError(f"{source}: an SAE config without sae.source_model (written before "
+                        "SAE results carried their source's model and input law) is read with "
+                        f"its source, which fails ({why}); put the source back as it was, or "
+                        "retrain the SAEs") from None
 
 
 def config_of(ds: xr.Dataset) -> SweepConfig | None:

@@ -147,7 +147,7 @@ def resolve_llc(config: SweepConfig) -> SweepConfig:
     if not out.is_dir():
         raise UserError(f"{where}: llc.source: {str(out)!r} is not a directory; give the "
                         "results directory of a finished toy-model sweep")
-    manifest = store.read_manifest(out)
+    manifest = store.require_finished(out)  # before the settings: they need a finished sweep
     raw = tomllib.loads(manifest["config"])
     if "sae" in raw:
         raise UserError(f"{out}: a sweep of sparse autoencoders; an LLC pass estimates the "
