@@ -27,6 +27,7 @@ import numpy as np
 from toymodels.checks import (STATIC_AXIS, TRACED_AXIS, Key, axis_values, boolean, check_table, check_value, choice,
                               finite, integer, keys_with, number, table_of, text, toml_value)
 from toymodels.errors import UserError
+from toymodels.limits import check_grid
 from toymodels.models import KGON_KINDS, MODELS, NORMS
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 from toymodels.train import OPTIMIZER_READS, OPTIMIZERS
@@ -338,6 +339,7 @@ def parse_toy(raw: dict, source: str = "<config>", *, _optimizers=None,
     model = {**DEFAULTS["model"], **checked["model"]}
     train = {**DEFAULTS["train"], **checked["train"]}
     axes = tuple(_axis(name, v, source) for name, v in tables["sweep"].items())
+    check_grid(axes, STATIC, source)
     if not _in_group:
         _check_norm_eps(model, set(checked["model"]), dict(axes), source)
     if any(name in STATIC for name, _ in axes):

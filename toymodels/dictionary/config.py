@@ -43,6 +43,7 @@ from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key
 from toymodels import store, zoo
 from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.errors import UserError
+from toymodels.limits import check_grid
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
 SYNTHETIC, ZOO = "synthetic", "zoo:"
@@ -173,6 +174,7 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, read: bool = False,
     if "source" not in sae:
         raise fail("sae.source", 'missing; give a results directory, "zoo:NAME" or "synthetic"')
     axes = tuple(_axis(name, v, sae["source"], source) for name, v in tables["sweep"].items())
+    check_grid(axes, SAE_STATIC, source)
     train = {**TRAIN_DEFAULTS, **train}
     if not read and not _known(sae):
         return base.SweepConfig(top["name"], top["seed"], None, {}, train, axes, source, (),

@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from toymodels import sgld, store
-from toymodels.checks import Key, boolean, check_value, choice, integer, number, table_of, text
+from toymodels.checks import INT32, Key, boolean, check_value, choice, integer, number, table_of, text
 from toymodels.config import SweepConfig, parse_toy
 from toymodels.errors import UserError
 from toymodels.grid import Grid, expand, flat_runs
@@ -155,8 +155,9 @@ def resolve_llc(config: SweepConfig) -> SweepConfig:
     toy = parse_toy(raw, f"{out}/{store.MANIFEST}")
     settings = _default_loss(settings_of(config.table), toy.spec)
     table = {**config.table, "loss": settings.spec.loss, "batch_size": settings.spec.batch_size}
-    with_llc = lambda c: dataclasses.replace(
-        c, spec=dataclasses.replace(c.spec, llc=settings.spec), trainer="llc", table=table)
+    with_llc = lambda c: dataclasses.replace(  # its errors name the pass, not the manifest
+        c, spec=dataclasses.replace(c.spec, llc=settings.spec), trainer="llc", table=table,
+        source=where + c.source.removeprefix(toy.source))
     groups = tuple(with_llc(g) for g in toy.static_groups)
     for group in groups or (with_llc(toy),):
         check(settings, group.spec, where)
@@ -241,6 +242,9 @@ def check(settings: LLCSettings, spec: Spec, where: str) -> None:
     if settings.nbeta is None and llc.loss != "dataset" and not settings.n:
         raise fail("n", f'needed with loss = "{llc.loss}" (the sample size of nbeta = n / ln n), '
                    "or give llc.nbeta")
+    if llc.burn_in + llc.draws >= INT32:
+        raise fail("burn_in", f"burn_in + draws must be < {INT32} (SGLD counts its steps in "
+                   f"int32), got {llc.burn_in} + {llc.draws}")
     if llc.snapshots and not spec.train.snapshot_every:
         raise fail("snapshots", "the sweep kept no snapshots (train.snapshot_every = 0)")
 

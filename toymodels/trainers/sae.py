@@ -142,9 +142,10 @@ def work(spec: Spec) -> int:
 
 
 def memory(spec: Spec) -> int:
-    """4-byte values one SAE keeps: parameters, optimiser state, statistics, its truth."""
+    """4-byte values one SAE keeps: parameters, optimiser state, statistics, its truth,
+    its loss curve."""
     N, d, F = spec.sae.width, spec.model.n_hidden, spec.model.n_features
-    return (2 * N * d + 4 * N + d) * 5 + d * F
+    return (2 * N * d + 4 * N + d) * 5 + d * F + spec.train.n_logs
 
 
 TRAINER = Trainer(
