@@ -78,6 +78,10 @@ def number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
     return check
 
 
+seed = integer(0, 2**31)  # every seed (root, run, data, truth): JAX's key takes 32 bits
+# (key(2**32) is key(0)), and the streams' fold_in tags are 2**32 - 4 .. 2**32 - 1
+
+
 def choice(options) -> Callable[[Any], str]:
     def check(v):
         if v not in options:

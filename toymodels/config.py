@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from toymodels.checks import (STATIC_AXIS, TRACED_AXIS, Key, axis_values, boolean, check_table, check_value, choice,
-                              finite, integer, keys_with, number, table_of, text, toml_value)
+                              finite, integer, keys_with, number, seed, table_of, text, toml_value)
 from toymodels.errors import UserError
 from toymodels.limits import check_grid
 from toymodels.models import KGON_KINDS, MODELS, NORMS
@@ -77,7 +77,7 @@ T, S = TRACED_AXIS, STATIC_AXIS
 SCHEMA: dict[str, dict[str, Key]] = {  # the toy models' tables, each key declared once
     "": {
         "name": Key(text, "sweep", "the sweep's name (titles, file names)"),
-        "seed": Key(integer(0), 0, "the root seed: run keys are fold_in(key(seed), run seed)"),
+        "seed": Key(seed, 0, "the root seed: run keys are fold_in(key(seed), run seed)"),
     },
     "model": {
         "kind": Key(choice(tuple(MODELS)), ModelSpec.kind, "the model kind "
@@ -116,7 +116,7 @@ SCHEMA: dict[str, dict[str, Key]] = {  # the toy models' tables, each key declar
         "unit_norm": Key(boolean, DataSpec.unit_norm, "rescale every example to unit L2 norm"),
         "dataset_size": Key(integer(1), DataSpec.dataset_size, "N fixed training examples per run (default: "
                             "fresh samples every step)", S),
-        "data_seed": Key(integer(0, 2**31), 0, "the seed of a finite dataset's examples", T),
+        "data_seed": Key(seed, 0, "the seed of a finite dataset's examples", T),
     },
     "train": {
         "steps": Key(integer(1), TrainSpec.steps, "optimiser steps per run", S),
@@ -169,7 +169,7 @@ def data_value(data: dict, key: str):
 def axis_check(name: str) -> Callable[[Any], Any]:
     """The value check of one sweep axis (the same as for the scalar it replaces)."""
     if name == "seed":
-        return integer(0, 2**31)  # run keys fold in the seed; the evaluation key is 2**32 - 1
+        return seed  # run keys fold in the seed; the evaluation key is 2**32 - 1
     key = SCHEMA[STATIC_TABLES.get(name) or TRACED_TABLES[name]][name]
     return key.axis_check or key.check
 

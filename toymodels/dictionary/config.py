@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from toymodels import config as base
-from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key
+from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key, seed
 from toymodels import store, zoo
 from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.errors import UserError
@@ -87,7 +87,7 @@ SAE_SCHEMA = {  # the [sae] table, each key declared once
                       "as dead", T),
     "n_features": Key(base.integer(1), None, "F of a synthetic source"),
     "n_hidden": Key(base.integer(1), None, "d of a synthetic source"),
-    "truth_seed": Key(base.integer(0, 2**31), 0, "the seed of a synthetic source's directions"),
+    "truth_seed": Key(seed, 0, "the seed of a synthetic source's directions"),
     "source_model": Key(_pin(ModelSpec, "model"), None, "the source's [model], written into the "
                         "results when the sweep runs (a results directory or zoo source; given, "
                         "it must still match the source)"),
