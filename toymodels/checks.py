@@ -156,6 +156,17 @@ def axis_values(spec, key: str, source: str) -> list:
     return [float(round(v, 12)) for v in fn(args[0], args[1], args[2])]
 
 
+def axis_tuple(values: list, check: Callable[[Any], Any], key: str, source: str) -> tuple:
+    """The values of an axis, each cleaned by its `check` (so that a value of the wrong
+    kind, a list or a table, is one line saying what is allowed), none repeated."""
+    if not values:
+        raise UserError(f"{source}: {key}: the axis is empty; give at least one value")
+    cleaned = tuple(check_value(check, v, key, source) for v in values)
+    if len(set(cleaned)) != len(cleaned):
+        raise UserError(f"{source}: {key}: repeated values {list(cleaned)}; each value once")
+    return cleaned
+
+
 def toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"

@@ -24,8 +24,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from toymodels.checks import (STATIC_AXIS, TRACED_AXIS, Key, axis_values, boolean, check_table, check_value, choice,
-                              finite, integer, keys_with, number, seed, table_of, text, toml_value)
+from toymodels.checks import (STATIC_AXIS, TRACED_AXIS, Key, axis_tuple, axis_values, boolean, check_table,
+                              check_value, choice, finite, integer, keys_with, number, seed, table_of, text,
+                              toml_value)
 from toymodels.errors import UserError
 from toymodels.limits import check_grid
 from toymodels.models import KGON_KINDS, MODELS, NORMS
@@ -394,12 +395,7 @@ def _axis(name: str, spec, source: str) -> tuple[str, tuple]:
     key = f"sweep.{name}"
     if name not in SWEEPABLE:
         raise UserError(f"{source}: {key}: not a sweepable key; allowed: {', '.join(SWEEPABLE)}")
-    values = axis_values(spec, key, source)
-    if not values:
-        raise UserError(f"{source}: {key}: the axis is empty; give at least one value")
-    if len(set(values)) != len(values):
-        raise UserError(f"{source}: {key}: repeated values {values}; each value once")
-    return name, tuple(check_value(axis_check(name), v, key, source) for v in values)
+    return name, axis_tuple(axis_values(spec, key, source), axis_check(name), key, source)
 
 
 def resolve_data(data: dict, axes: dict, n_features: int, source: str) -> dict:

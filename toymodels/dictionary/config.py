@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from toymodels import config as base
-from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key, seed
+from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key, axis_tuple, seed
 from toymodels import store, zoo
 from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.errors import UserError
@@ -248,13 +248,9 @@ def _axis(name: str, values, sae_source: str, source: str) -> tuple[str, tuple]:
     if name not in allowed:
         raise UserError(f"{source}: sweep.{name}: not a sweepable key of an SAE sweep; "
                         f"allowed: {', '.join(allowed)}")
-    values = base.axis_values(values, f"sweep.{name}", source)
-    if not values:
-        raise UserError(f"{source}: sweep.{name}: the axis is empty; give at least one value")
-    if len(set(values)) != len(values):
-        raise UserError(f"{source}: sweep.{name}: repeated values {values}; each value once")
     check = SAE_SCHEMA[name].check if name in SAE_SCHEMA else base.axis_check(name)
-    return name, tuple(base.check_value(check, v, f"sweep.{name}", source) for v in values)
+    key = f"sweep.{name}"
+    return name, axis_tuple(base.axis_values(values, key, source), check, key, source)
 
 
 def _with_groups(raw: dict, top: dict, axes: tuple, source: str, read: bool) -> base.SweepConfig:
