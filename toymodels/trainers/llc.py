@@ -70,8 +70,8 @@ LLC_SCHEMA = {  # the [llc] table: key -> Key(check, default, description); None
     "gamma": Key(number(0.0, math.inf), 100.0, "localisation strength"),
     "nbeta": Key(number(0.0, math.inf, lo_open=True), None,
                  "n beta, the inverse temperature times n (default n / ln n)"),
-    "n": Key(integer(2), None, "the sample size of the default nbeta, for the online and "
-             "exact losses (the dataset size for the dataset loss)"),
+    "n": Key(integer(2, 2**53), None, "the sample size of the default nbeta, for the online "
+             "and exact losses (the dataset size for the dataset loss)"),
 }
 
 
@@ -242,6 +242,9 @@ def check(settings: LLCSettings, spec: Spec, where: str) -> None:
     if settings.nbeta is None and llc.loss != "dataset" and not settings.n:
         raise fail("n", f'needed with loss = "{llc.loss}" (the sample size of nbeta = n / ln n), '
                    "or give llc.nbeta")
+    if settings.nbeta is None and not settings.n and spec.data.dataset_size < 2:
+        raise fail("n", "nbeta = n / ln n needs n >= 2, and n is the source's "
+                   f"data.dataset_size = {spec.data.dataset_size}: give llc.n >= 2 or llc.nbeta")
     if llc.burn_in + llc.draws >= INT32:
         raise fail("burn_in", f"burn_in + draws must be < {INT32} (SGLD counts its steps in "
                    f"int32), got {llc.burn_in} + {llc.draws}")
