@@ -280,16 +280,32 @@ def read_raw(path: str | Path, overrides: tuple[str, ...] = (),
     """
     source = str(path)
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError as e:
         raise UserError(f"{source}: cannot read the sweep file ({e.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise UserError(f"{source}: not UTF-8 text (a TOML file is UTF-8): byte "
+                        f"0x{data[e.start]:02x} at line {line}, column {column}") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{source}: TOML syntax error: {e}") from None
+    except (ValueError, RecursionError) as e:
+        raise UserError(f"{source}: TOML syntax error: {_unreadable(e)}") from None
     for item in overrides:
         apply_override(raw, item, source, known)
     return raw
+
+
+def _unreadable(e: ValueError | RecursionError) -> str:
+    """Why tomllib could not read a value that is valid TOML (a huge integer, deep nesting)."""
+    if isinstance(e, RecursionError):
+        return "arrays or tables nested too deeply to read"
+    return str(e).partition(":")[0]  # e.g. Exceeds the limit (4300 digits) for integer ...
 
 
 def toy_keys() -> dict[str, tuple[str, ...]]:
@@ -319,6 +335,8 @@ def apply_override(raw: dict, item: str, source: str,
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value.strip()
+    except (ValueError, RecursionError) as e:
+        raise UserError(f"{source}: --set {key}: cannot read the value: {_unreadable(e)}") from None
     (raw.setdefault(table, {}) if table else raw)[leaf] = parsed
 
 
