@@ -315,11 +315,13 @@ def toy_keys() -> dict[str, tuple[str, ...]]:
 
 
 def apply_override(raw: dict, item: str, source: str,
-                   known: dict[str, tuple[str, ...]] | None = None) -> None:
+                   known: dict[str, tuple[str, ...]] | None = None,
+                   what: str = "a toy-model sweep") -> None:
     """Sets `key=value` (TOML value syntax; a bare word is a string) in the raw dict.
 
     `known` maps each table ("" the top level, "sweep" the axes) to its keys; default a
-    toy-model sweep's (`toy_keys`). A key it does not hold is one error line.
+    toy-model sweep's (`toy_keys`). A key it does not hold is one error line; a table it
+    does not hold is one line saying what the file is (`what`) and which tables it has.
     """
     known = toy_keys() if known is None else known
     key, sep, value = item.partition("=")
@@ -328,6 +330,10 @@ def apply_override(raw: dict, item: str, source: str,
         raise UserError(f"--set {item!r}: expected key=value, e.g. train.steps=500")
     parts = key.split(".")
     table, leaf = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
+    if len(parts) == 2 and table not in known:
+        tables = ", ".join(t for t in known if t)
+        raise UserError(f"{source}: --set {item}: the file is {what}, whose tables are "
+                        f"{tables}; it has no [{table}]")
     if len(parts) > 2 or leaf not in known.get(table, ()):
         every = [f"{t}.{k}" if t else k for t, keys in known.items() for k in keys]
         raise UserError(f"{source}: --set {key}: no such key; allowed: {', '.join(every)}")

@@ -136,7 +136,8 @@ class SAESpec:
 
 def sae_keys_known() -> dict[str, tuple[str, ...]]:
     """Each table's keys of an SAE sweep ("" the top level), for `--set` overrides."""
-    return {**base.toy_keys(), "sae": tuple(SAE_SCHEMA),
+    toy = base.toy_keys()  # less [model]: an SAE's source gives the toy model
+    return {"": toy[""], "sae": tuple(SAE_SCHEMA), "data": toy["data"], "train": toy["train"],
             "sweep": (*base.SWEEPABLE, *SAE_TRACED, *SAE_STATIC)}
 
 

@@ -65,11 +65,6 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
     return TRAINERS[trainer_name(raw, source)].parse(raw, source)
 
 
-def known_keys(raw: dict, source: str = "<config>") -> dict[str, tuple[str, ...]]:
-    """Each table's keys for the trainer of `raw` (what `--set` may set)."""
-    return TRAINERS[trainer_name(raw, source)].settable()
-
-
 def load_config(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepConfig:
     """Reads, overrides (`--set key=value`) and validates a sweep file.
 
@@ -84,7 +79,8 @@ def load_config(path: str | Path, overrides: tuple[str, ...] = ()) -> SweepConfi
 
 def read_override(raw: dict, item: str, source: str) -> None:
     """`config.apply_override` with the keys of the trainer of `raw`."""
-    apply_override(raw, item, source, known_keys(raw, source))
+    trainer = TRAINERS[trainer_name(raw, source)]
+    apply_override(raw, item, source, trainer.settable(), trainer.what)
 
 
 def stored_config(text: str, source: str) -> SweepConfig:

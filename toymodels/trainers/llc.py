@@ -340,4 +340,5 @@ TRAINER = Trainer(
     name="llc", table="llc", parse=parse_llc, resolve=resolve_llc, expand=expand_llc,
     block_size=llc_block_size, make_block=make_llc_block, keys=llc_keys, dataset=llc_dataset,
     work=llc_work, memory=llc_memory, place=place_llc, finish=finish_llc,
-    describe=describe_llc, settable=lambda: {"": ("name",), "llc": tuple(LLC_SCHEMA)})
+    describe=describe_llc, settable=lambda: {"": ("name",), "llc": tuple(LLC_SCHEMA)},
+    what="an LLC pass")

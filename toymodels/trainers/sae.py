@@ -151,4 +151,4 @@ def memory(spec: Spec) -> int:
 TRAINER = Trainer(
     name="sae", table="sae", parse=parse_sae_config, resolve=resolve_sae,
     expand=per_group(expand_sae), block_size=sae_block_size, make_block=make_sae_block, keys=sae_keys,
-    dataset=build_sae_dataset, work=work, memory=memory, settable=sae_keys_known)
+    dataset=build_sae_dataset, work=work, memory=memory, settable=sae_keys_known, what="an SAE sweep")
