@@ -15,6 +15,7 @@ from typing import Any, Callable
 import numpy as np
 
 from toymodels.errors import UserError, unknown
+from toymodels.limits import check_axis_length
 
 TRACED_AXIS, STATIC_AXIS = "traced", "static"  # Key.axis: how a sweep axis of the key is run
 
@@ -48,12 +49,19 @@ class Key:
 # ---- value checks: each returns the cleaned value or raises ValueError("what is allowed")
 
 
+INT32 = 2**31  # an integer key without its own bound is below it: JAX counts in int32
+
+
 def integer(lo: int, hi: int | None = None) -> Callable[[Any], int]:
+    """An integer >= lo and < hi (default `INT32`, said only to a value past it)."""
     allowed = f"must be an integer >= {lo}" + (f" and < {hi}" if hi is not None else "")
+    top = INT32 if hi is None else hi
 
     def check(v):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v >= hi):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise ValueError(allowed)
+        if v >= top:
+            raise ValueError(f"must be an integer >= {lo} and < {top}")
         return v
     return check
 
@@ -69,6 +77,10 @@ def number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
             raise ValueError(allowed)
         return float(v)
     return check
+
+
+seed = integer(0, 2**31)  # every seed (root, run, data, truth): JAX's key takes 32 bits
+# (key(2**32) is key(0)), and the streams' fold_in tags are 2**32 - 4 .. 2**32 - 1
 
 
 def choice(options) -> Callable[[Any], str]:
@@ -128,7 +140,10 @@ def keys_with(schema: dict[str, dict[str, Key]], axis: str) -> dict[str, str]:
 
 
 def axis_values(spec, key: str, source: str) -> list:
+    """The values of the axis `key`: a list as given, or a linspace or geomspace expanded
+    (at most `toymodels.limits.MAX_AXIS` values, checked before it is)."""
     if isinstance(spec, list):
+        check_axis_length(len(spec), key, source, f"a list of {len(spec)}")
         return spec
     allowed = "must be a list, { linspace = [a, b, n] } or { geomspace = [a, b, n] }"
     if not isinstance(spec, dict) or len(spec) != 1:
@@ -139,8 +154,20 @@ def axis_values(spec, key: str, source: str) -> list:
           and isinstance(args[2], int) and args[2] >= 0)
     if not ok or (how == "geomspace" and min(args[0], args[1]) <= 0):
         raise UserError(f"{source}: {key}: {allowed} (n a whole number; geomspace ends > 0), got {spec!r}")
+    check_axis_length(args[2], key, source, f"{{ {how} = {args!r} }}")
     fn = np.linspace if how == "linspace" else np.geomspace
     return [float(round(v, 12)) for v in fn(args[0], args[1], args[2])]
+
+
+def axis_tuple(values: list, check: Callable[[Any], Any], key: str, source: str) -> tuple:
+    """The values of an axis, each cleaned by its `check` (so that a value of the wrong
+    kind, a list or a table, is one line saying what is allowed), none repeated."""
+    if not values:
+        raise UserError(f"{source}: {key}: the axis is empty; give at least one value")
+    cleaned = tuple(check_value(check, v, key, source) for v in values)
+    if len(set(cleaned)) != len(cleaned):
+        raise UserError(f"{source}: {key}: repeated values {list(cleaned)}; each value once")
+    return cleaned
 
 
 def toml_value(v) -> str:

@@ -24,9 +24,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from toymodels.checks import (STATIC_AXIS, TRACED_AXIS, Key, axis_values, boolean, check_table, check_value, choice,
-                              finite, integer, keys_with, number, table_of, text, toml_value)
+from toymodels.checks import (STATIC_AXIS, TRACED_AXIS, Key, axis_tuple, axis_values, boolean, check_table,
+                              check_value, choice, finite, integer, keys_with, number, seed, table_of, text,
+                              toml_value)
 from toymodels.errors import UserError, unknown
+from toymodels.limits import check_grid
 from toymodels.models import KGON_KINDS, MODELS, NORMS
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 from toymodels.train import OPTIMIZER_READS, OPTIMIZERS
@@ -76,7 +78,7 @@ T, S = TRACED_AXIS, STATIC_AXIS
 SCHEMA: dict[str, dict[str, Key]] = {  # the toy models' tables, each key declared once
     "": {
         "name": Key(text, "sweep", "the sweep's name (titles, file names)"),
-        "seed": Key(integer(0), 0, "the root seed: run keys are fold_in(key(seed), run seed)"),
+        "seed": Key(seed, 0, "the root seed: run keys are fold_in(key(seed), run seed)"),
     },
     "model": {
         "kind": Key(choice(tuple(MODELS)), ModelSpec.kind, "the model kind "
@@ -115,7 +117,7 @@ SCHEMA: dict[str, dict[str, Key]] = {  # the toy models' tables, each key declar
         "unit_norm": Key(boolean, DataSpec.unit_norm, "rescale every example to unit L2 norm"),
         "dataset_size": Key(integer(1), DataSpec.dataset_size, "N fixed training examples per run (default: "
                             "fresh samples every step)", S),
-        "data_seed": Key(integer(0, 2**31), 0, "the seed of a finite dataset's examples", T),
+        "data_seed": Key(seed, 0, "the seed of a finite dataset's examples", T),
     },
     "train": {
         "steps": Key(integer(1), TrainSpec.steps, "optimiser steps per run", S),
@@ -168,7 +170,7 @@ def data_value(data: dict, key: str):
 def axis_check(name: str) -> Callable[[Any], Any]:
     """The value check of one sweep axis (the same as for the scalar it replaces)."""
     if name == "seed":
-        return integer(0, 2**31)  # run keys fold in the seed; the evaluation key is 2**32 - 1
+        return seed  # run keys fold in the seed; the evaluation key is 2**32 - 1
     key = SCHEMA[STATIC_TABLES.get(name) or TRACED_TABLES[name]][name]
     return key.axis_check or key.check
 
@@ -283,16 +285,32 @@ def read_raw(path: str | Path, overrides: tuple[str, ...] = (),
     """
     source = str(path)
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError as e:
         raise UserError(f"{source}: cannot read the sweep file ({e.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise UserError(f"{source}: not UTF-8 text (a TOML file is UTF-8): byte "
+                        f"0x{data[e.start]:02x} at line {line}, column {column}") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise UserError(f"{source}: TOML syntax error: {e}") from None
+    except (ValueError, RecursionError) as e:
+        raise UserError(f"{source}: TOML syntax error: {_unreadable(e)}") from None
     for item in overrides:
         apply_override(raw, item, source, known)
     return raw
+
+
+def _unreadable(e: ValueError | RecursionError) -> str:
+    """Why tomllib could not read a value that is valid TOML (a huge integer, deep nesting)."""
+    if isinstance(e, RecursionError):
+        return "arrays or tables nested too deeply to read"
+    return str(e).partition(":")[0]  # e.g. Exceeds the limit (4300 digits) for integer ...
 
 
 def toy_keys() -> dict[str, tuple[str, ...]]:
@@ -302,11 +320,13 @@ def toy_keys() -> dict[str, tuple[str, ...]]:
 
 
 def apply_override(raw: dict, item: str, source: str,
-                   known: dict[str, tuple[str, ...]] | None = None) -> None:
+                   known: dict[str, tuple[str, ...]] | None = None,
+                   what: str = "a toy-model sweep") -> None:
     """Sets `key=value` (TOML value syntax; a bare word is a string) in the raw dict.
 
     `known` maps each table ("" the top level, "sweep" the axes) to its keys; default a
-    toy-model sweep's (`toy_keys`). A key it does not hold is one error line.
+    toy-model sweep's (`toy_keys`). A key it does not hold is one error line; a table it
+    does not hold is one line saying what the file is (`what`) and which tables it has.
     """
     known = toy_keys() if known is None else known
     key, sep, value = item.partition("=")
@@ -315,6 +335,10 @@ def apply_override(raw: dict, item: str, source: str,
         raise UserError(f"--set {item!r}: expected key=value, e.g. train.steps=500")
     parts = key.split(".")
     table, leaf = (parts[0], parts[1]) if len(parts) == 2 else ("", parts[0])
+    if len(parts) == 2 and table not in known:
+        tables = ", ".join(t for t in known if t)
+        raise UserError(f"{source}: --set {item}: the file is {what}, whose tables are "
+                        f"{tables}; it has no [{table}]")
     if len(parts) > 2 or leaf not in known.get(table, ()):
         every = [f"{t}.{k}" if t else k for t, keys in known.items() for k in keys]
         raise UserError(f"{source}: --set {key}: {unknown(key, every)} (every key: docs/sweep-files.md)")
@@ -322,6 +346,8 @@ def apply_override(raw: dict, item: str, source: str,
         parsed = tomllib.loads(f"v = {value}")["v"]
     except tomllib.TOMLDecodeError:
         parsed = value.strip()
+    except (ValueError, RecursionError) as e:
+        raise UserError(f"{source}: --set {key}: cannot read the value: {_unreadable(e)}") from None
     (raw.setdefault(table, {}) if table else raw)[leaf] = parsed
 
 
@@ -343,6 +369,7 @@ def parse_toy(raw: dict, source: str = "<config>", *, _optimizers=None,
     model = {**DEFAULTS["model"], **checked["model"]}
     train = {**DEFAULTS["train"], **checked["train"]}
     axes = tuple(_axis(name, v, source) for name, v in tables["sweep"].items())
+    check_grid(axes, STATIC, source)
     if not _in_group:
         _check_norm_eps(model, set(checked["model"]), dict(axes), source)
     if any(name in STATIC for name, _ in axes):
@@ -397,12 +424,7 @@ def _axis(name: str, spec, source: str) -> tuple[str, tuple]:
     key = f"sweep.{name}"
     if name not in SWEEPABLE:
         raise UserError(f"{source}: {key}: not a sweepable key; allowed: {', '.join(SWEEPABLE)}")
-    values = axis_values(spec, key, source)
-    if not values:
-        raise UserError(f"{source}: {key}: the axis is empty; give at least one value")
-    if len(set(values)) != len(values):
-        raise UserError(f"{source}: {key}: repeated values {values}; each value once")
-    return name, tuple(check_value(axis_check(name), v, key, source) for v in values)
+    return name, axis_tuple(axis_values(spec, key, source), axis_check(name), key, source)
 
 
 def resolve_data(data: dict, axes: dict, n_features: int, source: str) -> dict:

@@ -224,7 +224,8 @@ def llc_work(spec: Spec) -> int:
 
 
 def llc_memory(spec: Spec) -> int:
-    """4-byte values one LLC run keeps: its points' parameters and chains, its trace."""
-    F, H = spec.model.n_features, spec.model.n_hidden
-    return _n_points(spec) * (F * H + F) * (spec.llc.chains + 2) + spec.llc.chains * spec.llc.draws \
+    """4-byte values one LLC run keeps: its points' parameters and chains, the losses and
+    acceptances of every SGLD step of its chains (burn-in included), its training set."""
+    F, H, llc = spec.model.n_features, spec.model.n_hidden, spec.llc
+    return _n_points(spec) * ((F * H + F) * (llc.chains + 2) + 3 * llc.chains * (llc.burn_in + llc.draws)) \
         + F * spec.data.dataset_size

@@ -32,6 +32,7 @@ from toymodels import groups, store
 from toymodels.config import SweepConfig, to_toml
 from toymodels.errors import Interrupted, UserError
 from toymodels.grid import Grid
+from toymodels.limits import check_sizes, machine_memory
 from toymodels.lock import held
 from toymodels.spec import Spec
 from toymodels.trainers import Place, Trainer, stored_config, trainer_of
@@ -166,14 +167,16 @@ def run_sweep(config: SweepConfig, out: str | Path | None = None, *,
 
     Raises:
       UserError: `out` cannot hold this sweep (another config, not a directory, another
-        process is writing it: see `toymodels.lock`), a source is gone, or a write failed
-        (a full disk). Finished chunks are kept; the same call resumes.
+        process is writing it: see `toymodels.lock`), a source is gone, the sweep is too
+        large to run (`toymodels.limits.check_sizes`; nothing is written then), or a write
+        failed (a full disk). Finished chunks are kept; the same call resumes.
       Interrupted: Ctrl-C (or SIGTERM under the CLI); finished chunks are kept.
     """
     main = jax.process_index() == 0
     say = (lambda msg: None) if quiet or not main else (lambda msg: print(msg, file=sys.stderr))
     trainer = trainer_of(config)
     config = trainer.resolve(config)
+    check_sizes(trainer, config, machine_memory())  # before any directory or lock
     place = trainer.place(config, out)
     description = trainer.describe(config)
     if description:

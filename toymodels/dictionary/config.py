@@ -38,10 +38,11 @@ from pathlib import Path
 import numpy as np
 
 from toymodels import config as base
-from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key
+from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key, axis_tuple, seed
 from toymodels import store, zoo
 from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.errors import UserError, unknown
+from toymodels.limits import check_grid
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
 SYNTHETIC, ZOO = "synthetic", "zoo:"
@@ -85,7 +86,7 @@ SAE_SCHEMA = {  # the [sae] table, each key declared once
                       "as dead", T),
     "n_features": Key(base.integer(1), None, "F of a synthetic source"),
     "n_hidden": Key(base.integer(1), None, "d of a synthetic source"),
-    "truth_seed": Key(base.integer(0, 2**31), 0, "the seed of a synthetic source's directions"),
+    "truth_seed": Key(seed, 0, "the seed of a synthetic source's directions"),
     "source_model": Key(_pin(ModelSpec, "model"), None, "the source's [model], written into the "
                         "results when the sweep runs (a results directory or zoo source; given, "
                         "it must still match the source)"),
@@ -134,7 +135,8 @@ class SAESpec:
 
 def sae_keys_known() -> dict[str, tuple[str, ...]]:
     """Each table's keys of an SAE sweep ("" the top level), for `--set` overrides."""
-    return {**base.toy_keys(), "sae": tuple(SAE_SCHEMA),
+    toy = base.toy_keys()  # less [model]: an SAE's source gives the toy model
+    return {"": toy[""], "sae": tuple(SAE_SCHEMA), "data": toy["data"], "train": toy["train"],
             "sweep": (*base.SWEEPABLE, *SAE_TRACED, *SAE_STATIC)}
 
 
@@ -172,6 +174,7 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, read: bool = False,
     if "source" not in sae:
         raise fail("sae.source", 'missing; give a results directory, "zoo:NAME" or "synthetic"')
     axes = tuple(_axis(name, v, sae["source"], source) for name, v in tables["sweep"].items())
+    check_grid(axes, SAE_STATIC, source)
     train = {**TRAIN_DEFAULTS, **train}
     if not read and not _known(sae):
         return base.SweepConfig(top["name"], top["seed"], None, {}, train, axes, source, (),
@@ -245,13 +248,9 @@ def _axis(name: str, values, sae_source: str, source: str) -> tuple[str, tuple]:
     if name not in allowed:
         raise UserError(f"{source}: sweep.{name}: not a sweepable key of an SAE sweep; "
                         f"allowed: {', '.join(allowed)}")
-    values = base.axis_values(values, f"sweep.{name}", source)
-    if not values:
-        raise UserError(f"{source}: sweep.{name}: the axis is empty; give at least one value")
-    if len(set(values)) != len(values):
-        raise UserError(f"{source}: sweep.{name}: repeated values {values}; each value once")
     check = SAE_SCHEMA[name].check if name in SAE_SCHEMA else base.axis_check(name)
-    return name, tuple(base.check_value(check, v, f"sweep.{name}", source) for v in values)
+    key = f"sweep.{name}"
+    return name, axis_tuple(base.axis_values(values, key, source), check, key, source)
 
 
 def _with_groups(raw: dict, top: dict, axes: tuple, source: str, read: bool) -> base.SweepConfig:

@@ -65,11 +65,6 @@ def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
     return TRAINERS[trainer_name(raw, source)].parse(raw, source)
 
 
-def known_keys(raw: dict, source: str = "<config>") -> dict[str, tuple[str, ...]]:
-    """Each table's keys for the trainer of `raw` (what `--set` may set)."""
-    return TRAINERS[trainer_name(raw, source)].settable()
-
-
 def load_config(path: str | Path, overrides: tuple[str, ...] = (),
                 unset: tuple[str, ...] = ()) -> SweepConfig:
     """Reads, overrides and validates a sweep file: first the keys of `unset` are removed
@@ -106,7 +101,8 @@ def remove_key(raw: dict, key: str, source: str) -> None:
 
 def read_override(raw: dict, item: str, source: str) -> None:
     """`config.apply_override` with the keys of the trainer of `raw`."""
-    apply_override(raw, item, source, known_keys(raw, source))
+    trainer = TRAINERS[trainer_name(raw, source)]
+    apply_override(raw, item, source, trainer.settable(), trainer.what)
 
 
 def stored_config(text: str, source: str) -> SweepConfig:

@@ -78,6 +78,7 @@ class Trainer:
       describe: `describe(config) -> str`, a line said when the pass starts ("" none).
       settable: `settable() -> {table: keys}`: what `--set` may set ("" the top level,
         "sweep" the axes).
+      what: what a file of it is, in an error line ("a toy-model sweep").
     """
 
     name: str
@@ -95,6 +96,7 @@ class Trainer:
     finish: Callable[[SweepConfig, Place, xr.Dataset], xr.Dataset] = finish_in_store
     describe: Callable[[SweepConfig], str] = lambda config: ""
     settable: Callable[[], dict[str, tuple[str, ...]]] = toy_keys
+    what: str = "a toy-model sweep"
 
 
 def per_group(expand_one: Callable[[SweepConfig], Grid]) -> Callable[[SweepConfig], list[Grid]]:

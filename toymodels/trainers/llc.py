@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from toymodels import sgld, store
-from toymodels.checks import Key, boolean, check_value, choice, integer, number, table_of, text
+from toymodels.checks import INT32, Key, boolean, check_value, choice, integer, number, table_of, text
 from toymodels.config import SweepConfig, parse_toy
 from toymodels.errors import UserError, unknown
 from toymodels.grid import Grid, expand, flat_runs
@@ -70,8 +70,8 @@ LLC_SCHEMA = {  # the [llc] table: key -> Key(check, default, description); None
     "gamma": Key(number(0.0, math.inf), 100.0, "localisation strength"),
     "nbeta": Key(number(0.0, math.inf, lo_open=True), None,
                  "n beta, the inverse temperature times n (default n / ln n)"),
-    "n": Key(integer(2), None, "the sample size of the default nbeta, for the online and "
-             "exact losses (the dataset size for the dataset loss)"),
+    "n": Key(integer(2, 2**53), None, "the sample size of the default nbeta, for the online "
+             "and exact losses (the dataset size for the dataset loss)"),
 }
 
 
@@ -155,8 +155,9 @@ def resolve_llc(config: SweepConfig) -> SweepConfig:
     toy = parse_toy(raw, f"{out}/{store.MANIFEST}")
     settings = _default_loss(settings_of(config.table), toy.spec)
     table = {**config.table, "loss": settings.spec.loss, "batch_size": settings.spec.batch_size}
-    with_llc = lambda c: dataclasses.replace(
-        c, spec=dataclasses.replace(c.spec, llc=settings.spec), trainer="llc", table=table)
+    with_llc = lambda c: dataclasses.replace(  # its errors name the pass, not the manifest
+        c, spec=dataclasses.replace(c.spec, llc=settings.spec), trainer="llc", table=table,
+        source=where + c.source.removeprefix(toy.source))
     groups = tuple(with_llc(g) for g in toy.static_groups)
     for group in groups or (with_llc(toy),):
         check(settings, group.spec, where)
@@ -241,6 +242,12 @@ def check(settings: LLCSettings, spec: Spec, where: str) -> None:
     if settings.nbeta is None and llc.loss != "dataset" and not settings.n:
         raise fail("n", f'needed with loss = "{llc.loss}" (the sample size of nbeta = n / ln n), '
                    "or give llc.nbeta")
+    if settings.nbeta is None and not settings.n and spec.data.dataset_size < 2:
+        raise fail("n", "nbeta = n / ln n needs n >= 2, and n is the source's "
+                   f"data.dataset_size = {spec.data.dataset_size}: give llc.n >= 2 or llc.nbeta")
+    if llc.burn_in + llc.draws >= INT32:
+        raise fail("burn_in", f"burn_in + draws must be < {INT32} (SGLD counts its steps in "
+                   f"int32), got {llc.burn_in} + {llc.draws}")
     if llc.snapshots and not spec.train.snapshot_every:
         raise fail("snapshots", "the sweep kept no snapshots (train.snapshot_every = 0)")
 
@@ -333,4 +340,5 @@ TRAINER = Trainer(
     name="llc", table="llc", parse=parse_llc, resolve=resolve_llc, expand=expand_llc,
     block_size=llc_block_size, make_block=make_llc_block, keys=llc_keys, dataset=llc_dataset,
     work=llc_work, memory=llc_memory, place=place_llc, finish=finish_llc,
-    describe=describe_llc, settable=lambda: {"": ("name",), "llc": tuple(LLC_SCHEMA)})
+    describe=describe_llc, settable=lambda: {"": ("name",), "llc": tuple(LLC_SCHEMA)},
+    what="an LLC pass")

@@ -142,12 +142,13 @@ def work(spec: Spec) -> int:
 
 
 def memory(spec: Spec) -> int:
-    """4-byte values one SAE keeps: parameters, optimiser state, statistics, its truth."""
+    """4-byte values one SAE keeps: parameters, optimiser state, statistics, its truth,
+    its loss curve."""
     N, d, F = spec.sae.width, spec.model.n_hidden, spec.model.n_features
-    return (2 * N * d + 4 * N + d) * 5 + d * F
+    return (2 * N * d + 4 * N + d) * 5 + d * F + spec.train.n_logs
 
 
 TRAINER = Trainer(
     name="sae", table="sae", parse=parse_sae_config, resolve=resolve_sae,
     expand=per_group(expand_sae), block_size=sae_block_size, make_block=make_sae_block, keys=sae_keys,
-    dataset=build_sae_dataset, work=work, memory=memory, settable=sae_keys_known)
+    dataset=build_sae_dataset, work=work, memory=memory, settable=sae_keys_known, what="an SAE sweep")

@@ -61,9 +61,10 @@ def work(spec: Spec) -> int:
 
 
 def memory(spec: Spec) -> int:
-    """4-byte values one run keeps: parameters, optimiser state, snapshots, its dataset."""
+    """4-byte values one run keeps: parameters, optimiser state, snapshots, its dataset,
+    its loss curve."""
     F, H = spec.model.n_features, spec.model.n_hidden
-    return (F * H + F) * (spec.train.n_snapshots + 5) + F * spec.data.dataset_size
+    return (F * H + F) * (spec.train.n_snapshots + 5) + F * spec.data.dataset_size + spec.train.n_logs
 
 
 def build_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict) -> xr.Dataset:
