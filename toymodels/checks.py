@@ -17,6 +17,7 @@ import numpy as np
 from toymodels.errors import UserError, unknown
 from toymodels.limits import check_axis_length
 
+HINT = "|"  # separates a check's "what is allowed" from its "did you mean" (check_value)
 TRACED_AXIS, STATIC_AXIS = "traced", "static"  # Key.axis: how a sweep axis of the key is run
 
 
@@ -87,7 +88,7 @@ def choice(options) -> Callable[[Any], str]:
     def check(v):
         if v not in options:
             close = difflib.get_close_matches(str(v), list(map(str, options)), n=1)
-            hint = f" (did you mean {close[0]}?)" if close and isinstance(v, str) else ""
+            hint = f"{HINT}did you mean {close[0]}?" if close and isinstance(v, str) else ""
             raise ValueError(f"must be one of {', '.join(map(str, options))}{hint}")
         return v
     return check
@@ -121,8 +122,9 @@ def table_of(raw: dict, name: str, source: str) -> dict:
 def check_value(check, value, key: str, source: str):
     try:
         return check(value)
-    except ValueError as e:
-        raise UserError(f"{source}: {key}: {e}, got {value!r}") from None
+    except ValueError as e:  # "what is allowed" or "what is allowed|did you mean X?"
+        allowed, _, hint = str(e).partition(HINT)
+        raise UserError(f"{source}: {key}: {allowed}, got {value!r}" + (f" ({hint})" if hint else "")) from None
 
 
 def check_table(table: dict, schema: dict[str, Key], name: str, source: str) -> dict:
