@@ -48,9 +48,10 @@ def _step(v):
     """epsilon: "auto" or a number > 0."""
     if v == AUTO:
         return v
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise ValueError('must be a number > 0 or "auto"')
-    return float(v)
+    try:
+        return number(0.0, math.inf, lo_open=True)(v)  # float32's range too
+    except ValueError as e:
+        raise ValueError(str(e).replace("a number in (0, inf]", 'a number > 0 or "auto"')) from None
 
 
 LLC_SCHEMA = {  # the [llc] table: key -> Key(check, default, description); None: not set
