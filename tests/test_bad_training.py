@@ -164,7 +164,7 @@ def test_every_run_diverged_is_one_line_even_quiet(diverged):
     out, err = diverged
     assert err == ("warning: 2 of 2 runs did not train: 2 with a non-finite loss ((seed=0) at "
                    "step 10, (seed=1) at step 10; see nonfinite_step): lower "
-                   "train.learning_rate (or a negative train.weight_decay)\n")
+                   "train.learning_rate (or raise a negative train.weight_decay)\n")
     assert (tm.load(out).nonfinite_step == 10).all()
 
 
@@ -177,12 +177,14 @@ def test_every_run_frozen_is_one_line_even_quiet(frozen):
 
 
 def test_some_runs_failed_is_said_but_not_under_quiet(tmp_path, capsys):
-    raw = {**TOY, "sweep": {"learning_rate": [1e-2, 1e30]}}
+    """Before: weight decay -1000 (a loss of 1e22 after 20 steps) trained without a word."""
+    raw = {**TOY, "sweep": {"weight_decay": [0.01, -1000.0]}}
     out, err = sweep_cli(tmp_path, "half", raw)
     lines = [line for line in err.splitlines() if line.startswith("warning")]
-    assert lines == ["warning: 1 of 2 runs did not train: 1 with a non-finite loss "
-                     "((learning_rate=1e+30) at step 10; see nonfinite_step): lower "
-                     "train.learning_rate (or a negative train.weight_decay)"], err
+    assert lines == ["warning: 1 of 2 runs did not train: 1 whose loss ended over 10x that of "
+                     "all-zero parameters ((weight_decay=-1000.0)): lower train.learning_rate "
+                     "(or raise a negative train.weight_decay, or lower the train.l1_hidden and "
+                     "l1_weights penalties)"], err
     ds = tm.load(out)
     sweep.report_training(TRAINERS["toy"], ds, quiet=True)
     assert capsys.readouterr().err == ""
@@ -190,10 +192,13 @@ def test_some_runs_failed_is_said_but_not_under_quiet(tmp_path, capsys):
     assert capsys.readouterr().err == lines[0] + "\n"
 
 
-def test_a_sae_far_above_all_zero_parameters_is_said(tmp_path):
-    """Before: l1_coefficient 1e12 (a loss of 1e9; an SAE at zero scores 25) without a word."""
-    raw = {**SAE, "sae": {**SAE["sae"], "l1_coefficient": 1e12}}
-    out, err = sweep_cli(tmp_path, "sae_l1", raw, "--quiet")
+@pytest.mark.parametrize("table, key, value", [("sae", "l1_coefficient", 1e12),
+                                               ("train", "learning_rate", 1e6)])
+def test_a_sae_far_above_all_zero_parameters_is_said(tmp_path, table, key, value):
+    """Before: l1_coefficient 1e12 and learning rate 1e6 (losses of 1e9 and 1e25, where an
+    SAE at zero scores below 25, `toymodels.trainers.sae.zero_loss`) trained without a word."""
+    raw = {**SAE, table: {**SAE[table], key: value}}
+    out, err = sweep_cli(tmp_path, "sae", raw, "--quiet")
     assert err == ("warning: 2 of 2 SAEs did not train: 2 whose loss ended over 10x that of "
                    "all-zero parameters ((seed=0), (seed=1)): lower train.learning_rate or the "
                    "sparsity penalty (sae.l1_coefficient)\n")

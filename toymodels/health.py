@@ -3,10 +3,11 @@
 The engine (`toymodels.sweep`) judges the Dataset a trainer built (`Trainer.dataset`)
 by what the trainer declares of it (`Trainer.checkup`, a `toymodels.trainers.Checkup`),
 never by the trainer's name. A run failed when its value (a loss curve, an estimate) is
-not finite (`nonfinite_step` where the Dataset has it), when its loss curve did not fall
-(its last logged point not below its first), or when its loss ended over `ABOVE` times
-the loss of all-zero parameters (`Checkup.bound`): an optimiser that ran but made garbage.
-Each run counts once, under the first of these it shows.
+not finite (`nonfinite_step` where the Dataset has it), when its loss ended over `ABOVE`
+times the loss of all-zero parameters (`Checkup.bound`: an optimiser that ran but made
+garbage), or when its loss curve did not fall (its last logged point not below its first;
+a heuristic: a curve of fresh batches is noisy, and a short run may end a little above
+where it began). Each run counts once, under the first of these it shows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 ABOVE = 10.0  # a loss that ends this many times above the all-zero parameters' failed
-NONFINITE, STALLED, HIGH = "nonfinite", "stalled", "above"  # the symptoms, in this order
+NONFINITE, HIGH, STALLED = "nonfinite", "above", "stalled"  # the symptoms, in this order
 SHOWN = 3  # runs named per symptom
 NONFINITE_STEP = "nonfinite_step"  # [*axes] the first logged step with a non-finite loss, or -1
 
@@ -44,11 +45,8 @@ def symptoms(ds: xr.Dataset, value: str, bound: xr.DataArray | None) -> dict[str
     bad = ~np.isfinite(last)
     if NONFINITE_STEP in ds:
         bad = bad | (ds[NONFINITE_STEP] >= 0)
-    stalled = two & (last >= first) & ~bad
-    found = {NONFINITE: bad, STALLED: stalled}
-    if bound is not None:
-        found[HIGH] = (last > ABOVE * bound) & ~bad & ~stalled
-    return found
+    high = (last > ABOVE * bound) & ~bad if bound is not None else xr.zeros_like(bad)
+    return {NONFINITE: bad, HIGH: high, STALLED: two & (last >= first) & ~bad & ~high}
 
 
 PHRASES = {NONFINITE: "with a non-finite {value}",

@@ -159,7 +159,8 @@ def run_sweep(config: SweepConfig, out: str | Path | None = None, *,
       out: the results directory; created, or resumed if it holds the same config. None
         for a trainer that writes into its source (an LLC pass).
       chunk_size: runs per compiled call; default from the work and memory a run needs.
-      quiet: no progress bar or messages.
+      quiet: no progress bar or messages (but the warning that every run failed,
+        `report_training`).
 
     Returns:
       The results directory; `toymodels.load(...)` opens it.

@@ -65,7 +65,7 @@ class Checkup:
         step), it counts too.
       failed: what the failed runs are, after "N of M ", e.g. "runs did not train".
       hints: what to change, one phrase per symptom: "nonfinite" (not finite),
-        "stalled" (the curve did not fall), "above" (it ended over 10x `bound`).
+        "above" (the curve ended over 10x `bound`), "stalled" (it did not fall).
       bound: `bound(ds) -> [*axes]`, at least the loss of all-zero parameters (the loss
         of a run that learned nothing), or None: no such bound.
     """

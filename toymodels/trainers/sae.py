@@ -156,8 +156,8 @@ def zero_loss(ds: xr.Dataset) -> xr.DataArray:
 
 CHECKUP = Checkup("loss", "SAEs did not train", {
     "nonfinite": "lower train.learning_rate",
-    "stalled": "raise train.learning_rate (or train.steps)",
-    "above": "lower train.learning_rate or the sparsity penalty (sae.l1_coefficient)"},
+    "above": "lower train.learning_rate or the sparsity penalty (sae.l1_coefficient)",
+    "stalled": "raise train.learning_rate (or train.steps)"},
     zero_loss)
 
 TRAINER = Trainer(

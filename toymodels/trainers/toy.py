@@ -106,9 +106,10 @@ def zero_loss(ds: xr.Dataset) -> xr.DataArray:
 
 
 CHECKUP = Checkup("loss", "runs did not train", {
-    "nonfinite": "lower train.learning_rate (or a negative train.weight_decay)",
-    "stalled": "raise train.learning_rate (or train.steps)",
-    "above": "lower train.learning_rate (or the train.l1_hidden and l1_weights penalties)"},
+    "nonfinite": "lower train.learning_rate (or raise a negative train.weight_decay)",
+    "above": "lower train.learning_rate (or raise a negative train.weight_decay, or lower "
+             "the train.l1_hidden and l1_weights penalties)",
+    "stalled": "raise train.learning_rate (or train.steps)"},
     zero_loss)
 
 TRAINER = Trainer(
