@@ -6,7 +6,7 @@ runs are the trained runs of its `source` (a finished toy-model sweep), each est
 directory), resume after a crash with the same bits, several processes, the progress bar,
 clean interrupts. Its chunk files go to ``SOURCE/llc-<settings hash>/``; once every run is
 done its variables are added to ``SOURCE/results.nc`` (a second pass replaces the first's)
-and that folder is removed.
+and that folder is removed, with those that interrupted passes of other settings left.
 
 `toymodels llc DIR [flags]` is a sweep of ``{"llc": {"source": DIR, ...flags}}``: each
 flag overrides the key of its name (``--burn-in`` is ``burn_in``). The table's keys are
