@@ -167,7 +167,7 @@ def test_norm_config_keys_and_errors():
     for model, message in [
         ({"norm": "batch"}, "model.norm: must be one of none, rms, layer, got 'batch'"),
         ({"norm_eps": 1e-3}, 'model.norm_eps: needs model.norm = "rms" or "layer"'),
-        ({"norm": "rms", "norm_eps": 0.0}, "model.norm_eps: must be a number in (0, inf]"),
+        ({"norm": "rms", "norm_eps": 0.0}, "model.norm_eps: must be a number in (0, 1]"),
     ]:
         with pytest.raises(UserError) as e:
             tm.parse_config(raw(model=model))

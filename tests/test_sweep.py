@@ -189,7 +189,7 @@ def test_nonfinite_loss_is_reported_and_recorded(tmp_path, capsys):
     cfg = tm.parse_config(r)
     ds = tm.load(tm.run_sweep(cfg, tmp_path / "run"))
     err = capsys.readouterr().err
-    assert "warning: 1 of 2 runs had a non-finite loss: (learning_rate=1e+30) at step" in err
+    assert "warning: 1 of 2 runs did not train: 1 with a non-finite loss ((learning_rate=1e+30) at step" in err
     assert ds.nonfinite_step.sel(learning_rate=1e-3) == -1
     assert ds.nonfinite_step.sel(learning_rate=1e30) > 0
 

@@ -71,17 +71,34 @@ def number(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False):
     left, right = "(" if lo_open else "[", ")" if hi_open else "]"
     allowed = f"must be a number in {left}{lo:g}, {hi:g}{right}"
 
+    def within(v) -> bool:
+        return lo <= v <= hi and not (lo_open and v == lo) and not (hi_open and v == hi)
+
     def check(v):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not is_real(v) or not within(v):
             raise ValueError(allowed)
-        if v < lo or v > hi or (lo_open and v == lo) or (hi_open and v == hi):
-            raise ValueError(allowed)
+        if not within(as_float32(v, allowed)):
+            raise ValueError(f"{allowed} in float32, which rounds {v!r} to {as_float32(v, allowed)!r}")
         return float(v)
     return check
 
 
 seed = integer(0, 2**31)  # every seed (root, run, data, truth): JAX's key takes 32 bits
 # (key(2**32) is key(0)), and the streams' fold_in tags are 2**32 - 4 .. 2**32 - 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def is_real(v) -> bool:
+    """A TOML number that is not inf or nan (an integer of any size, not a bool)."""
+    return not isinstance(v, bool) and (isinstance(v, int) or isinstance(v, float) and math.isfinite(v))
+
+
+def as_float32(v: float, allowed: str) -> float:
+    """`v` rounded to float32, as the runs compute with it; ValueError(`allowed`, with
+    float32's range) where float32 cannot hold it (it would become inf)."""
+    if abs(v) > FLOAT32_MAX:
+        raise ValueError(f"{allowed} that float32 holds (at most {FLOAT32_MAX:.4g} in size)")
+    return float(np.float32(v))
 
 
 def choice(options) -> Callable[[Any], str]:
@@ -95,8 +112,9 @@ def choice(options) -> Callable[[Any], str]:
 
 
 def finite(v):
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    if not is_real(v):
         raise ValueError("must be a finite number")
+    as_float32(v, "must be a finite number")
     return float(v)
 
 

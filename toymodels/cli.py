@@ -122,8 +122,8 @@ def cmd_llc(args) -> None:
     with _sigterm_interrupts():
         run_sweep(config, chunk_size=args.chunk_size, quiet=args.quiet)
     ds = load(args.dir)
-    trusted = ds.llc_trusted.values
-    median = float(np.nanmedian(ds.llc.values))
+    trusted, llc = ds.llc_trusted.values, ds.llc.values
+    median = float(np.median(llc[np.isfinite(llc)])) if np.isfinite(llc).any() else np.nan
     added = [v for v in ds.data_vars if v.startswith("llc")]
     print(f"{args.dir}: added {', '.join(added)}; median llc {median:.3g}, "
           f"trusted {int(trusted.sum())} of {trusted.size}")

@@ -27,6 +27,7 @@ import numpy as np
 from toymodels.checks import (STATIC_AXIS, TRACED_AXIS, Key, axis_tuple, axis_values, boolean, check_table,
                               check_value, choice, finite, integer, keys_with, number, seed, table_of, text,
                               toml_value)
+from toymodels.degenerate import check_data
 from toymodels.errors import UserError, unknown
 from toymodels.limits import check_grid
 from toymodels.models import KGON_KINDS, MODELS, NORMS
@@ -88,8 +89,9 @@ SCHEMA: dict[str, dict[str, Key]] = {  # the toy models' tables, each key declar
         "bias": Key(boolean, ModelSpec.bias, "whether the output bias b trains (false: b stays 0)"),
         "norm": Key(choice(tuple(NORMS)), ModelSpec.norm, "a normalisation of the hidden vector "
                     "before the readout, without affine part: none, rms or layer", S),
-        "norm_eps": Key(number(0.0, INF, lo_open=True), ModelSpec.norm_eps, "the epsilon of the norm, "
-                        "inside the root (needs a norm)", S),
+        "norm_eps": Key(number(0.0, 1.0, lo_open=True), ModelSpec.norm_eps, "the epsilon of the norm, "
+                        "inside the root (needs a norm; at most 1: a larger one swamps the hidden "
+                        "vector's own scale, and the norm only shrinks it)", S),
     },
     "data": {
         "sparsity": Key(_scalar_or_list(number(0.0, 1.0, hi_open=True)), 0.0,
@@ -387,6 +389,7 @@ def parse_toy(raw: dict, source: str = "<config>", *, _optimizers=None,
     if data_spec.inputs == "one_hot":  # B is F; written out so that the config round-trips
         train["batch_size"] = _one_hot_batch(checked["train"], model["n_features"], source)
     batch = resolve_batch(train, data_spec, source)
+    check_data(data, dict(axes), model["n_features"], batch, train["steps"], data_spec.dataset_size, source)
     spec = Spec(ModelSpec(**model),
                 TrainSpec(batch_size=batch, **{k: train[k] for k in static}), data_spec)
     return SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, static=STATIC)

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from jax.experimental import multihost_utils
 
-from toymodels import groups, store
+from toymodels import groups, health, store
 from toymodels.config import SweepConfig, to_toml
 from toymodels.errors import Interrupted, UserError
 from toymodels.grid import Grid
@@ -160,7 +160,8 @@ def run_sweep(config: SweepConfig, out: str | Path | None = None, *,
       out: the results directory; created, or resumed if it holds the same config. None
         for a trainer that writes into its source (an LLC pass).
       chunk_size: runs per compiled call; default from the work and memory a run needs.
-      quiet: no progress bar or messages.
+      quiet: no progress bar or messages (but the warning that every run failed,
+        `report_training`).
 
     Returns:
       The results directory; `toymodels.load(...)` opens it.
@@ -261,7 +262,7 @@ def _train(trainer: Trainer, config: SweepConfig, grids: list[Grid], place: Plac
     done = _agreed(store.done_mask(out, n_runs))
     if done.all():
         if main and not store.is_complete(out):
-            _finish(trainer, config, grids, place, say)
+            _finish(trainer, config, grids, place, say, quiet)
         say(f"{place.lock}: complete ({n_runs} runs); nothing to do")
         return
     if done.any():
@@ -277,7 +278,7 @@ def _train(trainer: Trainer, config: SweepConfig, grids: list[Grid], place: Plac
                 _train_group(trainer, group, grid, group_done, first, out, n_runs, chunk_size, bar)
     _barrier("chunks written")
     if main:
-        _finish(trainer, config, grids, place, say)
+        _finish(trainer, config, grids, place, say, quiet)
     _barrier("results written")
 
 
@@ -299,7 +300,8 @@ def _train_group(trainer: Trainer, group: SweepConfig, grid: Grid, done: np.ndar
         at, arrays = run(grid, start, stop)
         if _n_runs(arrays):
             _write_chunk(out, first + at, arrays, n_runs)
-        bar.update(stop - start)
+        bar.update(int((~done[start:stop]).sum()))  # a chunk done in part (another chunk
+        # size) is retrained whole; its done runs are in the bar's initial count already
 
 
 def _write_chunk(out: Path, first: int, arrays: dict, n_runs: int) -> None:
@@ -337,20 +339,22 @@ def _interrupted(e: KeyboardInterrupt, out: Path, n_runs: int) -> Interrupted:
                        "rerun the same command to resume", signum)
 
 
-def _finish(trainer: Trainer, config: SweepConfig, grids: list[Grid], place: Place, say) -> None:
+def _finish(trainer: Trainer, config: SweepConfig, grids: list[Grid], place: Place, say,
+            quiet: bool) -> None:
     """One Dataset of every group's chunks (`Trainer.dataset`), landed by `Trainer.finish`
-    (which deletes the chunk files only once the results are written)."""
+    (which deletes the chunk files only once the results are written); then the one line
+    on the runs that did not train (`report_training`)."""
     out = place.store
     manifest = store.read_manifest(out)
     parts = [trainer.dataset(group, grid, store.read_chunks(out, grid.n_runs, int(first)), manifest)
              for group, grid, first in zip(config.groups, grids, group_offsets(config))]
     ds = parts[0] if not config.static_groups else _combined(parts, config, manifest)
-    report_nonfinite(ds, say)
     try:
         trainer.finish(config, place, ds)
     except OSError as e:
         raise _write_failed(e, store.RESULTS, out, config.n_runs) from None
     say(f"{place.lock}: done; open with toymodels.load({str(place.lock)!r})")
+    report_training(trainer, ds, quiet)
 
 
 def _combined(parts: list[xr.Dataset], config: SweepConfig, manifest: dict) -> xr.Dataset:
@@ -387,17 +391,12 @@ def _agreed(array: np.ndarray) -> np.ndarray:
     return np.asarray(multihost_utils.broadcast_one_to_all(array))
 
 
-def report_nonfinite(ds: xr.Dataset, say) -> None:
-    """Says which runs had a non-finite loss, and at which step (trainers that record
-    `nonfinite_step`)."""
-    if "nonfinite_step" not in ds:
+def report_training(trainer: Trainer, ds: xr.Dataset, quiet: bool) -> None:
+    """Says, in one line on stderr, how many runs of the finished Dataset `ds` did not
+    train and what to change (`toymodels.health.warning` by `Trainer.checkup`); under
+    `quiet` only when every run failed."""
+    if trainer.checkup is None:
         return
-    bad = ds.nonfinite_step.values >= 0
-    if not bad.any():
-        return
-    where = np.argwhere(bad)[:3]
-    dims = ds.nonfinite_step.dims
-    runs = ["(" + ", ".join(f"{d}={ds[d].values[i]}" for d, i in zip(dims, idx)) +
-            f") at step {ds.nonfinite_step.values[tuple(idx)]}" for idx in where]
-    say(f"warning: {bad.sum()} of {bad.size} runs had a non-finite loss: {'; '.join(runs)}"
-        f"{' ...' if bad.sum() > 3 else ''}; see the variable nonfinite_step")
+    line, every = health.warning(ds, trainer.checkup)
+    if line and (every or not quiet):
+        print(line, file=sys.stderr)

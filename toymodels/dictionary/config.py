@@ -40,6 +40,7 @@ import numpy as np
 from toymodels import config as base
 from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key, axis_tuple, seed
 from toymodels import store, zoo
+from toymodels.degenerate import check_data
 from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.errors import UserError, unknown
 from toymodels.limits import check_grid
@@ -200,6 +201,8 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, read: bool = False,
     own = SAE_KINDS[resolved["kind"]].reads  # written back: only the keys this kind reads
     resolved = {k: v for k, v in resolved.items() if k not in HYPER_KEYS or k in own}
     batch = base.resolve_batch(train, data_spec, source)
+    if sae["source"] == SYNTHETIC:  # a source's own sweep checked its [data]
+        check_data(data, dict(axes), model.n_features, batch, train["steps"], 0, source)
     static = ("steps", "log_every", "schedule", "warmup_steps", "optimizer")
     spec = Spec(model, TrainSpec(batch_size=batch, eval_samples=base.DEFAULTS["train"]["eval_samples"],
                                  **{k: train[k] for k in static}), data_spec,

@@ -191,6 +191,11 @@ def save_plot(kind: str, results_dir, out, **options) -> Path:
                             if allowed else f"plot {kind}: -o {name}: this kind takes no options")
     out = output_file(out, "--out", IMAGE_SUFFIXES, "an image")
     ds = store.load(results_dir)
+    if "nonfinite_step" in ds and bool((ds.nonfinite_step >= 0).all()):
+        n = ds.nonfinite_step.size
+        raise UserError(f"plot {kind} of {results_dir}: every run is non-finite (nonfinite_step "
+                        f"is set in all {n} runs: the training diverged): nothing to plot; "
+                        "retrain with a lower train.learning_rate")
     try:
         fig = make_figure(kind, ds, **options)
     except (TypeError, ValueError, KeyError) as e:

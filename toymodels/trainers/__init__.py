@@ -17,7 +17,7 @@ import xarray as xr
 from toymodels.config import SweepConfig, apply_override, read_raw
 from toymodels.errors import UserError, unknown
 from toymodels.trainers import llc, sae, toy
-from toymodels.trainers.base import Place, Trainer
+from toymodels.trainers.base import Checkup, Place, Trainer
 
 TRAINERS: dict[str, Trainer] = {t.name: t for t in (toy.TRAINER, sae.TRAINER, llc.TRAINER)}
 
@@ -137,5 +137,5 @@ def config_of(ds: xr.Dataset) -> SweepConfig | None:
         return None
 
 
-__all__ = ["TRAINERS", "Place", "Trainer", "config_of", "get_trainer", "load_config",
+__all__ = ["TRAINERS", "Checkup", "Place", "Trainer", "config_of", "get_trainer", "load_config",
            "parse_config", "stored_config", "trainer_name", "trainer_of"]

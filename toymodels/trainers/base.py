@@ -54,6 +54,29 @@ def finish_in_store(config: SweepConfig, place: Place, ds: xr.Dataset) -> xr.Dat
 
 
 @dataclasses.dataclass(frozen=True)
+class Checkup:
+    """What a trainer's Dataset holds that tells the runs that did not train; the engine
+    warns of them in one line after the pass (`toymodels.health.warning`).
+
+    Attributes:
+      value: the variable whose runs must be finite: a loss curve [*axes, step] (which
+        must also fall: its last logged point below its first) or an estimate [*axes].
+        Where the Dataset has `nonfinite_step` ([*axes], -1 or the first non-finite
+        step), it counts too.
+      failed: what the failed runs are, after "N of M ", e.g. "runs did not train".
+      hints: what to change, one phrase per symptom: "nonfinite" (not finite),
+        "above" (the curve ended over 10x `bound`), "stalled" (it did not fall).
+      bound: `bound(ds) -> [*axes]`, at least the loss of all-zero parameters (the loss
+        of a run that learned nothing), or None: no such bound.
+    """
+
+    value: str
+    failed: str
+    hints: dict[str, str]
+    bound: Callable[[xr.Dataset], xr.DataArray] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Trainer:
     """One kind of run the engine trains (toy models, sparse autoencoders, LLC estimates).
 
@@ -79,6 +102,8 @@ class Trainer:
       settable: `settable() -> {table: keys}`: what `--set` may set ("" the top level,
         "sweep" the axes).
       what: what a file of it is, in an error line ("a toy-model sweep").
+      checkup: how the engine tells, from the Dataset of `dataset`, the runs that did
+        not train (`Checkup`); None: it does not check.
     """
 
     name: str
@@ -97,6 +122,7 @@ class Trainer:
     describe: Callable[[SweepConfig], str] = lambda config: ""
     settable: Callable[[], dict[str, tuple[str, ...]]] = toy_keys
     what: str = "a toy-model sweep"
+    checkup: Checkup | None = None
 
 
 def per_group(expand_one: Callable[[SweepConfig], Grid]) -> Callable[[SweepConfig], list[Grid]]:

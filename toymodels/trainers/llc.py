@@ -6,7 +6,7 @@ runs are the trained runs of its `source` (a finished toy-model sweep), each est
 directory), resume after a crash with the same bits, several processes, the progress bar,
 clean interrupts. Its chunk files go to ``SOURCE/llc-<settings hash>/``; once every run is
 done its variables are added to ``SOURCE/results.nc`` (a second pass replaces the first's)
-and that folder is removed.
+and that folder is removed, with those that interrupted passes of other settings left.
 
 `toymodels llc DIR [flags]` is a sweep of ``{"llc": {"source": DIR, ...flags}}``: each
 flag overrides the key of its name (``--burn-in`` is ``burn_in``). The table's keys are
@@ -38,7 +38,7 @@ from toymodels.llc import (FINAL_VARIABLES, LOSSES, POINT_VARIABLES, LLCHyper, L
 from toymodels.evaluation import needs_samples
 from toymodels.models import get_model, model_of
 from toymodels.spec import Spec
-from toymodels.trainers.base import Place, Trainer
+from toymodels.trainers.base import Checkup, Place, Trainer
 
 WORK_PREFIX = "llc-"
 AUTO = "auto"
@@ -48,9 +48,10 @@ def _step(v):
     """epsilon: "auto" or a number > 0."""
     if v == AUTO:
         return v
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
-        raise ValueError('must be a number > 0 or "auto"')
-    return float(v)
+    try:
+        return number(0.0, math.inf, lo_open=True)(v)  # float32's range too
+    except ValueError as e:
+        raise ValueError(str(e).replace("a number in (0, inf]", 'a number > 0 or "auto"')) from None
 
 
 LLC_SCHEMA = {  # the [llc] table: key -> Key(check, default, description); None: not set
@@ -209,7 +210,8 @@ def llc_dataset(group: SweepConfig, grid: Grid, columns: dict, manifest: dict) -
 
 def finish_llc(config: SweepConfig, place: Place, found: xr.Dataset) -> xr.Dataset:
     """Adds the pass's variables to the source's results.nc (replacing a previous pass's),
-    then removes the work folder."""
+    then removes the work folders: its own and those that interrupted passes with other
+    settings left (`stale_work_dirs`; their estimates would be replaced by this pass's)."""
     ds = store.load(place.lock)
     previous = [v for v in ds.data_vars if v == "llc" or v.startswith("llc_")]
     new = ds.drop_vars(previous).assign(found.data_vars)
@@ -218,8 +220,15 @@ def finish_llc(config: SweepConfig, place: Place, found: xr.Dataset) -> xr.Datas
     except OSError as e:
         raise UserError(f"{place.lock}: cannot write {store.RESULTS} ({store.why(e)}); it is "
                         f"unchanged and the estimates are kept in {place.store}") from None
-    shutil.rmtree(place.store, ignore_errors=True)
+    for folder in (place.store, *stale_work_dirs(place.lock)):
+        shutil.rmtree(folder, ignore_errors=True)
     return new
+
+
+def stale_work_dirs(source: Path) -> list[Path]:
+    """The `llc-<hash>/` work folders in `source`. Called by the pass that holds the
+    source's lock, so no other pass is writing any of them: every one is stale."""
+    return sorted(p for p in Path(source).glob(WORK_PREFIX + "*") if p.is_dir())
 
 
 def check(settings: LLCSettings, spec: Spec, where: str) -> None:
@@ -336,9 +345,13 @@ def llc_variables(columns: dict, grid: Grid, spec: Spec, settings: LLCSettings,
     return new
 
 
+CHECKUP = Checkup("llc", "LLC estimates failed", {
+    "nonfinite": "the SGLD chains diverged (llc_nonfinite, llc_diverged): lower llc.epsilon "
+                 '(--epsilon), or leave it "auto"'})
+
 TRAINER = Trainer(
     name="llc", table="llc", parse=parse_llc, resolve=resolve_llc, expand=expand_llc,
     block_size=llc_block_size, make_block=make_llc_block, keys=llc_keys, dataset=llc_dataset,
     work=llc_work, memory=llc_memory, place=place_llc, finish=finish_llc,
     describe=describe_llc, settable=lambda: {"": ("name",), "llc": tuple(LLC_SCHEMA)},
-    what="an LLC pass")
+    what="an LLC pass", checkup=CHECKUP)

@@ -23,7 +23,7 @@ from toymodels.grid import (Grid, axis_columns, density, expand, flat_runs, make
                             run_values)
 from toymodels.hyper import complement
 from toymodels.spec import Spec
-from toymodels.trainers.base import (Trainer, first_nonfinite, grid_shaped, manifest_attrs,
+from toymodels.trainers.base import (Checkup, Trainer, first_nonfinite, grid_shaped, manifest_attrs,
                                      per_group)
 
 OPTIMIZER_HYPER = ("learning_rate", "weight_decay", "momentum", "beta1", "beta2", "eps")
@@ -148,7 +148,21 @@ def memory(spec: Spec) -> int:
     return (2 * N * d + 4 * N + d) * 5 + d * F + spec.train.n_logs
 
 
+def zero_loss(ds: xr.Dataset) -> xr.DataArray:
+    """[*axes] (Σ_i |W_i| sqrt(p_i))², at least E|h|² = E|W x|², the loss of an SAE whose
+    parameters are all zero (E[x_i²] <= p_i for every input law but the exponential
+    magnitude, whose E[x²] is 1/2)."""
+    return ((ds.truth ** 2).sum("hidden") ** 0.5 * ds.density ** 0.5).sum("feature") ** 2
+
+
+CHECKUP = Checkup("loss", "SAEs did not train", {
+    "nonfinite": "lower train.learning_rate",
+    "above": "lower train.learning_rate or the sparsity penalty (sae.l1_coefficient)",
+    "stalled": "raise train.learning_rate (or train.steps)"},
+    zero_loss)
+
 TRAINER = Trainer(
     name="sae", table="sae", parse=parse_sae_config, resolve=resolve_sae,
     expand=per_group(expand_sae), block_size=sae_block_size, make_block=make_sae_block, keys=sae_keys,
-    dataset=build_sae_dataset, work=work, memory=memory, settable=sae_keys_known, what="an SAE sweep")
+    dataset=build_sae_dataset, work=work, memory=memory, settable=sae_keys_known, what="an SAE sweep",
+    checkup=CHECKUP)

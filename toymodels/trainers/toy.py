@@ -18,7 +18,7 @@ from toymodels.groups import SNAPSHOT
 from toymodels.models import get_model
 from toymodels.spec import Spec
 from toymodels.train import block_size, make_train
-from toymodels.trainers.base import (Trainer, first_nonfinite, grid_shaped,
+from toymodels.trainers.base import (Checkup, Trainer, first_nonfinite, grid_shaped,
                                      manifest_attrs, per_group)
 
 FINAL_LOSS = ("population loss of the final weights (no dropout, no L1): exact for 0 and 1 "
@@ -100,7 +100,20 @@ def build_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict
     return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
+def zero_loss(ds: xr.Dataset) -> xr.DataArray:
+    """[*axes] Σ_i I_i p_i, at least the loss of all-zero parameters, Σ_i I_i E[x_i²]
+    (|x_i| <= 1 for every input law but the exponential magnitude, whose E[x²] is 1/2)."""
+    return (ds.importance * ds.density).sum("feature")
+
+
+CHECKUP = Checkup("loss", "runs did not train", {
+    "nonfinite": "lower train.learning_rate (or raise a negative train.weight_decay)",
+    "above": "lower train.learning_rate (or raise a negative train.weight_decay, or lower "
+             "the train.l1_hidden and l1_weights penalties)",
+    "stalled": "raise train.learning_rate (or train.steps)"},
+    zero_loss)
+
 TRAINER = Trainer(
     name="toy", table="model", parse=parse_toy, resolve=lambda config: config, expand=per_group(expand),
     block_size=block_size, make_block=make_toy_block, keys=chunk_keys, dataset=build_dataset,
-    work=work, memory=memory)
+    work=work, memory=memory, checkup=CHECKUP)
