@@ -252,6 +252,7 @@ def test_llc_nan_estimates_are_one_line_and_stale_folders_go(capsys, frozen):
 # ---- the progress bar of a sweep resumed with another chunk size
 
 
+@pytest.mark.slow  # 8 s: a resumed sweep's bar (issue 23's budget)
 def test_progress_bar_counts_each_run_once_after_a_resume(tmp_path, capsys, monkeypatch):
     """Before: resumed with another --chunk-size, the bar counted the runs of a chunk done in
     part twice ("20run" for 16 runs). V = 2 here (a batch of 32768), so chunks are small."""

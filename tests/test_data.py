@@ -144,7 +144,7 @@ def test_train_loss_is_the_loss_on_the_regenerated_training_set(finite_sweep):
     assert (ds.train_loss < ds.final_loss * 2).all()  # 20 steps: no overfitting yet, same scale
 
 
-@pytest.mark.parametrize("batch", [1024, "full"])
+@pytest.mark.parametrize("batch", [1024, pytest.param("full", marks=pytest.mark.slow)])  # full: 8 s
 def test_chunk_size_changes_nothing_with_a_finite_dataset(tmp_path, finite_sweep, batch):
     """20 runs in two groups of V = 16, minibatches (10 epochs over 20 steps) or the full
     batch: chunks of 1 (rounded to one group) and of all runs give the same bits."""

@@ -104,6 +104,7 @@ def test_unknown_only_name_is_one_line_and_runs_nothing(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow  # 8 s: an example script (issue 23's budget)
 def test_example_custom_plot_runs_on_a_tiny_sweep(tmp_path):
     results = tm.run_sweep(config(), tmp_path / "tiny", quiet=True)
     out = tmp_path / "custom.png"

@@ -41,6 +41,7 @@ def test_chunk_size_changes_nothing(tmp_path, reference, chunk):
     same_arrays(tm.load(out), reference)
 
 
+@pytest.mark.slow  # 13 s; chunk exactness is also held by tests/test_train.py and test_behaviour (issue 23's budget)
 def test_chunks_of_whole_groups_when_the_grid_is_larger_than_a_group(tmp_path):
     """More runs than one group: chunk sizes 1, 7 and all give identical arrays."""
     cfg = config(train={"steps": 20, "batch_size": 1024, "log_every": 10},
@@ -194,6 +195,7 @@ def test_nonfinite_loss_is_reported_and_recorded(tmp_path, capsys):
     assert ds.nonfinite_step.sel(learning_rate=1e30) > 0
 
 
+@pytest.mark.slow  # 11 s; the command line flow is also run by tests/test_cli.py and tests/test_docs.py
 def test_cli_sweep_set_info_and_load(tmp_path):
     toml = tmp_path / "s.toml"
     toml.write_text('name = "cli"\n[model]\nn_features = 4\nn_hidden = 2\n[train]\nsteps = 40\n'
