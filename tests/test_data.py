@@ -160,7 +160,7 @@ def test_chunk_size_changes_nothing_with_a_finite_dataset(tmp_path, finite_sweep
     same_arrays(one, whole, names)
 
 
-@pytest.mark.parametrize("law", ["one_hot", "exactly_one"])
+@pytest.mark.parametrize("law", [pytest.param("one_hot", marks=pytest.mark.slow), "exactly_one"])  # 5-8 s each
 def test_a_second_group_changes_nothing_for_the_other_laws(law):
     """One group of V runs alone or with a second group (as two chunk sizes would
     train them): the same bits, including the exact-only final_loss. one_hot: B = F =

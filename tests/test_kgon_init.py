@@ -97,7 +97,8 @@ def test_same_seed_same_noise_and_the_random_init_is_untouched():
     np.testing.assert_array_equal(first["W"][1], tm.get_model("relu_output").init(key, random.model)["W"])
 
 
-@pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
+@pytest.mark.parametrize("k", [*(pytest.param(k, marks=pytest.mark.slow) for k in (2, 3, 4)), 5,
+                               pytest.param(6, marks=pytest.mark.slow)])  # 4 s each: the pentagon by default
 def test_sgd_on_exactly_one_inputs_stays_at_the_kgon(k):
     """A critical point: 3,000 SGD steps (lr 0.005, B = 20, fresh samples) from it leave
     its used columns where they were and keep the exact loss at the table's value.
