@@ -10,6 +10,9 @@ hidden in a function still makes a cycle, it only defers it). Imports of the roo
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -133,3 +136,17 @@ def test_few_imports_hidden_in_functions_each_saying_why():
 def test_no_module_over_600_lines(name):
     n = len(modules()[name].read_text().splitlines())
     assert n <= MAX_LINES, f"{name}: {n} lines; split it by what it does"
+
+
+def test_a_script_run_from_the_folder_that_holds_the_clone_imports_the_package(tmp_path):
+    """The clone's folder is named like the package: run from its parent, `import
+    toymodels` must find the installed package, not the folder as an empty namespace
+    package (pyproject's package-dir makes an editable install a path entry)."""
+    root = PACKAGE.parent
+    (tmp_path / "toymodels").symlink_to(root)
+    probe = "import toymodels; print(toymodels.__file__, callable(toymodels.load))"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(PACKAGE / "__init__.py"), "True"], done.stdout
