@@ -73,6 +73,8 @@ class Needs:
 
 
 def _kgon(ds: xr.Dataset) -> str | None:
+    """the k-gon setting: a relu_output model in 2 hidden dims on exactly-one inputs of
+    uniform magnitude, unit importance"""
     problem = kgon_problem(ds)
     return f"{KGON_NEED}; {problem}" if problem else None
 
@@ -315,6 +317,45 @@ def why_not(kind: str, ds: xr.Dataset, **options) -> str | None:
         if reason:
             return reason
     return needs.check(ds) if needs.check else None
+
+
+def needs_text(kind: str) -> str:
+    """`NEEDS[kind]` in words, for the plots reference (`toymodels.reference`).
+
+    Example:
+      >>> needs_text("heatmap")
+      'a sweep of toy models; two sweep axes besides seed; the variable final_loss'
+    """
+    return _text(NEEDS[kind])
+
+
+def _text(needs: Needs) -> str:
+    either = lambda e: e if isinstance(e, str) else f"{e[0]} (or {', '.join(e[1:])})"
+    plural = lambda word, names: f"{word}{'s' if len(names) > 1 else ''} {_words(names)}"
+    models = f"{_words(needs.models, 'or')} models" if needs.models else "toy models"
+    parts = [{"toy": f"a sweep of {models}", "sae": "an SAE sweep"}.get(needs.trainer, "any sweep")]
+    if needs.named:
+        word = "axes" if len(needs.named) > 1 else "axis"
+        parts.append(f"the sweep {word} {_words([either(e) for e in needs.named])}")
+    parts += [f"a sweep axis named by -o {o} (default {d})" for o, d in needs.option_axes]
+    if needs.only is not None:
+        parts.append(f"no other sweep axes than {_words(needs.only)}")
+    if needs.axes:
+        parts.append(f"{NUMBERS[needs.axes]} sweep axes besides {_words(['seed', *needs.besides])}")
+    if needs.hidden:
+        lo, hi = needs.hidden
+        parts.append("n_hidden " + (f"{lo}" if lo == hi else f">= {lo}" if hi is None
+                                    else f"{lo} to {hi}"))
+    if needs.variables:
+        parts.append(plural("the variable", [either(e) for e in needs.variables]))
+    if needs.inputs:
+        parts.append(f"data.inputs {_words(needs.inputs, 'or')}")
+    if needs.check is not None:
+        parts.append(" ".join((needs.check.__doc__ or "a check of its own").split()))
+    text = "; ".join(parts)
+    for option, value, other in needs.variants:
+        text += f" (with -o {option}={value}: {_text(other)})"
+    return text
 
 
 def kinds_for(ds: xr.Dataset) -> list[str]:
