@@ -51,8 +51,8 @@ def built(tmp_path_factory):
     shutil.copytree(saes, root / "unanalysed")
     assert main(["analyze", str(saes)]) == 0
     assert main(["plot", "sae_cosines", str(saes), "--out", str(root / "before.png")]) == 0
-    before = SimpleNamespace(info=describe(saes).splitlines()[1:], mmcs=tm.load(saes).mmcs.values,
-                             png=(root / "before.png").read_bytes())
+    before = SimpleNamespace(info=describe(root / "unanalysed").splitlines()[1:],  # its variables
+                             mmcs=tm.load(saes).mmcs.values, png=(root / "before.png").read_bytes())
     toy = source.rename(root / "toy")
     return SimpleNamespace(root=root, source=source, toy=toy, saes=root / "unanalysed",
                            before=before)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from toymodels import store
+from toymodels.plotting.needs import NEEDS, kinds_for
 from toymodels.trainers import stored_config
 
 
 def describe(out: str | Path) -> str:
-    """A few lines: name, model, training, axes, runs done, device, versions, the config."""
+    """A few lines: name, model, training, axes, runs done, the data variables and the plot
+    kinds that apply (`plotting.needs.kinds_for`; from results.nc opened lazily, names
+    only), device, versions, the config."""
     manifest = store.read_manifest(out)
     store.check_results(out)
     config = stored_config(manifest["config"], f"{out}/{store.MANIFEST}")
@@ -41,12 +44,25 @@ def describe(out: str | Path) -> str:
         f"axes: {axes}  (grid {' x '.join(map(str, config.shape)) or '1'})",
         *([f"static groups: {len(config.groups)} ({' x '.join(swept)}), each compiled once"]
           if swept else []),
+        *_contents(out),
         f"device: {manifest['device']}",
         "versions: " + ", ".join(f"{k} {v}" for k, v in manifest["versions"].items()),
         "config:",
         *("  " + line for line in manifest["config"].strip().splitlines()),
     ]
     return "\n".join(lines)
+
+
+def _contents(out: str | Path) -> list[str]:
+    """The `variables:` and `plots:` lines, read from results.nc without loading its data."""
+    found = store.peek(out, lambda ds: (list(ds.data_vars), kinds_for(ds)))
+    if found is None:
+        return ["variables: none yet (results.nc is written once every run is done)",
+                "plots: none yet (the sweep is not finished)"]
+    names, kinds = found
+    return [f"variables: {', '.join(names) or 'none'}",
+            f"plots: {', '.join(kinds) or 'none'} ({len(kinds)} of {len(NEEDS)} kinds; "
+            "`toymodels plot KIND DIR --out FILE`)"]
 
 
 def _span(values) -> str:

@@ -25,6 +25,7 @@ from toymodels.config import SCHEMA
 from toymodels.dictionary import analysis as sae_analysis
 from toymodels.dictionary.config import SAE_SCHEMA, SAE_TRAIN
 from toymodels.plotting import PLOTS, plot_options
+from toymodels.plotting.needs import needs_text
 from toymodels.trainers.llc import LLC_SCHEMA
 
 NOT_A_VALUE = object()  # what no check allows: its ValueError says what is allowed
@@ -134,11 +135,12 @@ def _options(kind: str) -> str:
 
 def plot_reference() -> str:
     """Every plot kind of `toymodels plot KIND DIR --out FILE [-o key=value ...]`: what it
-    draws (its docstring's first paragraph) and its `-o` options (its keyword
-    arguments)."""
+    draws (its docstring's first paragraph), what it needs of a results directory
+    (`plotting.needs.NEEDS`) and its `-o` options (its keyword arguments)."""
     parts = []
     for kind, fn in PLOTS.items():
-        parts += [f"### `{kind}`", "", _summary(fn), "", f"Options (`-o`): {_options(kind)}.", ""]
+        parts += [f"### `{kind}`", "", _summary(fn), "", f"Needs: {needs_text(kind)}.", "",
+                  f"Options (`-o`): {_options(kind)}.", ""]
     return "\n".join(parts)
 
 

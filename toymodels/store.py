@@ -397,6 +397,18 @@ def check_results(out: str | Path) -> None:
         _read_results(Path(out), lambda ds: None)
 
 
+def peek(out: str | Path, use: Callable[[xr.Dataset], object]):
+    """`use(ds)` of `out/results.nc` opened lazily (its names, dims, coordinates and attrs
+    are read; data only where `use` reads it), or None when there is none yet (an
+    unfinished sweep). A damaged file is `check_results`'s UserError.
+
+    Example::
+
+      names = store.peek("runs/intro", lambda ds: list(ds.data_vars))
+    """
+    return _read_results(Path(out), use) if is_complete(out) else None
+
+
 def _read_results(out: Path, use: Callable[[xr.Dataset], object]):
     """`use(ds)` of `out/results.nc` opened; every way the file fails to read (h5py,
     h5netcdf, netCDF, xarray: many exceptions) is one UserError that says what to do."""

@@ -25,6 +25,13 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
 - ``memorisation``: double descent and the geometry of memorised data points.
 - ``sae``: sparse autoencoders against the ground-truth features.
 - ``llc``: k-gon trajectories and the local learning coefficient.
+- ``dropout``, ``incidental``, ``norms``: dropout, incidental polysemanticity, norms and
+  optimisers.
+
+What each kind needs of a results directory (a second sweep axis, snapshots, an SAE
+sweep, ...) is data in ``needs`` (``NEEDS``, ``why_not(kind, ds)``, ``kinds_for(ds)``):
+``save_plot`` refuses a kind that does not apply in one line, and ``toymodels info``
+lists the kinds that do.
 
 Runs are reduced to the axes a plot needs by ``best_runs``: the lowest-``final_loss``
 seed when a ``seed`` axis exists, index 0 along every other axis (select other values
@@ -91,6 +98,7 @@ from toymodels.plotting.common import (
     title,
     unpadded,
 )
+from toymodels.plotting.needs import NEEDS, Needs, kinds_for, why_not
 from toymodels.plotting.mechanisms import (
     computation,
     computation_figure,
@@ -180,7 +188,8 @@ def save_plot(kind: str, results_dir, out, **options) -> Path:
 
     Bad kinds, axes, options or a bad `out` (an ending not in `IMAGE_SUFFIXES`, a folder)
     raise `UserError` (one line), never a traceback; `out` is checked before any work,
-    and the folders it needs are made.
+    and the folders it needs are made. A kind that does not apply to the results
+    (`plotting.needs.why_not`) is one line with the reason and the kinds that apply.
     """
     if kind not in PLOTS:
         raise UserError(f"plot {kind}: {unknown(kind, PLOTS, 'plot kind')}")
@@ -196,6 +205,10 @@ def save_plot(kind: str, results_dir, out, **options) -> Path:
         raise UserError(f"plot {kind} of {results_dir}: every run is non-finite (nonfinite_step "
                         f"is set in all {n} runs: the training diverged): nothing to plot; "
                         "retrain with a lower train.learning_rate")
+    reason = why_not(kind, ds, **options)
+    if reason:
+        raise UserError(f"plot {kind} of {results_dir}: {reason}; kinds that apply here: "
+                        f"{', '.join(kinds_for(ds)) or 'none'}")
     try:
         fig = make_figure(kind, ds, **options)
     except (TypeError, ValueError, KeyError) as e:

@@ -38,6 +38,10 @@ from toymodels.results import config_of
 
 COLOURS = ("#3b75af", "#ef8636", "#519e3e", "#c53a32", "#8d69b8", "#84584e", "#d57dbe")
 LLC = "llc_snapshots"
+KGON_NEED = ("needs a k-gon sweep: a relu_output model in 2 hidden dims on "
+             'data.inputs = "exactly_one" of uniform magnitude, unit importance '
+             "(e.g. sweeps/kgon_trajectories.toml)")
+"""What `kgon_trajectories` needs, before `kgon_problem`'s reason (`plotting.needs`)."""
 
 
 def run_axes(ds: xr.Dataset) -> list[str]:
@@ -175,9 +179,7 @@ def kgon_trajectories(ds: xr.Dataset, runs: int = 4) -> Figure:
         raise ValueError("kgon_trajectories needs the loss curve `loss` (dims ..., step)")
     problem = kgon_problem(ds)
     if problem:
-        raise ValueError("needs a k-gon sweep: a relu_output model in 2 hidden dims on "
-                         'data.inputs = "exactly_one" of uniform magnitude, unit importance '
-                         f"(e.g. sweeps/kgon_trajectories.toml); {problem}")
+        raise ValueError(f"{KGON_NEED}; {problem}")
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ValueError(f"runs must be a whole number >= 1, got {runs!r}")
     axes, c = run_axes(ds), ds.sizes["feature"]

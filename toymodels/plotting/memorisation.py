@@ -16,6 +16,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 from toymodels.analysis.data_points import hidden_points
+from toymodels.plotting.common import _ensure_analysis
 from toymodels.plotting.common import title as _title
 from toymodels.results import one_group
 
@@ -98,9 +99,10 @@ def losses_figure(ds: xr.Dataset, by: str | None = None) -> Figure:
 def dimensionality(ax, ds: xr.Dataset) -> list:
     """Fractional dimensionality of the features (D_i of features with ‖W_i‖ > 0.5) and
     of the training points (D_t) against T, every value a dot (best init, data seed 0
-    when there are several), with the mean of each as a line."""
+    when there are several), with the mean of each as a line. The analysis variables are
+    computed if missing (a results directory that `toymodels analyze` has not seen)."""
     T = _sizes(ds)
-    runs = best_inits(ds)
+    runs = best_inits(_ensure_analysis(ds, ["feature_dimensionality", "feature_norm"]))
     runs = runs.isel(data_seed=0) if "data_seed" in runs.dims else runs
     drawn = []
     for name, colour, what in (("feature_dimensionality", TEST_COLOUR, "features"),

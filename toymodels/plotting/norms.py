@@ -62,6 +62,10 @@ def norms(ds: xr.Dataset, importance: int = 0) -> Figure:
         if axis in ds.dims:
             ds = ds.isel({axis: importance})
     axis, p = _density_axis(ds)
+    extra = [d for d in ds.final_loss.dims if d not in (axis, "norm", "seed")]
+    if extra:  # else their values would be drawn as if they were densities
+        raise ValueError(f"norms draws the axes norm, {axis} and seed only; this sweep also "
+                         f"has {', '.join(extra)} (select one value first)")
     order = np.argsort(p)
     fig = Figure(figsize=(13.0, 3.3), layout="constrained")
     axes = fig.subplots(1, 4)

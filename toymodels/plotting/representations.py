@@ -267,9 +267,9 @@ def _geometry_3d(ax, W, labels, colours, lim) -> list:
 def loss(ax, ds: xr.Dataset, max_labels: int = 10) -> list:
     """Training-loss curves (log y), one per run, including every seed.
 
-    Curves are coloured along the first non-seed sweep axis. With at most ``max_labels``
-    runs each curve is labelled by its axis values in a legend; otherwise a colorbar
-    shows the colouring axis.
+    Curves are coloured along the first numeric non-seed sweep axis. With at most
+    ``max_labels`` runs each curve is labelled by its axis values in a legend; otherwise
+    a colorbar shows the colouring axis.
 
     Returns:
       [*Line2Ds, Legend or Colorbar (when drawn)].
@@ -277,7 +277,8 @@ def loss(ax, ds: xr.Dataset, max_labels: int = 10) -> list:
     axes = sweep_axes(ds)
     curves = ds["loss"].transpose(*axes, "step").values.reshape(-1, ds.sizes["step"])
     combos = list(itertools.product(*(ds[a].values for a in axes)))
-    colour_axis = next((a for a in axes if a != "seed" and ds.sizes[a] > 1), None)
+    colour_axis = next((a for a in axes if a != "seed" and ds.sizes[a] > 1
+                        and ds[a].dtype.kind in "fiu"), None)  # numbers: a colour scale
     cmap, norm, colour_of = _loss_colours(ds, axes, colour_axis)
     few = len(combos) <= max_labels
     lines = []
