@@ -10,7 +10,7 @@ import toymodels as tm
 from toymodels.cli import main
 from toymodels.plotting import PLOTS
 
-from helpers import raw
+from helpers import raw, toml_of
 
 
 @pytest.fixture(scope="module")
@@ -153,3 +153,19 @@ def test_help_and_argument_errors_answer_without_importing_jax():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           cwd=Path(__file__).parent)
     assert done.stdout.strip().splitlines()[-1] == "False False", done.stdout + done.stderr
+
+
+def test_a_sweep_ends_naming_the_commands_that_fit_it(tmp_path, capsys):
+    """The last line names info, analyze, a plot kind that applies (and every kind that
+    does: here a sparsity x relative_importance sweep, so phase and heatmap too) and explore."""
+    path = tmp_path / "s.toml"
+    path.write_text(toml_of(raw(train={"steps": 20, "batch_size": 64, "log_every": 20,
+                                       "eval_samples": 8192},
+                                sweep={"sparsity": [0.0, 0.9], "relative_importance": [0.5, 2.0],
+                                       "seed": [0]})))
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out)]) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"next: toymodels info {out}; toymodels analyze {out}; "
+                           f"toymodels plot features {out} --out features.png (kinds here: ")
+    assert "phase, heatmap" in last and last.endswith(f"toymodels explore {out} --out out.html")

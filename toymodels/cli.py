@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+from pathlib import Path
 
 from toymodels.errors import Interrupted, UserError, unknown
 
@@ -48,7 +49,23 @@ def cmd_sweep(args) -> None:
     if args.distributed or args.coordinator:
         _start_distributed(args)
     with _sigterm_interrupts():
-        run_sweep(config, args.out, chunk_size=args.chunk_size, quiet=args.quiet)
+        out = run_sweep(config, args.out, chunk_size=args.chunk_size, quiet=args.quiet)
+    if not args.quiet:
+        print(next_commands(out), file=sys.stderr)
+
+
+def next_commands(out) -> str:
+    """The sweep's last line: the commands that fit what it made (the plot kinds that
+    apply to it, `plotting.needs.kinds_for`)."""
+    from toymodels import store  # with the sweep's own imports (start-up time)
+    from toymodels.plotting.needs import kinds_for  # idem
+
+    kinds = store.peek(out, kinds_for) or []
+    plot = f"toymodels plot {kinds[0]} {out} --out {kinds[0]}.png" if kinds else None
+    more = f" (kinds here: {', '.join(kinds)})" if len(kinds) > 1 else ""
+    steps = [f"toymodels info {out}", f"toymodels analyze {out}", *([plot + more] if plot else []),
+             f"toymodels explore {out} --out {Path(out).name}.html"]
+    return "next: " + "; ".join(steps)
 
 
 @contextlib.contextmanager
