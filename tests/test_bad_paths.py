@@ -108,6 +108,16 @@ def test_corrected_plot_writes_the_image_and_its_folders(capsys, results, workdi
     assert (workdir / "new/deep/x.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_an_existing_output_file_is_replaced(capsys, results, workdir):
+    """The same plot and page twice: the second replaces the first (the check must not
+    take the file itself for a parent that is a file)."""
+    for _ in range(2):
+        assert main(["plot", "loss", str(results), "--out", "again.png"]) == 0
+        assert main(["explore", str(results), "--out", "again.html"]) == 0
+    assert capsys.readouterr().err == ""
+    assert (workdir / "again.png").stat().st_size > 1000
+
+
 def test_corrected_explore_writes_the_page_and_its_folder(capsys, results, workdir):
     """Before: FileNotFoundError after the page was built (its folder did not exist)."""
     assert main(["explore", str(results), "--out", "nodir/x.html"]) == 0

@@ -45,7 +45,7 @@ def output_file(path: str | Path, flag: str, suffixes: tuple[str, ...], what: st
         raise UserError(f"{path}: {flag}: {allowed}, got a folder")
     if path.suffix.lower() not in suffixes:
         raise UserError(f"{path}: {flag}: {allowed}, got {path.suffix or 'no extension'}")
-    _writable_ancestor(path, flag)
+    _writable_ancestor(path, flag, path.parent)  # an existing file is replaced
     return path
 
 
@@ -73,10 +73,11 @@ def written(path: Path, flag: str) -> Iterator[Path]:
         raise UserError(f"{path}: {flag}: cannot write it ({why(e)})") from None
 
 
-def _writable_ancestor(path: Path, flag: str) -> None:
-    """The nearest existing one of `path` and its ancestors must be a folder (the others
-    are made when written) that one may write into."""
-    nearest = next((p for p in (path, *path.parents) if os.path.lexists(p)), Path("."))
+def _writable_ancestor(path: Path, flag: str, start: Path | None = None) -> None:
+    """The nearest existing one of `start` (default `path`) and its ancestors must be a
+    folder (the others are made when written) that one may write into."""
+    start = path if start is None else start
+    nearest = next((p for p in (start, *start.parents) if os.path.lexists(p)), Path("."))
     if not nearest.is_dir():
         raise UserError(f"{path}: {flag}: a path whose parents are folders, "
                         f"got {nearest}, {_kind(nearest)}")
