@@ -21,6 +21,7 @@ IMAGE = "an image ending ."  # then matplotlib's formats: .avif, .eps, ... (see 
 
 # (id, argv, starts, code): run in a folder holding the file file.toml, the file a_file,
 # the empty folder runs/ and the file plots/quick; {dir} is a finished tiny sweep
+SWEEP = str(Path(__file__).parents[1] / "sweeps" / "intro.toml")
 ROWS = [
     ("plot_unknown_suffix", ["plot", "loss", "{dir}", "--out", "x.xyz"],
      "x.xyz: --out: " + IMAGE, 2),
@@ -40,6 +41,10 @@ ROWS = [
      "x.txt: --out: an HTML page ending .html or .htm, got .txt", 2),
     ("explore_out_checked_first", ["explore", "missing", "--out", "runs"],
      "runs: --out: an HTML page ending .html or .htm, got a folder", 2),
+    ("sweep_out_is_file", ["sweep", SWEEP, "--out", "a_file"],
+     "a_file: is a file, not a directory; --out names a results directory", 2),
+    ("sweep_out_under_a_file", ["sweep", SWEEP, "--out", "a_file/sub"],
+     "a_file/sub: cannot create the directory (Not a directory); choose another --out", 2),
     ("zoo_build_out_is_file", ["zoo", "build", "intro_dense", "--out", "a_file"],
      "a_file: --out: a folder (new or existing), got a file", 2),
     ("zoo_build_parent_is_file", ["zoo", "build", "intro_dense", "--out", "a_file/zoo"],

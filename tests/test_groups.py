@@ -84,6 +84,7 @@ def test_padded_features_are_absent_not_unrepresented(tmp_path):
     assert (small.n_represented <= 3).all()
 
 
+@pytest.mark.slow  # 9 s (the default suite's 7-minute budget; CI runs it)
 def test_kind_axis_keeps_each_kinds_parameters(tmp_path):
     c = config(model={"n_features": 4, "n_hidden": 3}, train=FAST,
                sweep={"kind": ["relu_output", "abs_computation"], "seed": [0]})
@@ -94,6 +95,7 @@ def test_kind_axis_keeps_each_kinds_parameters(tmp_path):
     assert not np.isnan(ds.feature_norm).any()  # each group analysed from its own weights
 
 
+@pytest.mark.slow  # 6 s (the default suite's 7-minute budget; CI runs it)
 def test_steps_axis_pads_the_shorter_loss_curves(tmp_path):
     c = config(train=FAST, sweep={"steps": [40, 60], "seed": [0]})
     ds = tm.load(tm.run_sweep(c, tmp_path / "s", quiet=True))

@@ -171,6 +171,7 @@ def test_results_deleted_after_the_sweep_are_retrained(tmp_path, sweeps):
     same_arrays(tm.load(out), tm.load(results["small"]), SNAPSHOTS)
 
 
+@pytest.mark.slow  # 10 s plus the 11 s fixture; a bad --out of sweep is also a row of tests/test_bad_paths.py (the default suite's 7-minute budget; CI runs it)
 def test_an_out_that_is_a_file_or_cannot_be_made(tmp_path, sweeps):
     afile = tmp_path / "notes.txt"
     afile.write_text("not a directory")
@@ -183,6 +184,7 @@ def test_an_out_that_is_a_file_or_cannot_be_made(tmp_path, sweeps):
     assert afile.read_text() == "not a directory"
 
 
+@pytest.mark.slow  # the 11 s fixture (the default suite's 7-minute budget; CI runs it)
 def test_a_directory_of_other_files_is_refused_and_left_as_it_was(tmp_path, sweeps):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(tm.UserError, match="is not empty and is not a results directory"):
@@ -273,7 +275,8 @@ def test_a_full_disk_keeps_what_is_saved_and_the_same_command_resumes(tmp_path, 
 
 @pytest.mark.parametrize("name, code", [
     pytest.param("SIGINT", 130, marks=pytest.mark.slow),  # the same path; 18 s, so in CI's slow run
-    ("SIGTERM", 143),  # 9 s (the signal lands earlier in the sweep)
+    pytest.param("SIGTERM", 143, marks=pytest.mark.slow),  # 9 s; with the 11 s fixture, in slow
+    # (the default suite's budget; Ctrl-C mid-write is tests/test_store.py's, by default)
 ])
 def test_an_interrupted_sweep_says_what_is_saved_and_resumes(tmp_path, sweeps, name, code):
     files, results = sweeps

@@ -213,7 +213,8 @@ def _rrr(M, N, H, seed, draws=200_000):
                burn_in=10_000, epsilon=3e-6, gamma=1.0, nbeta=1e4)
 
 
-@pytest.mark.parametrize("MNH", [(2, 2, 2), (3, 3, 2), (5, 2, 2), (1, 1, 3)])
+@pytest.mark.parametrize("MNH", [(2, 2, 2), *(pytest.param(m, marks=pytest.mark.slow)
+                                               for m in ((3, 3, 2), (5, 2, 2), (1, 1, 3)))])  # 3 s each
 def test_rrr_llc_matches_aoyagi(MNH):
     # multiplicity-1 cases: 1.5 (case 1), 2.5 (case 1), 2.0 (case 3), 0.5 (case 4).
     # nbeta=1e4, eps=3e-6, gamma=1, 2e5 draws: measured over 8 seeds (10..17)

@@ -35,7 +35,8 @@ def test_opens_with_plain_xarray(reference, tmp_path):
         same_arrays(ds, reference)
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 12])
+@pytest.mark.parametrize("chunk", [pytest.param(1, marks=pytest.mark.slow), 7,
+                                   pytest.param(12, marks=pytest.mark.slow)])  # 3 s each
 def test_chunk_size_changes_nothing(tmp_path, reference, chunk):
     out = tm.run_sweep(config(**CFG), tmp_path / "run", chunk_size=chunk, quiet=True)
     same_arrays(tm.load(out), reference)

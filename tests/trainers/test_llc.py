@@ -110,6 +110,7 @@ def test_loss_modes_agree_on_the_same_chains(identity_runs):
     assert not np.array_equal(full, exact)  # really another loss
 
 
+@pytest.mark.slow  # 15 s; the pass's bits are also held by test_behaviour (the default suite's 7-minute budget; CI runs it)
 def test_sweep_path_is_the_estimator_on_each_run(identity_runs):
     """One run's estimate equals `slt.llc` on its own regenerated training set, with the
     key the module docstring states (an independent assembly of the same pieces)."""

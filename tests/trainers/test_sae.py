@@ -395,6 +395,7 @@ def test_bad_sae_input_is_one_line_naming_the_key(toy, tmp_path, capsys, sae_lin
     assert not out.exists()
 
 
+@pytest.mark.slow  # 6 s: a subprocess; the in-process table above covers the lines (the default suite's 7-minute budget; CI runs it)
 def test_bad_sae_input_through_python_m_toymodels(toy, tmp_path):
     path = bad_file(tmp_path, toy, SYNTHETIC + '\nkind = "topk"\nwidth = 4\nk = 5', "")
     done = run_cli("sweep", str(path), "--out", str(tmp_path / "out"))
