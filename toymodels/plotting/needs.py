@@ -12,8 +12,8 @@ data: `kgon_trajectories`' check of unit importances (`plotting.llc.kgon_problem
 
 Example (the quickstart's sparsity x seed sweep)::
 
-  >>> why_not("heatmap", toymodels.load("runs/intro"))  # doctest: +SKIP
-  'needs two sweep axes besides seed; this sweep has one: sparsity'
+  why_not("heatmap", toymodels.load("runs/intro"))
+  # -> 'needs two sweep axes besides seed; this sweep has one: sparsity'
 """
 
 from __future__ import annotations
