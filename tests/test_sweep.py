@@ -8,13 +8,14 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 import numpy as np
 import pytest
 
 import toymodels as tm
 from toymodels import store
-from toymodels.sweep import useful_devices
+from toymodels.sweep import describe_devices, useful_devices
 from toymodels.trainers.toy import TRAINER as TOY
 from toymodels.train import block_size
 
@@ -303,3 +304,12 @@ def test_cli_sweep_analyze_plot_on_static_axes(tmp_path):
     assert ds.optimizer.values.tolist() == ["adam", "sgd"]
     assert (ds.n_represented.sel(n_hidden=2) <= 5).all() and "polytope" in ds
     assert not np.array_equal(ds.W.sel(optimizer="adam"), ds.W.sel(optimizer="sgd"))
+
+
+def test_the_device_line_says_why_devices_were_left_idle():
+    """40 runs in one block of V on a 2-core machine train on one device: the manifest's
+    line says so instead of a bare 'cpu x1'."""
+    cpu = types.SimpleNamespace(platform="cpu", device_kind="cpu")
+    assert describe_devices([cpu], 1, 2) == "cpu x1 of 2 (cpu; no more devices than blocks of runs)"
+    assert describe_devices([cpu, cpu], 1, 2) == "cpu x2 (cpu)"
+    assert describe_devices([cpu, cpu], 2) == "cpu x2 (cpu) in 2 processes"

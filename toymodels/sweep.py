@@ -43,9 +43,15 @@ CHUNK_MEMORY_BYTES = 1 << 30  # parameters, optimiser state and snapshots of one
 MAX_CHUNK = 4096
 
 
-def describe_devices(devices, n_processes: int = 1) -> str:
-    """E.g. 'cpu x4 (cpu)', 'gpu x1 (NVIDIA H100 80GB HBM3)', 'cpu x4 (cpu) in 2 processes'."""
-    text = f"{devices[0].platform} x{len(devices)} ({devices[0].device_kind})"
+def describe_devices(devices, n_processes: int = 1, available: int | None = None) -> str:
+    """E.g. 'cpu x4 (cpu)', 'gpu x1 (NVIDIA H100 80GB HBM3)', 'cpu x4 (cpu) in 2 processes',
+    'cpu x1 of 2 (cpu; no more devices than blocks of runs)' when `useful_devices` left
+    some of the `available` ones idle."""
+    kind = devices[0].device_kind
+    if available is not None and available > len(devices):
+        kind += "; no more devices than blocks of runs"
+        return f"{devices[0].platform} x{len(devices)} of {available} ({kind})"
+    text = f"{devices[0].platform} x{len(devices)} ({kind})"
     return text + (f" in {n_processes} processes" if n_processes > 1 else "")
 
 
@@ -186,7 +192,7 @@ def run_sweep(config: SweepConfig, out: str | Path | None = None, *,
     used = max((useful_devices(jax.devices(), trainer, g.spec, grid.n_runs)
                 for g, grid in zip(config.groups, grids)), key=len)
     opening = (place.store, to_toml(config), config.n_runs,
-               describe_devices(used, jax.process_count()), same_config)
+               describe_devices(used, jax.process_count(), len(jax.devices())), same_config)
     with contextlib.ExitStack() as lock:  # process 0 holds the directory's lock inside
         _open_locked(lock, place, opening, group_keys(trainer, config), say)
         try:
