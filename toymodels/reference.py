@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import inspect
 import math
 
 from toymodels import zoo
@@ -24,7 +23,7 @@ from toymodels.checks import Key
 from toymodels.config import SCHEMA
 from toymodels.dictionary import analysis as sae_analysis
 from toymodels.dictionary.config import SAE_SCHEMA, SAE_TRAIN
-from toymodels.plotting import PLOTS, plot_options
+from toymodels.plotting import PLOTS, plot_description, plot_options
 from toymodels.plotting.needs import needs_text
 from toymodels.trainers.llc import LLC_SCHEMA
 
@@ -117,13 +116,6 @@ def variable_reference() -> str:
     return "\n".join(parts) + "\n"
 
 
-def _summary(fn) -> str:
-    """The first paragraph of the docstring of the function that draws (a figure
-    function's `__wrapped__` axes function, else its own)."""
-    doc = inspect.getdoc(getattr(fn, "__wrapped__", fn)) or ""
-    return doc.split("\n\n")[0].replace("\n", " ") or "(no description)"
-
-
 def _options(kind: str) -> str:
     """The `-o` options of a plot kind with their defaults."""
     params = plot_options(kind)
@@ -138,8 +130,8 @@ def plot_reference() -> str:
     draws (its docstring's first paragraph), what it needs of a results directory
     (`plotting.needs.NEEDS`) and its `-o` options (its keyword arguments)."""
     parts = []
-    for kind, fn in PLOTS.items():
-        parts += [f"### `{kind}`", "", _summary(fn), "", f"Needs: {needs_text(kind)}.", "",
+    for kind in PLOTS:
+        parts += [f"### `{kind}`", "", plot_description(kind), "", f"Needs: {needs_text(kind)}.", "",
                   f"Options (`-o`): {_options(kind)}.", ""]
     return "\n".join(parts)
 

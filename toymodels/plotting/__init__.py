@@ -159,17 +159,23 @@ def plot_options(kind: str) -> list[inspect.Parameter]:
             if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
 
 
+def plot_description(kind: str) -> str:
+    """What a plot kind draws: the first paragraph of the docstring of the function that
+    draws it (a figure function's `__wrapped__` axes function, else its own), on one line."""
+    fn = PLOTS[kind]
+    doc = inspect.getdoc(getattr(fn, "__wrapped__", fn)) or ""
+    return doc.split("\n\n")[0].replace("\n", " ") or "(no description)"
+
+
 def plot_summary(kind: str, width: int = 80) -> str:
-    """What a plot kind draws in at most `width` characters: the first sentence of its
-    drawing function's docstring, cut at a word.
+    """`plot_description` in at most `width` characters: its first sentence, cut at a word.
 
     Example:
       >>> plot_summary("loss")
       'Training-loss curves (log y), one per run, including every seed'
     """
-    fn = PLOTS[kind]
-    doc = (inspect.getdoc(getattr(fn, "__wrapped__", fn)) or "").replace("``", "`")
-    first = re.split(r"\.\s+(?=[A-Z])", doc.split("\n\n")[0].replace("\n", " "))[0].rstrip(".")
+    doc = plot_description(kind).replace("``", "`")
+    first = re.split(r"\.\s+(?=[A-Z])", doc)[0].rstrip(".")
     return first if len(first) <= width else first[:width - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
 
 
