@@ -95,7 +95,7 @@ ROWS = [
      "may have; shorten an axis", 2),
     ("work_2e56", ["sweep", "work.toml", *OUT],
      "work.toml: the sweep's work is about 2^56.8 values (16 runs), more than the limit of "
-     "2^55 (about two years on 2 CPU cores); its largest size: train.steps = 1073741824", 2),
+     "2^55 (about 7 years on 2 CPU cores); its largest size: train.steps = 1073741824", 2),
     ("llc_draws_2e9", ["llc", "{src}", "--draws", "2000000000", "--nbeta", "10"],
      f"toymodels llc: {ONE_STEP} 5.59 TiB (64 runs of 89.4 GiB), more than this machine's "
      "memory (64 GiB); its largest size: llc.draws = 2000000000", 2),

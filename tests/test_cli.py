@@ -1,5 +1,6 @@
 """The command line end to end: sweep -> analyze -> plot, and its one-line errors."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -169,3 +170,14 @@ def test_a_sweep_ends_naming_the_commands_that_fit_it(tmp_path, capsys):
     assert last.startswith(f"next: toymodels info {out}; toymodels analyze {out}; "
                            f"toymodels plot features {out} --out features.png (kinds here: ")
     assert "phase, heatmap" in last and last.endswith(f"toymodels explore {out} --out out.html")
+
+
+def test_main_called_from_python_keeps_the_processs_devices():
+    """`toymodels.cli.main([...])` in a test or a notebook must not split the CPU into one
+    device per core for the rest of the process (it made later tests' chunks round up to
+    two devices' blocks, an order-dependent failure); the command itself still does."""
+    probe = ("from toymodels.cli import main; main(['zoo', 'list']); import jax; "
+             "print(len(jax.devices()))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          cwd=Path(__file__).parent, env={**os.environ, "XLA_FLAGS": ""})
+    assert done.stdout.strip().splitlines()[-1] == "1", done.stdout + done.stderr

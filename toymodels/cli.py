@@ -331,8 +331,10 @@ def _positive(text: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Runs the command `toymodels ARGV...`; returns its exit code (0, 2 for a UserError,
     130 or 143 for SIGINT or SIGTERM, 141 when stdout is closed early, as by
-    `toymodels info DIR | head -1`). As the command itself (argv None), an interrupted
-    sweep ends the process at once (`_exit_now`)."""
+    `toymodels info DIR | head -1`). As the command itself (argv None), the CPU is split
+    into one JAX device per core and an interrupted sweep ends the process at once
+    (`_exit_now`); called from Python, the process keeps its devices (unless
+    `--cpu-devices` is given) and its life."""
     try:
         code = _command(argv)
         sys.stdout.flush()
@@ -363,7 +365,8 @@ def _command(argv: list[str] | None) -> int:
         sys.stdout.flush()  # --help into a closed pipe: the BrokenPipeError here, not at exit
         raise
     try:
-        use_cpu_devices(args.cpu_devices)
+        if argv is None or args.cpu_devices is not None:  # called from Python (a test, a
+            use_cpu_devices(args.cpu_devices)  # notebook): the process keeps its own devices
         args.func(args)
     except UserError as e:
         print(f"toymodels: error: {e}", file=sys.stderr)

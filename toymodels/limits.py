@@ -33,9 +33,8 @@ MAX_AXIS = 100_000  # values of one sweep axis (the longest shipped axis has 32)
 MAX_RUNS = 2**24  # runs of one sweep, 16,777,216 (the most shipped: 4,056)
 MAX_GROUPS = 4096  # static groups of one sweep, each a program of its own, compiled in
 # 1-2 s on CPU (the most shipped: 27); parsing builds them all, about 1 s for 4096
-MAX_WORK = 2**55  # values touched by a whole sweep (`Trainer.work` x runs): 2^20 times
-# the engine's chunk of work (`toymodels.sweep.CHUNK_WORK`, about a minute on 2 CPU cores),
-# so about two years there; 2^7 times double_descent_paper.toml, the largest shipped (2^47.7)
+MAX_WORK = 2**55  # values touched by a whole sweep (`Trainer.work` x runs): at 1-2e8 values
+# a second on 2 CPU cores (small models; `toymodels.sweep.CHUNK_WORK`), about 7 years there; 2^7 times double_descent_paper.toml, the largest shipped (2^47.7)
 VALUE_BYTES = 4  # `Trainer.memory` counts 4-byte values
 
 
@@ -114,7 +113,7 @@ def check_sizes(trainer, config, memory: tuple[int, str] | None) -> None:
         group = config.groups[works.index(max(works))]
         raise UserError(f"{config.source}: the sweep's work is about 2^{math.log2(sum(works)):.1f} "
                         f"values ({config.n_runs} runs), more than the limit of 2^"
-                        f"{math.log2(MAX_WORK):.0f} (about two years on 2 CPU cores); "
+                        f"{math.log2(MAX_WORK):.0f} (about 7 years on 2 CPU cores); "
                         f"{largest_size(group.spec)}")
 
 
