@@ -26,6 +26,7 @@ Loss modes (the loss whose LLC is estimated; no dropout, no L1 terms):
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -34,6 +35,7 @@ from flax import struct
 from toymodels import blocks, data, evaluation, sgld
 from toymodels.hyper import Hyper
 from toymodels.models import model_of
+from toymodels.progress import Report, ticker
 from toymodels.spec import Spec
 
 LLC_STREAM = 2**32 - 4  # fold_in tag of a seed's key for its LLC chains
@@ -172,18 +174,19 @@ def free_params(params: dict, spec: Spec) -> dict:
     return params if spec.model.bias else {k: v for k, v in params.items() if k != "b"}
 
 
-def make_llc_block(spec: Spec, root_seed: int):
+def make_llc_block(spec: Spec, root_seed: int, report: Report | None = None):
     """`block(seeds, slot, hyper, data_seeds) -> arrays` of a block of LLC runs (R a
     multiple of `llc_block_size(spec)`): `sgld.estimate` of every run and point, vmapped
     over the V runs of a group and the P points of a run, groups one after another.
 
     Returns {name: [R, ...]}: `llc_points`, `llc_se_points`, `llc_trusted_points` [R, P];
     `llc_trace` [R, chains, draws] and the diagnostics [R] of the final parameters.
+    The SGLD steps call `report` (`toymodels.progress`), if given.
     """
     kind, llc = model_of(spec.model), spec.llc
     V = llc_block_size(spec)
 
-    def one_run(hyper: LLCHyper, key: jax.Array, dataset_key: jax.Array) -> dict:
+    def one_run(tick, hyper: LLCHyper, key: jax.Array, dataset_key: jax.Array) -> dict:
         examples = data.training_set(dataset_key, hyper.run, spec, kind) if llc.loss == "dataset" else None
         loss = run_loss(spec, hyper.run, examples)
 
@@ -191,7 +194,7 @@ def make_llc_block(spec: Spec, root_seed: int):
             return sgld.estimate(loss, free_params(params, spec), jax.random.fold_in(key, p),
                                 hyper.nbeta, hyper.epsilon, hyper.gamma, chains=llc.chains,
                                 draws=llc.draws, burn_in=llc.burn_in, stochastic=llc.stochastic,
-                                auto_step=llc.auto_step)
+                                auto_step=llc.auto_step, tick=tick)
 
         P = jax.tree.leaves(hyper.params)[0].shape[0]
         result = jax.vmap(at_point)(hyper.params, jnp.arange(P))
@@ -209,7 +212,9 @@ def make_llc_block(spec: Spec, root_seed: int):
         seed_keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(root, s), LLC_STREAM))(seeds)
         keys = seed_keys[slot]
         dataset_keys = jax.vmap(data.dataset_key, in_axes=(None, 0))(root_seed, data_seeds)
-        return blocks.as_runs(blocks.map_blocks(one_run)(*blocks.as_blocks((hyper, keys, dataset_keys), V)))
+        tick = ticker(report, llc.burn_in + llc.draws, share=V / len(slot))  # once per block
+        run = partial(one_run, tick)
+        return blocks.as_runs(blocks.map_blocks(run)(*blocks.as_blocks((hyper, keys, dataset_keys), V)))
 
     return block
 

@@ -93,7 +93,7 @@ class LLCResult:
     trusted: jax.Array
 
 
-def _chain(loss_flat, w0, nbeta, epsilon, gamma, chain_key, *, draws, burn_in):
+def _chain(loss_flat, w0, nbeta, epsilon, gamma, chain_key, *, draws, burn_in, tick):
     """One localised SGLD chain on a deterministic loss.
 
     Returns (L(w_t) [draws] after burn-in, the matching L(w*) [draws] (all L(w*)),
@@ -110,6 +110,7 @@ def _chain(loss_flat, w0, nbeta, epsilon, gamma, chain_key, *, draws, burn_in):
 
     def step(carry, t):
         w, u, g = carry
+        tick(t)
         xi = jax.random.normal(jax.random.fold_in(chain_key, t), w.shape, w.dtype)
         w_new = w - 0.5 * epsilon * g + jnp.sqrt(epsilon) * xi
         (u_new, loss_new), g_new = vg(w_new)
@@ -121,7 +122,7 @@ def _chain(loss_flat, w0, nbeta, epsilon, gamma, chain_key, *, draws, burn_in):
     return losses[burn_in:], jnp.full((draws,), init), jnp.mean(acc)
 
 
-def _stochastic_chain(loss_flat, w0, nbeta, epsilon, gamma, chain_key, *, draws, burn_in):
+def _stochastic_chain(loss_flat, w0, nbeta, epsilon, gamma, chain_key, *, draws, burn_in, tick):
     """One localised SGLD chain on a stochastic loss ``loss_flat(w, batch_key)`` (a
     minibatch of a dataset, or fresh samples).
 
@@ -141,6 +142,7 @@ def _stochastic_chain(loss_flat, w0, nbeta, epsilon, gamma, chain_key, *, draws,
     vg = jax.value_and_grad(potential, has_aux=True)
 
     def step(w, t):
+        tick(t)
         step_key = jax.random.fold_in(chain_key, t)
         batch = jax.random.fold_in(step_key, BATCH)
         (u, loss), g = vg(w, batch)
@@ -190,7 +192,8 @@ def auto_epsilon(curvature, nbeta, gamma, scale=AUTO_SCALE):
 
 
 def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws: int,
-             burn_in: int, stochastic: bool = False, auto_step: bool = False) -> LLCResult:
+             burn_in: int, stochastic: bool = False, auto_step: bool = False,
+             tick: Callable[[jax.Array], None] = lambda t: None) -> LLCResult:
     """The LLC of ONE model: `chains` localised SGLD chains from ``w_star``, vmapped.
 
     The pure function behind :func:`llc`, for callers that vmap it themselves (the
@@ -199,7 +202,8 @@ def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws:
     may be traced. Chain c uses ``split(key, chains)[c]``. ``auto_step``: ``epsilon``
     is the ``scale`` of :func:`auto_epsilon` and the step is chosen from the curvature at
     w* (:func:`stiffest_curvature`; a stochastic loss's on one batch), from
-    ``fold_in(key, CURVATURE)``.
+    ``fold_in(key, CURVATURE)``. ``tick(t)`` is called at each SGLD step t (traced; the
+    sweep engine's progress, `toymodels.progress.ticker`).
 
     With a stochastic loss, ``trace`` holds the draws' batch losses, ``init_loss`` the
     mean of L_t(w*) over the same batches, and ``below_init`` is the fraction of windows
@@ -220,7 +224,8 @@ def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws:
     else:
         loss_flat, chain = (lambda w: loss_fn(unravel(w))), _chain
     keys = jax.random.split(key, chains)
-    run = partial(chain, loss_flat, flat, nbeta, epsilon, gamma, draws=draws, burn_in=burn_in)
+    run = partial(chain, loss_flat, flat, nbeta, epsilon, gamma, draws=draws, burn_in=burn_in,
+                  tick=tick)
     trace, at_star, acc_c = jax.vmap(run)(keys)  # the one vmap over chains
 
     per_chain = nbeta * jnp.mean(trace - at_star, axis=1)

@@ -19,6 +19,7 @@ import signal
 import sys
 import time
 import tomllib
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import jax
@@ -34,6 +35,7 @@ from toymodels.errors import Interrupted, UserError
 from toymodels.grid import Grid
 from toymodels.limits import check_sizes, machine_memory
 from toymodels.lock import held
+from toymodels.progress import Meter
 from toymodels.spec import Spec
 from toymodels.trainers import Place, Trainer, stored_config, trainer_of
 
@@ -44,6 +46,8 @@ CHUNK_WORK = 1 << 33  # values touched per chunk (`Trainer.work`; a toy model's 
 # about 10 s, in the same total time (39.6 s against 35.0 and 38.9 s, within the noise).
 CHUNK_MEMORY_BYTES = 1 << 30  # parameters, optimiser state and snapshots of one chunk
 MAX_CHUNK = 4096
+BAR = "{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"  # tqdm's,
+# with the runs shown whole: the bar moves by fractions of runs while a chunk trains
 
 
 def describe_devices(devices, n_processes: int = 1, available: int | None = None) -> str:
@@ -101,7 +105,9 @@ def plan_chunks(done: np.ndarray, chunk: int) -> list[tuple[int, int]]:
 
 def make_chunk_runner(trainer: Trainer, spec: Spec, root_seed: int, chunk: int, n_slots: int,
                       devices):
-    """`run(grid, start, stop) -> (first_run, arrays)` for runs start..stop-1.
+    """`run(grid, start, stop, advance=None) -> (first_run, arrays)` for runs start..stop-1;
+    while it waits, `advance(fraction)` gets each fraction of the chunk done since its
+    last call (the blocks' `toymodels.progress` reports), about every 0.1 s.
 
     The chunk of `chunk` runs (padded by repeating the last run) is split into equal
     contiguous blocks, one per device, and every device runs the SAME single-device program
@@ -121,7 +127,9 @@ def make_chunk_runner(trainer: Trainer, spec: Spec, root_seed: int, chunk: int, 
     mine = [i for i, d in enumerate(devices) if d.process_index == jax.process_index()]
     if mine != list(range(mine[0], mine[-1] + 1)):
         raise ValueError("this process's devices are not contiguous in the device list")
-    train_block, keys = jax.jit(trainer.make_block(spec, root_seed)), trainer.keys(spec)
+    meter = Meter()
+    train_block = jax.jit(trainer.make_block(spec, root_seed, meter.report))
+    keys = trainer.keys(spec)
 
     def block_inputs(grid: Grid, index: np.ndarray, device):
         seeds, slot = np.unique(grid.seed[index], return_inverse=True)
@@ -129,12 +137,12 @@ def make_chunk_runner(trainer: Trainer, spec: Spec, root_seed: int, chunk: int, 
         runs = jax.tree.map(lambda a: a[index], grid.runs)
         return jax.device_put((seeds, slot.astype(np.int32), *runs), device)
 
-    def run(grid: Grid, start: int, stop: int) -> tuple[int, dict[str, np.ndarray]]:
+    def run(grid: Grid, start: int, stop: int, advance=None) -> tuple[int, dict[str, np.ndarray]]:
         index = np.minimum(np.arange(start, start + chunk), stop - 1)
         blocks = [block_inputs(grid, index[i * per_device:(i + 1) * per_device], devices[i])
                   for i in mine]
-        outs = [train_block(*args) for args in blocks]  # asynchronous: all devices at once
-        wait_until_ready(outs)
+        meter.take()  # the last chunk's late reports
+        outs = dispatch(train_block, blocks, advance and (lambda: advance(meter.take() / len(mine))))
         arrays = jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *outs)
         first = mine[0] * per_device
         n = max(0, min(len(mine) * per_device, stop - start - first))  # not padding
@@ -143,14 +151,37 @@ def make_chunk_runner(trainer: Trainer, spec: Spec, root_seed: int, chunk: int, 
     return run
 
 
-def wait_until_ready(tree, longest_sleep: float = 0.05) -> None:
-    """Returns once every array of `tree` is computed. It polls, because Python runs signal
-    handlers only between bytecodes: blocked in `np.asarray`, Ctrl-C or SIGTERM would
-    wait until the chunk is done (up to a minute); polled, it is handled at once."""
+def dispatch(program, calls: list[tuple], poll=None) -> list:
+    """`[program(*args) for args in calls]`, each call in a thread of its own so that all
+    devices work at once, waited for (`wait_until_ready`, calling `poll`) in this one.
+
+    Threads, because XLA's CPU client runs a program that calls back to the host (the
+    `toymodels.progress` reports) to its end before it returns, where another program
+    returns at once. The threads are not waited for on an interrupt: the CLI then ends
+    the process (`cli._exit_now`); a Python caller's process finishes their work at exit.
+    """
+    pool = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="toymodels-block")
+    try:
+        futures = [pool.submit(program, *args) for args in calls]
+        wait_until_ready(futures, poll)
+        outs = [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=False)
+    wait_until_ready(outs, poll)
+    return outs
+
+
+def wait_until_ready(tree, poll=None, longest_sleep: float = 0.1) -> None:
+    """Returns once every array (or Future) of `tree` is done, calling `poll()` (if given) between
+    its checks. It polls, because Python runs signal handlers only between bytecodes:
+    blocked in `np.asarray`, Ctrl-C or SIGTERM would wait until the chunk is done (up
+    to a minute); polled, it is handled at once, and the bar moves."""
     delay = 1e-4
-    while not all(x.is_ready() for x in jax.tree.leaves(tree)):
+    while not all(x.done() if isinstance(x, Future) else x.is_ready() for x in jax.tree.leaves(tree)):
         time.sleep(delay)
         delay = min(2 * delay, longest_sleep)
+        if poll is not None:
+            poll()
 
 
 def run_sweep(config: SweepConfig, out: str | Path | None = None, *,
@@ -278,7 +309,7 @@ def _train(trainer: Trainer, config: SweepConfig, grids: list[Grid], place: Plac
         say(f"{out}: resuming: {done.sum()} of {n_runs} runs already done")
     offsets = group_offsets(config)
     with tqdm(total=n_runs, initial=int(done.sum()), unit="run", desc=config.name,
-              disable=quiet or not main, dynamic_ncols=True) as bar:
+              disable=quiet or not main, dynamic_ncols=True, bar_format=BAR) as bar:
         for group, grid, first in zip(config.groups, grids, offsets):
             group_done = done[first:first + grid.n_runs]
             if not group_done.all():
@@ -306,11 +337,32 @@ def _train_group(trainer: Trainer, group: SweepConfig, grid: Grid, done: np.ndar
     n_slots = min(len(np.unique(grid.seed)), chunk // len(devices))
     run = make_chunk_runner(trainer, spec, group.seed, chunk, n_slots, devices)
     for start, stop in plan_chunks(done, chunk):
-        at, arrays = run(grid, start, stop)
+        # a chunk done in part (another chunk size) is retrained whole; its done runs are
+        # in the bar's initial count already
+        share = ChunkBar(bar, int((~done[start:stop]).sum()))
+        at, arrays = run(grid, start, stop, share.advance)
         if _n_runs(arrays):
             _write_chunk(out, first + at, arrays, n_runs)
-        bar.update(int((~done[start:stop]).sum()))  # a chunk done in part (another chunk
-        # size) is retrained whole; its done runs are in the bar's initial count already
+        share.close()
+
+
+class ChunkBar:
+    """The bar's part for one chunk of `runs` runs to train: `advance(fraction)` moves it
+    by that fraction of them as the chunk trains, `close()` completes it once the chunk
+    is saved (so that the bar never shows a run done that a kill would lose for long)."""
+
+    def __init__(self, bar, runs: int):
+        self.bar, self.runs, self.shown = bar, runs, 0.0
+
+    def advance(self, fraction: float) -> None:
+        step = min(fraction * self.runs, 0.99 * self.runs - self.shown)
+        if step > 0:
+            self.shown += step
+            self.bar.update(step)
+
+    def close(self) -> None:
+        self.bar.update(self.runs - self.shown)
+        self.shown = self.runs
 
 
 def _write_chunk(out: Path, first: int, arrays: dict, n_runs: int) -> None:

@@ -32,6 +32,7 @@ from flax import struct
 from toymodels import blocks, data, evaluation
 from toymodels.hyper import Hyper
 from toymodels.models import KGON_KINDS, ModelKind, Params, kgon_params, model_of, perturb
+from toymodels.progress import Report, ticker
 from toymodels.spec import EVAL_BATCH, ModelSpec, Spec, TrainSpec
 
 INIT, DATA, EVAL, DATASET = 0, 1, 2, 3  # fold_in tags: a seed key's independent streams
@@ -271,12 +272,14 @@ class TrainInputs(NamedTuple):
       hyper: Hyper with leading [G, V].
       slot: [G, V] int, which seed key each run uses.
       examples: ([G, V, F, N],) every run's training set with a finite dataset; () online.
+      tick: `tick(step)`, the engine's progress (`toymodels.progress.ticker`).
     """
 
     data_keys: jax.Array
     hyper: Hyper
     slot: jax.Array
     examples: tuple
+    tick: Callable[[jax.Array], None] = ticker(None, 0)
 
 
 # ---- one model: its init, objective, step and evaluation (each for ONE run)
@@ -423,6 +426,7 @@ def step_block(spec: Spec, draws, block):
 def train_step(spec: Spec, inputs: TrainInputs, carry, step: jax.Array):
     """Step `step` of every run: carry (states [G, V], orders, loss sum [G, V])."""
     states, orders, loss_sum = carry
+    inputs.tick(step)
     draws = step_draws(spec, inputs.data_keys, orders, step)
     states, loss = jax.lax.map(partial(step_block, spec, draws),
                                (states, inputs.hyper, inputs.slot, *inputs.examples))
@@ -514,8 +518,8 @@ def run_output(params: Params, curve: jax.Array, snapshots, final: jax.Array,
 
 
 def train_runs(spec: Spec, start: Params | None, seed_keys: jax.Array, slot: jax.Array,
-               hyper: Hyper, eval_key: jax.Array,
-               dataset_keys: jax.Array | None = None) -> RunOutput:
+               hyper: Hyper, eval_key: jax.Array, dataset_keys: jax.Array | None = None,
+               report: Report | None = None) -> RunOutput:
     """`make_train(spec)`'s train (see there for the args), with `start =
     initial_params(spec)`: every run's init (vmapped over the R runs), then in [G, V]
     blocks its training set, the training loop, the evaluation and the fit."""
@@ -527,16 +531,16 @@ def train_runs(spec: Spec, start: Params | None, seed_keys: jax.Array, slot: jax
     states = blocks.as_blocks(init(seed_keys[slot], hyper), V)
     hyper, slot = blocks.as_blocks((hyper, slot), V)
     examples = (training_sets(spec, blocks.as_blocks(dataset_keys, V), hyper),) if finite else ()
-    inputs = TrainInputs(data_keys, hyper, slot, examples)
+    inputs = TrainInputs(data_keys, hyper, slot, examples, ticker(report, spec.train.steps))
     states, curve, snapshots = train_loop(spec, inputs, states)
     final, final_se = evaluate(spec, states.params, hyper, eval_key)
     fit = training_losses(spec, states.params, inputs)
     return run_output(states.params, curve, snapshots, final, final_se, fit)
 
 
-def make_train(spec: Spec):
+def make_train(spec: Spec, report: Report | None = None):
     """Builds `train(seed_keys, slot, hyper, eval_key, dataset_keys=None) -> RunOutput`
-    for the static `spec`.
+    for the static `spec`; its steps call `report` (`toymodels.progress`), if given.
 
     Args of the returned function:
       seed_keys: [S] one key per distinct seed, `fold_in(root_key, seed)`; consumed.
@@ -554,7 +558,7 @@ def make_train(spec: Spec):
 
     def train(seed_keys: jax.Array, slot: jax.Array, hyper: Hyper, eval_key: jax.Array,
               dataset_keys: jax.Array | None = None) -> RunOutput:
-        return train_runs(spec, start, seed_keys, slot, hyper, eval_key, dataset_keys)
+        return train_runs(spec, start, seed_keys, slot, hyper, eval_key, dataset_keys, report)
 
     return train
 

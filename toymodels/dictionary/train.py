@@ -27,6 +27,7 @@ from toymodels import blocks, data
 from toymodels.dictionary.sae import (SAEHyper, Stats, get_sae, init_stats, matmul,
                                       project_out_rows, random_directions, smallest_kept,
                                       unit_rows, update_stats)
+from toymodels.progress import Report, ticker
 from toymodels.spec import Spec
 from toymodels.train import DATA, INIT, make_optimizer
 
@@ -99,24 +100,26 @@ def step_block(spec: Spec, noise: data.Noise, step: jax.Array, block):
     return jax.vmap(partial(step_one, spec), in_axes=(0, 0, 0, None))(states, hyper, shared, step)
 
 
-def train_step(spec: Spec, data_keys: jax.Array, hyper: SAEHyper, slot: jax.Array, carry,
+def train_step(spec: Spec, data_keys: jax.Array, hyper: SAEHyper, slot: jax.Array, tick, carry,
                step: jax.Array):
     """Step `step` of every SAE: carry (states [G, V], loss sum [G, V]); each seed's DATA
-    key [S] draws one batch, shared by its SAEs; hyper and slot [G, V]."""
+    key [S] draws one batch, shared by its SAEs; hyper and slot [G, V]; `tick(step)` the
+    engine's progress (`toymodels.progress.ticker`)."""
     states, loss_sum = carry
+    tick(step)
     step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(data_keys, step)
     noise = jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
     states, loss = jax.lax.map(partial(step_block, spec, noise, step), (states, hyper, slot))
     return (states, loss_sum + loss), None
 
 
-def log_period(spec: Spec, data_keys: jax.Array, hyper: SAEHyper, slot: jax.Array,
+def log_period(spec: Spec, data_keys: jax.Array, hyper: SAEHyper, slot: jax.Array, tick,
                states: SAEState, t: jax.Array):
     """The K = `log_every` steps of log point t of every SAE (states, hyper, slot
     [G, V]): the new states and [G, V] each SAE's mean loss over these steps."""
     K = spec.train.log_every
     zero = jnp.zeros(slot.shape, jnp.float32)
-    (states, loss_sum), _ = jax.lax.scan(partial(train_step, spec, data_keys, hyper, slot),
+    (states, loss_sum), _ = jax.lax.scan(partial(train_step, spec, data_keys, hyper, slot, tick),
                                          (states, zero), t * K + jnp.arange(K))
     return states, loss_sum / K
 
@@ -131,20 +134,21 @@ def sae_outputs(spec: Spec, states: SAEState, curve: jax.Array) -> dict:
     return out
 
 
-def train_saes(spec: Spec, seed_keys: jax.Array, slot: jax.Array, hyper: SAEHyper) -> dict:
+def train_saes(spec: Spec, seed_keys: jax.Array, slot: jax.Array, hyper: SAEHyper,
+               report: Report | None = None) -> dict:
     """`make_train_sae(spec)`'s train; see there."""
     V = sae_block_size(spec)
     data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
     states = blocks.as_blocks(jax.vmap(partial(init_one, spec))(seed_keys[slot], hyper), V)
     hyper, slot = blocks.as_blocks((hyper, slot), V)
-    period = partial(log_period, spec, data_keys, hyper, slot)
+    period = partial(log_period, spec, data_keys, hyper, slot, ticker(report, spec.train.steps))
     states, curve = jax.lax.scan(period, states, jnp.arange(spec.train.n_logs))
     return sae_outputs(spec, states, curve)
 
 
-def make_train_sae(spec: Spec):
+def make_train_sae(spec: Spec, report: Report | None = None):
     """Builds `train(seed_keys, slot, hyper) -> dict of arrays` for the static `spec`
-    (`spec.sae` set).
+    (`spec.sae` set); its steps call `report` (`toymodels.progress`), if given.
 
     Args of the returned function:
       seed_keys: [S] one key per distinct seed, `fold_in(root_key, seed)`; consumed.
@@ -159,7 +163,7 @@ def make_train_sae(spec: Spec):
     """
 
     def train(seed_keys: jax.Array, slot: jax.Array, hyper: SAEHyper) -> dict:
-        return train_saes(spec, seed_keys, slot, hyper)
+        return train_saes(spec, seed_keys, slot, hyper, report)
 
     return train
 

@@ -89,8 +89,10 @@ class Trainer:
       expand: `expand(config) -> [Grid]`: the runs of each static group, in the order
         of `config.groups` (`per_group` of a function of one group).
       block_size: `block_size(spec) -> V`, the runs one compiled step computes at once.
-      make_block: `make_block(spec, root_seed) -> block(seeds [S], slot [R], *runs)
-        -> {name: [R, ...]}`, where `runs` is `Grid.runs` (R a multiple of V).
+      make_block: `make_block(spec, root_seed, report) -> block(seeds [S], slot [R],
+        *runs) -> {name: [R, ...]}`, where `runs` is `Grid.runs` (R a multiple of V);
+        its scan over steps calls the engine's `report` (`toymodels.progress.ticker`) so
+        that the bar moves while a chunk trains.
       keys: `keys(spec)`: the names of the arrays `block` returns (every chunk's).
       dataset: `dataset(group config, grid, columns, manifest) -> Dataset` of a group.
       work: `work(spec)`: the work of one run, in values touched (`CHUNK_WORK` units).

@@ -22,6 +22,7 @@ from toymodels.dictionary.train import make_train_sae, sae_block_size, sae_keys,
 from toymodels.grid import (Grid, axis_columns, density, expand, flat_runs, make_grid,
                             run_values)
 from toymodels.hyper import complement
+from toymodels.progress import Report
 from toymodels.spec import Spec
 from toymodels.trainers.base import (Checkup, Trainer, first_nonfinite, grid_shaped, manifest_attrs,
                                      per_group)
@@ -123,10 +124,11 @@ def build_sae_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: 
     return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
-def make_sae_block(spec: Spec, root_seed: int):
+def make_sae_block(spec: Spec, root_seed: int, report: Report | None = None):
     """`block(seeds, slot, hyper) -> arrays` of a block of SAEs
-    (`toymodels.dictionary.train.make_train_sae`, run keys `fold_in(key(root_seed), seed)`)."""
-    train = make_train_sae(spec)
+    (`toymodels.dictionary.train.make_train_sae`, run keys `fold_in(key(root_seed), seed)`);
+    its steps call `report` (`toymodels.progress`)."""
+    train = make_train_sae(spec, report)
 
     def block(seeds, slot, hyper):
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(root_seed), seeds)

@@ -16,6 +16,7 @@ from toymodels.config import SweepConfig, parse_toy
 from toymodels.grid import Grid, expand
 from toymodels.groups import SNAPSHOT
 from toymodels.models import get_model
+from toymodels.progress import Report
 from toymodels.spec import Spec
 from toymodels.train import block_size, make_train
 from toymodels.trainers.base import (Checkup, Trainer, first_nonfinite, grid_shaped,
@@ -29,11 +30,11 @@ TEST_LOSS = ("the same values as final_loss: the population loss on fresh sample
              "test loss of the double-descent curve (test_loss against train_loss over T)")
 
 
-def make_toy_block(spec: Spec, root_seed: int):
+def make_toy_block(spec: Spec, root_seed: int, report: Report | None = None):
     """`block(seeds, slot, hyper, data_seeds) -> arrays` of a block of toy-model runs:
     `toymodels.train.make_train` with the run keys of `root_seed`, its RunOutput as the
-    chunk's named arrays (`chunk_keys`)."""
-    train = make_train(spec)
+    chunk's named arrays (`chunk_keys`); its steps call `report` (`toymodels.progress`)."""
+    train = make_train(spec, report)
 
     def block(seeds, slot, hyper, data_seeds):
         keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(jax.random.key(root_seed), seeds)
