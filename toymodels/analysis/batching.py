@@ -3,15 +3,18 @@
 Every per-run quantity of the analysis (toy models in `toymodels.analysis.variables`, SAEs
 in `toymodels.dictionary.analysis`) is a pure function of ONE run's arrays; `per_run`
 batches it over a leading run axis R, and `in_chunks` applies the batched function to
-equal zero-padded chunks of the runs (one compilation serves every chunk).
+equal zero-padded chunks of the runs (one compilation serves every chunk), with a
+progress bar on stderr where there are several (`analyze`, `explore` of a large sweep).
 """
 
 from collections.abc import Callable
 
 import jax
 import numpy as np
+from tqdm.auto import tqdm
 
 CHUNK_ELEMENTS = 2**20  # runs per chunk * F * F: keeps [chunk, F, F] arrays in cache
+MIN_CHUNKS_SHOWN = 8  # fewer chunks: no bar (seconds of work at most)
 
 
 def per_run(fn: Callable, in_axes=0) -> Callable:
@@ -67,5 +70,10 @@ def in_chunks(
     def part(a, i):
         return None if a is None else a[i * chunk : (i + 1) * chunk]
 
-    outs = [fn(*(part(a, i) for a in padded), *shared) for i in range(n_chunks)]
+    outs = []
+    with tqdm(total=n_runs, unit="run", desc="analyze", leave=False,
+              disable=n_chunks < MIN_CHUNKS_SHOWN, dynamic_ncols=True) as bar:
+        for i in range(n_chunks):  # each chunk waited for, so that the bar tells the truth
+            outs.append(jax.device_get(fn(*(part(a, i) for a in padded), *shared)))
+            bar.update(min(chunk, n_runs - i * chunk))
     return jax.tree_util.tree_map(lambda *xs: np.concatenate(xs)[:n_runs], *outs)
