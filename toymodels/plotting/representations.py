@@ -355,7 +355,7 @@ def features_figure(
     axis = _default_axis(ds, axis)
     n = ds.sizes[axis] if axis else 1
     rows, columns = _grid_shape(n, max_columns)
-    fig = Figure(figsize=(2.7 * columns + 1.2, 2.4 * rows + 0.7), layout="constrained")
+    fig = Figure(figsize=(2.7 * columns + 1.2, 2.4 * rows + 0.7), layout="compressed")
     grid = fig.add_gridspec(rows, 2 * columns, width_ratios=[1.0, 0.55] * columns)
     axes = np.array(
         [
