@@ -46,6 +46,17 @@ def test_geometry_labels_its_axes_and_names_unrepresented_features_once():
     assert [t.get_text() for t in ax3.texts] == ["0", "not represented: 1"]
 
 
+def test_features_colour_bars_sit_next_to_the_panels_gram_first():
+    ds = synthetic_results({"sparsity": np.linspace(0.0, 0.99, 10)}, F=5, H=2)
+    fig = plotting.PLOTS["features"](ds)
+    fig.draw_without_rendering()
+    bars = sorted((a for a in fig.axes if a.get_label() == "<colorbar>"),
+                  key=lambda a: a.get_position().x0)
+    right = max(a.get_position().x1 for a in fig.axes if a.get_label() != "<colorbar>")
+    assert [b.get_ylabel() for b in bars] == ["WᵀW", "√superposition (bar colour)"]
+    assert bars[0].get_position().x0 - right < 0.02  # of the figure's width
+
+
 def test_features_draws_the_lowest_loss_seed(ds):
     fig = Figure()
     axes = np.array(fig.subplots(3, 2), dtype=object)

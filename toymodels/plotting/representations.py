@@ -355,7 +355,7 @@ def features_figure(
     axis = _default_axis(ds, axis)
     n = ds.sizes[axis] if axis else 1
     rows, columns = _grid_shape(n, max_columns)
-    fig = Figure(figsize=(2.7 * columns + 1.2, 2.4 * rows + 0.7), layout="compressed")
+    fig = Figure(figsize=(2.7 * columns + 1.2, 2.4 * rows + 0.7), layout="constrained")
     grid = fig.add_gridspec(rows, 2 * columns, width_ratios=[1.0, 0.55] * columns)
     axes = np.array(
         [
@@ -366,14 +366,10 @@ def features_figure(
     )
     drawn = features(axes, ds, axis)
     every = list(axes.ravel())
-    fig.colorbar(drawn[0][0], ax=every, label="WᵀW", shrink=0.9, aspect=15 * rows)
-    fig.colorbar(
-        ScalarMappable(Normalize(0, 1), SUPERPOSITION_CMAP),
-        ax=every,
-        label="√superposition (bar colour)",
-        shrink=0.9,
-        aspect=15 * rows,
-    )
+    # the last colour bar made sits nearest the panels: WᵀW's, the panels' own colours
+    fig.colorbar(ScalarMappable(Normalize(0, 1), SUPERPOSITION_CMAP), ax=every,
+                 label="√superposition (bar colour)", shrink=0.9, aspect=15 * rows, pad=0.01)
+    fig.colorbar(drawn[0][0], ax=every, label="WᵀW", shrink=0.9, aspect=15 * rows, pad=0.01)
     fig.suptitle(title(ds, _fixed_note(ds, [axis])), fontsize=10)
     return fig
 
