@@ -135,6 +135,41 @@ def test_a_wrong_plot_option_lists_the_kinds_options(results, tmp_path, capsys):
                                        "option; allowed: axis, max_columns\n")
 
 
+def _exit_code(argv) -> int:
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse's --help and errors exit
+        return e.code
+
+
+@pytest.mark.parametrize("argv", [["plot", "phase", "--help"], ["plot", "phase", "some/dir", "-h"]])
+def test_a_plot_kinds_help_gives_its_description_needs_and_options(capsys, argv):
+    assert _exit_code(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: toymodels plot") and " phase dir" in out.splitlines()[0]
+    assert "phase: Phase diagram of the extra feature" in out
+    assert "needs: a sweep of toy models; two sweep axes besides seed" in out
+    options = [line.split()[1] for line in out.splitlines() if line.startswith("  -o ")]
+    assert options == ["x=None", "y=None", "theory='auto'"]
+    assert "-o y=None          vertical axis (default the density axis)" in out
+    assert "kinds (" not in out  # not the list of every kind
+
+
+def test_plot_help_without_a_kind_still_lists_the_kinds(capsys):
+    assert _exit_code(["plot", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "\n  phase_grid " in out and "\n  sae_cosines " in out
+
+
+def test_the_help_of_an_unknown_plot_kind_is_its_one_line_did_you_mean(capsys):
+    assert _exit_code(["plot", "feature", "--help"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1
+    assert captured.err.startswith("toymodels: error: plot feature: unknown plot kind; did you "
+                                   "mean features? allowed: features, ")
+
+
 @pytest.mark.parametrize("argv", [[], ["zoo"]])
 def test_bare_commands_print_their_help(capsys, argv):
     assert main(argv) == 0

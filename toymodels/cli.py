@@ -33,12 +33,34 @@ class _PlotParser(_Parser):
     """`toymodels plot`'s parser: its help lists every kind in one line each, read from
     the registry only when the help is shown (the plotting modules take seconds to import)."""
 
-    def format_help(self) -> str:
-        from toymodels.plotting import PLOTS, plot_summary  # only for this help (start-up time)
+    kind: str | None = None  # the KIND given before --help (`_Kind`), if any
 
+    def format_help(self) -> str:
+        from toymodels.plotting import PLOTS, plot_help, plot_summary  # only for this help
+        # (start-up time)
+        if self.kind is not None:
+            return self._kind_help(self.kind, PLOTS, plot_help)
         kinds = "\n".join(f"  {kind:28} {plot_summary(kind)}" for kind in PLOTS)
-        self.epilog = f"kinds (each kind's options and what it needs: docs/plots.md):\n{kinds}"
+        self.epilog = ("kinds (each kind's options and what it needs: toymodels plot KIND --help, "
+                       f"docs/plots.md):\n{kinds}")
         return super().format_help()
+
+    def _kind_help(self, kind: str, plots, plot_help) -> str:
+        """`plot KIND --help`: the usage, then the kind's description, needs and options;
+        an unknown KIND is the one-line did-you-mean error of `plot KIND DIR` (exit 2)."""
+        if kind not in plots:
+            self.exit(2, f"toymodels: error: plot {kind}: {unknown(kind, plots, 'plot kind')}\n")
+        usage = self.format_usage().replace(" KIND ", f" {kind} ", 1)
+        return f"{usage}\n{plot_help(kind)}\n"
+
+
+class _Kind(argparse.Action):
+    """Stores `plot`'s KIND and tells the parser, so that a --help after it describes
+    that kind (argparse takes KIND before it acts on --help)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        parser.kind = value
+        setattr(namespace, self.dest, value)
 
 
 def cmd_sweep(args) -> None:
@@ -259,7 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="draw a figure from a results directory",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     sub._parser_class = _Parser
-    p.add_argument("kind", metavar="KIND", help="the figure, one of the kinds below")
+    p.add_argument("kind", metavar="KIND", action=_Kind,
+                   help="the figure, one of the kinds below")
     p.add_argument("dir")
     p.add_argument("--out", required=True, help="image file, e.g. plots/intro.png")
     p.add_argument("--option", "-o", action="append", default=[], metavar="NAME=VALUE",

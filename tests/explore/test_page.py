@@ -181,3 +181,39 @@ def test_sae_page_in_chromium_shows_latent_feature_cosines(phase, driver, tmp_pa
     shown = np.full(cosines.shape, np.nan)
     shown[matrix["y"], matrix["x"]] = matrix["value"]
     np.testing.assert_allclose(shown, cosines, rtol=1e-5, atol=1e-6)
+
+
+# ---- the first view, without a browser
+
+
+def _made(H: int):
+    """sparsity [3] x seed [2] runs of a 5-feature model in H dims, with final_loss and
+    phase (made by hand, no training)."""
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    shape = (3, 2)
+    return xr.Dataset(
+        {"W": (("sparsity", "seed", "hidden", "feature"), rng.normal(size=(*shape, H, 5))),
+         "loss": (("sparsity", "seed", "step"), rng.uniform(0.1, 1.0, (*shape, 4))),
+         "final_loss": (("sparsity", "seed"), rng.uniform(0.1, 1.0, shape)),
+         "phase": (("sparsity", "seed"), np.array([["dedicated", "superposition"]] * 3))},
+        coords={"sparsity": [0.0, 0.5, 0.9], "seed": [0, 1], "step": [1, 2, 3, 4]})
+
+
+def _model(doc, **match):
+    return next(iter(doc.select(match)))
+
+
+@pytest.mark.parametrize("H, shown", [(2, False), (3, True)])
+def test_the_page_opens_on_final_loss_and_hides_the_hidden_2_panel_without_one(H, shown):
+    from bokeh.models import Select
+    from bokeh.plotting import figure
+
+    doc = tm.explore.build_document(page_data(_made(H)))
+    assert _model(doc, type=Select, name="var").value == "final_loss"
+    assert (_model(doc, type=Select, name="x").value,
+            _model(doc, type=Select, name="y").value) == ("sparsity", "seed")
+    second = [f for f in doc.select({"type": figure})
+              if f.title is not None and "hidden 0 vs 2" in f.title.text]
+    assert len(second) == 1 and second[0].visible is shown

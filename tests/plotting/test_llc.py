@@ -9,6 +9,8 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import xarray as xr  # noqa: E402
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from toymodels import plotting, theory  # noqa: E402
 from toymodels.plotting import llc as llc_plots  # noqa: E402
@@ -87,6 +89,44 @@ def test_untrusted_llc_points_are_hollow_and_outside_the_y_range():
     low, high = bottom.get_ylim()
     assert low == 0.0 and 4.0 <= high < 5.0  # the trusted values are 3 + U[0, 1)
     assert not any("−40" in t or "-40" in t for t in texts(bottom))
+
+
+def test_untrusted_llc_points_are_small_faint_and_in_the_legend():
+    ds = dataset()
+    trusted = np.ones(ds.llc_snapshots.shape, bool)
+    trusted[..., 0] = False
+    ds["llc_snapshots_trusted"] = (ds.llc_snapshots.dims, trusted)
+    bottom = plotting.PLOTS["kgon_trajectories"](ds, runs=4).axes[1]
+    faint = [line for line in bottom.get_lines() if line.get_gid() == "untrusted"]
+    trusted_marker = bottom.containers[0].lines[0]
+    assert all(line.get_markersize() < trusted_marker.get_markersize() for line in faint)
+    assert all(line.get_alpha() is not None and line.get_alpha() <= 0.5 for line in faint)
+    labels = [t.get_text() for t in bottom.get_legend().get_texts()]
+    assert any(text.startswith("not trusted") for text in labels), labels
+
+
+def test_plateau_labels_are_not_repeated_or_drawn_on_each_other():
+    top = plotting.PLOTS["kgon_trajectories"](dataset(), runs=4).axes[0]
+    assert texts(top).count("$4$-gon") == 1  # every run starts on the same 4-gon plateau
+    ax = Figure().add_subplot()
+    ax.plot([0, 10], [0, 1])
+    x, y = np.array([0.0, 5.0]), np.array([0.5, 0.5])
+    drawn = llc_plots.annotate_plateaus(ax, x, [y, y, y], [[(1, "4^{1+}-gon")], [(1, "4-gon")],
+                                                           [(1, "4-gon")]], ["r", "g", "b"])
+    assert [t.get_text() for t in drawn] == ["$4^{1+}$-gon", "$4$-gon"]
+    FigureCanvasAgg(ax.figure).draw()
+    first, second = (t.get_window_extent() for t in drawn)
+    assert first.height > 1 and second.height > 1
+    assert not first.overlaps(second)
+
+
+def test_llc_phase_legend_once_per_label_and_plain_numbers_in_its_title(phase_sweep):
+    ds = phase_sweep
+    ds["llc"].attrs.update(nbeta_used=1000.0, gamma=100.0, loss="online")
+    right = plotting.PLOTS["llc_phase"](ds).axes[1]
+    labels = [t.get_text() for t in right.get_legend().get_texts()]
+    assert len(labels) == len(set(labels)) and "theory (n=2, m=1)" in labels, labels
+    assert right.get_title() == "LLC of the same runs (online loss, nβ = 1000, γ = 100)"
 
 
 def test_the_picked_runs_span_the_final_losses():

@@ -79,6 +79,20 @@ def test_heatmap_best_and_mean_over_seeds(ds):
         plotting.heatmap(_new_ax(), ds, "phase")
 
 
+def test_a_count_gets_a_discrete_colour_scale_with_integer_ticks(ds):
+    counts = np.array([[[2, 2], [3, 3]], [[3, 4], [5, 5]], [[4, 4], [5, 5]]])  # [S, r, seed]
+    ax = _new_ax()
+    mesh, colorbar = plotting.heatmap(ax, ds.assign(n_represented=(ds.final_loss.dims, counts)),
+                                      "n_represented", reduce="best")
+    ax.figure.canvas.draw()
+    assert mesh.cmap.N == 4  # one colour per count, 2 to 5
+    assert list(colorbar.get_ticks()) == [2, 3, 4, 5]
+    labels = [t.get_text() for t in colorbar.ax.get_yticklabels() if t.get_text()]
+    assert labels == ["2", "3", "4", "5"]
+    mesh, _ = plotting.heatmap(_new_ax(), ds, "final_loss")
+    assert mesh.cmap.N == 256  # a loss stays continuous
+
+
 def test_log_axes_for_geometric_coordinates_linear_otherwise():
     ds2 = synthetic_results(
         {

@@ -33,6 +33,30 @@ def test_geometry_in_3d_and_its_artists():
         plotting.geometry(_new_ax(), np.ones((3, 4)))
 
 
+def test_geometry_labels_its_axes_and_names_unrepresented_features_once():
+    ax = _new_ax()
+    W = np.array([[1.0, 0.0, 0.01, -0.02, 0.3], [0.0, 0.9, 0.02, 0.01, 0.3]])  # 2, 3, 4: short
+    plotting.geometry(ax, W)
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("hidden dim 0", "hidden dim 1")
+    texts = [t.get_text() for t in ax.texts if t.get_text()]  # arrows are empty texts
+    assert texts == ["0", "1", "not represented: 2, 3, 4"]  # no labels piled at the centre
+    ax3 = _new_ax(projection="3d")
+    plotting.geometry(ax3, np.array([[1.0, 0.0], [0.0, 0.1], [0.0, 0.0]]))
+    assert ax3.get_zlabel() == "hidden dim 2"
+    assert [t.get_text() for t in ax3.texts] == ["0", "not represented: 1"]
+
+
+def test_features_colour_bars_sit_next_to_the_panels_gram_first():
+    ds = synthetic_results({"sparsity": np.linspace(0.0, 0.99, 10)}, F=5, H=2)
+    fig = plotting.PLOTS["features"](ds)
+    fig.draw_without_rendering()
+    bars = sorted((a for a in fig.axes if a.get_label() == "<colorbar>"),
+                  key=lambda a: a.get_position().x0)
+    right = max(a.get_position().x1 for a in fig.axes if a.get_label() != "<colorbar>")
+    assert [b.get_ylabel() for b in bars] == ["WᵀW", "√superposition (bar colour)"]
+    assert bars[0].get_position().x0 - right < 0.02  # of the figure's width
+
+
 def test_features_draws_the_lowest_loss_seed(ds):
     fig = Figure()
     axes = np.array(fig.subplots(3, 2), dtype=object)

@@ -50,8 +50,8 @@ def write_page(results_dir: str | Path, out: str | Path, *, var: str | None = No
       results_dir: a results directory (toy models, static axes, SAE or LLC results).
       out: the HTML file to write (ending .html or .htm; checked before any work, and
         the folders it needs are made).
-      var, x, y: the variable and axes shown first (default: phase or final_loss; a
-        density axis as y).
+      var, x, y: the variable and axes shown first (default: final_loss, mmcs for SAE
+        results; a density axis as y).
       max_curve: logged steps kept per loss curve.
 
     Returns:

@@ -68,11 +68,11 @@ def default_axes(axes: tuple[str, ...]) -> tuple[str, str]:
 
 
 def default_variable(data: PageData) -> str:
+    """The variable shown first: the sweep's main one, `mmcs` for SAE results, else
+    `final_loss` (then `phase`, then the first)."""
     keys = [v.key for v in data.variables]
-    for key in ("phase", "mmcs", "final_loss"):
-        if key in keys:
-            return key
-    return keys[0]
+    order = ("mmcs", "final_loss", "phase") if data.trainer == "sae" else ("final_loss", "phase")
+    return next((key for key in order if key in keys), keys[0])
 
 
 def _check(data: PageData, var: str | None, x: str | None, y: str | None):
@@ -248,6 +248,7 @@ def build_document(data: PageData, *, var: str | None = None, x: str | None = No
     matrix, matrix_src = _matrix_panel(data)
     bars, bars_src = _bars_panel(data, meta["bars"])
     dirs, dir_srcs = _direction_panels(data)
+    dirs[1].visible = data.hidden >= 3  # hidden 0 vs 2: no run has a hidden dim 2
     dims, dims_src = _dims_panel(data)
     loss, loss_src = _loss_panel(data)
     widgets = _selectors(data, var, x, y)
@@ -262,7 +263,7 @@ def build_document(data: PageData, *, var: str | None = None, x: str | None = No
                   xaxis=heat.xaxis[0], yaxis=heat.yaxis[0], mapper=mapper, bar=bar,
                   legend=legend, selected=selected, matrix=matrix_src, mx=matrix,
                   bars=bars_src, barfig=bars, dims=dims_src, loss=loss_src, dirs=dir_srcs,
-                  dirfig=dirs[0]),
+                  dirfig=dirs[0], dirfig2=dirs[1]),
         code=f"const heatmap = () => {{{HEATMAP}}};\nconst run = () => {{{RUN}}};\n"
              "if (cb_obj === cells.selected) run(); else heatmap();")
     for widget in widgets.values():
@@ -401,6 +402,7 @@ const dirsOf = (p, cols, get) => {  // hidden 0 against hidden p + 1 (m = 1: a r
 };
 dirfig.title.text = rows.length === 1 ? 'feature directions (m = 1): W_i, one row per feature'
   : 'feature directions: hidden 0 vs 1' + (rows.length > 3 ? ' (of ' + rows.length + ')' : '');
+dirfig2.visible = rows.length >= 3;  // this run's own m (static axes: m = 2 beside m = 3)
 for (const p of [0, 1]) {
   dirs[2 * p].data = dirsOf(p, rc, R);
   dirs[2 * p + 1].data = dirsOf(p, meta.trainer === 'sae' ? lc : [], L);

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import textwrap
 from pathlib import Path
 from typing import Callable
 
@@ -177,6 +178,56 @@ def plot_summary(kind: str, width: int = 80) -> str:
     doc = plot_description(kind).replace("``", "`")
     first = re.split(r"\.\s+(?=[A-Z])", doc)[0].rstrip(".")
     return first if len(first) <= width else first[:width - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
+def _arg_meanings(fn) -> dict[str, str]:
+    """The first sentence of each entry of a Google-style docstring's ``Args:`` section."""
+    lines = (inspect.getdoc(fn) or "").splitlines()
+    meanings, name, inside = {}, None, False
+    for line in lines:
+        if line.strip() == "Args:":
+            inside = True
+            continue
+        if inside and line and not line.startswith(" "):
+            break  # the next section
+        entry = re.match(r"  (\w+)(?: \(.*?\))?: (.*)", line) if inside else None
+        if entry:
+            name, meanings[entry[1]] = entry[1], entry[2]
+        elif inside and name and line.startswith("    "):
+            meanings[name] += " " + line.strip()
+    return {k: re.split(r"(?<=[a-z)\]`\"])\.\s", v.replace("``", "`"))[0].rstrip(".")
+            for k, v in meanings.items()}
+
+
+def option_help(kind: str) -> list[tuple[str, str, str]]:
+    """(name, default, meaning) of each `-o` option of a plot kind (`plot_options`); the
+    meaning is the first sentence of the option's entry in an ``Args:`` section of the
+    figure function's or its axes function's docstring ("" where neither has one).
+
+    Example:
+      >>> option_help("phase")[2][:2]
+      ('theory', "'auto'")
+    """
+    fn = PLOTS[kind]
+    meanings = {**_arg_meanings(getattr(fn, "__wrapped__", fn)), **_arg_meanings(fn)}
+    return [(p.name, "required" if p.default is p.empty else repr(p.default),
+             meanings.get(p.name, "")) for p in plot_options(kind)]
+
+
+def plot_help(kind: str) -> str:
+    """`toymodels plot KIND --help`'s text after its usage: what the kind draws, what it
+    needs of a results directory (`plotting.needs.needs_text`) and its `-o` options."""
+    from toymodels.plotting.needs import needs_text
+
+    options = option_help(kind)
+    width = max((len(f"{n}={d}") for n, d, _ in options), default=0) + 8
+    wrap = lambda text, first, rest: textwrap.fill(text, 96, initial_indent=first,
+                                                   subsequent_indent=rest)
+    lines = [wrap(m, f"  -o {n}={d}".ljust(width), " " * width) if m else f"  -o {n}={d}"
+             for n, d, m in options] or ["  none"]
+    return "\n\n".join([wrap(f"{kind}: {plot_description(kind).replace('``', '`')}", "", ""),
+                        wrap(f"needs: {needs_text(kind)}", "", "  "),
+                        "options (-o NAME=VALUE; the default shown):\n" + "\n".join(lines)])
 
 
 def make_figure(kind: str, ds: xr.Dataset, **options) -> Figure:

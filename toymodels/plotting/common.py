@@ -17,7 +17,8 @@ from typing import Any, Callable
 import numpy as np
 import xarray as xr
 from matplotlib import colormaps
-from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.colors import BoundaryNorm, LinearSegmentedColormap, Normalize
+from matplotlib.ticker import MaxNLocator
 from matplotlib.figure import Figure
 
 from toymodels.analysis import EXTRAS, analyze
@@ -94,6 +95,16 @@ def _fmt(value: Any) -> str:
     if isinstance(value, (float, np.floating)):
         return f"{float(value):.3g}"
     return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def plain_number(value: float) -> str:
+    """A setting in a title without an exponent: 1000.0 -> "1000", 100.0 -> "100",
+    1002.37 -> "1000", 0.0123 -> "0.0123" (three significant digits)."""
+    value = float(value)
+    if not np.isfinite(value):
+        return str(value)
+    return np.format_float_positional(value, precision=3, unique=True, fractional=False,
+                                      trim="-")
 
 
 def _run_name(name: str, value: Any) -> str:
@@ -270,6 +281,55 @@ def _runs_along(ds: xr.Dataset, axis: str | None) -> tuple[xr.Dataset, list[str]
         return best_runs(ds).expand_dims("run"), [""]
     runs = best_runs(ds, [axis]).rename({axis: "run"})
     return runs, [_run_name(axis, v) for v in ds[axis].values]
+
+
+# ---- integer-valued axes and colour scales
+
+MAX_LEVELS = 16  # an integer colour scale of more values is continuous (integer ticks)
+
+
+def integer_ticks(*axes) -> None:
+    """Ticks at whole numbers only on each matplotlib Axis (``ax.xaxis``, a colorbar's
+    ``cbar.ax.yaxis``...): a feature index is 0, 2, 4, never 2.5."""
+    for axis in axes:
+        axis.set_major_locator(MaxNLocator("auto", integer=True))
+
+
+def is_integer_valued(values) -> bool:
+    """Whether every finite value is a whole number (and there is one): counts such as
+    ``n_represented``, also after a reduction that kept them whole (best of seeds)."""
+    values = np.asarray(values, dtype=np.float64)
+    finite = values[np.isfinite(values)]
+    return finite.size > 0 and bool(np.all(finite == np.round(finite)))
+
+
+def integer_scale(values, cmap="viridis") -> tuple[Any, Normalize | None]:
+    """(cmap, norm) for a colour scale of `values`: for whole numbers (`is_integer_valued`)
+    of at most `MAX_LEVELS` levels, one discrete colour per integer (a `BoundaryNorm`
+    with its bounds at the half-integers); otherwise `cmap` and None (continuous)."""
+    if not is_integer_valued(values):
+        return cmap, None
+    finite = np.asarray(values, dtype=np.float64)
+    finite = finite[np.isfinite(finite)]
+    lo, hi = int(finite.min()), int(finite.max())
+    if hi - lo + 1 > MAX_LEVELS:
+        return cmap, None
+    levels = hi - lo + 1
+    return (colormaps[cmap].resampled(levels) if isinstance(cmap, str) else cmap,
+            BoundaryNorm(np.arange(lo - 0.5, hi + 1.0), levels))
+
+
+def integer_colorbar(colorbar, values) -> None:
+    """Integer ticks on a colorbar of whole-number `values`: one at each level of a
+    discrete scale (`integer_scale`), else whole numbers only; nothing for other values."""
+    if not is_integer_valued(values):
+        return
+    colorbar.minorticks_off()
+    if isinstance(colorbar.norm, BoundaryNorm):
+        bounds = colorbar.norm.boundaries
+        colorbar.set_ticks(np.arange(bounds[0] + 0.5, bounds[-1]))
+    else:
+        colorbar.locator = MaxNLocator(integer=True)
 
 
 # ---- laying out figures: (ds, **options) -> Figure

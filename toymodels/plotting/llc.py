@@ -25,6 +25,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from toymodels.analysis.kgon import classify_kgon, kgon_losses, kgon_name
 from toymodels.plotting.common import (
@@ -32,6 +33,7 @@ from toymodels.plotting.common import (
     _ensure_analysis,
     _plot_coordinate,
     best_runs,
+    plain_number,
 )
 from toymodels.plotting.phase_diagrams import _mesh, _theory_overlay, phase
 from toymodels.results import config_of
@@ -99,46 +101,83 @@ def kgon_levels(ax, c: int) -> None:
                     color="0.4")
 
 
-def annotate_plateaus(ax, x: np.ndarray, y: np.ndarray, labels, colour, below=False) -> None:
-    """Writes each (snapshot index, name) of `labels` at (x, y) of that snapshot, just
-    above the point (below it with `below`, so that neighbouring runs' labels alternate)."""
-    for i, name in labels:
-        if np.isfinite(y[i]):
-            ax.annotate(f"${name.replace('-gon', '')}$-gon", (x[i], y[i]),
-                        xytext=(2, -9 if below else 3), textcoords="offset points",
-                        fontsize=7, color=colour)
+STACK = 9  # points between plateau labels that would sit on each other
+
+
+def annotate_plateaus(ax, x: np.ndarray, ys: list, labels: list, colours: list) -> list:
+    """Writes each run's (snapshot index, name) `labels` just above its point (x, y) at
+    that snapshot, `ys` and `labels` one per run. A label where another run's label of
+    the same name already is (same snapshot, y within 3% of the panel's span) is left
+    out; a different name there is stacked `STACK` points above it, so that "4¹⁺-gon"
+    never sits over "4-gon". Returns the Annotations drawn."""
+    finite = np.concatenate([np.asarray(y)[np.isfinite(y)] for y in ys] or [np.zeros(0)])
+    near = 0.03 * (float(np.ptp(finite)) if finite.size else 1.0) or 1e-12
+    placed, drawn = [], []  # placed: (snapshot index, y, name)
+    for y, run_labels, colour in zip(ys, labels, colours):
+        for i, name in run_labels:
+            if not np.isfinite(y[i]):
+                continue
+            here = [n for (k, v, n) in placed if k == i and abs(v - y[i]) <= near]
+            if name in here:
+                continue
+            placed.append((i, y[i], name))
+            drawn.append(ax.annotate(f"${name.replace('-gon', '')}$-gon", (x[i], y[i]),
+                                     xytext=(2, 3 + STACK * len(here)),
+                                     textcoords="offset points", fontsize=7, color=colour))
+    return drawn
+
+
+UNTRUSTED_SIZE, UNTRUSTED_ALPHA = 2.5, 0.35  # untrusted LLC points: small and faint
+
+
+def _settings(settings: dict) -> str:
+    """"nβ = 1000, γ = 100": the LLC pass's settings, without exponents."""
+    gamma = settings.get("gamma")
+    return (f"nβ = {plain_number(settings['nbeta_used'])}, "
+            f"γ = {plain_number(gamma) if gamma is not None else '?'}")
 
 
 def llc_panel(ax, ds: xr.Dataset, axes: list[str], picked: np.ndarray, labels: dict) -> None:
     """The LLC at the snapshots of the `picked` runs, with error bars (`llc_snapshots_se`).
     Trusted estimates (`llc_snapshots_trusted`) are filled markers joined by a line;
     untrusted ones (the perturbed start, which is no critical point, among them) are
-    hollow and left out of the y range, so that one runaway chain does not squash it."""
+    small, faint hollow markers left out of the y range, so that one runaway chain does
+    not squash it; a legend says so when there are any."""
     llc = as_runs(ds[LLC], axes).values
     se = as_runs(ds[f"{LLC}_se"], axes).values if f"{LLC}_se" in ds else np.zeros_like(llc)
     trust_name = f"{LLC}_trusted"
     trusted = (as_runs(ds[trust_name], axes).values.astype(bool) if trust_name in ds
                else np.ones(llc.shape, bool))
     x = ds[LLC].snapshot.values
+    ys, colours = [], []
     for j, r in enumerate(picked):
         colour = COLOURS[j % len(COLOURS)]
         good = trusted[r] & np.isfinite(llc[r])
         ax.errorbar(x[good], llc[r][good], yerr=se[r][good], color=colour, marker="o",
                     markersize=3, linewidth=1.0, capsize=2)
-        ax.plot(x[~good], llc[r][~good], "o", markersize=4, markerfacecolor="none",
-                markeredgecolor=colour, linestyle="none", gid="untrusted")
-        if labels:
-            annotate_plateaus(ax, x, np.where(good, llc[r], np.nan), labels[int(r)], colour,
-                              j % 2 == 1)
+        ax.plot(x[~good], llc[r][~good], "o", markersize=UNTRUSTED_SIZE, markerfacecolor="none",
+                markeredgecolor=colour, markeredgewidth=0.6, alpha=UNTRUSTED_ALPHA,
+                linestyle="none", gid="untrusted")
+        ys.append(np.where(good, llc[r], np.nan))
+        colours.append(colour)
+    if labels:
+        annotate_plateaus(ax, x, ys, [labels[int(r)] for r in picked], colours)
     shown = llc[picked][trusted[picked] & np.isfinite(llc[picked])]
     if shown.size:
         pad = 0.1 * max(float(np.ptp(shown)), 1.0)
         ax.set_ylim(min(0.0, shown.min() - pad), shown.max() + pad)
     settings = ds["llc"].attrs if "llc" in ds else {}  # the pass's settings live on `llc`
     nbeta = settings.get("nbeta_used")
-    detail = (f" ({settings.get('loss', '?')} loss, nβ = {float(nbeta):.3g}, "
-              f"γ = {settings.get('gamma', '?')}; hollow: not trusted)" if nbeta is not None
-              else " (hollow: not trusted)")
+    detail = (f" ({settings.get('loss', '?')} loss, {_settings(settings)})" if nbeta is not None
+              else "")
+    if (~trusted[picked]).any():
+        ax.legend(handles=[
+            Line2D([], [], color="0.3", marker="o", markersize=3, linewidth=1.0,
+                   label="trusted (± s.e.)"),
+            Line2D([], [], color="0.3", marker="o", markersize=UNTRUSTED_SIZE, linestyle="none",
+                   markerfacecolor="none", alpha=UNTRUSTED_ALPHA,
+                   label="not trusted (faint)")],
+            fontsize=7, loc="lower right")
     ax.set_ylabel(r"LLC $\hat\lambda$")
     ax.set_title("local learning coefficient at the snapshots" + detail, fontsize=8)
 
@@ -195,13 +234,12 @@ def kgon_trajectories(ds: xr.Dataset, runs: int = 4) -> Figure:
     if has_snaps:
         W, b = as_runs(ds.W_snapshots, axes).values, as_runs(ds.b_snapshots, axes).values
         labels = {int(r): plateau_labels(W[r], b[r]) for r in picked}
-    for j, r in enumerate(picked):
-        colour = COLOURS[j % len(COLOURS)]
-        curve = loss.values[r]
-        top.plot(step, curve, color=colour, linewidth=1.0, label=run_label(loss, r, axes))
-        if labels:
-            at = np.interp(snap, step, curve)  # the curve's value at each snapshot
-            annotate_plateaus(top, snap, at, labels[int(r)], colour, below=j % 2 == 1)
+    colours = [COLOURS[j % len(COLOURS)] for j in range(len(picked))]
+    for colour, r in zip(colours, picked):
+        top.plot(step, loss.values[r], color=colour, linewidth=1.0, label=run_label(loss, r, axes))
+    if labels:  # the curves' values at each snapshot
+        annotate_plateaus(top, snap, [np.interp(snap, step, loss.values[r]) for r in picked],
+                          [labels[int(r)] for r in picked], colours)
     kgon_levels(top, c)
     top.set_ylabel("training loss")
     top.legend(fontsize=7, loc="upper right", title="runs", title_fontsize=7)
@@ -250,10 +288,12 @@ def llc_phase(ds: xr.Dataset, x: str | None = None, y: str | None = None,
     settings = ds["llc"].attrs
     nbeta = settings.get("nbeta_used")
     right.set_title(f"LLC of the same runs ({settings.get('loss', '?')} loss, "
-                    f"nβ = {float(nbeta):.3g}, γ = {settings.get('gamma', '?')})"
-                    if nbeta is not None else "LLC of the same runs", fontsize=9)
+                    f"{_settings(settings)})" if nbeta is not None else "LLC of the same runs",
+                    fontsize=9)
     if len(bad):
-        right.legend(loc="lower right", fontsize=7)
+        handles = {h.get_label(): h for h in right.get_legend_handles_labels()[0]}
+        right.legend(handles=list(handles.values()), loc="lower right", fontsize=7)  # each
+        # label once: the boundary is two lines (p*(r) and r = 1) of one label
     return fig
 
 

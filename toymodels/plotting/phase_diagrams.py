@@ -28,6 +28,8 @@ from toymodels.plotting.common import (
     _run_name,
     _single,
     best_runs,
+    integer_colorbar,
+    integer_scale,
     label,
     sweep_axes,
     title,
@@ -199,10 +201,10 @@ def heatmap(
     x, y = _default_xy(ds, x, y)
     da, detail = _scalar_metric(ds[var], feature)
     cells = _reduce_cells(da, ds, x, y, reduce).sortby([x, y]).transpose(y, x)
-    mesh, _ = _mesh(
-        ax, cells[x], cells[y], cells.values.astype(np.float64), "viridis", None
-    )
+    values = cells.values.astype(np.float64)
+    mesh, _ = _mesh(ax, cells[x], cells[y], values, *integer_scale(values))  # counts: discrete
     colorbar = ax.figure.colorbar(mesh, ax=ax, label=label(var) + detail)
+    integer_colorbar(colorbar, values)
     rest = [a for a in sweep_axes(ds) if a not in (x, y) and ds.sizes[a] > 1]
     how = {"mean": "mean", "best": "lowest-final-loss run"}[reduce]
     how = f"{how} over {', '.join(rest)}" if rest else ""

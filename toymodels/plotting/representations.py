@@ -17,6 +17,7 @@ from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
 
+from toymodels.analysis.metrics import REPRESENTED_NORM
 from toymodels.plotting.common import (
     DENSITY_AXES,
     GRAM_CMAP,
@@ -194,9 +195,15 @@ def geometry(ax, W, labels=None) -> list:
       W: [H, F] weights (array or DataArray); column i is feature i's direction.
       labels: F labels (default the feature indices).
 
+    Features of norm at most ``REPRESENTED_NORM`` (not represented) are drawn but not
+    labelled at their tip, where their labels would pile up at the centre: one note in
+    the lower-left corner names them ("not represented: 2, 4"). The axes are labelled
+    "hidden dim 0", "hidden dim 1" (and 2).
+
     Returns:
       The drawn artists: per feature an arrow (Annotation) or Line3D, and a Text
-      label; in 2-D also the unit circle (first).
+      label per represented feature, then the note (when any is not); in 2-D also the
+      unit circle (first).
     """
     W = np.asarray(W, dtype=np.float64)
     if W.ndim == 2:
@@ -217,8 +224,28 @@ def geometry(ax, W, labels=None) -> list:
     return draw(ax, W, labels, colours, lim)
 
 
+def _dropped_note(ax, W, labels) -> list:
+    """The hidden-dimension axis labels, and one note naming the features too short to
+    label at their tip."""
+    dims = ("x", "y", "z")[: W.shape[0]]
+    for i, d in enumerate(dims):
+        getattr(ax, f"set_{d}label")(f"hidden dim {i}", fontsize=8)
+    dropped = [labels[i] for i in np.flatnonzero(np.linalg.norm(W, axis=0) <= REPRESENTED_NORM)]
+    if not dropped:
+        return []
+    note = f"not represented: {', '.join(dropped)}"
+    place = (ax.text2D if W.shape[0] == 3 else ax.text)
+    return [place(0.02, 0.02, note, transform=ax.transAxes, fontsize=7, color="dimgrey",
+                  ha="left", va="bottom")]
+
+
+def _labelled(W) -> np.ndarray:
+    return np.linalg.norm(W, axis=0) > REPRESENTED_NORM
+
+
 def _geometry_2d(ax, W, labels, colours, lim) -> list:
     artists = [ax.add_patch(Circle((0, 0), 1.0, fill=False, color="lightgrey", lw=0.8))]
+    shown = _labelled(W)
     for i, (vx, vy) in enumerate(W.T):
         artists.append(
             ax.annotate(
@@ -230,38 +257,28 @@ def _geometry_2d(ax, W, labels, colours, lim) -> list:
                 ),
             )
         )
-        artists.append(
-            ax.text(
-                1.1 * vx,
-                1.1 * vy,
-                labels[i],
-                color=colours[i],
-                fontsize=8,
-                ha="center",
-                va="center",
-            )
-        )
+        if shown[i]:
+            artists.append(ax.text(1.1 * vx, 1.1 * vy, labels[i], color=colours[i],
+                                   fontsize=8, ha="center", va="center"))
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
-    return artists
+    return artists + _dropped_note(ax, W, labels)
 
 
 def _geometry_3d(ax, W, labels, colours, lim) -> list:
-    artists = []
+    artists, shown = [], _labelled(W)
     for i, (vx, vy, vz) in enumerate(W.T):
         artists.append(ax.plot([0, vx], [0, vy], [0, vz], color=colours[i], lw=1.5)[0])
-        artists.append(
-            ax.text(
-                1.1 * vx, 1.1 * vy, 1.1 * vz, labels[i], color=colours[i], fontsize=8
-            )
-        )
+        if shown[i]:
+            artists.append(ax.text(1.1 * vx, 1.1 * vy, 1.1 * vz, labels[i], color=colours[i],
+                                   fontsize=8))
     for setter in (ax.set_xlim, ax.set_ylim, ax.set_zlim):
         setter(-lim, lim)
     ax.set_box_aspect((1, 1, 1))
-    return artists
+    return artists + _dropped_note(ax, W, labels)
 
 
 def loss(ax, ds: xr.Dataset, max_labels: int = 10) -> list:
@@ -349,14 +366,10 @@ def features_figure(
     )
     drawn = features(axes, ds, axis)
     every = list(axes.ravel())
-    fig.colorbar(drawn[0][0], ax=every, label="WᵀW", shrink=0.9, aspect=15 * rows)
-    fig.colorbar(
-        ScalarMappable(Normalize(0, 1), SUPERPOSITION_CMAP),
-        ax=every,
-        label="√superposition (bar colour)",
-        shrink=0.9,
-        aspect=15 * rows,
-    )
+    # the last colour bar made sits nearest the panels: WᵀW's, the panels' own colours
+    fig.colorbar(ScalarMappable(Normalize(0, 1), SUPERPOSITION_CMAP), ax=every,
+                 label="√superposition (bar colour)", shrink=0.9, aspect=15 * rows, pad=0.01)
+    fig.colorbar(drawn[0][0], ax=every, label="WᵀW", shrink=0.9, aspect=15 * rows, pad=0.01)
     fig.suptitle(title(ds, _fixed_note(ds, [axis])), fontsize=10)
     return fig
 

@@ -12,6 +12,7 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from toymodels.plotting.common import _fmt, integer_ticks
 from toymodels.plotting.memorisation import _single as single
 
 COLOURS = ("#3b75af", "#ef8636", "#519e3e", "#c53a32", "#8d69b8", "#84584e")
@@ -160,17 +161,31 @@ def gap_figure(ds: xr.Dataset) -> Figure:
     return fig
 
 
-def cosine_matrices(ds: xr.Dataset, by: str = "width", max_columns: int = 6, seed: int = 0) -> Figure:
+def cosine_matrices(ds: xr.Dataset, by: str = "width", max_columns: int = 6, seed: int = 0,
+                    l1_coefficient: float | None = None) -> Figure:
     """The latent-feature cosine matrix (signed) of one SAE per value of `by`, latents
-    ordered by the feature they match best, features by index."""
+    ordered by the feature they match best, features by index.
+
+    The SAEs shown are those of one value of every other sweep axis: `l1_coefficient`
+    (default its first value) and the first value of any other (kind, k...); the title
+    names each value shown and how many there were.
+
+    Args:
+      by: the sweep axis of the panels (one per value, at most `max_columns`).
+      max_columns: the most panels drawn (the first values of `by`).
+      seed: the seed shown.
+      l1_coefficient: the l1_coefficient value shown, one of the sweep's (default its
+        first).
+    """
     _need(ds, "decoder", "truth")
+    held, shown = _held(ds, by, l1_coefficient)
+    ds = ds.sel(held)
     values = ds[by].values[:max_columns] if by in ds.dims else [None]
-    fig = Figure(figsize=(2.4 * len(values) + 0.8, 3.2), layout="constrained")
+    fig = Figure(figsize=(2.4 * len(values) + 0.8, 3.2), layout="compressed")
     axes = np.atleast_1d(fig.subplots(1, len(values)))
     mesh = None
     for ax, value in zip(axes, values):
         run = ds.sel({by: value}) if value is not None else ds
-        run = run.isel({d: 0 for d in run.decoder.dims if d not in ("latent", "hidden", "seed")})
         run = run.sel(seed=seed) if "seed" in run.dims else run
         decoder = run.decoder.dropna("latent", how="all").values
         truth = run.truth.values.T
@@ -185,9 +200,35 @@ def cosine_matrices(ds: xr.Dataset, by: str = "width", max_columns: int = 6, see
         ax.set_xlabel("latent (sorted)", fontsize=7)
         ax.set_ylabel("feature", fontsize=7)
         ax.tick_params(labelsize=6)
-    fig.colorbar(mesh, ax=list(axes), label="cosine", shrink=0.8)
-    fig.suptitle(_title(ds, f"cosine of features and latents (seed {seed})"), fontsize=9)
+        integer_ticks(ax.xaxis, ax.yaxis)  # indices: 0, 5, 10, never 2.5
+    fig.colorbar(mesh, ax=list(axes), label="cosine", shrink=0.8, pad=0.01)
+    fig.suptitle(_title(ds, f"cosine of features and latents (seed {seed}"
+                        + (f"; {shown})" if shown else ")")), fontsize=9)
     return fig
+
+
+def _held(ds: xr.Dataset, by: str, l1_coefficient) -> tuple[dict, str]:
+    """The value shown of each sweep axis of the SAEs but `by` and seed: `l1_coefficient`
+    where given, else the first; and the title's words for them ("l1 coefficient = 0.3
+    of 0.1, 0.3, 1")."""
+    axes = [d for d in ds.decoder.dims if d not in (by, "seed", "latent", "hidden")]
+    if l1_coefficient is not None and "l1_coefficient" not in axes:
+        why = "is the panels' axis (by)" if by == "l1_coefficient" else "is not a sweep axis here"
+        raise ValueError(f"-o l1_coefficient={l1_coefficient}: l1_coefficient {why}")
+    held, words = {}, []
+    for axis in axes:
+        values = ds[axis].values
+        index = 0
+        if axis == "l1_coefficient" and l1_coefficient is not None:
+            match = np.flatnonzero(np.isclose(values.astype(float), float(l1_coefficient)))
+            if not match.size:
+                raise ValueError(f"-o l1_coefficient={l1_coefficient}: not a value of this sweep; "
+                                 f"its values: {', '.join(_fmt(v) for v in values)}")
+            index = int(match[0])
+        held[axis] = values[index]
+        of = f" of {', '.join(_fmt(v) for v in values)}" if values.size > 1 else ""
+        words.append(f"{axis.replace('_', ' ')} = {_fmt(values[index])}{of}")
+    return held, "; ".join(words)
 
 
 def _single(draw, detail: str):
@@ -198,5 +239,5 @@ FIGURES = {
     "sae_width": width_figure,  # by
     "sae_pareto": _single(pareto, "L0 against FVU per SAE kind; lines: each kind's Pareto front"),  # by
     "sae_gap": gap_figure,
-    "sae_cosines": cosine_matrices,  # by, max_columns, seed
+    "sae_cosines": cosine_matrices,  # by, max_columns, seed, l1_coefficient
 }
