@@ -293,8 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "browser: heatmaps over any two axes, click a cell to see its run")
     p.add_argument("dir")
     p.add_argument("--out", required=True, help="HTML file, e.g. explore.html")
-    p.add_argument("--var", default=None, help="variable shown first (default phase, else "
-                   "final_loss; NAME:mean or NAME:I for a per-feature one)")
+    p.add_argument("--var", default=None, help="variable shown first (default final_loss, mmcs for SAEs; "
+                   "NAME:mean or NAME:I for a per-feature one)")
     p.add_argument("--x", default=None, help="sweep axis shown first along x")
     p.add_argument("--y", default=None, help="sweep axis shown first along y")
     p.add_argument("--max-curve", type=_positive, default=50, metavar="N",
