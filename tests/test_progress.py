@@ -76,7 +76,10 @@ def test_an_sgld_estimate_with_ticks_has_the_bits_of_one_without():
 
 class _Bar:
     def __init__(self):
-        self.n = 0.0
+        self.n, self.postfix = 0.0, "compiling"
+
+    def set_postfix_str(self, text, refresh=True):
+        self.postfix = text
 
     def update(self, step):
         assert step >= 0
@@ -86,8 +89,10 @@ class _Bar:
 def test_a_chunks_bar_moves_with_its_reports_short_of_the_end_until_it_is_saved():
     bar = _Bar()
     part = ChunkBar(bar, 40)
+    part.advance(0.0)
+    assert bar.postfix == "compiling"
     part.advance(0.25)
-    assert bar.n == pytest.approx(10)
+    assert bar.n == pytest.approx(10) and bar.postfix == ""
     part.advance(0.9)  # reports that overshoot (late ones of a chunk) stop short of done
     assert bar.n == pytest.approx(0.99 * 40)
     part.close()

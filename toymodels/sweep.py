@@ -336,6 +336,7 @@ def _train_group(trainer: Trainer, group: SweepConfig, grid: Grid, done: np.ndar
                         spec, len(devices))
     n_slots = min(len(np.unique(grid.seed)), chunk // len(devices))
     run = make_chunk_runner(trainer, spec, group.seed, chunk, n_slots, devices)
+    bar.set_postfix_str("compiling")  # the first chunk's first seconds; its reports clear it
     for start, stop in plan_chunks(done, chunk):
         # a chunk done in part (another chunk size) is retrained whole; its done runs are
         # in the bar's initial count already
@@ -357,10 +358,14 @@ class ChunkBar:
     def advance(self, fraction: float) -> None:
         step = min(fraction * self.runs, 0.99 * self.runs - self.shown)
         if step > 0:
+            if self.bar.postfix:
+                self.bar.set_postfix_str("", refresh=False)
             self.shown += step
             self.bar.update(step)
 
     def close(self) -> None:
+        if self.bar.postfix:
+            self.bar.set_postfix_str("", refresh=False)
         self.bar.update(self.runs - self.shown)
         self.shown = self.runs
 
