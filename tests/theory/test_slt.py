@@ -14,6 +14,36 @@ def test_free_energy_crossing():
     assert theory.free_energy_crossing(0.01, 1.0, 1.0) is None  # positive for n >= 1
 
 
+def _fixed_point(c, a, start, iterations=60):
+    """A root of -n/a + ln n + c = 0 by the hand iteration n <- a (ln n + c)."""
+    n = start
+    for _ in range(iterations):
+        n = a * (np.log(n) + c)
+    return n
+
+
+def test_the_crossing_without_the_prior_term_is_the_transition_not_n_near_1():
+    # dL = -1e-3, dlam = 1, no prior term: dF = -n/1000 + ln n is 0 at n = 1.001 (where
+    # ln n ~ n/1000) and at n = 1000 ln n = 9118.0 (the fixed point, iterated by hand)
+    big = _fixed_point(0.0, 1000.0, 9000.0)
+    assert big == pytest.approx(9118.0, abs=0.05)
+    assert theory.free_energy_roots(-1e-3, 1.0, 0.0) == pytest.approx([1.001001, big], rel=1e-6)
+    assert theory.free_energy_crossing(-1e-3, 1.0, 0.0) == pytest.approx(big, rel=1e-9)
+
+
+def test_with_a_prior_term_both_roots_are_real_and_the_larger_is_the_crossing():
+    # dF = -n/1000 + ln n - 2: roots at ln n = 2 + n/1000 (n = 7.44, iterated as
+    # n = exp(2 + n/1000)) and n = 1000 (ln n - 2) = 6828.9
+    small = 7.0
+    for _ in range(60):
+        small = np.exp(2 + small / 1000)
+    big = _fixed_point(-2.0, 1000.0, 7000.0)
+    roots = theory.free_energy_roots(-1e-3, 1.0, -2.0)
+    assert roots == pytest.approx([small, big], rel=1e-6)
+    assert small == pytest.approx(7.444, abs=1e-3) and big == pytest.approx(6828.9, abs=0.1)
+    assert theory.free_energy_crossing(-1e-3, 1.0, -2.0) == roots[1]
+
+
 def test_rrr_formula_known_cases():
     for M in range(1, 6):
         for N in range(1, 6):

@@ -64,6 +64,7 @@ from toymodels.theory.phases import (
 )
 from toymodels.theory.slt import (
     free_energy_crossing,
+    free_energy_roots,
     rrr_learning_coefficient,
     rrr_multiplicity,
 )
@@ -111,6 +112,7 @@ __all__ = [
     "kgon",
     # slt
     "free_energy_crossing",
+    "free_energy_roots",
     "rrr_learning_coefficient",
     "rrr_multiplicity",
 ]

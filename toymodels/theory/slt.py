@@ -22,10 +22,15 @@ import numpy as np
 
 
 def free_energy_crossing(dL, dlam, dnorm, n_range=(1.0, 1e12)):
-    """Smallest ``n`` in ``n_range`` with ``n ΔL + Δλ ln n + Δ(½‖w*‖²) = 0``, or None.
+    """The sample size ``n_cr`` past which ``ΔF_n = n ΔL + Δλ ln n + Δ(½‖w*‖²)`` keeps
+    the sign of ``ΔL`` for good: the Bayesian phase transition between two critical points
+    (REFERENCE E, standard normal prior), or None.
 
-    The free-energy difference ``ΔF_n ≈ n ΔL + Δλ ln n + Δ(½‖w*‖²)`` of two critical
-    points (REFERENCE E, standard normal prior) changes sign at ``n_cr``.
+    ``ΔF_n`` has at most two roots (its slope ``ΔL + Δλ / n`` changes sign once). The
+    crossing is the LARGER one, after which the lower-loss point is preferred at every
+    larger n. A smaller root sits where ``ln n`` is of order one (for ``Δ(½‖w*‖²) = 0``
+    it is always near n = 1, where ``ln n = 0``), where the asymptotic expansion behind
+    ``ΔF_n`` does not hold: it is not the transition. `free_energy_roots` gives both.
 
     Args:
       dL, dlam, dnorm: differences of loss, learning coefficient and ``½‖w*‖²``.
@@ -37,21 +42,40 @@ def free_energy_crossing(dL, dlam, dnorm, n_range=(1.0, 1e12)):
     Example:
       >>> round(free_energy_crossing(-0.01, -1.0, 5.0), 2)
       72.14
+      >>> round(free_energy_crossing(-0.001, 1.0, 0.0), 1)  # not the root at n = 1.001
+      9118.0
     """
-    from scipy.optimize import brentq
+    roots = free_energy_roots(dL, dlam, dnorm, n_range)
+    return roots[-1] if roots else None
 
-    def f(n):
-        return n * dL + dlam * np.log(n) + dnorm
 
-    grid = np.geomspace(n_range[0], n_range[1], 4001)
+def free_energy_roots(dL, dlam, dnorm, n_range=(1.0, 1e12)) -> list[float]:
+    """Every n in ``n_range`` (at most two) where ``ΔF_n`` of `free_energy_crossing`
+    changes sign, in increasing order: a sign change on a log grid of 4001 points, then
+    bisection in ln n to the float's resolution.
+
+    Example:
+      >>> [round(n, 4) for n in free_energy_roots(-0.001, 1.0, 0.0)]
+      [1.001, 9118.0065]
+    """
+    def f(log_n):
+        return np.exp(log_n) * dL + dlam * log_n + dnorm
+
+    grid = np.linspace(np.log(n_range[0]), np.log(n_range[1]), 4001)
     values = f(grid)
-    change = np.nonzero(np.sign(values[:-1]) * np.sign(values[1:]) <= 0)[0]
-    if change.size == 0:
-        return None
-    i = int(change[0])
-    if values[i] == 0.0:
-        return float(grid[i])
-    return float(brentq(f, grid[i], grid[i + 1], xtol=1e-12, rtol=1e-14))
+    roots = []
+    for i in np.nonzero(np.sign(values[:-1]) * np.sign(values[1:]) <= 0)[0]:
+        lo, hi = grid[i], grid[i + 1]
+        if values[i] == 0.0:
+            root = lo
+        else:
+            for _ in range(100):  # bisection in ln n: 2^-100 of a grid step
+                mid = 0.5 * (lo + hi)
+                lo, hi = (mid, hi) if np.sign(f(mid)) == np.sign(values[i]) else (lo, mid)
+            root = 0.5 * (lo + hi)
+        if not roots or not np.isclose(np.exp(root), roots[-1], rtol=1e-9):
+            roots.append(float(np.exp(root)))
+    return roots
 
 
 def _rrr_case(M, N, H, r):
