@@ -30,6 +30,8 @@ import jax.numpy as jnp
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
+from toymodels import sgld_quadratic as quadratic
+
 __all__ = ["LLCResult", "llc", "estimate", "default_nbeta", "DIVERGE_FACTOR"]
 
 BATCH = 1  # fold_in tag of a step key for its batch (stochastic losses)
@@ -76,7 +78,12 @@ class LLCResult:
       barely moves (devinterp aims near 0.9; the accurate reduced-rank regression
       chains of tests/test_slt.py run at 0.9994, so 0.999 was too strict);
     * ``llc > 0`` (a negative estimate means lower loss was found) and the chains
-      agree: ``llc_se <= 0.2 |llc| + 0.05``.
+      agree: ``llc_se <= 0.2 |llc| + 0.05``;
+    * the settings alone do not bias a regular estimate: ``settings_ratio``, the exact
+      estimate of the local quadratic model (the Hessian at w*) under the same nbeta,
+      epsilon, gamma and chain length over its d_eff / 2, is in [0.9, 1.1]; and the
+      burn-in spans ``relaxation`` >= 3 relaxation times of the slowest direction
+      (`toymodels.sgld_quadratic`; both NaN, and not checked, above 1024 parameters).
     """
 
     llc: jax.Array
@@ -90,6 +97,8 @@ class LLCResult:
     diverged: jax.Array
     nbeta: jax.Array
     epsilon: jax.Array
+    settings_ratio: jax.Array
+    relaxation: jax.Array
     trusted: jax.Array
 
 
@@ -237,7 +246,10 @@ def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws:
     nonfinite = jnp.logical_not(jnp.all(jnp.isfinite(trace)))
     limit = DIVERGE_FACTOR * (jnp.abs(init_loss) + 1.0)
     diverged = jnp.logical_or(nonfinite, jnp.any(trace > limit))
+    ratio, relax = _settings_check(loss_fn, stochastic, flat, unravel, key, nbeta, epsilon,
+                                   gamma, draws, burn_in)
     lo, hi = ACCEPTANCE_RANGE
+    low, high = quadratic.RATIO_RANGE
     trusted = (
         jnp.logical_not(diverged)
         & jnp.isfinite(est)
@@ -246,13 +258,31 @@ def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws:
         & (acceptance <= hi)
         & (est > 0)
         & (se <= SE_REL * jnp.abs(est) + SE_ABS)
+        & (jnp.isnan(ratio) | ((ratio >= low) & (ratio <= high)))
+        & (jnp.isnan(relax) | (relax >= quadratic.RELAX_TIMES))
     )
     return LLCResult(
         llc=est, llc_se=se, llc_per_chain=per_chain, trace=trace, init_loss=init_loss,
         below_init=below, acceptance=acceptance, nonfinite=nonfinite, diverged=diverged,
         nbeta=jnp.asarray(nbeta, jnp.float32), epsilon=jnp.asarray(epsilon, jnp.float32),
-        trusted=trusted,
+        settings_ratio=ratio, relaxation=relax, trusted=trusted,
     )
+
+
+def _settings_check(loss_fn, stochastic, flat, unravel, key, nbeta, epsilon, gamma, draws,
+                    burn_in):
+    """(settings_ratio, relaxation) of `toymodels.sgld_quadratic` at w* (a stochastic
+    loss's Hessian on the curvature probe's batch); NaN for more than `MAX_DIM`
+    parameters."""
+    if flat.shape[0] > quadratic.MAX_DIM:
+        return jnp.float32(jnp.nan), jnp.float32(jnp.nan)
+    if stochastic:
+        batch = jax.random.fold_in(jax.random.fold_in(key, CURVATURE), 1)
+        h = quadratic.hessian_spectrum(lambda w: loss_fn(unravel(w), batch), flat)
+    else:
+        h = quadratic.hessian_spectrum(lambda w: loss_fn(unravel(w)), flat)
+    ratio = quadratic.settings_ratio(h, nbeta, epsilon, gamma, draws=draws, burn_in=burn_in)
+    return ratio, quadratic.relaxation(h, nbeta, epsilon, gamma, burn_in=burn_in)
 
 
 _llc_jit = jax.jit(estimate, static_argnames=("loss_fn", "chains", "draws", "burn_in",
