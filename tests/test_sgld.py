@@ -135,15 +135,23 @@ def test_normal_crossing_half_multiplicity_two():
 # --- 3. diagnostics ----------------------------------------------------------------
 
 def test_sane_setting_is_trusted():
-    r = _run(QUAD6, 6, 1, draws=2000, burn_in=500, epsilon=2e-4, gamma=1.0, nbeta=1e3)
+    r = _run(QUAD6, 6, 1, draws=2000, burn_in=500, epsilon=1e-4, gamma=1.0, nbeta=1e3)
     assert bool(r.trusted)
-    # measured 0.89 (eps p/4 up to 0.25); a sensible MALA range
+    # measured 0.958 (eps p/4 up to 0.125); a sensible MALA range
     assert 0.8 < float(r.acceptance) < 0.99
     assert float(r.below_init) == 0.0  # strict minimum: L(w) >= L(w*) = 0 always
     assert not bool(r.nonfinite) and not bool(r.diverged)
     assert r.llc_per_chain.shape == (4,)
     mean = float(jnp.mean(r.llc_per_chain))
     np.testing.assert_allclose(float(r.llc), mean, rtol=1e-6)
+
+
+def test_a_step_that_biases_the_estimate_by_16_percent_is_untrusted():
+    # eps = 2e-4: eps p / 4 up to 0.25, so the chain's variance is 1/(1 - eps p/4) too
+    # large; the local quadratic predicts 3 x 1.157 = 3.47, the chains give 3.45 (d/2 = 3)
+    r = _run(QUAD6, 6, 1, draws=2000, burn_in=500, epsilon=2e-4, gamma=1.0, nbeta=1e3)
+    assert float(r.settings_ratio) == pytest.approx(1.157, abs=0.002)
+    assert float(r.llc) / 3 - 1 > 0.1 and not bool(r.trusted)
 
 
 def test_huge_step_diverges_and_is_untrusted():

@@ -49,8 +49,11 @@ def test_limits_by_hand():
     assert float(lam) == pytest.approx(0.5 / (1 - eps * 2000 / 4), rel=1e-3)
     # unstable: eps a >= 4
     assert np.isinf(float(q.quadratic_estimate(jnp.array([50.0]), nbeta, 1e-3, 0.0, draws=10, burn_in=0)))
-    # relaxation: burn_in eps min(a)
+    # relaxation: burn_in eps min(a) over the curved directions; none curved: NaN
     assert float(q.relaxation(H, nbeta, 1e-3, 10.0, burn_in=100)) == pytest.approx(100 * 1e-3 * 60.0)
+    h = jnp.array([0.0, 1e-9, 2.0])  # 1e-9 < CURVED * 2: flat
+    assert float(q.relaxation(h, nbeta, 1e-3, 10.0, burn_in=100)) == pytest.approx(100 * 1e-3 * 210.0)
+    assert np.isnan(float(q.relaxation(jnp.zeros(3), nbeta, 1e-3, 10.0, burn_in=100)))
 
 
 def test_the_hessian_spectrum_of_a_rotated_quadratic():
