@@ -53,6 +53,12 @@ FINAL_VARIABLES = (  # final parameters only
     ("llc_diverged", "a draw's loss was not finite or above 1000 (|L(w*)| + 1)"),
     ("llc_init_loss", "L(w*), the loss the draws are compared with"),
     ("llc_epsilon", "the SGLD step used (given, or chosen from the curvature at w*)"),
+    ("llc_settings_ratio", "the exact estimate of the local quadratic model (the Hessian "
+                           "at w*) under these settings over its d_eff / 2: how far the "
+                           "settings alone move a regular estimate (trusted in [0.9, 1.1]; "
+                           "toymodels.sgld_quadratic)"),
+    ("llc_relaxation", "the burn-in in relaxation times 1 / (epsilon (nbeta h + gamma)) of "
+                       "the slowest curved direction (trusted from 3)"),
 )
 
 
@@ -204,7 +210,8 @@ def make_llc_block(spec: Spec, root_seed: int, report: Report | None = None):
                "llc_epsilon": last.epsilon}
         out.update(llc_below_init=last.below_init, llc_acceptance=last.acceptance,
                    llc_nonfinite=last.nonfinite, llc_diverged=last.diverged,
-                   llc_init_loss=last.init_loss)
+                   llc_init_loss=last.init_loss, llc_settings_ratio=last.settings_ratio,
+                   llc_relaxation=last.relaxation)
         return out
 
     def block(seeds, slot, hyper: LLCHyper, data_seeds):
