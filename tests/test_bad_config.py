@@ -14,7 +14,7 @@ from pathlib import Path
 import jax
 import pytest
 
-from toymodels import limits, sweep
+from toymodels import limits, machine, sweep
 from toymodels.cli import main
 from toymodels.trainers import get_trainer, parse_config
 
@@ -200,7 +200,7 @@ def test_the_size_check_reads_this_machines_memory(capsys, workdir, monkeypatch)
     refused), which is this machine's physical memory on CPU devices."""
     if jax.devices()[0].platform == "cpu":
         physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        assert limits.machine_memory() == (physical, "this machine's memory")
+        assert machine.machine_memory() == (physical, "this machine's memory")
     monkeypatch.setattr(sweep, "machine_memory", lambda: (1000, "this machine's memory"))
     line = refused(capsys, ["sweep", "toy.toml", *OUT], f"toy.toml: {ONE_STEP} ", 2)
     assert "more than this machine's memory (1000 bytes)" in line

@@ -1,5 +1,6 @@
 """The package's structure stays easy to see: no import cycles, no hidden imports, small
-modules (issue 22).
+modules (issue 22); parsing a sweep file imports no JAX, so a bad config answers at once,
+and the kind names it checks are the runtime registries' (issue 24).
 
 The import graph is built from the code itself with `ast`: every `import` and `from ...
 import` of a toymodels module, at module level and inside functions alike (an import
@@ -16,6 +17,12 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from toymodels import kinds, models, train
+from toymodels.cli import build_parser
+from toymodels.dictionary.sae import SAE_KINDS
+from toymodels.parsers import PARSERS
+from toymodels.trainers import TRAINERS
 
 PACKAGE = Path(__file__).resolve().parent.parent / "toymodels"
 MAX_LINES = 600
@@ -150,3 +157,63 @@ def test_a_script_run_from_the_folder_that_holds_the_clone_imports_the_package(t
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(PACKAGE / "__init__.py"), "True"], done.stdout
+
+
+HEAVY = ("jax", "optax", "flax", "xarray", "scipy", "matplotlib")  # seconds to import
+PARSE_EVERY_TRAINER = """
+import sys
+from pathlib import Path
+
+import toymodels
+from toymodels.cli import main
+from toymodels.parsers import load_config, parse_config
+
+out = Path(sys.argv[1])
+assert load_config("sweeps/intro.toml").trainer == "toy"
+assert toymodels.load_config("sweeps/sae_width.toml", ("train.steps=100",)).trainer == "sae"
+assert load_config("sweeps/sae_width_synthetic.toml").spec is not None
+(out / "llc.toml").write_text('[llc]\\nsource = "runs/x"\\nchains = 8\\n')
+assert load_config(out / "llc.toml").trainer == "llc"
+(out / "bad.toml").write_text("[model]\\nn_features = 5\\n[train]\\nstpes = 3\\n")
+bad = [["sweep", str(out / "bad.toml"), "--out", str(out / "r")],
+       ["sweep", "sweeps/intro.toml", "--out", str(out / "r"), "--set", "train.steps=-1"],
+       ["sweep", "sweeps/sae_kinds.toml", "--out", str(out / "r"), "--unset", "sae.nope"],
+       ["sweep", str(out / "missing.toml"), "--out", str(out / "r")],
+       ["llc", str(out), "--chains", "1"]]
+assert [main(argv) for argv in bad] == [2] * len(bad)
+print(" ".join(m for m in %r if m in sys.modules))
+""" % (HEAVY,)
+
+
+def test_parsing_every_trainer_imports_no_jax(tmp_path):
+    """Parsing a toy, an SAE and an LLC file, and five config errors through the command
+    line, leaves JAX, optax, flax, xarray, scipy and matplotlib unimported (a fresh
+    interpreter; the timing-free check that `toymodels sweep BAD.toml` answers at once)."""
+    done = subprocess.run([sys.executable, "-c", PARSE_EVERY_TRAINER, str(tmp_path)],
+                          cwd=PACKAGE.parent, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", f"parsing imported {done.stdout.strip()}"
+    assert done.stderr.count("toymodels: error:") == 5, done.stderr
+
+
+def test_the_kind_names_parsing_checks_are_the_registries_keys():
+    """`toymodels.kinds` (what parsing checks, without JAX) names exactly the runtime
+    registries' entries, in their order, with the keys each reads."""
+    assert kinds.MODEL_KINDS == tuple(models.MODELS)
+    assert kinds.NORM_KINDS == tuple(models.NORMS)
+    assert set(kinds.KGON_KINDS) <= set(kinds.MODEL_KINDS)
+    assert kinds.OPTIMIZER_NAMES == tuple(train.OPTIMIZERS)
+    assert kinds.SAE_KIND_NAMES == tuple(SAE_KINDS)
+    assert {n: k.reads for n, k in SAE_KINDS.items()} == kinds.SAE_READS
+    llc = build_parser()._subparsers._group_actions[0].choices["llc"]
+    assert next(a.choices for a in llc._actions if a.dest == "loss") == kinds.LLC_LOSSES
+
+
+def test_the_parsers_are_the_trainers_own():
+    """`toymodels.parsers.PARSERS` holds each trainer's parse-time fields (table, parser,
+    settable keys, what a file of it is) as `toymodels.trainers.TRAINERS` does."""
+    assert list(PARSERS) == list(TRAINERS)
+    for name, parser in PARSERS.items():
+        trainer = TRAINERS[name]
+        assert (parser.table, parser.parse, parser.what) == (trainer.table, trainer.parse, trainer.what)
+        assert parser.settable() == trainer.settable()

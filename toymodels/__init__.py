@@ -18,7 +18,7 @@ _EXPORTS = {  # name -> the module that defines it
     "TrainSpec": "toymodels.spec", "load": "toymodels.store", "run_sweep": "toymodels.sweep",
     "RunOutput": "toymodels.train", "make_train": "toymodels.train",
     "make_train_one": "toymodels.train", "TRAINERS": "toymodels.trainers",
-    "load_config": "toymodels.trainers", "parse_config": "toymodels.trainers",
+    "load_config": "toymodels.parsers", "parse_config": "toymodels.parsers",
 }
 
 __version__ = "0.1.0"

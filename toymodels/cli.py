@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from toymodels.errors import Interrupted, UserError, unknown
+from toymodels.kinds import LLC_LOSSES
 
 
 QUOTED = r"'([^']*)'"  # a choice in argparse's "invalid choice" message
@@ -63,17 +64,29 @@ class _Kind(argparse.Action):
         setattr(namespace, self.dest, value)
 
 
-def cmd_sweep(args) -> None:
-    from toymodels.trainers import load_config
-    from toymodels.sweep import run_sweep
+def read_sweep(args):
+    """`toymodels sweep`'s config, read before JAX is imported (`_command`): a config
+    error is one line at once."""
+    from toymodels.parsers import load_config  # imports no JAX (start-up time)
 
-    config = load_config(args.config, tuple(args.set), tuple(args.unset))
+    return load_config(args.config, tuple(args.set), tuple(args.unset))
+
+
+def cmd_sweep(args) -> None:
+    out = _run_sweep(args.sweep, args, args.out)
+    if not args.quiet:
+        print(next_commands(out), file=sys.stderr)
+
+
+def _run_sweep(config, args, out=None):
+    """Runs a parsed sweep (several processes with --distributed or --coordinator);
+    returns its results directory."""
+    from toymodels.sweep import run_sweep  # imports JAX (start-up time)
+
     if args.distributed or args.coordinator:
         _start_distributed(args)
     with _sigterm_interrupts():
-        out = run_sweep(config, args.out, chunk_size=args.chunk_size, quiet=args.quiet)
-    if not args.quiet:
-        print(next_commands(out), file=sys.stderr)
+        return run_sweep(config, out, chunk_size=args.chunk_size, quiet=args.quiet)
 
 
 def next_commands(out) -> str:
@@ -144,22 +157,24 @@ def cmd_analyze(args) -> None:
     print(f"{args.dir}: added {', '.join(added)}")
 
 
-def cmd_llc(args) -> None:
-    import numpy as np
-
-    from toymodels.store import load
-    from toymodels.sweep import run_sweep
-    from toymodels.trainers import parse_config
+def read_llc(args):
+    """`toymodels llc`'s pass, its `[llc]` table from the flags, parsed before JAX is
+    imported (`_command`): a bad flag value is one line at once."""
+    from toymodels.parsers import parse_config  # imports no JAX (start-up time)
 
     flags = {"loss": args.loss, "epsilon": args.epsilon, "gamma": args.gamma, "nbeta": args.nbeta,
              "n": args.n, "chains": args.chains, "draws": args.draws, "burn_in": args.burn_in,
              "batch_size": args.batch_size, "snapshots": args.snapshots or None}
     table = {"source": args.dir, **{k: v for k, v in flags.items() if v is not None}}
-    config = parse_config({"llc": table}, "toymodels llc")
-    if args.distributed or args.coordinator:
-        _start_distributed(args)
-    with _sigterm_interrupts():
-        run_sweep(config, chunk_size=args.chunk_size, quiet=args.quiet)
+    return parse_config({"llc": table}, "toymodels llc")
+
+
+def cmd_llc(args) -> None:
+    import numpy as np
+
+    from toymodels.store import load
+
+    _run_sweep(args.sweep, args)
     ds = load(args.dir)
     trusted, llc = ds.llc_trusted.values, ds.llc.values
     median = float(np.median(llc[np.isfinite(llc)])) if np.isfinite(llc).any() else np.nan
@@ -236,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=_positive, default=None, help="runs per compiled call")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _distributed_flags(p)
-    p.set_defaults(func=cmd_sweep)
+    p.set_defaults(func=cmd_sweep, read=read_sweep)
 
     p = sub.add_parser("info", help="axes, sizes, runs done, config and versions of a results directory")
     p.add_argument("dir")
@@ -254,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("llc", help="add the local learning coefficient of every run to DIR "
                        "(localised SGLD; resumes if interrupted)")
     p.add_argument("dir")
-    p.add_argument("--loss", default=None, choices=("dataset", "online", "exact"),
+    p.add_argument("--loss", default=None, choices=LLC_LOSSES,
                    help="the run's finite training set (default where it has one), fresh "
                         "samples, or the exact population loss (default otherwise, where it exists)")
     p.add_argument("--epsilon", type=_step, default=None,
@@ -275,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=_positive, default=None, help="runs per compiled call")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _distributed_flags(p)
-    p.set_defaults(func=cmd_llc)
+    p.set_defaults(func=cmd_llc, read=read_llc)
 
     sub._parser_class = _PlotParser  # argparse's add_parser takes no class of its own
     p = sub.add_parser("plot", help="draw a figure from a results directory",
@@ -388,6 +403,8 @@ def _command(argv: list[str] | None) -> int:
         sys.stdout.flush()  # --help into a closed pipe: the BrokenPipeError here, not at exit
         raise
     try:
+        if "read" in args:  # sweep, llc: the config first, without JAX (its error at once)
+            args.sweep = args.read(args)
         if argv is None or args.cpu_devices is not None:  # called from Python (a test, a
             use_cpu_devices(args.cpu_devices)  # notebook): the process keeps its own devices
         args.func(args)

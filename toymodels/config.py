@@ -30,14 +30,13 @@ from toymodels.checks import (STATIC_AXIS, TRACED_AXIS, Key, axis_tuple, axis_va
 from toymodels.degenerate import check_data
 from toymodels.errors import UserError, unknown
 from toymodels.limits import check_grid
-from toymodels.models import KGON_KINDS, MODELS, NORMS
+from toymodels.kinds import KGON_KINDS, MODEL_KINDS, NORM_KINDS, OPTIMIZER_NAMES, OPTIMIZER_READS
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
-from toymodels.train import OPTIMIZER_READS, OPTIMIZERS
 
 SCHEDULES = ("constant", "cosine")
 DENSITY_KEYS = ("sparsity", "feature_probability")
 IMPORTANCE_KEYS = ("importance_decay", "relative_importance", "importance")
-# [train] keys that only some optimizers read (`toymodels.train.OPTIMIZER_READS`)
+# [train] keys that only some optimizers read (`toymodels.kinds.OPTIMIZER_READS`)
 OPTIMIZER_KEYS = tuple(dict.fromkeys(k for keys in OPTIMIZER_READS.values() for k in keys))
 CORRELATIONS = ("independent", "correlated", "anticorrelated")
 MAGNITUDES = ("uniform", "exponential", "constant")
@@ -82,12 +81,12 @@ SCHEMA: dict[str, dict[str, Key]] = {  # the toy models' tables, each key declar
         "seed": Key(seed, 0, "the root seed: run keys are fold_in(key(seed), run seed)"),
     },
     "model": {
-        "kind": Key(choice(tuple(MODELS)), ModelSpec.kind, "the model kind "
+        "kind": Key(choice(MODEL_KINDS), ModelSpec.kind, "the model kind "
                     "(toymodels.models.MODELS)", S),
         "n_features": Key(integer(1), ModelSpec.n_features, "F, the input (and output) width", S),
         "n_hidden": Key(integer(1), ModelSpec.n_hidden, "H, the bottleneck width", S),
         "bias": Key(boolean, ModelSpec.bias, "whether the output bias b trains (false: b stays 0)"),
-        "norm": Key(choice(tuple(NORMS)), ModelSpec.norm, "a normalisation of the hidden vector "
+        "norm": Key(choice(NORM_KINDS), ModelSpec.norm, "a normalisation of the hidden vector "
                     "before the readout, without affine part: none, rms or layer", S),
         "norm_eps": Key(number(0.0, 1.0, lo_open=True), ModelSpec.norm_eps, "the epsilon of the norm, "
                         "inside the root (needs a norm; at most 1: a larger one swamps the hidden "
@@ -137,7 +136,7 @@ SCHEMA: dict[str, dict[str, Key]] = {  # the toy models' tables, each key declar
         "snapshot_every": Key(integer(0), TrainSpec.snapshot_every, "keep the parameters every this many steps "
                               "(0: only the final ones)"),
         "eval_samples": Key(integer(8192), TrainSpec.eval_samples, "samples of final_loss's sampled stratum"),
-        "optimizer": Key(choice(tuple(OPTIMIZERS)), TrainSpec.optimizer, "the optimiser "
+        "optimizer": Key(choice(OPTIMIZER_NAMES), TrainSpec.optimizer, "the optimiser "
                          "(toymodels.train.OPTIMIZERS)", S),
         "momentum": Key(number(0.0, 1.0, hi_open=True), 0.9, "momentum (optimizer momentum)", T),
         "beta1": Key(number(0.0, 1.0, hi_open=True), 0.9, "Adam's beta1", T),
@@ -533,7 +532,7 @@ def _check_norm_eps(model: dict, given: set, axes: dict, source: str) -> None:
     norms = axes.get("norm", (model["norm"],))
     if ("norm_eps" in given or "norm_eps" in axes) and set(norms) == {"none"}:
         where = "sweep.norm_eps" if "norm_eps" in axes else "model.norm_eps"
-        allowed = " or ".join(f'"{n}"' for n in NORMS if n != "none")
+        allowed = " or ".join(f'"{n}"' for n in NORM_KINDS if n != "none")
         raise UserError(f"{source}: {where}: needs model.norm = {allowed} (the ε of the "
                         "norm on the hidden vector); model.norm is \"none\"")
 

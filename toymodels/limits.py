@@ -9,9 +9,9 @@ or leaving a directory that refuses the corrected config. Two places check:
   (checked before the groups are built) (`check_grid`);
 * the engine, once the trainer has read its sources (`toymodels.sweep.run_sweep`, before
   the directory and its lock): the memory of the runs one compiled step trains at once
-  against the memory it has (`machine_memory`: this machine's, or a GPU's own), and the
-  sweep's work against `MAX_WORK` (`check_sizes`),
-  from the trainer's own estimates (`Trainer.memory`, `Trainer.work`), the same for every
+  against the memory it has (`toymodels.machine.machine_memory`: this machine's, or a
+  GPU's own), and the sweep's work against `MAX_WORK` (`check_sizes`), from the
+  trainer's own estimates (`Trainer.memory`, `Trainer.work`), the same for every
   trainer.
 
 No sweep in sweeps/*.toml comes near a limit: at most 32 values an axis, 4,056 runs, 27
@@ -23,9 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-
-import jax
 
 from toymodels.errors import UserError
 
@@ -67,23 +64,6 @@ def check_grid(axes: tuple, static: tuple[str, ...], source: str) -> None:
                             f"{limit} a sweep may have; shorten an axis")
 
 
-def machine_memory() -> tuple[int, str] | None:
-    """(bytes, whose) that one compiled step may use: the first JAX device's own memory
-    where it reports one (a GPU's), else this machine's physical memory; None where
-    neither is known."""
-    device = jax.devices()[0]
-    try:
-        limit = (device.memory_stats() or {}).get("bytes_limit")
-    except (NotImplementedError, RuntimeError):  # a backend without memory statistics
-        limit = None
-    if limit:
-        return int(limit), f"the memory of {device.platform} {device.id} ({device.device_kind})"
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's memory"
-    except (AttributeError, OSError, ValueError):
-        return None
-
-
 def check_sizes(trainer, config, memory: tuple[int, str] | None) -> None:
     """Refuses in one line a resolved sweep that cannot run: one compiled step of a
     static group needs more than `memory` bytes (`Trainer.memory` of one run times the
@@ -95,7 +75,7 @@ def check_sizes(trainer, config, memory: tuple[int, str] | None) -> None:
     Args:
       trainer: the config's `toymodels.trainers.Trainer`.
       config: a resolved SweepConfig (`Trainer.resolve`).
-      memory: (bytes, whose) a compiled step may use (`machine_memory`); None: not
+      memory: (bytes, whose) a compiled step may use (`toymodels.machine.machine_memory`); None: not
         checked.
     """
     if config.n_runs > MAX_RUNS:

@@ -39,7 +39,6 @@ from toymodels.progress import Report, ticker
 from toymodels.spec import Spec
 
 LLC_STREAM = 2**32 - 4  # fold_in tag of a seed's key for its LLC chains
-LOSSES = ("dataset", "online", "exact")
 POINT_VARIABLES = (  # (name, attrs["description"]), per run and point
     ("llc", "local learning coefficient: nbeta (mean loss over the SGLD draws - L(w*))"),
     ("llc_se", "standard error of llc: std over chains / sqrt(chains)"),

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from toymodels.kinds import KGON_KINDS  # noqa: F401 (its home is kinds; read here too)
 from toymodels.spec import ModelSpec
 from toymodels.theory.kgons import kgon
 
@@ -83,9 +84,6 @@ def init_untied(key: jax.Array, spec: ModelSpec) -> Params:
     return {"W1": std * jax.random.normal(key1, (H, F), jnp.float32),
             "W2": std * jax.random.normal(key2, (F, H), jnp.float32),
             "b": jnp.zeros((F,), jnp.float32)}
-
-
-KGON_KINDS = ("relu_output", "linear")  # the kinds whose params are a tied W and a bias b
 
 
 def kgon_params(spec: ModelSpec, k: int) -> Params:
@@ -161,6 +159,7 @@ UNTIED_DIMS = {"W1": ("hidden", "feature"), "W2": ("feature", "hidden"), "b": ("
 
 TIED_WEIGHTS, UNTIED_WEIGHTS = ("W",), ("W1", "W2")  # the weight matrices of each layout
 
+# Keyed by `toymodels.kinds.MODEL_KINDS` (which parsing checks without JAX), in that order.
 MODELS: dict[str, ModelKind] = {
     "linear": ModelKind(init_tied, logits_tied, TIED_DIMS, TIED_WEIGHTS, "x' = WᵀWx + b",
                         readout=lambda z: z),
@@ -201,6 +200,7 @@ def layer_norm(h: jax.Array, eps: float) -> jax.Array:
     return rms_norm(h - jnp.mean(h, axis=0, keepdims=True), eps)
 
 
+# Keyed by `toymodels.kinds.NORM_KINDS` (which parsing checks without JAX), in that order.
 NORMS: dict[str, Callable[[jax.Array, float], jax.Array] | None] = {
     "none": None, "rms": rms_norm, "layer": layer_norm,
 }

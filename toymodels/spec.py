@@ -136,7 +136,7 @@ class Spec:
     Attributes:
       model, train, data: see ModelSpec, TrainSpec, DataSpec.
       sae: a group of sparse autoencoders' own static part
-        (`toymodels.dictionary.config.SAESpec`: kind, width, source); `model` and `data`
+        (`toymodels.sae_config.SAESpec`: kind, width, source); `model` and `data`
         are then the source's, `train` the SAEs'. None for other trainers.
       llc: an LLC pass's own static part (`toymodels.llc.LLCSpec`: loss mode, chains,
         draws, ...), whose `model`, `train` and `data` are its source sweep's. None for
@@ -148,5 +148,5 @@ class Spec:
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     data: DataSpec = DataSpec()
-    sae: SAESpec | None = None  # noqa: F821 (a type of dictionary.config; spec imports no trainer)
+    sae: SAESpec | None = None  # noqa: F821 (a type of toymodels.sae_config; spec imports no trainer)
     llc: LLCSpec | None = None  # noqa: F821 (a type of toymodels.llc)

@@ -33,7 +33,8 @@ from toymodels import groups, health, store
 from toymodels.config import SweepConfig, to_toml
 from toymodels.errors import Interrupted, UserError
 from toymodels.grid import Grid
-from toymodels.limits import check_sizes, machine_memory
+from toymodels.limits import check_sizes
+from toymodels.machine import machine_memory
 from toymodels.lock import held
 from toymodels.progress import Meter
 from toymodels.spec import Spec

@@ -1,217 +1,25 @@
-"""`[sae]` sweep files: SAEs trained on a toy model's hidden activations, validated.
-
-A sweep file with an `[sae]` table trains sparse autoencoders instead of toy models, with
-the same engine (`toymodels.sweep.run_sweep`). The `[sae]` table names the source of the
-activations and the SAE; `[train]` the SAE's optimiser (defaults: Adam, lr 1e-3, no weight
-decay, batch 1024, 5,000 steps); `[sweep]` its axes. Example::
-
-  name = "sae_width"
-  [sae]
-  source = "zoo:basic_relu_sparse"   # or "runs/intro" (a results directory), or "synthetic"
-  kind = "topk"
-  k = 1
-  [sweep]
-  width = [5, 10, 20, 40]            # static: one compiled program per width
-  seed = [0, 1, 2, 3]
-
-Sources:
-  - a results directory of a toy-model sweep: `runs` picks its runs ("all", a list of
-    flat run indices, or a table of coordinates such as { sparsity = 0.99, seed = 0 },
-    every other axis kept whole). More than one run makes a `source_run` axis: an SAE for
-    every cell of a phase diagram.
-  - "zoo:NAME", a zoo model (`toymodels.zoo`).
-  - "synthetic": `n_features` random unit directions in `n_hidden` dims (drawn from
-    `truth_seed`), with the `[data]` table's feature probabilities, correlation and
-    magnitudes (Uniform[0, 1) by default).
-The activations are h = W x with x drawn fresh every step from the source's input law
-(its `[data]` table and per-run feature probabilities), common random numbers as for toy
-models: SAEs that share a seed see the same x.
+"""`[sae]` sweep files, at run time: the SAE schema and its pure parser live in
+`toymodels.sae_config` (no JAX; re-exported here), the reading of a results directory or
+zoo source here (`resolve_sae`, when the sweep runs).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import tomllib
 from pathlib import Path
 
 import numpy as np
 
 from toymodels import config as base
-from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key, axis_tuple, seed
 from toymodels import store, zoo
-from toymodels.degenerate import check_data
-from toymodels.dictionary.sae import SAE_KINDS
-from toymodels.errors import UserError, unknown
-from toymodels.limits import check_grid
-from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
+from toymodels.errors import UserError
+from toymodels.sae_config import (HYPER_KEYS, PINS, SAE_DEFAULTS, SAE_SCHEMA, SAE_STATIC,
+                                  SAE_TRACED, SAE_TRAIN, SAE_TRAIN_DEFAULTS, SYNTHETIC,
+                                  SYNTHETIC_AXES, SYNTHETIC_DATA, TRAIN_DEFAULTS, ZOO, SAESpec,
+                                  is_sae, parse_sae_config, sae_keys_known)
+from toymodels.spec import DataSpec, ModelSpec
 
-SYNTHETIC, ZOO = "synthetic", "zoo:"
-T, S = TRACED_AXIS, STATIC_AXIS
-PINS = ("source_model", "source_data")  # what a resolved config knows of its source
-
-
-def _pin(spec_type, table: str):
-    """The check of a pinned source table: exactly `spec_type`'s fields, each value one the
-    toy schema's `table` allows (or the spec's own default, e.g. dataset_size = 0)."""
-    fields = [f.name for f in dataclasses.fields(spec_type)]
-
-    def check(v):
-        if not isinstance(v, dict) or sorted(v) != sorted(fields):
-            raise ValueError(f"must be a table of {', '.join(fields)} (the source's; written "
-                             "when the sweep runs)")
-        for key, value in v.items():
-            if value != getattr(spec_type, key):
-                base.SCHEMA[table][key].check(value)
-        return dict(v)
-    return check
-
-SAE_SCHEMA = {  # the [sae] table, each key declared once
-    "source": Key(base.text, None, 'the activations\' source: a results directory, "zoo:NAME" '
-                  'or "synthetic"'),
-    "runs": Key(lambda v: v, "all", 'a results directory\'s runs: "all", a list of run '
-                "indices or a table of coordinates (checked against the source)"),
-    "kind": Key(base.choice(tuple(SAE_KINDS)), "relu", "the SAE kind "
-                "(toymodels.dictionary.SAE_KINDS)", S),
-    "width": Key(base.integer(1), None, "N, the number of latents (default: the source's "
-                 "number of features)", S),
-    "l1_coefficient": Key(base.number(0.0, math.inf), 0.01, "L1 coefficient (relu, "
-                          "jumprelu's L0)", T),
-    "k": Key(base.integer(1), 1, "active latents per example (topk, batchtopk)", T),
-    "k_aux": Key(base.integer(1), None, "dead latents the AuxK loss reconstructs with "
-                 "(default: half the source's hidden dims, rounded up)", T),
-    "aux_coefficient": Key(base.number(0.0, math.inf), 1 / 32, "the AuxK loss's weight", T),
-    "bandwidth": Key(base.number(0.0, math.inf, lo_open=True), 0.001, "jumprelu's "
-                     "straight-through bandwidth", T),
-    "dead_steps": Key(base.integer(1), 200, "steps without firing before a latent counts "
-                      "as dead", T),
-    "n_features": Key(base.integer(1), None, "F of a synthetic source"),
-    "n_hidden": Key(base.integer(1), None, "d of a synthetic source"),
-    "truth_seed": Key(seed, 0, "the seed of a synthetic source's directions"),
-    "source_model": Key(_pin(ModelSpec, "model"), None, "the source's [model], written into the "
-                        "results when the sweep runs (a results directory or zoo source; given, "
-                        "it must still match the source)"),
-    "source_data": Key(_pin(DataSpec, "data"), None, "the source's input law (its [data] "
-                       "correlation, set_size, magnitude, inputs, unit_norm, dataset_size), "
-                       "written and checked as source_model"),
-}
-HYPER_KEYS = ("l1_coefficient", "k", "k_aux", "aux_coefficient", "bandwidth", "dead_steps")
-SAE_DEFAULTS = {k: SAE_SCHEMA[k].default for k in ("kind", *HYPER_KEYS)
-                if SAE_SCHEMA[k].default is not None}
-SAE_TRAIN_DEFAULTS = {"steps": 5000, "optimizer": "adam", "weight_decay": 0.0}
-SAE_TRAIN = {k: dataclasses.replace(base.SCHEMA["train"][k],
-                                    default=SAE_TRAIN_DEFAULTS.get(k, base.SCHEMA["train"][k].default))
-             for k in ("steps", "batch_size", "learning_rate", "weight_decay", "schedule",
-                       "warmup_steps", "log_every", "optimizer", "momentum", "beta1", "beta2",
-                       "eps")}  # the SAE's [train]: the toy models' keys, the SAE's defaults
-TRAIN_DEFAULTS = {k: key.default for k, key in SAE_TRAIN.items()}
-SYNTHETIC_DATA = ("sparsity", "feature_probability", "density_ratio", "correlation",
-                  "set_size", "magnitude", "unit_norm")
-SAE_STATIC = base.keys_with({"sae": SAE_SCHEMA, "train": SAE_TRAIN}, S)  # and their tables
-SAE_TRACED = ("seed", *base.keys_with({"train": SAE_TRAIN, "sae": SAE_SCHEMA}, T))
-SYNTHETIC_AXES = ("sparsity", "feature_probability")
 KINDS_WITH_W = ("linear", "relu_output", "relu_hidden")  # h = W x for these kinds
-
-
-@dataclasses.dataclass(frozen=True)
-class SAESpec:
-    """The static part of an SAE sweep group (beside `Spec.model`, the source's shape F -> d,
-    `Spec.data`, its input law, and `Spec.train`, the SAE's optimiser and steps).
-
-    Attributes:
-      kind: a name in `toymodels.dictionary.SAE_KINDS`.
-      width: N, the number of latents.
-      source: "synthetic", "zoo:NAME" or a results directory.
-      runs: the source's flat run indices, one SAE source each (a results directory);
-        () for the other sources.
-      truth_seed: the synthetic directions' seed.
-    """
-
-    kind: str = "relu"
-    width: int = 20
-    source: str = SYNTHETIC
-    runs: tuple[int, ...] = ()
-    truth_seed: int = 0
-
-
-def sae_keys_known() -> dict[str, tuple[str, ...]]:
-    """Each table's keys of an SAE sweep ("" the top level), for `--set` overrides."""
-    toy = base.toy_keys()  # less [model]: an SAE's source gives the toy model
-    return {"": toy[""], "sae": tuple(SAE_SCHEMA), "data": toy["data"], "train": toy["train"],
-            "sweep": (*base.SWEEPABLE, *SAE_TRACED, *SAE_STATIC)}
-
-
-def is_sae(raw: dict) -> bool:
-    """Whether a raw sweep dict describes an SAE sweep."""
-    return "sae" in raw
-
-
-def parse_sae_config(raw: dict, source: str = "<config>", *, read: bool = False,
-                     _kinds=None) -> base.SweepConfig:
-    """Validates a raw TOML dict with an `[sae]` table into a SweepConfig whose
-    `spec.sae` is set (see the module docstring).
-
-    Pure unless `read`: a results directory or zoo source is not read. A config that has
-    its source's facts (`sae.source_model`, `sae.source_data` and a list of `sae.runs`, as
-    every resolved config and manifest has) parses in full; one without them parses to an
-    unresolved config (`spec` None, `table` the raw dict) that `resolve_sae` completes when
-    the sweep runs. A synthetic source needs nothing read.
-
-    Raises:
-      UserError: one line naming the file, the key and what is allowed (a width of 0,
-        k > width, an unknown kind; with `read`, a source that does not exist or changed).
-    """
-    fail = lambda key, msg: UserError(f"{source}: {key}: {msg}")
-    for key in raw:
-        if key not in ("name", "seed", "sae", "data", "train", "sweep"):
-            why = ("not used by an SAE sweep (the source gives the toy model)" if key == "model"
-                   else unknown(key, ("name", "seed", "sae", "data", "train", "sweep"), "top-level key"))
-            raise fail(key, why)
-    tables = {t: base.table_of(raw, t, source) for t in ("sae", "data", "train", "sweep")}
-    top = {k: base.check_value(base.SCHEMA[""][k].check, raw.get(k, base.DEFAULTS[k]), k, source)
-           for k in base.SCHEMA[""]}
-    sae = _check_keys(tables["sae"], SAE_SCHEMA, "sae", source)
-    train = _check_keys(tables["train"], SAE_TRAIN, "train", source, "not used by an SAE sweep")
-    if "source" not in sae:
-        raise fail("sae.source", 'missing; give a results directory, "zoo:NAME" or "synthetic"')
-    axes = tuple(_axis(name, v, sae["source"], source) for name, v in tables["sweep"].items())
-    check_grid(axes, SAE_STATIC, source)
-    train = {**TRAIN_DEFAULTS, **train}
-    if not read and not _known(sae):
-        return base.SweepConfig(top["name"], top["seed"], None, {}, train, axes, source, (),
-                                "sae", raw, tuple(SAE_STATIC))
-    if any(name in SAE_STATIC for name, _ in axes):
-        return _with_groups(raw, top, axes, source, read)
-    model, data_spec, data, runs = _resolve_source(sae, tables["data"], dict(axes), source, read)
-    k_aux_default = math.ceil(model.n_hidden / 2)
-    resolved = {**SAE_DEFAULTS, "k_aux": k_aux_default, "width": model.n_features,
-                **{k: v for k, v in sae.items() if k != "runs"}}
-    if sae["source"] == SYNTHETIC:
-        resolved.update(n_features=model.n_features, n_hidden=model.n_hidden,
-                        truth_seed=sae.get("truth_seed", SAE_SCHEMA["truth_seed"].default))
-    else:
-        resolved.update(source_model=dataclasses.asdict(model), source_data=dataclasses.asdict(data_spec))
-    if runs:
-        resolved["runs"] = list(runs)
-    base.check_train({**train, "snapshot_every": 0}, source)
-    given = {**{k: f"train.{k}" for k in tables["train"]}, **{k: f"sweep.{k}" for k, _ in axes}}
-    base.check_optimizer_keys((train["optimizer"],), given, source)
-    kinds = _kinds or (resolved["kind"],)
-    _check_sae_keys(resolved, sae, dict(axes), kinds, source, k_aux_default)
-    own = SAE_KINDS[resolved["kind"]].reads  # written back: only the keys this kind reads
-    resolved = {k: v for k, v in resolved.items() if k not in HYPER_KEYS or k in own}
-    batch = base.resolve_batch(train, data_spec, source)
-    if sae["source"] == SYNTHETIC:  # a source's own sweep checked its [data]
-        check_data(data, dict(axes), model.n_features, batch, train["steps"], 0, source)
-    static = ("steps", "log_every", "schedule", "warmup_steps", "optimizer")
-    spec = Spec(model, TrainSpec(batch_size=batch, eval_samples=base.DEFAULTS["train"]["eval_samples"],
-                                 **{k: train[k] for k in static}), data_spec,
-                SAESpec(resolved["kind"], resolved["width"], sae["source"], tuple(runs),
-                        resolved.get("truth_seed", SAE_SCHEMA["truth_seed"].default)))
-    if len(runs) > 1:
-        axes = (("source_run", tuple(runs)), *axes)
-    return base.SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, (), "sae",
-                            resolved, tuple(SAE_STATIC))
 
 
 def resolve_sae(config: base.SweepConfig) -> base.SweepConfig:
@@ -225,129 +33,24 @@ def resolve_sae(config: base.SweepConfig) -> base.SweepConfig:
     if config.spec is not None and config.spec.sae.source == SYNTHETIC:
         return config
     raw = config.table if config.spec is None else config.to_dict()
-    return parse_sae_config(raw, config.source, read=True)
+    return parse_sae_config(raw, config.source, reader=read_source)
 
 
-def _known(sae: dict) -> bool:
-    """Whether an `[sae]` table has what parsing needs of its source without reading it."""
-    if sae["source"] == SYNTHETIC:
-        return True
-    return all(k in sae for k in PINS) and (
-        sae["source"].startswith(ZOO) or isinstance(sae.get("runs"), list))
+def read_source(sae: dict, source: str) -> tuple[ModelSpec, DataSpec, tuple[int, ...]]:
+    """(model, input law, runs) of the results directory or zoo model `sae["source"]`,
+    read (the `reader` of `toymodels.sae_config.parse_sae_config`).
 
-
-def _check_keys(table: dict, schema: dict, name: str, source: str, why: str = "unknown key") -> dict:
-    for key in table:
-        if key not in schema:
-            allowed = ", ".join(schema)
-            if name == "train" and key in base.SCHEMA["train"]:
-                raise UserError(f"{source}: {name}.{key}: {why}; allowed: {allowed}")
-            raise UserError(f"{source}: {name}.{key}: {unknown(key, schema)}")
-    return {k: base.check_value(schema[k].check, v, f"{name}.{k}", source) for k, v in table.items()}
-
-
-def _axis(name: str, values, sae_source: str, source: str) -> tuple[str, tuple]:
-    allowed = (*SAE_TRACED, *SAE_STATIC, *(SYNTHETIC_AXES if sae_source == SYNTHETIC else ()))
-    if name not in allowed:
-        raise UserError(f"{source}: sweep.{name}: not a sweepable key of an SAE sweep; "
-                        f"allowed: {', '.join(allowed)}")
-    check = SAE_SCHEMA[name].check if name in SAE_SCHEMA else base.axis_check(name)
-    key = f"sweep.{name}"
-    return name, axis_tuple(base.axis_values(values, key, source), check, key, source)
-
-
-def _with_groups(raw: dict, top: dict, axes: tuple, source: str, read: bool) -> base.SweepConfig:
-    """As `toymodels.config._with_groups`: each combination of the static axes' values
-    (kind, width, batch_size, steps, optimizer) parsed as a config of its own."""
-    static = [(n, v) for n, v in axes if n in SAE_STATIC]
-    kinds = dict(static).get("kind")
-    parse = lambda sub, where: parse_sae_config(sub, where, read=read, _kinds=kinds)
-    groups = base.static_group_configs(raw, static, SAE_STATIC, parse, source)
-    first = groups[0]
-    runs = first.spec.sae.runs
-    axes = (("source_run", runs), *axes) if len(runs) > 1 else axes
-    merged = {k: v for g in reversed(groups) for k, v in g.table.items()}  # every kind's keys
-    merged = {**first.table, **{k: v for k, v in merged.items() if k not in first.table}}
-    return base.SweepConfig(top["name"], top["seed"], first.spec, first.data, first.train, axes,
-                            source, tuple(groups), "sae", merged, tuple(SAE_STATIC))
-
-
-def _check_sae_keys(resolved: dict, given: dict, axes: dict, kinds, source: str,
-                    k_aux_default: int) -> None:
-    """k and k_aux at most the width; a key no SAE kind of the sweep reads is an error.
-    k_aux's default (half the source's hidden dims, `k_aux_default`) may exceed a small
-    width, where AuxK uses every dead latent: it is not an error the user did not write
-    (nor, written back by `to_toml`, one on reading it again)."""
-    width = resolved["width"]
-    for key in ("k", "k_aux"):
-        for value in axes.get(key, (resolved[key],)):
-            if key == "k_aux" and value == k_aux_default:
-                continue
-            if value > width and any(key in SAE_KINDS[k].reads for k in kinds):
-                where = f"sweep.{key}" if key in axes else f"sae.{key}"
-                raise UserError(f"{source}: {where}: must be at most sae.width = {width}, got {value}")
-    for key in HYPER_KEYS:
-        if (key in given or key in axes) and not any(key in SAE_KINDS[k].reads for k in kinds):
-            users = ", ".join(n for n, kind in SAE_KINDS.items() if key in kind.reads)
-            where = f"sweep.{key}" if key in axes else f"sae.{key}"
-            which = " | ".join(f'"{k}"' for k in kinds)
-            raise UserError(f"{source}: {where}: not used by sae.kind = {which} (used by {users})")
-
-
-# ---- sources
-
-
-def _resolve_source(sae: dict, data: dict, axes: dict, source: str, read: bool):
-    """(ModelSpec F -> d, DataSpec, resolved [data] table, source runs) of the source: from
-    the table's pins, or with `read` from the source itself (checked against the pins)."""
+    Raises:
+      UserError: the source is gone, is not a finished toy-model sweep, has no single W, or
+        `sae.runs` picks no runs of it.
+    """
     name = sae["source"]
-    if name != SYNTHETIC:
-        for key in ("n_features", "n_hidden", "truth_seed"):
-            if key in sae:
-                raise UserError(f'{source}: sae.{key}: only for sae.source = "synthetic" '
-                                f"(the source {name!r} gives the toy model)")
-        if data:
-            raise UserError(f"{source}: data.{next(iter(data))}: not used with sae.source = "
-                            f"{name!r} (the activations follow the source's own [data])")
-    if name == SYNTHETIC:
-        for key in ("runs", *PINS):
-            if key in sae:
-                raise UserError(f'{source}: sae.{key}: only for a results directory or zoo source')
-        return (*_synthetic(sae, data, axes, source), ())
-    if name.startswith(ZOO) and "runs" in sae:
-        raise UserError(f"{source}: sae.runs: a zoo model is one run; leave sae.runs out")
-    pinned = (ModelSpec(**sae["source_model"]), DataSpec(**sae["source_data"]),
-              () if name.startswith(ZOO) else tuple(sae["runs"])) if _known(sae) else None
-    if not read:
-        return (*pinned[:2], {}, pinned[2])
     toy = _zoo_config(name, source) if name.startswith(ZOO) else _results_config(name, source)
     if toy.spec.model.kind not in KINDS_WITH_W:
         raise UserError(f"{source}: sae.source: a model of kind {toy.spec.model.kind} has no "
                         f"single W (h = W x); use a model of kind {', '.join(KINDS_WITH_W)}")
     runs = () if name.startswith(ZOO) else source_runs(toy, sae.get("runs", "all"), source)
-    found = (toy.spec.model, toy.spec.data, runs)
-    if pinned is not None and pinned != found:
-        what = ("model", "input law", "runs")[next(i for i in range(3) if pinned[i] != found[i])]
-        raise UserError(f"{source}: sae.source: {name}'s {what} is not the one these SAEs were "
-                        f"made for (sae.source_model, source_data, runs): the source changed; "
-                        "train its SAEs into a new directory")
-    return toy.spec.model, toy.spec.data, {}, runs
-
-
-def _synthetic(sae: dict, data: dict, axes: dict, source: str):
-    for key in ("n_features", "n_hidden"):
-        if key not in sae:
-            raise UserError(f'{source}: sae.{key}: needed for sae.source = "synthetic"')
-    for key in data:
-        if key not in SYNTHETIC_DATA:
-            raise UserError(f"{source}: data.{key}: not used by a synthetic SAE source; "
-                            f"allowed: {', '.join(SYNTHETIC_DATA)}")
-    checked = base.check_table(data, base.SCHEMA["data"], "data", source)
-    F, d = sae["n_features"], sae["n_hidden"]
-    data = base.resolve_data(checked, axes, F, source)
-    spec = DataSpec(**{k: base.data_value(data, k) for k in base.DATA_SPEC if k != "dataset_size"})
-    base.check_sets(spec, F, source)
-    return ModelSpec("linear", F, d), spec, data
+    return toy.spec.model, toy.spec.data, runs
 
 
 def _zoo_config(name: str, source: str) -> base.SweepConfig:
@@ -426,3 +129,9 @@ def source_runs(toy: base.SweepConfig, runs, source: str) -> tuple[int, ...]:
         keep[names.index(key)] = hit[:1]
     index = np.arange(n).reshape(toy.shape) if names else np.zeros((), int)
     return tuple(int(i) for i in index[np.ix_(*keep)].reshape(-1)) if names else (0,)
+
+
+__all__ = ["HYPER_KEYS", "KINDS_WITH_W", "PINS", "SAE_DEFAULTS", "SAE_SCHEMA", "SAE_STATIC",
+           "SAE_TRACED", "SAE_TRAIN", "SAE_TRAIN_DEFAULTS", "SYNTHETIC", "SYNTHETIC_AXES",
+           "SYNTHETIC_DATA", "TRAIN_DEFAULTS", "ZOO", "SAESpec", "is_sae", "parse_sae_config",
+           "read_source", "resolve_sae", "sae_keys_known", "source_coordinates", "source_runs"]

@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from toymodels.kinds import SAE_READS
+
 Params = dict[str, jax.Array]
 LAMBDA_WARMUP = 0.05  # the sparsity coefficient ramps up linearly over this share of the steps
 THRESHOLD_EMA = 0.99  # BatchTopK: theta <- 0.99 theta + 0.01 (smallest kept value of a batch)
@@ -462,20 +464,21 @@ class SAEKind:
     threshold: bool = False
 
 
+# Keyed by `toymodels.kinds.SAE_KIND_NAMES`, each with the keys it reads from there (`SAE_READS`:
+# parsing checks them without JAX).
 SAE_KINDS: dict[str, SAEKind] = {
-    "relu": SAEKind(relu_init, relu_encode, relu_loss, BASE_DIMS, ("l1_coefficient",), False),
-    "topk": SAEKind(tied_init, topk_encode, topk_loss, BASE_DIMS,
-                    ("k", "k_aux", "aux_coefficient", "dead_steps"), True),
+    "relu": SAEKind(relu_init, relu_encode, relu_loss, BASE_DIMS, SAE_READS["relu"], False),
+    "topk": SAEKind(tied_init, topk_encode, topk_loss, BASE_DIMS, SAE_READS["topk"], True),
     "batchtopk": SAEKind(tied_init, batchtopk_encode, batchtopk_loss, BASE_DIMS,
-                         ("k", "k_aux", "aux_coefficient", "dead_steps"), True, True),
+                         SAE_READS["batchtopk"], True, True),
     "jumprelu": SAEKind(jumprelu_init, jumprelu_encode, jumprelu_loss,
                         {**BASE_DIMS, "log_threshold": ("latent",)},
-                        ("l1_coefficient", "bandwidth"), True),
+                        SAE_READS["jumprelu"], True),
     "gated": SAEKind(gated_init, gated_encode, gated_loss,
                      {**BASE_DIMS, "r_mag": ("latent",), "b_mag": ("latent",)},
-                     ("l1_coefficient",), True),
+                     SAE_READS["gated"], True),
     "matryoshka": SAEKind(tied_init, batchtopk_encode, matryoshka_loss, BASE_DIMS,
-                          ("k", "k_aux", "aux_coefficient", "dead_steps"), True, True),
+                          SAE_READS["matryoshka"], True, True),
 }
 
 

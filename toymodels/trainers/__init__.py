@@ -4,38 +4,24 @@
 table: the default) toy models, `[sae]` sparse autoencoders on a toy model's activations,
 `[llc]` the local learning coefficient of every run of a finished sweep. A file with two
 of these tables is an error, never a fallback. `parse_config` and `load_config` are the
-one entry to parsing: pure, TOML in, a frozen config out.
+one entry to parsing: pure, TOML in, a frozen config out; they live in `toymodels.parsers`
+(no JAX, re-exported here), with `PARSERS`, what parsing needs of each trainer.
 """
 
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
 import xarray as xr
 
-from toymodels.config import SweepConfig, apply_override, read_raw
-from toymodels.errors import UserError, unknown
+from toymodels.config import SweepConfig
+from toymodels.errors import UserError
+from toymodels.parsers import (PARSERS, load_config, parse_config, read_override, remove_key,
+                               trainer_name)
 from toymodels.trainers import llc, sae, toy
 from toymodels.trainers.base import Checkup, Place, Trainer
 
 TRAINERS: dict[str, Trainer] = {t.name: t for t in (toy.TRAINER, sae.TRAINER, llc.TRAINER)}
-
-
-def trainer_name(raw: dict, source: str = "<config>") -> str:
-    """The trainer a raw sweep dict is for: the one whose table it has, else "toy" (whose
-    `[model]` table is optional; beside another trainer's table, that trainer's parser
-    says it is not used).
-
-    Raises:
-      UserError: the dict has the tables of two trainers other than toy models.
-    """
-    chosen = [t.name for t in TRAINERS.values() if t.name != "toy" and t.table in raw]
-    if len(chosen) > 1:
-        tables = " and ".join(f"[{TRAINERS[n].table}]" for n in chosen)
-        raise UserError(f"{source}: {tables}: a sweep file has the table of one trainer; "
-                        f"choose one of {', '.join(f'[{t.table}]' for t in TRAINERS.values())}")
-    return chosen[0] if chosen else "toy"
 
 
 def get_trainer(name: str) -> Trainer:
@@ -52,57 +38,6 @@ def get_trainer(name: str) -> Trainer:
 def trainer_of(config: SweepConfig) -> Trainer:
     """The trainer of a parsed config."""
     return get_trainer(config.trainer)
-
-
-def parse_config(raw: dict, source: str = "<config>") -> SweepConfig:
-    """Validates a raw TOML dict into a frozen SweepConfig of the trainer its table
-    chooses; pure (no disk). See `load_config`.
-
-    Example:
-      >>> parse_config({"sweep": {"seed": [0, 1]}}).trainer
-      'toy'
-    """
-    return TRAINERS[trainer_name(raw, source)].parse(raw, source)
-
-
-def load_config(path: str | Path, overrides: tuple[str, ...] = (),
-                unset: tuple[str, ...] = ()) -> SweepConfig:
-    """Reads, overrides and validates a sweep file: first the keys of `unset` are removed
-    (`--unset sae.runs`), then `overrides` are set (`--set key=value`).
-
-    Raises:
-      UserError: one line naming the file, the key and what is allowed.
-    """
-    raw = read_raw(path)
-    for key in unset:
-        remove_key(raw, key, str(path))
-    for item in overrides:
-        read_override(raw, item, str(path))
-    return parse_config(raw, str(path))
-
-
-def remove_key(raw: dict, key: str, source: str) -> None:
-    """Removes `key` ("table.key", or a top-level key) from the raw dict, e.g. `sae.runs`
-    when switching an SAE sweep to a zoo source; a key the file does not hold is an error.
-
-    Example:
-      >>> raw = {"sae": {"source": "runs/x", "runs": [0]}}
-      >>> remove_key(raw, "sae.runs", "x.toml"); raw
-      {'sae': {'source': 'runs/x'}}
-    """
-    *table, leaf = key.strip().split(".")
-    holder = raw.get(table[0]) if len(table) == 1 else raw if not table else None
-    if not isinstance(holder, dict) or leaf not in holder:
-        given = [f"{t}.{k}" for t, d in raw.items() if isinstance(d, dict) for k in d]
-        given += [k for k, v in raw.items() if not isinstance(v, dict)]
-        raise UserError(f"{source}: --unset {key}: {unknown(key, given, 'key of the file')}")
-    del holder[leaf]
-
-
-def read_override(raw: dict, item: str, source: str) -> None:
-    """`config.apply_override` with the keys of the trainer of `raw`."""
-    trainer = TRAINERS[trainer_name(raw, source)]
-    apply_override(raw, item, source, trainer.settable(), trainer.what)
 
 
 def stored_config(text: str, source: str) -> SweepConfig:
@@ -137,5 +72,6 @@ def config_of(ds: xr.Dataset) -> SweepConfig | None:
         return None
 
 
-__all__ = ["TRAINERS", "Checkup", "Place", "Trainer", "config_of", "get_trainer", "load_config",
-           "parse_config", "stored_config", "trainer_name", "trainer_of"]
+__all__ = ["PARSERS", "TRAINERS", "Checkup", "Place", "Trainer", "config_of", "get_trainer",
+           "load_config", "parse_config", "read_override", "remove_key", "stored_config",
+           "trainer_name", "trainer_of"]

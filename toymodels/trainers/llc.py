@@ -10,8 +10,9 @@ and that folder is removed, with those that interrupted passes of other settings
 
 `toymodels llc DIR [flags]` is a sweep of ``{"llc": {"source": DIR, ...flags}}``: each
 flag overrides the key of its name (``--burn-in`` is ``burn_in``). The table's keys are
-`LLC_SCHEMA`; parsing (`parse_llc`) is pure, and the source is read when the pass runs
-(`resolve_llc`): a source that moved is one error line there.
+`LLC_SCHEMA`; parsing (`parse_llc`, both in `toymodels.llc_config`, without JAX) is pure,
+and the source is read when the pass runs (`resolve_llc`): a source that moved is one
+error line there.
 """
 
 from __future__ import annotations
@@ -28,52 +29,20 @@ import numpy as np
 import xarray as xr
 
 from toymodels import sgld, store
-from toymodels.checks import INT32, Key, boolean, check_value, choice, integer, number, table_of, text
+from toymodels.checks import INT32
 from toymodels.config import SweepConfig, parse_toy
-from toymodels.errors import UserError, unknown
+from toymodels.errors import UserError
 from toymodels.grid import Grid, expand, flat_runs
 from toymodels.groups import SNAPSHOT, split
-from toymodels.llc import (FINAL_VARIABLES, LOSSES, POINT_VARIABLES, LLCHyper, LLCSpec,
+from toymodels.llc import (FINAL_VARIABLES, POINT_VARIABLES, LLCHyper, LLCSpec,
                            llc_block_size, llc_keys, llc_memory, llc_work, make_llc_block)
+from toymodels.llc_config import AUTO, LLC_SCHEMA, llc_keys_known, parse_llc  # noqa: F401 (LLC_SCHEMA)
 from toymodels.evaluation import needs_samples
 from toymodels.models import get_model, model_of
 from toymodels.spec import Spec
 from toymodels.trainers.base import Checkup, Place, Trainer
 
 WORK_PREFIX = "llc-"
-AUTO = "auto"
-
-
-def _step(v):
-    """epsilon: "auto" or a number > 0."""
-    if v == AUTO:
-        return v
-    try:
-        return number(0.0, math.inf, lo_open=True)(v)  # float32's range too
-    except ValueError as e:
-        raise ValueError(str(e).replace("a number in (0, inf]", 'a number > 0 or "auto"')) from None
-
-
-LLC_SCHEMA = {  # the [llc] table: key -> Key(check, default, description); None: not set
-    "source": Key(text, None, "the results directory of a finished toy-model sweep"),
-    "loss": Key(choice(LOSSES), None, "the loss whose LLC is estimated: dataset (the run's "
-                "own training set), online (fresh samples) or exact (the population loss); "
-                "default: dataset with a finite training set, else exact where the inputs "
-                "have one, else online"),
-    "chains": Key(integer(2), 4, "SGLD chains per run and point"),
-    "draws": Key(integer(1), 200, "draws kept per chain"),
-    "burn_in": Key(integer(0), 100, "SGLD steps dropped first"),
-    "batch_size": Key(integer(0), 0, "examples per SGLD step (0: the full training set; "
-                      "online: the sweep's training batch)"),
-    "snapshots": Key(boolean, False, "also estimate at every snapshot of training"),
-    "epsilon": Key(_step, AUTO, 'the SGLD step, or "auto": 0.2 / (nbeta h_max + gamma) with '
-                   "h_max the largest Hessian eigenvalue at w*"),
-    "gamma": Key(number(0.0, math.inf), 100.0, "localisation strength"),
-    "nbeta": Key(number(0.0, math.inf, lo_open=True), None,
-                 "n beta, the inverse temperature times n (default n / ln n)"),
-    "n": Key(integer(2, 2**53), None, "the sample size of the default nbeta, for the online "
-             "and exact losses (the dataset size for the dataset loss)"),
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,32 +69,6 @@ def llc_table(source: str | Path, settings: LLCSettings | None = None) -> dict:
         given = {k: v for k, v in settings.as_dict().items() if k != "auto_step"}
         table.update({k: v for k, v in given.items() if v is not None})
     return {"llc": table}
-
-
-def parse_llc(raw: dict, source: str = "<config>") -> SweepConfig:
-    """Validates the raw TOML dict of an LLC pass (an `[llc]` table); pure: the source
-    is not read (see `resolve_llc`).
-
-    Raises:
-      UserError: one line naming the file, the key and what is allowed.
-    """
-    for key in raw:
-        if key not in ("name", "llc"):
-            why = ("not used by an LLC pass (its source gives the sweep)"
-                   if key in ("model", "data", "train", "sweep", "seed", "sae")
-                   else unknown(key, ("name", "llc"), "top-level key"))
-            raise UserError(f"{source}: {key}: {why}")
-    given = table_of(raw, "llc", source)
-    for key in given:
-        if key not in LLC_SCHEMA:
-            raise UserError(f"{source}: llc.{key}: {unknown(key, LLC_SCHEMA)}")
-    if "source" not in given:
-        raise UserError(f"{source}: llc.source: missing; give the results directory of a "
-                        "finished toy-model sweep")
-    checked = {k: check_value(LLC_SCHEMA[k].check, v, f"llc.{k}", source) for k, v in given.items()}
-    table = {**{k: key.default for k, key in LLC_SCHEMA.items()}, **checked}
-    name = check_value(text, raw.get("name", "llc"), "name", source)
-    return SweepConfig(name, 0, Spec(), {}, {}, (), source, trainer="llc", table=table)
 
 
 def settings_of(table: dict) -> LLCSettings:
@@ -353,5 +296,5 @@ TRAINER = Trainer(
     name="llc", table="llc", parse=parse_llc, resolve=resolve_llc, expand=expand_llc,
     block_size=llc_block_size, make_block=make_llc_block, keys=llc_keys, dataset=llc_dataset,
     work=llc_work, memory=llc_memory, place=place_llc, finish=finish_llc,
-    describe=describe_llc, settable=lambda: {"": ("name",), "llc": tuple(LLC_SCHEMA)},
+    describe=describe_llc, settable=llc_keys_known,
     what="an LLC pass", checkup=CHECKUP)
