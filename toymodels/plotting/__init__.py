@@ -99,7 +99,7 @@ from toymodels.plotting.common import (
     title,
     unpadded,
 )
-from toymodels.plotting.needs import NEEDS, Needs, kinds_for, why_not
+from toymodels.plotting.needs import NEEDS, Needs, kinds_for, needs_text, why_not
 from toymodels.plotting.mechanisms import (
     computation,
     computation_figure,
@@ -217,8 +217,6 @@ def option_help(kind: str) -> list[tuple[str, str, str]]:
 def plot_help(kind: str) -> str:
     """`toymodels plot KIND --help`'s text after its usage: what the kind draws, what it
     needs of a results directory (`plotting.needs.needs_text`) and its `-o` options."""
-    from toymodels.plotting.needs import needs_text
-
     options = option_help(kind)
     width = max((len(f"{n}={d}") for n, d, _ in options), default=0) + 8
     wrap = lambda text, first, rest: textwrap.fill(text, 96, initial_indent=first,
