@@ -34,6 +34,7 @@ from flax import struct
 
 from toymodels import blocks, data, evaluation, sgld
 from toymodels.hyper import Hyper
+from toymodels.llc_config import LLC_SCHEMA
 from toymodels.models import model_of
 from toymodels.progress import Report, ticker
 from toymodels.spec import Spec
@@ -78,9 +79,9 @@ class LLCSpec:
     """
 
     loss: str = "dataset"
-    chains: int = 4
-    draws: int = 200
-    burn_in: int = 100
+    chains: int = LLC_SCHEMA["chains"].default
+    draws: int = LLC_SCHEMA["draws"].default
+    burn_in: int = LLC_SCHEMA["burn_in"].default
     batch_size: int = 0
     snapshots: bool = False
     auto_step: bool = False

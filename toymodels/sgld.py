@@ -31,6 +31,7 @@ from jax import lax
 from jax.flatten_util import ravel_pytree
 
 from toymodels import sgld_quadratic as quadratic
+from toymodels.llc_config import LLC_SCHEMA
 
 __all__ = ["LLCResult", "llc", "estimate", "default_nbeta", "DIVERGE_FACTOR"]
 
@@ -319,11 +320,11 @@ def llc(
     *,
     n: int,
     key: jax.Array,
-    chains: int = 4,
-    draws: int = 200,
-    burn_in: int = 100,
-    epsilon: float | str = 1e-4,
-    gamma: float = 100.0,
+    chains: int = LLC_SCHEMA["chains"].default,
+    draws: int = LLC_SCHEMA["draws"].default,
+    burn_in: int = LLC_SCHEMA["burn_in"].default,
+    epsilon: float | str = LLC_SCHEMA["epsilon"].default,
+    gamma: float = LLC_SCHEMA["gamma"].default,
     nbeta: float | None = None,
     stochastic: bool = False,
 ) -> LLCResult:
@@ -333,7 +334,8 @@ def llc(
     shaped like ``w_star``; it must be hashable (a plain function is) since it is a
     static argument of the jitted core. ``n`` is the dataset size, used only for
     the default ``nbeta = n / ln n``; the ``nbeta`` used is recorded in the result.
-    ``chains``, ``draws`` and ``burn_in`` are static. All chains start at ``w*``.
+    ``chains``, ``draws`` and ``burn_in`` are static. All chains start at ``w*``. The
+    defaults are those of sweep files and ``toymodels llc`` (`toymodels.llc_config.LLC_SCHEMA`).
 
     ``stochastic=True``: ``loss_fn(w, batch_key)`` is an unbiased minibatch (or
     fresh-sample) estimate of the loss; each step draws its own batch, whose gradient
