@@ -12,6 +12,7 @@ from pathlib import Path
 
 from toymodels.errors import Interrupted, UserError, unknown
 from toymodels.kinds import LLC_LOSSES
+from toymodels.llc_config import LLC_SCHEMA
 
 
 QUOTED = r"'([^']*)'"  # a choice in argparse's "invalid choice" message
@@ -164,7 +165,9 @@ def read_llc(args):
 
     flags = {"loss": args.loss, "epsilon": args.epsilon, "gamma": args.gamma, "nbeta": args.nbeta,
              "n": args.n, "chains": args.chains, "draws": args.draws, "burn_in": args.burn_in,
-             "batch_size": args.batch_size, "snapshots": args.snapshots or None}
+             "batch_size": args.batch_size, "snapshots": args.snapshots or None,
+             "epsilon_scale": args.epsilon_scale, "calibrate": args.calibrate or None,
+             "calibrate_runs": args.calibrate_runs}
     table = {"source": args.dir, **{k: v for k, v in flags.items() if v is not None}}
     return parse_config({"llc": table}, "toymodels llc")
 
@@ -172,9 +175,15 @@ def read_llc(args):
 def cmd_llc(args) -> None:
     import numpy as np
 
+    from toymodels.llc_calibration import recommendation_text  # imports JAX (start-up time)
+
     from toymodels.store import load
 
-    _run_sweep(args.sweep, args)
+    out = _run_sweep(args.sweep, args)
+    if args.calibrate:
+        print(f"{out}: {recommendation_text(load(out))}; "
+              f"figure: toymodels plot llc_calibration {out} --out llc_calibration.png")
+        return
     ds = load(args.dir)
     trusted, llc = ds.llc_trusted.values, ds.llc.values
     median = float(np.median(llc[np.isfinite(llc)])) if np.isfinite(llc).any() else np.nan
@@ -273,20 +282,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the run's finite training set (default where it has one), fresh "
                         "samples, or the exact population loss (default otherwise, where it exists)")
     p.add_argument("--epsilon", type=_step, default=None,
-                   help='SGLD step size, or "auto" (default): 0.2 / (nbeta h_max + gamma), '
+                   help='SGLD step size, or "auto" (default): SCALE / (nbeta h_max + gamma), '
                         'h_max the largest Hessian eigenvalue at w*')
-    p.add_argument("--gamma", type=float, default=None, help="localisation strength (default 100)")
+    p.add_argument("--epsilon-scale", type=float, default=None, metavar="SCALE",
+                   help=f"the scale of --epsilon auto (default {LLC_SCHEMA['epsilon_scale'].default:g})")
+    p.add_argument("--gamma", type=float, default=None,
+                   help=f"localisation strength (default {LLC_SCHEMA['gamma'].default:g})")
     p.add_argument("--nbeta", type=float, default=None,
                    help="n beta (default n / ln n, n the dataset size or --n)")
     p.add_argument("--n", type=int, default=None, help="sample size of the default nbeta "
                    "for --loss online or exact")
-    p.add_argument("--chains", type=int, default=None, help="chains per run (default 4)")
-    p.add_argument("--draws", type=int, default=None, help="draws kept per chain (default 200)")
-    p.add_argument("--burn-in", type=int, default=None, help="steps dropped first (default 100)")
+    p.add_argument("--chains", type=int, default=None,
+                   help=f"chains per run (default {LLC_SCHEMA['chains'].default})")
+    p.add_argument("--draws", type=int, default=None,
+                   help=f"draws kept per chain (default {LLC_SCHEMA['draws'].default})")
+    p.add_argument("--burn-in", type=int, default=None,
+                   help=f"steps dropped first (default {LLC_SCHEMA['burn_in'].default})")
     p.add_argument("--batch-size", type=int, default=None,
                    help="minibatch per step (default 0: the full training set; needed for online)")
     p.add_argument("--snapshots", action="store_true",
                    help="also at every snapshot of training (llc_snapshots)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="instead, estimate a few runs on a grid of epsilon scale x gamma x nbeta "
+                        "x chain length into DIR/llc_calibration, with each estimate's bias "
+                        "diagnostic, and recommend settings")
+    p.add_argument("--calibrate-runs", type=int, default=None, metavar="K",
+                   help=f"runs calibrated (default {LLC_SCHEMA['calibrate_runs'].default})")
     p.add_argument("--chunk-size", type=_positive, default=None, help="runs per compiled call")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _distributed_flags(p)

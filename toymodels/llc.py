@@ -76,6 +76,8 @@ class LLCSpec:
       snapshots: also estimate at every snapshot of the run (`llc_snapshots`).
       auto_step: choose each point's step from its curvature (`sgld.auto_epsilon`; the
         traced epsilon is then its scale, `sgld.AUTO_SCALE`).
+      spectrum: also return the Hessian eigenvalues at the final parameters
+        (`llc_spectrum`, for `toymodels.llc_calibration`).
     """
 
     loss: str = "dataset"
@@ -85,6 +87,7 @@ class LLCSpec:
     batch_size: int = 0
     snapshots: bool = False
     auto_step: bool = False
+    spectrum: bool = False
 
     @property
     def stochastic(self) -> bool:
@@ -134,7 +137,7 @@ def _batch(spec: Spec) -> int:
 def llc_keys(spec: Spec) -> list[str]:
     """The arrays of every chunk of an LLC pass (what `make_llc_block` returns)."""
     return ["llc_points", "llc_se_points", "llc_trusted_points", "llc_trace",
-            *(name for name, _ in FINAL_VARIABLES)]
+            *(name for name, _ in FINAL_VARIABLES), *(["llc_spectrum"] if spec.llc.spectrum else [])]
 
 
 def run_loss(spec: Spec, run: Hyper, examples: jax.Array | None):
@@ -208,6 +211,10 @@ def make_llc_block(spec: Spec, root_seed: int, report: Report | None = None):
         out = {"llc_points": result.llc, "llc_se_points": result.llc_se,
                "llc_trusted_points": result.trusted, "llc_trace": last.trace,
                "llc_epsilon": last.epsilon}
+        if llc.spectrum:
+            final = jax.tree.map(lambda a: a[-1], hyper.params)
+            out["llc_spectrum"] = sgld.spectrum(loss, free_params(final, spec),
+                                                jax.random.fold_in(key, P - 1), llc.stochastic)
         out.update(llc_below_init=last.below_init, llc_acceptance=last.acceptance,
                    llc_nonfinite=last.nonfinite, llc_diverged=last.diverged,
                    llc_init_loss=last.init_loss, llc_settings_ratio=last.settings_ratio,

@@ -40,13 +40,20 @@ LLC_SCHEMA = {  # the [llc] table: key -> Key(check, default, description); None
     "batch_size": Key(integer(0), 0, "examples per SGLD step (0: the full training set; "
                       "online: the sweep's training batch)"),
     "snapshots": Key(boolean, False, "also estimate at every snapshot of training"),
-    "epsilon": Key(_step, AUTO, 'the SGLD step, or "auto": 0.2 / (nbeta h_max + gamma) with '
-                   "h_max the largest Hessian eigenvalue at w*"),
+    "epsilon": Key(_step, AUTO, 'the SGLD step, or "auto": epsilon_scale / (nbeta h_max + '
+                   "gamma) with h_max the largest Hessian eigenvalue at w*"),
+    "epsilon_scale": Key(number(0.0, 2.0, lo_open=True), 0.2, 'the scale of epsilon = "auto": '
+                         "epsilon (nbeta h_max + gamma) = epsilon_scale (toymodels.sgld.auto_epsilon)"),
     "gamma": Key(number(0.0, math.inf), 100.0, "localisation strength"),
     "nbeta": Key(number(0.0, math.inf, lo_open=True), None,
                  "n beta, the inverse temperature times n (default n / ln n)"),
     "n": Key(integer(2, 2**53), None, "the sample size of the default nbeta, for the online "
              "and exact losses (the dataset size for the dataset loss)"),
+    "calibrate": Key(boolean, False, "calibrate instead: estimate calibrate_runs of the source's "
+                     "runs on a grid of epsilon scale x gamma x nbeta x chain length, into "
+                     "SOURCE/llc_calibration, and recommend settings (toymodels.llc_calibration)"),
+    "calibrate_runs": Key(integer(1, 64), 2, "the runs calibrated, evenly spaced over the "
+                          "source's runs (of its first static group)"),
 }
 
 

@@ -270,6 +270,16 @@ def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws:
     )
 
 
+def spectrum(loss_fn, w_star, key, stochastic: bool = False) -> jax.Array:
+    """[d] the Hessian eigenvalues at ``w_star`` of the loss an `estimate` with ``key``
+    samples (a stochastic loss on its curvature probe's batch), d its parameter count."""
+    flat, unravel = ravel_pytree(w_star)
+    if stochastic:
+        batch = jax.random.fold_in(jax.random.fold_in(key, CURVATURE), 1)
+        return quadratic.hessian_spectrum(lambda w: loss_fn(unravel(w), batch), flat)
+    return quadratic.hessian_spectrum(lambda w: loss_fn(unravel(w)), flat)
+
+
 def _settings_check(loss_fn, stochastic, flat, unravel, key, nbeta, epsilon, gamma, draws,
                     burn_in):
     """(settings_ratio, relaxation) of `toymodels.sgld_quadratic` at w* (a stochastic
@@ -277,11 +287,7 @@ def _settings_check(loss_fn, stochastic, flat, unravel, key, nbeta, epsilon, gam
     parameters."""
     if flat.shape[0] > quadratic.MAX_DIM:
         return jnp.float32(jnp.nan), jnp.float32(jnp.nan)
-    if stochastic:
-        batch = jax.random.fold_in(jax.random.fold_in(key, CURVATURE), 1)
-        h = quadratic.hessian_spectrum(lambda w: loss_fn(unravel(w), batch), flat)
-    else:
-        h = quadratic.hessian_spectrum(lambda w: loss_fn(unravel(w)), flat)
+    h = spectrum(loss_fn, unravel(flat), key, stochastic)
     ratio = quadratic.settings_ratio(h, nbeta, epsilon, gamma, draws=draws, burn_in=burn_in)
     return ratio, quadratic.relaxation(h, nbeta, epsilon, gamma, burn_in=burn_in)
 
@@ -326,6 +332,7 @@ def llc(
     epsilon: float | str = LLC_SCHEMA["epsilon"].default,
     gamma: float = LLC_SCHEMA["gamma"].default,
     nbeta: float | None = None,
+    epsilon_scale: float = LLC_SCHEMA["epsilon_scale"].default,
     stochastic: bool = False,
 ) -> LLCResult:
     """Estimate the local learning coefficient of ``loss_fn`` at ``w_star``.
@@ -343,7 +350,8 @@ def llc(
     the step's batch (see :func:`estimate`).
 
     ``epsilon="auto"`` chooses the step from the curvature at w*:
-    ``0.2 / (nbeta h_max + gamma)`` (:func:`auto_epsilon`), recorded in ``.epsilon``.
+    ``epsilon_scale / (nbeta h_max + gamma)`` (:func:`auto_epsilon`), recorded in
+    ``.epsilon``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -357,7 +365,7 @@ def llc(
     auto = isinstance(epsilon, str)
     if auto and epsilon != "auto":
         raise ValueError(f'epsilon must be a number > 0 or "auto", got {epsilon!r}')
-    step = AUTO_SCALE if auto else epsilon
+    step = epsilon_scale if auto else epsilon
     check_settings(chains, draws, burn_in, step, gamma, nb)
     return _llc_jit(loss_fn, w_star, key, nb, float(step), float(gamma), chains=chains,
                     draws=draws, burn_in=burn_in, stochastic=stochastic, auto_step=auto)

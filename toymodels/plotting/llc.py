@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from toymodels.analysis.kgon import classify_kgon, kgon_losses, kgon_name
+from toymodels.llc_calibration import recommendation_text
 from toymodels.plotting.common import (
     _default_xy,
     _ensure_analysis,
@@ -297,7 +298,48 @@ def llc_phase(ds: xr.Dataset, x: str | None = None, y: str | None = None,
     return fig
 
 
+def llc_calibration(ds: xr.Dataset) -> Figure:
+    """An LLC calibration (`toymodels llc DIR --calibrate`, `toymodels.llc_calibration`):
+    for each calibrated run, the estimate against the chain length (burn-in + draws) in
+    one panel per gamma, a line per epsilon scale (solid at the pass's nbeta, dashed at
+    twice it; filled markers where the estimate is trusted, hollow where not), and
+    below it the bias diagnostic of the same settings (`llc_settings_ratio`, trusted in
+    [0.9, 1.1], shaded). The title gives the recommended settings, if any."""
+    runs, gammas = ds.run.values, ds.gamma.values
+    fig = Figure(figsize=(3.6 * len(gammas), 2.4 * 2 * len(runs)), layout="constrained")
+    axes = fig.subplots(2 * len(runs), len(gammas), sharex=True, squeeze=False)
+    steps = (ds.burn_in + ds.draws).values
+    for i, run in enumerate(runs):
+        for j, gamma in enumerate(gammas):
+            top, bottom = axes[2 * i, j], axes[2 * i + 1, j]
+            bottom.axhspan(0.9, 1.1, color="0.9")
+            for k, scale in enumerate(ds.epsilon_scale.values):
+                for nbeta, style in zip(ds.nbeta.values, ("-", "--")):
+                    at = ds.sel(run=run, gamma=gamma, epsilon_scale=scale, nbeta=nbeta)
+                    colour = COLOURS[k % len(COLOURS)]
+                    label = f"scale {scale:g}" if style == "-" else None
+                    top.errorbar(steps, at.llc, at.llc_se, color=colour, ls=style, lw=1, label=label)
+                    ok = at.llc_trusted.values.astype(bool)
+                    top.scatter(steps[ok], at.llc.values[ok], color=colour, s=16, zorder=3)
+                    top.scatter(steps[~ok], at.llc.values[~ok], facecolors="none",
+                                edgecolors=colour, s=16, zorder=3)
+                    bottom.plot(steps, at.llc_settings_ratio, color=colour, ls=style, lw=1)
+            top.set_title(f"run {run}, gamma = {plain_number(gamma)}", fontsize=9)
+            top.set_xscale("log")
+            bottom.set_xticks(steps, [str(n) for n in steps], minor=False)
+            bottom.set_xticks([], minor=True)
+            if j == 0:
+                top.set_ylabel("LLC estimate")
+                bottom.set_ylabel("settings ratio")
+            bottom.set_xlabel("chain length (burn-in + draws)")
+    axes[0, 0].legend(fontsize=7, title=f"solid nbeta {ds.nbeta.values[0]:.4g}, dashed x2",
+                      title_fontsize=7)
+    fig.suptitle(recommendation_text(ds), fontsize=9)
+    return fig
+
+
 FIGURES = {
     "kgon_trajectories": kgon_trajectories,  # runs
     "llc_phase": llc_phase,  # x, y, theory, vmax
+    "llc_calibration": llc_calibration,
 }

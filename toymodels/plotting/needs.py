@@ -41,7 +41,8 @@ class Needs:
     enough (e.g. `DENSITY_AXES`: a feature_probability or a sparsity axis).
 
     Attributes:
-      trainer: "toy" (toy-model sweeps), "sae" (SAE sweeps) or None (either).
+      trainer: "toy" (toy-model sweeps), "sae" (SAE sweeps), "llc_calibration" or None
+        (toy models or SAEs).
       axes: how many sweep axes it needs besides seed and `besides` (phase: 2).
       besides: axes not counted in `axes` (optimizer_phase folds optimizer and
         learning_rate into its best-run pick).
@@ -118,6 +119,7 @@ NEEDS: dict[str, Needs] = {
     # the LLC
     "kgon_trajectories": Needs(trainer=None, variables=("loss",), check=_kgon),
     "llc_phase": Needs(axes=2, variables=(WEIGHTS, "llc", "llc_trusted")),
+    "llc_calibration": Needs(trainer="llc_calibration", variables=("llc", "llc_settings_ratio")),
     # dropout
     "dropout_phase": Needs(named=("dropout", "relative_importance", DENSITY_AXES),
                            variables=(WEIGHTS,)),
@@ -199,6 +201,10 @@ def _trainer_reason(needs: Needs, ds: xr.Dataset) -> str | None:
         return None
     if needs.trainer == "sae":
         return f"needs an SAE sweep (a sweep file with an [sae] table); this is a sweep of {have} models"
+    if needs.trainer == "llc_calibration":
+        return "needs an LLC calibration (toymodels llc DIR --calibrate writes DIR/llc_calibration)"
+    if have == "llc_calibration":
+        return "needs a sweep of toy models; this is an LLC calibration (plot llc_calibration)"
     return f"needs a sweep of toy models; this is an {have.upper()} sweep"
 
 

@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from toymodels import sgld, store
+from toymodels import llc_calibration as calibration
+from toymodels import sgld, sgld_quadratic as quadratic
+from toymodels import store
 from toymodels.checks import INT32
 from toymodels.config import SweepConfig, parse_toy
 from toymodels.errors import UserError
@@ -40,9 +42,10 @@ from toymodels.llc_config import AUTO, LLC_SCHEMA, llc_keys_known, parse_llc  # 
 from toymodels.evaluation import needs_samples
 from toymodels.models import get_model, model_of
 from toymodels.spec import Spec
-from toymodels.trainers.base import Checkup, Place, Trainer
+from toymodels.trainers.base import Checkup, Place, Trainer, finish_in_store
 
 WORK_PREFIX = "llc-"
+CALIBRATION = "llc_calibration"  # SOURCE/llc_calibration: a calibration's results directory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,13 +56,14 @@ class LLCSettings:
 
     spec: LLCSpec
     epsilon: float | str = AUTO
-    gamma: float = 100.0
+    gamma: float = LLC_SCHEMA["gamma"].default
     nbeta: float | None = None
     n: int | None = None
+    epsilon_scale: float = LLC_SCHEMA["epsilon_scale"].default
 
     def as_dict(self) -> dict:
         return {**dataclasses.asdict(self.spec), "epsilon": self.epsilon, "gamma": self.gamma,
-                "nbeta": self.nbeta, "n": self.n}
+                "nbeta": self.nbeta, "n": self.n, "epsilon_scale": self.epsilon_scale}
 
 
 def llc_table(source: str | Path, settings: LLCSettings | None = None) -> dict:
@@ -76,7 +80,11 @@ def settings_of(table: dict) -> LLCSettings:
     spec = LLCSpec(loss=table["loss"], chains=table["chains"], draws=table["draws"],
                    burn_in=table["burn_in"], batch_size=table["batch_size"],
                    snapshots=table["snapshots"], auto_step=table["epsilon"] == AUTO)
-    return LLCSettings(spec, table["epsilon"], table["gamma"], table["nbeta"], table["n"])
+    if table.get("calibrate"):  # one chain, every length read off it (llc_calibration)
+        spec = dataclasses.replace(spec, auto_step=True, burn_in=0, spectrum=True,
+                                   draws=calibration.CHAIN_STEPS)
+    return LLCSettings(spec, table["epsilon"], table["gamma"], table["nbeta"], table["n"],
+                       table.get("epsilon_scale", LLC_SCHEMA["epsilon_scale"].default))
 
 
 def resolve_llc(config: SweepConfig) -> SweepConfig:
@@ -105,6 +113,12 @@ def resolve_llc(config: SweepConfig) -> SweepConfig:
     groups = tuple(with_llc(g) for g in toy.static_groups)
     for group in groups or (with_llc(toy),):
         check(settings, group.spec, where)
+    if config.table.get("calibrate"):  # the first static group's runs, on the grid's axes
+        first = groups[0] if groups else with_llc(toy)
+        nbeta, _ = nbeta_of(settings, first.spec)
+        axes = calibration.calibration_axes(first.n_runs, config.table["calibrate_runs"], nbeta)
+        return dataclasses.replace(first, name=f"{toy.name} llc calibration", static_groups=(),
+                                   axes=axes)
     return dataclasses.replace(with_llc(toy), name=f"{toy.name} llc", static_groups=groups)
 
 
@@ -113,6 +127,8 @@ def expand_llc(config: SweepConfig) -> list[Grid]:
     its parameters (`llc_grid`), in the order of `config.groups`."""
     out, settings = Path(config.table["source"]), settings_of(config.table)
     ds = store.load(out)
+    if config.table.get("calibrate"):
+        return [_calibration_grid(ds, config, settings)]
     parts = split(ds, config) if config.static_groups else [ds]
     grids = []
     for part, group in zip(parts, config.groups):
@@ -124,10 +140,27 @@ def expand_llc(config: SweepConfig) -> list[Grid]:
     return grids
 
 
+def _calibration_grid(ds: xr.Dataset, config: SweepConfig, settings: LLCSettings) -> Grid:
+    """The calibration's runs (`llc_calibration.calibration_grid`) of the source's first
+    static group (all of it without static axes)."""
+    source = parse_toy(tomllib.loads(store.read_manifest(Path(config.table["source"]))["config"]),
+                       config.table["source"])
+    part = split(ds, source)[0] if source.static_groups else ds
+    group = source.static_groups[0] if source.static_groups else source
+    nbeta, _ = nbeta_of(settings, config.spec)
+    grid = llc_grid(part, expand(group), config.spec, settings, nbeta)
+    return calibration.calibration_grid(grid, config.table["calibrate_runs"], nbeta)
+
+
 def describe_llc(config: SweepConfig) -> str:
     """E.g. 'runs/x: LLC of 48 runs, dataset loss, nbeta = ..., epsilon = auto (...), ...'."""
     settings = settings_of(config.table)
     hows = sorted({nbeta_of(settings, g.spec)[1] for g in config.groups})
+    if config.table.get("calibrate"):
+        return (f"{config.table['source']}: calibrating the LLC on {config.table['calibrate_runs']} "
+                f"runs, {settings.spec.loss} loss, {'; '.join(hows)} (x {calibration.NBETA_FACTORS}), "
+                f"epsilon scale {calibration.SCALES} x gamma {calibration.GAMMAS} x (burn-in, draws) "
+                f"{calibration.LENGTHS}, {settings.spec.chains} chains")
     return (f"{config.table['source']}: LLC of {config.n_runs} runs, {settings.spec.loss} loss, "
             f"{'; '.join(hows)}, epsilon = {_step_text(settings)}, gamma = {settings.gamma:g}, "
             f"{settings.spec.chains} chains x {settings.spec.draws} draws "
@@ -137,6 +170,11 @@ def describe_llc(config: SweepConfig) -> str:
 def place_llc(config: SweepConfig, out) -> Place:
     """The source directory (its lock) and the pass's work folder inside it."""
     source = Path(config.table["source"])
+    if config.table.get("calibrate"):
+        where = source / CALIBRATION
+        if out is not None and Path(out).resolve() != where.resolve():
+            raise UserError(f"--out {str(out)!r}: a calibration writes {str(where)!r}; leave --out out")
+        return Place(where, where, "toymodels llc --calibrate")
     if out is not None and Path(out).resolve() != source.resolve():
         raise UserError(f"--out {str(out)!r}: an LLC pass adds its variables to its source "
                         f"(llc.source = {str(source)!r}); leave --out out")
@@ -146,6 +184,8 @@ def place_llc(config: SweepConfig, out) -> Place:
 def llc_dataset(group: SweepConfig, grid: Grid, columns: dict, manifest: dict) -> xr.Dataset:
     """The LLC variables of one static group (`llc_variables`), on its axes."""
     del manifest
+    if group.table.get("calibrate"):
+        return calibration.calibration_dataset(columns, grid)
     nbeta = float(grid.hyper.nbeta[0]) if grid.n_runs else math.nan
     variables = llc_variables(columns, grid, group.spec, settings_of(group.table), nbeta)
     return xr.Dataset(variables, coords=dict(zip(grid.names, grid.coords)))
@@ -155,6 +195,8 @@ def finish_llc(config: SweepConfig, place: Place, found: xr.Dataset) -> xr.Datas
     """Adds the pass's variables to the source's results.nc (replacing a previous pass's),
     then removes the work folders: its own and those that interrupted passes with other
     settings left (`stale_work_dirs`; their estimates would be replaced by this pass's)."""
+    if config.table.get("calibrate"):
+        return finish_in_store(config, place, found)
     ds = store.load(place.lock)
     previous = [v for v in ds.data_vars if v == "llc" or v.startswith("llc_")]
     new = ds.drop_vars(previous).assign(found.data_vars)
@@ -202,6 +244,19 @@ def check(settings: LLCSettings, spec: Spec, where: str) -> None:
                    f"int32), got {llc.burn_in} + {llc.draws}")
     if llc.snapshots and not spec.train.snapshot_every:
         raise fail("snapshots", "the sweep kept no snapshots (train.snapshot_every = 0)")
+    if llc.spectrum and llc.snapshots:
+        raise fail("calibrate", "calibrates the final parameters; leave llc.snapshots out")
+    if llc.spectrum and _n_params(spec) > quadratic.MAX_DIM:
+        raise fail("calibrate", f"needs the Hessian at w*, for at most {quadratic.MAX_DIM} "
+                   f"parameters; these models have {_n_params(spec)}")
+
+
+def _n_params(spec: Spec) -> int:
+    """The parameters of one model of `spec`'s kind (the LLC's d)."""
+    F, H = spec.model.n_features, spec.model.n_hidden
+    weights = sum(math.prod({"hidden": H, "feature": F}[d] for d in dims)
+                  for name, dims in get_model(spec.model.kind).dims.items() if name != "b")
+    return weights + (F if spec.model.bias else 0)
 
 
 def nbeta_of(settings: LLCSettings, spec: Spec) -> tuple[float, str]:
@@ -215,7 +270,7 @@ def nbeta_of(settings: LLCSettings, spec: Spec) -> tuple[float, str]:
 
 def _step_text(settings: LLCSettings) -> str:
     if settings.spec.auto_step:
-        return f"auto ({sgld.AUTO_SCALE:g} / (nbeta h_max + gamma))"
+        return f"auto ({settings.epsilon_scale:g} / (nbeta h_max + gamma))"
     return f"{settings.epsilon:g}"
 
 
@@ -236,7 +291,7 @@ def llc_grid(ds: xr.Dataset, grid: Grid, spec: Spec, settings: LLCSettings, nbet
         params[name] = final
     R = grid.n_runs
     scalar = lambda v: np.full(R, v, np.float32)
-    epsilon = sgld.AUTO_SCALE if spec.llc.auto_step else settings.epsilon
+    epsilon = settings.epsilon_scale if spec.llc.auto_step else settings.epsilon
     hyper = LLCHyper(grid.hyper, params, scalar(epsilon), scalar(settings.gamma), scalar(nbeta))
     return dataclasses.replace(grid, hyper=hyper)
 
