@@ -61,14 +61,6 @@ def _estimate(out, loss="exact", draws=1000, burn_in=300, batch_size=0, n=None, 
     return run_llc(out, settings, quiet=True)
 
 
-@pytest.fixture(scope="module")
-def identity_runs(tmp_path_factory):
-    out = tmp_path_factory.mktemp("llc") / "identity"
-    tm.run_sweep(tm.parse_config(LINEAR), out, quiet=True)
-    W = tm.load(out).W.values
-    assert np.abs(np.einsum("rhf,rhg->rfg", W, W) - np.eye(3)).max() < 1e-5
-    return out
-
 
 def test_identity_linear_model_has_lambda_three(identity_runs):
     # Measured (exact loss, 4 seeds): 3.069-3.276, mean 3.18; the chain's own exact value
