@@ -37,7 +37,7 @@ ABS_ONLY = {"computation"}  # needs an abs_computation sweep: tests/plotting/tes
 FINITE_ONLY = {"double_descent", "memorisation_dimensionality", "memorisation_geometry",
                "loss_grid"}  # need a dataset_size axis: tests/test_double_descent.py
 SAE_ONLY = {"sae_width", "sae_pareto", "sae_gap", "sae_cosines"}  # need an SAE sweep: below
-LLC_ONLY = {"llc_phase"}  # needs `toymodels llc` results: tests/plotting/test_llc.py
+LLC_ONLY = {"llc_phase", "llc_calibration"}  # `toymodels llc` results: tests/plotting/test_llc.py
 KGON_ONLY = {"kgon_trajectories"}  # needs an exactly-one sweep in 2 dims: tests/plotting/
 # test_llc.py; refused on this one: tests/test_bad_results.py
 AXIS_ONLY = {"dropout_phase": "dropout", "dropout_law": "dropout", "incidental": "n_hidden"}

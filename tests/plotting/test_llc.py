@@ -12,7 +12,8 @@ import xarray as xr  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from toymodels import plotting, theory  # noqa: E402
+from toymodels import llc_calibration, plotting, theory  # noqa: E402
+from toymodels.plotting import PLOTS  # noqa: E402
 from toymodels.plotting import llc as llc_plots  # noqa: E402
 
 from helpers import synthetic_results  # noqa: E402
@@ -186,3 +187,36 @@ def test_needs_llc(phase_sweep):
     ds = phase_sweep
     with pytest.raises(ValueError, match="toymodels llc"):
         plotting.PLOTS["llc_phase"](ds.drop_vars("llc"))
+
+
+def _calibration(trusted_gamma_1: bool) -> xr.Dataset:
+    """A calibration Dataset by hand: 2 runs x 2 scales x 2 gammas x 1 nbeta x 3 lengths;
+    at gamma 1 every length but the last is trusted and flat (or nothing is trusted)."""
+    shape = (2, 2, 2, 1, 3)
+    llc = np.broadcast_to(np.array([2.0, 2.02, 2.5]), shape).copy()
+    trusted = np.zeros(shape, bool)
+    trusted[:, :, 0] = trusted_gamma_1
+    var = lambda a: (llc_calibration.AXES + ("length",), a)
+    return xr.Dataset(
+        {"llc": var(llc), "llc_se": var(np.full(shape, 0.01)), "llc_trusted": var(trusted),
+         "llc_settings_ratio": var(np.full(shape, 1.0))},
+        coords={"run": [0, 5], "epsilon_scale": [0.1, 0.2], "gamma": [1.0, 100.0],
+                "nbeta": [144.8], "length": [0, 1, 2], "burn_in": ("length", [100, 500, 1000]),
+                "draws": ("length", [200, 1000, 2000])},
+        attrs={"trainer": "llc_calibration"})
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_llc_calibration_panels_and_its_recommendation_in_the_title(trusted):
+    fig = PLOTS["llc_calibration"](_calibration(trusted))
+    axes = fig.get_axes()
+    assert len(axes) == 2 * 2 * 2  # (estimate, ratio) rows per run x a column per gamma
+    titles = [a.get_title() for a in axes if a.get_title()]
+    assert titles[:2] == ["run 0, gamma = 1", "run 0, gamma = 100"]
+    title = fig._suptitle.get_text()
+    if trusted:  # the cheapest flat trusted setting: gamma 1, (100, 200), ratio 1
+        assert "--gamma 1 " in title and "--burn-in 100 --draws 200" in title, title
+    else:
+        assert title.startswith("no setting"), title
+    # the estimate's x axis is the chain length, ticked at the lengths themselves
+    assert [t.get_text() for t in axes[-2].get_xticklabels()] == ["300", "1500", "3000"]  # the last row

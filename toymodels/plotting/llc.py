@@ -325,13 +325,13 @@ def llc_calibration(ds: xr.Dataset) -> Figure:
                                 edgecolors=colour, s=16, zorder=3)
                     bottom.plot(steps, at.llc_settings_ratio, color=colour, ls=style, lw=1)
             top.set_title(f"run {run}, gamma = {plain_number(gamma)}", fontsize=9)
-            top.set_xscale("log")
-            bottom.set_xticks(steps, [str(n) for n in steps], minor=False)
-            bottom.set_xticks([], minor=True)
             if j == 0:
                 top.set_ylabel("LLC estimate")
                 bottom.set_ylabel("settings ratio")
             bottom.set_xlabel("chain length (burn-in + draws)")
+    axes[0, 0].set_xscale("log")  # shared by every panel: set once, after the lines
+    axes[0, 0].set_xticks(steps, [str(n) for n in steps])
+    axes[0, 0].set_xticks([], minor=True)
     axes[0, 0].legend(fontsize=7, title=f"solid nbeta {ds.nbeta.values[0]:.4g}, dashed x2",
                       title_fontsize=7)
     fig.suptitle(recommendation_text(ds), fontsize=9)

@@ -70,7 +70,7 @@ def llc_table(source: str | Path, settings: LLCSettings | None = None) -> dict:
     """The raw sweep dict of an LLC pass over `source` with `settings` (None: defaults)."""
     table = {"source": str(source)}
     if settings is not None:
-        given = {k: v for k, v in settings.as_dict().items() if k != "auto_step"}
+        given = {k: v for k, v in settings.as_dict().items() if k not in ("auto_step", "spectrum")}
         table.update({k: v for k, v in given.items() if v is not None})
     return {"llc": table}
 
