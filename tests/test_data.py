@@ -284,6 +284,46 @@ def test_hand_built_points():
     np.testing.assert_allclose(np.asarray(data_dimensionality(pair)), [0.5, 0.5, 0.0])
 
 
+def _points_at(degrees, radii=None):
+    angle = np.radians(np.asarray(degrees, np.float64))
+    r = np.ones_like(angle) if radii is None else np.asarray(radii, np.float64)
+    return jnp.asarray(r * np.stack([np.cos(angle), np.sin(angle)]), jnp.float32)
+
+
+def test_a_regular_triangle_has_gaps_of_120_and_dimensionality_two_thirds():
+    """Unit points at 0°, 120°, 240°: (ĥ_t·h_s)² = cos²(120°) = 1/4 for s ≠ t, so
+    D_t = 1 / (1 + 2/4) = 2/3 for each point; the gaps are 120° each, whatever the radius
+    and the order the points come in."""
+    h = _points_at([240.0, 0.0, 120.0], [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(np.asarray(data_points.angular_gaps(h)), [120.0] * 3, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(data_dimensionality(h)), [2 / 3] * 3, rtol=1e-5)
+
+
+def test_an_irregular_triangle_point_by_point():
+    """Unit points at 0°, 105°, 221° (the gaps 105°, 116°, 139° of issue 25): the gaps in
+    order from the smallest atan2 angle (221° = −139°: 139°, then 105°, 116°), and D_t = 1 / (1 + cos² a + cos² b) with a, b the
+    angles to the two other points (h lists them as 105°, 221°, 0°: 105° and 116° for the
+    first; 116° and 139° for the second; 105° and 139° for the third), the mean near 2/3
+    though no point is."""
+    h = _points_at([105.0, 221.0, 0.0])
+    np.testing.assert_allclose(np.asarray(data_points.angular_gaps(h)), [139.0, 105.0, 116.0],
+                               atol=1e-4)
+    c = lambda deg: np.cos(np.radians(deg)) ** 2
+    expected = [1 / (1 + c(105) + c(116)), 1 / (1 + c(116) + c(139)), 1 / (1 + c(105) + c(139))]
+    np.testing.assert_allclose(np.asarray(data_dimensionality(h)), expected, rtol=1e-5)
+    assert abs(np.mean(expected) - 2 / 3) < 0.06 and min(abs(np.array(expected) - 2 / 3)) > 0.02
+
+
+def test_angular_gaps_wrap_around_and_need_two_dimensions():
+    """Points at 350°, 10° and 100°: gaps 20° (across 0°), 90° and 250°, listed from the
+    smallest atan2 angle in (−180°, 180°] (350° = −10°)."""
+    h = _points_at([350.0, 100.0, 10.0], [1.0, 3.0, 0.2])
+    np.testing.assert_allclose(np.asarray(data_points.angular_gaps(h)), [20.0, 90.0, 250.0],
+                               atol=1e-4)
+    with pytest.raises(ValueError, match="2 dimensions"):
+        data_points.angular_gaps(jnp.ones((3, 4)))
+
+
 @pytest.mark.slow  # moved behind slow (issue 22's test budget); CI runs it
 def test_small_datasets_are_memorised_as_a_regular_polygon_of_points():
     """Henighan et al. 2023: T = 5 unit-norm examples of 300 sparse features (S = 0.99,

@@ -87,6 +87,7 @@ def test_flip_rate_is_zero_without_bias_and_norm():
         p = {"W": jnp.asarray(rng.normal(size=(3, 7)), jnp.float32), "b": jnp.zeros(7)}
         for c in norms.RESCALES:
             assert float(norms.flip_rate(p, RELU, "none", 1e-5, c)) == 0.0
+            assert float(norms.readout_flip_rate(p, RELU, "none", 1e-5, c)) == 0.0
 
 
 def test_flip_rate_by_hand_with_a_bias():
@@ -95,48 +96,100 @@ def test_flip_rate_by_hand_with_a_bias():
       e_0: (0.4, 0.4, 0.2)    e_1: (-0.1, 0.15, 0.2)    e_2: (-0.6, -0.1, 0.2)
     c = 0.5 halves W_j W_i: e_0: (-0.1, 0.15, 0.2), e_1: (-0.35, 0.025, 0.2): one flip
     (z_0(e_0)) of 9. c = 2: e_0: (1.4, 0.9, 0.2), e_1: (0.4, 0.4, 0.2): two flips
-    (z_0(e_1), and nothing else; z_1(e_1) stays on)."""
+    (z_0(e_1), and nothing else; z_1(e_1) stays on). Without a norm, h -> c h and the
+    readout's input -> c times it are one rescaling."""
     p = {"W": jnp.array([[1.0, 0.5, 0.0]]), "b": jnp.array([-0.6, -0.1, 0.2])}
-    assert float(norms.flip_rate(p, RELU, "none", 1e-5, 0.5)) == pytest.approx(1 / 9)
-    assert float(norms.flip_rate(p, RELU, "none", 1e-5, 2.0)) == pytest.approx(1 / 9)
+    for rate in (norms.flip_rate, norms.readout_flip_rate):
+        assert float(rate(p, RELU, "none", 1e-5, 0.5)) == pytest.approx(1 / 9)
+        assert float(rate(p, RELU, "none", 1e-5, 2.0)) == pytest.approx(1 / 9)
 
 
-def test_flip_rate_with_a_norm_rescales_after_the_norm():
-    """RMS norm on H = 1: r = h / sqrt(h^2 + eps) = ±(1 - O(eps)); with W = [[1, 2]] and
-    b = (-0.7, -1.5): z(e_0) = (r0 - 0.7, 2 r0 - 1.5), r0 ~ 1: (0.3, 0.5); z(e_1): r1 ~ 1
-    too: (0.3, 0.5). c = 0.5: (-0.2, -0.5) on both inputs: 4 flips of 4; c = 2: none."""
+def test_flip_rates_with_a_norm_by_hand():
+    """RMS norm on H = 1: r = h / sqrt(h^2 + eps). W = [[1, 2]], b = (-0.7, -1.5), so
+    h(e_0) = 1, h(e_1) = 2 and z(e_i) = (r_i - 0.7, 2 r_i - 1.5).
+    eps = 1e-5: r_i = 1 - O(eps) for h in {0.5, 1, 2, 4}, so z = (0.3, 0.5) on both
+    inputs, whatever c multiplies h before the norm: no flip. After the norm c = 0.5 reads
+    (-0.2, -0.5) on both inputs: 4 flips of 4; c = 2 none.
+    eps = 3, b = (-0.6, -1.2): r(1) = 1/2, r(2) = 2/sqrt(7) = 0.756, r(0.5) =
+    0.5/sqrt(3.25) = 0.277, r(4) = 4/sqrt(19) = 0.918. z(e_0) = (-0.1, -0.2) off,
+    z(e_1) = (0.156, 0.312) on. Before the norm, c = 2: e_0 reads r(2), both on (2 flips),
+    e_1 reads r(4), on: 2 of 4; c = 0.5: e_0 reads r(0.5), off, e_1 reads r(1), both off
+    (2 flips): 2 of 4. After the norm c = 0.5: e_0 (-0.35, -0.7), e_1 (-0.22, -0.44):
+    2 flips; c = 2: e_0 (0.4, 0.8): 2 flips."""
     p = {"W": jnp.array([[1.0, 2.0]]), "b": jnp.array([-0.7, -1.5])}
-    assert float(norms.flip_rate(p, RELU, "rms", 1e-5, 0.5)) == 1.0
+    assert float(norms.flip_rate(p, RELU, "rms", 1e-5, 0.5)) == 0.0
     assert float(norms.flip_rate(p, RELU, "rms", 1e-5, 2.0)) == 0.0
+    assert float(norms.readout_flip_rate(p, RELU, "rms", 1e-5, 0.5)) == 1.0
+    assert float(norms.readout_flip_rate(p, RELU, "rms", 1e-5, 2.0)) == 0.0
+    p = {"W": jnp.array([[1.0, 2.0]]), "b": jnp.array([-0.6, -1.2])}
+    for c in (0.5, 2.0):
+        assert float(norms.flip_rate(p, RELU, "rms", 3.0, c)) == 0.5
+        assert float(norms.readout_flip_rate(p, RELU, "rms", 3.0, c)) == 0.5
 
 
-def _monte_carlo_loss(W, b, p, importance, c, norm, eps, n=400_000, seed=7):
-    """Plain Monte Carlo in float64 of the loss with the readout reading c · norm(W x)."""
+@pytest.mark.parametrize("kind", ["relu_output", "relu_hidden"])
+def test_a_norm_makes_the_flip_rate_exactly_zero_as_eps_goes_to_zero(kind):
+    """norm(c h) = norm(h) for c > 0 when eps = 0: with rms or layer norm and eps -> 0
+    the flip rate (h -> c h before the norm) is exactly 0 for random W and b of any
+    sign, while the readout's rate is not; without a norm the two are the same."""
+    rng = np.random.default_rng(4)
+    model = get_model(kind)
+    W = jnp.asarray(rng.normal(size=(200, 3, 6)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(200, 6)), jnp.float32)
+    rates = lambda fn, norm, eps, c: np.asarray(jax.vmap(
+        lambda w, bias: fn({"W": w, "b": bias}, model, norm, eps, c))(W, b))
+    for c in norms.RESCALES:
+        for norm in ("rms", "layer"):
+            assert np.all(rates(norms.flip_rate, norm, 1e-12, c) == 0.0), (norm, c)
+            assert rates(norms.readout_flip_rate, norm, 1e-12, c).mean() > 0.05
+        plain = rates(norms.flip_rate, "none", 1e-5, c)
+        np.testing.assert_array_equal(plain, rates(norms.readout_flip_rate, "none", 1e-5, c))
+        assert plain.mean() > 0.05
+
+
+def _monte_carlo_loss(W, b, p, importance, c, norm, eps, n=400_000, seed=7, readout=True):
+    """Plain Monte Carlo in float64 of the loss with the readout reading c · norm(W x)
+    (`readout`), or norm(c · W x)."""
     rng = np.random.default_rng(seed)
     F = W.shape[1]
     x = np.where(rng.uniform(size=(F, n)) < p, rng.uniform(size=(F, n)), 0.0)
-    h = W @ x
+    h = W @ x if readout else c * (W @ x)
     if norm == "layer":
         h = _numpy_layer_norm(h, eps)
     elif norm == "rms":
         h = h / np.sqrt((h**2).mean(axis=0) + eps)
-    y = np.maximum(W.T @ (c * h) + b[:, None], 0)
+    y = np.maximum(W.T @ (c * h if readout else h) + b[:, None], 0)
     losses = (importance[:, None] * (x - y) ** 2).sum(axis=0)
     return losses.mean(), losses.std() / np.sqrt(n)
 
 
+@pytest.mark.parametrize("readout", [True, False])
 @pytest.mark.parametrize("norm,c", [("none", 0.5), ("none", 2.0), ("layer", 2.0), ("rms", 0.5)])
-def test_rescaled_loss_against_monte_carlo(norm, c):
+def test_rescaled_loss_against_monte_carlo(norm, c, readout):
     W, b = _pentagon(0.9, -0.2)
     W = W.at[:, 0].multiply(1.3)
     p, importance = 0.2, 0.8 ** np.arange(5)
     spec = norms.reliance_spec(Spec(ModelSpec("relu_output", 5, 2, norm=norm)))
     hyper = make_hyper(5, feature_probability=p, importance=importance)
-    got, got_se = norms.rescaled_loss({"W": W, "b": b}, hyper, spec, c, jax.random.key(0))
+    got, got_se = norms.rescaled_loss({"W": W, "b": b}, hyper, spec, c, jax.random.key(0),
+                                      readout)
     mean, se = _monte_carlo_loss(np.asarray(W, np.float64), np.asarray(b, np.float64), p,
-                                 importance, c, norm, 1e-5)
+                                 importance, c, norm, 1e-5, readout=readout)
     assert (float(got_se) == 0) == (norm == "none") or float(got_se) > 0
     assert abs(float(got) - mean) < 4 * np.hypot(se, float(got_se)), (got, got_se, mean, se)
+
+
+def test_rescaled_loss_with_a_norm_is_the_unscaled_loss_as_eps_goes_to_zero():
+    """h -> c h before a norm changes nothing at eps -> 0: the same evaluation draws give
+    the same loss at c = 0.5, 1 and 2; after the norm (readout) they differ."""
+    W, b = _pentagon(0.9, -0.2)
+    hyper = make_hyper(5, feature_probability=0.2)
+    spec = norms.reliance_spec(Spec(ModelSpec("relu_output", 5, 2, norm="rms", norm_eps=1e-12)))
+    loss = lambda c, readout: float(norms.rescaled_loss({"W": W, "b": b}, hyper, spec, c,
+                                                        jax.random.key(0), readout)[0])
+    for c in norms.RESCALES:
+        assert loss(c, False) == pytest.approx(loss(1.0, False), rel=1e-6)
+        assert abs(loss(c, True) - loss(1.0, False)) > 0.01
 
 
 def test_training_with_a_norm_reads_the_normalised_vector():
@@ -194,6 +247,8 @@ def test_analyze_adds_the_reliance_variables_per_norm_group(tmp_path):
         p = {"W": jnp.asarray(run.W.values), "b": jnp.asarray(run.b.values)}
         assert float(run.norm_flip_rate.sel(rescale=2.0)) == float(
             norms.flip_rate(p, RELU, norm, 1e-5, 2.0))
+        assert float(run.readout_flip_rate.sel(rescale=0.5)) == float(
+            norms.readout_flip_rate(p, RELU, norm, 1e-5, 0.5))
 
 
 @pytest.mark.slow

@@ -207,13 +207,17 @@ NORMS: dict[str, Callable[[jax.Array, float], jax.Array] | None] = {
 
 
 def with_norm(kind: ModelKind, norm: str, eps: float = ModelSpec.norm_eps,
-              scale: float | jax.Array = 1.0) -> ModelKind:
+              scale: float | jax.Array = 1.0,
+              pre_scale: float | jax.Array = 1.0) -> ModelKind:
     """`kind` with `NORMS[norm]` applied to the hidden vectors before the readout, times
-    `scale`: z = W_out (scale · norm(h)) + b ("none" and scale 1: `kind` itself; `scale`
-    is for `toymodels.analysis.norms`, which rescales what the readout reads). The
-    returned h (for the L1 penalty) is the hidden vector before the norm. A norm makes
-    the pre-activations non-affine along an input direction (`ModelKind.homogeneous`
-    False); a scale alone keeps them affine.
+    `scale`, of `pre_scale` times h: z = W_out (scale · norm(pre_scale · h)) + b ("none"
+    and both scales 1: `kind` itself). The two scales are for
+    `toymodels.analysis.norms`: `pre_scale` rescales h before the norm (which a norm
+    undoes up to its eps), `scale` what the readout reads; without a norm both give
+    z = W_out (scale · pre_scale · h) + b. The returned h (for the L1 penalty) is the
+    hidden vector before the norm and either scale. A norm makes the pre-activations
+    non-affine along an input direction (`ModelKind.homogeneous` False); scales alone
+    keep them affine.
 
     Example:
       >>> kind = with_norm(get_model("relu_output"), "rms", 0.0)
@@ -225,9 +229,13 @@ def with_norm(kind: ModelKind, norm: str, eps: float = ModelSpec.norm_eps,
     if norm not in NORMS:
         raise ValueError(f"unknown norm {norm!r}; valid: {', '.join(NORMS)}")
     fn = NORMS[norm]
-    if fn is None and isinstance(scale, float) and scale == 1.0:
+    unscaled = all(isinstance(c, float) and c == 1.0 for c in (scale, pre_scale))
+    if fn is None and unscaled:
         return kind
-    normed = (lambda h: scale * h) if fn is None else (lambda h: scale * fn(h, eps))
+    if fn is None:
+        normed = lambda h: scale * (pre_scale * h)
+    else:
+        normed = lambda h: scale * fn(pre_scale * h, eps)
     return dataclasses.replace(kind, logits=functools.partial(kind.logits, norm=normed),
                                homogeneous=kind.homogeneous and fn is None)
 

@@ -19,6 +19,7 @@ from toymodels.analysis.adversarial import (
 )
 from toymodels.analysis.data_points import (
     EXAMPLE_LIMIT,
+    angular_gaps,
     data_dimensionality,
     hidden_points,
     training_set_of,
@@ -74,7 +75,8 @@ __all__ = [
     "ASYMMETRY_RATIO", "ATTACK_BATCH", "ATTACK_FRACTION", "GAIN_FLOOR", "JUMP_THRESHOLD",
     "NEURON_FLOOR", "NEURON_SHARE", "asymmetric_inhibited", "asymmetric_pairs",
     "asymmetric_superposition", "attack_directions", "attack_inputs", "attack_noise",
-    "balance", "dimensionality_over_training", "EXAMPLE_LIMIT", "data_dimensionality",
+    "balance", "dimensionality_over_training", "EXAMPLE_LIMIT", "angular_gaps",
+    "data_dimensionality",
     "hidden_points", "training_set_of", "features_per_neuron", "gains",
     "jump_table", "jumps", "loss_increases", "monosemantic", "n_jumps", "n_monosemantic",
     "n_polysemantic",

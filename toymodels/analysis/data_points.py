@@ -59,6 +59,32 @@ def data_dimensionality(h: jax.Array) -> jax.Array:
     return metrics.feature_dimensionality(h)
 
 
+def angular_gaps(h: jax.Array) -> jax.Array:
+    """The angles between angularly consecutive points of a 2-D point set, in degrees.
+
+    For the T training points of a run with two hidden dimensions: sorted by their angle
+    θ_t = atan2(h_1t, h_0t), the gaps θ_(k+1) − θ_k and the wrap-around gap, which sum
+    to 360°. A regular T-gon has every gap 360°/T (and every D_t = 2/T); the spread of
+    the gaps says how far a memorised set is from one, point by point, where the mean
+    of `data_dimensionality` does not.
+
+    Args:
+      h: [2, T] the hidden vectors of ONE run's T training examples (one per column).
+
+    Returns:
+      [T] the gaps in counter-clockwise order, starting at the smallest angle in
+      (−180°, 180°].
+
+    Example:
+      >>> angular_gaps(jnp.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]]))
+      Array([ 90.,  90., 180.], dtype=float32)
+    """
+    if h.shape[0] != 2:
+        raise ValueError(f"angular_gaps needs points in 2 dimensions, got {h.shape[0]}")
+    theta = jnp.sort(jnp.degrees(jnp.arctan2(h[1], h[0])))
+    return jnp.diff(theta, append=theta[:1] + 360.0)
+
+
 def hidden_vectors(W: jax.Array, x: jax.Array) -> jax.Array:
     """h = W x: [H, T] from W: [H, F] and examples x: [F, T]."""
     return jnp.dot(W, x, precision=_HIGHEST)

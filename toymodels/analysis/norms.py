@@ -1,22 +1,24 @@
 """Does a run's readout rely on the size of the hidden vector? (Norms and polytopes.)
 
-If features are directions, rescaling the vector the readout reads changes no output
-unit's on/off state; if meaning lives in polytopes (which output units are on, given the
-biases), rescaling moves points across their faces. For ONE model with readout
-x' = ReLU(W_out r + b), r = norm(h) the vector it reads (r = h without a norm,
+If features are directions, rescaling the hidden vector changes no output unit's on/off
+state; if meaning lives in polytopes (which output units are on, given the biases),
+rescaling moves points across their faces. For ONE model with readout
+x' = ReLU(W_out norm(h) + b) (norm the identity without a norm,
 `toymodels.models.with_norm`), this module measures, for c in `RESCALES`:
 
-- `flip_rate(c)`: the fraction of output states that flip when r is replaced by c·r.
-  The states are s_ij = [z_j(e_i) > 0] for the F one-hot inputs x = e_i (value 1) and
-  the F outputs j: F² states, exact (no sampling) and cheap. With b = 0 and no norm,
-  z(c·r) = c z(r), so no state flips for c > 0.
-- `rescaled_loss(c)`: the population loss (as `final_loss`: exact in the strata of zero
-  and one active feature, `RESCALE_SAMPLES` samples of the rest; with a norm the K = 1
-  integral is not exact and all strata are sampled) with r replaced by c·r.
-
-For a model with a norm the rescaling is applied after the norm (to what the readout
-reads, as a LayerNorm gain would change it); rescaling h before the norm would change
-nothing but the ε's share, by construction.
+- `flip_rate(c)`: the fraction of output states that flip when h is replaced by c·h
+  BEFORE the norm (the question "does the model rely on the scale of h?"). The states
+  are s_ij = [z_j(e_i) > 0] for the F one-hot inputs x = e_i (value 1) and the F outputs
+  j: F² states, exact (no sampling) and cheap. With b = 0 and no norm,
+  z(c·h) = c z(h), so no state flips for c > 0; with an rms or layer norm,
+  norm(c·h) = norm(h) up to the norm's eps for ANY b, so the rate is 0 up to eps.
+- `readout_flip_rate(c)`: the same with norm(h) replaced by c·norm(h), AFTER the norm
+  (what the readout reads, as a LayerNorm gain would change it). Without a norm the two
+  are one definition.
+- `rescaled_loss(c)` and `readout_rescaled_loss(c)`: the population loss (as
+  `final_loss`: exact in the strata of zero and one active feature, `RESCALE_SAMPLES`
+  samples of the rest; with a norm the K = 1 integral is not exact and all strata are
+  sampled) with h → c·h before the norm, and with norm(h) → c·norm(h) after it.
 
 `decoded(W, b, kind)` counts the features the readout tells apart: feature i is decoded
 when its output on its own one-hot input e_i exceeds its output on x = 0 and on every
@@ -51,18 +53,41 @@ def one_hot_logits(params: Params, kind: ModelKind) -> jax.Array:
     return z.T
 
 
+def _flips(params: Params, kind: ModelKind, norm: str, eps: float, scale: float,
+           pre_scale: float) -> jax.Array:
+    """[] the fraction of the F² one-hot output states [z_j(e_i) > 0] that differ between
+    `kind` with `norm` and the same reading scale · norm(pre_scale · h)."""
+    base = one_hot_logits(params, with_norm(kind, norm, eps))[1:] > 0
+    scaled = one_hot_logits(params, with_norm(kind, norm, eps, scale, pre_scale))[1:] > 0
+    return jnp.mean(base != scaled)
+
+
 def flip_rate(params: Params, kind: ModelKind, norm: str, eps: float, c: float) -> jax.Array:
     """[] the fraction of the F² states [z_j(e_i) > 0] that differ between the model
-    (`kind` with `norm`) and the same model reading c times its normalised hidden vector.
+    (`kind` with `norm`) and the same model with its hidden vector h replaced by c·h
+    before the norm (a norm undoes that up to its eps, whatever the bias).
 
     Example:
       >>> p = {"W": jnp.array([[1.0, 0.0]]), "b": jnp.array([-0.6, 0.0])}
       >>> float(flip_rate(p, get_model("relu_output"), "none", 1e-5, 0.5))  # z_0(e_0): 0.4 -> -0.1
       0.25
+      >>> float(flip_rate(p, get_model("relu_output"), "rms", 1e-5, 0.5))  # norm(h / 2) = norm(h)
+      0.0
     """
-    base = one_hot_logits(params, with_norm(kind, norm, eps))[1:] > 0
-    scaled = one_hot_logits(params, with_norm(kind, norm, eps, c))[1:] > 0
-    return jnp.mean(base != scaled)
+    return _flips(params, kind, norm, eps, 1.0, c)
+
+
+def readout_flip_rate(params: Params, kind: ModelKind, norm: str, eps: float,
+                      c: float) -> jax.Array:
+    """[] as `flip_rate`, with the readout's input norm(h) replaced by c·norm(h) (after
+    the norm; without a norm the same as `flip_rate`).
+
+    Example:
+      >>> p = {"W": jnp.array([[1.0, 0.0]]), "b": jnp.array([-0.6, 0.0])}
+      >>> float(readout_flip_rate(p, get_model("relu_output"), "rms", 1e-5, 0.5))  # 0.4 -> -0.1
+      0.25
+    """
+    return _flips(params, kind, norm, eps, c, 1.0)
 
 
 def decoded(W: jax.Array, b: jax.Array, kind: ModelKind) -> jax.Array:
@@ -85,13 +110,15 @@ def decoded(W: jax.Array, b: jax.Array, kind: ModelKind) -> jax.Array:
 
 
 def rescaled_loss(params: Params, hyper: Hyper, spec: Spec, c: float,
-                  key: jax.Array) -> tuple[jax.Array, jax.Array]:
+                  key: jax.Array, readout: bool = False) -> tuple[jax.Array, jax.Array]:
     """([] loss, [] its standard error): the population loss of the model (spec.model's
-    kind and norm) reading c times its normalised hidden vector
+    kind and norm) with its hidden vector h replaced by c·h before the norm, or with
+    `readout` its normalised vector norm(h) replaced by c·norm(h)
     (`evaluation.population_loss`: `spec.train.eval_samples` samples drawn from `key`, of
     the K >= 2 stratum, or of all of it where a norm makes the K = 1 integral inexact)."""
     m = spec.model
-    kind = with_norm(get_model(m.kind), m.norm, m.norm_eps, c)
+    scales = (c, 1.0) if readout else (1.0, c)
+    kind = with_norm(get_model(m.kind), m.norm, m.norm_eps, *scales)
     return evaluation.population_loss(params, hyper, spec, kind, key)
 
 
@@ -103,12 +130,15 @@ def reliance_spec(spec: Spec) -> Spec:
 
 def reliance_one(W: jax.Array, b: jax.Array, spec: Spec) -> dict:
     """The cheap norm-reliance variables of ONE run (W [H, F], b [F]; `spec` static), from
-    the one-hot inputs alone: `norm_flip_rate` [C] (C = len(RESCALES)) and `n_decoded` []."""
+    the one-hot inputs alone: `norm_flip_rate` and `readout_flip_rate` [C]
+    (C = len(RESCALES); `flip_rate`, `readout_flip_rate`) and `n_decoded` []."""
     m = spec.model
     kind = get_model(m.kind)
+    params = {"W": W, "b": b}
+    rates = lambda fn: jnp.stack([fn(params, kind, m.norm, m.norm_eps, c) for c in RESCALES])
     return {
-        "norm_flip_rate": jnp.stack([flip_rate({"W": W, "b": b}, kind, m.norm, m.norm_eps, c)
-                                     for c in RESCALES]),
+        "norm_flip_rate": rates(flip_rate),
+        "readout_flip_rate": rates(readout_flip_rate),
         "n_decoded": jnp.sum(decoded(W, b, with_norm(kind, m.norm, m.norm_eps)),
                              dtype=jnp.int32),
     }
@@ -116,9 +146,11 @@ def reliance_one(W: jax.Array, b: jax.Array, spec: Spec) -> dict:
 
 def rescaled_loss_one(W: jax.Array, b: jax.Array, density: jax.Array,
                       importance: jax.Array, key: jax.Array, spec: Spec) -> dict:
-    """`rescaled_loss` [C] of ONE run (W [H, F], b [F], density [F], importance [F]; `key`
-    the evaluation draws shared by every run; `spec` static): `RESCALE_SAMPLES` samples
-    of the population loss per factor c, so `analyze` adds it only on request."""
+    """`rescaled_loss` and `readout_rescaled_loss` [C] of ONE run (W [H, F], b [F],
+    density [F], importance [F]; `key` the evaluation draws shared by every run; `spec`
+    static): `RESCALE_SAMPLES` samples of the population loss per factor c and
+    definition (one set without a norm, where the two are the same), so `analyze` adds
+    them only on request."""
     params = {"W": W, "b": b}
     zero = jnp.zeros(())  # the training hyperparameters: unread by the evaluation
     hyper = Hyper(feature_probability=density, importance=importance, dropout=zero,
@@ -126,5 +158,8 @@ def rescaled_loss_one(W: jax.Array, b: jax.Array, density: jax.Array,
                   beta1=zero, beta2=zero, one_minus_beta1=zero, one_minus_beta2=zero,
                   eps=zero, l1_weights=None)
     spec = reliance_spec(spec)
-    return {"rescaled_loss": jnp.stack([rescaled_loss(params, hyper, spec, c, key)[0]
-                                        for c in RESCALES])}
+    losses = lambda readout: jnp.stack([rescaled_loss(params, hyper, spec, c, key, readout)[0]
+                                        for c in RESCALES])
+    before = losses(False)
+    after = before if spec.model.norm == "none" else losses(True)
+    return {"rescaled_loss": before, "readout_rescaled_loss": after}

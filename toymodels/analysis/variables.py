@@ -99,7 +99,14 @@ RELIANCE_VARIABLES = (  # relu_output and relu_hidden, with b and density
         "norm_flip_rate",
         ("rescale",),
         "fraction of the F^2 output states [z_j(e_i) > 0] on the one-hot inputs that "
-        "flip when the readout's input norm(h) is multiplied by `rescale`",
+        "flip when the hidden vector h is multiplied by `rescale` before the norm "
+        "(0 up to the norm's eps with a norm)",
+    ),
+    (
+        "readout_flip_rate",
+        ("rescale",),
+        "as norm_flip_rate, with the readout's input norm(h) multiplied by `rescale` "
+        "(after the norm; the same as norm_flip_rate without a norm)",
     ),
     (
         "n_decoded",
@@ -112,8 +119,14 @@ RESCALED_LOSS_VARIABLES = (  # as RELIANCE_VARIABLES, on request (extras)
     (
         "rescaled_loss",
         ("rescale",),
-        "population loss with the readout's input norm(h) multiplied by `rescale` "
-        "(as final_loss, with 16,384 samples)",
+        "population loss with the hidden vector h multiplied by `rescale` before the "
+        "norm (as final_loss, with 16,384 samples)",
+    ),
+    (
+        "readout_rescaled_loss",
+        ("rescale",),
+        "as rescaled_loss, with the readout's input norm(h) multiplied by `rescale` "
+        "(after the norm; the same as rescaled_loss without a norm)",
     ),
 )
 NEURON_VARIABLES = (  # every model; meaningful for relu_hidden and abs_computation
@@ -175,8 +188,9 @@ SNAPSHOT_VARIABLES = (  # with W_snapshots (or W1_snapshots)
 )
 EXTRAS = {  # the variables `analyze` adds only on request, and what each costs
     "basis_kurtosis_p": "the kurtosis of 256 random rotations of every run's W",
-    "rescaled_loss": "16,384 samples of the population loss per run and rescale "
-                     "(relu_output and relu_hidden with b and density)",
+    "rescaled_loss": "16,384 samples of the population loss per run, rescale and "
+                     "definition (rescaled_loss, readout_rescaled_loss; relu_output "
+                     "and relu_hidden with b and density)",
     "vulnerability": "the analytic attack: F attacks on a batch of B inputs per run, "
                      "O(F^2 B H) (linear and relu_output with b and density)",
 }
@@ -243,8 +257,8 @@ def _rescaled_loss_runs(spec: Spec) -> Callable:
 
 def _reliance_variables(ds: xr.Dataset, W: xr.DataArray, flat_W: np.ndarray,
                         config: SweepConfig | None, with_loss: bool) -> dict:
-    """`norm_flip_rate` [R, C] and `n_decoded` [R], and with `with_loss` `rescaled_loss`
-    [R, C], of a relu_output or relu_hidden dataset with b and density
+    """`norm_flip_rate`, `readout_flip_rate` [R, C] and `n_decoded` [R], and with
+    `with_loss` `rescaled_loss` and `readout_rescaled_loss` [R, C], of a relu_output or relu_hidden dataset with b and density
     (`toymodels.analysis.norms`); the norm and data law from `config` (default: no norm,
     independent uniform features)."""
     kind = ds.attrs.get("model_kind", "relu_output")
@@ -388,8 +402,9 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False,
     `n_polysemantic` (*run_axes), meaningful where L1 has made the basis privileged;
     `basis_kurtosis` and `basis_kurtosis_null` (*run_axes).
     Where their inputs exist, also: `asymmetric_neurons` and `asymmetric_inhibited`
-    (*run_axes; abs_computation, from W1 and W2), `norm_flip_rate` (*run_axes, rescale)
-    and `n_decoded` (*run_axes; relu_output and relu_hidden models with `b` and
+    (*run_axes; abs_computation, from W1 and W2), `norm_flip_rate` and
+    `readout_flip_rate` (*run_axes, rescale; h rescaled before the norm, and the
+    readout's input after it) and `n_decoded` (*run_axes; relu_output and relu_hidden models with `b` and
     `density`, the model kind from attrs["model_kind"], relu_output if absent),
     `dimensionality_snapshots` (*run_axes, snapshot, feature; with `W_snapshots` or
     `W1_snapshots`), and for a
@@ -402,8 +417,9 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False,
 
     The costly variables `EXTRAS` are added only when asked for, where they apply:
     `basis_kurtosis_p` (*run_axes; 256 random rotations of each run's W),
-    `rescaled_loss` (*run_axes, rescale; as `norm_flip_rate`, 16,384 samples of the loss
-    per run and rescale) and `vulnerability` (*run_axes; O(F² B H) per run: F attacks
+    `rescaled_loss` and `readout_rescaled_loss` (*run_axes, rescale; as
+    `norm_flip_rate` and `readout_flip_rate`, 16,384 samples of the loss per run and
+    rescale) and `vulnerability` (*run_axes; O(F² B H) per run: F attacks
     on a batch of B inputs; linear and relu_output models with `b` and `density`, not
     for "exactly_one" inputs).
 

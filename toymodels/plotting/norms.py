@@ -2,8 +2,8 @@
 
 `norms`: for a sweep with a `norm` axis (none, rms, layer) over density, per norm the
 decoded and represented feature counts, the polytope-labelled features, the mean bias and
-the flip rate of the output states under a rescaling of the readout's input
-(`toymodels.analysis.norms`). `optimizer_phase`: for a sweep with `optimizer` and `learning_rate` axes, per optimiser
+the flip rates of the output states under a rescaling of h before the norm and of the
+readout's input after it (`toymodels.analysis.norms`). `optimizer_phase`: for a sweep with `optimizer` and `learning_rate` axes, per optimiser
 and cell the lowest-loss run of the learning-rate scan and seeds: the phase diagram of the
 last feature, or (`panel="basis"`) the basis alignment `basis_kurtosis` against its
 rotation null over density. Each figure takes the dataset only.
@@ -51,12 +51,14 @@ def _config_value(ds: xr.Dataset, table: str, key: str, default):
 
 
 def norms(ds: xr.Dataset, importance: int = 0) -> Figure:
-    """Four panels over density, one line per norm (best of seeds, the `importance`-th
+    """Five panels over density, one line per norm (best of seeds, the `importance`-th
     value of an importance axis): decoded (solid) and represented (||W_i|| > 0.5,
     dashed) features; features with a polytope label (dedicated, digon, ... pentagon);
     the mean output bias; the flip rate of the one-hot output states at c = 0.5 (solid)
-    and c = 2 (dashed)."""
-    ds = _ensure_analysis(ds, ["n_decoded", "norm_flip_rate", "polytope_counts"])
+    and c = 2 (dashed) with h → c·h before the norm (`norm_flip_rate`: 0 up to eps with
+    a norm), and with norm(h) → c·norm(h) after it (`readout_flip_rate`)."""
+    ds = _ensure_analysis(ds, ["n_decoded", "norm_flip_rate", "readout_flip_rate",
+                               "polytope_counts"])
     ds = _with_axis(ds, "norm", _config_value(ds, "model", "norm", "none"))
     for axis in ("importance_decay", "relative_importance"):
         if axis in ds.dims:
@@ -67,8 +69,8 @@ def norms(ds: xr.Dataset, importance: int = 0) -> Figure:
         raise ValueError(f"norms draws the axes norm, {axis} and seed only; this sweep also "
                          f"has {', '.join(extra)} (select one value first)")
     order = np.argsort(p)
-    fig = Figure(figsize=(13.0, 3.3), layout="constrained")
-    axes = fig.subplots(1, 4)
+    fig = Figure(figsize=(16.0, 3.3), layout="constrained")
+    axes = fig.subplots(1, 5)
     for norm in ds.norm.values:
         run = _best(ds.sel(norm=norm))
         colour = NORM_COLOURS.get(str(norm), "k")
@@ -79,17 +81,19 @@ def norms(ds: xr.Dataset, importance: int = 0) -> Figure:
         counts = run.polytope_counts.sel(polytope_kind=list(LABELLED)).sum("polytope_kind")
         line(axes[1], counts.values, label=str(norm))
         line(axes[2], run.b.mean("feature").values, label=str(norm))
-        line(axes[3], run.norm_flip_rate.sel(rescale=0.5).values, label=f"{norm}: c = 0.5")
-        line(axes[3], run.norm_flip_rate.sel(rescale=2.0).values, ls="--",
-             label=f"{norm}: c = 2")
+        for ax, rate in zip(axes[3:], (run.norm_flip_rate, run.readout_flip_rate)):
+            line(ax, rate.sel(rescale=0.5).values, label=f"{norm}: c = 0.5")
+            line(ax, rate.sel(rescale=2.0).values, ls="--", label=f"{norm}: c = 2")
     titles = ("features decoded / represented", "features with a polytope label",
-              "mean output bias b", "flipped output states, h -> c h")
+              "mean output bias b", "flipped output states, h -> c h before the norm",
+              "flipped, norm(h) -> c norm(h) (readout)")
     for ax, text in zip(axes, titles):
         ax.set_xscale("log")
         ax.set_xlabel("feature density 1 − S")
         ax.set_title(text, fontsize=9)
     axes[0].legend(fontsize=6, ncol=1)
-    axes[3].legend(fontsize=6)
+    axes[4].legend(fontsize=6)
+    axes[3].set_ylim(axes[4].get_ylim())
     axes[2].axhline(0, color="0.6", lw=0.6)
     fig.suptitle(title(ds, f"norm on h before the readout; best of {ds.sizes['seed']} seeds"),
                  fontsize=10)
