@@ -18,9 +18,10 @@ import numpy as np
 import xarray as xr
 
 from toymodels import store
-from toymodels.config import SweepConfig, toy_keys
+from toymodels.config import SweepConfig
 from toymodels.errors import UserError
 from toymodels.grid import Grid
+from toymodels.parsers import Parser
 from toymodels.spec import Spec
 
 
@@ -81,9 +82,9 @@ class Trainer:
     """One kind of run the engine trains (toy models, sparse autoencoders, LLC estimates).
 
     Attributes:
-      name: the registry name ("toy", "sae", "llc").
-      table: the config table that chooses it ("model", "sae", "llc").
-      parse: `parse(raw, source) -> SweepConfig`, pure: TOML dict in, frozen config out.
+      parser: its `toymodels.parsers.Parser` (JAX-free): the registry name, the table
+        that chooses it, the pure `parse`, what `--set` may set and what a file of it is
+        (read through the properties `name`, `table`, `parse`, `settable`, `what`).
       resolve: `resolve(config) -> SweepConfig`: the config with its sources read (a
         results directory, a zoo model); where a source is gone, one UserError line.
       expand: `expand(config) -> [Grid]`: the runs of each static group, in the order
@@ -101,16 +102,11 @@ class Trainer:
       finish: `finish(config, place, ds) -> Dataset`: lands the finished Dataset (by
         default `store.finish`: results.nc in the store, chunk files deleted after).
       describe: `describe(config) -> str`, a line said when the pass starts ("" none).
-      settable: `settable() -> {table: keys}`: what `--set` may set ("" the top level,
-        "sweep" the axes).
-      what: what a file of it is, in an error line ("a toy-model sweep").
       checkup: how the engine tells, from the Dataset of `dataset`, the runs that did
         not train (`Checkup`); None: it does not check.
     """
 
-    name: str
-    table: str
-    parse: Callable[[dict, str], SweepConfig]
+    parser: Parser
     resolve: Callable[[SweepConfig], SweepConfig]
     expand: Callable[[SweepConfig], list[Grid]]
     block_size: Callable[[Spec], int]
@@ -122,9 +118,27 @@ class Trainer:
     place: Callable[[SweepConfig, "str | Path | None"], Place] = results_place
     finish: Callable[[SweepConfig, Place, xr.Dataset], xr.Dataset] = finish_in_store
     describe: Callable[[SweepConfig], str] = lambda config: ""
-    settable: Callable[[], dict[str, tuple[str, ...]]] = toy_keys
-    what: str = "a toy-model sweep"
     checkup: Checkup | None = None
+
+    @property
+    def name(self) -> str:
+        return self.parser.name
+
+    @property
+    def table(self) -> str:
+        return self.parser.table
+
+    @property
+    def parse(self) -> Callable[[dict, str], SweepConfig]:
+        return self.parser.parse
+
+    @property
+    def settable(self) -> Callable[[], dict[str, tuple[str, ...]]]:
+        return self.parser.settable
+
+    @property
+    def what(self) -> str:
+        return self.parser.what
 
 
 def per_group(expand_one: Callable[[SweepConfig], Grid]) -> Callable[[SweepConfig], list[Grid]]:

@@ -38,9 +38,10 @@ from toymodels.grid import Grid, expand, flat_runs
 from toymodels.groups import SNAPSHOT, split
 from toymodels.llc import (FINAL_VARIABLES, POINT_VARIABLES, LLCHyper, LLCSpec,
                            llc_block_size, llc_keys, llc_memory, llc_work, make_llc_block)
-from toymodels.llc_config import AUTO, LLC_SCHEMA, llc_keys_known, parse_llc  # noqa: F401 (LLC_SCHEMA)
+from toymodels.llc_config import AUTO, LLC_SCHEMA, parse_llc  # noqa: F401 (re-exported)
 from toymodels.evaluation import needs_samples
 from toymodels.models import get_model, model_of
+from toymodels.parsers import PARSERS
 from toymodels.spec import Spec
 from toymodels.trainers.base import Checkup, Place, Trainer, finish_in_store
 
@@ -348,8 +349,7 @@ CHECKUP = Checkup("llc", "LLC estimates failed", {
                  '(--epsilon), or leave it "auto"'})
 
 TRAINER = Trainer(
-    name="llc", table="llc", parse=parse_llc, resolve=resolve_llc, expand=expand_llc,
+    parser=PARSERS["llc"], resolve=resolve_llc, expand=expand_llc,
     block_size=llc_block_size, make_block=make_llc_block, keys=llc_keys, dataset=llc_dataset,
     work=llc_work, memory=llc_memory, place=place_llc, finish=finish_llc,
-    describe=describe_llc, settable=llc_keys_known,
-    what="an LLC pass", checkup=CHECKUP)
+    describe=describe_llc, checkup=CHECKUP)

@@ -15,14 +15,14 @@ import xarray as xr
 
 from toymodels import store, zoo
 from toymodels.config import SweepConfig
-from toymodels.dictionary.config import (SAE_DEFAULTS, SYNTHETIC, ZOO, parse_sae_config, resolve_sae,
-                                         sae_keys_known, source_coordinates)
+from toymodels.dictionary.config import SAE_DEFAULTS, SYNTHETIC, ZOO, resolve_sae, source_coordinates
 from toymodels.dictionary.sae import SAEHyper, get_sae
 from toymodels.dictionary.train import make_train_sae, sae_block_size, sae_keys, synthetic_truth
 from toymodels.grid import (Grid, axis_columns, density, expand, flat_runs, make_grid,
                             run_values)
 from toymodels.hyper import complement
 from toymodels.progress import Report
+from toymodels.parsers import PARSERS
 from toymodels.spec import Spec
 from toymodels.trainers.base import (Checkup, Trainer, first_nonfinite, grid_shaped, manifest_attrs,
                                      per_group)
@@ -164,7 +164,6 @@ CHECKUP = Checkup("loss", "SAEs did not train", {
     zero_loss)
 
 TRAINER = Trainer(
-    name="sae", table="sae", parse=parse_sae_config, resolve=resolve_sae,
+    parser=PARSERS["sae"], resolve=resolve_sae,
     expand=per_group(expand_sae), block_size=sae_block_size, make_block=make_sae_block, keys=sae_keys,
-    dataset=build_sae_dataset, work=work, memory=memory, settable=sae_keys_known, what="an SAE sweep",
-    checkup=CHECKUP)
+    dataset=build_sae_dataset, work=work, memory=memory, checkup=CHECKUP)

@@ -12,11 +12,12 @@ import numpy as np
 import xarray as xr
 
 from toymodels import data, evaluation
-from toymodels.config import SweepConfig, parse_toy
+from toymodels.config import SweepConfig
 from toymodels.grid import Grid, expand
 from toymodels.groups import SNAPSHOT
 from toymodels.models import get_model
 from toymodels.progress import Report
+from toymodels.parsers import PARSERS
 from toymodels.spec import Spec
 from toymodels.train import block_size, make_train
 from toymodels.trainers.base import (Checkup, Trainer, first_nonfinite, grid_shaped,
@@ -115,6 +116,6 @@ CHECKUP = Checkup("loss", "runs did not train", {
     zero_loss)
 
 TRAINER = Trainer(
-    name="toy", table="model", parse=parse_toy, resolve=lambda config: config, expand=per_group(expand),
+    parser=PARSERS["toy"], resolve=lambda config: config, expand=per_group(expand),
     block_size=block_size, make_block=make_toy_block, keys=chunk_keys, dataset=build_dataset,
     work=work, memory=memory, checkup=CHECKUP)
