@@ -462,8 +462,8 @@ def _llc_pass(out: Path, options: dict, quiet: bool) -> None:
                                    auto_step=options.get("epsilon") == "auto"),
                            **{k: v for k, v in options.items() if k not in static})
     have = store.load(out)
-    done = "llc" in have and all(_same_setting(have["llc"].attrs.get(k), v)
-                                 for k, v in settings.as_dict().items() if v is not None)
+    done = "llc_settings_ratio" in have and all(  # (a pass before the bias diagnostic: redone)
+        _same_setting(have["llc"].attrs.get(k), v) for k, v in settings.as_dict().items() if v is not None)
     if not done:
         run_sweep(parse_config(llc_table(out, settings), f"reproduce [llc] of {out}"), quiet=quiet)
 
