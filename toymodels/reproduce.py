@@ -22,6 +22,8 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sys
 import time
 from pathlib import Path
@@ -507,7 +509,9 @@ def run_experiment(
     out = run_sweep(config, runs_root / name, quiet=quiet)
     if EXPERIMENTS[name].llc is not None:
         _llc_pass(out, EXPERIMENTS[name].llc, quiet)
-    written = draw(analyze_store(out), EXPERIMENTS[name].plots, plots_root)
+    with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
+        analysed = analyze_store(out)  # quiet: its progress bars (stderr) unseen
+    written = draw(analysed, EXPERIMENTS[name].plots, plots_root)
     for path in written:
         say(f"wrote {path}")
     say(f"reproduce: {name}: {time.perf_counter() - start:.0f} s")

@@ -220,3 +220,14 @@ def test_llc_calibration_panels_and_its_recommendation_in_the_title(trusted):
         assert title.startswith("no setting"), title
     # the estimate's x axis is the chain length, ticked at the lengths themselves
     assert [t.get_text() for t in axes[-2].get_xticklabels()] == ["300", "1500", "3000"]  # the last row
+
+
+def test_no_plateau_label_of_the_kgon_figure_covers_another_once_drawn():
+    fig = plotting.PLOTS["kgon_trajectories"](dataset(), runs=4)
+    FigureCanvasAgg(fig).draw()
+    for ax in fig.axes:
+        boxes = [t.get_window_extent() for t in ax.texts if t.get_text().endswith("-gon")
+                 and t.get_text().startswith("$")]
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                assert not a.overlaps(b), (ax.get_title(), a, b)

@@ -109,23 +109,41 @@ def annotate_plateaus(ax, x: np.ndarray, ys: list, labels: list, colours: list) 
     """Writes each run's (snapshot index, name) `labels` just above its point (x, y) at
     that snapshot, `ys` and `labels` one per run. A label where another run's label of
     the same name already is (same snapshot, y within 3% of the panel's span) is left
-    out; a different name there is stacked `STACK` points above it, so that "4¹⁺-gon"
-    never sits over "4-gon". Returns the Annotations drawn."""
+    out; any other label that would cover one already placed (its box estimated from its
+    characters, in points, with the axes' limits as they are now: call it last) is raised
+    `STACK` points at a time until it covers none, so that "4¹⁺-gon" never sits over
+    "4-gon", nor a label over its neighbour at the next snapshot. Returns the Annotations
+    drawn."""
     finite = np.concatenate([np.asarray(y)[np.isfinite(y)] for y in ys] or [np.zeros(0)])
     near = 0.03 * (float(np.ptp(finite)) if finite.size else 1.0) or 1e-12
-    placed, drawn = [], []  # placed: (snapshot index, y, name)
+    to_points = 72.0 / ax.figure.dpi
+    placed, boxes, drawn = [], [], []  # placed: (snapshot index, y, name); boxes in points
     for y, run_labels, colour in zip(ys, labels, colours):
         for i, name in run_labels:
             if not np.isfinite(y[i]):
                 continue
-            here = [n for (k, v, n) in placed if k == i and abs(v - y[i]) <= near]
-            if name in here:
+            if any(k == i and n == name and abs(v - y[i]) <= near for k, v, n in placed):
                 continue
             placed.append((i, y[i], name))
-            drawn.append(ax.annotate(f"${name.replace('-gon', '')}$-gon", (x[i], y[i]),
-                                     xytext=(2, 3 + STACK * len(here)),
-                                     textcoords="offset points", fontsize=7, color=colour))
+            text = f"${name.replace('-gon', '')}$-gon"
+            px, py = ax.transData.transform((x[i], y[i])) * to_points
+            width = LABEL_CHAR * LABEL_SIZE * len(name.replace("^{", "").replace("}", ""))
+            level = 0
+            while level < 8 and any(_overlap((px + 2, py + 3 + STACK * level, width), box)
+                                    for box in boxes):
+                level += 1
+            boxes.append((px + 2, py + 3 + STACK * level, width))
+            drawn.append(ax.annotate(text, (x[i], y[i]), xytext=(2, 3 + STACK * level),
+                                     textcoords="offset points", fontsize=LABEL_SIZE, color=colour))
     return drawn
+
+
+LABEL_SIZE, LABEL_CHAR = 7, 0.6  # plateau labels: font size; a character's width, in sizes
+
+
+def _overlap(a: tuple, b: tuple) -> bool:
+    """Whether two label boxes (left, bottom, width), STACK points high, overlap."""
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and abs(a[1] - b[1]) < STACK
 
 
 UNTRUSTED_SIZE, UNTRUSTED_ALPHA = 2.5, 0.35  # untrusted LLC points: small and faint
@@ -138,8 +156,10 @@ def _settings(settings: dict) -> str:
             f"γ = {plain_number(gamma) if gamma is not None else '?'}")
 
 
-def llc_panel(ax, ds: xr.Dataset, axes: list[str], picked: np.ndarray, labels: dict) -> None:
-    """The LLC at the snapshots of the `picked` runs, with error bars (`llc_snapshots_se`).
+def llc_panel(ax, ds: xr.Dataset, axes: list[str], picked: np.ndarray) -> tuple:
+    """The LLC at the snapshots of the `picked` runs, with error bars (`llc_snapshots_se`);
+    returns (snapshots [P], each run's trusted values [P], colours) for its labels
+    (`annotate_plateaus`, once the x scale is final).
     Trusted estimates (`llc_snapshots_trusted`) are filled markers joined by a line;
     untrusted ones (the perturbed start, which is no critical point, among them) are
     small, faint hollow markers left out of the y range, so that one runaway chain does
@@ -161,8 +181,6 @@ def llc_panel(ax, ds: xr.Dataset, axes: list[str], picked: np.ndarray, labels: d
                 linestyle="none", gid="untrusted")
         ys.append(np.where(good, llc[r], np.nan))
         colours.append(colour)
-    if labels:
-        annotate_plateaus(ax, x, ys, [labels[int(r)] for r in picked], colours)
     shown = llc[picked][trusted[picked] & np.isfinite(llc[picked])]
     if shown.size:
         pad = 0.1 * max(float(np.ptp(shown)), 1.0)
@@ -181,6 +199,7 @@ def llc_panel(ax, ds: xr.Dataset, axes: list[str], picked: np.ndarray, labels: d
             fontsize=7, loc="lower right")
     ax.set_ylabel(r"LLC $\hat\lambda$")
     ax.set_title("local learning coefficient at the snapshots" + detail, fontsize=8)
+    return x, ys, colours
 
 
 def kgon_problem(ds: xr.Dataset) -> str | None:
@@ -238,17 +257,19 @@ def kgon_trajectories(ds: xr.Dataset, runs: int = 4) -> Figure:
     colours = [COLOURS[j % len(COLOURS)] for j in range(len(picked))]
     for colour, r in zip(colours, picked):
         top.plot(step, loss.values[r], color=colour, linewidth=1.0, label=run_label(loss, r, axes))
-    if labels:  # the curves' values at each snapshot
-        annotate_plateaus(top, snap, [np.interp(snap, step, loss.values[r]) for r in picked],
-                          [labels[int(r)] for r in picked], colours)
     kgon_levels(top, c)
     top.set_ylabel("training loss")
     top.legend(fontsize=7, loc="upper right", title="runs", title_fontsize=7)
-    if has_llc:
-        llc_panel(panels[1], ds, axes, picked, labels)
+    lower = llc_panel(panels[1], ds, axes, picked) if has_llc else None
     panels[-1].set_xlabel("training step")
     panels[-1].set_xscale("symlog", linthresh=float(step[0]))
     panels[-1].set_xlim(left=0)
+    if labels:  # last, with the limits final: each label's box is placed where it is drawn
+        run_labels = [labels[int(r)] for r in picked]
+        annotate_plateaus(top, snap, [np.interp(snap, step, loss.values[r]) for r in picked],
+                          run_labels, colours)
+        if lower is not None:
+            annotate_plateaus(panels[1], *lower[:2], run_labels, lower[2])
     note = "" if has_llc else f"\n(no {LLC}: run `toymodels llc DIR` for the LLC panel)"
     H = ds.sizes.get("hidden", "?")
     fig.suptitle(f"{ds.attrs.get('name', 'sweep')}: SGD between k-gons, {c} features in "
