@@ -16,8 +16,9 @@ def quadratic(w):
     return 0.5 * jnp.sum(H * w * w)
 
 
-@pytest.mark.parametrize("gamma, burn_in, draws", [(20.0, 20, 100), (1.0, 400, 400)],
-                         ids=["short-chain-strong-gamma", "relaxed-weak-gamma"])
+@pytest.mark.parametrize("gamma, burn_in, draws", [
+    (20.0, 20, 100), pytest.param(1.0, 400, 400, marks=pytest.mark.slow)],
+    ids=["short-chain-strong-gamma", "relaxed-weak-gamma"])
 def test_the_quadratic_estimate_is_the_mean_of_many_chains(gamma, burn_in, draws):
     nbeta, eps = 100.0, 6e-4  # eps a_max = 3.0: the 1 / (1 - eps a / 4) factor is 1.33
     r = sgld.llc(quadratic, jnp.zeros(4), n=1000, key=jax.random.key(3), chains=4000,

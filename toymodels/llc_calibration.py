@@ -78,11 +78,12 @@ def calibration_grid(grid: Grid, k: int, nbeta: float) -> Grid:
     return Grid(AXES, coords, hyper, grid.seed[runs], data_seed)
 
 
-def read_lengths(trace: np.ndarray, init_loss: np.ndarray, nbeta: np.ndarray):
-    """(llc [R, L], llc_se [R, L]) at each chain length of `LENGTHS`, from one chain per
-    run: trace [R, C, T] (every step's loss, no burn-in), init_loss [R], nbeta [R]."""
+def read_lengths(trace: np.ndarray, init_loss: np.ndarray, nbeta: np.ndarray,
+                 lengths: tuple = LENGTHS):
+    """(llc [R, L], llc_se [R, L]) at each (burn_in, draws) of `lengths`, from one chain
+    per run: trace [R, C, T] (every step's loss, no burn-in), init_loss [R], nbeta [R]."""
     est, se = [], []
-    for burn_in, draws in LENGTHS:
+    for burn_in, draws in lengths:
         chain = nbeta[:, None] * np.mean(trace[:, :, burn_in:burn_in + draws] - init_loss[:, None, None], axis=2)
         est.append(chain.mean(axis=1))
         se.append(chain.std(axis=1) / np.sqrt(chain.shape[1]))

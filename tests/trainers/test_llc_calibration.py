@@ -20,11 +20,11 @@ H = jnp.array([0.5, 2.0, 10.0])
 def test_estimates_read_off_one_chain_are_those_of_shorter_chains():
     loss = lambda w: 0.5 * jnp.sum(H * w * w)
     kw = dict(nbeta=100.0, epsilon=5e-4, gamma=3.0, chains=3)
-    long = sgld.estimate(loss, jnp.zeros(3), jax.random.key(7), burn_in=0,
-                         draws=calibration.CHAIN_STEPS, **kw)
+    lengths = ((20, 50), (100, 300))  # short, for the test's time; the grid's are longer
+    long = sgld.estimate(loss, jnp.zeros(3), jax.random.key(7), burn_in=0, draws=400, **kw)
     est, se = calibration.read_lengths(np.asarray(long.trace)[None], np.asarray([long.init_loss]),
-                                       np.asarray([100.0]))
-    for i, (burn_in, draws) in enumerate(calibration.LENGTHS):
+                                       np.asarray([100.0]), lengths)
+    for i, (burn_in, draws) in enumerate(lengths):
         short = sgld.estimate(loss, jnp.zeros(3), jax.random.key(7), burn_in=burn_in,
                               draws=draws, **kw)
         assert est[0, i] == pytest.approx(float(short.llc), rel=1e-5)
