@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from toymodels.llc_config import LLC_SCHEMA
 from toymodels.sgld import LLCResult, default_nbeta, llc
 
 A2 = (1.0, 3.0)
@@ -186,7 +187,8 @@ def test_default_nbeta_recorded_and_deterministic():
     np.testing.assert_allclose(float(r1.nbeta), 1000 / math.log(1000), rtol=1e-6)
     np.testing.assert_allclose(float(default_nbeta(1000)), 1000 / math.log(1000))
     np.testing.assert_array_equal(np.asarray(r1.trace), np.asarray(r2.trace))
-    assert r1.trace.shape == (4, 200)
+    # the defaults are the [llc] schema's (one set for Python, the CLI and sweep files)
+    assert r1.trace.shape == (LLC_SCHEMA["chains"].default, LLC_SCHEMA["draws"].default)
     np.testing.assert_allclose(float(r1.init_loss), 0.0)
 
 
