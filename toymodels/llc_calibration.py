@@ -86,7 +86,7 @@ def read_lengths(trace: np.ndarray, init_loss: np.ndarray, nbeta: np.ndarray,
     for burn_in, draws in lengths:
         chain = nbeta[:, None] * np.mean(trace[:, :, burn_in:burn_in + draws] - init_loss[:, None, None], axis=2)
         est.append(chain.mean(axis=1))
-        se.append(chain.std(axis=1) / np.sqrt(chain.shape[1]))
+        se.append(chain.std(axis=1, ddof=1) / np.sqrt(chain.shape[1]))
     return np.stack(est, axis=1), np.stack(se, axis=1)
 
 
@@ -107,7 +107,7 @@ def trusted(est, se, ratio, relax, acceptance, diverged) -> np.ndarray:
     low, high = quadratic.RATIO_RANGE
     accepted = ((acceptance >= lo) & (acceptance <= hi) & ~diverged)[:, None]
     return (accepted & np.isfinite(est) & (est > 0) & (se <= sgld.SE_REL * np.abs(est) + sgld.SE_ABS)
-            & (np.isnan(ratio) | ((ratio >= low) & (ratio <= high)))
+            & (ratio >= low) & (ratio <= high)
             & (np.isnan(relax) | (relax >= quadratic.RELAX_TIMES)))
 
 
