@@ -1,6 +1,7 @@
 """Sweeps end to end: chunking, devices, kill and resume, the store, non-finite runs,
 static groups (combined and split: tests/test_groups.py)."""
 
+import collections
 import errno
 import os
 import signal
@@ -15,7 +16,8 @@ import pytest
 
 import toymodels as tm
 from toymodels import store
-from toymodels.sweep import describe_devices, useful_devices
+from toymodels.sweep import describe_devices, first_per_process, useful_devices
+from toymodels.trainers import TRAINERS
 from toymodels.trainers.toy import TRAINER as TOY
 from toymodels.train import block_size
 
@@ -313,3 +315,16 @@ def test_the_device_line_says_why_devices_were_left_idle():
     assert describe_devices([cpu], 1, 2) == "cpu x1 of 2 (cpu; no more devices than blocks of runs)"
     assert describe_devices([cpu, cpu], 1, 2) == "cpu x2 (cpu)"
     assert describe_devices([cpu, cpu], 2) == "cpu x2 (cpu) in 2 processes"
+
+
+def test_a_trainer_can_ask_for_one_cpu_device_per_process():
+    # the LLC trainer does (its blocks' LAPACK eigvalsh side by side on two CPU devices hung)
+    Device = collections.namedtuple("Device", "id platform process_index")
+    cpu = [Device(i, "cpu", i // 2) for i in range(4)]  # 2 processes x 2 devices
+    assert first_per_process(cpu, 1) == [cpu[0], cpu[2]]
+    assert first_per_process(cpu, 2) == cpu
+    assert TRAINERS["llc"].cpu_devices == 1
+    one = types.SimpleNamespace(cpu_devices=1, block_size=lambda spec: 1)  # a trainer asking
+    assert useful_devices(cpu[:2], one, None, 10**6) == [cpu[0]]
+    gpu = [Device(i, "gpu", 0) for i in range(2)]  # not limited off the CPU
+    assert useful_devices(gpu, one, None, 10**6) == gpu

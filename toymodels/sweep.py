@@ -81,10 +81,24 @@ def useful_devices(devices: list, trainer: Trainer, spec: Spec, n_runs: int) -> 
     """No more devices than the sweep has blocks of V runs: a device that would train only
     padding adds a compile and nothing else (the intro sweep, one group, takes 12-14 s on
     one CPU device and 17-18 s on two). Results do not depend on the device count. With
-    several processes every device is used, so that every process has work."""
+    several processes every device is used, so that every process has work. A trainer
+    may ask for at most `Trainer.cpu_devices` CPU devices per process."""
+    if trainer.cpu_devices and devices[0].platform == "cpu":
+        devices = first_per_process(devices, trainer.cpu_devices)
     if jax.process_count() > 1:
         return devices
     return devices[:max(1, min(len(devices), math.ceil(n_runs / trainer.block_size(spec))))]
+
+
+def first_per_process(devices: list, k: int) -> list:
+    """The first `k` devices of each process, in order (`Trainer.cpu_devices`)."""
+    seen: dict[int, int] = {}
+    kept = []
+    for device in devices:
+        seen[device.process_index] = seen.get(device.process_index, 0) + 1
+        if seen[device.process_index] <= k:
+            kept.append(device)
+    return kept
 
 
 def round_chunk(chunk: int, trainer: Trainer, spec: Spec, n_devices: int) -> int:
@@ -128,8 +142,9 @@ def make_chunk_runner(trainer: Trainer, spec: Spec, root_seed: int, chunk: int, 
     mine = [i for i, d in enumerate(devices) if d.process_index == jax.process_index()]
     if mine != list(range(mine[0], mine[-1] + 1)):
         raise ValueError("this process's devices are not contiguous in the device list")
-    meter = Meter()
-    train_block = jax.jit(trainer.make_block(spec, root_seed, meter.report))
+    meter = Meter()  # the first device's block reports its progress; the others' are silent
+    reporting = jax.jit(trainer.make_block(spec, root_seed, meter.report))
+    silent = jax.jit(trainer.make_block(spec, root_seed, None))
     keys = trainer.keys(spec)
 
     def block_inputs(grid: Grid, index: np.ndarray, device):
@@ -143,7 +158,7 @@ def make_chunk_runner(trainer: Trainer, spec: Spec, root_seed: int, chunk: int, 
         blocks = [block_inputs(grid, index[i * per_device:(i + 1) * per_device], devices[i])
                   for i in mine]
         meter.take()  # the last chunk's late reports
-        outs = dispatch(train_block, blocks, advance and (lambda: advance(meter.take() / len(mine))))
+        outs = dispatch(reporting, silent, blocks, advance and (lambda: advance(meter.take())))
         arrays = jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *outs)
         first = mine[0] * per_device
         n = max(0, min(len(mine) * per_device, stop - start - first))  # not padding
@@ -152,20 +167,23 @@ def make_chunk_runner(trainer: Trainer, spec: Spec, root_seed: int, chunk: int, 
     return run
 
 
-def dispatch(program, calls: list[tuple], poll=None) -> list:
-    """`[program(*args) for args in calls]`, each call in a thread of its own so that all
-    devices work at once, waited for (`wait_until_ready`, calling `poll`) in this one.
+def dispatch(reporting, silent, calls: list[tuple], poll=None) -> list:
+    """`[reporting(*calls[0]), silent(*calls[1]), ...]`: one block per device, all at once,
+    waited for (`wait_until_ready`, calling `poll`). The blocks are the same size, so the
+    first one's reports (`toymodels.progress`) are the chunk's progress; the others are
+    compiled without reports (the same bits: tests/test_progress.py).
 
-    Threads, because XLA's CPU client runs a program that calls back to the host (the
-    `toymodels.progress` reports) to its end before it returns, where another program
-    returns at once. The threads are not waited for on an interrupt: the CLI then ends
-    the process (`cli._exit_now`); a Python caller's process finishes their work at exit.
+    The reporting block runs in a thread of its own, because XLA's CPU client runs a
+    program that calls back to the host to its end before it returns (the others return
+    at once). The thread is not waited for on an interrupt: the CLI then ends the process
+    (`cli._exit_now`); a Python caller's process finishes its work at exit.
     """
-    pool = ThreadPoolExecutor(max_workers=len(calls), thread_name_prefix="toymodels-block")
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="toymodels-block")
     try:
-        futures = [pool.submit(program, *args) for args in calls]
-        wait_until_ready(futures, poll)
-        outs = [f.result() for f in futures]
+        first = pool.submit(reporting, *calls[0])
+        rest = [silent(*args) for args in calls[1:]]  # asynchronous
+        wait_until_ready([first], poll)
+        outs = [first.result(), *rest]
     finally:
         pool.shutdown(wait=False)
     wait_until_ready(outs, poll)

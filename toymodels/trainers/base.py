@@ -102,6 +102,8 @@ class Trainer:
       finish: `finish(config, place, ds) -> Dataset`: lands the finished Dataset (by
         default `store.finish`: results.nc in the store, chunk files deleted after).
       describe: `describe(config) -> str`, a line said when the pass starts ("" none).
+      cpu_devices: at most this many CPU devices per process (None: every one); a
+        program whose executions must not run side by side on one machine's CPU.
       checkup: how the engine tells, from the Dataset of `dataset`, the runs that did
         not train (`Checkup`); None: it does not check.
     """
@@ -118,6 +120,7 @@ class Trainer:
     place: Callable[[SweepConfig, "str | Path | None"], Place] = results_place
     finish: Callable[[SweepConfig, Place, xr.Dataset], xr.Dataset] = finish_in_store
     describe: Callable[[SweepConfig], str] = lambda config: ""
+    cpu_devices: int | None = None
     checkup: Checkup | None = None
 
     @property

@@ -352,4 +352,8 @@ TRAINER = Trainer(
     parser=PARSERS["llc"], resolve=resolve_llc, expand=expand_llc,
     block_size=llc_block_size, make_block=make_llc_block, keys=llc_keys, dataset=llc_dataset,
     work=llc_work, memory=llc_memory, place=place_llc, finish=finish_llc,
-    describe=describe_llc, checkup=CHECKUP)
+    describe=describe_llc, checkup=CHECKUP,
+    cpu_devices=1)  # the bias diagnostic's eigvalsh (LAPACK) in two CPU devices' blocks at
+# once hung a kgon_trajectories pass at its second chunk, every thread waiting in XLA,
+# reproducibly (jaxlib 0.10.2); one CPU device ran it, and faster (56 runs in 75 s against
+# 32 in 60 s on two devices before the diagnostic, 2 cores)
