@@ -182,6 +182,9 @@ def llc_panel(ax, ds: xr.Dataset, axes: list[str], picked: np.ndarray) -> tuple:
         ys.append(np.where(good, llc[r], np.nan))
         colours.append(colour)
     shown = llc[picked][trusted[picked] & np.isfinite(llc[picked])]
+    if not shown.size:  # nothing trusted: the range of the middle 96% of what is drawn
+        drawn = llc[picked][np.isfinite(llc[picked])]
+        shown = np.percentile(drawn, [2, 98]) if drawn.size else drawn
     if shown.size:
         pad = 0.1 * max(float(np.ptp(shown)), 1.0)
         ax.set_ylim(min(0.0, shown.min() - pad), shown.max() + pad)
