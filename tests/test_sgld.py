@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from toymodels.llc_config import LLC_SCHEMA
+from toymodels import sgld
 from toymodels.sgld import LLCResult, default_nbeta, llc
 
 A2 = (1.0, 3.0)
@@ -263,3 +264,25 @@ def test_rrr_llc_long_chains(MNH):
     expected = lam - (rrr_multiplicity(M, N, H) - 1) / math.log(1e4)
     r = _rrr(M, N, H, 10, draws=1_000_000)
     assert abs(float(r.llc) / expected - 1) < 0.05, (float(r.llc), expected)
+
+
+def test_the_reasons_for_not_trusting_are_the_failed_checks_by_hand():
+    # columns: a trusted estimate; one at a step too large (acceptance 0.3) whose chains
+    # also disagree; a NaN settings ratio (no curved direction); one not relaxed
+    est = np.array([2.0, 2.0, 0.3, 2.0])
+    se = np.array([0.1, 1.0, 0.01, 0.1])
+    below = np.zeros(4)
+    acceptance = np.array([0.9, 0.3, 0.9, 0.9])
+    diverged = np.zeros(4, bool)
+    ratio = np.array([1.0, 1.0, np.nan, 1.05])
+    relax = np.array([10.0, 10.0, np.nan, 2.0])
+    reasons = sgld.untrusted_reasons(est, se, below, acceptance, diverged, ratio, relax, True)
+    assert reasons.tolist() == ["", "acceptance, chains disagree", "settings bias", "not relaxed"]
+    # above MAX_DIM parameters the settings are not checked: the NaN ratio passes
+    assert sgld.untrusted_reasons(est, se, below, acceptance, diverged, ratio, relax,
+                                  False).tolist()[2] == ""
+    # and the rule is the estimator's own: the same checks on jax arrays
+    jax_checks = sgld.trust_checks(*map(jnp.asarray, (est, se, below, acceptance, diverged,
+                                                       ratio, relax)), True, jnp)
+    trusted = np.logical_and.reduce([np.asarray(v) for v in jax_checks.values()])
+    assert trusted.tolist() == (reasons == "").tolist()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import os
 import re
@@ -188,8 +189,11 @@ def cmd_llc(args) -> None:
     trusted, llc = ds.llc_trusted.values, ds.llc.values
     median = float(np.median(llc[np.isfinite(llc)])) if np.isfinite(llc).any() else np.nan
     added = [v for v in ds.data_vars if v.startswith("llc")]
+    failed = collections.Counter(reason for text in ds.llc_untrusted.values.ravel()
+                                 for reason in str(text).split(", ") if reason)
+    why = "; not trusted: " + ", ".join(f"{name} {n}" for name, n in failed.most_common()) if failed else ""
     print(f"{args.dir}: added {', '.join(added)}; median llc {median:.3g}, "
-          f"trusted {int(trusted.sum())} of {trusted.size}")
+          f"trusted {int(trusted.sum())} of {trusted.size}{why}")
 
 
 def cmd_plot(args) -> None:

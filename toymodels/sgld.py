@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from functools import partial
+from functools import partial, reduce
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.flatten_util import ravel_pytree
 
@@ -255,20 +256,9 @@ def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws:
     diverged = jnp.logical_or(nonfinite, jnp.any(trace > limit))
     ratio, relax = _settings_check(loss_fn, stochastic, flat, unravel, key, nbeta, epsilon,
                                    gamma, draws, burn_in)
-    lo, hi = ACCEPTANCE_RANGE
-    low, high = quadratic.RATIO_RANGE
-    trusted = (
-        jnp.logical_not(diverged)
-        & jnp.isfinite(est)
-        & (below <= MAX_BELOW_INIT)
-        & (acceptance >= lo)
-        & (acceptance <= hi)
-        & (est > 0)
-        & (se <= SE_REL * jnp.abs(est) + SE_ABS)
-        & (((ratio >= low) & (ratio <= high)) if flat.shape[0] <= quadratic.MAX_DIM
-           else True)  # no curved direction (ratio NaN): nothing vouches for the settings
-        & (jnp.isnan(relax) | (relax >= quadratic.RELAX_TIMES))
-    )
+    checks = trust_checks(est, se, below, acceptance, diverged, ratio, relax,
+                          flat.shape[0] <= quadratic.MAX_DIM, jnp)
+    trusted = reduce(jnp.logical_and, checks.values())
     return LLCResult(
         llc=est, llc_se=se, llc_per_chain=per_chain, trace=trace, init_loss=init_loss,
         below_init=below, acceptance=acceptance, nonfinite=nonfinite, diverged=diverged,
@@ -285,6 +275,41 @@ def spectrum(loss_fn, w_star, key, stochastic: bool = False) -> jax.Array:
         batch = jax.random.fold_in(jax.random.fold_in(key, CURVATURE), 1)
         return quadratic.hessian_spectrum(lambda w: loss_fn(unravel(w), batch), flat)
     return quadratic.hessian_spectrum(lambda w: loss_fn(unravel(w)), flat)
+
+
+def trust_checks(est, se, below, acceptance, diverged, ratio, relax, checked: bool,
+                 xp=np) -> dict:
+    """{why an estimate is not trusted: whether it passes that check} (arrays of one
+    shape), the rule of `LLCResult`, for jax (`xp=jnp`, in `estimate`) or numpy arrays
+    (`untrusted_reasons`). `checked`: the settings check ran (at most
+    `sgld_quadratic.MAX_DIM` parameters); a NaN ratio then means no curved direction."""
+    lo, hi = ACCEPTANCE_RANGE
+    low, high = quadratic.RATIO_RANGE
+    return {
+        "diverged": xp.logical_not(diverged) & xp.isfinite(est),
+        "below L(w*)": below <= MAX_BELOW_INIT,
+        "acceptance": (acceptance >= lo) & (acceptance <= hi),
+        "not positive": est > 0,
+        "chains disagree": se <= SE_REL * xp.abs(est) + SE_ABS,
+        "settings bias": ((ratio >= low) & (ratio <= high)) if checked else xp.ones_like(est, bool),
+        "not relaxed": xp.isnan(relax) | (relax >= quadratic.RELAX_TIMES),
+    }
+
+
+def untrusted_reasons(est, se, below, acceptance, diverged, ratio, relax,
+                      checked: bool) -> np.ndarray:
+    """[...] for numpy arrays of estimates: "" where trusted, else the checks failed,
+    e.g. "not relaxed" or "settings bias, not relaxed" (`trust_checks`).
+
+    Example:
+      >>> untrusted_reasons(*map(np.array, ([2.0], [0.1], [0.0], [0.9], [False], [0.5],
+      ...                                    [5.0])), checked=True).tolist()
+      ['settings bias']
+    """
+    checks = trust_checks(est, se, below, acceptance, diverged, ratio, relax, checked, np)
+    failed = [np.where(ok, "", name) for name, ok in checks.items()]
+    joined = [", ".join(n for n in names if n) for names in zip(*(f.ravel() for f in failed))]
+    return np.array(joined, dtype=object).reshape(np.shape(est)).astype(str)
 
 
 def _settings_check(loss_fn, stochastic, flat, unravel, key, nbeta, epsilon, gamma, draws,

@@ -244,3 +244,9 @@ def test_directories_it_cannot_use(tmp_path, capsys):
     assert main(["llc", str(out), "--quiet", "--loss", "online", "--batch-size", "10",
                  "--n", "100"]) == 2
     assert "has no weights (W, b)" in capsys.readouterr().err
+
+
+def test_each_untrusted_estimate_says_why(identity_runs):
+    ds = _estimate(identity_runs, draws=50, burn_in=0)  # no burn-in: not relaxed
+    assert (ds.llc_untrusted.values == "").tolist() == ds.llc_trusted.values.tolist()
+    assert all("not relaxed" in str(r) for r in ds.llc_untrusted.values.ravel())

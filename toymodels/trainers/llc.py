@@ -336,6 +336,12 @@ def llc_variables(columns: dict, grid: Grid, spec: Spec, settings: LLCSettings,
                          "the loss of each SGLD draw after burn-in, per chain"),
     }
     new.update({name: var(columns[name], (), text) for name, text in FINAL_VARIABLES})
+    reasons = sgld.untrusted_reasons(
+        columns["llc_points"][:, -1], columns["llc_se_points"][:, -1], columns["llc_below_init"],
+        columns["llc_acceptance"], columns["llc_diverged"], columns["llc_settings_ratio"],
+        columns["llc_relaxation"], _n_params(spec) <= quadratic.MAX_DIM)
+    new["llc_untrusted"] = var(reasons, (), "why llc is not trusted: the checks it fails "
+                               "(toymodels.sgld.trust_checks), '' where it is trusted")
     if spec.llc.snapshots:
         for name, text in POINT_VARIABLES:
             at = columns[name + "_points"][:, :-1]
