@@ -32,7 +32,7 @@ only on the recording machine.
 One deliberate change since: the LLC passes' fixtures (llc_plain, llc_snapshots and their
 layout) were recorded again when every estimate gained its bias diagnostic
 (llc_settings_ratio, llc_relaxation: compared as losses, max relative diff 3.6e-7 under
---xla_cpu_max_isa=SSE4_2), llc_se became the sample std (ddof 1: x1.414 with these 2
+--xla_cpu_max_isa=SSE4_2; llc_untrusted, its reasons), llc_se became the sample std (ddof 1: x1.414 with these 2
 chains) and llc_trusted the new rule; llc, llc_trace and every other array were the
 recorded bits, and toy, sae, static and llc_train recorded again gave the same bits
 (the progress reports inside the compiled blocks change none). Not measured: GPUs (no device was lent to this task).
