@@ -101,14 +101,13 @@ def diagnostics(spectrum: np.ndarray, nbeta, epsilon, gamma) -> tuple[np.ndarray
 
 
 def trusted(est, se, ratio, relax, acceptance, diverged) -> np.ndarray:
-    """[R, L] the rule of `toymodels.sgld.LLCResult` at each length (below_init aside:
-    the chain's fraction is over all its steps)."""
-    lo, hi = sgld.ACCEPTANCE_RANGE
-    low, high = quadratic.RATIO_RANGE
-    accepted = ((acceptance >= lo) & (acceptance <= hi) & ~diverged)[:, None]
-    return (accepted & np.isfinite(est) & (est > 0) & (se <= sgld.SE_REL * np.abs(est) + sgld.SE_ABS)
-            & (ratio >= low) & (ratio <= high)
-            & (np.isnan(relax) | (relax >= quadratic.RELAX_TIMES)))
+    """[R, L] the rule of `toymodels.sgld.trust_checks` at each length, for the runs'
+    acceptance and divergence [R] (below_init aside: the chain's fraction is over all its
+    steps, not one length's draws)."""
+    at = lambda a: np.broadcast_to(np.asarray(a)[:, None], np.shape(est))
+    checks = sgld.trust_checks(est, se, np.zeros(np.shape(est)), at(acceptance), at(diverged),
+                               ratio, relax, True, np)
+    return np.logical_and.reduce(list(checks.values()))
 
 
 def calibration_dataset(columns: dict, grid: Grid) -> xr.Dataset:
