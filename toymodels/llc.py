@@ -42,7 +42,7 @@ from toymodels.spec import Spec
 LLC_STREAM = 2**32 - 4  # fold_in tag of a seed's key for its LLC chains
 POINT_VARIABLES = (  # (name, attrs["description"]), per run and point
     ("llc", "local learning coefficient: nbeta (mean loss over the SGLD draws - L(w*))"),
-    ("llc_se", "standard error of llc: std over chains / sqrt(chains)"),
+    ("llc_se", "standard error of llc: sample std over chains (ddof 1) / sqrt(chains)"),
     ("llc_trusted", "the estimate passes every check of toymodels.sgld.LLCResult (its "
                     "docstring states the rule)"),
 )
@@ -75,7 +75,7 @@ class LLCSpec:
         0, given to `run_llc`, is the sweep's training batch).
       snapshots: also estimate at every snapshot of the run (`llc_snapshots`).
       auto_step: choose each point's step from its curvature (`sgld.auto_epsilon`; the
-        traced epsilon is then its scale, `sgld.AUTO_SCALE`).
+        traced epsilon is then its scale, the pass's `epsilon_scale`).
       spectrum: also return the Hessian eigenvalues at the final parameters
         (`llc_spectrum`, for `toymodels.llc_calibration`).
     """
@@ -212,9 +212,7 @@ def make_llc_block(spec: Spec, root_seed: int, report: Report | None = None):
                "llc_trusted_points": result.trusted, "llc_trace": last.trace,
                "llc_epsilon": last.epsilon}
         if llc.spectrum:
-            final = jax.tree.map(lambda a: a[-1], hyper.params)
-            out["llc_spectrum"] = sgld.spectrum(loss, free_params(final, spec),
-                                                jax.random.fold_in(key, P - 1), llc.stochastic)
+            out["llc_spectrum"] = last.spectrum
         out.update(llc_below_init=last.below_init, llc_acceptance=last.acceptance,
                    llc_nonfinite=last.nonfinite, llc_diverged=last.diverged,
                    llc_init_loss=last.init_loss, llc_settings_ratio=last.settings_ratio,

@@ -48,9 +48,9 @@ def ticker(report: Report | None, n_steps: int, share: float = 1.0) -> Callable[
 class Meter:
     """The work reported by the blocks of a chunk, summed on the host.
 
-    `report` is called from XLA's threads (one per device, at once); `take` from the
-    engine's: it returns the work reported since the last `take`, in blocks (a device's
-    whole block is 1)."""
+    `report` is called from the thread that runs the reporting block (the first
+    device's, `toymodels.sweep.dispatch`); `take` from the engine's: it returns the work
+    reported since the last `take`, in blocks (a whole block is 1)."""
 
     def __init__(self):
         self._lock = threading.Lock()

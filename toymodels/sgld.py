@@ -68,7 +68,9 @@ class LLCResult:
     L(w) < L(w*), all chains), ``acceptance`` (mean over all steps and chains of
     min(1, MH ratio) of the Langevin proposal under exp(-U)), ``nonfinite``,
     ``diverged``, ``nbeta``, ``epsilon`` (the step used: given, or chosen by
-    ``epsilon="auto"``) and ``trusted``.
+    ``epsilon="auto"``), ``spectrum`` [d] (the Hessian eigenvalues at w* the settings
+    check reads; NaN above 1024 parameters), ``settings_ratio``, ``relaxation`` and
+    ``trusted``.
 
     Trust rule (``trusted`` is True iff ALL hold):
 
@@ -105,6 +107,7 @@ class LLCResult:
     diverged: jax.Array
     nbeta: jax.Array
     epsilon: jax.Array
+    spectrum: jax.Array
     settings_ratio: jax.Array
     relaxation: jax.Array
     trusted: jax.Array
@@ -254,8 +257,8 @@ def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws:
     nonfinite = jnp.logical_not(jnp.all(jnp.isfinite(trace)))
     limit = DIVERGE_FACTOR * (jnp.abs(init_loss) + 1.0)
     diverged = jnp.logical_or(nonfinite, jnp.any(trace > limit))
-    ratio, relax = _settings_check(loss_fn, stochastic, flat, unravel, key, nbeta, epsilon,
-                                   gamma, draws, burn_in)
+    h, ratio, relax = _settings_check(loss_fn, stochastic, flat, unravel, key, nbeta, epsilon,
+                                      gamma, draws, burn_in)
     checks = trust_checks(est, se, below, acceptance, diverged, ratio, relax,
                           flat.shape[0] <= quadratic.MAX_DIM, jnp)
     trusted = reduce(jnp.logical_and, checks.values())
@@ -263,7 +266,7 @@ def estimate(loss_fn, w_star, key, nbeta, epsilon, gamma, *, chains: int, draws:
         llc=est, llc_se=se, llc_per_chain=per_chain, trace=trace, init_loss=init_loss,
         below_init=below, acceptance=acceptance, nonfinite=nonfinite, diverged=diverged,
         nbeta=jnp.asarray(nbeta, jnp.float32), epsilon=jnp.asarray(epsilon, jnp.float32),
-        settings_ratio=ratio, relaxation=relax, trusted=trusted,
+        spectrum=h, settings_ratio=ratio, relaxation=relax, trusted=trusted,
     )
 
 
@@ -314,14 +317,14 @@ def untrusted_reasons(est, se, below, acceptance, diverged, ratio, relax,
 
 def _settings_check(loss_fn, stochastic, flat, unravel, key, nbeta, epsilon, gamma, draws,
                     burn_in):
-    """(settings_ratio, relaxation) of `toymodels.sgld_quadratic` at w* (a stochastic
-    loss's Hessian on the curvature probe's batch); NaN for more than `MAX_DIM`
-    parameters."""
+    """(the Hessian eigenvalues [d], settings_ratio, relaxation) of
+    `toymodels.sgld_quadratic` at w* (a stochastic loss's Hessian on the curvature probe's
+    batch); NaN for more than `MAX_DIM` parameters."""
     if flat.shape[0] > quadratic.MAX_DIM:
-        return jnp.float32(jnp.nan), jnp.float32(jnp.nan)
+        return jnp.full(flat.shape, jnp.nan), jnp.float32(jnp.nan), jnp.float32(jnp.nan)
     h = spectrum(loss_fn, unravel(flat), key, stochastic)
     ratio = quadratic.settings_ratio(h, nbeta, epsilon, gamma, draws=draws, burn_in=burn_in)
-    return ratio, quadratic.relaxation(h, nbeta, epsilon, gamma, burn_in=burn_in)
+    return h, ratio, quadratic.relaxation(h, nbeta, epsilon, gamma, burn_in=burn_in)
 
 
 _llc_jit = jax.jit(estimate, static_argnames=("loss_fn", "chains", "draws", "burn_in",
