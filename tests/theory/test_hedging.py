@@ -4,7 +4,10 @@ numerically over all its parameters (decoder row, decoder bias, encoder row and 
 
 import itertools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from scipy.optimize import minimize
 
@@ -120,3 +123,47 @@ def test_decoder_direction_in_a_rotated_basis():
     w = theory.decoder_direction(cov, Q[:, :2])
     theta = theory.hedging_angle(cov)
     np.testing.assert_allclose(w, np.cos(theta) * Q[:, 0] + np.sin(theta) * Q[:, 1], atol=1e-12)
+
+
+def _train_angles(p_parent, p_child, hierarchical, steps=600, batch=1024):
+    """[R] decoder angles of one-latent ReLU SAEs with a decoder bias, trained by Adam on
+    pure MSE over fresh magnitude-one samples, one per (p_child, hierarchical) pair."""
+
+    def sample(key, q, hier):
+        u = jax.random.uniform(key, (batch, 2))
+        parent = u[:, 0] < p_parent
+        child = jnp.where(hier, parent & (u[:, 1] < q), u[:, 1] < q)
+        return jnp.stack([parent, child], 1).astype(jnp.float32)
+
+    def mse(params, x):
+        z = jax.nn.relu(x @ params["e"] + params["beta"])
+        r = x - params["b"][None, :] - z[:, None] * params["v"][None, :]
+        return jnp.mean(jnp.sum(r * r, 1))
+
+    opt = optax.adam(optax.cosine_decay_schedule(1e-2, steps))
+
+    def train(q, hier):
+        start = jnp.array([np.cos(0.3), np.sin(0.3)], jnp.float32)
+        params = {"v": start, "e": start, "beta": jnp.float32(0.0), "b": jnp.zeros(2)}
+
+        def step(carry, key):
+            params, state = carry
+            grads = jax.grad(mse)(params, sample(key, q, hier))
+            updates, state = opt.update(grads, state)
+            return (optax.apply_updates(params, updates), state), None
+
+        keys = jax.random.split(jax.random.key(0), steps)
+        (params, _), _ = jax.lax.scan(step, (params, opt.init(params)), keys)
+        return jnp.arctan2(params["v"][1], params["v"][0])
+
+    return np.asarray(jax.jit(jax.vmap(train))(jnp.asarray(p_child, jnp.float32),
+                                               jnp.asarray(hierarchical)))
+
+
+def test_gradient_descent_finds_the_closed_form():
+    q = np.array([0.05, 0.2, 0.05, 0.2, 0.5])
+    hier = np.array([False, False, True, True, True])
+    trained = _train_angles(0.3, q, hier)
+    for world, rows in (("independent", ~hier), ("hierarchical", hier)):
+        expected = theory.hedging_angle(theory.amplitude_cov(0.3, q[rows], world))
+        np.testing.assert_allclose(trained[rows], expected, atol=0.01)
