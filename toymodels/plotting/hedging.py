@@ -100,6 +100,8 @@ def hedging(ax, ds: xr.Dataset, world: str = "independent") -> list:
     drawn += ax.plot(rows[:, 0], rows[:, 1], "o", color="#3b75af", markersize=4,
                      label="trained (each run)")
     ax.axhline(0.0, color="0.6", linewidth=0.6)
+    lo, hi = rows[:, 1:].min(), rows[:, 1:].max()  # 0 to 1/√2 at least: hedging's range
+    ax.set_ylim(min(lo, 0.0) - 0.05, max(hi, 0.75) + 0.05)
     ax.set_xlabel("child firing probability P(c)")
     ax.set_ylabel("child share of the latent")
     ax.legend(fontsize=8)
