@@ -24,6 +24,7 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
 - ``mechanisms``: neurons, training dynamics, adversarial vulnerability, computation.
 - ``memorisation``: double descent and the geometry of memorised data points.
 - ``sae``: sparse autoencoders against the ground-truth features.
+- ``hedging``: one-latent SAEs on a parent and a child against the hedging closed form.
 - ``llc``: k-gon trajectories and the local learning coefficient.
 - ``dropout``, ``incidental``, ``norms``: dropout, incidental polysemanticity, norms and
   optimisers.
@@ -60,6 +61,7 @@ from toymodels import store
 from toymodels.errors import UserError, unknown
 from toymodels.outputs import output_file, written
 from toymodels.plotting import dropout as _dropout
+from toymodels.plotting import hedging as _hedging
 from toymodels.plotting import incidental as _incidental
 from toymodels.plotting import llc as _llc
 from toymodels.plotting import mechanisms as _mechanisms
@@ -140,6 +142,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_mechanisms.FIGURES,  # neurons, dynamics, vulnerability, computation
     **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
+    **_hedging.FIGURES,  # hedging (world)
     **_llc.FIGURES,  # kgon_trajectories (runs), llc_phase (x, y, theory, vmax)
     **_dropout.FIGURES,  # dropout_phase (x, y, max_columns), dropout_law
     **_incidental.FIGURES,  # incidental

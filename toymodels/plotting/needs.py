@@ -80,6 +80,14 @@ def _kgon(ds: xr.Dataset) -> str | None:
     return f"{KGON_NEED}; {problem}" if problem else None
 
 
+def _hedging(ds: xr.Dataset) -> str | None:
+    """one-latent SAEs on 2 features (sweeps/sae_hedging.toml)"""
+    width, features = ds.sizes.get("latent"), ds.sizes.get("feature")
+    if (width, features) != (1, 2):
+        return f"needs one-latent SAEs on 2 features; these have {width} latents, {features} features"
+    return None
+
+
 FINITE = ("dataset_size", "data_seed", "seed")  # the axes of a memorisation sweep
 GAP = tuple(f"{what}_{method}" for what in ("support", "recall")
             for method in ("encoder", "gp", "omp", "truth_gp"))  # sae_gap's curves
@@ -116,6 +124,7 @@ NEEDS: dict[str, Needs] = {
     "sae_pareto": Needs(trainer="sae", variables=("l0", "fvu", "true_l0")),
     "sae_gap": Needs(trainer="sae", named=("source_run",), variables=(*GAP, "n_truth")),
     "sae_cosines": Needs(trainer="sae", variables=("decoder", "truth")),
+    "hedging": Needs(trainer="sae", variables=("decoder", "truth", "density"), check=_hedging),
     # the LLC
     "kgon_trajectories": Needs(trainer=None, variables=("loss",), check=_kgon),
     "llc_phase": Needs(axes=2, variables=(WEIGHTS, "llc", "llc_trusted")),

@@ -9,6 +9,8 @@ Nothing here trains or reads results: plots overlay these curves and levels on s
 - ``theory.exactly_one``: the exact loss when exactly one feature is active (Chen et al.
   2023).
 - ``theory.kgons``: the k-gon critical points of that loss (Chen et al. 2023).
+- ``theory.hedging``: a one-latent SAE's MSE-optimal decoder direction for a parent and a
+  child feature, independent or hierarchical: feature hedging (Chanin et al. 2025).
 - ``theory.slt``: singular learning theory's closed forms, reduced-rank regression's
   learning coefficient (Aoyagi & Watanabe 2005) and the free-energy crossing.
 
@@ -40,6 +42,16 @@ from toymodels.theory.dropout import (
     phase_2_1_dropout,
 )
 from toymodels.theory.exactly_one import exactly_one_loss
+from toymodels.theory import hedging
+from toymodels.theory.hedging import (
+    amplitude_cov,
+    amplitude_mean,
+    child_share,
+    decoder_direction,
+    hedging_angle,
+    optimal_mse,
+    raw_moment,
+)
 from toymodels.theory.kgons import KGon, kgon
 from toymodels.theory.phases import (
     BOUNDARIES,
@@ -110,6 +122,14 @@ __all__ = [
     "exactly_one_loss",
     "KGon",
     "kgon",
+    # hedging
+    "amplitude_cov",
+    "amplitude_mean",
+    "child_share",
+    "decoder_direction",
+    "hedging_angle",
+    "optimal_mse",
+    "raw_moment",
     # slt
     "free_energy_crossing",
     "free_energy_roots",
