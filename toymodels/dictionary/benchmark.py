@@ -90,7 +90,8 @@ def decoder_mcc(truth, latents) -> float:
       >>> decoder_mcc(jnp.eye(2), jnp.array([[0.0, -3.0], [2.0, 0.0], [1.0, 1.0]]))
       1.0
     """
-    return matched_pairs_mean(np.abs(np.asarray(scores.cosines(truth, latents))))
+    unit = lambda a: np.asarray(a, float) / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    return matched_pairs_mean(np.abs(unit(truth) @ unit(latents).T))
 
 
 def uniqueness(truth: jax.Array, latents: jax.Array, represented=None) -> jax.Array:
