@@ -150,11 +150,6 @@ def norm_shrinkage(x: jax.Array, x_hat: jax.Array, min_norm: float = 1e-6) -> ja
     """SynthSAEBench's shrinkage: the mean over the examples with ||x|| > min_norm of
     ||x_hat|| / ||x|| (1: none, < 1: shrunk; 0 if no example counts). Not `scores.shrinkage`
     (the relative reconstruction bias E||x_hat||² / E[x_hat . x]); [B, d], [B, d] -> [].
-
-    Example:
-      >>> x = jnp.array([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]])
-      >>> float(norm_shrinkage(x, jnp.array([[0.0, 2.5], [1.0, 0.0], [0.0, 1.0]])))
-      0.75
     """
     norm = jnp.sqrt(jnp.sum(x * x, axis=1))
     counted = norm > min_norm
@@ -189,12 +184,6 @@ def absorption_gap(true_codes: jax.Array, codes: jax.Array, parent: jax.Array,
     Returns:
       [F] the gap of each child's pair; NaN for roots, pairs with a feature not represented
       and pairs where either condition never occurs in the batch.
-
-    Example:
-      >>> true = jnp.array([[1.0, 0.0], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
-      >>> codes = jnp.array([[1.0], [0.0], [1.0], [0.0]])
-      >>> absorption_gap(true, codes, jnp.array([-1, 0]), jnp.array([0, 0]))
-      Array([nan, 0.5], dtype=float32)
     """
     pair, safe = _pairs(parent, represented)
     on = true_codes != 0  # [B, F]
