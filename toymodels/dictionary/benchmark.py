@@ -20,7 +20,8 @@ Definitions and their sources:
   `scores.dead_fraction` (the benchmark's dead-latent count is that fraction times N).
 - `absorption_gap`, `hedging`: the hierarchy metrics of issue 26 (after Chanin et al.
   2024, "A is for absorption", and Chanin et al. 2025, "Feature hedging"), with a parent
-  feature's latent its best match by absolute cosine (`best_latents`), as in the benchmark.
+  feature's latent its best match by absolute cosine (`best_latents`, the benchmark's
+  convention; SAELens 6.54 has no hierarchy metric to follow).
 - `decoder_projection_profile`, `nth_decoder_projection`: s_n of "Sparse but wrong"
   (Chanin & Garriga-Alonso 2025), as the authors' code computes it: pooled over the batch.
 
