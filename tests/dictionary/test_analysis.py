@@ -123,4 +123,5 @@ def test_analyze_of_a_trained_sweep_matches_numpy(tmp_path):
         assert ((ds[name] >= 0) & (ds[name] <= 1)).all(), name
     np.testing.assert_allclose(ds.explained_variance, 1 - ds.fvu, atol=1e-6)
     assert ds.decoder_projection.sizes["rank"] == 6 and (ds.decoder_projection.diff("rank") <= 0).all()
+    assert "rank" in ds.indexes  # indexed like latent, so groups of different widths combine
     assert np.isfinite(ds.absorption_gap_mean).all() and np.isfinite(ds.hedging_mean).all()

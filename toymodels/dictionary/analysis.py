@@ -269,4 +269,4 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
                  ("latent",): LATENT_VARIABLES, ("rank",): RANK_VARIABLES}
     new = {n: shaped(out[n], dims).assign_attrs(description=t)
            for dims, texts in variables.items() for n, t in texts.items()}
-    return ds.assign(new)
+    return ds.assign(new).assign_coords(rank=np.arange(N))  # indexed, as latent: groups combine
