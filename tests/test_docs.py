@@ -65,8 +65,7 @@ def test_every_plot_kind_sweep_file_variable_and_zoo_model_appears(site):
               variables.NEURON_VARIABLES, variables.ABS_VARIABLES, variables.ATTACK_VARIABLES,
               variables.POINT_VARIABLES, variables.SNAPSHOT_VARIABLES)
     names = [name for table in tables for name, _, _ in table]
-    names += [*sae_analysis.SCALAR_VARIABLES, *sae_analysis.FEATURE_VARIABLES,
-              *sae_analysis.LATENT_VARIABLES]
+    names += [name for table in sae_analysis.SAE_TABLES for name in table]
     for name in names:
         assert f"| `{name}` |" in site, name
     for name in zoo.names():

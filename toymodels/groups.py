@@ -24,7 +24,7 @@ from toymodels.config import SweepConfig, parse_toy, to_toml
 from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.models import MODELS, get_model
 
-PADDED_DIMS = ("hidden", "feature", "step", "snapshot", "example", "latent")
+PADDED_DIMS = ("hidden", "feature", "step", "snapshot", "example", "latent", "rank")
 SNAPSHOT = "_snapshots"  # dataset variables of the parameters over training: W_snapshots
 
 
@@ -164,7 +164,8 @@ def _trimmed_sae(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
     own = set(SAE_KINDS[sae.kind].dims) | ({"threshold"} if SAE_KINDS[sae.kind].threshold else set())
     others = ({n for k in SAE_KINDS.values() for n in k.dims} | {"threshold"}) - own
     ds = ds.drop_vars([v for v in ds.data_vars if v in others])
-    ds = ds.isel(latent=slice(0, sae.width), step=slice(0, train.n_logs))
+    own_size = {"latent": sae.width, "rank": sae.width, "step": train.n_logs}  # rank: s_n of analyze
+    ds = ds.isel({d: slice(0, n) for d, n in own_size.items() if d in ds.dims})
     return _as_group(ds, group, sae_kind=sae.kind, width=sae.width)
 
 

@@ -110,8 +110,7 @@ def variable_reference() -> str:
         parts.append("")
     parts += ["### Sparse autoencoders", "", "Added for: SAE sweeps.", "",
               "| variable | what it is |", "|---|---|"]
-    for table in (sae_analysis.SCALAR_VARIABLES, sae_analysis.FEATURE_VARIABLES,
-                  sae_analysis.LATENT_VARIABLES):
+    for table in sae_analysis.SAE_TABLES:
         parts += [f"| `{name}` | {_cell(text)} |" for name, text in table.items()]
     return "\n".join(parts) + "\n"
 

@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.optimize
 
 import toymodels as tm
 from toymodels import data
@@ -39,12 +40,15 @@ def test_a_perfect_sae_on_orthogonal_features_scores_perfectly():
     for name in ("mmcs", "recovered_90", "recovered_99", "support_encoder", "support_gp",
                  "support_mp", "support_omp", "support_truth_gp", "support_truth_mp",
                  "support_truth_omp", "recall_encoder",
-                 "precision_encoder", "shrinkage"):
+                 "precision_encoder", "shrinkage", "uniqueness", "firing_precision",
+                 "firing_recall", "firing_f1", "firing_accuracy", "explained_variance",
+                 "norm_shrinkage"):
         assert out[name] == pytest.approx(1.0, abs=1e-5), name
     assert out["fvu"] < 1e-10 and out["fvu_gp"] < 1e-10
     assert out["l0"] == pytest.approx(out["true_l0"]) and out["true_l0"] == pytest.approx(1.2, abs=0.1)
     assert out["latent_feature"].tolist() == list(range(D))
     assert scores.matched_mean(out["correlations"], np.ones(D, bool)) == pytest.approx(1.0, abs=1e-5)
+    assert "absorption_gap" not in out and "hedging" not in out  # no parent, no hierarchy
 
 
 def test_unrepresented_features_are_not_targets():
@@ -87,15 +91,18 @@ def test_random_decoders_score_the_exact_random_dictionary_value():
 
 
 def test_analyze_of_a_trained_sweep_matches_numpy(tmp_path):
-    """`analyze` on a small synthetic SAE sweep: mmcs, recovered_90, the random baseline
-    and the lift agree with numpy computed from the stored decoder and truth."""
+    """`analyze` on a small synthetic SAE sweep: mmcs, recovered_90, the random baseline,
+    the lift and SynthSAEBench's decoder MCC agree with numpy computed from the stored
+    decoder and truth. Given a hierarchy (a `parent` variable: 0 > 1, 2 and 3 > 4, 5), the
+    hierarchy metrics are NaN at the roots and in range at the children; every benchmark
+    variable is in range."""
     raw = {"name": "a", "sae": {"source": "synthetic", "n_features": 6, "n_hidden": 3,
                                 "kind": "relu", "width": 6, "l1_coefficient": 0.1},
            "data": {"feature_probability": 0.1},
            "train": {"steps": 200, "batch_size": 256, "log_every": 100, "learning_rate": 1e-2},
            "sweep": {"seed": [0, 1]}}
     out = tm.run_sweep(tm.parse_config(raw, "a.toml"), tmp_path / "a", quiet=True)
-    ds = tm.analyze(tm.load(out))
+    ds = tm.analyze(tm.load(out).assign(parent=("feature", np.array([-1, 0, 0, -1, 3, 3]))))
     for s in range(2):
         run = ds.isel(seed=s)
         truth = run.truth.values.T / np.linalg.norm(run.truth.values.T, axis=1, keepdims=True)
@@ -104,4 +111,17 @@ def test_analyze_of_a_trained_sweep_matches_numpy(tmp_path):
         assert float(run.mmcs) == pytest.approx(best.mean(), abs=1e-5)
         assert float(run.recovered_90) == pytest.approx((best > 0.9).mean())
         assert float(run.mmcs_lift) == pytest.approx(best.mean() - scores.random_mmcs(6, 3), abs=1e-5)
+        similarity = np.abs(truth @ dec.T)
+        rows, cols = scipy.optimize.linear_sum_assignment(-similarity)
+        assert float(run.decoder_mcc) == pytest.approx(similarity[rows, cols].mean(), abs=1e-5)
+        for name in ("absorption_gap", "hedging"):
+            values = run[name].values
+            assert np.isnan(values[[0, 3]]).all() and (np.abs(values[[1, 2, 4, 5]]) <= 1).all(), name
     assert {"support_gp", "fvu_omp", "mcc", "matched_cosine", "dead_fraction"} <= set(ds.data_vars)
+    for name in ("uniqueness", "firing_precision", "firing_recall", "firing_f1", "firing_accuracy",
+                 "latent_firing_f1"):
+        assert ((ds[name] >= 0) & (ds[name] <= 1)).all(), name
+    np.testing.assert_allclose(ds.explained_variance, 1 - ds.fvu, atol=1e-6)
+    assert ds.decoder_projection.sizes["rank"] == 6 and (ds.decoder_projection.diff("rank") <= 0).all()
+    assert "rank" in ds.indexes  # indexed like latent, so groups of different widths combine
+    assert np.isfinite(ds.absorption_gap_mean).all() and np.isfinite(ds.hedging_mean).all()

@@ -9,6 +9,11 @@ source does not represent is not a target (and its activations are not part of t
 codes). `score_one` does everything for ONE SAE; `analyze_sae` vmaps it over the runs
 (`toymodels.analysis.batching.per_run`) and adds the one host step, the Hungarian matchings.
 
+SynthSAEBench's metrics (`toymodels.dictionary.benchmark`: `BENCHMARK_VARIABLES`, the
+per-latent firing scores, and s_n of the nth decoder projection along a `rank` dim) come
+with every analysis; the hierarchy metrics (absorption gap, hedging) only when the results
+carry a `parent` variable (feature,): each feature's parent feature, -1 for a root.
+
 Pursuits (`toymodels.dictionary.pursuit`: matching, gradient and orthogonal matching) run
 on the SAE's decoder (unit rows, on h − b_dec) and on the true dictionary (on h), all
 non-negative, with each example's k equal to the
@@ -30,7 +35,7 @@ from flax import struct
 from toymodels import data, evaluation, results
 from toymodels.analysis.batching import in_chunks, per_run
 from toymodels.analysis.metrics import REPRESENTED_NORM
-from toymodels.dictionary import pursuit, scores
+from toymodels.dictionary import benchmark, pursuit, scores
 from toymodels.dictionary.sae import Stats, decode, get_sae, unit_rows
 from toymodels.errors import UserError
 from toymodels.trainers import stored_config
@@ -72,8 +77,39 @@ SCALAR_VARIABLES = {
     **{f"precision_{m}": f"share of the latents {METHOD_TEXT[m]} picks whose feature is active"
        for m in METHODS},
 }
+FIRING_TEXT = ("of each latent's firing (code != 0) as a detector of its best-matching "
+               "represented feature (by |cos|) being on, over the evaluation batch")
+BENCHMARK_VARIABLES = {  # SynthSAEBench (toymodels.dictionary.benchmark)
+    "decoder_mcc": "SynthSAEBench's MCC: mean |cos| of the pairs of a one-to-one (Hungarian) matching "
+                   "of decoder latents to represented features, over min(features, latents) pairs "
+                   "(not mcc, which correlates codes)",
+    "uniqueness": "number of distinct represented features that are some latent's best |cos| match, "
+                  "over the number of latents (SynthSAEBench)",
+    **{f"firing_{k}": f"mean over the latents of the {k} {FIRING_TEXT} (SynthSAEBench)"
+       for k in ("precision", "recall", "f1", "accuracy")},
+    "explained_variance": "1 - fvu (SynthSAEBench's explained variance)",
+    "norm_shrinkage": "mean over the examples of ||x_hat|| / ||x|| (SynthSAEBench's shrinkage; "
+                      "shrinkage is the relative reconstruction bias)",
+}
+HIERARCHY_VARIABLES = {  # only where the results carry a parent (feature,) variable
+    "absorption_gap_mean": "mean of absorption_gap over the parent-child pairs where it is defined",
+    "hedging_mean": "mean of hedging over the parent-child pairs",
+}
 FEATURE_VARIABLES = {"best_cosine": "each feature's best signed cosine with a latent (NaN: not represented)"}
-LATENT_VARIABLES = {"latent_feature": "the feature each latent matches at cosine >= 0.9, else -1"}
+HIERARCHY_FEATURE_VARIABLES = {
+    "absorption_gap": "per child feature: P(its parent's latent fires | parent on, child off) - "
+                      "P(it fires | parent on, child on), the parent's latent its best |cos| match "
+                      "(NaN: a root, a feature not represented, or a condition never seen)",
+    "hedging": "per child feature: cosine of its direction with its parent's latent's decoder row "
+               "(NaN: a root or a feature not represented)",
+}
+LATENT_VARIABLES = {"latent_feature": "the feature each latent matches at cosine >= 0.9, else -1",
+                    **{f"latent_firing_{k}": f"the {k} {FIRING_TEXT}" for k in ("precision", "recall", "f1")}}
+RANK_VARIABLES = {"decoder_projection": "s_n of Sparse but wrong (Chanin & Garriga-Alonso 2025) at "
+                  "n = rank: the decoder projections (x - b_dec) . unit decoder rows of the batch, "
+                  "pooled and sorted decreasingly, at position n * B"}
+SAE_TABLES = (SCALAR_VARIABLES, BENCHMARK_VARIABLES, HIERARCHY_VARIABLES, FEATURE_VARIABLES,
+              HIERARCHY_FEATURE_VARIABLES, LATENT_VARIABLES, RANK_VARIABLES)  # every variable
 
 
 @struct.dataclass
@@ -118,8 +154,8 @@ def support_scores(true_codes, codes, latent_feature) -> dict:
             "precision": jnp.sum(jnp.where(active, right, 0)) / jnp.maximum(jnp.sum(jnp.where(active, chosen, 0)), 1)}
 
 
-def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, *, kind: str,
-              spec, max_k: int) -> dict:
+def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, parent=None, *,
+              kind: str, spec, max_k: int) -> dict:
     """Every score of ONE SAE (see the module docstring and `SCALAR_VARIABLES`).
 
     Args:
@@ -127,6 +163,7 @@ def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, *, k
       k, bandwidth: [] its hyperparameters that inference reads;
       truth: [d, F] the source's W; density: [F] its feature probabilities;
       noise: the shared evaluation draws (`toymodels.data.Noise`, B examples).
+      parent: [F] int each feature's parent (-1 a root), or None: no hierarchy metrics.
       max_k: the most atoms a pursuit takes.
     """
     sae = get_sae(kind)
@@ -161,6 +198,8 @@ def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, *, k
         coded[f"truth_{name}"] = (found, truth_index)
     for name, (c, assigned) in coded.items():
         out.update({f"{key}_{name}": v for key, v in support_scores(true_codes, c, assigned).items()})
+    out.update(benchmark.benchmark_one(features, represented, latents, params["b_dec"], h, x_hat,
+                                       codes, true_codes, parent))
     return out
 
 
@@ -202,15 +241,20 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
     noise = data.sample_noise(evaluation.eval_key(config.seed), spec, EVAL_EXAMPLES)
     N, d, F = sae.width, spec.model.n_hidden, spec.model.n_features
     one = functools.partial(score_one, kind=sae.kind, spec=spec, max_k=min(N, d))
-    fn = per_run(lambda p, *rest: one(p, *rest, noise))
+    parent = flat(ds.parent, "feature").astype(np.int32) if "parent" in ds else None
+    if parent is not None and not ((parent >= -1) & (parent < F)).all():
+        raise ValueError(f"the results' parent must be -1 (a root) or a feature index < {F}")
+    fn = per_run(lambda p, *rest: one(p, *rest[:-1], noise, rest[-1]))
     names = list(params)
     call = lambda *arrays: fn(dict(zip(names, arrays[:len(names)])), *arrays[len(names):])
     arrays = (*params.values(), threshold.astype(np.float32), k.astype(np.int32),
-              bandwidth.astype(np.float32), truth, density)
+              bandwidth.astype(np.float32), truth, density, parent)
     out = in_chunks(call, arrays, EVAL_EXAMPLES * (N + F + d) * 4)
     mask = ~np.isnan(out["best_cosine"])
-    out["matched_cosine"] = np.array([scores.matched_mean(c, m) for c, m in zip(out.pop("cosines"), mask)])
+    out["matched_cosine"] = np.array([scores.matched_mean(c, m) for c, m in zip(out["cosines"], mask)])
     out["mcc"] = np.array([scores.matched_mean(c, m) for c, m in zip(out.pop("correlations"), mask)])
+    out["decoder_mcc"] = np.array([benchmark.matched_pairs_mean(np.abs(c[m]))
+                                   for c, m in zip(out.pop("cosines"), mask)])
     out["random_mmcs"] = np.full(runs.size, scores.random_mmcs(N, d))
     for n, t in THRESHOLDS.items():
         out[f"random_recovered_{n}"] = np.full(runs.size, scores.random_recovered(N, d, t))
@@ -218,8 +262,11 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
     out["recovered_90_lift"] = out["recovered_90"] - out["random_recovered_90"]
     shaped = lambda a, dims: xr.DataArray(np.asarray(a).reshape(runs.shape + np.shape(a)[1:]),
                                           dims=runs.dims + dims, coords=runs.coords)
-    new = {name: shaped(out[name], ()).assign_attrs(description=text)
-           for name, text in SCALAR_VARIABLES.items()}
-    new.update({n: shaped(out[n], ("feature",)).assign_attrs(description=t) for n, t in FEATURE_VARIABLES.items()})
-    new.update({n: shaped(out[n], ("latent",)).assign_attrs(description=t) for n, t in LATENT_VARIABLES.items()})
-    return ds.assign(new)
+    hierarchy = parent is not None
+    variables = {(): {**SCALAR_VARIABLES, **BENCHMARK_VARIABLES,
+                      **(HIERARCHY_VARIABLES if hierarchy else {})},
+                 ("feature",): {**FEATURE_VARIABLES, **(HIERARCHY_FEATURE_VARIABLES if hierarchy else {})},
+                 ("latent",): LATENT_VARIABLES, ("rank",): RANK_VARIABLES}
+    new = {n: shaped(out[n], dims).assign_attrs(description=t)
+           for dims, texts in variables.items() for n, t in texts.items()}
+    return ds.assign(new).assign_coords(rank=np.arange(N))  # indexed, as latent: groups combine
