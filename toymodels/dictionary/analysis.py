@@ -31,7 +31,8 @@ from toymodels import data, evaluation, results
 from toymodels.analysis.batching import in_chunks, per_run
 from toymodels.analysis.metrics import REPRESENTED_NORM
 from toymodels.dictionary import pursuit, scores
-from toymodels.dictionary.sae import Stats, decode, get_sae, unit_rows
+from toymodels.dictionary.sae import get_sae
+from toymodels.dictionary.sae_parts import Stats, decode, unit_rows
 from toymodels.errors import UserError
 from toymodels.trainers import stored_config
 

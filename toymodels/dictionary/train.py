@@ -24,9 +24,10 @@ import optax
 from flax import struct
 
 from toymodels import blocks, data
-from toymodels.dictionary.sae import (SAEHyper, Stats, get_sae, init_stats, matmul,
-                                      project_out_rows, random_directions, smallest_kept,
-                                      unit_rows, update_stats)
+from toymodels.dictionary.sae import get_sae
+from toymodels.dictionary.sae_parts import (SAEHyper, Stats, init_stats, matmul, project_out_rows,
+                                            random_directions, smallest_kept, unit_rows,
+                                            update_stats)
 from toymodels.progress import Report, ticker
 from toymodels.spec import Spec
 from toymodels.train import DATA, INIT, make_optimizer
