@@ -206,7 +206,7 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
     fn = per_run(lambda p, *rest: one(p, *rest, noise))
     names = list(params)
     call = lambda *arrays: fn(dict(zip(names, arrays[:len(names)])), *arrays[len(names):])
-    arrays = (*params.values(), threshold.astype(np.float32), k.astype(np.int32),
+    arrays = (*params.values(), threshold.astype(np.float32), k.astype(np.float32),
               bandwidth.astype(np.float32), truth, density)
     out = in_chunks(call, arrays, EVAL_EXAMPLES * (N + F + d) * 4)
     mask = ~np.isnan(out["best_cosine"])

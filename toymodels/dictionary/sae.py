@@ -9,12 +9,13 @@ batch); the trainer (`toymodels.dictionary.train`) vmaps them over SAEs in one p
 
 Parameters (dataset dims in `SAEKind.dims`): encoder [latent, hidden], b_enc [latent],
 decoder [latent, hidden] (row j is latent j's direction d_j), b_dec [hidden]; JumpReLU adds
-log_threshold [latent], Gated r_mag and b_mag [latent]. Running statistics (`Stats`) are not
+log_threshold [latent], Gated r_mag and b_mag [latent]; MP-SAE has only the decoder and
+b_dec (its encoder is a matching pursuit over the decoder). Running statistics (`Stats`) are not
 trained: how long each latent has been silent (dead latents, the AuxK loss) and BatchTopK's
 inference threshold.
 
 The kinds are defined by family: `toymodels.dictionary.sae_topk` (topk, batchtopk,
-matryoshka) and `sae_penalty` (relu, jumprelu, gated), on the shared pieces of
+matryoshka, mp) and `sae_penalty` (relu, jumprelu, gated), on the shared pieces of
 `sae_parts` (`SAEHyper`, `Stats`, top-k, AuxK); this module is their registry.
 
 Shapes: B batch, N latents (the SAE's width), d hidden dims.
@@ -30,7 +31,7 @@ from toymodels.dictionary.sae_penalty import (gated_encode, gated_init, gated_lo
                                               jumprelu_init, jumprelu_loss, relu_encode, relu_init,
                                               relu_loss)
 from toymodels.dictionary.sae_topk import (batchtopk_encode, batchtopk_loss, matryoshka_loss,
-                                           topk_encode, topk_loss)
+                                           mp_encode, mp_init, mp_loss, topk_encode, topk_loss)
 from toymodels.kinds import SAE_READS
 
 __all__ = ["BASE_DIMS", "SAE_KINDS", "SAEHyper", "SAEKind", "Stats", "get_sae"]
@@ -81,6 +82,9 @@ SAE_KINDS: dict[str, SAEKind] = {
                      SAE_READS["gated"], True),
     "matryoshka": SAEKind(tied_init, batchtopk_encode, matryoshka_loss, BASE_DIMS,
                           SAE_READS["matryoshka"], True, True),
+    "mp": SAEKind(mp_init, mp_encode, mp_loss,
+                  {"decoder": BASE_DIMS["decoder"], "b_dec": BASE_DIMS["b_dec"]},
+                  SAE_READS["mp"], True),
 }
 
 

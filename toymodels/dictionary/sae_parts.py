@@ -30,8 +30,9 @@ class SAEHyper:
         trainer uses `toymodels.train.make_optimizer`; SAEs default to Adam, no decay).
       l1_coefficient: [] λ, the sparsity coefficient: of the decoder-norm-weighted L1
         ("relu"), of the L1 of the gate's pre-activations ("gated"), of the L0 ("jumprelu").
-      k: [] int, active latents per example ("topk"; "batchtopk" and "matryoshka": on
-        average over the batch).
+      k: [] float32, active latents per example: an integer ("topk"; "mp": its pursuit
+        steps), or a real number ("batchtopk", "matryoshka": round(k·B) codes kept of a
+        batch of B, k on average).
       k_aux: [] int, dead latents the AuxK loss may use.
       aux_coefficient: [] α, the weight of the AuxK loss.
       bandwidth: [] ε, JumpReLU's straight-through kernel width.
@@ -161,8 +162,10 @@ def top_k(pre: jax.Array, k: jax.Array) -> jax.Array:
 
 def batch_top_k(pre: jax.Array, k: jax.Array) -> jax.Array:
     """BatchTopK (Bussmann et al. 2024): of the non-negative pre-activations [N, B] the
-    B·k largest over the whole batch are kept, so L0 is k on average, not per example."""
-    keep = pre >= kth_largest(pre.reshape(-1), k * pre.shape[1])
+    round(k·B) largest over the whole batch are kept, so L0 is k on average, not per
+    example; k may be real (k = 1.8, B = 10: 18 codes). Ties at the smallest kept value are
+    all kept."""
+    keep = pre >= kth_largest(pre.reshape(-1), jnp.round(k * pre.shape[1]))
     return jnp.where(keep & (pre > 0), pre, 0.0)
 
 

@@ -1,6 +1,6 @@
 """The k-sparse SAE kinds, for ONE SAE and one batch x: [d, B] (codes [N, B]): TopK (Gao et
-al. 2024), BatchTopK (Bussmann, Leask and Nanda 2024) and Matryoshka (Bussmann et al.
-2025). Registered in `toymodels.dictionary.sae`.
+al. 2024), BatchTopK (Bussmann, Leask and Nanda 2024), Matryoshka (Bussmann et al. 2025)
+and MP-SAE (Costa et al. 2025). Registered in `toymodels.dictionary.sae`.
 
 Shapes: B batch, N latents, d hidden dims.
 """
@@ -10,8 +10,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from toymodels.dictionary.pursuit import matching_pursuit
 from toymodels.dictionary.sae_parts import (Params, aux_k_loss, batch_top_k, decode, matmul,
-                                            reconstruction, top_k, with_aux_k)
+                                            random_directions, reconstruction, top_k, with_aux_k)
 
 MATRYOSHKA_PREFIXES = (0.25, 0.5, 1.0)  # nested dictionaries: the first N/4, N/2 and N latents
 
@@ -77,3 +78,33 @@ def matryoshka_loss(params, stats, x, hyper, progress):
               for m in prefixes(n)]  # a static handful of prefixes, not a loop over data
     aux = aux_k_loss(params, stats, x, decode(params, codes), pre, hyper)
     return sum(losses) / len(losses) + hyper.aux_coefficient * aux, codes
+
+
+# ---- MP-SAE (Costa, Fel, Lubana, Tolooshams and Ba 2025)
+
+
+def mp_init(key: jax.Array, n_latents: int, d: int) -> Params:
+    """Unit decoder rows in random directions (the other kinds' from the same key), b_dec 0;
+    no encoder weights: the encoder is the pursuit over the decoder."""
+    return {"decoder": random_directions(key, n_latents, d), "b_dec": jnp.zeros(d)}
+
+
+def mp_encode(params, stats, x, hyper):
+    """k steps of non-negative matching pursuit over the (unit) decoder rows on x − b_dec:
+    each step picks the latent of largest positive <r, d_j>, adds that correlation to its
+    code (a latent may be picked again) and removes it from the residual r ("From Flat to
+    Hierarchical: Extracting Sparse Representations with Matching Pursuit", Costa et al.
+    2025; `toymodels.dictionary.pursuit.matching_pursuit`). k is traced: the pursuit runs
+    N (static) iterations and leaves those past k unchanged. [d, B] -> [N, B]."""
+    centred = (x - params["b_dec"][:, None]).T
+    n = params["decoder"].shape[0]
+    return matching_pursuit(params["decoder"], centred, hyper.k, max_k=n, nonnegative=True).T
+
+
+def mp_loss(params, stats, x, hyper, progress):
+    """||x − x̂||², x̂ = decoderᵀ f + b_dec with f the pursuit's codes: the decoder and b_dec
+    learn through the pursuit's steps (the choice of latents is not differentiated; the
+    coefficients <r, d_j> are). Unit decoder rows; no auxiliary loss."""
+    codes = mp_encode(params, stats, x, hyper)
+    return reconstruction(x, decode(params, codes)), codes
+
