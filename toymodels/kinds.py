@@ -36,6 +36,6 @@ SAE_READS: dict[str, tuple[str, ...]] = {  # sae.kind -> the [sae] keys of SAEHy
 SAE_KIND_NAMES = tuple(SAE_READS)
 SAE_REAL_K = ("batchtopk", "matryoshka")  # k keeps round(k·B) codes of a batch: a real k
 SAE_TIED = ("relu", "topk", "batchtopk", "jumprelu", "gated", "matryoshka")  # sae.tied: W_e = W_dᵀ
-SAE_DECODERS = ("learned", "truth")  # sae.decoder: trained, or the source's true directions
+SAE_DICTIONARIES = ("learned", "truth")  # sae.dictionary: the decoder trained, or the truth
 
 LLC_LOSSES = ("dataset", "online", "exact")  # llc.loss

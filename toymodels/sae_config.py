@@ -39,7 +39,7 @@ from toymodels import config as base
 from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key, axis_tuple, seed
 from toymodels.degenerate import check_data
 from toymodels.errors import UserError, unknown
-from toymodels.kinds import SAE_DECODERS, SAE_KIND_NAMES, SAE_READS, SAE_REAL_K, SAE_TIED
+from toymodels.kinds import SAE_DICTIONARIES, SAE_KIND_NAMES, SAE_READS, SAE_REAL_K, SAE_TIED
 from toymodels.limits import check_grid
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
@@ -100,7 +100,7 @@ SAE_SCHEMA = {  # the [sae] table, each key declared once
                       "as dead", T),
     "tied": Key(base.boolean, False, "the encoder is the decoder's transpose (W_e = W_dᵀ, one "
                 f"trained matrix; the results still hold encoder): {', '.join(SAE_TIED)}", S),
-    "decoder": Key(base.choice(SAE_DECODERS), "learned", 'the decoder: "learned", or "truth" '
+    "dictionary": Key(base.choice(SAE_DICTIONARIES), "learned", 'the decoder: "learned", or "truth" '
                    "(fixed to the source's true unit feature directions, b_dec fixed at 0: the "
                    "encoder trained alone; sae.width must be the source's n_features)", S),
     "n_features": Key(base.integer(1), None, "F of a synthetic source"),
@@ -143,7 +143,8 @@ class SAESpec:
         () for the other sources.
       truth_seed: the synthetic directions' seed.
       tied: the encoder is the decoder (`SAE_TIED` kinds).
-      decoder: "learned", or "truth": fixed to the source's true unit directions.
+      dictionary: "learned", or "truth": the decoder fixed to the source's true unit
+        directions.
     """
 
     kind: str = "relu"
@@ -152,7 +153,7 @@ class SAESpec:
     runs: tuple[int, ...] = ()
     truth_seed: int = 0
     tied: bool = False
-    decoder: str = "learned"
+    dictionary: str = "learned"
 
 
 def sae_keys_known() -> dict[str, tuple[str, ...]]:
@@ -231,7 +232,7 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, reader: Reader | No
                                  **{k: train[k] for k in static}), data_spec,
                 SAESpec(resolved["kind"], resolved["width"], sae["source"], tuple(runs),
                         resolved.get("truth_seed", SAE_SCHEMA["truth_seed"].default),
-                        resolved.get("tied", False), resolved.get("decoder", "learned")))
+                        resolved.get("tied", False), resolved.get("dictionary", "learned")))
     if len(runs) > 1:
         axes = (("source_run", tuple(runs)), *axes)
     return base.SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, (), "sae",
@@ -307,7 +308,7 @@ def _check_sae_keys(resolved: dict, given: dict, axes: dict, kinds, source: str,
 
 def _check_options(resolved: dict, axes: dict, n_features: int, source: str) -> None:
     """A group's own kind against its k (an integer but for `SAE_REAL_K`), `tied` (only the
-    `SAE_TIED` kinds) and `decoder = "truth"` (a width of the source's F; not mp, whose
+    `SAE_TIED` kinds) and `dictionary = "truth"` (a width of the source's F; not mp, whose
     pursuit over a fixed dictionary leaves nothing to train)."""
     kind = resolved["kind"]
     if "k" in SAE_READS[kind] and kind not in SAE_REAL_K:
@@ -319,13 +320,13 @@ def _check_options(resolved: dict, axes: dict, n_features: int, source: str) -> 
     if resolved.get("tied") and kind not in SAE_TIED:
         raise UserError(f'{source}: sae.tied: not for sae.kind = "{kind}"; a tied encoder '
                         f"applies to {', '.join(SAE_TIED)}")
-    if resolved.get("decoder", "learned") == "truth":
+    if resolved.get("dictionary", "learned") == "truth":
         if kind == "mp":
-            raise UserError(f'{source}: sae.decoder: "truth" leaves sae.kind = "mp" nothing to '
+            raise UserError(f'{source}: sae.dictionary: "truth" leaves sae.kind = "mp" nothing to '
                             f'train (its encoder is a pursuit over the decoder); use "learned"')
         if resolved["width"] != n_features:
             raise UserError(f'{source}: sae.width: must be the source\'s n_features = '
-                            f'{n_features} with sae.decoder = "truth", got {resolved["width"]}')
+                            f'{n_features} with sae.dictionary = "truth", got {resolved["width"]}')
 
 
 # ---- sources

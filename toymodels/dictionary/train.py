@@ -67,7 +67,7 @@ def synthetic_truth(truth_seed: int, n_features: int, n_hidden: int) -> np.ndarr
 
 def true_directions(hyper: SAEHyper) -> jax.Array:
     """[F, d] the source's true unit feature directions, the decoder rows of an SAE with
-    `decoder = "truth"`: the columns of its `truth` [d, F], normalised. (The one place a
+    `dictionary = "truth"`: the columns of its `truth` [d, F], normalised. (The one place a
     fixed decoder reads the truth from.)"""
     return unit_rows(hyper.truth.T)
 
@@ -79,12 +79,12 @@ def tie(params: Params) -> Params:
 
 def init_one(spec: Spec, seed_key: jax.Array, hyper: SAEHyper) -> SAEState:
     """One SAE's state: its kind's init of N latents over d dims, from its seed key's INIT
-    stream (consumed), the optimiser's state and fresh statistics. With `decoder =
+    stream (consumed), the optimiser's state and fresh statistics. With `dictionary =
     "truth"` the decoder is `true_directions`, b_dec 0 and the encoder, which every kind
     with one starts at W_dᵀ, starts at the truth too; `tied`: the encoder is the decoder."""
     kind, N = get_sae(spec.sae.kind), spec.sae.width
     params = kind.init(jax.random.fold_in(seed_key, INIT), N, spec.model.n_hidden)
-    if spec.sae.decoder == "truth":
+    if spec.sae.dictionary == "truth":
         params = {**params, "decoder": true_directions(hyper), "b_dec": jnp.zeros_like(params["b_dec"])}
         params = tie(params) if "encoder" in params else params
     if spec.sae.tied:
@@ -106,7 +106,7 @@ def step_one(spec: Spec, state: SAEState, hyper: SAEHyper, noise: data.Noise,
     """One optimiser step of one SAE on its source's activations [d, B] of the batch that
     `noise` (its seed's draw of `step`) makes: (the new state, [] the loss before it)."""
     kind = get_sae(spec.sae.kind)
-    learned = spec.sae.decoder == "learned"
+    learned = spec.sae.dictionary == "learned"
     x = activations(hyper, noise, spec)
     progress = step.astype(jnp.float32) / spec.train.steps
     (loss, codes), grads = jax.value_and_grad(objective(spec), has_aux=True)(
