@@ -35,7 +35,8 @@ SAE_READS: dict[str, tuple[str, ...]] = {  # sae.kind -> the [sae] keys of SAEHy
 }
 SAE_KIND_NAMES = tuple(SAE_READS)
 SAE_REAL_K = ("batchtopk", "matryoshka")  # k keeps round(k·B) codes of a batch: a real k
-SAE_TIED = ("relu", "topk", "batchtopk", "jumprelu", "gated", "matryoshka")  # sae.tied: W_e = W_dᵀ
+# sae.tied: W_e = W_dᵀ, for the kinds with an encoder
+SAE_TIED = ("relu", "topk", "batchtopk", "jumprelu", "gated", "matryoshka")
 SAE_DICTIONARIES = ("learned", "truth")  # sae.dictionary: the decoder trained, or the truth
 
 LLC_LOSSES = ("dataset", "online", "exact")  # llc.loss

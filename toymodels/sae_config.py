@@ -100,9 +100,10 @@ SAE_SCHEMA = {  # the [sae] table, each key declared once
                       "as dead", T),
     "tied": Key(base.boolean, False, "the encoder is the decoder's transpose (W_e = W_dᵀ, one "
                 f"trained matrix; the results still hold encoder): {', '.join(SAE_TIED)}", S),
-    "dictionary": Key(base.choice(SAE_DICTIONARIES), "learned", 'the decoder: "learned", or "truth" '
-                   "(fixed to the source's true unit feature directions, b_dec fixed at 0: the "
-                   "encoder trained alone; sae.width must be the source's n_features)", S),
+    "dictionary": Key(base.choice(SAE_DICTIONARIES), "learned", 'the decoder: "learned", or '
+                      '"truth" (fixed to the source\'s true unit feature directions, b_dec fixed '
+                      "at 0: the encoder trained alone; sae.width must be the source's "
+                      "n_features)", S),
     "n_features": Key(base.integer(1), None, "F of a synthetic source"),
     "n_hidden": Key(base.integer(1), None, "d of a synthetic source"),
     "truth_seed": Key(seed, 0, "the seed of a synthetic source's directions"),

@@ -75,7 +75,8 @@ def test_mp_loss_is_the_pursuits_reconstruction_error_and_trains_the_decoder():
     decoder = (decoder / np.linalg.norm(decoder, axis=1, keepdims=True)).astype(np.float32)
     b = (0.1 * rng.normal(size=4)).astype(np.float32)
     x = rng.normal(size=(4, 9)).astype(np.float32)  # [d, B]
-    expected = np.stack([numpy_mp(decoder.astype(np.float64), x[:, i] - b, 2) for i in range(9)], 1)
+    expected = np.stack([numpy_mp(decoder.astype(np.float64), x[:, i] - b, 2)
+                         for i in range(9)], axis=1)
     error = np.mean(np.sum((x - (decoder.T @ expected + b[:, None])) ** 2, axis=0))
     params = {"decoder": jnp.asarray(decoder), "b_dec": jnp.asarray(b)}
     of_params = lambda p: sae_topk.mp_loss(p, None, x, hyper(k=2), jnp.float32(0.5))

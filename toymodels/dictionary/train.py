@@ -25,9 +25,9 @@ from flax import struct
 
 from toymodels import blocks, data
 from toymodels.dictionary.sae import get_sae
-from toymodels.dictionary.sae_parts import (Params, SAEHyper, Stats, init_stats, matmul, project_out_rows,
-                                            random_directions, smallest_kept, unit_rows,
-                                            update_stats)
+from toymodels.dictionary.sae_parts import (Params, SAEHyper, Stats, init_stats, matmul,
+                                            project_out_rows, random_directions, smallest_kept,
+                                            unit_rows, update_stats)
 from toymodels.progress import Report, ticker
 from toymodels.spec import Spec
 from toymodels.train import DATA, INIT, make_optimizer
@@ -85,7 +85,8 @@ def init_one(spec: Spec, seed_key: jax.Array, hyper: SAEHyper) -> SAEState:
     kind, N = get_sae(spec.sae.kind), spec.sae.width
     params = kind.init(jax.random.fold_in(seed_key, INIT), N, spec.model.n_hidden)
     if spec.sae.dictionary == "truth":
-        params = {**params, "decoder": true_directions(hyper), "b_dec": jnp.zeros_like(params["b_dec"])}
+        params = {**params, "decoder": true_directions(hyper),
+                  "b_dec": jnp.zeros_like(params["b_dec"])}
         params = tie(params) if "encoder" in params else params
     if spec.sae.tied:
         params = tie(params)
