@@ -15,6 +15,8 @@ import numpy as np
 import toymodels as tm
 from toymodels import data
 from toymodels.dictionary import sae_parts, sae_topk
+from toymodels.dictionary.sae import SAE_KINDS
+from toymodels.kinds import SAE_READS, SAE_REAL_K, SAE_TIED
 from toymodels.dictionary.train import init_one, step_one
 from toymodels.trainers.sae import expand_sae
 
@@ -103,6 +105,14 @@ def test_batch_top_k_with_k_1_8_keeps_18_codes_of_a_batch_of_10():
 
 
 # ---- a tied encoder, a decoder fixed to the truth: a few steps of one SAE
+
+
+def test_the_config_lists_of_kinds_agree_with_the_registry():
+    """`tied` is for exactly the kinds with an encoder (mp has none); a real k for kinds
+    that read k."""
+    assert set(SAE_TIED) == {n for n, kind in SAE_KINDS.items() if "encoder" in kind.dims}
+    assert SAE_KINDS["mp"].dims == {"decoder": ("latent", "hidden"), "b_dec": ("hidden",)}
+    assert all("k" in SAE_READS[n] for n in SAE_REAL_K)
 
 
 def one_sae(sae: dict, steps: int, **train):
