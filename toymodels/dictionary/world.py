@@ -35,6 +35,8 @@ import numpy as np
 import optax
 from flax import struct
 
+from toymodels import threefry
+
 from toymodels.world_spec import FIRING_LAWS, MAGNITUDES, VALUE_LAWS, WorldSpec
 
 # fold_in tags of key(seed), one stream per random part of a world
@@ -55,6 +57,9 @@ class World:
       parent: [F] int32, the parent feature, -1 for a root or a feature outside the forest.
       level: [F] int32, the depth below its root (0 for roots and free features).
       group: [F] int32, the exclusive group (its parent's index) or -1.
+      siblings: [G, S] int32 the children of each of the G exclusive parents, padded with
+        -1 (S the most children of a parent).
+      slot: [F] int32 each exclusive child's place g * S + s in `siblings`, or -1.
       factor: [F, r] the copula's loadings (r = 0: independent firing).
       diag_sqrt: [F] sqrt(1 - |factor_i|^2), each feature's own Gaussian's scale.
       truth: [F, d] unit rows: feature i's direction.
@@ -69,6 +74,8 @@ class World:
     parent: jax.Array
     level: jax.Array
     group: jax.Array
+    siblings: jax.Array
+    slot: jax.Array
     factor: jax.Array
     diag_sqrt: jax.Array
     truth: jax.Array
@@ -156,6 +163,20 @@ def exclusive_groups(spec: WorldSpec, parent: np.ndarray, level: np.ndarray,
     return np.where((parent >= 0) & chosen[np.maximum(parent, 0)], parent, -1).astype(np.int32)
 
 
+def sibling_table(group: np.ndarray) -> dict[str, jax.Array]:
+    """{"siblings": [G, S], "slot": [F]} int32 of the exclusive groups `group` [F]
+    (`World`'s layout: group g's children in order, padded with -1)."""
+    parents = np.unique(group[group >= 0])
+    sizes = np.bincount(group[group >= 0], minlength=len(group))[parents]
+    S = int(sizes.max()) if len(parents) else 0
+    siblings, slot = np.full((len(parents), S), -1, np.int32), np.full(len(group), -1, np.int32)
+    for g, p in enumerate(parents):
+        children = np.flatnonzero(group == p)
+        siblings[g, :len(children)] = children
+        slot[children] = g * S + np.arange(len(children))
+    return {"siblings": jnp.asarray(siblings), "slot": jnp.asarray(slot)}
+
+
 def compensated(p: np.ndarray, parent: np.ndarray, group: np.ndarray) -> np.ndarray:
     """[F] SAELens's compensation: a child's p divided by its parent's law p, and an
     exclusive child's times 1 + (the sum of its siblings' p) / its parent's p; at most 1."""
@@ -238,6 +259,7 @@ def build_world(spec: WorldSpec, seed: int) -> World:
         mean=f32(feature_values(spec.mean_law, spec.mean, F, stream(MEAN))),
         std=f32(feature_values(spec.std_law, spec.std, F, stream(STD))),
         parent=jnp.asarray(parent), level=jnp.asarray(level), group=jnp.asarray(group),
+        **sibling_table(group),
         factor=f32(factor), diag_sqrt=f32(np.sqrt(np.maximum(1.0 - (factor ** 2).sum(1), 0.0))),
         truth=dictionary(spec, stream(DIRECTIONS)), bias=f32(bias))
 
@@ -245,27 +267,34 @@ def build_world(spec: WorldSpec, seed: int) -> World:
 # ---- sampling: one example, vmapped once
 
 
+def normal(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """float32 N(0, 1) of `shape`: sqrt 2 erfinv(2u - 1) of the midpoints u of fast
+    uniforms (`toymodels.threefry`, never 0 or 1)."""
+    u = threefry.uniform(key, shape) + np.float32(2.0 ** -24)
+    return np.float32(math.sqrt(2.0)) * jax.scipy.special.erfinv(2.0 * u - 1.0)
+
+
 def firing(world: World, spec: WorldSpec, key: jax.Array) -> jax.Array:
     """[F] bool which features are drawn for one example (step 1)."""
     F = spec.n_features
     if spec.firing == "exactly_k":
-        _, on = jax.lax.top_k(jax.random.uniform(key, (F,)), spec.active)
+        _, on = jax.lax.top_k(threefry.uniform(key, (F,)), spec.active)
         return jnp.zeros(F, bool).at[on].set(True)
     if spec.correlated:
         k_eps, k_eta = jax.random.split(key)
-        eps = jax.random.normal(k_eps, (spec.n_factors,))
-        z = world.factor @ eps + world.diag_sqrt * jax.random.normal(k_eta, (F,))
-        return z > world.threshold
-    return jax.random.uniform(key, (F,)) < world.probability
+        eps = normal(k_eps, (spec.n_factors,))
+        z = jnp.matmul(world.factor, eps, precision=jax.lax.Precision.HIGHEST)
+        return z + world.diag_sqrt * normal(k_eta, (F,)) > world.threshold
+    return threefry.uniform(key, (F,)) < world.probability
 
 
 def magnitudes(world: World, spec: WorldSpec, key: jax.Array) -> jax.Array:
     """[F] each feature's value were it to fire (step 2; `WorldSpec.magnitude`)."""
     F = spec.n_features
     if spec.magnitude == "uniform":
-        u = jax.random.uniform(key, (F,), minval=-1.0, maxval=1.0)
-        return jnp.maximum(world.mean + math.sqrt(3.0) * world.std * u, 0.0)
-    z = jax.random.normal(key, (F,))
+        u = 2.0 * threefry.uniform(key, (F,)) - 1.0
+        return jnp.maximum(world.mean + np.float32(math.sqrt(3.0)) * world.std * u, 0.0)
+    z = normal(key, (F,))
     laws = {"rectified_normal": lambda: jnp.maximum(world.mean + world.std * z, 0.0),
             "folded_normal": lambda: jnp.abs(world.mean + world.std * z),
             "half_normal": lambda: jnp.abs(world.std * z)}
@@ -274,22 +303,32 @@ def magnitudes(world: World, spec: WorldSpec, key: jax.Array) -> jax.Array:
     return laws[spec.magnitude]()
 
 
-def enforce_hierarchy(world: World, spec: WorldSpec, codes: jax.Array, key: jax.Array) -> jax.Array:
-    """[F] one example's codes with the hierarchy applied, level by level (step 3)."""
-    F = spec.n_features
+def exclude(world: World, codes: jax.Array, key: jax.Array) -> jax.Array:
+    """[F] one example's codes with, in each exclusive group, every firing child but one
+    (uniformly chosen: the highest of a uniform score each) silenced. Done once, before
+    the gating: siblings share their parent's gate, so which of them fire when it comes
+    to their level is decided here already, as SAELens decides it there."""
+    G, S = world.siblings.shape
+    if G == 0:
+        return codes
+    member = world.siblings >= 0
+    active = member & (codes[jnp.maximum(world.siblings, 0)] > 0)
+    score = jnp.where(active, threefry.uniform(key, (G, S)), -1.0)
+    winner = jnp.argmax(score, axis=1)
+    loses = (active & (jnp.arange(S) != winner[:, None])).reshape(-1)
+    return jnp.where((world.slot >= 0) & loses[jnp.maximum(world.slot, 0)], 0.0, codes)
+
+
+def gate(world: World, spec: WorldSpec, codes: jax.Array) -> jax.Array:
+    """[F] one example's codes with each level's children gated by their parents, from
+    the roots down: silenced under a silent parent, else kept (or, `scale_children`,
+    multiplied by the parent's value / the parent's mean)."""
     up = jnp.maximum(world.parent, 0)
-    group = jnp.maximum(world.group, 0)
-    scores = jax.random.uniform(key, (F,))
     for depth in range(1, spec.depth + 1):
-        here = world.level == depth
         above = codes[up]
-        gate = (jnp.where(above > 0, above / world.mean[up], 0.0) if spec.scale_children
-                else (above > 0).astype(codes.dtype))
-        codes = jnp.where(here, codes * gate, codes)
-        rivals = here & (world.group >= 0) & (codes > 0)
-        score = jnp.where(rivals, scores, -1.0)
-        best = jax.ops.segment_max(score, group, num_segments=F)
-        codes = jnp.where(rivals & (score < best[group]), 0.0, codes)
+        factor = (jnp.where(above > 0, above / world.mean[up], 0.0) if spec.scale_children
+                  else (above > 0).astype(codes.dtype))
+        codes = jnp.where(world.level == depth, codes * factor, codes)
     return codes
 
 
@@ -298,7 +337,7 @@ def sample_code(world: World, spec: WorldSpec, key: jax.Array) -> jax.Array:
     k_fire, k_size, k_pick = jax.random.split(key, 3)
     codes = jnp.where(firing(world, spec, k_fire), magnitudes(world, spec, k_size), 0.0)
     if spec.hierarchical:
-        codes = enforce_hierarchy(world, spec, codes, k_pick)
+        codes = gate(world, spec, exclude(world, codes, k_pick))
     return jnp.maximum(codes, 0.0)
 
 
