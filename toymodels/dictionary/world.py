@@ -8,10 +8,11 @@ key)` draws ONE example's feature activations [F] in SAELens's order:
   1. which features fire: independently (u_i < p_i), through the Gaussian copula
      (z = factor @ eps + sqrt(diag) * eta > Phi^-1(1 - p_i)), or exactly K uniformly;
   2. each firing feature's magnitude from its mean and std (`WorldSpec.magnitude`);
-  3. the hierarchy, level by level from the roots down: a child whose parent is silent
-     is silenced (or, with `scale_children`, multiplied by its parent's value / the
-     parent's mean), then among the firing children of an exclusive parent one, chosen
-     uniformly, is kept;
+  3. the hierarchy: among the firing children of each exclusive parent one, chosen
+     uniformly, is kept (`exclude`); then, level by level from the roots down, a child
+     whose parent is silent is silenced, or with `scale_children` multiplied by its
+     parent's value / the parent's mean (`gate`). SAELens excludes at each level after
+     gating it; siblings share their parent's gate, so the outcome is the same;
   4. max(0, .).
 
 `sample_codes` vmaps it over a batch of keys; `hidden(world, codes)` is codes @ truth + b.
@@ -37,7 +38,6 @@ from flax import struct
 from scipy import special
 
 from toymodels import threefry
-
 from toymodels.world_spec import FIRING_LAWS, MAGNITUDES, VALUE_LAWS, WorldSpec
 
 # one numpy stream per random part of a world: default_rng([tag, seed])
@@ -334,7 +334,7 @@ def gate(world: World, spec: WorldSpec, codes: jax.Array) -> jax.Array:
     up = jnp.maximum(world.parent, 0)
     for depth in range(1, spec.depth + 1):
         above = codes[up]
-        factor = (jnp.where(above > 0, above / world.mean[up], 0.0) if spec.scale_children
+        factor = (jnp.where(above > 0, above / jnp.maximum(world.mean[up], 1e-30), 0.0) if spec.scale_children
                   else (above > 0).astype(codes.dtype))
         codes = jnp.where(world.level == depth, codes * factor, codes)
     return codes
