@@ -124,6 +124,8 @@ NEEDS: dict[str, Needs] = {
     "sae_pareto": Needs(trainer="sae", variables=("l0", "fvu", "true_l0")),
     "sae_gap": Needs(trainer="sae", named=("source_run",), variables=(*GAP, "n_truth")),
     "sae_cosines": Needs(trainer="sae", variables=("decoder", "truth")),
+    "benchmark_table": Needs(trainer="sae", variables=("l0", "dead_fraction", "firing_f1", "decoder_mcc",
+                                                       "uniqueness", "explained_variance")),
     "hedging": Needs(trainer="sae", variables=("decoder", "truth", "density"), check=_hedging),
     # the LLC
     "kgon_trajectories": Needs(trainer=None, variables=("loss",), check=_kgon),
