@@ -416,9 +416,6 @@ def _world_source(sae: dict, data: dict, world: dict, source: str):
             why = (f"with a [synthetic] world, set {WORLD_TABLE}.{where}" if key in SYNTHETIC_SCHEMA
                    or key == "truth_seed" else "only for a results directory or zoo source")
             raise UserError(f"{source}: sae.{key}: {why}")
-    if sae.get("dictionary", "learned") == "truth":  # the runs' truth is a [1, 1] placeholder
-        raise UserError(f'{source}: sae.dictionary: "truth" is not yet supported with a '
-                        f'[{WORLD_TABLE}] world; use "learned"')
     if data:
         raise UserError(f"{source}: data.{next(iter(data))}: not used with a [synthetic] world "
                         f"(its firing and magnitudes are [{WORLD_TABLE}] keys)")
