@@ -179,8 +179,9 @@ def benchmark_figure(ds: xr.Dataset, also: str | None = None, l0: list | None = 
                      published: bool = True) -> Figure:
     """SynthSAEBench's four scores per SAE kind at each target L0 (`benchmark_rows`): F1,
     decoder MCC, uniqueness and explained variance, a dot at the median of the seeds with
-    a bar from the lowest to the highest seed, and the published SynthSAEBench-16k means
-    (open diamonds; our smaller target beside its L0 = 20, the larger beside 25).
+    a bar from the lowest to the highest seed (left of each kind's tick), and the
+    published SynthSAEBench-16k means (open diamonds, right; our smaller target's colour
+    for its L0 = 20, the larger's for 25).
 
     Args:
       also: another analysed SAE results directory whose kinds join the table (the penalty
@@ -194,7 +195,7 @@ def benchmark_figure(ds: xr.Dataset, also: str | None = None, l0: list | None = 
     kinds = list(dict.fromkeys(r["kind"] for r in rows))
     fig = Figure(figsize=(10.5, 6.4), layout="constrained")
     axes = fig.subplots(2, 2).ravel()
-    offsets = np.linspace(-0.15, 0.15, len(targets)) if len(targets) > 1 else [0.0]
+    offsets = np.linspace(-0.27, -0.12, len(targets)) if len(targets) > 1 else [-0.2]  # ours left
     reached = {}
     for ax, (name, label) in zip(axes, METRICS):
         for j, target in enumerate(targets):
@@ -208,11 +209,11 @@ def benchmark_figure(ds: xr.Dataset, also: str | None = None, l0: list | None = 
             reached.update({(k, target): at[k]["l0"][0] for k in at})
         if published and len(targets) == 2:
             for j, pub in enumerate(sorted(PUBLISHED)):
-                xs = [i + offsets[j] + 0.3 for i, k in enumerate(kinds) if k in PUBLISHED[pub]]
+                xs = [i + offsets[j] + 0.39 for i, k in enumerate(kinds) if k in PUBLISHED[pub]]  # right
                 ys = [PUBLISHED[pub][k][name][0] for k in kinds if k in PUBLISHED[pub]]
                 ax.plot(xs, ys, "D", markerfacecolor="none", color=COLOURS[j], markersize=5,
                         label=f"published 16k, L0 = {pub}")
-        ax.set_xticks(range(len(kinds)), kinds, fontsize=8)
+        ax.set_xticks(range(len(kinds)), kinds, fontsize=7)
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=7)
