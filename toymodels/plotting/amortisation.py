@@ -75,7 +75,7 @@ def amortisation(ax, ds: xr.Dataset) -> list:
     ax.set_xticks(ticks, labels, fontsize=7)
     ax.set_ylabel("code MCC (true against inferred activations)")
     ax.grid(axis="y", color="0.9", linewidth=0.6)
-    ax.legend(fontsize=7, loc="lower left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return drawn
 
 
@@ -87,7 +87,7 @@ def dictionary_of(ds: xr.Dataset) -> str:
 
 def amortisation_figure(ds: xr.Dataset) -> Figure:
     """A one-axes figure drawn by ``amortisation(ax, ds)``."""
-    fig = Figure(figsize=(7.2, 4.4), layout="constrained")
+    fig = Figure(figsize=(9.6, 4.4), layout="constrained")
     amortisation(fig.add_subplot(), ds)
     decoder = ("decoder fixed to the truth" if dictionary_of(ds) == "truth"
                else "learned decoder (not the amortisation gap alone)")
