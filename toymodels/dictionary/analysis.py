@@ -17,10 +17,12 @@ carry a `parent` variable (feature,): each feature's parent feature, -1 for a ro
 Pursuits (`toymodels.dictionary.pursuit`: matching, gradient and orthogonal matching) run
 on the SAE's decoder (unit rows, on h − b_dec) and on the true dictionary (on h), all
 non-negative, with each example's k equal to the
-number of latents the SAE's encoder used on it (matched L0), at most `max_k` = min(N, d)
-atoms: more atoms than dimensions is no longer a sparse code. The oracles (`oracle_gp`,
+number of latents the SAE's encoder used on it (matched L0), at most `max_k` = min(N, d,
+PURSUIT_ATOMS) atoms: more atoms than dimensions is no longer a sparse code, and a pursuit's
+cost grows with its atoms (OMP's as their cube), so on a world of 128 or more dims (the
+synthsaebench presets) the pursuits stop at 32 atoms. The oracles (`oracle_gp`,
 `oracle_omp`) are gradient pursuit and OMP on the true dictionary at each example's TRUE
-number of active features (at most min(F, d)): what inference-time optimisation gets when
+number of active features (at most min(F, d, PURSUIT_ATOMS)): what inference-time optimisation gets when
 the dictionary and the sparsity are both known, whatever the SAE.
 
 Every method's codes get a code MCC (`mcc`, the encoder's, and `mcc_<method>`): Pearson
@@ -51,6 +53,7 @@ from toymodels.errors import UserError
 from toymodels.trainers import stored_config
 
 EVAL_EXAMPLES = 4096
+PURSUIT_ATOMS = 32  # the most atoms any pursuit takes (module docstring)
 THRESHOLDS = {"90": 0.9, "99": 0.99}
 METHODS = ("encoder", "mp", "gp", "omp", "truth_mp", "truth_gp", "truth_omp",
            "oracle_gp", "oracle_omp")  # codes scored
@@ -185,13 +188,13 @@ def support_scores(true_codes, codes, latent_feature) -> dict:
 def truth_codes(features, h, k_each, true_codes, max_k: int) -> dict:
     """Codes [B, F] of the pursuits on the true dictionary (`TRUTH_METHODS`), all
     non-negative: at the SAE's per-example L0 k_each [B] (at most max_k), and the oracles
-    at each example's true number of active features (at most min(F, d)).
+    at each example's true number of active features (at most min(F, d, PURSUIT_ATOMS)).
 
     Args:
       features: [F, d] the true unit directions (zero rows: not represented).
       h: [B, d] the activations; true_codes: [B, F] (zero where not represented).
     """
-    limit = min(features.shape)  # static: min(F, d)
+    limit = min(*features.shape, PURSUIT_ATOMS)  # static
     k_true = jnp.minimum(jnp.sum(true_codes != 0, axis=1), limit)
     found = {f"truth_{name}": fn(features, h, k_each, max_k=max_k, nonnegative=True)
              for name, fn in PURSUITS.items()}
@@ -317,7 +320,7 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
     density = flat(ds.density, "feature").astype(np.float32)
     noise = eval_draws(config, ds)
     N, d, F = sae.width, spec.model.n_hidden, spec.model.n_features
-    one = functools.partial(score_one, kind=sae.kind, spec=spec, max_k=min(N, d))
+    one = functools.partial(score_one, kind=sae.kind, spec=spec, max_k=min(N, d, PURSUIT_ATOMS))
     parent = flat(ds.parent, "feature").astype(np.int32) if "parent" in ds else None
     if parent is not None and not ((parent >= -1) & (parent < F)).all():
         raise ValueError(f"the results' parent must be -1 (a root) or a feature index < {F}")
