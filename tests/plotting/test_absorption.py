@@ -28,8 +28,8 @@ def saes():
 def test_variants_are_every_kind_and_tied_with_their_seeds(saes):
     groups = a.variants(saes.absorption_gap_mean)
     assert [name for name, _ in groups] == [
-        "kind = batchtopk, tied = False", "kind = batchtopk, tied = True",
-        "kind = matryoshka, tied = False", "kind = matryoshka, tied = True"]
+        "batchtopk, tied = False", "batchtopk, tied = True",
+        "matryoshka, tied = False", "matryoshka, tied = True"]
     np.testing.assert_array_equal(groups[2][1], [0.1, 0.0, 0.05])
 
 

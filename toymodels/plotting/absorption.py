@@ -25,14 +25,24 @@ COLOURS = ("#3b75af", "#ef8636", "#519e3e", "#c53a32", "#8d69b8", "#84584e")
 JITTER = 0.08  # the seeds' horizontal spread within a column
 
 
+def part(axis: str, value) -> str:
+    """A variant's value on one axis: a name as it is ("matryoshka"), else "axis = value".
+
+    Example:
+      >>> part("kind", "matryoshka"), part("tied", True)
+      ('matryoshka', 'tied = True')
+    """
+    return value if isinstance(value, str) else f"{axis} = {_fmt(value)}"
+
+
 def variants(da: xr.DataArray) -> list[tuple[str, np.ndarray]]:
     """(label, values [S] over the seeds) per combination of `da`'s dims other than seed,
-    in the coordinates' order; one ("", values) when there is none.
+    in the coordinates' order (labels by `part`); one ("", values) when there is none.
 
     Example:
       >>> da = xr.DataArray([[0.1, 0.2], [0.3, 0.4]], dims=("tied", "seed"),
       ...                   coords={"tied": [False, True]})
-      >>> [(name, list(v)) for name, v in variants(da)]
+      >>> [(name, v.tolist()) for name, v in variants(da)]
       [('tied = False', [0.1, 0.2]), ('tied = True', [0.3, 0.4])]
     """
     axes = [d for d in da.dims if d != "seed"]
@@ -42,7 +52,7 @@ def variants(da: xr.DataArray) -> list[tuple[str, np.ndarray]]:
     out = []
     for i in range(stacked.sizes["variant"]):
         one = stacked.isel(variant=i)
-        name = ", ".join(f"{a} = {_fmt(one[a].item())}" for a in axes)
+        name = ", ".join(part(a, one[a].item()) for a in axes)
         out.append((name, np.atleast_1d(one.values).astype(float)))
     return out
 
