@@ -96,11 +96,15 @@ def synthetic_truth(truth_seed: int, n_features: int, n_hidden: int) -> np.ndarr
     return np.asarray(random_directions(key, n_features, n_hidden)).T
 
 
-def true_directions(hyper: SAEHyper) -> jax.Array:
-    """[F, d] the source's true unit feature directions, the decoder rows of an SAE with
-    `dictionary = "truth"`: the columns of its `truth` [d, F], normalised. (The one place a
-    fixed decoder reads the truth from.)"""
-    return unit_rows(hyper.truth.T)
+def true_dictionary(spec: Spec, hyper: SAEHyper) -> tuple[jax.Array, jax.Array]:
+    """(decoder [F, d], b_dec [d]) of an SAE with `dictionary = "truth"`: the source's true
+    unit feature directions and its offset. A synthetic world's are its `truth` rows and its
+    `bias`; another source's the columns of the run's `truth` [d, F], normalised, and 0.
+    (The one place a fixed decoder reads the truth from.)"""
+    if spec.sae.world is not None:
+        world = world_of(spec)
+        return world.truth, world.bias
+    return unit_rows(hyper.truth.T), jnp.zeros(spec.model.n_hidden, jnp.float32)
 
 
 def tie(params: Params) -> Params:
@@ -111,13 +115,13 @@ def tie(params: Params) -> Params:
 def init_one(spec: Spec, seed_key: jax.Array, hyper: SAEHyper) -> SAEState:
     """One SAE's state: its kind's init of N latents over d dims, from its seed key's INIT
     stream (consumed), the optimiser's state and fresh statistics. With `dictionary =
-    "truth"` the decoder is `true_directions`, b_dec 0 and the encoder, which every kind
+    "truth"` the decoder and b_dec are `true_dictionary`'s and the encoder, which every kind
     with one starts at W_dᵀ, starts at the truth too; `tied`: the encoder is the decoder."""
     kind, N = get_sae(spec.sae.kind), spec.sae.width
     params = kind.init(jax.random.fold_in(seed_key, INIT), N, spec.model.n_hidden)
     if spec.sae.dictionary == "truth":
-        params = {**params, "decoder": true_directions(hyper),
-                  "b_dec": jnp.zeros_like(params["b_dec"])}
+        decoder, b_dec = true_dictionary(spec, hyper)
+        params = {**params, "decoder": decoder, "b_dec": b_dec}
         params = tie(params) if "encoder" in params else params
     if spec.sae.tied:
         params = tie(params)
