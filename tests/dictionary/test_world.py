@@ -20,9 +20,11 @@ import tomllib
 import jax
 import numpy as np
 import pytest
+import xarray as xr
 from scipy import stats
 
 import toymodels as tm
+from toymodels import groups
 from toymodels.cli import main
 from toymodels.dictionary import world as W
 from toymodels.dictionary.train import world_batch
@@ -331,3 +333,17 @@ def test_a_tiny_world_sweep_trains_and_analyzes_through_the_cli(tmp_path):
     np.testing.assert_array_equal(ds.parent.values, [-1, -1, 0, 0, 1, 1, -1, -1])
     assert ds.mmcs.dims == () and np.isfinite(float(ds.mmcs))
     assert float(ds.world_energy) > 0
+
+
+def test_a_shared_variable_is_stored_once_across_static_groups():
+    """groups.combine keeps a variable marked shared (the world's truth) without the
+    static axes, and stacks the others along them."""
+    config = tm.parse_config({**SAE, "sweep": {"kind": ["topk", "relu"], "seed": [0]}}, "x.toml")
+    truth = np.arange(6.0).reshape(2, 3)
+    parts = [xr.Dataset({"loss": (("seed", "step"), [[i, i + 1.0]]),
+                         "truth": (("hidden", "feature"), truth, {groups.SHARED: "one world"})},
+                        coords={"seed": [0], "step": [1, 2]}) for i in range(2)]
+    ds = groups.combine(parts, config)
+    assert ds.truth.dims == ("hidden", "feature") and ds.loss.dims == ("kind", "seed", "step")
+    np.testing.assert_array_equal(ds.truth, truth)
+    np.testing.assert_array_equal(ds.loss.sel(kind="relu", seed=0), [1.0, 2.0])
