@@ -38,7 +38,7 @@ FINITE_ONLY = {"double_descent", "memorisation_dimensionality", "memorisation_ge
                "loss_grid"}  # need a dataset_size axis: tests/test_double_descent.py
 SAE_ONLY = {"sae_width", "sae_pareto", "sae_gap", "sae_cosines"}  # need an SAE sweep: below
 HEDGING_ONLY = {"hedging"}  # one-latent SAEs on 2 features: tests/plotting/test_hedging.py
-HIERARCHY_ONLY = {"absorption"}  # SAEs on a world with a hierarchy: tests/plotting/test_absorption.py
+HIERARCHY_ONLY = {"absorption"}  # SAEs on a hierarchy: tests/plotting/test_absorption.py
 LLC_ONLY = {"llc_phase", "llc_calibration"}  # `toymodels llc` results: tests/plotting/test_llc.py
 KGON_ONLY = {"kgon_trajectories"}  # needs an exactly-one sweep in 2 dims: tests/plotting/
 # test_llc.py; refused on this one: tests/test_bad_results.py
