@@ -26,6 +26,7 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
 - ``sae``: sparse autoencoders against the ground-truth features.
 - ``hedging``: one-latent SAEs on a parent and a child against the hedging closed form.
 - ``amortisation``: SAE encoders against pursuit on the true features (code MCC).
+- ``absorption``: absorption and hedging of SAEs on a hierarchy, each seed a point.
 - ``llc``: k-gon trajectories and the local learning coefficient.
 - ``dropout``, ``incidental``, ``norms``: dropout, incidental polysemanticity, norms and
   optimisers.
@@ -61,6 +62,7 @@ from matplotlib.figure import Figure
 from toymodels import store
 from toymodels.errors import UserError, unknown
 from toymodels.outputs import output_file, written
+from toymodels.plotting import absorption as _absorption
 from toymodels.plotting import amortisation as _amortisation
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import hedging as _hedging
@@ -146,6 +148,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
     **_hedging.FIGURES,  # hedging (world)
     **_amortisation.FIGURES,  # amortisation
+    **_absorption.FIGURES,  # absorption
     **_llc.FIGURES,  # kgon_trajectories (runs), llc_phase (x, y, theory, vmax)
     **_dropout.FIGURES,  # dropout_phase (x, y, max_columns), dropout_law
     **_incidental.FIGURES,  # incidental

@@ -128,6 +128,7 @@ NEEDS: dict[str, Needs] = {
     "sae_cosines": Needs(trainer="sae", variables=("decoder", "truth")),
     "hedging": Needs(trainer="sae", variables=("decoder", "truth", "density"), check=_hedging),
     "amortisation": Needs(trainer="sae", variables=AMORTISATION),
+    "absorption": Needs(trainer="sae", variables=("absorption_gap_mean", "hedging_mean")),
     # the LLC
     "kgon_trajectories": Needs(trainer=None, variables=("loss",), check=_kgon),
     "llc_phase": Needs(axes=2, variables=(WEIGHTS, "llc", "llc_trusted")),
