@@ -25,6 +25,7 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
 - ``memorisation``: double descent and the geometry of memorised data points.
 - ``sae``: sparse autoencoders against the ground-truth features.
 - ``hedging``: one-latent SAEs on a parent and a child against the hedging closed form.
+- ``sparse_but_wrong``: BatchTopK SAEs over k against the true L0 (Chanin & Garriga-Alonso 2025).
 - ``llc``: k-gon trajectories and the local learning coefficient.
 - ``dropout``, ``incidental``, ``norms``: dropout, incidental polysemanticity, norms and
   optimisers.
@@ -70,6 +71,7 @@ from toymodels.plotting import memorisation as _memorisation
 from toymodels.plotting import phase_diagrams as _phase_diagrams
 from toymodels.plotting import representations as _representations
 from toymodels.plotting import sae as _sae
+from toymodels.plotting import sparse_but_wrong as _sparse_but_wrong
 
 # Re-exported: the public names of every family, and the shared helpers other
 # families and modules import (``_run_name`` in reproduce, ``_mesh`` in llc, ...).
@@ -143,6 +145,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
     **_hedging.FIGURES,  # hedging (world)
+    **_sparse_but_wrong.FIGURES,  # sparse_but_wrong (n)
     **_llc.FIGURES,  # kgon_trajectories (runs), llc_phase (x, y, theory, vmax)
     **_dropout.FIGURES,  # dropout_phase (x, y, max_columns), dropout_law
     **_incidental.FIGURES,  # incidental
