@@ -51,7 +51,7 @@ import optax  # noqa: E402
 
 import toymodels as tm  # noqa: E402
 from toymodels.trainers.sae import TRAINER, expand_sae  # noqa: E402
-from toymodels.dictionary.sae import relu_loss  # noqa: E402
+from toymodels.dictionary.sae_penalty import relu_loss  # noqa: E402
 from toymodels.sweep import make_chunk_runner, round_chunk  # noqa: E402
 from baseline_torch_sae import CASES, DECODER_NORM, L1_COEFF, LR, matmul_flops  # noqa: E402
 
@@ -119,7 +119,7 @@ def jax_sae_rate(R, N, d, batch, steps, F=None, p=0.05, *, l1_coeff=L1_COEFF,
 
 
 def check(R: int = 3, N: int = 12, d: int = 5, B: int = 64, seed: int = 0) -> float:
-    """The project's relu SAE loss (`toymodels.dictionary.sae.relu_loss`, past its λ
+    """The project's relu SAE loss (`toymodels.dictionary.sae_penalty.relu_loss`, past its λ
     warm-up) and gradients against the torch baseline's on the same parameters and
     inputs; returns the largest relative difference."""
     import types

@@ -27,6 +27,9 @@ def describe(out: str | Path) -> str:
         s = config.table
         what = [f"SAEs: {v('kind', s['kind'])}, width {v('width', s['width'])}, on {s['source']}"
                 f" ({m.n_features} features -> {m.n_hidden} hidden)"]
+        for key, default in (("tied", False), ("dictionary", "learned")):  # options, when set
+            if key in swept or s.get(key, default) != default:
+                what[0] += f", {key} {v(key, s.get(key, default))}"
         extra = ""
     else:
         what = [f"model: {v('kind', m.kind)}, {v('n_features', m.n_features)} features -> "

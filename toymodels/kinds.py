@@ -31,7 +31,12 @@ SAE_READS: dict[str, tuple[str, ...]] = {  # sae.kind -> the [sae] keys of SAEHy
     "jumprelu": ("l1_coefficient", "bandwidth"),
     "gated": ("l1_coefficient",),
     "matryoshka": _TOPK_READS,
+    "mp": ("k",),
 }
 SAE_KIND_NAMES = tuple(SAE_READS)
+SAE_REAL_K = ("batchtopk", "matryoshka")  # k keeps round(k·B) codes of a batch: a real k
+# sae.tied: W_e = W_dᵀ, for the kinds with an encoder
+SAE_TIED = ("relu", "topk", "batchtopk", "jumprelu", "gated", "matryoshka")
+SAE_DICTIONARIES = ("learned", "truth")  # sae.dictionary: the decoder trained, or the truth
 
 LLC_LOSSES = ("dataset", "online", "exact")  # llc.loss

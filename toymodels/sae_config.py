@@ -39,7 +39,7 @@ from toymodels import config as base
 from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key, axis_tuple, seed
 from toymodels.degenerate import check_data
 from toymodels.errors import UserError, unknown
-from toymodels.kinds import SAE_KIND_NAMES, SAE_READS
+from toymodels.kinds import SAE_DICTIONARIES, SAE_KIND_NAMES, SAE_READS, SAE_REAL_K, SAE_TIED
 from toymodels.limits import check_grid
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
 
@@ -67,6 +67,16 @@ def _pin(spec_type, table: str):
     return check
 
 
+def _k(v):
+    """sae.k: an integer >= 1 kept as given (old files read and write the same), or a real
+    number >= 1 (BatchTopK's k·B codes a batch; a per-kind check refuses it elsewhere)."""
+    if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+        return base.integer(1)(v)
+    if isinstance(v, float):
+        return base.number(1.0, math.inf)(v)
+    raise ValueError("must be a number >= 1 (an integer for topk and mp)")
+
+
 SAE_SCHEMA = {  # the [sae] table, each key declared once
     "source": Key(base.text, None, 'the activations\' source: a results directory, "zoo:NAME" '
                   'or "synthetic"'),
@@ -78,7 +88,9 @@ SAE_SCHEMA = {  # the [sae] table, each key declared once
                  "number of features)", S),
     "l1_coefficient": Key(base.number(0.0, math.inf), 0.01, "L1 coefficient (relu, "
                           "jumprelu's L0)", T),
-    "k": Key(base.integer(1), 1, "active latents per example (topk, batchtopk)", T),
+    "k": Key(_k, 1, "active latents per example: an integer for topk and mp (its pursuit "
+             "steps); a real number for batchtopk and matryoshka, which keep round(k·B) codes "
+             "of a batch of B", T),
     "k_aux": Key(base.integer(1), None, "dead latents the AuxK loss reconstructs with "
                  "(default: half the source's hidden dims, rounded up)", T),
     "aux_coefficient": Key(base.number(0.0, math.inf), 1 / 32, "the AuxK loss's weight", T),
@@ -86,6 +98,12 @@ SAE_SCHEMA = {  # the [sae] table, each key declared once
                      "straight-through bandwidth", T),
     "dead_steps": Key(base.integer(1), 200, "steps without firing before a latent counts "
                       "as dead", T),
+    "tied": Key(base.boolean, False, "the encoder is the decoder's transpose (W_e = W_dᵀ, one "
+                f"trained matrix; the results still hold encoder): {', '.join(SAE_TIED)}", S),
+    "dictionary": Key(base.choice(SAE_DICTIONARIES), "learned", 'the decoder: "learned", or '
+                      '"truth" (fixed to the source\'s true unit feature directions, b_dec fixed '
+                      "at 0: the encoder trained alone; sae.width must be the source's "
+                      "n_features)", S),
     "n_features": Key(base.integer(1), None, "F of a synthetic source"),
     "n_hidden": Key(base.integer(1), None, "d of a synthetic source"),
     "truth_seed": Key(seed, 0, "the seed of a synthetic source's directions"),
@@ -125,6 +143,9 @@ class SAESpec:
       runs: the source's flat run indices, one SAE source each (a results directory);
         () for the other sources.
       truth_seed: the synthetic directions' seed.
+      tied: the encoder is the decoder (`SAE_TIED` kinds).
+      dictionary: "learned", or "truth": the decoder fixed to the source's true unit
+        directions.
     """
 
     kind: str = "relu"
@@ -132,6 +153,8 @@ class SAESpec:
     source: str = SYNTHETIC
     runs: tuple[int, ...] = ()
     truth_seed: int = 0
+    tied: bool = False
+    dictionary: str = "learned"
 
 
 def sae_keys_known() -> dict[str, tuple[str, ...]]:
@@ -199,6 +222,7 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, reader: Reader | No
     base.check_optimizer_keys((train["optimizer"],), given, source)
     kinds = _kinds or (resolved["kind"],)
     _check_sae_keys(resolved, sae, dict(axes), kinds, source, k_aux_default)
+    _check_options(resolved, dict(axes), model.n_features, source)
     own = SAE_READS[resolved["kind"]]  # written back: only the keys this kind reads
     resolved = {k: v for k, v in resolved.items() if k not in HYPER_KEYS or k in own}
     batch = base.resolve_batch(train, data_spec, source)
@@ -208,7 +232,8 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, reader: Reader | No
     spec = Spec(model, TrainSpec(batch_size=batch, eval_samples=base.DEFAULTS["train"]["eval_samples"],
                                  **{k: train[k] for k in static}), data_spec,
                 SAESpec(resolved["kind"], resolved["width"], sae["source"], tuple(runs),
-                        resolved.get("truth_seed", SAE_SCHEMA["truth_seed"].default)))
+                        resolved.get("truth_seed", SAE_SCHEMA["truth_seed"].default),
+                        resolved.get("tied", False), resolved.get("dictionary", "learned")))
     if len(runs) > 1:
         axes = (("source_run", tuple(runs)), *axes)
     return base.SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, (), "sae",
@@ -280,6 +305,29 @@ def _check_sae_keys(resolved: dict, given: dict, axes: dict, kinds, source: str,
             where = f"sweep.{key}" if key in axes else f"sae.{key}"
             which = " | ".join(f'"{k}"' for k in kinds)
             raise UserError(f"{source}: {where}: not used by sae.kind = {which} (used by {users})")
+
+
+def _check_options(resolved: dict, axes: dict, n_features: int, source: str) -> None:
+    """A group's own kind against its k (an integer but for `SAE_REAL_K`), `tied` (only the
+    `SAE_TIED` kinds) and `dictionary = "truth"` (a width of the source's F; not mp, whose
+    pursuit over a fixed dictionary leaves nothing to train)."""
+    kind = resolved["kind"]
+    if "k" in SAE_READS[kind] and kind not in SAE_REAL_K:
+        for value in axes.get("k", (resolved["k"],)):
+            if not float(value).is_integer():
+                where = "sweep.k" if "k" in axes else "sae.k"
+                raise UserError(f'{source}: {where}: must be an integer for sae.kind = "{kind}" '
+                                f"(a real k: {', '.join(SAE_REAL_K)}), got {value!r}")
+    if resolved.get("tied") and kind not in SAE_TIED:
+        raise UserError(f'{source}: sae.tied: not for sae.kind = "{kind}"; a tied encoder '
+                        f"applies to {', '.join(SAE_TIED)}")
+    if resolved.get("dictionary", "learned") == "truth":
+        if kind == "mp":
+            raise UserError(f'{source}: sae.dictionary: "truth" leaves sae.kind = "mp" nothing to '
+                            f'train (its encoder is a pursuit over the decoder); use "learned"')
+        if resolved["width"] != n_features:
+            raise UserError(f'{source}: sae.width: must be the source\'s n_features = '
+                            f'{n_features} with sae.dictionary = "truth", got {resolved["width"]}')
 
 
 # ---- sources

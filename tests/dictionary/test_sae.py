@@ -1,4 +1,4 @@
-"""The sparse autoencoders' pieces (toymodels.dictionary.sae): the JumpReLU
+"""The sparse autoencoders' pieces (toymodels.dictionary.sae_parts, sae_penalty): the JumpReLU
 straight-through gradients, TopK, BatchTopK and the k-th largest value, AuxK and the ReLU
 objective. SAE sweeps end to end are tests/trainers/test_sae.py.
 
@@ -11,17 +11,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toymodels.dictionary import sae
+from toymodels.dictionary import sae_parts
+from toymodels.dictionary import sae_penalty
 
 
-def hyper(**values) -> sae.SAEHyper:
+def hyper(**values) -> sae_parts.SAEHyper:
     """One SAE's hyperparameters (only the ones a test sets matter)."""
     defaults = dict(learning_rate=1e-3, weight_decay=0.0, momentum=0.0, beta1=0.9, beta2=0.999,
                     one_minus_beta1=0.1, one_minus_beta2=0.001, eps=1e-8, l1_coefficient=0.0,
                     k=1, k_aux=2, aux_coefficient=1 / 32, bandwidth=0.001, dead_steps=10,
                     truth=np.zeros((4, 8)), feature_probability=np.zeros(8))
     ints = ("k", "k_aux", "dead_steps")
-    return sae.SAEHyper(**{k: jnp.asarray(v, jnp.int32 if k in ints else jnp.float32)
+    return sae_parts.SAEHyper(**{k: jnp.asarray(v, jnp.int32 if k in ints else jnp.float32)
                            for k, v in {**defaults, **values}.items()})
 
 
@@ -45,15 +46,15 @@ STE = [
 def test_jump_relu_and_step_straight_through_gradients_by_hand(z, theta, eps, value, dz,
                                                                dtheta_jump, dtheta_step):
     z, theta, eps = (jnp.asarray(v, jnp.float32) for v in (z, theta, eps))
-    np.testing.assert_allclose(sae.jump_relu(z, theta, eps), value, rtol=1e-6)
-    np.testing.assert_array_equal(sae.step(z, theta, eps), np.asarray(value) > 0)
+    np.testing.assert_allclose(sae_penalty.jump_relu(z, theta, eps), value, rtol=1e-6)
+    np.testing.assert_array_equal(sae_penalty.step(z, theta, eps), np.asarray(value) > 0)
     total = lambda f: lambda z, t, e: jnp.sum(f(z, t, e))
     grad = lambda f: jax.jit(jax.grad(total(f), argnums=(0, 1, 2)))(z, theta, eps)
-    gz, gt, ge = grad(sae.jump_relu)
+    gz, gt, ge = grad(sae_penalty.jump_relu)
     np.testing.assert_array_equal(gz, dz)
     np.testing.assert_allclose(gt, dtheta_jump, rtol=1e-5)
     assert ge == 0
-    gz, gt, ge = grad(sae.step)
+    gz, gt, ge = grad(sae_penalty.step)
     np.testing.assert_array_equal(gz, np.zeros(len(dz)))
     np.testing.assert_allclose(gt, dtheta_step, rtol=1e-5)
     assert ge == 0
@@ -69,11 +70,11 @@ def test_a_threshold_broadcast_over_a_batch_gets_the_gradient_summed_over_the_ba
     theta, eps = jnp.asarray([1.0, 1.5, 3.0]), jnp.asarray(0.1)
     w = jnp.asarray([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     loss = lambda f: lambda z, t: jnp.sum(w * f(z, t, eps))
-    gz, gt = jax.jit(jax.grad(loss(sae.jump_relu), argnums=(0, 1)))(z, theta)
+    gz, gt = jax.jit(jax.grad(loss(sae_penalty.jump_relu), argnums=(0, 1)))(z, theta)
     assert gt.shape == (3,)
     np.testing.assert_allclose(gt, [-50.0, 0.0, -90.0], rtol=1e-5)
     np.testing.assert_array_equal(gz, [[0, 2, 0], [4, 0, 6]])
-    gz, gt = jax.jit(jax.grad(loss(sae.step), argnums=(0, 1)))(z, theta)
+    gz, gt = jax.jit(jax.grad(loss(sae_penalty.step), argnums=(0, 1)))(z, theta)
     np.testing.assert_allclose(gt, [-50.0, 0.0, -30.0], rtol=1e-5)
     np.testing.assert_array_equal(gz, np.zeros((2, 3)))
 
@@ -83,7 +84,7 @@ def test_jump_relu_threshold_gradient_sums_over_the_batch_columns():
     """The kinds' layout: θ [N, 1] over z [N, B]; ∂/∂θ sums each latent's row."""
     z = jnp.asarray([[0.5, 1.02, 0.98], [2.0, 0.0, 1.0]], jnp.float32)  # N = 2, B = 3
     theta = jnp.asarray([[1.0], [1.0]], jnp.float32)
-    g = jax.grad(lambda t: jnp.sum(sae.jump_relu(z, t, jnp.float32(0.1))))(theta)
+    g = jax.grad(lambda t: jnp.sum(sae_penalty.jump_relu(z, t, jnp.float32(0.1))))(theta)
     # K((z - θ)/ε) = 1 for |z - θ| < 0.05: row 0 has 1.02 and 0.98 (2 hits), row 1 has 1.0
     np.testing.assert_allclose(g, [[-20.0], [-10.0]], rtol=1e-6)
     assert g.shape == (2, 1)
@@ -94,7 +95,7 @@ def test_jump_relu_threshold_gradient_sums_over_the_batch_columns():
 
 def test_kth_largest_agrees_with_numpy_sort_for_a_traced_k():
     values = np.random.default_rng(0).normal(size=(3, 7)).astype(np.float32)
-    kth = jax.jit(sae.kth_largest)
+    kth = jax.jit(sae_parts.kth_largest)
     for k in range(1, 8):
         np.testing.assert_array_equal(kth(values, jnp.int32(k)), np.sort(values, axis=-1)[:, 7 - k])
 
@@ -105,7 +106,7 @@ def test_top_k_keeps_exactly_k_per_row_for_a_traced_k():
     rng = np.random.default_rng(1)
     positive = rng.uniform(0.1, 1.0, size=(16, 9)).astype(np.float32)
     signed = rng.normal(size=(16, 9)).astype(np.float32)
-    top_k = jax.jit(sae.top_k)
+    top_k = jax.jit(sae_parts.top_k)
     for k in range(1, 10):
         codes = np.asarray(top_k(positive.T, jnp.int32(k))).T  # the kinds' layout: [N, B]
         assert ((codes != 0).sum(axis=1) == k).all(), k
@@ -119,7 +120,7 @@ def test_top_k_keeps_exactly_k_per_row_for_a_traced_k():
 def test_batch_top_k_keeps_exactly_b_times_k_over_the_batch():
     """B·k codes in all (not k per row): brute force over the flattened batch."""
     pre = np.random.default_rng(2).uniform(0.0, 1.0, size=(8, 6)).astype(np.float32)
-    batch_top_k = jax.jit(sae.batch_top_k)
+    batch_top_k = jax.jit(sae_parts.batch_top_k)
     for k in (1, 2, 5):
         codes = np.asarray(batch_top_k(pre.T, jnp.int32(k))).T  # the kinds' layout: [N, B]
         assert (codes != 0).sum() == 8 * k
@@ -142,9 +143,9 @@ def test_aux_k_loss_is_zero_without_dead_latents_and_the_dead_latents_residual_f
     x, x_hat = (rng.normal(size=(B, d)).astype(np.float32) for _ in range(2))
     pre = rng.normal(size=(B, N)).astype(np.float32)
     params, h = {"decoder": jnp.asarray(decoder)}, hyper(k_aux=2, dead_steps=10)
-    stats = lambda since: sae.Stats(jnp.asarray(since, jnp.int32), jnp.float32(0), jnp.int32(50))
+    stats = lambda since: sae_parts.Stats(jnp.asarray(since, jnp.int32), jnp.float32(0), jnp.int32(50))
     alive = stats([0, 3, 9, 0, 1, 0])  # all below dead_steps = 10
-    aux_k = jax.jit(sae.aux_k_loss)
+    aux_k = jax.jit(sae_parts.aux_k_loss)
     x, x_hat, pre = x.T, x_hat.T, pre.T  # the kinds' layout: one example per column
     assert aux_k(params, alive, x, x_hat, pre, h) == 0.0
     dead = stats([20, 0, 10, 0, 0, 50])  # latents 0, 2 and 5 are dead (>= 10 steps silent)
@@ -157,7 +158,7 @@ def test_aux_k_loss_is_zero_without_dead_latents_and_the_dead_latents_residual_f
     assert got > 0
     np.testing.assert_allclose(got, expected, rtol=1e-5)
     # e is under stop-gradient: AuxK trains the dead latents, not the reconstruction
-    of_x_hat = lambda xh: sae.aux_k_loss(params, dead, x, xh, pre, h)
+    of_x_hat = lambda xh: sae_parts.aux_k_loss(params, dead, x, xh, pre, h)
     g = jax.jit(jax.grad(of_x_hat))(jnp.asarray(x_hat))
     np.testing.assert_array_equal(g, np.zeros((d, B)))
 
@@ -176,8 +177,8 @@ def test_relu_objective_is_the_reconstruction_error_at_zero_l1_and_adds_the_weig
     assert 0 < (f > 0).mean() < 1
     error = np.mean(np.sum((x - (f @ p["decoder"] + p["b_dec"])) ** 2, axis=1))
     penalty = np.mean(f @ np.linalg.norm(p["decoder"], axis=1))
-    params, stats = {k: jnp.asarray(v) for k, v in p.items()}, sae.init_stats(N)
-    relu_loss = jax.jit(sae.relu_loss)
+    params, stats = {k: jnp.asarray(v) for k, v in p.items()}, sae_parts.init_stats(N)
+    relu_loss = jax.jit(sae_penalty.relu_loss)
     loss, codes = relu_loss(params, stats, x.T, hyper(l1_coefficient=0.0), jnp.float32(0.5))
     np.testing.assert_allclose(loss, error, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(codes).T, f, rtol=1e-5, atol=1e-6)

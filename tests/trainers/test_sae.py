@@ -166,9 +166,9 @@ def test_unit_decoder_kinds_keep_unit_rows_and_relu_does_not(static):
 
 @pytest.mark.slow
 def test_every_unit_decoder_kind_keeps_unit_rows(tmp_path):
-    """BatchTopK, JumpReLU, Gated and Matryoshka (one compile each: slow)."""
+    """BatchTopK, JumpReLU, Gated, Matryoshka and MP (one compile each: slow)."""
     kinds = [name for name, kind in sae.SAE_KINDS.items() if kind.unit_decoder and name != "topk"]
-    assert kinds == ["batchtopk", "jumprelu", "gated", "matryoshka"]
+    assert kinds == ["batchtopk", "jumprelu", "gated", "matryoshka", "mp"]
     c = syn(sweep={"kind": kinds, "seed": [0, 1]}, drop=("kind",))
     ds = tm.load(tm.run_sweep(c, tmp_path / "kinds", quiet=True))
     norms = np.linalg.norm(ds.decoder.values, axis=-1)
@@ -345,7 +345,25 @@ BAD = [  # (name, [sae] lines, other text, the key named, what the line says)
     ("k-above-a-static-width", SYNTHETIC + '\nkind = "topk"\nk = 3', "width = [2, 4]", "sae.k",
      "[width = 2]: sae.k: must be at most sae.width = 2, got 3"),
     ("unknown-kind", SYNTHETIC + '\nkind = "relux"', "", "sae.kind",
-     "must be one of relu, topk, batchtopk, jumprelu, gated, matryoshka, got 'relux'"),
+     "must be one of relu, topk, batchtopk, jumprelu, gated, matryoshka, mp, got 'relux'"),
+    ("k-real-topk", SYNTHETIC + '\nkind = "topk"\nk = 1.8', "", "sae.k",
+     'must be an integer for sae.kind = "topk" (a real k: batchtopk, matryoshka), got 1.8'),
+    ("k-real-axis-mp", SYNTHETIC + '\nkind = "mp"', "k = [1, 1.5]", "sweep.k",
+     'must be an integer for sae.kind = "mp" (a real k: batchtopk, matryoshka), got 1.5'),
+    ("k-below-1", SYNTHETIC + '\nkind = "batchtopk"\nk = 0.5', "", "sae.k",
+     "must be a number in [1, inf], got 0.5"),
+    ("tied-mp", SYNTHETIC + '\nkind = "mp"\ntied = true', "", "sae.tied",
+     'not for sae.kind = "mp"; a tied encoder applies to relu, topk, batchtopk, jumprelu, '
+     "gated, matryoshka"),
+    ("tied-text", SYNTHETIC + '\ntied = "yes"', "", "sae.tied", "must be true or false, got 'yes'"),
+    ("dictionary-typo", SYNTHETIC + '\ndictionary = "truht"', "", "sae.dictionary",
+     "must be one of learned, truth, got 'truht' (did you mean truth?)"),
+    ("truth-width", SYNTHETIC + '\ndictionary = "truth"\nwidth = 4', "", "sae.width",
+     "must be the source's n_features = 8 with sae.dictionary = \"truth\", got 4"),
+    ("truth-width-axis", SYNTHETIC + '\ndictionary = "truth"', "width = [8, 4]", "sae.width",
+     "[width = 4]: sae.width: must be the source's n_features = 8"),
+    ("truth-mp", SYNTHETIC + '\nkind = "mp"\ndictionary = "truth"', "", "sae.dictionary",
+     '"truth" leaves sae.kind = "mp" nothing to train'),
     ("unread-key", SYNTHETIC + '\nkind = "topk"\nl1_coefficient = 0.01', "", "sae.l1_coefficient",
      'not used by sae.kind = "topk" (used by relu, jumprelu, gated)'),
     ("unread-axis", SYNTHETIC + '\nkind = "topk"', "l1_coefficient = [0.01, 0.1]",
@@ -393,6 +411,26 @@ def test_bad_sae_input_is_one_line_naming_the_key(toy, tmp_path, capsys, sae_lin
     assert line.startswith(f"toymodels: error: {path}"), line
     assert f"{key}: " in line and says in line, line
     assert not out.exists()
+
+
+@pytest.mark.slow  # two training and two analysis compiles: 30 s on 2 cores at load 10
+def test_a_kind_axis_with_mp_trains_and_analyzes_through_the_command_line(tmp_path, capsys):
+    """`toymodels sweep FILE --out DIR` then `toymodels analyze DIR`, in this process: kind =
+    [relu, mp] (static), k = 2 for mp. The MP-SAE has no encoder (NaN, padded), unit decoder
+    rows, at most k = 2 latents per example, and finite scores."""
+    path, out = tmp_path / "mp.toml", tmp_path / "out"
+    path.write_text(f'name = "mp"\n[sae]\n{SYNTHETIC}\nk = 2\n[data]\nfeature_probability = 0.1\n'
+                    "[train]\nsteps = 40\nbatch_size = 64\nlog_every = 20\n"
+                    '[sweep]\nkind = ["relu", "mp"]\nseed = [0]\n')
+    assert main(["sweep", str(path), "--out", str(out), "--quiet"]) == 0
+    assert main(["analyze", str(out)]) == 0, capsys.readouterr().err
+    ds = tm.load(out)
+    assert ds.kind.values.tolist() == ["relu", "mp"]
+    mp = ds.sel(kind="mp")
+    assert np.isnan(mp.encoder).all() and not np.isnan(ds.sel(kind="relu").encoder).any()
+    np.testing.assert_allclose(np.linalg.norm(mp.decoder.values, axis=-1), 1.0, atol=1e-6)
+    assert 0 < mp.l0.item() <= 2 and np.isfinite(ds.loss).all()
+    assert np.isfinite(ds.fvu).all() and np.isfinite(ds.mmcs).all()
 
 
 @pytest.mark.slow  # 6 s: a subprocess; the in-process table above covers the lines (the default suite's 7-minute budget; CI runs it)

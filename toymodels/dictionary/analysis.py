@@ -36,7 +36,8 @@ from toymodels import data, evaluation, results
 from toymodels.analysis.batching import in_chunks, per_run
 from toymodels.analysis.metrics import REPRESENTED_NORM
 from toymodels.dictionary import benchmark, pursuit, scores
-from toymodels.dictionary.sae import Stats, decode, get_sae, unit_rows
+from toymodels.dictionary.sae import get_sae
+from toymodels.dictionary.sae_parts import Stats, decode, unit_rows
 from toymodels.errors import UserError
 from toymodels.trainers import stored_config
 
@@ -247,7 +248,7 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
     fn = per_run(lambda p, *rest: one(p, *rest[:-1], noise, rest[-1]))
     names = list(params)
     call = lambda *arrays: fn(dict(zip(names, arrays[:len(names)])), *arrays[len(names):])
-    arrays = (*params.values(), threshold.astype(np.float32), k.astype(np.int32),
+    arrays = (*params.values(), threshold.astype(np.float32), k.astype(np.float32),
               bandwidth.astype(np.float32), truth, density, parent)
     out = in_chunks(call, arrays, EVAL_EXAMPLES * (N + F + d) * 4)
     mask = ~np.isnan(out["best_cosine"])

@@ -24,9 +24,10 @@ import optax
 from flax import struct
 
 from toymodels import blocks, data
-from toymodels.dictionary.sae import (SAEHyper, Stats, get_sae, init_stats, matmul,
-                                      project_out_rows, random_directions, smallest_kept,
-                                      unit_rows, update_stats)
+from toymodels.dictionary.sae import get_sae
+from toymodels.dictionary.sae_parts import (Params, SAEHyper, Stats, init_stats, matmul,
+                                            project_out_rows, random_directions, smallest_kept,
+                                            unit_rows, update_stats)
 from toymodels.progress import Report, ticker
 from toymodels.spec import Spec
 from toymodels.train import DATA, INIT, make_optimizer
@@ -64,12 +65,41 @@ def synthetic_truth(truth_seed: int, n_features: int, n_hidden: int) -> np.ndarr
     return np.asarray(random_directions(key, n_features, n_hidden)).T
 
 
+def true_directions(hyper: SAEHyper) -> jax.Array:
+    """[F, d] the source's true unit feature directions, the decoder rows of an SAE with
+    `dictionary = "truth"`: the columns of its `truth` [d, F], normalised. (The one place a
+    fixed decoder reads the truth from.)"""
+    return unit_rows(hyper.truth.T)
+
+
+def tie(params: Params) -> Params:
+    """The encoder made the decoder (W_e = W_dᵀ in the column convention): `tied` SAEs."""
+    return {**params, "encoder": params["decoder"]}
+
+
 def init_one(spec: Spec, seed_key: jax.Array, hyper: SAEHyper) -> SAEState:
     """One SAE's state: its kind's init of N latents over d dims, from its seed key's INIT
-    stream (consumed), the optimiser's state and fresh statistics."""
+    stream (consumed), the optimiser's state and fresh statistics. With `dictionary =
+    "truth"` the decoder is `true_directions`, b_dec 0 and the encoder, which every kind
+    with one starts at W_dᵀ, starts at the truth too; `tied`: the encoder is the decoder."""
     kind, N = get_sae(spec.sae.kind), spec.sae.width
     params = kind.init(jax.random.fold_in(seed_key, INIT), N, spec.model.n_hidden)
+    if spec.sae.dictionary == "truth":
+        params = {**params, "decoder": true_directions(hyper),
+                  "b_dec": jnp.zeros_like(params["b_dec"])}
+        params = tie(params) if "encoder" in params else params
+    if spec.sae.tied:
+        params = tie(params)
     return SAEState(params, make_optimizer(spec.train, hyper).init(params), init_stats(N))
+
+
+def objective(spec: Spec):
+    """The kind's loss; for a `tied` SAE the loss of `tie(params)`, so that the decoder
+    gets the encoder's gradient too (and the stored encoder none)."""
+    loss = get_sae(spec.sae.kind).loss
+    if not spec.sae.tied:
+        return loss
+    return lambda params, *args: loss(tie(params), *args)
 
 
 def step_one(spec: Spec, state: SAEState, hyper: SAEHyper, noise: data.Noise,
@@ -77,17 +107,22 @@ def step_one(spec: Spec, state: SAEState, hyper: SAEHyper, noise: data.Noise,
     """One optimiser step of one SAE on its source's activations [d, B] of the batch that
     `noise` (its seed's draw of `step`) makes: (the new state, [] the loss before it)."""
     kind = get_sae(spec.sae.kind)
+    learned = spec.sae.dictionary == "learned"
     x = activations(hyper, noise, spec)
     progress = step.astype(jnp.float32) / spec.train.steps
-    (loss, codes), grads = jax.value_and_grad(kind.loss, has_aux=True)(
+    (loss, codes), grads = jax.value_and_grad(objective(spec), has_aux=True)(
         state.params, state.stats, x, hyper, progress)
-    if kind.unit_decoder:
+    if kind.unit_decoder and learned:
         grads = {**grads, "decoder": project_out_rows(grads["decoder"], state.params["decoder"])}
     tx = make_optimizer(spec.train, hyper)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    if kind.unit_decoder:
+    if kind.unit_decoder and learned:
         params = {**params, "decoder": unit_rows(params["decoder"])}
+    if not learned:  # the true dictionary, kept to the bit (weight decay would move it)
+        params = {**params, "decoder": state.params["decoder"], "b_dec": state.params["b_dec"]}
+    if spec.sae.tied:
+        params = tie(params)
     stats = update_stats(state.stats, codes, smallest_kept(codes))
     return SAEState(params, opt_state, stats), loss
 

@@ -28,8 +28,8 @@ from toymodels.trainers.base import (Checkup, Trainer, first_nonfinite, grid_sha
                                      per_group)
 
 OPTIMIZER_HYPER = ("learning_rate", "weight_decay", "momentum", "beta1", "beta2", "eps")
-INT_HYPER = ("k", "k_aux", "dead_steps")
-FLOAT_HYPER = ("l1_coefficient", "aux_coefficient", "bandwidth")
+INT_HYPER = ("k_aux", "dead_steps")
+FLOAT_HYPER = ("l1_coefficient", "k", "aux_coefficient", "bandwidth")  # k: BatchTopK's is real
 TRUTH = "the source model's W [hidden, feature]: column i is ground-truth feature i"
 SINCE_FIRED = "steps since each latent was last non-zero in a training batch, at the end"
 
