@@ -77,9 +77,10 @@ def test_a_straight_or_concave_curve_has_no_elbow_and_bad_input_raises():
 # ---- science: the paper's finding on a small trained version of the sweep (slow)
 
 
-def small_sweep(steps: int, ks: list, seeds: list) -> tm.SweepConfig:
+def small_sweep(steps: int, batch: int, ks: list, seeds: list) -> tm.SweepConfig:
+    """The sweep file with fewer steps, a smaller batch, and these k and seeds."""
     raw = tomllib.loads(SWEEP.read_text())
-    raw["train"]["steps"] = steps
+    raw["train"].update(steps=steps, batch_size=batch)
     raw["sweep"] = {"k": ks, "seed": seeds}
     return tm.parse_config(raw, str(SWEEP))
 
@@ -94,7 +95,7 @@ def test_the_right_k_recovers_the_features_and_a_low_k_mixes_positive_partners(t
     true_l0 = sum(raw["synthetic"]["probabilities"])
     assert true_l0 == pytest.approx(5.0)
     ks = [2, 3, 4, 5, 6, 7, 8]
-    ds = tm.load(tm.run_sweep(small_sweep(1500, ks, [0]), tmp_path / "sbw", quiet=True))
+    ds = tm.load(tm.run_sweep(small_sweep(1000, 512, ks, [0]), tmp_path / "sbw", quiet=True))
     truth = ds.truth.values.T  # [F, d]
     decoders = ds.decoder.isel(seed=0).values  # [K, N, d]
     mcc = [benchmark.decoder_mcc(truth, w) for w in decoders]
