@@ -17,7 +17,7 @@ from toymodels import data
 from toymodels.dictionary import sae_parts, sae_topk
 from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.kinds import SAE_READS, SAE_REAL_K, SAE_TIED
-from toymodels.dictionary.train import init_one, step_one
+from toymodels.dictionary.train import init_one, step_on_noise
 from toymodels.trainers.sae import expand_sae
 
 
@@ -117,7 +117,7 @@ def test_the_config_lists_of_kinds_agree_with_the_registry():
 
 def one_sae(sae: dict, steps: int, **train):
     """One SAE of a tiny synthetic source (8 features in 4 dims, p = 0.1) trained `steps`
-    steps of batch 64 by `step_one` (as the trainer, unbatched, in one compiled scan): (its initial params, its
+    steps of batch 64 by `step_on_noise` (as the trainer, unbatched, in one compiled scan): (its initial params, its
     final params, the losses [steps], the source's truth [d, F])."""
     raw = {"sae": {"source": "synthetic", "n_features": 8, "n_hidden": 4, **sae},
            "data": {"feature_probability": 0.1},
@@ -128,7 +128,7 @@ def one_sae(sae: dict, steps: int, **train):
 
     def train(key):  # one program: init, then a scan over the steps
         first = init_one(spec, key, h)
-        step = lambda state, t: step_one(
+        step = lambda state, t: step_on_noise(
             spec, state, h, data.sample_noise(jax.random.fold_in(key, t), spec), t)
         end, losses = jax.lax.scan(step, first, jnp.arange(steps))
         return first.params, end.params, losses

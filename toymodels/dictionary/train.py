@@ -9,12 +9,18 @@ random numbers), every SAE reads its source's activations h = W x ([d, B]) and t
 optimiser step on its kind's loss (`toymodels.dictionary.sae`). The sweep engine
 (`toymodels.sweep`) chunks, shards, stores and resumes these runs exactly as toy models.
 
+A synthetic world (`spec.sae.world`, `toymodels.dictionary.world`) is built once per
+sweep (`world_of`) and closed over by the compiled program, not copied into every SAE's
+hyperparameters: each seed's batch h = codes @ truth + b ([d, B]) is drawn once per step
+from its DATA key and shared by that seed's SAEs, whatever their kind or width.
+
 Shapes: R SAEs, V SAEs of a block, G blocks (R = G V), S seed keys, B batch, F the
 source's features, d its hidden dims, N latents, T log points.
 """
 
 from __future__ import annotations
 
+import functools
 from functools import partial
 
 import jax
@@ -24,6 +30,7 @@ import optax
 from flax import struct
 
 from toymodels import blocks, data
+from toymodels.dictionary import world as worlds
 from toymodels.dictionary.sae import get_sae
 from toymodels.dictionary.sae_parts import (Params, SAEHyper, Stats, init_stats, matmul,
                                             project_out_rows, random_directions, smallest_kept,
@@ -31,6 +38,7 @@ from toymodels.dictionary.sae_parts import (Params, SAEHyper, Stats, init_stats,
 from toymodels.progress import Report, ticker
 from toymodels.spec import Spec
 from toymodels.train import DATA, INIT, make_optimizer
+from toymodels.world_spec import WorldSpec
 
 TRUTH_STREAM = 2**32 - 3  # fold_in tag of key(truth_seed): the synthetic directions
 
@@ -58,6 +66,29 @@ def activations(hyper: SAEHyper, noise: data.Noise, spec: Spec) -> jax.Array:
     return matmul(hyper.truth, x)
 
 
+def world_of(spec: Spec) -> worlds.World:
+    """The synthetic world of an SAE sweep (`spec.sae.world`, seed `spec.sae.truth_seed`),
+    the same object for every static group, chunk and program of the sweep (`shared_world`)."""
+    return shared_world(spec.sae.world, spec.sae.truth_seed)
+
+
+@functools.lru_cache(maxsize=2)
+def shared_world(world: WorldSpec, seed: int) -> worlds.World:
+    """`build_world(world, seed)`, built once (cached: the 16k world's orthogonalisation
+    takes a while) and eagerly even when first asked for inside a trace (the programs
+    close over its arrays)."""
+    with jax.ensure_compile_time_eval():
+        return worlds.build_world(world, seed)
+
+
+def world_batch(spec: Spec, key: jax.Array) -> jax.Array:
+    """[d, B] one batch of the world's activations h = codes @ truth + b, example b
+    from `fold_in(key, b)` (the SAE kinds' layout: one example per column)."""
+    world = world_of(spec)
+    codes = worlds.sample_codes(world, spec.sae.world, key, spec.train.batch_size)
+    return worlds.hidden(world, codes).T
+
+
 def synthetic_truth(truth_seed: int, n_features: int, n_hidden: int) -> np.ndarray:
     """[d, F] the synthetic source's features: F independent uniformly random unit
     directions in d dims, from `fold_in(key(truth_seed), TRUTH_STREAM)`."""
@@ -65,11 +96,15 @@ def synthetic_truth(truth_seed: int, n_features: int, n_hidden: int) -> np.ndarr
     return np.asarray(random_directions(key, n_features, n_hidden)).T
 
 
-def true_directions(hyper: SAEHyper) -> jax.Array:
-    """[F, d] the source's true unit feature directions, the decoder rows of an SAE with
-    `dictionary = "truth"`: the columns of its `truth` [d, F], normalised. (The one place a
-    fixed decoder reads the truth from.)"""
-    return unit_rows(hyper.truth.T)
+def true_dictionary(spec: Spec, hyper: SAEHyper) -> tuple[jax.Array, jax.Array]:
+    """(decoder [F, d], b_dec [d]) of an SAE with `dictionary = "truth"`: the source's true
+    unit feature directions and its offset. A synthetic world's are its `truth` rows and its
+    `bias`; another source's the columns of the run's `truth` [d, F], normalised, and 0.
+    (The one place a fixed decoder reads the truth from.)"""
+    if spec.sae.world is not None:
+        world = world_of(spec)
+        return world.truth, world.bias
+    return unit_rows(hyper.truth.T), jnp.zeros(spec.model.n_hidden, jnp.float32)
 
 
 def tie(params: Params) -> Params:
@@ -80,13 +115,13 @@ def tie(params: Params) -> Params:
 def init_one(spec: Spec, seed_key: jax.Array, hyper: SAEHyper) -> SAEState:
     """One SAE's state: its kind's init of N latents over d dims, from its seed key's INIT
     stream (consumed), the optimiser's state and fresh statistics. With `dictionary =
-    "truth"` the decoder is `true_directions`, b_dec 0 and the encoder, which every kind
+    "truth"` the decoder and b_dec are `true_dictionary`'s and the encoder, which every kind
     with one starts at W_dᵀ, starts at the truth too; `tied`: the encoder is the decoder."""
     kind, N = get_sae(spec.sae.kind), spec.sae.width
     params = kind.init(jax.random.fold_in(seed_key, INIT), N, spec.model.n_hidden)
     if spec.sae.dictionary == "truth":
-        params = {**params, "decoder": true_directions(hyper),
-                  "b_dec": jnp.zeros_like(params["b_dec"])}
+        decoder, b_dec = true_dictionary(spec, hyper)
+        params = {**params, "decoder": decoder, "b_dec": b_dec}
         params = tie(params) if "encoder" in params else params
     if spec.sae.tied:
         params = tie(params)
@@ -102,13 +137,18 @@ def objective(spec: Spec):
     return lambda params, *args: loss(tie(params), *args)
 
 
-def step_one(spec: Spec, state: SAEState, hyper: SAEHyper, noise: data.Noise,
-             step: jax.Array):
-    """One optimiser step of one SAE on its source's activations [d, B] of the batch that
-    `noise` (its seed's draw of `step`) makes: (the new state, [] the loss before it)."""
+def step_on_noise(spec: Spec, state: SAEState, hyper: SAEHyper, noise: data.Noise,
+                  step: jax.Array):
+    """`step_one` on its source's activations of the batch that `noise` (its seed's draw
+    of `step`) makes, h = W x with the SAE's own source W and density."""
+    return step_one(spec, state, hyper, activations(hyper, noise, spec), step)
+
+
+def step_one(spec: Spec, state: SAEState, hyper: SAEHyper, x: jax.Array, step: jax.Array):
+    """One optimiser step of one SAE on the activations x: [d, B]: (the new state, [] the
+    loss before it)."""
     kind = get_sae(spec.sae.kind)
     learned = spec.sae.dictionary == "learned"
-    x = activations(hyper, noise, spec)
     progress = step.astype(jnp.float32) / spec.train.steps
     (loss, codes), grads = jax.value_and_grad(objective(spec), has_aux=True)(
         state.params, state.stats, x, hyper, progress)
@@ -127,24 +167,29 @@ def step_one(spec: Spec, state: SAEState, hyper: SAEHyper, noise: data.Noise,
     return SAEState(params, opt_state, stats), loss
 
 
-def step_block(spec: Spec, noise: data.Noise, step: jax.Array, block):
+def step_block(spec: Spec, inputs, step: jax.Array, block):
     """One step of the V SAEs of one block, `block = (states, hyper, slot)` of [V] trees:
-    each SAE reads its seed's draw `noise[slot]` (`noise` holds one per seed key [S])."""
+    each SAE reads its seed's `inputs[slot]` (one per seed key [S]: the draws
+    `data.Noise`, or a world's activations [d, B])."""
     states, hyper, slot = block
-    shared = jax.tree.map(lambda a: a[slot], noise)
-    return jax.vmap(partial(step_one, spec), in_axes=(0, 0, 0, None))(states, hyper, shared, step)
+    shared = jax.tree.map(lambda a: a[slot], inputs)
+    one = step_one if spec.sae.world is not None else step_on_noise
+    return jax.vmap(partial(one, spec), in_axes=(0, 0, 0, None))(states, hyper, shared, step)
 
 
 def train_step(spec: Spec, data_keys: jax.Array, hyper: SAEHyper, slot: jax.Array, tick, carry,
                step: jax.Array):
     """Step `step` of every SAE: carry (states [G, V], loss sum [G, V]); each seed's DATA
-    key [S] draws one batch, shared by its SAEs; hyper and slot [G, V]; `tick(step)` the
-    engine's progress (`toymodels.progress.ticker`)."""
+    key [S] draws one batch (its noise, or a world's activations), shared by its SAEs;
+    hyper and slot [G, V]; `tick(step)` the engine's progress (`toymodels.progress.ticker`)."""
     states, loss_sum = carry
     tick(step)
     step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(data_keys, step)
-    noise = jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
-    states, loss = jax.lax.map(partial(step_block, spec, noise, step), (states, hyper, slot))
+    if spec.sae.world is not None:
+        inputs = jax.vmap(partial(world_batch, spec))(step_keys)
+    else:
+        inputs = jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
+    states, loss = jax.lax.map(partial(step_block, spec, inputs, step), (states, hyper, slot))
     return (states, loss_sum + loss), None
 
 
