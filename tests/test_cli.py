@@ -36,7 +36,8 @@ def test_analyze_writes_the_variables_into_the_store(results, capsys):
 ABS_ONLY = {"computation"}  # needs an abs_computation sweep: tests/plotting/test_mechanisms.py
 FINITE_ONLY = {"double_descent", "memorisation_dimensionality", "memorisation_geometry",
                "loss_grid"}  # need a dataset_size axis: tests/test_double_descent.py
-SAE_ONLY = {"sae_width", "sae_pareto", "sae_gap", "sae_cosines"}  # need an SAE sweep: below
+SAE_ONLY = {"sae_width", "sae_pareto", "sae_gap", "sae_cosines",
+            "amortisation"}  # need an SAE sweep: below
 HEDGING_ONLY = {"hedging"}  # one-latent SAEs on 2 features: tests/plotting/test_hedging.py
 LLC_ONLY = {"llc_phase", "llc_calibration"}  # `toymodels llc` results: tests/plotting/test_llc.py
 KGON_ONLY = {"kgon_trajectories"}  # needs an exactly-one sweep in 2 dims: tests/plotting/

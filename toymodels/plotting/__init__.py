@@ -25,6 +25,7 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
 - ``memorisation``: double descent and the geometry of memorised data points.
 - ``sae``: sparse autoencoders against the ground-truth features.
 - ``hedging``: one-latent SAEs on a parent and a child against the hedging closed form.
+- ``amortisation``: SAE encoders against pursuit on the true features (code MCC).
 - ``sparse_but_wrong``: BatchTopK SAEs over k against the true L0 (Chanin & Garriga-Alonso 2025).
 - ``llc``: k-gon trajectories and the local learning coefficient.
 - ``dropout``, ``incidental``, ``norms``: dropout, incidental polysemanticity, norms and
@@ -61,6 +62,7 @@ from matplotlib.figure import Figure
 from toymodels import store
 from toymodels.errors import UserError, unknown
 from toymodels.outputs import output_file, written
+from toymodels.plotting import amortisation as _amortisation
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import hedging as _hedging
 from toymodels.plotting import incidental as _incidental
@@ -145,6 +147,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
     **_hedging.FIGURES,  # hedging (world)
+    **_amortisation.FIGURES,  # amortisation
     **_sparse_but_wrong.FIGURES,  # sparse_but_wrong (n)
     **_llc.FIGURES,  # kgon_trajectories (runs), llc_phase (x, y, theory, vmax)
     **_dropout.FIGURES,  # dropout_phase (x, y, max_columns), dropout_law

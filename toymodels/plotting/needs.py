@@ -91,9 +91,10 @@ def _hedging(ds: xr.Dataset) -> str | None:
 FINITE = ("dataset_size", "data_seed", "seed")  # the axes of a memorisation sweep
 GAP = tuple(f"{what}_{method}" for what in ("support", "recall")
             for method in ("encoder", "gp", "omp", "truth_gp"))  # sae_gap's curves
+AMORTISATION = ("mcc", "mcc_truth_gp", "mcc_truth_omp", "mcc_oracle_gp", "mcc_oracle_omp")
 SAE_SCORES = ("mmcs", "fvu", "dead_fraction", "recovered_90", "random_mmcs",
               "random_recovered_90", "n_truth", "l0", "true_l0", "decoder_mcc",
-              "decoder_projection", *GAP)  # `toymodels analyze`
+              "decoder_projection", *GAP, *AMORTISATION)  # `toymodels analyze`
 
 NEEDS: dict[str, Needs] = {
     # representations: one run per value of an axis (none: one run), any number of axes
@@ -126,6 +127,7 @@ NEEDS: dict[str, Needs] = {
     "sae_gap": Needs(trainer="sae", named=("source_run",), variables=(*GAP, "n_truth")),
     "sae_cosines": Needs(trainer="sae", variables=("decoder", "truth")),
     "hedging": Needs(trainer="sae", variables=("decoder", "truth", "density"), check=_hedging),
+    "amortisation": Needs(trainer="sae", variables=AMORTISATION),
     "sparse_but_wrong": Needs(trainer="sae", named=("k",), only=("k", "seed"),
                               variables=("decoder_mcc", "decoder_projection", "true_l0",
                                          "decoder", "truth")),
