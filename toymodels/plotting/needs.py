@@ -93,8 +93,8 @@ GAP = tuple(f"{what}_{method}" for what in ("support", "recall")
             for method in ("encoder", "gp", "omp", "truth_gp"))  # sae_gap's curves
 AMORTISATION = ("mcc", "mcc_truth_gp", "mcc_truth_omp", "mcc_oracle_gp", "mcc_oracle_omp")
 SAE_SCORES = ("mmcs", "fvu", "dead_fraction", "recovered_90", "random_mmcs",
-              "random_recovered_90", "n_truth", "l0", "true_l0", *GAP,
-              *AMORTISATION)  # `toymodels analyze`
+              "random_recovered_90", "n_truth", "l0", "true_l0", "decoder_mcc",
+              "decoder_projection", *GAP, *AMORTISATION)  # `toymodels analyze`
 
 NEEDS: dict[str, Needs] = {
     # representations: one run per value of an axis (none: one run), any number of axes
@@ -129,6 +129,9 @@ NEEDS: dict[str, Needs] = {
     "hedging": Needs(trainer="sae", variables=("decoder", "truth", "density"), check=_hedging),
     "amortisation": Needs(trainer="sae", variables=AMORTISATION),
     "absorption": Needs(trainer="sae", variables=("absorption_gap_mean", "hedging_mean")),
+    "sparse_but_wrong": Needs(trainer="sae", named=("k",), only=("k", "seed"),
+                              variables=("decoder_mcc", "decoder_projection", "true_l0",
+                                         "decoder", "truth")),
     # the LLC
     "kgon_trajectories": Needs(trainer=None, variables=("loss",), check=_kgon),
     "llc_phase": Needs(axes=2, variables=(WEIGHTS, "llc", "llc_trusted")),
@@ -162,6 +165,7 @@ VARIABLE_HINTS = {
 AXIS_HINTS = {
     "dataset_size": " (a finite training set per size: [sweep] dataset_size = [...])",
     "width": " ([sweep] width = [...] of an SAE sweep)",
+    "k": " ([sweep] k = [...] of a TopK-family SAE sweep)",
     "source_run": " (an SAE sweep of several runs of a toy-model results directory)",
 }
 
