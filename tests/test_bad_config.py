@@ -65,7 +65,7 @@ ROWS = [
     # 1. axis values that are lists or tables: the key's own check, not a TypeError
     ("axis_of_lists_sae", ["sweep", "sae_kinds.toml", *OUT],
      "sae_kinds.toml: sweep.kind: must be one of relu, topk, batchtopk, jumprelu, gated, "
-     "matryoshka, got ['relu']", 2),
+     "matryoshka, mp, got ['relu']", 2),
     ("axis_of_lists_set", ["sweep", "toy.toml", "--set", "sweep.seed=[[0],[1]]", *OUT],
      f"toy.toml: sweep.seed: {SEED_RANGE}, got [0]", 2),
     ("axis_of_tables_set", ["sweep", "toy.toml", "--set", "sweep.sparsity=[{ a = 1 }]", *OUT],

@@ -280,6 +280,18 @@ EXPERIMENTS: dict[str, Experiment] = {
         "sae_gap.toml", ("train.steps=500", "sweep.seed=[0]"),
         (PlotSpec("sae_gap.png", "sae_gap"),), source="sae_sources",
     ),
+    "sae_amortisation": Experiment(  # issue 26: encoders on the true dictionary
+        "sae_amortisation.toml", ("train.steps=500", "sweep.seed=[0, 1]"),
+        (PlotSpec("sae_amortisation.png", "amortisation"),),
+    ),
+    "sae_absorption": Experiment(  # issue 26: absorption on a hierarchy
+        "sae_absorption.toml", ("train.steps=500", "sweep.seed=[0, 1]"),
+        (PlotSpec("sae_absorption.png", "absorption"),),
+    ),
+    "sae_sparse_but_wrong": Experiment(  # issue 26: the right L0 (Chanin & Garriga-Alonso 2025)
+        "sae_sparse_but_wrong.toml", ("train.steps=500", "sweep.k=[3, 5, 7]", "sweep.seed=[0]"),
+        (PlotSpec("sae_sparse_but_wrong.png", "sparse_but_wrong"),),
+    ),
     "llc_phase_2_1": Experiment(  # the phase_2_1 sweep again, then its LLC
         "phase_2_1.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1]"),
         (PlotSpec("llc_phase_2_1.png", "llc_phase", {"theory": "2_1"}),), llc=_PHASE_LLC,
@@ -325,7 +337,8 @@ EXPERIMENTS: dict[str, Experiment] = {
 FAMILIES: dict[str, tuple[str, ...]] = {
     "double_descent": ("double_descent", "double_descent_grid", "double_descent_wd"),
     "sae": ("sae_sources", "sae_width", "sae_width_topk", "sae_width_synthetic", "sae_kinds",
-            "sae_kinds_k", "sae_gap"),
+            "sae_kinds_k", "sae_gap", "sae_amortisation",
+            "sae_absorption", "sae_sparse_but_wrong"),
     "slt": ("llc_phase_2_1", "llc_phase_3_2", "kgon_trajectories"),
     "norms": ("norms_5_2", "norms_20_5"),
     "optimizers": ("optimizers_basic", "optimizers_phase_2_1"),

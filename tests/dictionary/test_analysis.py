@@ -39,7 +39,9 @@ def test_a_perfect_sae_on_orthogonal_features_scores_perfectly():
     out = _score(params, truth, np.full(D, 0.3, np.float32))
     for name in ("mmcs", "recovered_90", "recovered_99", "support_encoder", "support_gp",
                  "support_mp", "support_omp", "support_truth_gp", "support_truth_mp",
-                 "support_truth_omp", "recall_encoder",
+                 "support_truth_omp", "support_oracle_gp", "support_oracle_omp",
+                 "mcc_truth_mp", "mcc_truth_gp", "mcc_truth_omp", "mcc_oracle_gp",
+                 "mcc_oracle_omp", "recall_encoder",
                  "precision_encoder", "shrinkage", "uniqueness", "firing_precision",
                  "firing_recall", "firing_f1", "firing_accuracy", "explained_variance",
                  "norm_shrinkage"):
@@ -47,7 +49,8 @@ def test_a_perfect_sae_on_orthogonal_features_scores_perfectly():
     assert out["fvu"] < 1e-10 and out["fvu_gp"] < 1e-10
     assert out["l0"] == pytest.approx(out["true_l0"]) and out["true_l0"] == pytest.approx(1.2, abs=0.1)
     assert out["latent_feature"].tolist() == list(range(D))
-    assert scores.matched_mean(out["correlations"], np.ones(D, bool)) == pytest.approx(1.0, abs=1e-5)
+    for name in ("correlations", "correlations_mp", "correlations_gp", "correlations_omp"):
+        assert scores.matched_mean(out[name], np.ones(D, bool)) == pytest.approx(1.0, abs=1e-5), name
     assert "absorption_gap" not in out and "hedging" not in out  # no parent, no hierarchy
 
 
@@ -117,7 +120,10 @@ def test_analyze_of_a_trained_sweep_matches_numpy(tmp_path):
         for name in ("absorption_gap", "hedging"):
             values = run[name].values
             assert np.isnan(values[[0, 3]]).all() and (np.abs(values[[1, 2, 4, 5]]) <= 1).all(), name
-    assert {"support_gp", "fvu_omp", "mcc", "matched_cosine", "dead_fraction"} <= set(ds.data_vars)
+    assert {"support_gp", "fvu_omp", "mcc", "matched_cosine", "dead_fraction", "mcc_gp",
+            "mcc_truth_omp", "support_oracle_omp"} <= set(ds.data_vars)
+    for name in ("mcc_mp", "mcc_gp", "mcc_omp", "mcc_truth_gp", "mcc_oracle_gp", "mcc_oracle_omp"):
+        assert ((ds[name] > -1) & (ds[name] <= 1)).all(), name
     for name in ("uniqueness", "firing_precision", "firing_recall", "firing_f1", "firing_accuracy",
                  "latent_firing_f1"):
         assert ((ds[name] >= 0) & (ds[name] <= 1)).all(), name

@@ -17,8 +17,18 @@ carry a `parent` variable (feature,): each feature's parent feature, -1 for a ro
 Pursuits (`toymodels.dictionary.pursuit`: matching, gradient and orthogonal matching) run
 on the SAE's decoder (unit rows, on h − b_dec) and on the true dictionary (on h), all
 non-negative, with each example's k equal to the
-number of latents the SAE's encoder used on it (matched L0), at most `max_k` = min(N, d)
-atoms: more atoms than dimensions is no longer a sparse code.
+number of latents the SAE's encoder used on it (matched L0), at most `max_k` = min(N, d,
+PURSUIT_ATOMS) atoms: more atoms than dimensions is no longer a sparse code, and a pursuit's
+cost grows with its atoms (OMP's as their cube), so on a world of 128 or more dims (the
+synthsaebench presets) the pursuits stop at 32 atoms. The oracles (`oracle_gp`,
+`oracle_omp`) are gradient pursuit and OMP on the true dictionary at each example's TRUE
+number of active features (at most min(F, d, PURSUIT_ATOMS)): what inference-time optimisation gets when
+the dictionary and the sparsity are both known, whatever the SAE.
+
+Every method's codes get a code MCC (`mcc`, the encoder's, and `mcc_<method>`): Pearson
+correlations of true and found activations over the batch, matched one-to-one by the
+Hungarian algorithm for the SAE's latents (encoder, pursuits on its decoder), and atom i to
+feature i for the true dictionary (whose atom i is feature i: no matching to choose).
 """
 
 from __future__ import annotations
@@ -43,8 +53,10 @@ from toymodels.errors import UserError
 from toymodels.trainers import stored_config
 
 EVAL_EXAMPLES = 4096
+PURSUIT_ATOMS = 32  # the most atoms any pursuit takes (module docstring)
 THRESHOLDS = {"90": 0.9, "99": 0.99}
-METHODS = ("encoder", "mp", "gp", "omp", "truth_mp", "truth_gp", "truth_omp")  # codes scored
+METHODS = ("encoder", "mp", "gp", "omp", "truth_mp", "truth_gp", "truth_omp",
+           "oracle_gp", "oracle_omp")  # codes scored
 PURSUITS = {"mp": pursuit.matching_pursuit, "gp": pursuit.gradient_pursuit,
             "omp": pursuit.orthogonal_matching_pursuit}
 METHOD_TEXT = {"encoder": "the SAE's encoder", "mp": "matching pursuit on the SAE's decoder",
@@ -52,7 +64,12 @@ METHOD_TEXT = {"encoder": "the SAE's encoder", "mp": "matching pursuit on the SA
                "omp": "orthogonal matching pursuit on the SAE's decoder",
                "truth_mp": "matching pursuit on the true dictionary",
                "truth_gp": "gradient pursuit on the true dictionary",
-               "truth_omp": "orthogonal matching pursuit on the true dictionary"}
+               "truth_omp": "orthogonal matching pursuit on the true dictionary",
+               "oracle_gp": "gradient pursuit on the true dictionary at the true number of "
+                            "active features",
+               "oracle_omp": "orthogonal matching pursuit on the true dictionary at the true "
+                             "number of active features"}
+TRUTH_METHODS = ("truth_mp", "truth_gp", "truth_omp", "oracle_gp", "oracle_omp")  # atom i = feature i
 SCALAR_VARIABLES = {
     "mmcs": "mean over the represented features of the best signed cosine with a latent (decoder row)",
     "recovered_90": "fraction of the represented features with a latent at cosine > 0.9",
@@ -78,6 +95,10 @@ SCALAR_VARIABLES = {
     **{f"recall_{m}": f"share of the active features {METHOD_TEXT[m]} picks" for m in METHODS},
     **{f"precision_{m}": f"share of the latents {METHOD_TEXT[m]} picks whose feature is active"
        for m in METHODS},
+    **{f"mcc_{m}": f"mcc of the codes of {METHOD_TEXT[m]} (Hungarian matching of latents to "
+       f"features)" for m in METHODS if m != "encoder" and m not in TRUTH_METHODS},
+    **{f"mcc_{m}": f"mean Pearson correlation of each represented feature's true activations "
+       f"with its own atom's in the codes of {METHOD_TEXT[m]}" for m in TRUTH_METHODS},
 }
 FIRING_TEXT = ("of each latent's firing (code != 0) as a detector of its best-matching "
                "represented feature (by |cos|) being on, over the evaluation batch")
@@ -143,6 +164,14 @@ def pearson(a: jax.Array, b: jax.Array) -> jax.Array:
     return jnp.where(scale > 0, (a.T @ b) / jnp.where(scale > 0, scale, 1.0), 0.0)
 
 
+def paired_pearson(a: jax.Array, b: jax.Array) -> jax.Array:
+    """[n] Pearson correlation of column i of a: [B, n] with column i of b: [B, n] (0 where
+    either column is constant): the diagonal of `pearson(a, b)`."""
+    a, b = a - a.mean(0, keepdims=True), b - b.mean(0, keepdims=True)
+    scale = jnp.sqrt(jnp.sum(a * a, 0) * jnp.sum(b * b, 0))
+    return jnp.where(scale > 0, jnp.sum(a * b, 0) / jnp.where(scale > 0, scale, 1.0), 0.0)
+
+
 def support_scores(true_codes, codes, latent_feature) -> dict:
     """support, recall and precision of one set of codes [B, N], over the examples with at
     least one active feature (an empty example says nothing about which features a
@@ -154,6 +183,24 @@ def support_scores(true_codes, codes, latent_feature) -> dict:
     return {"support": mean(exact),
             "recall": jnp.sum(jnp.where(active, found, 0)) / jnp.maximum(jnp.sum(true), 1),
             "precision": jnp.sum(jnp.where(active, right, 0)) / jnp.maximum(jnp.sum(jnp.where(active, chosen, 0)), 1)}
+
+
+def truth_codes(features, h, k_each, true_codes, max_k: int) -> dict:
+    """Codes [B, F] of the pursuits on the true dictionary (`TRUTH_METHODS`), all
+    non-negative: at the SAE's per-example L0 k_each [B] (at most max_k), and the oracles
+    at each example's true number of active features (at most min(F, d, PURSUIT_ATOMS)).
+
+    Args:
+      features: [F, d] the true unit directions (zero rows: not represented).
+      h: [B, d] the activations; true_codes: [B, F] (zero where not represented).
+    """
+    limit = min(*features.shape, PURSUIT_ATOMS)  # static
+    k_true = jnp.minimum(jnp.sum(true_codes != 0, axis=1), limit)
+    found = {f"truth_{name}": fn(features, h, k_each, max_k=max_k, nonnegative=True)
+             for name, fn in PURSUITS.items()}
+    found.update({f"oracle_{name}": PURSUITS[name](features, h, k_true, max_k=limit, nonnegative=True)
+                  for name in ("gp", "omp")})
+    return {name: jnp.nan_to_num(c) for name, c in found.items()}
 
 
 @struct.dataclass
@@ -224,11 +271,13 @@ def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, pare
         found = jnp.nan_to_num(fn(latents, h - params["b_dec"][None, :], k_each, max_k=max_k,
                                   nonnegative=True))
         out[f"fvu_{name}"] = scores.fvu(h, found @ latents + params["b_dec"][None, :])
+        out[f"correlations_{name}"] = pearson(true_codes, found)  # matched on the host
         coded[name] = (found, latent_feature)
+    coded.update(truth_codes(features, h, k_each, true_codes, max_k))
     truth_index = jnp.where(represented, jnp.arange(truth.shape[1]), -1).astype(jnp.int32)
-    for name, fn in PURSUITS.items():
-        found = jnp.nan_to_num(fn(features, h, k_each, max_k=max_k, nonnegative=True))
-        coded[f"truth_{name}"] = (found, truth_index)
+    for name in TRUTH_METHODS:
+        out[f"mcc_{name}"] = masked_mean(paired_pearson(true_codes, coded[name]), represented)
+        coded[name] = (coded[name], truth_index)
     for name, (c, assigned) in coded.items():
         out.update({f"{key}_{name}": v for key, v in support_scores(true_codes, c, assigned).items()})
     out.update(benchmark.benchmark_one(features, represented, latents, params["b_dec"], h, x_hat,
@@ -273,7 +322,7 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
     density = flat(ds.density, "feature").astype(np.float32)
     noise = eval_draws(config, ds)
     N, d, F = sae.width, spec.model.n_hidden, spec.model.n_features
-    one = functools.partial(score_one, kind=sae.kind, spec=spec, max_k=min(N, d))
+    one = functools.partial(score_one, kind=sae.kind, spec=spec, max_k=min(N, d, PURSUIT_ATOMS))
     parent = flat(ds.parent, "feature").astype(np.int32) if "parent" in ds else None
     if parent is not None and not ((parent >= -1) & (parent < F)).all():
         raise ValueError(f"the results' parent must be -1 (a root) or a feature index < {F}")
@@ -286,6 +335,9 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
     mask = ~np.isnan(out["best_cosine"])
     out["matched_cosine"] = np.array([scores.matched_mean(c, m) for c, m in zip(out["cosines"], mask)])
     out["mcc"] = np.array([scores.matched_mean(c, m) for c, m in zip(out.pop("correlations"), mask)])
+    for name in PURSUITS:
+        out[f"mcc_{name}"] = np.array([scores.matched_mean(c, m) for c, m
+                                       in zip(out.pop(f"correlations_{name}"), mask)])
     out["decoder_mcc"] = np.array([benchmark.matched_pairs_mean(np.abs(c[m]))
                                    for c, m in zip(out.pop("cosines"), mask)])
     out["random_mmcs"] = np.full(runs.size, scores.random_mmcs(N, d))

@@ -26,6 +26,9 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
 - ``sae``: sparse autoencoders against the ground-truth features.
 - ``benchmark``: SynthSAEBench's table of SAE kinds, beside the published one.
 - ``hedging``: one-latent SAEs on a parent and a child against the hedging closed form.
+- ``amortisation``: SAE encoders against pursuit on the true features (code MCC).
+- ``absorption``: absorption and hedging of SAEs on a hierarchy, each seed a point.
+- ``sparse_but_wrong``: BatchTopK SAEs over k against the true L0 (Chanin & Garriga-Alonso 2025).
 - ``llc``: k-gon trajectories and the local learning coefficient.
 - ``dropout``, ``incidental``, ``norms``: dropout, incidental polysemanticity, norms and
   optimisers.
@@ -61,6 +64,8 @@ from matplotlib.figure import Figure
 from toymodels import store
 from toymodels.errors import UserError, unknown
 from toymodels.outputs import output_file, written
+from toymodels.plotting import absorption as _absorption
+from toymodels.plotting import amortisation as _amortisation
 from toymodels.plotting import benchmark as _benchmark
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import hedging as _hedging
@@ -72,6 +77,7 @@ from toymodels.plotting import memorisation as _memorisation
 from toymodels.plotting import phase_diagrams as _phase_diagrams
 from toymodels.plotting import representations as _representations
 from toymodels.plotting import sae as _sae
+from toymodels.plotting import sparse_but_wrong as _sparse_but_wrong
 
 # Re-exported: the public names of every family, and the shared helpers other
 # families and modules import (``_run_name`` in reproduce, ``_mesh`` in llc, ...).
@@ -146,6 +152,9 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
     **_benchmark.FIGURES,  # benchmark_table (also, l0, published)
     **_hedging.FIGURES,  # hedging (world)
+    **_amortisation.FIGURES,  # amortisation
+    **_absorption.FIGURES,  # absorption
+    **_sparse_but_wrong.FIGURES,  # sparse_but_wrong (n)
     **_llc.FIGURES,  # kgon_trajectories (runs), llc_phase (x, y, theory, vmax)
     **_dropout.FIGURES,  # dropout_phase (x, y, max_columns), dropout_law
     **_incidental.FIGURES,  # incidental

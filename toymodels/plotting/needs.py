@@ -91,8 +91,10 @@ def _hedging(ds: xr.Dataset) -> str | None:
 FINITE = ("dataset_size", "data_seed", "seed")  # the axes of a memorisation sweep
 GAP = tuple(f"{what}_{method}" for what in ("support", "recall")
             for method in ("encoder", "gp", "omp", "truth_gp"))  # sae_gap's curves
+AMORTISATION = ("mcc", "mcc_truth_gp", "mcc_truth_omp", "mcc_oracle_gp", "mcc_oracle_omp")
 SAE_SCORES = ("mmcs", "fvu", "dead_fraction", "recovered_90", "random_mmcs",
-              "random_recovered_90", "n_truth", "l0", "true_l0", *GAP)  # `toymodels analyze`
+              "random_recovered_90", "n_truth", "l0", "true_l0", "decoder_mcc",
+              "decoder_projection", *GAP, *AMORTISATION)  # `toymodels analyze`
 
 NEEDS: dict[str, Needs] = {
     # representations: one run per value of an axis (none: one run), any number of axes
@@ -127,6 +129,11 @@ NEEDS: dict[str, Needs] = {
     "benchmark_table": Needs(trainer="sae", variables=("l0", "dead_fraction", "firing_f1", "decoder_mcc",
                                                        "uniqueness", "explained_variance")),
     "hedging": Needs(trainer="sae", variables=("decoder", "truth", "density"), check=_hedging),
+    "amortisation": Needs(trainer="sae", variables=AMORTISATION),
+    "absorption": Needs(trainer="sae", variables=("absorption_gap_mean", "hedging_mean")),
+    "sparse_but_wrong": Needs(trainer="sae", named=("k",), only=("k", "seed"),
+                              variables=("decoder_mcc", "decoder_projection", "true_l0",
+                                         "decoder", "truth")),
     # the LLC
     "kgon_trajectories": Needs(trainer=None, variables=("loss",), check=_kgon),
     "llc_phase": Needs(axes=2, variables=(WEIGHTS, "llc", "llc_trusted")),
@@ -160,6 +167,7 @@ VARIABLE_HINTS = {
 AXIS_HINTS = {
     "dataset_size": " (a finite training set per size: [sweep] dataset_size = [...])",
     "width": " ([sweep] width = [...] of an SAE sweep)",
+    "k": " ([sweep] k = [...] of a TopK-family SAE sweep)",
     "source_run": " (an SAE sweep of several runs of a toy-model results directory)",
 }
 
