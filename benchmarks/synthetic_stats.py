@@ -35,56 +35,60 @@ class Counter:
     def __init__(self, parent, exclusive, pairs=None):
         parent = np.asarray(parent, np.int64)
         exclusive = np.asarray(exclusive, bool)
-        self.F = parent.shape[0]
+        self.F = F = parent.shape[0]
+        self.parent = parent
         self.children = np.flatnonzero(parent >= 0)
-        self.parents_of = parent[self.children]
-        # children of exclusive parents, ordered by parent, for np.add.reduceat
-        me = self.children[exclusive[self.parents_of]]
-        order = np.argsort(parent[me], kind="stable")
-        self.me_children = me[order]
-        groups = parent[self.me_children]
-        self.me_parents, self.me_starts = np.unique(groups, return_index=True)
+        self.group = np.where((parent >= 0) & exclusive[np.maximum(parent, 0)], parent, -1)
+        self.me_parents = np.unique(self.group[self.group >= 0])
         self.pairs = np.zeros((0, 2), np.int64) if pairs is None else np.asarray(pairs, np.int64)
-        F = self.F
         self.n = 0
         self.count = np.zeros(F, np.int64)
         self.s = [np.zeros(F, np.float64) for _ in range(4)]
         self.l0_sum = 0
         self.l0_sq = 0
-        self.both = np.zeros(len(self.children), np.int64)
-        self.orphan = np.zeros(len(self.children), np.int64)
-        self.me_multi = np.zeros(len(self.me_parents), np.int64)
+        self.both = np.zeros(F, np.int64)
+        self.orphan = np.zeros(F, np.int64)
+        self.multi = np.zeros(F, np.int64)
         self.pair_both = np.zeros(len(self.pairs), np.int64)
 
     def add(self, codes) -> None:
         codes = np.asarray(codes)
+        n, F = codes.shape
         active = codes > 0
-        x = np.where(active, codes, 0).astype(np.float64)
-        self.n += codes.shape[0]
-        self.count += active.sum(0)
-        p = x
+        rows, cols = np.nonzero(active)
+        vals = codes[rows, cols].astype(np.float64)
+        self.n += n
+        self.count += np.bincount(cols, minlength=F)
+        v = vals
         for k in range(4):
-            self.s[k] += p.sum(0)
-            if k < 3:
-                p = p * x
-        l0 = active.sum(1, dtype=np.int64)
+            self.s[k] += np.bincount(cols, weights=v, minlength=F)
+            v = v * vals
+        l0 = np.bincount(rows, minlength=n).astype(np.int64)
         self.l0_sum += int(l0.sum())
         self.l0_sq += int((l0 * l0).sum())
-        ch, pa = active[:, self.children], active[:, self.parents_of]
-        self.both += (ch & pa).sum(0)
-        self.orphan += (ch & ~pa).sum(0)
-        if len(self.me_parents):
-            per_group = np.add.reduceat(active[:, self.me_children].astype(np.int32),
-                                        self.me_starts, axis=1)
-            self.me_multi += (per_group > 1).sum(0)
+        par = self.parent[cols]
+        is_child = par >= 0
+        c_rows, c_cols, c_par = rows[is_child], cols[is_child], par[is_child]
+        with_parent = active[c_rows, c_par]
+        self.both += np.bincount(c_cols[with_parent], minlength=F)
+        self.orphan += np.bincount(c_cols[~with_parent], minlength=F)
+        grp = self.group[cols]
+        in_group = grp >= 0
+        if in_group.any():
+            keys = rows[in_group].astype(np.int64) * F + grp[in_group]
+            uniq, cnt = np.unique(keys, return_counts=True)
+            self.multi += np.bincount(uniq[cnt > 1] % F, minlength=F)
         if len(self.pairs):
             self.pair_both += (active[:, self.pairs[:, 0]] & active[:, self.pairs[:, 1]]).sum(0)
 
     def result(self) -> dict:
+        """The counts; `both` and `orphan` per child (children in index order), `me_multi`
+        per exclusive parent (in index order)."""
         return {"n": np.int64(self.n), "count": self.count, "s1": self.s[0], "s2": self.s[1],
                 "s3": self.s[2], "s4": self.s[3], "l0_sum": np.int64(self.l0_sum),
-                "l0_sq": np.int64(self.l0_sq), "both": self.both, "orphan": self.orphan,
-                "me_multi": self.me_multi, "pair_both": self.pair_both}
+                "l0_sq": np.int64(self.l0_sq), "both": self.both[self.children],
+                "orphan": self.orphan[self.children], "me_multi": self.multi[self.me_parents],
+                "pair_both": self.pair_both}
 
 
 def merge(a: dict, b: dict) -> dict:
@@ -94,7 +98,9 @@ def merge(a: dict, b: dict) -> dict:
 
 def _z(diff, se):
     diff, se = np.asarray(diff, np.float64), np.asarray(se, np.float64)
-    return np.divide(diff, se, out=np.zeros_like(diff), where=se > 0)
+    # NaN (left out of the summaries) where there is no standard error: too few
+    # activations, or none on either side
+    return np.divide(diff, se, out=np.full_like(diff, np.nan), where=se > 0)
 
 
 def _rate_z(ca, na, cb, nb):
