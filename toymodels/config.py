@@ -262,6 +262,8 @@ class SweepConfig:
             unused |= set(INIT_KEYS)
         first = {self.trainer: dict(self.table)} if self.table is not None else {
             "model": dataclasses.asdict(self.spec.model)}
+        if isinstance(first.get("sae", {}).get("synthetic"), dict):  # an SAE source's world
+            first["synthetic"] = first["sae"].pop("synthetic")  # is a table of its own
         if self.table is None:  # no norm anywhere: the manifest reads as before norms existed
             norms = dict(self.axes).get("norm", (self.spec.model.norm,))
             first["model"] = {k: v for k, v in first["model"].items()

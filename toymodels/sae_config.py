@@ -23,7 +23,10 @@ Sources:
   - "zoo:NAME", a zoo model (`toymodels.zoo`).
   - "synthetic": `n_features` random unit directions in `n_hidden` dims (drawn from
     `truth_seed`), with the `[data]` table's feature probabilities, correlation and
-    magnitudes (Uniform[0, 1) by default).
+    magnitudes (Uniform[0, 1) by default). Or, with a `[synthetic]` table, a synthetic
+    feature world (`toymodels.synthetic_config`: SynthSAEBench's Zipf firing, hierarchy,
+    correlation and magnitudes); its keys are then the world's, and `sae.n_features`,
+    `n_hidden`, `truth_seed` and `[data]` are errors.
 The activations are h = W x with x drawn fresh every step from the source's input law
 (its `[data]` table and per-run feature probabilities), common random numbers as for toy
 models: SAEs that share a seed see the same x.
@@ -42,8 +45,11 @@ from toymodels.errors import UserError, unknown
 from toymodels.kinds import SAE_KIND_NAMES, SAE_READS
 from toymodels.limits import check_grid
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
+from toymodels.synthetic_config import SYNTHETIC_SCHEMA, TABLE as WORLD_TABLE, parse_world
+from toymodels.world_spec import WorldSpec
 
 SYNTHETIC, ZOO = "synthetic", "zoo:"
+TOP_KEYS = ("name", "seed", "sae", "data", "train", "sweep", "synthetic")  # of an SAE sweep file
 T, S = TRACED_AXIS, STATIC_AXIS
 PINS = ("source_model", "source_data")  # what a resolved config knows of its source
 # `reader(sae table, source) -> (model, input law, runs)` of a results directory or zoo
@@ -124,7 +130,8 @@ class SAESpec:
       source: "synthetic", "zoo:NAME" or a results directory.
       runs: the source's flat run indices, one SAE source each (a results directory);
         () for the other sources.
-      truth_seed: the synthetic directions' seed.
+      truth_seed: the synthetic directions' seed (a world's: `synthetic.seed`).
+      world: the synthetic feature world of a `[synthetic]` table, or None.
     """
 
     kind: str = "relu"
@@ -132,13 +139,14 @@ class SAESpec:
     source: str = SYNTHETIC
     runs: tuple[int, ...] = ()
     truth_seed: int = 0
+    world: WorldSpec | None = None
 
 
 def sae_keys_known() -> dict[str, tuple[str, ...]]:
     """Each table's keys of an SAE sweep ("" the top level), for `--set` overrides."""
     toy = base.toy_keys()  # less [model]: an SAE's source gives the toy model
     return {"": toy[""], "sae": tuple(SAE_SCHEMA), "data": toy["data"], "train": toy["train"],
-            "sweep": (*base.SWEEPABLE, *SAE_TRACED, *SAE_STATIC)}
+            WORLD_TABLE: tuple(SYNTHETIC_SCHEMA), "sweep": (*base.SWEEPABLE, *SAE_TRACED, *SAE_STATIC)}
 
 
 def is_sae(raw: dict) -> bool:
@@ -164,18 +172,22 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, reader: Reader | No
     """
     fail = lambda key, msg: UserError(f"{source}: {key}: {msg}")
     for key in raw:
-        if key not in ("name", "seed", "sae", "data", "train", "sweep"):
+        if key not in TOP_KEYS:
             why = ("not used by an SAE sweep (the source gives the toy model)" if key == "model"
-                   else unknown(key, ("name", "seed", "sae", "data", "train", "sweep"), "top-level key"))
+                   else unknown(key, TOP_KEYS, "top-level key"))
             raise fail(key, why)
-    tables = {t: base.table_of(raw, t, source) for t in ("sae", "data", "train", "sweep")}
+    tables = {t: base.table_of(raw, t, source) for t in ("sae", "data", "train", "sweep", WORLD_TABLE)}
     top = {k: base.check_value(base.SCHEMA[""][k].check, raw.get(k, base.DEFAULTS[k]), k, source)
            for k in base.SCHEMA[""]}
     sae = _check_keys(tables["sae"], SAE_SCHEMA, "sae", source)
     train = _check_keys(tables["train"], SAE_TRAIN, "train", source, "not used by an SAE sweep")
     if "source" not in sae:
         raise fail("sae.source", 'missing; give a results directory, "zoo:NAME" or "synthetic"')
-    axes = tuple(_axis(name, v, sae["source"], source) for name, v in tables["sweep"].items())
+    world = WORLD_TABLE in raw
+    if world and sae["source"] != SYNTHETIC:
+        raise fail(WORLD_TABLE, f'a synthetic world is a source: only with sae.source = "synthetic" '
+                   f"(the source {sae['source']!r} gives the activations)")
+    axes = tuple(_axis(name, v, sae["source"], source, world) for name, v in tables["sweep"].items())
     check_grid(axes, SAE_STATIC, source)
     train = {**TRAIN_DEFAULTS, **train}
     if reader is None and not _known(sae):
@@ -183,11 +195,16 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, reader: Reader | No
                                 "sae", raw, tuple(SAE_STATIC))
     if any(name in SAE_STATIC for name, _ in axes):
         return _with_groups(raw, top, axes, source, reader)
-    model, data_spec, data, runs = _resolve_source(sae, tables["data"], dict(axes), source, reader)
+    model, data_spec, data, runs = _resolve_source(sae, tables["data"], dict(axes), source, reader,
+                                                   tables[WORLD_TABLE] if world else None)
+    world_spec, world_seed, world_table = (parse_world(tables[WORLD_TABLE], source) if world
+                                           else (None, None, None))
     k_aux_default = math.ceil(model.n_hidden / 2)
     resolved = {**SAE_DEFAULTS, "k_aux": k_aux_default, "width": model.n_features,
                 **{k: v for k, v in sae.items() if k != "runs"}}
-    if sae["source"] == SYNTHETIC:
+    if world:
+        resolved[WORLD_TABLE] = world_table  # its own table in the TOML (SweepConfig.to_dict)
+    elif sae["source"] == SYNTHETIC:
         resolved.update(n_features=model.n_features, n_hidden=model.n_hidden,
                         truth_seed=sae.get("truth_seed", SAE_SCHEMA["truth_seed"].default))
     else:
@@ -202,13 +219,14 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, reader: Reader | No
     own = SAE_READS[resolved["kind"]]  # written back: only the keys this kind reads
     resolved = {k: v for k, v in resolved.items() if k not in HYPER_KEYS or k in own}
     batch = base.resolve_batch(train, data_spec, source)
-    if sae["source"] == SYNTHETIC:  # a source's own sweep checked its [data]
+    if sae["source"] == SYNTHETIC and not world:  # a source's own sweep checked its [data]
         check_data(data, dict(axes), model.n_features, batch, train["steps"], 0, source)
     static = ("steps", "log_every", "schedule", "warmup_steps", "optimizer")
     spec = Spec(model, TrainSpec(batch_size=batch, eval_samples=base.DEFAULTS["train"]["eval_samples"],
                                  **{k: train[k] for k in static}), data_spec,
                 SAESpec(resolved["kind"], resolved["width"], sae["source"], tuple(runs),
-                        resolved.get("truth_seed", SAE_SCHEMA["truth_seed"].default)))
+                        world_seed if world else resolved.get("truth_seed", SAE_SCHEMA["truth_seed"].default),
+                        world_spec))
     if len(runs) > 1:
         axes = (("source_run", tuple(runs)), *axes)
     return base.SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, (), "sae",
@@ -233,8 +251,15 @@ def _check_keys(table: dict, schema: dict, name: str, source: str, why: str = "u
     return {k: base.check_value(schema[k].check, v, f"{name}.{k}", source) for k, v in table.items()}
 
 
-def _axis(name: str, values, sae_source: str, source: str) -> tuple[str, tuple]:
-    allowed = (*SAE_TRACED, *SAE_STATIC, *(SYNTHETIC_AXES if sae_source == SYNTHETIC else ()))
+def _axis(name: str, values, sae_source: str, source: str, world: bool = False) -> tuple[str, tuple]:
+    allowed = (*SAE_TRACED, *SAE_STATIC, *(SYNTHETIC_AXES if sae_source == SYNTHETIC and not world else ()))
+    if world and name in SYNTHETIC_SCHEMA and name not in allowed:
+        raise UserError(f"{source}: sweep.{name}: a key of the [synthetic] world, which is one per "
+                        f"sweep: not a sweep axis (write a sweep file per world); sweepable: "
+                        f"{', '.join(allowed)}")
+    if world and name in SYNTHETIC_AXES:
+        raise UserError(f"{source}: sweep.{name}: not used with a [synthetic] world (its firing "
+                        f"is synthetic.firing); sweepable: {', '.join(allowed)}")
     if name not in allowed:
         raise UserError(f"{source}: sweep.{name}: not a sweepable key of an SAE sweep; "
                         f"allowed: {', '.join(allowed)}")
@@ -285,10 +310,14 @@ def _check_sae_keys(resolved: dict, given: dict, axes: dict, kinds, source: str,
 # ---- sources
 
 
-def _resolve_source(sae: dict, data: dict, axes: dict, source: str, reader: Reader | None):
+def _resolve_source(sae: dict, data: dict, axes: dict, source: str, reader: Reader | None,
+                    world: dict | None = None):
     """(ModelSpec F -> d, DataSpec, resolved [data] table, source runs) of the source: from
-    the table's pins, or with a `reader` from the source itself (checked against the pins)."""
+    the table's pins, or with a `reader` from the source itself (checked against the pins);
+    a `[synthetic]` world (`world`, its raw table) gives F -> d and no input law."""
     name = sae["source"]
+    if world is not None:
+        return (*_world_source(sae, data, world, source), ())
     if name != SYNTHETIC:
         for key in ("n_features", "n_hidden", "truth_seed"):
             if key in sae:
@@ -315,6 +344,22 @@ def _resolve_source(sae: dict, data: dict, axes: dict, source: str, reader: Read
                         f"made for (sae.source_model, source_data, runs): the source changed; "
                         "train its SAEs into a new directory")
     return found[0], found[1], {}, found[2]
+
+
+def _world_source(sae: dict, data: dict, world: dict, source: str):
+    """(ModelSpec F -> d, the default DataSpec, {}) of a `[synthetic]` world's sweep; the
+    old synthetic source's keys are errors beside it."""
+    for key in ("n_features", "n_hidden", "truth_seed", "runs", *PINS):
+        if key in sae:
+            where = {"truth_seed": "seed"}.get(key, key)
+            why = (f"with a [synthetic] world, set {WORLD_TABLE}.{where}" if key in SYNTHETIC_SCHEMA
+                   or key == "truth_seed" else "only for a results directory or zoo source")
+            raise UserError(f"{source}: sae.{key}: {why}")
+    if data:
+        raise UserError(f"{source}: data.{next(iter(data))}: not used with a [synthetic] world "
+                        f"(its firing and magnitudes are [{WORLD_TABLE}] keys)")
+    spec, _, _ = parse_world(world, source)
+    return ModelSpec("linear", spec.n_features, spec.n_hidden), DataSpec(), {}
 
 
 def _synthetic(sae: dict, data: dict, axes: dict, source: str):

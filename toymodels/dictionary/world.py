@@ -193,14 +193,16 @@ def compensated(p: np.ndarray, parent: np.ndarray, group: np.ndarray) -> np.ndar
 def copula_factor(spec: WorldSpec, key: jax.Array) -> np.ndarray:
     """[F, r] float64 loadings: `rank` columns of N(0, scale^2) (a row whose squared norm
     passes `MAX_LOADING` rescaled to it, as SAELens), then one column per pair (i, j, rho):
-    sqrt|rho| at i and sign(rho) sqrt|rho| at j, whose product is the latent correlation rho."""
+    sqrt|rho| at i and sign(rho) sqrt|rho| at j, whose product is the latent correlation rho
+    (a low-rank row is capped to what the pairs leave of `MAX_LOADING`)."""
     F = spec.n_features
-    low = spec.correlation_scale * np.asarray(jax.random.normal(key, (F, spec.rank), jnp.float32), np.float64)
-    sq = (low ** 2).sum(1, keepdims=True)
-    low = np.where(sq > MAX_LOADING, low * np.sqrt(MAX_LOADING / np.maximum(sq, 1e-30)), low)
     pairs = np.zeros((F, len(spec.correlations)))
     for c, (i, j, rho) in enumerate(spec.correlations):
         pairs[i, c], pairs[j, c] = math.sqrt(abs(rho)), math.copysign(math.sqrt(abs(rho)), rho)
+    room = np.maximum(MAX_LOADING - (pairs ** 2).sum(1, keepdims=True), 0.0)  # left for the low rank
+    low = spec.correlation_scale * np.asarray(jax.random.normal(key, (F, spec.rank), jnp.float32), np.float64)
+    sq = (low ** 2).sum(1, keepdims=True)
+    low = np.where(sq > room, low * np.sqrt(room / np.maximum(sq, 1e-30)), low)
     return np.concatenate([low, pairs], axis=1)
 
 
