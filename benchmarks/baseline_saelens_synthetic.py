@@ -8,8 +8,9 @@ a copy of SAELens: SAELens's objects are built from the exported parameters and 
 The world .npz holds: probability [F] (the base firing probability of each feature,
 before the hierarchy acts), mean [F], std [F] (of the magnitude), parent [F] (int, -1
 for none), exclusive [F] (bool: the feature's children are mutually exclusive),
-optionally corr_factor [F, r] and corr_diag [F] (a low-rank Gaussian copula), truth
-[F, d] and bias [d].
+scale_children (bool: a child's value is multiplied by its parent's value / the
+parent's mean), optionally corr_factor [F, r] and corr_diag [F] (a low-rank Gaussian
+copula), truth [F, d] and bias [d].
 
 Sub-commands:
 
@@ -52,9 +53,10 @@ def load_world(path) -> dict:
         return {k: f[k] for k in f.files}
 
 
-def build_hierarchy(parent, exclusive):
+def build_hierarchy(parent, exclusive, scale_children=False):
     """A SAELens `Hierarchy` with one tree per root that has children; children in index
-    order; `mutually_exclusive_children` where exclusive (and >= 2 children)."""
+    order; `mutually_exclusive_children` where exclusive (and >= 2 children);
+    `scale_children_by_parent` on every parent if scale_children."""
     from sae_lens.synthetic import Hierarchy, HierarchyNode, hierarchy_modifier
 
     parent = np.asarray(parent)
@@ -66,7 +68,8 @@ def build_hierarchy(parent, exclusive):
     def node(i):
         children = [node(c) for c in kids[i]]
         return HierarchyNode(feature_index=i, children=children,
-                             mutually_exclusive_children=bool(exclusive[i]) and len(children) >= 2)
+                             mutually_exclusive_children=bool(exclusive[i]) and len(children) >= 2,
+                             scale_children_by_parent=bool(scale_children) and bool(children))
 
     sys.setrecursionlimit(max(10_000, sys.getrecursionlimit()))
     roots = [node(i) for i in range(F) if parent[i] < 0 and kids[i]]
@@ -77,7 +80,8 @@ def build_generator(world: dict):
     import torch
     from sae_lens.synthetic import ActivationGenerator
 
-    hierarchy = build_hierarchy(world["parent"], world["exclusive"])
+    hierarchy = build_hierarchy(world["parent"], world["exclusive"],
+                                bool(world.get("scale_children", False)))
     corr = None
     if "corr_factor" in world and world["corr_factor"].size:
         corr = (torch.tensor(world["corr_factor"], dtype=torch.float32),

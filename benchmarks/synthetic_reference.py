@@ -31,8 +31,10 @@ that law on the world's forest, and `hidden(world, codes)` against SAELens's
 The dictionary's orthogonalisation plays no part in the law of the codes, so a preset's
 `ortho_steps` is set to 0 here (it would cost minutes on CPU).
 
-    python benchmarks/synthetic_reference.py --json benchmarks/results_synthetic_reference.json
-    python benchmarks/synthetic_reference.py --preset reduced --examples 100000   # quicker
+    python benchmarks/synthetic_reference.py --preset synthsaebench-4k --preset mixed-4k \
+        --preset synthsaebench-16k --examples 1000000 1000000 200000 \
+        --json benchmarks/results_synthetic_reference.json
+    python benchmarks/synthetic_reference.py --preset synthsaebench-1k --examples 100000
 
 Needs the benchmark venv with sae-lens (`--bench-python`, default /tmp/benchvenv/bin/python
 or $BENCH_PYTHON).
@@ -58,32 +60,32 @@ sys.path.insert(0, str(HERE))
 
 from synthetic_stats import Counter, compare, indicator_correlation, load  # noqa: E402
 from toymodels.dictionary import world as W  # noqa: E402
+from toymodels.synthetic_config import parse_world  # noqa: E402
 from toymodels.world_spec import WorldSpec  # noqa: E402
 
 BENCH_PYTHON = os.environ.get("BENCH_PYTHON", "/tmp/benchvenv/bin/python")
 BASELINE = HERE / "baseline_saelens_synthetic.py"
 
-# SynthSAEBench-16k's law (SAELens's SynthSAEBench model) and a reduced one of the same law.
-PRESETS = {
-    "reduced": WorldSpec(
-        n_features=4096, n_hidden=256, firing="zipf", zipf_exponent=0.5, zipf_max=0.4,
-        zipf_min=5e-4, mean_law="constant", mean=(1.0,), std_law="folded_normal",
-        std=(0.5, 0.5), magnitude="rectified_normal", roots=32, branching=(2, 8), depth=3,
-        exclusive=0.5, compensate=True, rank=25, correlation_scale=0.1, bias=1.0),
+# A law the presets do not cover: branching drawn in a range, half the parents exclusive,
+# binary gating (no scaling of children), constant means.
+EXTRA = {
+    "mixed-4k": {"n_features": 4096, "n_hidden": 256, "firing": "zipf", "zipf_exponent": 0.5,
+                 "zipf_max": 0.4, "zipf_min": 5e-4, "mean_law": "constant", "mean": 1.0,
+                 "std_law": "folded_normal", "std": [0.5, 0.5], "roots": 32,
+                 "branching": [2, 8], "depth": 3, "exclusive": 0.5, "compensate": True,
+                 "rank": 25, "correlation_scale": 0.1, "bias": 1.0},
 }
 
 
-def preset(name: str) -> WorldSpec:
-    """A preset of the world's table if it has one of this name, else ours."""
-    try:
-        from toymodels import synthetic_config
-
-        return synthetic_config.preset(name)
-    except (ImportError, AttributeError, KeyError, ValueError):
-        return PRESETS[name]
+def preset(name: str) -> tuple[WorldSpec, int]:
+    """(spec, seed) of a `[synthetic]` preset (toymodels.synthetic_config.PRESETS) or of
+    one of EXTRA, through the table's own parser."""
+    table = EXTRA[name] if name in EXTRA else {"preset": name}
+    spec, seed, _ = parse_world(table, "synthetic_reference")
+    return spec, seed
 
 
-def export(world: W.World, path: Path) -> dict:
+def export(world: W.World, spec: WorldSpec, path: Path) -> dict:
     """The world's parameters as the baseline reads them (module docstring of
     baseline_saelens_synthetic.py)."""
     group = np.asarray(world.group)
@@ -93,7 +95,8 @@ def export(world: W.World, path: Path) -> dict:
     factor = np.asarray(world.factor)
     arrays = {"probability": np.asarray(world.probability), "mean": np.asarray(world.mean),
               "std": np.asarray(world.std), "parent": np.asarray(world.parent, np.int64),
-              "exclusive": exclusive, "corr_factor": factor,
+              "exclusive": exclusive, "scale_children": np.bool_(spec.scale_children),
+              "corr_factor": factor,
               "corr_diag": (np.asarray(world.diag_sqrt, np.float64) ** 2).astype(np.float32),
               "truth": np.asarray(world.truth), "bias": np.asarray(world.bias)}
     np.savez(path, **arrays)
@@ -178,23 +181,24 @@ def deterministic(world, spec, tmp: Path) -> dict:
     return out
 
 
-def run_preset(name: str, examples: int, chunk: int, seed: int, tmp: Path) -> dict:
-    spec = dataclasses.replace(preset(name), ortho_steps=0)
+def run_preset(name: str, examples: int, chunk: int, sample_seed: int, tmp: Path) -> dict:
+    spec, seed = preset(name)
+    spec = dataclasses.replace(spec, ortho_steps=0)
     t0 = time.perf_counter()
     world = W.build_world(spec, seed)
     build_s = time.perf_counter() - t0
-    export(world, tmp / "world.npz")
+    export(world, spec, tmp / "world.npz")
     det = deterministic(world, spec, tmp)
     # pairs from the drawn probabilities' rates of a small pilot of ours
-    pilot, _ = our_counts(world, spec, min(examples, 20_000), chunk, seed + 1, None)
+    pilot, _ = our_counts(world, spec, min(examples, 20_000), chunk, sample_seed + 1, None)
     pairs = correlated_pairs(world, pilot["count"] / pilot["n"])
     np.save(tmp / "pairs.npy", pairs)
     # SAELens in the background while ours runs
     ref_cmd = [BENCH_PYTHON, str(BASELINE), "sample", str(tmp / "world.npz"),
                str(tmp / "ref.npz"), "--examples", str(examples), "--chunk", str(chunk),
-               "--seed", str(seed), "--pairs", str(tmp / "pairs.npy")]
+               "--seed", str(sample_seed), "--pairs", str(tmp / "pairs.npy")]
     ref_proc = subprocess.Popen(ref_cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    ours, ours_s = our_counts(world, spec, examples, chunk, seed + 2, pairs)
+    ours, ours_s = our_counts(world, spec, examples, chunk, sample_seed + 2, pairs)
     stdout, stderr = ref_proc.communicate()
     if ref_proc.returncode:
         raise RuntimeError(f"baseline sample failed:\n{stderr[-3000:]}")
@@ -206,7 +210,8 @@ def run_preset(name: str, examples: int, chunk: int, seed: int, tmp: Path) -> di
             "indicator_corr_ours": indicator_correlation(ours, pairs).tolist(),
             "indicator_corr_saelens": indicator_correlation(ref, pairs).tolist()}
     n_children = int((np.asarray(world.parent) >= 0).sum())
-    return {"preset": name, "spec": dataclasses.asdict(spec), "seed": seed,
+    return {"preset": name, "spec": dataclasses.asdict(spec), "world_seed": seed,
+            "sample_seed": sample_seed,
             "examples": examples, "build_seconds": build_s, "ours_seconds": ours_s,
             "saelens_seconds": ref_info["seconds"], "saelens_threads": ref_info["threads"],
             "children": n_children, "exclusive_groups": int(_exclusive(world).sum()),
@@ -221,13 +226,13 @@ def table(r: dict) -> str:
              f"{r['examples']:,} examples a side (ours {r['ours_seconds']:.0f} s, SAELens "
              f"{r['saelens_seconds']:.0f} s)",
              f"{'statistic':<44} {'tests':>6} {'max|z|':>7} {'bound':>6} {'>3SE':>8} "
-             f"{'>4SE':>8} {'mean z2':>8}  pass"]
+             f"{'>4SE':>8} {'mean z2':>8} {'mean z':>7}  pass"]
     for s in r["summaries"]:
         if not s["tests"]:
             continue
         lines.append(f"{s['statistic']:<44} {s['tests']:>6} {s['max_abs_z']:>7.2f} "
                      f"{s['bonferroni_1pct']:>6.2f} {s['share_beyond_3']:>8.4%} "
-                     f"{s['share_beyond_4']:>8.4%} {s['mean_z2']:>8.3f}  "
+                     f"{s['share_beyond_4']:>8.4%} {s['mean_z2']:>8.3f} {s['mean_z']:>7.3f}  "
                      f"{'yes' if s['pass'] else 'NO'}")
     m = r["means"]
     lines.append(f"mean L0: ours {m['mean_l0']['ours']:.4f} ± {m['mean_l0']['se_ours']:.4f}, "
@@ -260,14 +265,15 @@ def table(r: dict) -> str:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--preset", action="append", help="default: reduced")
+    ap.add_argument("--preset", action="append",
+                    help="a [synthetic] preset or one of EXTRA; default: synthsaebench-4k")
     ap.add_argument("--examples", type=int, nargs="+", default=[1_000_000],
                     help="examples a side, one per preset (or one for all)")
     ap.add_argument("--chunk", type=int, default=4096)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-    names = args.preset or ["reduced"]
+    names = args.preset or ["synthsaebench-4k"]
     examples = args.examples * len(names) if len(args.examples) == 1 else args.examples
     results = []
     for name, n in zip(names, examples):

@@ -140,6 +140,7 @@ def summarise_z(z, name: str, note: str = "") -> dict:
             "share_beyond_3": float((az > 3).mean()), "expected_share_beyond_3": 2.6998e-3,
             "share_beyond_4": float((az > 4).mean()), "expected_share_beyond_4": 6.334e-5,
             "mean_z2": float((z**2).mean()), "mean_z2_se": math.sqrt(2 / m),
+            "mean_z": float(z.mean()), "mean_z_se": math.sqrt(1 / m),
             "bonferroni_1pct": bound, "pass": bool(az.max() < bound), "note": note}
 
 
