@@ -31,6 +31,7 @@ from toymodels import data, evaluation, results
 from toymodels.analysis.batching import in_chunks, per_run
 from toymodels.analysis.metrics import REPRESENTED_NORM
 from toymodels.dictionary import pursuit, scores
+from toymodels.dictionary import world as worlds
 from toymodels.dictionary.sae import Stats, decode, get_sae, unit_rows
 from toymodels.errors import UserError
 from toymodels.trainers import stored_config
@@ -118,6 +119,36 @@ def support_scores(true_codes, codes, latent_feature) -> dict:
             "precision": jnp.sum(jnp.where(active, right, 0)) / jnp.maximum(jnp.sum(jnp.where(active, chosen, 0)), 1)}
 
 
+@struct.dataclass
+class WorldSample:
+    """A synthetic world's evaluation examples, drawn once and shared by every SAE:
+    codes [F, B] and their activations h [B, d] (`toymodels.dictionary.world`)."""
+
+    codes: jax.Array
+    h: jax.Array
+
+
+def source_inputs(noise, truth, density, spec) -> tuple[jax.Array, jax.Array]:
+    """(x [F, B], h [B, d]): the source's inputs from the shared draws `noise` and their
+    activations h = W x; a world's sample as it is."""
+    if isinstance(noise, WorldSample):
+        return noise.codes, noise.h
+    x = data.sample_inputs(noise, density, spec.data)
+    return x, (truth @ x).T
+
+
+def eval_draws(config, ds: xr.Dataset):
+    """The evaluation draws every SAE of `ds` shares, from the sweep's evaluation key:
+    `data.Noise` of its source's law, or a world's `WorldSample` (the world read back
+    from the Dataset's variables)."""
+    key = evaluation.eval_key(config.seed)
+    if config.spec.sae.world is None:
+        return data.sample_noise(key, config.spec, EVAL_EXAMPLES)
+    world = worlds.world_from_variables(lambda name: ds[name].values)
+    codes = worlds.sample_codes(world, config.spec.sae.world, key, EVAL_EXAMPLES)
+    return WorldSample(codes.T, worlds.hidden(world, codes))
+
+
 def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, *, kind: str,
               spec, max_k: int) -> dict:
     """Every score of ONE SAE (see the module docstring and `SCALAR_VARIABLES`).
@@ -130,8 +161,7 @@ def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, *, k
       max_k: the most atoms a pursuit takes.
     """
     sae = get_sae(kind)
-    x = data.sample_inputs(noise, density, spec.data)  # [F, B]
-    h = (truth @ x).T  # [B, d]
+    x, h = source_inputs(noise, truth, density, spec)  # [F, B], [B, d]
     features, represented = ground_truth(truth)
     true_codes = jnp.where(represented[None, :], x.T, 0.0)  # [B, F]
     stats = Stats(jnp.zeros(params["decoder"].shape[0], jnp.int32), threshold, jnp.ones([], jnp.int32))
@@ -199,7 +229,7 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
         runs.size, config.table.get("bandwidth", 1e-3))
     truth = flat(ds.truth, "hidden", "feature").astype(np.float32)
     density = flat(ds.density, "feature").astype(np.float32)
-    noise = data.sample_noise(evaluation.eval_key(config.seed), spec, EVAL_EXAMPLES)
+    noise = eval_draws(config, ds)
     N, d, F = sae.width, spec.model.n_hidden, spec.model.n_features
     one = functools.partial(score_one, kind=sae.kind, spec=spec, max_k=min(N, d))
     fn = per_run(lambda p, *rest: one(p, *rest, noise))

@@ -52,8 +52,9 @@ class SAEHyper:
       bandwidth: [] ε, JumpReLU's straight-through kernel width.
       dead_steps: [] int, a latent silent for this many steps is dead (for AuxK and the
         dead-latent count).
-      truth: [d, F] the source model's W (columns are the features, not normalised).
-      feature_probability: [F] the source's p_i.
+      truth: [d, F] the source model's W (columns are the features, not normalised);
+        [1, 1] zeros with a synthetic world (shared by the runs: `toymodels.dictionary.train.world_of`).
+      feature_probability: [F] the source's p_i; [1] zeros with a synthetic world.
     """
 
     learning_rate: jax.Array

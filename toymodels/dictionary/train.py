@@ -9,12 +9,18 @@ random numbers), every SAE reads its source's activations h = W x ([d, B]) and t
 optimiser step on its kind's loss (`toymodels.dictionary.sae`). The sweep engine
 (`toymodels.sweep`) chunks, shards, stores and resumes these runs exactly as toy models.
 
+A synthetic world (`spec.sae.world`, `toymodels.dictionary.world`) is built once per
+sweep (`world_of`) and closed over by the compiled program, not copied into every SAE's
+hyperparameters: each seed's batch h = codes @ truth + b ([d, B]) is drawn once per step
+from its DATA key and shared by that seed's SAEs, whatever their kind or width.
+
 Shapes: R SAEs, V SAEs of a block, G blocks (R = G V), S seed keys, B batch, F the
 source's features, d its hidden dims, N latents, T log points.
 """
 
 from __future__ import annotations
 
+import functools
 from functools import partial
 
 import jax
@@ -24,6 +30,7 @@ import optax
 from flax import struct
 
 from toymodels import blocks, data
+from toymodels.dictionary import world as worlds
 from toymodels.dictionary.sae import (SAEHyper, Stats, get_sae, init_stats, matmul,
                                       project_out_rows, random_directions, smallest_kept,
                                       unit_rows, update_stats)
@@ -57,6 +64,23 @@ def activations(hyper: SAEHyper, noise: data.Noise, spec: Spec) -> jax.Array:
     return matmul(hyper.truth, x)
 
 
+@functools.lru_cache(maxsize=4)
+def world_of(spec: Spec) -> worlds.World:
+    """The synthetic world of an SAE sweep (`spec.sae.world`, seed `spec.sae.truth_seed`),
+    built once per spec (cached: every chunk and program of the sweep shares it), eagerly
+    even when first asked for inside a trace (the programs close over its arrays)."""
+    with jax.ensure_compile_time_eval():
+        return worlds.build_world(spec.sae.world, spec.sae.truth_seed)
+
+
+def world_batch(spec: Spec, key: jax.Array) -> jax.Array:
+    """[d, B] one batch of the world's activations h = codes @ truth + b, example b
+    from `fold_in(key, b)` (the SAE kinds' layout: one example per column)."""
+    world = world_of(spec)
+    codes = worlds.sample_codes(world, spec.sae.world, key, spec.train.batch_size)
+    return worlds.hidden(world, codes).T
+
+
 def synthetic_truth(truth_seed: int, n_features: int, n_hidden: int) -> np.ndarray:
     """[d, F] the synthetic source's features: F independent uniformly random unit
     directions in d dims, from `fold_in(key(truth_seed), TRUTH_STREAM)`."""
@@ -72,12 +96,17 @@ def init_one(spec: Spec, seed_key: jax.Array, hyper: SAEHyper) -> SAEState:
     return SAEState(params, make_optimizer(spec.train, hyper).init(params), init_stats(N))
 
 
-def step_one(spec: Spec, state: SAEState, hyper: SAEHyper, noise: data.Noise,
-             step: jax.Array):
-    """One optimiser step of one SAE on its source's activations [d, B] of the batch that
-    `noise` (its seed's draw of `step`) makes: (the new state, [] the loss before it)."""
+def step_on_noise(spec: Spec, state: SAEState, hyper: SAEHyper, noise: data.Noise,
+                  step: jax.Array):
+    """`step_one` on its source's activations of the batch that `noise` (its seed's draw
+    of `step`) makes, h = W x with the SAE's own source W and density."""
+    return step_one(spec, state, hyper, activations(hyper, noise, spec), step)
+
+
+def step_one(spec: Spec, state: SAEState, hyper: SAEHyper, x: jax.Array, step: jax.Array):
+    """One optimiser step of one SAE on the activations x: [d, B]: (the new state, [] the
+    loss before it)."""
     kind = get_sae(spec.sae.kind)
-    x = activations(hyper, noise, spec)
     progress = step.astype(jnp.float32) / spec.train.steps
     (loss, codes), grads = jax.value_and_grad(kind.loss, has_aux=True)(
         state.params, state.stats, x, hyper, progress)
@@ -92,24 +121,29 @@ def step_one(spec: Spec, state: SAEState, hyper: SAEHyper, noise: data.Noise,
     return SAEState(params, opt_state, stats), loss
 
 
-def step_block(spec: Spec, noise: data.Noise, step: jax.Array, block):
+def step_block(spec: Spec, inputs, step: jax.Array, block):
     """One step of the V SAEs of one block, `block = (states, hyper, slot)` of [V] trees:
-    each SAE reads its seed's draw `noise[slot]` (`noise` holds one per seed key [S])."""
+    each SAE reads its seed's `inputs[slot]` (one per seed key [S]: the draws
+    `data.Noise`, or a world's activations [d, B])."""
     states, hyper, slot = block
-    shared = jax.tree.map(lambda a: a[slot], noise)
-    return jax.vmap(partial(step_one, spec), in_axes=(0, 0, 0, None))(states, hyper, shared, step)
+    shared = jax.tree.map(lambda a: a[slot], inputs)
+    one = step_one if spec.sae.world is not None else step_on_noise
+    return jax.vmap(partial(one, spec), in_axes=(0, 0, 0, None))(states, hyper, shared, step)
 
 
 def train_step(spec: Spec, data_keys: jax.Array, hyper: SAEHyper, slot: jax.Array, tick, carry,
                step: jax.Array):
     """Step `step` of every SAE: carry (states [G, V], loss sum [G, V]); each seed's DATA
-    key [S] draws one batch, shared by its SAEs; hyper and slot [G, V]; `tick(step)` the
-    engine's progress (`toymodels.progress.ticker`)."""
+    key [S] draws one batch (its noise, or a world's activations), shared by its SAEs;
+    hyper and slot [G, V]; `tick(step)` the engine's progress (`toymodels.progress.ticker`)."""
     states, loss_sum = carry
     tick(step)
     step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(data_keys, step)
-    noise = jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
-    states, loss = jax.lax.map(partial(step_block, spec, noise, step), (states, hyper, slot))
+    if spec.sae.world is not None:
+        inputs = jax.vmap(partial(world_batch, spec))(step_keys)
+    else:
+        inputs = jax.vmap(data.sample_noise, in_axes=(0, None))(step_keys, spec)
+    states, loss = jax.lax.map(partial(step_block, spec, inputs, step), (states, hyper, slot))
     return (states, loss_sum + loss), None
 
 

@@ -355,5 +355,48 @@ def hidden(world: World, codes: jax.Array) -> jax.Array:
     return jnp.matmul(codes, world.truth, precision=jax.lax.Precision.HIGHEST) + world.bias
 
 
+# ---- a world in a results Dataset: its arrays once, without run axes
+
+VARIABLES = {  # World field -> (Dataset variable, dims); truth is stored [hidden, feature]
+    "probability": ("density", ("feature",)), "base_probability": ("world_base_density", ("feature",)),
+    "threshold": ("world_threshold", ("feature",)), "mean": ("world_mean", ("feature",)),
+    "std": ("world_std", ("feature",)), "parent": ("parent", ("feature",)),
+    "level": ("world_level", ("feature",)), "group": ("world_group", ("feature",)),
+    "factor": ("world_factor", ("feature", "factor")), "diag_sqrt": ("world_diag_sqrt", ("feature",)),
+    "truth": ("truth", ("hidden", "feature")), "bias": ("world_bias", ("hidden",)),
+}
+DESCRIPTIONS = {
+    "density": "each feature's probability of being drawn (a child's: given its parent fires)",
+    "parent": "each feature's parent feature in the world's hierarchy, -1 for a root or a free feature",
+    "truth": "the world's feature directions [hidden, feature] (unit columns)",
+}
+
+
+def world_variables(world: World) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
+    """{variable: (dims, array)} of a world for a results Dataset (`VARIABLES`; the
+    exclusive groups' table is rebuilt from `world_group`)."""
+    out = {}
+    for field, (name, dims) in VARIABLES.items():
+        value = np.asarray(getattr(world, field))
+        out[name] = (dims, value.T if field == "truth" else value)
+    return out
+
+
+def world_from_variables(get) -> World:
+    """The World whose `world_variables` `get(name) -> array` reads back, bit for bit."""
+    fields = {f: np.asarray(get(name)) for f, (name, _) in VARIABLES.items()}
+    fields["truth"] = fields["truth"].T
+    return World(**{f: jnp.asarray(v) for f, v in fields.items()},
+                 **sibling_table(fields["group"].astype(np.int32)))
+
+
+def energy(world: World, spec: WorldSpec, key: jax.Array, batch: int = 4096) -> float:
+    """E|h|^2 of the world's activations (a Monte Carlo mean over `batch` examples): the
+    loss of an SAE whose parameters are all zero."""
+    h = hidden(world, jax.jit(sample_codes, static_argnums=(1, 3))(world, spec, key, batch))
+    return float(jnp.mean(jnp.sum(h * h, axis=1)))
+
+
 __all__ = ["World", "WorldSpec", "build_world", "sample_code", "sample_codes", "hidden",
-           "zipf_probabilities", "firing_probabilities"]
+           "zipf_probabilities", "firing_probabilities", "world_variables",
+           "world_from_variables", "energy"]

@@ -17,7 +17,9 @@ from toymodels import store, zoo
 from toymodels.config import SweepConfig
 from toymodels.dictionary.config import SAE_DEFAULTS, SYNTHETIC, ZOO, resolve_sae, source_coordinates
 from toymodels.dictionary.sae import SAEHyper, get_sae
-from toymodels.dictionary.train import make_train_sae, sae_block_size, sae_keys, synthetic_truth
+from toymodels.dictionary import world as worlds
+from toymodels.dictionary.train import (make_train_sae, sae_block_size, sae_keys, synthetic_truth,
+                                        world_of)
 from toymodels.grid import (Grid, axis_columns, density, expand, flat_runs, make_grid,
                             run_values)
 from toymodels.hyper import complement
@@ -32,6 +34,8 @@ INT_HYPER = ("k", "k_aux", "dead_steps")
 FLOAT_HYPER = ("l1_coefficient", "aux_coefficient", "bandwidth")
 TRUTH = "the source model's W [hidden, feature]: column i is ground-truth feature i"
 SINCE_FIRED = "steps since each latent was last non-zero in a training batch, at the end"
+ENERGY = "E|h|^2 of the world's activations (4,096 examples): the loss of all-zero SAE parameters"
+ENERGY_STREAM = 2**32 - 5  # fold_in tag of key(world seed): the sample that estimates world_energy
 
 
 def source_arrays(config: SweepConfig) -> tuple[np.ndarray, np.ndarray | None]:
@@ -68,7 +72,10 @@ def expand_sae(config: SweepConfig) -> Grid:
     """The SAE runs of a group of an SAE sweep (no static axes), each with its source."""
     column, value = axis_columns(config), run_values(config)
     R, F = config.n_runs, config.spec.model.n_features
-    truth, probabilities = source_arrays(config)
+    if config.spec.sae.world is not None:  # one world, shared: nothing per run
+        truth, probabilities = np.zeros((1, 1, 1), np.float32), np.zeros((R, 1), np.float32)
+    else:
+        truth, probabilities = source_arrays(config)
     sae_value = lambda key: config.table.get(key, SAE_DEFAULTS.get(key, 1))  # 1: k_aux unread
     position = {run: i for i, run in enumerate(config.spec.sae.runs)}
     which = (np.array([position[r] for r in column["source_run"]]) if "source_run" in column
@@ -94,7 +101,9 @@ def build_sae_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: 
     b_dec [hidden], and its kind's extras), loss [step], since_fired [latent], threshold
     (BatchTopK kinds), truth [hidden, feature] (the source's W) and density [feature]
     (the source's feature probabilities). With a `source_run` axis, the source's
-    coordinates ride along it as `source_<axis>`.
+    coordinates ride along it as `source_<axis>`. A synthetic world's arrays are stored
+    once, without run axes (`toymodels.dictionary.world.world_variables`: truth, density,
+    parent [feature], world_*), with `world_energy`, E|h|^2 of its activations.
     """
     axes, as_grid = grid.names, grid_shaped(grid)
     spec = config.spec
@@ -104,16 +113,17 @@ def build_sae_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: 
     variables.update(
         loss=(axes + ("step",), as_grid(columns["loss"]), {"long_name": "SAE training objective"}),
         since_fired=(axes + ("latent",), as_grid(columns["since_fired"]), {"long_name": SINCE_FIRED}),
-        truth=(axes + ("hidden", "feature"), as_grid(grid.hyper.truth), {"long_name": TRUTH}),
-        density=(axes + ("feature",), as_grid(grid.hyper.feature_probability)),
         nonfinite_step=(axes, as_grid(first_nonfinite(columns["loss"], columns["loss"][:, -1], steps))),
     )
+    variables.update(source_variables(config, grid))
     if kind.threshold:
         variables["threshold"] = (axes, as_grid(columns["threshold"]),
                                   {"long_name": "inference threshold θ (EMA of the smallest kept code)"})
     coords = {n: c for n, c in zip(axes, grid.coords)}
     coords.update(latent=np.arange(spec.sae.width), hidden=np.arange(spec.model.n_hidden),
                   feature=np.arange(spec.model.n_features), step=steps)
+    if spec.sae.world is not None:
+        coords["factor"] = np.arange(spec.sae.world.n_factors)
     if "source_run" in axes:
         coords.update({f"source_{a}": ("source_run", v)
                        for a, v in source_coordinates(config).items()})
@@ -122,6 +132,22 @@ def build_sae_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: 
                  sae_source=spec.sae.source, n_features=spec.model.n_features,
                  n_hidden=spec.model.n_hidden)
     return xr.Dataset(variables, coords=coords, attrs=attrs)
+
+
+def source_variables(config: SweepConfig, grid: Grid) -> dict:
+    """The source's Dataset variables: per run truth [hidden, feature] and density
+    [feature], or a synthetic world's arrays once (and its `world_energy`)."""
+    spec = config.spec
+    if spec.sae.world is None:
+        as_grid = grid_shaped(grid)
+        return {"truth": (grid.names + ("hidden", "feature"), as_grid(grid.hyper.truth), {"long_name": TRUTH}),
+                "density": (grid.names + ("feature",), as_grid(grid.hyper.feature_probability))}
+    world = world_of(spec)
+    out = {name: (dims, value, {"long_name": worlds.DESCRIPTIONS[name]} if name in worlds.DESCRIPTIONS else {})
+           for name, (dims, value) in worlds.world_variables(world).items()}
+    key = jax.random.fold_in(jax.random.key(spec.sae.truth_seed), ENERGY_STREAM)
+    out["world_energy"] = ((), worlds.energy(world, spec.sae.world, key), {"long_name": ENERGY})
+    return out
 
 
 def make_sae_block(spec: Spec, root_seed: int, report: Report | None = None):
@@ -147,13 +173,16 @@ def memory(spec: Spec) -> int:
     """4-byte values one SAE keeps: parameters, optimiser state, statistics, its truth,
     its loss curve."""
     N, d, F = spec.sae.width, spec.model.n_hidden, spec.model.n_features
-    return (2 * N * d + 4 * N + d) * 5 + d * F + spec.train.n_logs
+    truth = 0 if spec.sae.world is not None else d * F  # a world's is shared, not per SAE
+    return (2 * N * d + 4 * N + d) * 5 + truth + spec.train.n_logs
 
 
 def zero_loss(ds: xr.Dataset) -> xr.DataArray:
     """[*axes] (Σ_i |W_i| sqrt(p_i))², at least E|h|² = E|W x|², the loss of an SAE whose
     parameters are all zero (E[x_i²] <= p_i for every input law but the exponential
-    magnitude, whose E[x²] is 1/2)."""
+    magnitude, whose E[x²] is 1/2); a world's `world_energy`, that E|h|² itself."""
+    if "world_energy" in ds:
+        return ds.world_energy
     return ((ds.truth ** 2).sum("hidden") ** 0.5 * ds.density ** 0.5).sum("feature") ** 2
 
 
