@@ -217,8 +217,19 @@ def run_preset(name: str, examples: int, chunk: int, sample_seed: int, tmp: Path
             "children": n_children, "exclusive_groups": int(_exclusive(world).sum()),
             "deterministic": det, "summaries": cmp["summaries"], "means": cmp["means"],
             "correlated_pairs": corr,
-            "per_feature_rates": {"ours": cmp["per_feature"]["rate_ours"].tolist(),
-                                  "saelens": cmp["per_feature"]["rate_saelens"].tolist()}}
+            "largest_rate_z": _largest(cmp["per_feature"]["z_rate"], ours, ref, world),
+            # each feature's count of active examples (of `examples`), for a re-check
+            "per_feature_counts": {"ours": ours["count"].tolist(),
+                                   "saelens": ref["count"].tolist()}}
+
+
+def _largest(z, ours, ref, world, n: int = 5) -> list[dict]:
+    """The n features of largest |z| of the firing rate: index, z, rates, parent, level."""
+    z = np.nan_to_num(np.asarray(z))
+    order = np.argsort(-np.abs(z))[:n]
+    return [{"feature": int(i), "z": float(z[i]), "rate_ours": float(ours["count"][i] / ours["n"]),
+             "rate_saelens": float(ref["count"][i] / ref["n"]),
+             "parent": int(world.parent[i]), "level": int(world.level[i])} for i in order]
 
 
 def table(r: dict) -> str:
@@ -234,6 +245,8 @@ def table(r: dict) -> str:
                      f"{s['bonferroni_1pct']:>6.2f} {s['share_beyond_3']:>8.4%} "
                      f"{s['share_beyond_4']:>8.4%} {s['mean_z2']:>8.3f} {s['mean_z']:>7.3f}  "
                      f"{'yes' if s['pass'] else 'NO'}")
+    lines.append("largest |z| of a firing rate: " + ", ".join(
+        f"#{x['feature']} (level {x['level']}) z={x['z']:+.2f}" for x in r["largest_rate_z"]))
     m = r["means"]
     lines.append(f"mean L0: ours {m['mean_l0']['ours']:.4f} ± {m['mean_l0']['se_ours']:.4f}, "
                  f"SAELens {m['mean_l0']['saelens']:.4f} ± {m['mean_l0']['se_saelens']:.4f}")
