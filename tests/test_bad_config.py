@@ -139,7 +139,7 @@ ROWS = [
      "data, train, sweep; it has no [sae]", 2),
     ("set_model_on_sae", ["sweep", "sae.toml", "--set", "model.kind=linear", *OUT],
      "sae.toml: --set model.kind=linear: the file is an SAE sweep, whose tables are sae, "
-     "data, train, sweep; it has no [model]", 2),
+     "synthetic, data, train, sweep; it has no [model]", 2),
     ("set_sae_on_llc", ["sweep", "llc.toml", "--set", "sae.kind=topk"],
      "llc.toml: --set sae.kind=topk: the file is an LLC pass, whose tables are llc; it has "
      "no [sae]", 2),

@@ -23,6 +23,7 @@ from toymodels.checks import Key
 from toymodels.config import SCHEMA
 from toymodels.dictionary import analysis as sae_analysis
 from toymodels.dictionary.config import SAE_SCHEMA, SAE_TRAIN
+from toymodels.synthetic_config import SYNTHETIC_SCHEMA
 from toymodels.plotting import PLOTS, plot_description, plot_options
 from toymodels.plotting.needs import needs_text
 from toymodels.trainers.llc import LLC_SCHEMA
@@ -34,6 +35,7 @@ TABLES = (  # (heading, trainer, table name in the file, schema)
     ("`[data]`", "toy (a synthetic SAE source reads some)", "data", SCHEMA["data"]),
     ("`[train]`", "toy", "train", SCHEMA["train"]),
     ("`[sae]`", "sae", "sae", SAE_SCHEMA),
+    ("`[synthetic]`: an SAE sweep's synthetic world", "sae", "synthetic", SYNTHETIC_SCHEMA),
     ("`[train]` of an SAE sweep", "sae", "train", SAE_TRAIN),
     ("`[llc]`", "llc", "llc", LLC_SCHEMA),
 )

@@ -145,8 +145,9 @@ class SAESpec:
 def sae_keys_known() -> dict[str, tuple[str, ...]]:
     """Each table's keys of an SAE sweep ("" the top level), for `--set` overrides."""
     toy = base.toy_keys()  # less [model]: an SAE's source gives the toy model
-    return {"": toy[""], "sae": tuple(SAE_SCHEMA), "data": toy["data"], "train": toy["train"],
-            WORLD_TABLE: tuple(SYNTHETIC_SCHEMA), "sweep": (*base.SWEEPABLE, *SAE_TRACED, *SAE_STATIC)}
+    return {"": toy[""], "sae": tuple(SAE_SCHEMA), WORLD_TABLE: tuple(SYNTHETIC_SCHEMA),
+            "data": toy["data"], "train": toy["train"],
+            "sweep": (*base.SWEEPABLE, *SAE_TRACED, *SAE_STATIC)}
 
 
 def is_sae(raw: dict) -> bool:

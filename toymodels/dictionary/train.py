@@ -37,6 +37,7 @@ from toymodels.dictionary.sae import (SAEHyper, Stats, get_sae, init_stats, matm
 from toymodels.progress import Report, ticker
 from toymodels.spec import Spec
 from toymodels.train import DATA, INIT, make_optimizer
+from toymodels.world_spec import WorldSpec
 
 TRUTH_STREAM = 2**32 - 3  # fold_in tag of key(truth_seed): the synthetic directions
 
@@ -64,13 +65,19 @@ def activations(hyper: SAEHyper, noise: data.Noise, spec: Spec) -> jax.Array:
     return matmul(hyper.truth, x)
 
 
-@functools.lru_cache(maxsize=4)
 def world_of(spec: Spec) -> worlds.World:
     """The synthetic world of an SAE sweep (`spec.sae.world`, seed `spec.sae.truth_seed`),
-    built once per spec (cached: every chunk and program of the sweep shares it), eagerly
-    even when first asked for inside a trace (the programs close over its arrays)."""
+    the same object for every static group, chunk and program of the sweep (`shared_world`)."""
+    return shared_world(spec.sae.world, spec.sae.truth_seed)
+
+
+@functools.lru_cache(maxsize=2)
+def shared_world(world: WorldSpec, seed: int) -> worlds.World:
+    """`build_world(world, seed)`, built once (cached: the 16k world's orthogonalisation
+    takes a while) and eagerly even when first asked for inside a trace (the programs
+    close over its arrays)."""
     with jax.ensure_compile_time_eval():
-        return worlds.build_world(spec.sae.world, spec.sae.truth_seed)
+        return worlds.build_world(world, seed)
 
 
 def world_batch(spec: Spec, key: jax.Array) -> jax.Array:

@@ -8,10 +8,11 @@ key)` draws ONE example's feature activations [F] in SAELens's order:
   1. which features fire: independently (u_i < p_i), through the Gaussian copula
      (z = factor @ eps + sqrt(diag) * eta > Phi^-1(1 - p_i)), or exactly K uniformly;
   2. each firing feature's magnitude from its mean and std (`WorldSpec.magnitude`);
-  3. the hierarchy, level by level from the roots down: a child whose parent is silent
-     is silenced (or, with `scale_children`, multiplied by its parent's value / the
-     parent's mean), then among the firing children of an exclusive parent one, chosen
-     uniformly, is kept;
+  3. the hierarchy: among the firing children of each exclusive parent one, chosen
+     uniformly, is kept (`exclude`); then, level by level from the roots down, a child
+     whose parent is silent is silenced, or with `scale_children` multiplied by its
+     parent's value / the parent's mean (`gate`). SAELens excludes at each level after
+     gating it; siblings share their parent's gate, so the outcome is the same;
   4. max(0, .).
 
 `sample_codes` vmaps it over a batch of keys; `hidden(world, codes)` is codes @ truth + b.
@@ -34,12 +35,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from scipy import special
 
 from toymodels import threefry
-
 from toymodels.world_spec import FIRING_LAWS, MAGNITUDES, VALUE_LAWS, WorldSpec
 
-# fold_in tags of key(seed), one stream per random part of a world
+# one numpy stream per random part of a world: default_rng([tag, seed])
 DIRECTIONS, BIAS, FACTOR, BRANCHING, EXCLUSIVE, MEAN, STD = range(7)
 MAX_LOADING = 0.99  # a copula row's squared norm is capped here (SAELens: diag >= 0.01)
 
@@ -106,8 +107,14 @@ def firing_probabilities(spec: WorldSpec) -> np.ndarray:
     return laws[spec.firing]()
 
 
-def feature_values(law: str, numbers: tuple[float, ...], n: int, key: jax.Array) -> np.ndarray:
-    """[n] float64 per-feature values of a `VALUE_LAWS` law; "folded_normal" draws from `key`."""
+def stream(seed: int, tag: int) -> np.random.Generator:
+    """The numpy generator of one random part (`tag`) of the world of `seed`: the same on
+    every platform, independent of the others."""
+    return np.random.default_rng([tag, seed])
+
+
+def feature_values(law: str, numbers: tuple[float, ...], n: int, rng: np.random.Generator) -> np.ndarray:
+    """[n] float64 per-feature values of a `VALUE_LAWS` law; "folded_normal" draws from `rng`."""
     if law == "constant":
         return np.full(n, numbers[0], np.float64)
     if law == "linear":
@@ -115,24 +122,23 @@ def feature_values(law: str, numbers: tuple[float, ...], n: int, key: jax.Array)
     if law == "list":
         return np.asarray(numbers, np.float64)
     if law == "folded_normal":
-        z = np.asarray(jax.random.normal(key, (n,), jnp.float32), np.float64)
-        return np.abs(numbers[0] + numbers[1] * z)
+        return np.abs(numbers[0] + numbers[1] * rng.standard_normal(n))
     raise ValueError(f"a per-feature law must be one of {', '.join(VALUE_LAWS)}, got {law!r}")
 
 
 # ---- the hierarchy
 
 
-def forest(spec: WorldSpec, key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+def forest(spec: WorldSpec, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """(parent [F], level [F]) int32 of SAELens's breadth-first forest: roots 0..R-1, then
     each level's children in order, `branching` children per parent (drawn in lo..hi
-    from `key`, one per parent in order), until the features run out."""
+    from `rng`, one per parent in order), until the features run out."""
     F = spec.n_features
     parent, level = np.full(F, -1, np.int32), np.zeros(F, np.int32)
     if not spec.hierarchical:
         return parent, level
     lo, hi = spec.branching
-    draws = np.asarray(jax.random.randint(key, (F,), lo, hi + 1))  # at most F parents
+    draws = rng.integers(lo, hi + 1, size=F)  # at most F parents
     nodes, nxt, drawn = list(range(min(spec.roots, F))), min(spec.roots, F), 0
     for depth in range(1, spec.depth + 1):
         children = []
@@ -147,10 +153,10 @@ def forest(spec: WorldSpec, key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def exclusive_groups(spec: WorldSpec, parent: np.ndarray, level: np.ndarray,
-                     key: jax.Array) -> np.ndarray:
+                     rng: np.random.Generator) -> np.ndarray:
     """[F] int32 each feature's exclusive group (its parent) or -1: floor(exclusive * E)
     of the E eligible parents (at least 2 children, depth in exclusive_min_depth ..
-    exclusive_max_depth), chosen uniformly from `key`."""
+    exclusive_max_depth), chosen uniformly from `rng`."""
     F = spec.n_features
     n_children = np.bincount(parent[parent >= 0], minlength=F)
     top = spec.exclusive_max_depth if spec.exclusive_max_depth >= 0 else spec.depth
@@ -158,7 +164,7 @@ def exclusive_groups(spec: WorldSpec, parent: np.ndarray, level: np.ndarray,
     n = int(len(eligible) * spec.exclusive)
     chosen = np.zeros(F, bool)
     if n:
-        order = np.asarray(jax.random.permutation(key, len(eligible)))
+        order = rng.permutation(len(eligible))
         chosen[eligible[order[:n]]] = True
     return np.where((parent >= 0) & chosen[np.maximum(parent, 0)], parent, -1).astype(np.int32)
 
@@ -190,7 +196,7 @@ def compensated(p: np.ndarray, parent: np.ndarray, group: np.ndarray) -> np.ndar
 # ---- the copula and the dictionary
 
 
-def copula_factor(spec: WorldSpec, key: jax.Array) -> np.ndarray:
+def copula_factor(spec: WorldSpec, rng: np.random.Generator) -> np.ndarray:
     """[F, r] float64 loadings: `rank` columns of N(0, scale^2) (a row whose squared norm
     passes `MAX_LOADING` rescaled to it, as SAELens), then one column per pair (i, j, rho):
     sqrt|rho| at i and sign(rho) sqrt|rho| at j, whose product is the latent correlation rho
@@ -200,7 +206,7 @@ def copula_factor(spec: WorldSpec, key: jax.Array) -> np.ndarray:
     for c, (i, j, rho) in enumerate(spec.correlations):
         pairs[i, c], pairs[j, c] = math.sqrt(abs(rho)), math.copysign(math.sqrt(abs(rho)), rho)
     room = np.maximum(MAX_LOADING - (pairs ** 2).sum(1, keepdims=True), 0.0)  # left for the low rank
-    low = spec.correlation_scale * np.asarray(jax.random.normal(key, (F, spec.rank), jnp.float32), np.float64)
+    low = spec.correlation_scale * rng.standard_normal((F, spec.rank))
     sq = (low ** 2).sum(1, keepdims=True)
     low = np.where(sq > room, low * np.sqrt(room / np.maximum(sq, 1e-30)), low)
     return np.concatenate([low, pairs], axis=1)
@@ -228,42 +234,42 @@ def orthogonalise(directions: jax.Array, steps: int, lr: float) -> jax.Array:
     return t / jnp.maximum(jnp.linalg.norm(t, axis=1, keepdims=True), 1e-12)
 
 
-def dictionary(spec: WorldSpec, key: jax.Array) -> jax.Array:
+def dictionary(spec: WorldSpec, rng: np.random.Generator) -> jax.Array:
     """[F, d] the features' unit directions: orthonormal (QR of a Gaussian, `orthogonal`)
     or random unit rows, then `ortho_steps` of `orthogonalise`."""
     F, d = spec.n_features, spec.n_hidden
-    gauss = jax.random.normal(key, (F, d), jnp.float32)
+    gauss = rng.standard_normal((F, d))
     if spec.orthogonal:
-        q, r = jnp.linalg.qr(gauss.T)  # [d, F] orthonormal columns
-        return (q * jnp.sign(jnp.diag(r))).T
-    rows = gauss / jnp.maximum(jnp.linalg.norm(gauss, axis=1, keepdims=True), 1e-12)
-    return jax.jit(orthogonalise, static_argnums=(1, 2))(rows, spec.ortho_steps, spec.ortho_lr) \
-        if spec.ortho_steps else rows
+        q, r = np.linalg.qr(gauss.T)  # [d, F] orthonormal columns
+        return jnp.asarray((q * np.sign(np.diag(r))[None, :]).T, jnp.float32)
+    rows = jnp.asarray(gauss / np.linalg.norm(gauss, axis=1, keepdims=True), jnp.float32)
+    if not spec.ortho_steps:
+        return rows
+    return jax.jit(orthogonalise, static_argnums=(1, 2))(rows, spec.ortho_steps, spec.ortho_lr)
 
 
 def build_world(spec: WorldSpec, seed: int) -> World:
-    """The world of `spec` drawn from `key(seed)` (each random part from its own
-    `fold_in` stream): the same seed gives the same world, bit for bit."""
-    key = jax.random.key(seed)
-    stream = lambda tag: jax.random.fold_in(key, tag)
+    """The world of `spec` drawn from `seed` (each random part from its own numpy stream,
+    `stream(seed, tag)`): the same seed gives the same world, bit for bit, on every
+    platform (but for the orthogonalisation's float32 steps, which run in JAX)."""
     F, d = spec.n_features, spec.n_hidden
     base = firing_probabilities(spec)
-    parent, level = forest(spec, stream(BRANCHING))
-    group = exclusive_groups(spec, parent, level, stream(EXCLUSIVE))
-    p = compensated(base, parent, group) if spec.compensate else base
-    factor = copula_factor(spec, stream(FACTOR))
-    gauss = np.asarray(jax.random.normal(stream(BIAS), (d,), jnp.float32), np.float64)
-    bias = spec.bias * gauss / max(np.linalg.norm(gauss), 1e-30)
+    parent, level = forest(spec, stream(seed, BRANCHING))
+    group = exclusive_groups(spec, parent, level, stream(seed, EXCLUSIVE))
+    p = np.float32(compensated(base, parent, group) if spec.compensate else base)
+    factor = copula_factor(spec, stream(seed, FACTOR))
+    gauss = stream(seed, BIAS).standard_normal(d)
+    bias = spec.bias * gauss / np.linalg.norm(gauss)
     f32 = lambda a: jnp.asarray(a, jnp.float32)
     return World(
         probability=f32(p), base_probability=f32(base),
-        threshold=f32(math.sqrt(2.0) * jax.scipy.special.erfinv(1.0 - 2.0 * f32(p))),
-        mean=f32(feature_values(spec.mean_law, spec.mean, F, stream(MEAN))),
-        std=f32(feature_values(spec.std_law, spec.std, F, stream(STD))),
+        threshold=f32(special.ndtri(1.0 - p.astype(np.float64))),
+        mean=f32(feature_values(spec.mean_law, spec.mean, F, stream(seed, MEAN))),
+        std=f32(feature_values(spec.std_law, spec.std, F, stream(seed, STD))),
         parent=jnp.asarray(parent), level=jnp.asarray(level), group=jnp.asarray(group),
         **sibling_table(group),
         factor=f32(factor), diag_sqrt=f32(np.sqrt(np.maximum(1.0 - (factor ** 2).sum(1), 0.0))),
-        truth=dictionary(spec, stream(DIRECTIONS)), bias=f32(bias))
+        truth=dictionary(spec, stream(seed, DIRECTIONS)), bias=f32(bias))
 
 
 # ---- sampling: one example, vmapped once
@@ -317,7 +323,7 @@ def exclude(world: World, codes: jax.Array, key: jax.Array) -> jax.Array:
     active = member & (codes[jnp.maximum(world.siblings, 0)] > 0)
     score = jnp.where(active, threefry.uniform(key, (G, S)), -1.0)
     winner = jnp.argmax(score, axis=1)
-    loses = (active & (jnp.arange(S) != winner[:, None])).reshape(-1)
+    loses = (active & (jnp.arange(S)[None, :] != winner[:, None])).reshape(-1)
     return jnp.where((world.slot >= 0) & loses[jnp.maximum(world.slot, 0)], 0.0, codes)
 
 
@@ -328,7 +334,7 @@ def gate(world: World, spec: WorldSpec, codes: jax.Array) -> jax.Array:
     up = jnp.maximum(world.parent, 0)
     for depth in range(1, spec.depth + 1):
         above = codes[up]
-        factor = (jnp.where(above > 0, above / world.mean[up], 0.0) if spec.scale_children
+        factor = (jnp.where(above > 0, above / jnp.maximum(world.mean[up], 1e-30), 0.0) if spec.scale_children
                   else (above > 0).astype(codes.dtype))
         codes = jnp.where(world.level == depth, codes * factor, codes)
     return codes
@@ -352,7 +358,7 @@ def sample_codes(world: World, spec: WorldSpec, key: jax.Array, batch: int) -> j
 
 def hidden(world: World, codes: jax.Array) -> jax.Array:
     """[B, d] the activations codes @ truth + bias of codes [B, F]."""
-    return jnp.matmul(codes, world.truth, precision=jax.lax.Precision.HIGHEST) + world.bias
+    return jnp.matmul(codes, world.truth, precision=jax.lax.Precision.HIGHEST) + world.bias[None, :]
 
 
 # ---- a world in a results Dataset: its arrays once, without run axes
