@@ -276,6 +276,18 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def _commit() -> str | None:
+    """The checkout's commit (and whether it had local changes), for the record."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=HERE, capture_output=True, text=True).stdout.strip()
+        return head + (" (with local changes)" if dirty else "")
+    except OSError:
+        return None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", action="append",
@@ -297,6 +309,7 @@ def main(argv=None) -> int:
     if args.json:
         args.json.write_text(json.dumps({
             "benchmark": "synthetic_reference", "jax": jax.__version__,
+            "commit": _commit(),
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "load_average_after": os.getloadavg()[0], "results": results}, indent=1))
     ok = all(s["pass"] for r in results for s in r["summaries"]) and all(
