@@ -31,8 +31,8 @@ that law on the world's forest, and `hidden(world, codes)` against SAELens's
 The dictionary's orthogonalisation plays no part in the law of the codes, so a preset's
 `ortho_steps` is set to 0 here (it would cost minutes on CPU).
 
-    python benchmarks/synthetic_reference.py --preset synthsaebench-4k --preset mixed-4k \
-        --preset synthsaebench-16k --examples 1000000 1000000 200000 \
+    python benchmarks/synthetic_reference.py --preset synthsaebench-4k \
+        --preset synthsaebench-16k --preset mixed-4k --examples 300000 60000 150000 \
         --json benchmarks/results_synthetic_reference.json
     python benchmarks/synthetic_reference.py --preset synthsaebench-1k --examples 100000
 
@@ -300,18 +300,18 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     names = args.preset or ["synthsaebench-4k"]
     examples = args.examples * len(names) if len(args.examples) == 1 else args.examples
-    results = []
+    results, commit = [], _commit()
     for name, n in zip(names, examples):
         with tempfile.TemporaryDirectory() as tmp:
             r = run_preset(name, n, args.chunk, args.seed, Path(tmp))
         print(table(r), flush=True)
         results.append(r)
-    if args.json:
-        args.json.write_text(json.dumps({
-            "benchmark": "synthetic_reference", "jax": jax.__version__,
-            "commit": _commit(),
-            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "load_average_after": os.getloadavg()[0], "results": results}, indent=1))
+        if args.json:  # after each preset, so that a long run keeps what it finished
+            args.json.write_text(json.dumps({
+                "benchmark": "synthetic_reference", "jax": jax.__version__,
+                "commit": commit,
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                "load_average_after": os.getloadavg()[0], "results": results}, indent=1))
     ok = all(s["pass"] for r in results for s in r["summaries"]) and all(
         r["means"]["child_active_without_parent"]["ours"] == 0
         and r["means"]["exclusive_groups_with_two_active"]["ours"] == 0 for r in results)
