@@ -45,6 +45,7 @@ import argparse
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -276,6 +277,14 @@ def table(r: dict) -> str:
     return "\n".join(lines)
 
 
+def dumps(obj) -> str:
+    """JSON, indented, with each list of plain numbers on one line (the per-feature
+    counts would take a line per number)."""
+    text = json.dumps(obj, indent=1)
+    return re.sub(r"\[\s*([-+0-9.eE,\s]+?)\s*\]",
+                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text)
+
+
 def _commit() -> str | None:
     """The checkout's commit (and whether it had local changes), for the record."""
     try:
@@ -307,11 +316,11 @@ def main(argv=None) -> int:
         print(table(r), flush=True)
         results.append(r)
         if args.json:  # after each preset, so that a long run keeps what it finished
-            args.json.write_text(json.dumps({
+            args.json.write_text(dumps({
                 "benchmark": "synthetic_reference", "jax": jax.__version__,
                 "commit": commit,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                "load_average_after": os.getloadavg()[0], "results": results}, indent=1))
+                "load_average_after": os.getloadavg()[0], "results": results}))
     ok = all(s["pass"] for r in results for s in r["summaries"]) and all(
         r["means"]["child_active_without_parent"]["ours"] == 0
         and r["means"]["exclusive_groups_with_two_active"]["ours"] == 0 for r in results)
