@@ -25,7 +25,9 @@ busy" on both sides) is less sensitive to other work on the host. FLOPs count th
 SAELens and per seed for ours, + 10 B d N per SAE step), the share of the ceiling is
 against `ceiling.matmul_ceiling` measured first in the same run (n = 2048 and 4096).
 
-    python benchmarks/synthetic_sae_throughput.py --json benchmarks/results_synthetic_sae.json
+    python benchmarks/synthetic_sae_throughput.py --saes 64 --seeds 4 64 --steps 4 2 \
+        --saelens-steps 20 --saelens-warmup 5 --repeats 3 --ceiling-n 2048 \
+        --ceiling-repeats 3 --json benchmarks/results_synthetic_sae.json   # as recorded
     python benchmarks/synthetic_sae_throughput.py --no-baseline --repeats 1   # ours alone
 """
 from __future__ import annotations
