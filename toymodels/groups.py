@@ -25,6 +25,7 @@ from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.models import MODELS, get_model
 
 PADDED_DIMS = ("hidden", "feature", "step", "snapshot", "example", "latent")
+SHARED = "shared"  # attrs key of a variable every group holds the same (an SAE source's world)
 SNAPSHOT = "_snapshots"  # dataset variables of the parameters over training: W_snapshots
 
 
@@ -57,11 +58,15 @@ def combine(parts: list[xr.Dataset], config: SweepConfig) -> xr.Dataset:
     Returns:
       Dims (*config axes, then the rest); variables padded where shapes differ, each with
       `attrs["padding"]`; a variable some groups lack (W of abs_computation) is filled in
-      those groups and says so in `attrs["absent"]`. No attrs on the Dataset itself.
+      those groups and says so in `attrs["absent"]`. A variable with `attrs["shared"]`
+      (the same in every group: a synthetic world's truth) is stored once, without the
+      static axes. No attrs on the Dataset itself.
     """
     static = config.static_axes
     names = [n for n, _ in static]
     combos = group_coordinates(config)
+    shared = {n: parts[0][n] for n in parts[0].data_vars if SHARED in parts[0][n].attrs}
+    parts = [p.drop_vars([n for n in shared if n in p]) for p in parts]
     absent = _missing(parts, names, combos)
     parts = _filled([p.expand_dims({n: [v] for n, v in zip(names, combo)})
                      for p, combo in zip(parts, combos)])
@@ -69,7 +74,7 @@ def combine(parts: list[xr.Dataset], config: SweepConfig) -> xr.Dataset:
     nested = _nest(parts, [len(v) for _, v in static])
     ds = xr.combine_nested(nested, concat_dim=names, join="outer", fill_value=fills,
                            combine_attrs="drop_conflicts")
-    ds = ds.transpose(*(n for n, _ in config.axes), ...)
+    ds = ds.assign(shared).transpose(*(n for n, _ in config.axes), ...)
     ds.attrs = {}
     for name in ds.data_vars:
         padded = [d for d in PADDED_DIMS if d in ds[name].dims

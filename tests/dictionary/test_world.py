@@ -20,12 +20,14 @@ import tomllib
 import jax
 import numpy as np
 import pytest
+import xarray as xr
 from scipy import stats
 
 import toymodels as tm
+from toymodels import groups
 from toymodels.cli import main
 from toymodels.dictionary import world as W
-from toymodels.dictionary.train import world_batch
+from toymodels.dictionary.train import sae_block_size, world_batch
 from toymodels.errors import UserError
 from toymodels.synthetic_config import parse_world
 from toymodels.world_spec import WorldSpec
@@ -331,3 +333,34 @@ def test_a_tiny_world_sweep_trains_and_analyzes_through_the_cli(tmp_path):
     np.testing.assert_array_equal(ds.parent.values, [-1, -1, 0, 0, 1, 1, -1, -1])
     assert ds.mmcs.dims == () and np.isfinite(float(ds.mmcs))
     assert float(ds.world_energy) > 0
+
+
+def test_a_shared_variable_is_stored_once_across_static_groups():
+    """groups.combine keeps a variable marked shared (the world's truth) without the
+    static axes, and stacks the others along them."""
+    config = tm.parse_config({**SAE, "sweep": {"kind": ["topk", "relu"], "seed": [0]}}, "x.toml")
+    truth = np.arange(6.0).reshape(2, 3)
+    parts = [xr.Dataset({"loss": (("seed", "step"), [[i, i + 1.0]]),
+                         "truth": (("hidden", "feature"), truth, {groups.SHARED: "one world"})},
+                        coords={"seed": [0], "step": [1, 2]}) for i in range(2)]
+    ds = groups.combine(parts, config)
+    assert ds.truth.dims == ("hidden", "feature") and ds.loss.dims == ("kind", "seed", "step")
+    np.testing.assert_array_equal(ds.truth, truth)
+    np.testing.assert_array_equal(ds.loss.sel(kind="relu", seed=0), [1.0, 2.0])
+
+
+@pytest.mark.slow  # two sweeps of 8 SAEs
+def test_a_world_sweep_has_the_same_bits_in_any_chunk_size(tmp_path):
+    """The world's batches depend only on a seed's DATA key and the step: chunks of one
+    block (V = 4 SAEs: 2^19 values / (8192 x (4 + 4 + 8))) give the bits of one chunk."""
+    raw = {"name": "w", "sae": {"source": "synthetic", "kind": "relu", "width": 4},
+           "synthetic": {"n_features": 8, "n_hidden": 4, "roots": 2, "exclusive": 1.0, "rank": 1,
+                         "correlation_scale": 0.3, "bias": 0.2},
+           "train": {"steps": 20, "batch_size": 8192, "log_every": 10},
+           "sweep": {"seed": [0, 1, 2, 3], "l1_coefficient": [0.001, 0.01]}}
+    config = tm.parse_config(raw, "w.toml")
+    assert sae_block_size(config.spec) == 4 and config.n_runs == 8
+    one = tm.load(tm.run_sweep(config, tmp_path / "one", quiet=True))
+    two = tm.load(tm.run_sweep(config, tmp_path / "two", chunk_size=2, quiet=True))
+    for name in ("encoder", "decoder", "b_enc", "b_dec", "loss"):
+        np.testing.assert_array_equal(one[name].values, two[name].values, err_msg=name)

@@ -15,13 +15,14 @@ import xarray as xr
 
 from toymodels import store, zoo
 from toymodels.config import SweepConfig
+from toymodels.dictionary import world as worlds
 from toymodels.dictionary.config import SAE_DEFAULTS, SYNTHETIC, ZOO, resolve_sae, source_coordinates
 from toymodels.dictionary.sae import SAEHyper, get_sae
-from toymodels.dictionary import world as worlds
 from toymodels.dictionary.train import (make_train_sae, sae_block_size, sae_keys, synthetic_truth,
                                         world_of)
 from toymodels.grid import (Grid, axis_columns, density, expand, flat_runs, make_grid,
                             run_values)
+from toymodels.groups import SHARED
 from toymodels.hyper import complement
 from toymodels.progress import Report
 from toymodels.parsers import PARSERS
@@ -35,6 +36,7 @@ FLOAT_HYPER = ("l1_coefficient", "aux_coefficient", "bandwidth")
 TRUTH = "the source model's W [hidden, feature]: column i is ground-truth feature i"
 SINCE_FIRED = "steps since each latent was last non-zero in a training batch, at the end"
 ENERGY = "E|h|^2 of the world's activations (4,096 examples): the loss of all-zero SAE parameters"
+WORLD = "the sweep's one synthetic world: the same for every group, stored once"
 ENERGY_STREAM = 2**32 - 5  # fold_in tag of key(world seed): the sample that estimates world_energy
 
 
@@ -143,10 +145,11 @@ def source_variables(config: SweepConfig, grid: Grid) -> dict:
         return {"truth": (grid.names + ("hidden", "feature"), as_grid(grid.hyper.truth), {"long_name": TRUTH}),
                 "density": (grid.names + ("feature",), as_grid(grid.hyper.feature_probability))}
     world = world_of(spec)
-    out = {name: (dims, value, {"long_name": worlds.DESCRIPTIONS[name]} if name in worlds.DESCRIPTIONS else {})
-           for name, (dims, value) in worlds.world_variables(world).items()}
+    attrs = lambda name: {SHARED: WORLD, **({"long_name": worlds.DESCRIPTIONS[name]}
+                                            if name in worlds.DESCRIPTIONS else {})}
+    out = {name: (dims, value, attrs(name)) for name, (dims, value) in worlds.world_variables(world).items()}
     key = jax.random.fold_in(jax.random.key(spec.sae.truth_seed), ENERGY_STREAM)
-    out["world_energy"] = ((), worlds.energy(world, spec.sae.world, key), {"long_name": ENERGY})
+    out["world_energy"] = ((), worlds.energy(world, spec.sae.world, key), {"long_name": ENERGY, SHARED: WORLD})
     return out
 
 
