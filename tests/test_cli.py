@@ -39,6 +39,7 @@ FINITE_ONLY = {"double_descent", "memorisation_dimensionality", "memorisation_ge
 SAE_ONLY = {"sae_width", "sae_pareto", "sae_gap", "sae_cosines",
             "amortisation"}  # need an SAE sweep: below
 HEDGING_ONLY = {"hedging"}  # one-latent SAEs on 2 features: tests/plotting/test_hedging.py
+BENCHMARK_ONLY = {"benchmark_table"}  # an SAE sweep of kind x L0: tests/plotting/test_benchmark.py
 HIERARCHY_ONLY = {"absorption"}  # SAEs on a hierarchy: tests/plotting/test_absorption.py
 K_AXIS_ONLY = {"sparse_but_wrong"}  # SAEs over k: tests/plotting/test_sparse_but_wrong.py
 LLC_ONLY = {"llc_phase", "llc_calibration"}  # `toymodels llc` results: tests/plotting/test_llc.py
@@ -62,7 +63,8 @@ def test_finite_dataset_plots_of_an_online_sweep_are_one_line(results, tmp_path,
     assert err.count("\n") == 1 and "dataset_size" in err
 
 
-@pytest.mark.parametrize("kind", sorted(SAE_ONLY | HEDGING_ONLY | HIERARCHY_ONLY | K_AXIS_ONLY))
+@pytest.mark.parametrize("kind", sorted(SAE_ONLY | HEDGING_ONLY | BENCHMARK_ONLY | HIERARCHY_ONLY
+                                         | K_AXIS_ONLY))
 def test_sae_plots_of_a_toy_sweep_are_one_line(results, tmp_path, capsys, kind):
     assert main(["plot", kind, str(results), "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
@@ -92,8 +94,8 @@ def test_sae_plot_writes_a_png(sae_results, tmp_path, kind):
 
 
 @pytest.mark.parametrize("kind", sorted(set(PLOTS) - ABS_ONLY - FINITE_ONLY - SAE_ONLY - LLC_ONLY
-                                         - KGON_ONLY - HEDGING_ONLY - HIERARCHY_ONLY - K_AXIS_ONLY
-                                         - set(AXIS_ONLY)))
+                                         - KGON_ONLY - HEDGING_ONLY - BENCHMARK_ONLY - HIERARCHY_ONLY
+                                         - K_AXIS_ONLY - set(AXIS_ONLY)))
 def test_plot_writes_a_png(results, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
     assert main(["plot", kind, str(results), "--out", str(out)]) == 0

@@ -153,6 +153,9 @@ class SAESpec:
       dictionary: "learned", or "truth": the decoder fixed to the source's true unit
         directions.
       world: the synthetic feature world of a `[synthetic]` table, or None.
+      pursuit_steps: "mp": the pursuit's static iterations, the largest k of the sweep
+        (k is traced, so the iterations past an SAE's own k do nothing); 0 for the other
+        kinds.
     """
 
     kind: str = "relu"
@@ -163,6 +166,7 @@ class SAESpec:
     tied: bool = False
     dictionary: str = "learned"
     world: WorldSpec | None = None
+    pursuit_steps: int = 0
 
 
 def sae_keys_known() -> dict[str, tuple[str, ...]]:
@@ -251,7 +255,8 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, reader: Reader | No
                                  **{k: train[k] for k in static}), data_spec,
                 SAESpec(resolved["kind"], resolved["width"], sae["source"], tuple(runs),
                         world_seed if world else resolved.get("truth_seed", SAE_SCHEMA["truth_seed"].default),
-                        resolved.get("tied", False), resolved.get("dictionary", "learned"), world_spec))
+                        resolved.get("tied", False), resolved.get("dictionary", "learned"), world_spec,
+                        pursuit_steps(resolved, dict(axes))))
     if len(runs) > 1:
         axes = (("source_run", tuple(runs)), *axes)
     return base.SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, (), "sae",
@@ -264,6 +269,14 @@ def _known(sae: dict) -> bool:
         return True
     return all(k in sae for k in PINS) and (
         sae["source"].startswith(ZOO) or isinstance(sae.get("runs"), list))
+
+
+def pursuit_steps(resolved: dict, axes: dict) -> int:
+    """`SAESpec.pursuit_steps`: for "mp" the largest k of the group (its k axis, else
+    its k), capped at the width; 0 for the other kinds."""
+    if resolved["kind"] != "mp":
+        return 0
+    return int(min(max(axes.get("k", (resolved["k"],))), resolved["width"]))
 
 
 def _check_keys(table: dict, schema: dict, name: str, source: str, why: str = "unknown key") -> dict:

@@ -11,6 +11,7 @@ the code under test.
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import toymodels as tm
 from toymodels import data
@@ -87,6 +88,39 @@ def test_mp_loss_is_the_pursuits_reconstruction_error_and_trains_the_decoder():
     np.testing.assert_allclose(loss, error, rtol=1e-5)
     for name in ("decoder", "b_dec"):
         assert np.isfinite(grads[name]).all() and np.abs(grads[name]).max() > 1e-3, name
+
+
+def test_mp_pursuit_steps_are_the_sweeps_largest_k():
+    """An mp sweep's static pursuit (`SAESpec.pursuit_steps`, what its trainer and analysis
+    run) is its largest k: 4 of the k axis [2, 4]; 0 for another kind."""
+    raw = lambda kind: {"sae": {"source": "synthetic", "n_features": 12, "n_hidden": 5,
+                                "kind": kind, "width": 12},
+                        "train": {"steps": 10, "batch_size": 8, "log_every": 10},
+                        "sweep": {"k": [2, 4]}}
+    assert tm.parse_config(raw("mp"), "mp.toml").spec.sae.pursuit_steps == 4
+    assert tm.parse_config(raw("topk"), "topk.toml").spec.sae.pursuit_steps == 0
+
+
+@pytest.mark.slow
+def test_mp_pursuit_cut_to_the_largest_k_changes_no_bit():
+    """On a random unit decoder of 12 latents the pursuit cut to 4 iterations gives the
+    codes, loss and gradients of the full 12, bit for bit, for k = 2 and 4 (the
+    iterations past k add exactly 0). Slow: two compiled gradients through the pursuit."""
+    rng = np.random.default_rng(3)
+    decoder = rng.normal(size=(12, 5))
+    params = {"decoder": jnp.asarray(decoder / np.linalg.norm(decoder, axis=1, keepdims=True),
+                                     jnp.float32), "b_dec": jnp.asarray(0.1 * rng.normal(size=5), jnp.float32)}
+    x = jnp.asarray(rng.normal(size=(5, 16)), jnp.float32)
+    loss_of = lambda max_k: jax.jit(jax.value_and_grad(  # one program per max_k, k traced
+        lambda p, h: sae_topk.mp_loss(p, None, x, h, jnp.float32(0.5), max_k), has_aux=True))
+    cut, full = loss_of(4), loss_of(None)
+    for k in (2, 4):
+        (loss_4, codes_4), grads_4 = cut(params, hyper(k=k))
+        (loss_n, codes_n), grads_n = full(params, hyper(k=k))
+        np.testing.assert_array_equal(codes_4, codes_n)
+        np.testing.assert_array_equal(loss_4, loss_n)
+        for name in grads_n:
+            np.testing.assert_array_equal(grads_4[name], grads_n[name])
 
 
 # ---- BatchTopK with a real k

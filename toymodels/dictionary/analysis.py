@@ -250,7 +250,9 @@ def score_one(params: dict, threshold, k, bandwidth, truth, density, noise, pare
     features, represented = ground_truth(truth)
     true_codes = jnp.where(represented[None, :], x.T, 0.0)  # [B, F]
     stats = Stats(jnp.zeros(params["decoder"].shape[0], jnp.int32), threshold, jnp.ones([], jnp.int32))
-    codes = sae.encode(params, stats, h.T, Inference(k, bandwidth)).T  # [B, N]
+    steps = spec.sae.pursuit_steps if spec.sae is not None else 0  # an MP-SAE's: the largest k
+    encode = functools.partial(sae.encode, max_k=steps) if steps else sae.encode
+    codes = encode(params, stats, h.T, Inference(k, bandwidth)).T  # [B, N]
     x_hat = decode(params, codes.T).T
     latents = unit_rows(params["decoder"])
     cos = jnp.where(represented[:, None], scores.cosines(features, latents), -2.0)  # [F, N]

@@ -89,22 +89,25 @@ def mp_init(key: jax.Array, n_latents: int, d: int) -> Params:
     return {"decoder": random_directions(key, n_latents, d), "b_dec": jnp.zeros(d)}
 
 
-def mp_encode(params, stats, x, hyper):
+def mp_encode(params, stats, x, hyper, max_k: int | None = None):
     """k steps of non-negative matching pursuit over the (unit) decoder rows on x − b_dec:
     each step picks the latent of largest positive <r, d_j>, adds that correlation to its
     code (a latent may be picked again) and removes it from the residual r ("From Flat to
     Hierarchical: Extracting Sparse Representations with Matching Pursuit", Costa et al.
     2025; `toymodels.dictionary.pursuit.matching_pursuit`). k is traced: the pursuit runs
-    N (static) iterations and leaves those past k unchanged. [d, B] -> [N, B]."""
+    `max_k` (static; default N, the width) iterations and leaves those past k unchanged,
+    so its cost is max_k's, not k's (the trainer passes the sweep's largest k:
+    `SAESpec.pursuit_steps`). [d, B] -> [N, B]."""
     centred = (x - params["b_dec"][:, None]).T
     n = params["decoder"].shape[0]
-    return matching_pursuit(params["decoder"], centred, hyper.k, max_k=n, nonnegative=True).T
+    steps = n if max_k is None else min(max_k, n)
+    return matching_pursuit(params["decoder"], centred, hyper.k, max_k=steps, nonnegative=True).T
 
 
-def mp_loss(params, stats, x, hyper, progress):
+def mp_loss(params, stats, x, hyper, progress, max_k: int | None = None):
     """||x − x̂||², x̂ = decoderᵀ f + b_dec with f the pursuit's codes: the decoder and b_dec
     learn through the pursuit's steps (the choice of latents is not differentiated; the
     coefficients <r, d_j> are). Unit decoder rows; no auxiliary loss."""
-    codes = mp_encode(params, stats, x, hyper)
+    codes = mp_encode(params, stats, x, hyper, max_k)
     return reconstruction(x, decode(params, codes)), codes
 

@@ -130,8 +130,11 @@ def init_one(spec: Spec, seed_key: jax.Array, hyper: SAEHyper) -> SAEState:
 
 def objective(spec: Spec):
     """The kind's loss; for a `tied` SAE the loss of `tie(params)`, so that the decoder
-    gets the encoder's gradient too (and the stored encoder none)."""
+    gets the encoder's gradient too (and the stored encoder none); an MP-SAE's pursuit
+    runs `spec.sae.pursuit_steps` iterations (the sweep's largest k), not N."""
     loss = get_sae(spec.sae.kind).loss
+    if spec.sae.pursuit_steps:
+        loss = partial(loss, max_k=spec.sae.pursuit_steps)
     if not spec.sae.tied:
         return loss
     return lambda params, *args: loss(tie(params), *args)

@@ -24,6 +24,7 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
 - ``mechanisms``: neurons, training dynamics, adversarial vulnerability, computation.
 - ``memorisation``: double descent and the geometry of memorised data points.
 - ``sae``: sparse autoencoders against the ground-truth features.
+- ``benchmark``: SynthSAEBench's table of SAE kinds, beside the published one.
 - ``hedging``: one-latent SAEs on a parent and a child against the hedging closed form.
 - ``amortisation``: SAE encoders against pursuit on the true features (code MCC).
 - ``absorption``: absorption and hedging of SAEs on a hierarchy, each seed a point.
@@ -65,6 +66,7 @@ from toymodels.errors import UserError, unknown
 from toymodels.outputs import output_file, written
 from toymodels.plotting import absorption as _absorption
 from toymodels.plotting import amortisation as _amortisation
+from toymodels.plotting import benchmark as _benchmark
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import hedging as _hedging
 from toymodels.plotting import incidental as _incidental
@@ -148,6 +150,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_mechanisms.FIGURES,  # neurons, dynamics, vulnerability, computation
     **_memorisation.FIGURES,  # double_descent (by), memorisation_geometry (sizes), ...
     **_sae.FIGURES,  # sae_width (by), sae_pareto (by), sae_gap, sae_cosines (by, max_columns)
+    **_benchmark.FIGURES,  # benchmark_table (also, l0, published)
     **_hedging.FIGURES,  # hedging (world)
     **_amortisation.FIGURES,  # amortisation
     **_absorption.FIGURES,  # absorption

@@ -126,6 +126,8 @@ NEEDS: dict[str, Needs] = {
     "sae_pareto": Needs(trainer="sae", variables=("l0", "fvu", "true_l0")),
     "sae_gap": Needs(trainer="sae", named=("source_run",), variables=(*GAP, "n_truth")),
     "sae_cosines": Needs(trainer="sae", variables=("decoder", "truth")),
+    "benchmark_table": Needs(trainer="sae", variables=("l0", "dead_fraction", "firing_f1", "decoder_mcc",
+                                                       "uniqueness", "explained_variance")),
     "hedging": Needs(trainer="sae", variables=("decoder", "truth", "density"), check=_hedging),
     "amortisation": Needs(trainer="sae", variables=AMORTISATION),
     "absorption": Needs(trainer="sae", variables=("absorption_gap_mean", "hedging_mean")),
