@@ -26,7 +26,9 @@ Sources:
     magnitudes (Uniform[0, 1) by default). Or, with a `[synthetic]` table, a synthetic
     feature world (`toymodels.synthetic_config`: SynthSAEBench's Zipf firing, hierarchy,
     correlation and magnitudes); its keys are then the world's, and `sae.n_features`,
-    `n_hidden`, `truth_seed` and `[data]` are errors.
+    `n_hidden`, `truth_seed` and `[data]` are errors. Its keys but preset, seed,
+    n_features and n_hidden may be static `[sweep]` axes (`WORLD_STATIC`): a world per
+    value, built from the same world seed.
 The activations are h = W x with x drawn fresh every step from the source's input law
 (its `[data]` table and per-run feature probabilities), common random numbers as for toy
 models: SAEs that share a seed see the same x.

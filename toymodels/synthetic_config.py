@@ -15,7 +15,8 @@ keep working, with the same bits, when there is no `[synthetic]` table). Example
 
 Each key is declared once in `SYNTHETIC_SCHEMA` (the docs' key reference is generated from
 it); `parse_world` checks the table in one line per mistake and returns its `WorldSpec`.
-World keys are not sweep axes: one world per sweep (a file per world).
+Every key but preset, seed, n_features and n_hidden may be a static axis of the sweep
+(`toymodels.sae_config.WORLD_STATIC`): a world per value, from the same world seed.
 
 Presets (`PRESETS`):
   - "synthsaebench-16k": SynthSAEBench-16k exactly as published in SAELens's docs
