@@ -47,7 +47,7 @@ from toymodels.errors import UserError, unknown
 from toymodels.kinds import SAE_DICTIONARIES, SAE_KIND_NAMES, SAE_READS, SAE_REAL_K, SAE_TIED
 from toymodels.limits import check_grid
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
-from toymodels.synthetic_config import SYNTHETIC_SCHEMA, TABLE as WORLD_TABLE, parse_world
+from toymodels.synthetic_config import FIXED as WORLD_FIXED, SYNTHETIC_SCHEMA, TABLE as WORLD_TABLE, parse_world
 from toymodels.world_spec import WorldSpec
 
 SYNTHETIC, ZOO = "synthetic", "zoo:"
@@ -135,9 +135,8 @@ TRAIN_DEFAULTS = {k: key.default for k, key in SAE_TRAIN.items()}
 SYNTHETIC_DATA = ("sparsity", "feature_probability", "density_ratio", "correlation",
                   "set_size", "magnitude", "unit_norm")
 SAE_STATIC = base.keys_with({"sae": SAE_SCHEMA, "train": SAE_TRAIN}, S)  # and their tables
-WORLD_FIXED = ("preset", "seed", "n_features", "n_hidden")  # the world's identity and shapes
-# with a [synthetic] table every other world key may be a static axis: a world per value
-WORLD_STATIC = {k: WORLD_TABLE for k in SYNTHETIC_SCHEMA if k not in WORLD_FIXED}
+# with a [synthetic] table its static keys (all but WORLD_FIXED) are axes: a world per value
+WORLD_STATIC = base.keys_with({WORLD_TABLE: SYNTHETIC_SCHEMA}, S)
 SAE_WORLD_STATIC = {**SAE_STATIC, **WORLD_STATIC}
 SAE_TRACED = ("seed", *base.keys_with({"train": SAE_TRAIN, "sae": SAE_SCHEMA}, T))
 SYNTHETIC_AXES = ("sparsity", "feature_probability")
