@@ -27,8 +27,8 @@ Sources:
     feature world (`toymodels.synthetic_config`: SynthSAEBench's Zipf firing, hierarchy,
     correlation and magnitudes); its keys are then the world's, and `sae.n_features`,
     `n_hidden`, `truth_seed` and `[data]` are errors. Its keys but preset, seed,
-    n_features and n_hidden may be static `[sweep]` axes (`WORLD_STATIC`): a world per
-    value, built from the same world seed.
+    n_features, n_hidden and rank may be static `[sweep]` axes (`WORLD_STATIC`): a world
+    per value, built from the same world seed.
 The activations are h = W x with x drawn fresh every step from the source's input law
 (its `[data]` table and per-run feature probabilities), common random numbers as for toy
 models: SAEs that share a seed see the same x.
@@ -286,9 +286,9 @@ def _axis(name: str, values, sae_source: str, source: str, world: bool = False) 
     allowed = (*SAE_TRACED, *SAE_STATIC, *(WORLD_STATIC if world else ()),
                *(SYNTHETIC_AXES if sae_source == SYNTHETIC and not world else ()))
     if world and name in WORLD_FIXED and name not in allowed:  # sweep.seed is the SAEs'
-        raise UserError(f"{source}: sweep.{name}: the [synthetic] world's identity and shapes "
-                        f"(synthetic.{', synthetic.'.join(WORLD_FIXED)}) are one per sweep: not "
-                        f"a sweep axis (write a sweep file per world); sweepable: {', '.join(allowed)}")
+        raise UserError(f"{source}: sweep.{name}: one per sweep, not a sweep axis "
+                        f"({WORLD_FIXED[name]}: write a sweep file per world); sweepable: "
+                        f"{', '.join(allowed)}")
     if world and name in SYNTHETIC_AXES:
         raise UserError(f"{source}: sweep.{name}: not used with a [synthetic] world (its firing "
                         f"is synthetic.firing); sweepable: {', '.join(allowed)}")

@@ -15,7 +15,7 @@ keep working, with the same bits, when there is no `[synthetic]` table). Example
 
 Each key is declared once in `SYNTHETIC_SCHEMA` (the docs' key reference is generated from
 it); `parse_world` checks the table in one line per mistake and returns its `WorldSpec`.
-Every key but preset, seed, n_features and n_hidden (`FIXED`: one per sweep) is a static
+Every key but preset, seed, n_features, n_hidden and rank (`FIXED`, with why) is a static
 axis of the sweep (`Key.axis`): a world per value, from the same world seed.
 
 Presets (`PRESETS`):
@@ -141,9 +141,12 @@ SYNTHETIC_SCHEMA = {  # the [synthetic] table, each key declared once (defaults:
                     "the orthogonalisation's learning rate"),
     "bias": Key(number(0.0, 1e6), DEFAULT["bias"], "the norm of the world's bias (0: none)"),
 }
-FIXED = ("preset", "seed", "n_features", "n_hidden")  # the world's identity and shapes
+FIXED = {  # keys that are not sweep axes, and why; the rest are static: a world per value
+    "preset": "the world's identity", "seed": "the world's identity", "n_features": "a shape",
+    "n_hidden": "a shape", "rank": "its name is SAE results' rank dim (analyze's decoder "
+    "spectrum); sweep correlation_scale or correlations"}
 SYNTHETIC_SCHEMA = {k: key if k in FIXED else dataclasses.replace(key, axis=STATIC_AXIS)
-                    for k, key in SYNTHETIC_SCHEMA.items()}  # the rest: a world per axis value
+                    for k, key in SYNTHETIC_SCHEMA.items()}
 PRESETS = {
     "synthsaebench-16k": {
         "n_features": 16384, "n_hidden": 768, "seed": 42,

@@ -49,8 +49,10 @@ def test_a_world_key_axis_makes_a_group_per_value_and_reads_back():
 
 
 @pytest.mark.parametrize("axis, message", [
-    ({"n_hidden": [4, 8]}, "h.toml: sweep.n_hidden: the [synthetic] world's identity and shapes"),
-    ({"preset": ["synthsaebench-1k"]}, "h.toml: sweep.preset: the [synthetic] world's"),
+    ({"n_hidden": [4, 8]}, "h.toml: sweep.n_hidden: one per sweep, not a sweep axis (a shape"),
+    ({"preset": ["synthsaebench-1k"]}, "h.toml: sweep.preset: one per sweep, not a sweep axis"),
+    ({"rank": [0, 1]}, "h.toml: sweep.rank: one per sweep, not a sweep axis (its name is SAE "
+     "results' rank dim"),
     ({"probability": [0.1, 2.0]}, "h.toml: sweep.probability: must be a number in [0, 1], got 2.0"),
     ({"probabilities": [[0.3, 0.1, 0.2]]}, "h.toml [probabilities = [0.3, 0.1, 0.2]]: "
      "synthetic.probabilities: firing = \"list\" needs one probability per feature (2), got 3"),
