@@ -73,5 +73,7 @@ def test_a_synthetic_worlds_density_is_the_childs_given_its_parent(saes):
     np.testing.assert_allclose(rows[:, 4], np.tile([1.0, 3.0], 3), rtol=1e-9)
     fig = plotting.PLOTS["hedging"](world, world="hierarchical")
     assert [len(line.get_xdata()) for line in fig.axes[0].lines[:3]] == [6, 3, 3]
+    with pytest.raises(ValueError, match="use -o world=hierarchical"):
+        h.shares(world, "independent")
     with pytest.raises(ValueError, match="constant magnitudes"):
         h.shares(world.assign(world_std=(("feature",), [0.1, 0.0])), "hierarchical")

@@ -99,9 +99,11 @@ def shares(ds: xr.Dataset, world: str = "independent") -> np.ndarray:
     for run in _runs(ds):
         F = run.truth.values.astype(np.float64)
         pp, pc = (float(v) for v in run.density.values)
+        if "parent" in run and (int(run.parent.values[1]) == 0) != (world == "hierarchical"):
+            raise ValueError("the world's feature 1 is a child of feature 0: use -o world=hierarchical"
+                             if world != "hierarchical" else
+                             "needs feature 1 a child of feature 0 (the world's parent)")
         if world == "hierarchical" and "parent" in run:
-            if int(run.parent.values[1]) != 0:
-                raise ValueError("needs feature 1 a child of feature 0 (the world's parent)")
             q, pc = pc, pp * pc
         else:
             q = pc / pp if world == "hierarchical" else pc
