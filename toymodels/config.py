@@ -417,11 +417,17 @@ def static_group_configs(raw: dict, static: list, tables: dict, parse, source: s
     for values in itertools.product(*(v for _, v in static)):
         sub = copy.deepcopy(raw)
         for (name, _), value in zip(static, values):
-            sub.setdefault(tables[name], {})[name] = value
+            sub.setdefault(tables[name], {})[name] = _thawed(value)
             del sub["sweep"][name]
         where = ", ".join(f"{n} = {toml_value(v)}" for (n, _), v in zip(static, values))
         groups.append(parse(sub, f"{source} [{where}]"))
     return groups
+
+
+def _thawed(value):
+    """An axis value as TOML gives it: tuples (a list-valued key's value, kept hashable on
+    the axis) as lists."""
+    return [_thawed(v) for v in value] if isinstance(value, tuple) else value
 
 
 def _axis(name: str, spec, source: str) -> tuple[str, tuple]:

@@ -20,18 +20,22 @@ import itertools
 import numpy as np
 import xarray as xr
 
+from toymodels.checks import toml_value
 from toymodels.config import SweepConfig, parse_toy, to_toml
 from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.models import MODELS, get_model
 
-PADDED_DIMS = ("hidden", "feature", "step", "snapshot", "example", "latent", "rank")
+PADDED_DIMS = ("hidden", "feature", "step", "snapshot", "example", "latent", "rank", "factor")
 SHARED = "shared"  # attrs key of a variable every group holds the same (an SAE source's world)
 SNAPSHOT = "_snapshots"  # dataset variables of the parameters over training: W_snapshots
 
 
 def coordinate(values) -> np.ndarray:
     """The Dataset coordinate of a static axis: its values, as text if they mix types
-    (batch_size = [256, "full"] -> ["256", "full"])."""
+    (batch_size = [256, "full"] -> ["256", "full"]) or are lists (a world's
+    probabilities = [[0.3, 0.05], ...] -> ["[0.3, 0.05]", ...], as TOML writes them)."""
+    if any(isinstance(v, (list, tuple)) for v in values):
+        return np.asarray([toml_value(v) for v in values])
     kinds = {isinstance(v, str) for v in values}
     return np.asarray([str(v) for v in values] if len(kinds) > 1 else list(values))
 
@@ -59,13 +63,18 @@ def combine(parts: list[xr.Dataset], config: SweepConfig) -> xr.Dataset:
       Dims (*config axes, then the rest); variables padded where shapes differ, each with
       `attrs["padding"]`; a variable some groups lack (W of abs_computation) is filled in
       those groups and says so in `attrs["absent"]`. A variable with `attrs["shared"]`
-      (the same in every group: a synthetic world's truth) is stored once, without the
-      static axes. No attrs on the Dataset itself.
+      (a synthetic world's truth, density, ...) is stored once, without the static axes,
+      when every group holds the same values (dims, shape and bits); otherwise (a world
+      key swept: each group's own world) it is stacked along the static axes like any
+      other, so that `split` gives each group its own. The rule is per variable: with
+      synthetic.probabilities swept the density is per group and the truth once. No attrs
+      on the Dataset itself.
     """
     static = config.static_axes
     names = [n for n, _ in static]
     combos = group_coordinates(config)
-    shared = {n: parts[0][n] for n in parts[0].data_vars if SHARED in parts[0][n].attrs}
+    shared = {n: parts[0][n].drop_vars(names, errors="ignore") for n in parts[0].data_vars
+              if SHARED in parts[0][n].attrs and all(_same(parts[0][n], p.get(n), names) for p in parts)}
     parts = [p.drop_vars([n for n in shared if n in p]) for p in parts]
     absent = _missing(parts, names, combos)
     parts = _filled([p.expand_dims({n: [v] for n, v in zip(names, combo)})
@@ -88,6 +97,13 @@ def combine(parts: list[xr.Dataset], config: SweepConfig) -> xr.Dataset:
             ds[name].attrs["absent"] = (f"{_fill_text(fills[name])} in the groups "
                                         f"{'; '.join(absent[name])}, which have no such variable")
     return ds
+
+
+def _same(a: xr.DataArray, b: xr.DataArray | None, names: list[str]) -> bool:
+    """Whether two variables hold the same dims, coords and values (NaN equal to NaN),
+    apart from the static axes' scalar coords that `split` leaves on each group's."""
+    drop = lambda v: v.drop_vars(names, errors="ignore")
+    return b is not None and drop(a).equals(drop(b))
 
 
 def _missing(parts: list[xr.Dataset], names: list[str], combos: list[tuple]) -> dict[str, list[str]]:
@@ -169,7 +185,8 @@ def _trimmed_sae(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
     own = set(SAE_KINDS[sae.kind].dims) | ({"threshold"} if SAE_KINDS[sae.kind].threshold else set())
     others = ({n for k in SAE_KINDS.values() for n in k.dims} | {"threshold"}) - own
     ds = ds.drop_vars([v for v in ds.data_vars if v in others])
-    own_size = {"latent": sae.width, "rank": sae.width, "step": train.n_logs}  # rank: s_n of analyze
+    own_size = {"latent": sae.width, "rank": sae.width, "step": train.n_logs,  # rank: s_n of analyze
+                "factor": sae.world.n_factors if sae.world is not None else 0}  # a world's copula
     ds = ds.isel({d: slice(0, n) for d, n in own_size.items() if d in ds.dims})
     return _as_group(ds, group, sae_kind=sae.kind, width=sae.width)
 

@@ -26,7 +26,9 @@ Sources:
     magnitudes (Uniform[0, 1) by default). Or, with a `[synthetic]` table, a synthetic
     feature world (`toymodels.synthetic_config`: SynthSAEBench's Zipf firing, hierarchy,
     correlation and magnitudes); its keys are then the world's, and `sae.n_features`,
-    `n_hidden`, `truth_seed` and `[data]` are errors.
+    `n_hidden`, `truth_seed` and `[data]` are errors. Its keys but preset, seed,
+    n_features, n_hidden and rank may be static `[sweep]` axes (`WORLD_STATIC`): a world
+    per value, built from the same world seed.
 The activations are h = W x with x drawn fresh every step from the source's input law
 (its `[data]` table and per-run feature probabilities), common random numbers as for toy
 models: SAEs that share a seed see the same x.
@@ -45,7 +47,7 @@ from toymodels.errors import UserError, unknown
 from toymodels.kinds import SAE_DICTIONARIES, SAE_KIND_NAMES, SAE_READS, SAE_REAL_K, SAE_TIED
 from toymodels.limits import check_grid
 from toymodels.spec import DataSpec, ModelSpec, Spec, TrainSpec
-from toymodels.synthetic_config import SYNTHETIC_SCHEMA, TABLE as WORLD_TABLE, parse_world
+from toymodels.synthetic_config import FIXED as WORLD_FIXED, SYNTHETIC_SCHEMA, TABLE as WORLD_TABLE, parse_world
 from toymodels.world_spec import WorldSpec
 
 SYNTHETIC, ZOO = "synthetic", "zoo:"
@@ -133,6 +135,9 @@ TRAIN_DEFAULTS = {k: key.default for k, key in SAE_TRAIN.items()}
 SYNTHETIC_DATA = ("sparsity", "feature_probability", "density_ratio", "correlation",
                   "set_size", "magnitude", "unit_norm")
 SAE_STATIC = base.keys_with({"sae": SAE_SCHEMA, "train": SAE_TRAIN}, S)  # and their tables
+# with a [synthetic] table its static keys (all but WORLD_FIXED) are axes: a world per value
+WORLD_STATIC = base.keys_with({WORLD_TABLE: SYNTHETIC_SCHEMA}, S)
+SAE_WORLD_STATIC = {**SAE_STATIC, **WORLD_STATIC}
 SAE_TRACED = ("seed", *base.keys_with({"train": SAE_TRAIN, "sae": SAE_SCHEMA}, T))
 SYNTHETIC_AXES = ("sparsity", "feature_probability")
 
@@ -174,7 +179,7 @@ def sae_keys_known() -> dict[str, tuple[str, ...]]:
     toy = base.toy_keys()  # less [model]: an SAE's source gives the toy model
     return {"": toy[""], "sae": tuple(SAE_SCHEMA), WORLD_TABLE: tuple(SYNTHETIC_SCHEMA),
             "data": toy["data"], "train": toy["train"],
-            "sweep": (*base.SWEEPABLE, *SAE_TRACED, *SAE_STATIC)}
+            "sweep": (*base.SWEEPABLE, *SAE_TRACED, *SAE_STATIC, *WORLD_STATIC)}
 
 
 def is_sae(raw: dict) -> bool:
@@ -216,13 +221,14 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, reader: Reader | No
         raise fail(WORLD_TABLE, f'a synthetic world is a source: only with sae.source = "synthetic" '
                    f"(the source {sae['source']!r} gives the activations)")
     axes = tuple(_axis(name, v, sae["source"], source, world) for name, v in tables["sweep"].items())
-    check_grid(axes, SAE_STATIC, source)
+    static_keys = SAE_WORLD_STATIC if world else SAE_STATIC
+    check_grid(axes, static_keys, source)
     train = {**TRAIN_DEFAULTS, **train}
     if reader is None and not _known(sae):
         return base.SweepConfig(top["name"], top["seed"], None, {}, train, axes, source, (),
-                                "sae", raw, tuple(SAE_STATIC))
-    if any(name in SAE_STATIC for name, _ in axes):
-        return _with_groups(raw, top, axes, source, reader)
+                                "sae", raw, tuple(static_keys))
+    if any(name in static_keys for name, _ in axes):
+        return _with_groups(raw, top, axes, source, reader, static_keys)
     model, data_spec, data, runs = _resolve_source(sae, tables["data"], dict(axes), source, reader,
                                                    tables[WORLD_TABLE] if world else None)
     world_spec, world_seed, world_table = (parse_world(tables[WORLD_TABLE], source) if world
@@ -260,7 +266,7 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, reader: Reader | No
     if len(runs) > 1:
         axes = (("source_run", tuple(runs)), *axes)
     return base.SweepConfig(top["name"], top["seed"], spec, data, train, axes, source, (), "sae",
-                            resolved, tuple(SAE_STATIC))
+                            resolved, tuple(SAE_WORLD_STATIC if world else SAE_STATIC))
 
 
 def _known(sae: dict) -> bool:
@@ -290,10 +296,11 @@ def _check_keys(table: dict, schema: dict, name: str, source: str, why: str = "u
 
 
 def _axis(name: str, values, sae_source: str, source: str, world: bool = False) -> tuple[str, tuple]:
-    allowed = (*SAE_TRACED, *SAE_STATIC, *(SYNTHETIC_AXES if sae_source == SYNTHETIC and not world else ()))
-    if world and name in SYNTHETIC_SCHEMA and name not in allowed:
-        raise UserError(f"{source}: sweep.{name}: a key of the [synthetic] world, which is one per "
-                        f"sweep: not a sweep axis (write a sweep file per world); sweepable: "
+    allowed = (*SAE_TRACED, *SAE_STATIC, *(WORLD_STATIC if world else ()),
+               *(SYNTHETIC_AXES if sae_source == SYNTHETIC and not world else ()))
+    if world and name in WORLD_FIXED and name not in allowed:  # sweep.seed is the SAEs'
+        raise UserError(f"{source}: sweep.{name}: one per sweep, not a sweep axis "
+                        f"({WORLD_FIXED[name]}: write a sweep file per world); sweepable: "
                         f"{', '.join(allowed)}")
     if world and name in SYNTHETIC_AXES:
         raise UserError(f"{source}: sweep.{name}: not used with a [synthetic] world (its firing "
@@ -301,26 +308,36 @@ def _axis(name: str, values, sae_source: str, source: str, world: bool = False) 
     if name not in allowed:
         raise UserError(f"{source}: sweep.{name}: not a sweepable key of an SAE sweep; "
                         f"allowed: {', '.join(allowed)}")
-    check = SAE_SCHEMA[name].check if name in SAE_SCHEMA else base.axis_check(name)
     key = f"sweep.{name}"
+    if name in WORLD_STATIC:  # checked by the key's own check, kept as given (lists as tuples)
+        check = SYNTHETIC_SCHEMA[name].check
+        return name, axis_tuple(base.axis_values(values, key, source),
+                                lambda v: (check(v), _frozen(v))[1], key, source)
+    check = SAE_SCHEMA[name].check if name in SAE_SCHEMA else base.axis_check(name)
     return name, axis_tuple(base.axis_values(values, key, source), check, key, source)
 
 
+def _frozen(v):
+    """A TOML value with its lists as tuples (hashable: an axis value)."""
+    return tuple(_frozen(x) for x in v) if isinstance(v, list) else v
+
+
 def _with_groups(raw: dict, top: dict, axes: tuple, source: str,
-                 reader: Reader | None) -> base.SweepConfig:
+                 reader: Reader | None, static_keys: dict = SAE_STATIC) -> base.SweepConfig:
     """As `toymodels.config._with_groups`: each combination of the static axes' values
-    (kind, width, batch_size, steps, optimizer) parsed as a config of its own."""
-    static = [(n, v) for n, v in axes if n in SAE_STATIC]
+    (kind, width, batch_size, steps, optimizer; a [synthetic] world's keys) parsed as a
+    config of its own (a world's: its own world, from the same world seed)."""
+    static = [(n, v) for n, v in axes if n in static_keys]
     kinds = dict(static).get("kind")
     parse = lambda sub, where: parse_sae_config(sub, where, reader=reader, _kinds=kinds)
-    groups = base.static_group_configs(raw, static, SAE_STATIC, parse, source)
+    groups = base.static_group_configs(raw, static, static_keys, parse, source)
     first = groups[0]
     runs = first.spec.sae.runs
     axes = (("source_run", runs), *axes) if len(runs) > 1 else axes
     merged = {k: v for g in reversed(groups) for k, v in g.table.items()}  # every kind's keys
     merged = {**first.table, **{k: v for k, v in merged.items() if k not in first.table}}
     return base.SweepConfig(top["name"], top["seed"], first.spec, first.data, first.train, axes,
-                            source, tuple(groups), "sae", merged, tuple(SAE_STATIC))
+                            source, tuple(groups), "sae", merged, tuple(static_keys))
 
 
 def _check_sae_keys(resolved: dict, given: dict, axes: dict, kinds, source: str,

@@ -15,7 +15,8 @@ keep working, with the same bits, when there is no `[synthetic]` table). Example
 
 Each key is declared once in `SYNTHETIC_SCHEMA` (the docs' key reference is generated from
 it); `parse_world` checks the table in one line per mistake and returns its `WorldSpec`.
-World keys are not sweep axes: one world per sweep (a file per world).
+Every key but preset, seed, n_features, n_hidden and rank (`FIXED`, with why) is a static
+axis of the sweep (`Key.axis`): a world per value, from the same world seed.
 
 Presets (`PRESETS`):
   - "synthsaebench-16k": SynthSAEBench-16k exactly as published in SAELens's docs
@@ -36,7 +37,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from toymodels.checks import Key, boolean, check_value, choice, integer, is_real, number, seed
+from toymodels.checks import STATIC_AXIS, Key, boolean, check_value, choice, integer, is_real, number, seed
 from toymodels.errors import UserError, unknown
 from toymodels.world_spec import FIRING_LAWS, MAGNITUDES, VALUE_LAWS, WorldSpec
 
@@ -140,6 +141,12 @@ SYNTHETIC_SCHEMA = {  # the [synthetic] table, each key declared once (defaults:
                     "the orthogonalisation's learning rate"),
     "bias": Key(number(0.0, 1e6), DEFAULT["bias"], "the norm of the world's bias (0: none)"),
 }
+FIXED = {  # keys that are not sweep axes, and why; the rest are static: a world per value
+    "preset": "the world's identity", "seed": "the world's identity", "n_features": "a shape",
+    "n_hidden": "a shape", "rank": "its name is SAE results' rank dim (analyze's decoder "
+    "spectrum); sweep correlation_scale or correlations"}
+SYNTHETIC_SCHEMA = {k: key if k in FIXED else dataclasses.replace(key, axis=STATIC_AXIS)
+                    for k, key in SYNTHETIC_SCHEMA.items()}
 PRESETS = {
     "synthsaebench-16k": {
         "n_features": 16384, "n_hidden": 768, "seed": 42,

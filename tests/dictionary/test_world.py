@@ -292,7 +292,7 @@ SAE = {"name": "w", "sae": {"source": "synthetic", "kind": "topk", "k": 2, "widt
      "x.toml: synthetic.correlations: feature 1's sum of |rho| is 1.4"),
     ({"sae": {**SAE["sae"], "n_features": 12}}, "x.toml: sae.n_features: with a [synthetic] world, set synthetic.n_features"),
     ({"data": {"sparsity": 0.9}}, "x.toml: data.sparsity: not used with a [synthetic] world"),
-    ({"sweep": {"rank": [1, 2]}}, "x.toml: sweep.rank: a key of the [synthetic] world, which is one per sweep: not a sweep axis"),
+    ({"sweep": {"n_hidden": [4, 8]}}, "x.toml: sweep.n_hidden: one per sweep, not a sweep axis (a shape: write a sweep file per world)"),
     ({"sweep": {"feature_probability": [0.1]}}, "x.toml: sweep.feature_probability: not used with a [synthetic] world"),
     ({"sae": {**SAE["sae"], "source": "zoo:basic_p0.1"}}, 'x.toml: synthetic: a synthetic world is a source: only with sae.source = "synthetic"'),
 ])

@@ -52,3 +52,28 @@ def test_hedging_figure_draws_the_curve_and_every_run(saes):
 def test_hedging_needs_one_latent_on_two_features(saes):
     wide = saes.drop_vars("decoder").assign(decoder=saes.decoder.isel(latent=[0, 0]))
     assert "one-latent SAEs on 2 features" in plotting.why_not("hedging", wide)
+
+
+def test_a_synthetic_worlds_density_is_the_childs_given_its_parent(saes):
+    """A world (a `parent` variable) stores a child's density given its parent: q is the
+    child's density itself, P(c) = 0.3 q; its magnitudes are the world's own means (std 0);
+    a run whose loss is far above the closed form's least is drawn apart (a local minimum)."""
+    density = np.array([[0.3, q] for q in Q])  # per static group, as the sweep stores it
+    least = theory.optimal_mse(theory.amplitude_cov(0.3, np.array(Q), "hierarchical"))
+    loss = np.stack([least, 3 * least], 1)[..., None]  # seed 1 stuck: 3x the least
+    world = saes.assign(density=(("feature_probability", "feature"), density),
+                        parent=(("feature",), [-1, 0]), world_mean=(("feature",), [1.0, 1.0]),
+                        world_std=(("feature",), [0.0, 0.0]),
+                        loss=(("feature_probability", "seed", "step"), loss))
+    world.attrs["config"] = ""  # no [data]: the magnitudes are the world's
+    rows = h.shares(world, "hierarchical")
+    np.testing.assert_allclose(rows[:, 3], np.repeat(Q, 2))
+    np.testing.assert_allclose(rows[:, 0], 0.3 * np.repeat(Q, 2))
+    np.testing.assert_allclose(rows[:, 2], theory.child_share(0.3, np.repeat(Q, 2)), atol=1e-12)
+    np.testing.assert_allclose(rows[:, 4], np.tile([1.0, 3.0], 3), rtol=1e-9)
+    fig = plotting.PLOTS["hedging"](world, world="hierarchical")
+    assert [len(line.get_xdata()) for line in fig.axes[0].lines[:3]] == [6, 3, 3]
+    with pytest.raises(ValueError, match="use -o world=hierarchical"):
+        h.shares(world, "independent")
+    with pytest.raises(ValueError, match="constant magnitudes"):
+        h.shares(world.assign(world_std=(("feature",), [0.1, 0.0])), "hierarchical")

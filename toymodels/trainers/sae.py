@@ -36,7 +36,8 @@ FLOAT_HYPER = ("l1_coefficient", "k", "aux_coefficient", "bandwidth")  # k: Batc
 TRUTH = "the source model's W [hidden, feature]: column i is ground-truth feature i"
 SINCE_FIRED = "steps since each latent was last non-zero in a training batch, at the end"
 ENERGY = "E|h|^2 of the world's activations (4,096 examples): the loss of all-zero SAE parameters"
-WORLD = "the sweep's one synthetic world: the same for every group, stored once"
+WORLD = ("the sweep's synthetic world: stored once when every static group's is the same, "
+         "else along the static axes (a world key swept)")
 ENERGY_STREAM = 2**32 - 5  # fold_in tag of key(world seed): the sample that estimates world_energy
 
 
