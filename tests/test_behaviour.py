@@ -255,6 +255,7 @@ def test_sweep_gives_the_recorded_variables(case, tmp_path, same_machine):
     check(case, train_sweep(raw, tmp_path / case), same_machine)
 
 
+@pytest.mark.slow  # 20 s (the default suite's 7-minute budget; CI runs it)
 def test_llc_passes_give_the_recorded_variables(tmp_path, same_machine):
     case = read_json("cases.json")["llc"]
     out = tmp_path / "llc"

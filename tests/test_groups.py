@@ -30,6 +30,7 @@ def widths(tmp_path_factory):
             "three": run("three", static_config(n_hidden=[2, 3, 5])), "alone": alone}
 
 
+@pytest.mark.slow  # the widths fixture's 26 s (the default suite's 7-minute budget; CI runs it)
 def test_static_axes_are_dims_of_one_dataset_in_config_order(widths):
     ds = widths["three"]
     assert ds.W.dims == ("n_hidden", "sparsity", "seed", "hidden", "feature")
@@ -37,6 +38,7 @@ def test_static_axes_are_dims_of_one_dataset_in_config_order(widths):
     assert ds.attrs["static_axes"] == "n_hidden"
 
 
+@pytest.mark.slow  # the widths fixture's 26 s (the default suite's 7-minute budget; CI runs it)
 def test_a_group_is_the_same_as_its_sweep_alone_and_adding_a_group_changes_nothing(widths):
     """Adding n_hidden = 5 changes no bit of the n_hidden = 2 and 3 runs, and each group
     equals the same sweep run without static axes."""
@@ -48,6 +50,7 @@ def test_a_group_is_the_same_as_its_sweep_alone_and_adding_a_group_changes_nothi
         same_arrays(widths["three"].sel(n_hidden=H).isel(hidden=slice(0, H)), alone)
 
 
+@pytest.mark.slow  # the widths fixture's 26 s (the default suite's 7-minute budget; CI runs it)
 def test_smaller_shapes_are_padded_with_nan_and_say_so(widths):
     W = widths["three"].W
     assert np.isnan(W.sel(n_hidden=2).isel(hidden=slice(2, None))).all()
@@ -57,6 +60,7 @@ def test_smaller_shapes_are_padded_with_nan_and_say_so(widths):
     assert "padding" not in widths["three"].final_loss.attrs
 
 
+@pytest.mark.slow  # the widths fixture's 26 s (the default suite's 7-minute budget; CI runs it)
 def test_analysis_of_padded_groups_equals_the_groups_alone(widths):
     """The padding is not analysed: every metric of a group equals that of its sweep
     alone (n_hidden 2 padded to 5 rows would otherwise be a different model)."""
