@@ -75,6 +75,7 @@ def test_analysis_of_padded_groups_equals_the_groups_alone(widths):
     assert np.isnan(ds.features_per_neuron.sel(n_hidden=2).isel(hidden=slice(2, None))).all()
 
 
+@pytest.mark.slow  # 9-12 s (the default suite took 441 s of its 420; CI runs it)
 def test_padded_features_are_absent_not_unrepresented(tmp_path):
     """n_features = [3, 6]: the 3-feature runs have 3 features, not 3 + 3 unrepresented."""
     c = config(model={"n_hidden": 2}, data={"sparsity": 0.9}, train=FAST,

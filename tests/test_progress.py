@@ -47,6 +47,7 @@ def _block_outputs(raw: dict, report):
     return jax.device_get(block(seeds, slot.astype(np.int32), *runs))
 
 
+@pytest.mark.slow  # 9-12 s (the default suite took 441 s of its 420; CI runs it)
 @pytest.mark.parametrize("raw", [TOY, pytest.param(SAE, marks=pytest.mark.slow)], ids=["toy", "sae"])
 def test_a_reporting_block_computes_the_bits_of_a_silent_one(raw):
     meter = Meter()

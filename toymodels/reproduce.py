@@ -281,15 +281,15 @@ EXPERIMENTS: dict[str, Experiment] = {
         (PlotSpec("sae_gap.png", "sae_gap"),), source="sae_sources",
     ),
     "sae_amortisation": Experiment(  # issue 26: encoders on the true dictionary
-        "sae_amortisation.toml", ("train.steps=500", "sweep.seed=[0, 1]"),
+        "sae_amortisation.toml", ("train.steps=200", "sweep.seed=[0]"),
         (PlotSpec("sae_amortisation.png", "amortisation"),),
     ),
     "sae_absorption": Experiment(  # issue 26: absorption on a hierarchy
-        "sae_absorption.toml", ("train.steps=500", "sweep.seed=[0, 1]"),
+        "sae_absorption.toml", ("train.steps=200", "sweep.seed=[0]"),
         (PlotSpec("sae_absorption.png", "absorption"),),
     ),
     "sae_sparse_but_wrong": Experiment(  # issue 26: the right L0 (Chanin & Garriga-Alonso 2025)
-        "sae_sparse_but_wrong.toml", ("train.steps=500", "sweep.k=[3, 5, 7]", "sweep.seed=[0]"),
+        "sae_sparse_but_wrong.toml", ("train.steps=200", "sweep.k=[3, 5, 7]", "sweep.seed=[0]"),
         (PlotSpec("sae_sparse_but_wrong.png", "sparse_but_wrong"),),
     ),
     "llc_phase_2_1": Experiment(  # the phase_2_1 sweep again, then its LLC

@@ -93,6 +93,7 @@ def test_random_decoders_score_the_exact_random_dictionary_value():
         assert abs(values.mean() - exact) < 3 * se, (values.mean(), exact, se)
 
 
+@pytest.mark.slow  # 9-12 s (the default suite took 441 s of its 420; CI runs it)
 def test_analyze_of_a_trained_sweep_matches_numpy(tmp_path):
     """`analyze` on a small synthetic SAE sweep: mmcs, recovered_90, the random baseline,
     the lift and SynthSAEBench's decoder MCC agree with numpy computed from the stored
