@@ -1,0 +1,1 @@
+"""Stochastic Parameter Decomposition (SPD; Bushnaq et al. 2025) of the toy models."""
