@@ -28,6 +28,7 @@ from toymodels.spd.metrics import (
     ml2r,
     mmcs,
     rank_one_pieces,
+    tms_scores,
     whole,
 )
 
@@ -268,6 +269,29 @@ def test_scores_vmap_over_runs():
     batched = jax.jit(jax.vmap(one))(W, U, V)
     each = [score(PIECES(W[r], False)["W_in"], U[r], V[r])[1] for r in range(4)]
     np.testing.assert_allclose(batched, each, rtol=1e-6)
+
+
+def test_tms_scores_of_the_exact_decomposition_and_of_one_missing_out_piece():
+    """The exact decomposition of the pentagon with the identity inserted scores 1
+    everywhere; zeroing W_out's subcomponent of feature 3 (the others are zero on row 3)
+    leaves W_in perfect but fails the run on feature 3 (best cosine 0). (Without
+    W_hidden: the module's example.)"""
+    W = pentagon()
+    U = {"W_in": W.T, "W_out": jnp.eye(5), "W_hidden": jnp.eye(2)}
+    V = {"W_in": jnp.eye(5), "W_out": W.T, "W_hidden": jnp.eye(2)}
+    run = jax.jit(tms_scores)
+    scores = run(W, U, V)
+    for name in ("W_in", "W_out", "W_hidden"):
+        assert float(scores[f"{name}_mmcs"]) == pytest.approx(1.0, abs=1e-6)
+        assert float(scores[f"{name}_ml2r"]) == pytest.approx(1.0, abs=1e-6)
+    assert not bool(scores["failed"])
+    U["W_out"] = U["W_out"].at[3].set(0.0)
+    scores = run(W, U, V)
+    np.testing.assert_allclose(scores["best_cosine_W_in"], np.ones(5), atol=1e-6)
+    np.testing.assert_allclose(scores["best_cosine_W_out"], [1, 1, 1, 0, 1], atol=1e-6)
+    assert float(scores["W_out_mmcs"]) == pytest.approx(0.8, abs=1e-6)
+    assert bool(scores["failed"]) and int(scores["worst"]) == 3
+    assert np.flatnonzero(scores["missed"]).tolist() == [3]
 
 
 # --- causal importances -------------------------------------------------------------------

@@ -35,6 +35,9 @@ stricter (a subcomponent must also vanish outside the piece's column). Use it fo
 near W[:, j] in a 2-dimensional hidden space scores near 1 for a feature that nothing
 really represents, while its flattened cosine is small unless it also lives on column j.
 
+`tms_scores` gathers the weight scores of one TMS decomposition in one dict (the
+analysis vmaps it); `live` and `ci_pattern_errors` take the causal importances.
+
 Thresholds: `FAIL_COSINE` = 0.9 (a feature is missed when its best cosine is below it),
 `CI_THRESHOLD` = 0.1 (a causal importance above it counts as firing; live
 subcomponents and the one-hot pattern).
@@ -274,6 +277,44 @@ def failed(best_cos: jax.Array, threshold: float = FAIL_COSINE, represented=None
     missed = counted & (best_cos < threshold)
     worst = jnp.argmin(jnp.where(counted, best_cos, jnp.inf)).astype(jnp.int32)
     return Failure(jnp.any(missed), missed, worst)
+
+
+def tms_scores(W: jax.Array, U: dict, V: dict, represented=None) -> dict[str, jax.Array]:
+    """Every weight score of ONE decomposition of a TMS model, for the analysis to vmap.
+
+    Per decomposed matrix (the names of `feature_pieces`), the paper's MMCS and ML2R
+    (column / row supports). Failure on the flattened cosine (`whole` pieces) of both
+    W_in and W_out: a feature is missed when its best cosine in either is below
+    `FAIL_COSINE`. W_hidden (the identity) has no features and never makes a run fail.
+
+    Args:
+      W: [d, n] the TMS weights.
+      U: {name: [C, d_out]}; V: {name: [C, d_in]} with name in "W_in", "W_out" and,
+        for a model with the identity inserted, "W_hidden".
+      represented: optional [n] bool: the features counted (all when None).
+
+    Returns:
+      {"<name>_mmcs": [], "<name>_ml2r": [] for each name; "best_cosine_W_in",
+      "best_cosine_W_out": [n] (flattened); "failed": [] bool; "missed": [n] bool;
+      "worst": [] int32}.
+
+    Example:
+      >>> W = jnp.array([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]])
+      >>> U, V = {"W_in": W.T, "W_out": jnp.eye(3)}, {"W_in": jnp.eye(3), "W_out": W.T}
+      >>> s = tms_scores(W, U, V)
+      >>> float(s["W_out_mmcs"]), bool(s["failed"])
+      (1.0, False)
+    """
+    pieces = feature_pieces(W, identity="W_hidden" in U)
+    out = {}
+    for name, p in pieces.items():
+        out[f"{name}_mmcs"] = mmcs(p, U[name], V[name], represented)
+        out[f"{name}_ml2r"] = ml2r(p, U[name], V[name], represented)
+    for name in ("W_in", "W_out"):
+        out[f"best_cosine_{name}"] = matched(whole(pieces[name]), U[name], V[name]).cosine
+    best = jnp.minimum(out["best_cosine_W_in"], out["best_cosine_W_out"])
+    failure = failed(best, FAIL_COSINE, represented)
+    return {**out, "failed": failure.failed, "missed": failure.missed, "worst": failure.worst}
 
 
 # --- causal importances -------------------------------------------------------------------
