@@ -25,9 +25,11 @@ from toymodels.spd.metrics import (
     is_live,
     live,
     matched,
+    matrices,
     ml2r,
     mmcs,
     rank_one_pieces,
+    supports,
     tms_scores,
     whole,
 )
@@ -58,14 +60,19 @@ def test_feature_pieces_are_rank_one_and_sum_to_each_matrix():
     targets = {"W_in": W, "W_out": W.T, "W_hidden": jnp.eye(3)}
     assert set(pieces) == set(targets)
     for name, target in targets.items():
-        matrices = np.asarray(pieces[name].matrices)
-        np.testing.assert_allclose(matrices.sum(0), target, atol=1e-6)
-        assert all(np.linalg.matrix_rank(m) <= 1 for m in matrices)
-        # every piece lies inside its own support
-        assert np.all(matrices * (1 - np.asarray(pieces[name].support)) == 0)
-    # W_in piece i is W[:, i] e_i^T: column i only
-    np.testing.assert_array_equal(pieces["W_in"].matrices[2][:, 2], W[:, 2])
-    np.testing.assert_array_equal(pieces["W_out"].matrices[4][4], W[:, 4])
+        m, support = np.asarray(matrices(pieces[name])), np.asarray(supports(pieces[name]))
+        np.testing.assert_allclose(m.sum(0), target, atol=1e-6)
+        assert all(np.linalg.matrix_rank(a) <= 1 for a in m)
+        assert np.all(m * (1 - support) == 0)  # every piece lies inside its own support
+    # W_in piece i is W[:, i] e_i^T, compared on column i; W_out's is e_i W[:, i]^T, on row i
+    expected = np.zeros((3, 5))
+    expected[:, 2] = W[:, 2]
+    np.testing.assert_array_equal(matrices(pieces["W_in"])[2], expected)
+    np.testing.assert_array_equal(supports(pieces["W_in"])[2], expected != 0)
+    expected_out = np.zeros((5, 3))
+    expected_out[4] = W[:, 4]
+    np.testing.assert_array_equal(matrices(pieces["W_out"])[4], expected_out)
+    np.testing.assert_array_equal(supports(pieces["W_out"])[4], expected_out != 0)
 
 
 # --- exact, permuted, rescaled ------------------------------------------------------------
@@ -94,7 +101,7 @@ def test_hand_built_ground_truth_scores_one(aligned):
     assert float(got_ml2r) == pytest.approx(1.0, abs=1e-6)
     if aligned:  # k = d_in and V_k = e_k: the column pieces of W are the same pieces
         p = PIECES(hand.W, False)["W_in"]
-        np.testing.assert_allclose(p.matrices, pieces.matrices, atol=1e-6)
+        np.testing.assert_allclose(matrices(p), matrices(pieces), atol=1e-6)
         assert float(score(p, hand.U, hand.V)[1]) == pytest.approx(1.0, abs=1e-6)
 
 

@@ -67,13 +67,20 @@ _HIGHEST = jax.lax.Precision.HIGHEST  # float32 contractions on CPU and GPU alik
 class Pieces(NamedTuple):
     """A matrix's known rank-1 pieces, one per feature, and the entries compared.
 
+    Piece i is P_i = u_i v_iᵀ and is compared on the entries M_i = rows_i cols_iᵀ (0/1).
+    Kept as factors, so a score costs n C (d_out + d_in), never a [n, C, d_out, d_in]
+    array (the analysis vmaps it over thousands of runs); `matrices` and `supports`
+    expand them.
+
     Attributes:
-      matrices: [n, d_out, d_in] piece i's matrix P_i (rank 1).
-      support: [n, d_out, d_in] 0/1: the entries of a subcomponent compared with P_i.
+      u: [n, d_out]; v: [n, d_in]: the piece's factors.
+      rows: [n, d_out]; cols: [n, d_in]: 0/1, the support's factors.
     """
 
-    matrices: jax.Array
-    support: jax.Array
+    u: jax.Array
+    v: jax.Array
+    rows: jax.Array
+    cols: jax.Array
 
 
 class Match(NamedTuple):
@@ -109,43 +116,48 @@ class CIPattern(NamedTuple):
 # --- the known pieces -------------------------------------------------------------------
 
 
+def matrices(pieces: Pieces) -> jax.Array:
+    """The pieces' matrices P_i = u_i v_iᵀ; [n, d_out, d_in]."""
+    return pieces.u[:, :, None] * pieces.v[:, None, :]
+
+
+def supports(pieces: Pieces) -> jax.Array:
+    """The pieces' supports M_i (0/1); [n, d_out, d_in]."""
+    return pieces.rows[:, :, None] * pieces.cols[:, None, :]
+
+
 def column_pieces(A: jax.Array) -> Pieces:
     """Pieces A[:, i] e_iᵀ of A [d_out, n], each compared on its column i.
 
     Example:
-      >>> column_pieces(jnp.array([[1.0, 2.0]])).matrices[1]
+      >>> matrices(column_pieces(jnp.array([[1.0, 2.0]])))[1]
       Array([[0., 2.]], dtype=float32)
     """
-    n = A.shape[1]
-    eye = jnp.eye(n, dtype=A.dtype)
-    support = jnp.broadcast_to(eye[:, None, :], (n, A.shape[0], n))
-    return Pieces(A.T[:, :, None] * eye[:, None, :], support)
+    eye = jnp.eye(A.shape[1], dtype=A.dtype)
+    return Pieces(A.T, eye, jnp.ones_like(A.T), eye)
 
 
 def row_pieces(A: jax.Array) -> Pieces:
     """Pieces e_i A[i]ᵀ of A [n, d_in], each compared on its row i.
 
     Example:
-      >>> row_pieces(jnp.array([[1.0], [2.0]])).matrices[1]
+      >>> matrices(row_pieces(jnp.array([[1.0], [2.0]])))[1]
       Array([[0.],
              [2.]], dtype=float32)
     """
-    n = A.shape[0]
-    eye = jnp.eye(n, dtype=A.dtype)
-    support = jnp.broadcast_to(eye[:, :, None], (n, n, A.shape[1]))
-    return Pieces(eye[:, :, None] * A[None, :, :], support)
+    eye = jnp.eye(A.shape[0], dtype=A.dtype)
+    return Pieces(eye, A, eye, jnp.ones_like(A))
 
 
 def rank_one_pieces(U: jax.Array, V: jax.Array) -> Pieces:
     """Known pieces U_k V_kᵀ (e.g. `toymodels.spd.hand.hand_built`'s), compared on every
     entry; U [n, d_out], V [n, d_in]."""
-    matrices = U[:, :, None] * V[:, None, :]
-    return Pieces(matrices, jnp.ones_like(matrices))
+    return Pieces(U, V, jnp.ones_like(U), jnp.ones_like(V))
 
 
 def whole(pieces: Pieces) -> Pieces:
     """The same pieces compared on every entry: the flattened-matrix cosine."""
-    return Pieces(pieces.matrices, jnp.ones_like(pieces.support))
+    return Pieces(pieces.u, pieces.v, jnp.ones_like(pieces.rows), jnp.ones_like(pieces.cols))
 
 
 def feature_pieces(W: jax.Array, identity: bool = False) -> dict[str, Pieces]:
@@ -168,7 +180,7 @@ def feature_pieces(W: jax.Array, identity: bool = False) -> dict[str, Pieces]:
 
     Example:
       >>> p = feature_pieces(jnp.array([[1.0, 0.5], [0.0, 2.0]]))
-      >>> p["W_out"].matrices.sum(0)
+      >>> matrices(p["W_out"]).sum(0)
       Array([[1. , 0. ],
              [0.5, 2. ]], dtype=float32)
     """
@@ -182,11 +194,16 @@ def feature_pieces(W: jax.Array, identity: bool = False) -> dict[str, Pieces]:
 
 
 def _overlaps(pieces: Pieces, U: jax.Array, V: jax.Array):
-    """(<P_i ⊙ M_i, S_c> [n, C], ||S_c ⊙ M_i||² [n, C], ||P_i ⊙ M_i||² [n])."""
-    masked = pieces.matrices * pieces.support
-    dot = jnp.einsum("iab,ca,cb->ic", masked, U, V, precision=_HIGHEST)
-    sub_sq = jnp.einsum("iab,ca,cb->ic", pieces.support, U * U, V * V, precision=_HIGHEST)
-    return dot, sub_sq, jnp.sum(masked * masked, axis=(1, 2))
+    """(<P_i ⊙ M_i, S_c> [n, C], ||S_c ⊙ M_i||² [n, C], ||P_i ⊙ M_i||² [n]).
+
+    Every factor is an outer product, so each inner product over [d_out, d_in] is the
+    product of one over d_out and one over d_in (M_i is 0/1, so M_i² = M_i).
+    """
+    mm = lambda a, b: jnp.matmul(a, b.T, precision=_HIGHEST)
+    u, v = pieces.u * pieces.rows, pieces.v * pieces.cols
+    dot = mm(u, U) * mm(v, V)
+    sub_sq = mm(pieces.rows, U * U) * mm(pieces.cols, V * V)
+    return dot, sub_sq, jnp.sum(u * u, axis=1) * jnp.sum(v * v, axis=1)
 
 
 def cosines(pieces: Pieces, U: jax.Array, V: jax.Array) -> jax.Array:
