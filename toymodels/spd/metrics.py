@@ -206,6 +206,12 @@ def _overlaps(pieces: Pieces, U: jax.Array, V: jax.Array):
     return dot, sub_sq, jnp.sum(u * u, axis=1) * jnp.sum(v * v, axis=1)
 
 
+def _cosines(dot: jax.Array, sub_sq: jax.Array, piece_sq: jax.Array) -> jax.Array:
+    """dot / sqrt(piece_sq sub_sq), 0 where that is 0; [n, C]."""
+    denom = jnp.sqrt(piece_sq[:, None] * sub_sq)
+    return jnp.where(denom > 0, dot / jnp.where(denom > 0, denom, 1.0), 0.0)
+
+
 def cosines(pieces: Pieces, U: jax.Array, V: jax.Array) -> jax.Array:
     """Signed cosine of every piece with every subcomponent on the piece's support.
 
@@ -222,9 +228,7 @@ def cosines(pieces: Pieces, U: jax.Array, V: jax.Array) -> jax.Array:
       Array([[0.70710677],
              [0.70710677]], dtype=float32)
     """
-    dot, sub_sq, piece_sq = _overlaps(pieces, U, V)
-    denom = jnp.sqrt(piece_sq[:, None] * sub_sq)
-    return jnp.where(denom > 0, dot / jnp.where(denom > 0, denom, 1.0), 0.0)
+    return _cosines(*_overlaps(pieces, U, V))
 
 
 def matched(pieces: Pieces, U: jax.Array, V: jax.Array) -> Match:
@@ -238,7 +242,7 @@ def matched(pieces: Pieces, U: jax.Array, V: jax.Array) -> Match:
       (Array([1, 0], dtype=int32), Array([0.5, 3. ], dtype=float32))
     """
     dot, sub_sq, piece_sq = _overlaps(pieces, U, V)
-    cos = cosines(pieces, U, V)
+    cos = _cosines(dot, sub_sq, piece_sq)
     best = jnp.argmax(cos, axis=1).astype(jnp.int32)
     rows = jnp.arange(cos.shape[0])
     ratio = jnp.sqrt(sub_sq[rows, best]) / jnp.where(piece_sq > 0, jnp.sqrt(piece_sq), jnp.nan)
