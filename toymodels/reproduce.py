@@ -101,7 +101,7 @@ _KGON_LLC = {  # docs/llc.md: gamma = 1, as nbeta = n / ln n = 145 is small
     "loss": "dataset", "gamma": 1.0, "epsilon": "auto", "draws": 500, "burn_in": 200,
     "snapshots": True,
 }
-_SAE_QUICK = ("train.steps=500", "sweep.width=[5, 20, 80]", "sweep.seed=[0, 1]")
+_SAE_QUICK = ("train.steps=200", "sweep.width=[5, 40]", "sweep.seed=[0]")
 
 EXPERIMENTS: dict[str, Experiment] = {
     "intro": Experiment(
@@ -243,14 +243,15 @@ EXPERIMENTS: dict[str, Experiment] = {
     ),
     "double_descent_grid": Experiment(
         "double_descent_grid.toml",
-        ("train.steps=1500", "train.warmup_steps=75", "sweep.dataset_size=[5, 50, 1000]",
-         "sweep.n_hidden=[2, 4]", "sweep.data_seed=[0]", "sweep.seed=[0]"),
+        ("train.steps=500", "train.warmup_steps=25", "train.eval_samples=16384",
+         "sweep.dataset_size=[5, 1000]", "sweep.n_hidden=[2, 4]", "sweep.data_seed=[0]",
+         "sweep.seed=[0]"),
         (PlotSpec("double_descent_grid.png", "loss_grid"),),
     ),
     "double_descent_wd": Experiment(
         "double_descent_wd.toml",
-        ("train.steps=1500", "train.warmup_steps=75", "sweep.dataset_size=[5, 50, 1000]",
-         "sweep.data_seed=[0]", "sweep.seed=[0]"),
+        ("train.steps=500", "train.warmup_steps=25", "train.eval_samples=16384",
+         "sweep.dataset_size=[5, 1000]", "sweep.data_seed=[0]", "sweep.seed=[0]"),
         (PlotSpec("double_descent_wd.png", "double_descent", {"by": "weight_decay"}),),
     ),
     "sae_sources": Experiment("sae_sources.toml", ("train.steps=3000",), ()),
@@ -269,15 +270,15 @@ EXPERIMENTS: dict[str, Experiment] = {
         (PlotSpec("sae_width_synthetic.png", "sae_width"),),
     ),
     "sae_kinds": Experiment(
-        "sae_kinds.toml", ("train.steps=500", "sweep.seed=[0]"),
+        "sae_kinds.toml", ("train.steps=200", "sweep.seed=[0]"),
         (PlotSpec("sae_pareto.png", "sae_pareto"),), source="sae_sources",
     ),
     "sae_kinds_k": Experiment(
-        "sae_kinds_k.toml", ("train.steps=500", "sweep.seed=[0]"),
+        "sae_kinds_k.toml", ("train.steps=200", "sweep.k=[1, 2]", "sweep.seed=[0]"),
         (PlotSpec("sae_pareto_k.png", "sae_pareto"),), source="sae_sources",
     ),
     "sae_gap": Experiment(
-        "sae_gap.toml", ("train.steps=500", "sweep.seed=[0]"),
+        "sae_gap.toml", ("train.steps=200", "sweep.seed=[0]"),
         (PlotSpec("sae_gap.png", "sae_gap"),), source="sae_sources",
     ),
     "sae_amortisation": Experiment(  # issue 26: encoders on the true dictionary
