@@ -19,7 +19,8 @@ The model (the `[residual]` table of the sweep engine, task identity_relu, W_U =
     the run's steps (the paper's setting: batch 2048, feature probability 0.01)
 
 Model-steps/s = steps / seconds (one model-step: one optimisation step of one model on a
-batch of B samples).
+batch of B samples); also per CPU-second of the process (steps / CPU time), which other
+work on a shared host disturbs less (threads that spin while waiting count as busy).
 
 FLOPs (`matmul_flops`) count the matmuls of the plain formulation above, per step:
 embed 2·B·n·D (forward only: W_E is fixed and x needs no gradient), per layer W_in
@@ -197,6 +198,7 @@ def torch_residual_rate(case: str, steps: int | None = None, threads: int | None
         "steps": steps, "warmup_steps": warmup_steps, "threads": threads,
         "label_mixing": label_mixing, "seconds": seconds, "cores_busy": busy,
         "model_steps_per_s": steps / seconds, "samples_per_s": steps * c["batch"] / seconds,
+        "model_steps_per_cpu_s": steps / (busy * seconds),  # less disturbed by other work
         "flops": flops, "gflops": flops * steps / seconds / 1e9,
         "first_loss": first, "final_loss": float(loss.detach()),
         "torch_version": torch.__version__,

@@ -34,7 +34,8 @@ SPD, per decomposed matrix l (W_l [d_out, d_in]), with the paper's TMS_5-2 setti
     init (a guess) V ~ N(0, 1/d_in), U ~ N(0, 1/C); gate MLPs: W1 ~ N(0, 1), W2 ~ N(0, 1/16),
                    biases 0
 
-Decomposition-steps/s = steps / seconds; decompositions/hour = 3600 · rate / 40,000.
+Decomposition-steps/s = steps / seconds; decompositions/hour = 3600 · rate / 40,000; also
+per CPU-second of the process (steps / CPU time), which other work disturbs less.
 
 `--check` compares the total loss and every gradient for one batch and one draw of r
 against a numpy implementation (float64, forward and backward by hand) written below
@@ -283,6 +284,7 @@ def torch_spd_rate(case: str, steps: int | None = None, threads: int | None = No
         "case": case, "target": target, **{k: c[k] for k in CASES[case] if k not in ("steps", "warmup")},
         "steps": steps, "warmup_steps": warmup_steps, "threads": threads, "seconds": seconds,
         "cores_busy": busy, "decomposition_steps_per_s": rate,
+        "decomposition_steps_per_cpu_s": rate / busy,  # less disturbed by other work
         "decompositions_per_hour": 3600 * rate / PAPER_STEPS, "paper_steps": PAPER_STEPS,
         "flops": flops, "gflops": flops * rate / 1e9,
         "first_loss": first, "final_loss": float(loss.detach()),

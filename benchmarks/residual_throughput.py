@@ -80,6 +80,7 @@ def jax_residual_rate(runner, case: str, steps: int, warm: bool) -> dict:
     rate = t["n_runs"] * steps / t["seconds"]
     loss = arrays.get("loss")
     return {**t, "case": case, "steps": steps, "model_steps_per_s": rate,
+            "model_steps_per_cpu_s": rate / t["cores_busy"],
             "samples_per_s": rate * CASES[case]["batch"], "flops": flops,
             "gflops": flops * rate / 1e9,
             "final_loss": None if loss is None else float(np.mean(np.asarray(loss)[:, -1])),
@@ -138,19 +139,24 @@ def main(argv=None) -> int:
         row = {"case": case, **CASES[case], "flops": matmul_flops(case), "torch": {}}
         for t, runs in torch_runs.items():
             med = statistics.median(r["model_steps_per_s"] for r in runs)
-            row["torch"][t] = {"median_model_steps_per_s": med, "runs": runs}
+            cpu = statistics.median(r["model_steps_per_cpu_s"] for r in runs)
+            row["torch"][t] = {"median_model_steps_per_s": med,
+                               "median_model_steps_per_cpu_s": cpu, "runs": runs}
             print(f"{case}: torch, {t} thread(s), median of {args.repeats}: {med:.2f} "
-                  f"model-steps/s ({med * row['flops'] / 1e9:.1f} GFLOP/s)", flush=True)
+                  f"model-steps/s ({med * row['flops'] / 1e9:.1f} GFLOP/s), "
+                  f"{cpu:.2f} per CPU-second", flush=True)
         if jax_runs:
             med = statistics.median(r["model_steps_per_s"] for r in jax_runs)
-            row["jax"] = {"median_model_steps_per_s": med, "models": args.models,
-                          "steps": args.steps, "runs": jax_runs}
+            cpu = statistics.median(r["model_steps_per_cpu_s"] for r in jax_runs)
+            row["jax"] = {"median_model_steps_per_s": med, "median_model_steps_per_cpu_s": cpu,
+                          "models": args.models, "steps": args.steps, "runs": jax_runs}
             ratios = {t: med / row["torch"][t]["median_model_steps_per_s"] for t in threads}
-            row["speedup_vs_torch"] = ratios
+            per_cpu = {t: cpu / row["torch"][t]["median_model_steps_per_cpu_s"] for t in threads}
+            row["speedup_vs_torch"], row["speedup_per_cpu_s"] = ratios, per_cpu
             print(f"{case}: jax median of {args.repeats}: {med:.2f} model-steps/s "
-                  f"({med * row['flops'] / 1e9:.1f} GFLOP/s) -> "
-                  + ", ".join(f"x{v:.1f} vs torch on {t} thread(s)" for t, v in ratios.items()),
-                  flush=True)
+                  f"({med * row['flops'] / 1e9:.1f} GFLOP/s), {cpu:.2f} per CPU-second -> "
+                  + ", ".join(f"x{v:.1f} (x{per_cpu[t]:.1f} per CPU-second) vs torch on "
+                              f"{t} thread(s)" for t, v in ratios.items()), flush=True)
         rows.append(row)
     if args.json:
         args.json.write_text(json.dumps({

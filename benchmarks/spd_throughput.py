@@ -80,6 +80,7 @@ def jax_spd_rate(runner, case: str, steps: int, warm: bool) -> dict:
     rate = t["n_runs"] * steps / t["seconds"]
     loss = arrays.get("loss")
     return {**t, "case": case, "steps": steps, "decomposition_steps_per_s": rate,
+            "decomposition_steps_per_cpu_s": rate / t["cores_busy"],
             "decompositions_per_hour": 3600 * rate / PAPER_STEPS, "flops": flops,
             "gflops": flops * rate / 1e9,
             "final_loss": None if loss is None else float(np.mean(np.asarray(loss)[:, -1])),
@@ -140,25 +141,31 @@ def main(argv=None) -> int:
         row = {"case": case, **CASES[case], "flops": matmul_flops(case), "torch": {}}
         for t, runs in torch_runs.items():
             med = statistics.median(r["decomposition_steps_per_s"] for r in runs)
+            cpu = statistics.median(r["decomposition_steps_per_cpu_s"] for r in runs)
             row["torch"][t] = {"median_decomposition_steps_per_s": med,
+                               "median_decomposition_steps_per_cpu_s": cpu,
                                "median_decompositions_per_hour": 3600 * med / PAPER_STEPS,
                                "runs": runs}
             print(f"{case}: torch, {t} thread(s), median of {args.repeats}: {med:.2f} "
-                  f"decomposition-steps/s, {3600 * med / PAPER_STEPS:.3g} decompositions/h",
-                  flush=True)
+                  f"decomposition-steps/s, {3600 * med / PAPER_STEPS:.3g} decompositions/h, "
+                  f"{cpu:.2f} per CPU-second", flush=True)
         if jax_runs:
             med = statistics.median(r["decomposition_steps_per_s"] for r in jax_runs)
+            cpu = statistics.median(r["decomposition_steps_per_cpu_s"] for r in jax_runs)
             row["jax"] = {"median_decomposition_steps_per_s": med,
+                          "median_decomposition_steps_per_cpu_s": cpu,
                           "median_decompositions_per_hour": 3600 * med / PAPER_STEPS,
                           "decompositions": args.decompositions, "steps": args.steps,
                           "runs": jax_runs}
-            ratios = {t: med / row["torch"][t]["median_decomposition_steps_per_s"]
-                      for t in threads}
-            row["speedup_vs_torch"] = ratios
+            key = "median_decomposition_steps_per_s"
+            ratios = {t: med / row["torch"][t][key] for t in threads}
+            per_cpu = {t: cpu / row["torch"][t]["median_decomposition_steps_per_cpu_s"]
+                       for t in threads}
+            row["speedup_vs_torch"], row["speedup_per_cpu_s"] = ratios, per_cpu
             print(f"{case}: jax median of {args.repeats}: {med:.2f} decomposition-steps/s, "
-                  f"{3600 * med / PAPER_STEPS:.3g} decompositions/h -> "
-                  + ", ".join(f"x{v:.1f} vs torch on {t} thread(s)" for t, v in ratios.items()),
-                  flush=True)
+                  f"{3600 * med / PAPER_STEPS:.3g} decompositions/h, {cpu:.2f} per CPU-second -> "
+                  + ", ".join(f"x{v:.1f} (x{per_cpu[t]:.1f} per CPU-second) vs torch on "
+                              f"{t} thread(s)" for t, v in ratios.items()), flush=True)
         rows.append(row)
     if args.json:
         args.json.write_text(json.dumps({
