@@ -1,0 +1,170 @@
+"""Residual-MLP training throughput: the sweep engine against one-model-at-a-time PyTorch.
+
+The cases of `baseline_torch_residual.CASES` (Braun et al. 2025's compressed-computation
+model: n = 100, d_embed = 1000, d_mlp = 50, 1 layer, and the same 50 neurons over 2
+layers; feature probability 0.01, signed inputs, task identity_relu, batch 2048, AdamW).
+Each repeat times the torch baseline (`torch_residual_rate`, one model, at each of
+`--threads`) and then the JAX side, alternately in the same process, so that other work
+on the host falls on both alike; the figures are medians over `--repeats`, and the speed
+ratio is JAX / torch of the medians, in model-steps/s (one optimisation step of one
+model on a batch of 2048). FLOPs count the matmuls of the plain formulation
+(`baseline_torch_residual.matmul_flops`), the same count for both sides whatever each
+computes.
+
+The JAX side is the real sweep path (`engine_rate`: `toymodels.sweep.make_chunk_runner`
+of the parsed `[residual]` config, one chunk over one JAX CPU device per core): R =
+`--models` runs, one per seed, sharing W_E (embed_seed 0, the table's default), AdamW
+(lr 3e-3, weight decay 0.01 as torch's, cosine), `eval_samples` at its minimum 8,192.
+Its timed call is a whole chunk (init, `--steps` steps, the final evaluation).
+
+    python benchmarks/residual_throughput.py --threads 2 1 --repeats 3 \
+        --json benchmarks/results_residual.json
+    python benchmarks/residual_throughput.py --torch-only --threads 2 1 --repeats 3
+        # the baseline alone (no JAX needed)
+
+Run it from the benchmark venv (torch, and for the JAX side jax and the project's
+dependencies), with PYTHONPATH at the tree.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from baseline_torch_residual import (CASES, LR, WEIGHT_DECAY, INSTALL_HINT, matmul_flops,  # noqa: E402
+                                     torch_residual_rate)
+
+try:  # the JAX side; --torch-only runs without it
+    import jax
+
+    # As the `toymodels` command does: one JAX CPU device per core.
+    jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
+    import numpy as np
+
+    import toymodels as tm
+    from engine_rate import chunk_runner, time_chunk
+    from toymodels.errors import UserError
+    JAX_ERROR = None
+except ImportError as e:  # pragma: no cover - depends on the venv
+    JAX_ERROR = e
+
+JAX_STEPS = 20
+
+
+def residual_config(case: str, R: int, steps: int, seed: int = 0):
+    """R residual MLPs of `case` as a sweep: one run per seed, W_E shared (embed_seed 0)."""
+    c = CASES[case]
+    return tm.parse_config({
+        "name": f"bench-residual-{case}", "seed": seed,
+        "residual": {"n_features": c["n"], "d_embed": c["d_embed"], "d_mlp": c["d_mlp"],
+                     "n_layers": c["n_layers"], "task": "identity_relu"},
+        "data": {"feature_probability": c["p"]},
+        "train": {"steps": steps, "batch_size": c["batch"], "learning_rate": LR,
+                  "weight_decay": WEIGHT_DECAY, "optimizer": "adamw", "schedule": "cosine",
+                  "log_every": steps, "eval_samples": 8192},
+        "sweep": {"seed": list(range(R))},
+    }, f"<residual_throughput {case}>")
+
+
+def jax_residual_rate(runner, case: str, steps: int, warm: bool) -> dict:
+    """Model-steps/s of the engine's chunk for `case` (see `engine_rate.time_chunk`)."""
+    t = time_chunk(runner, warm)
+    arrays = t.pop("arrays")
+    flops = matmul_flops(case)
+    rate = t["n_runs"] * steps / t["seconds"]
+    loss = arrays.get("loss")
+    return {**t, "case": case, "steps": steps, "model_steps_per_s": rate,
+            "model_steps_per_cpu_s": rate / t["cores_busy"],
+            "samples_per_s": rate * CASES[case]["batch"], "flops": flops,
+            "gflops": flops * rate / 1e9,
+            "final_loss": None if loss is None else float(np.mean(np.asarray(loss)[:, -1])),
+            "trainer": "toymodels.sweep.make_chunk_runner ([residual])"}
+
+
+def _line(who: str, r: dict) -> str:
+    threads = f"threads={r['threads']}" if "threads" in r else f"R={r['n_runs']} dev={r['devices']}"
+    return (f"{who:<5} {r['case']:<12} {threads:<12} steps={r['steps']:<4} | "
+            f"{r['model_steps_per_s']:9.2f} model-steps/s | {r['gflops']:6.1f} GFLOP/s | "
+            f"{r['cores_busy']:.2f} cores busy | {r['seconds']:.1f} s")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=list(CASES), action="append")
+    ap.add_argument("--models", type=int, default=64, help="R: models the JAX side trains at once")
+    ap.add_argument("--steps", type=int, default=JAX_STEPS, help="JAX steps per chunk")
+    ap.add_argument("--torch-steps", type=int, default=None, help="default per case")
+    ap.add_argument("--threads", type=int, nargs="+", default=None,
+                    help="torch thread counts, each timed every repeat (default: all cores)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--torch-only", action="store_true", help="time the baseline alone")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+
+    try:
+        import torch
+    except ImportError:
+        print(INSTALL_HINT)
+        return 2
+    if not args.torch_only and JAX_ERROR is not None:
+        print(f"the JAX side needs jax and the project ({JAX_ERROR}); use --torch-only")
+        return 2
+    threads = args.threads or [len(os.sched_getaffinity(0))]
+    print(f"{platform.platform()} | torch {torch.__version__} | "
+          f"{len(os.sched_getaffinity(0))} CPUs | load {os.getloadavg()[0]:.1f}"
+          + ("" if args.torch_only else f" | jax {jax.__version__}, {len(jax.devices())} devices"))
+    rows = []
+    for case in args.only or list(CASES):
+        try:
+            runner = None if args.torch_only else chunk_runner(
+                residual_config(case, args.models, args.steps))
+        except UserError as e:  # a tree without the [residual] trainer
+            print(f"the JAX side could not be built ({e}); use --torch-only")
+            return 2
+        torch_runs = {t: [] for t in threads}
+        jax_runs = []
+        for rep in range(args.repeats):  # alternately, so that load falls on both alike
+            for t in threads:
+                torch_runs[t].append(torch_residual_rate(case, args.torch_steps, t, seed=rep))
+                print(_line("torch", torch_runs[t][-1]), flush=True)
+            if runner is not None:
+                jax_runs.append(jax_residual_rate(runner, case, args.steps, warm=rep > 0))
+                print(_line("jax", jax_runs[-1]), flush=True)
+        row = {"case": case, **CASES[case], "flops": matmul_flops(case), "torch": {}}
+        for t, runs in torch_runs.items():
+            med = statistics.median(r["model_steps_per_s"] for r in runs)
+            cpu = statistics.median(r["model_steps_per_cpu_s"] for r in runs)
+            row["torch"][t] = {"median_model_steps_per_s": med,
+                               "median_model_steps_per_cpu_s": cpu, "runs": runs}
+            print(f"{case}: torch, {t} thread(s), median of {args.repeats}: {med:.2f} "
+                  f"model-steps/s ({med * row['flops'] / 1e9:.1f} GFLOP/s), "
+                  f"{cpu:.2f} per CPU-second", flush=True)
+        if jax_runs:
+            med = statistics.median(r["model_steps_per_s"] for r in jax_runs)
+            cpu = statistics.median(r["model_steps_per_cpu_s"] for r in jax_runs)
+            row["jax"] = {"median_model_steps_per_s": med, "median_model_steps_per_cpu_s": cpu,
+                          "models": args.models, "steps": args.steps, "runs": jax_runs}
+            ratios = {t: med / row["torch"][t]["median_model_steps_per_s"] for t in threads}
+            per_cpu = {t: cpu / row["torch"][t]["median_model_steps_per_cpu_s"] for t in threads}
+            row["speedup_vs_torch"], row["speedup_per_cpu_s"] = ratios, per_cpu
+            print(f"{case}: jax median of {args.repeats}: {med:.2f} model-steps/s "
+                  f"({med * row['flops'] / 1e9:.1f} GFLOP/s), {cpu:.2f} per CPU-second -> "
+                  + ", ".join(f"x{v:.1f} (x{per_cpu[t]:.1f} per CPU-second) vs torch on "
+                              f"{t} thread(s)" for t, v in ratios.items()), flush=True)
+        rows.append(row)
+    if args.json:
+        args.json.write_text(json.dumps({
+            "benchmark": "residual_throughput", "platform": platform.platform(),
+            "cpu_count": len(os.sched_getaffinity(0)), "repeats": args.repeats,
+            "torch_only": args.torch_only, "results": rows}, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
