@@ -90,7 +90,7 @@ def moments(task: str, p: np.ndarray) -> dict[str, np.ndarray]:
     task's function f (ReLU or |.|; identity_relu's nonlinear part is ReLU).
 
     Example:
-      >>> moments("abs", np.array([0.3]))["f2"].tolist()
+      >>> moments("abs", np.array([0.3]))["f2"].round(6).tolist()
       [0.1]
     """
     p = np.asarray(p, np.float64)
