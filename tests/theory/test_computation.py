@@ -227,3 +227,43 @@ def test_random_uand_error_falls_with_d_as_theory_says():
     assert abs(slope_measured - slope_theory) < 0.1
     assert -2.0 < slope_theory < -1.0
     assert np.allclose(measured, theory, rtol=0.15)
+
+
+def random_params(seed=0, F=F, d=D_EMBED, k=7):
+    rng = np.random.default_rng(seed)
+    params = C.empty_params(embedding(F, d), [k], bias=True)
+    params.update(W_in_0=rng.normal(size=(k, d)), b_in_0=0.3 * rng.normal(size=k),
+                  W_out_0=0.3 * rng.normal(size=(d, k)), b_out_0=0.1 * rng.normal(size=d))
+    return params
+
+
+@pytest.mark.parametrize("task", ["identity_relu", "relu", "abs"])
+def test_one_feature_stratum_matches_quadrature(task):
+    """E[error | only i on] of a one-layer model with biases, against the midpoint rule
+    on a fine grid of both signs (numpy forward)."""
+    params = random_params(1)
+    t = (np.arange(20_000) + 0.5) / 20_000
+    expected = []
+    for i in range(F):
+        x = np.concatenate([t, -t])[:, None] * np.eye(F)[i][None, :]
+        err = (np_forward(params, x, task) - np_labels(x, params["W_E"], task, 0.4)) ** 2
+        expected.append(err.mean(0))
+    got = np.asarray(CL._line_losses(CL._as_jax(params), task, np.float32(0.4)))
+    assert np.allclose(got, expected, rtol=2e-4, atol=1e-6)
+
+
+def test_signed_strata_loss_matches_plain_monte_carlo():
+    params, p = random_params(2), np.linspace(0.02, 0.1, F)
+    est = CL.signed_loss(params, "identity_relu", p, IMPORTANCE, s=0.3, n_samples=40_000)
+    x = signed(np.random.default_rng(7), 200_000, p)
+    mean, se, _ = mc_total(params, "identity_relu", 0.3, x, IMPORTANCE)
+    assert abs(est.total - mean) < 4 * np.hypot(se, est.total_se), (est.total, mean)
+
+
+def test_signed_strata_loss_of_naive_matches_closed_form():
+    W_E, p = embedding(), np.linspace(0.01, 0.05, F)
+    params = C.naive_params(W_E, "abs", [5], p, IMPORTANCE)
+    est = CL.signed_loss(params, "abs", p, IMPORTANCE, s=0.5, n_samples=20_000)
+    base = C.naive_loss(W_E, "abs", 5, p, IMPORTANCE, s=0.5)
+    assert abs(est.total - base.total) < 4 * est.total_se + 1e-6 * base.total
+    assert est.total_se < 0.01 * base.total  # most of it exact at this density

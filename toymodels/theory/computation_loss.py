@@ -7,9 +7,16 @@ the layout of one model (`W_E [d_embed, F]`, per layer `W_in_l [k_l, d_embed]`,
 `R [C(F,2), d_mlp]` for uand); the functions here evaluate them. `forward` and `labels`
 are written for ONE example and vmapped over examples in one place (`_batched`).
 
-- Signed tasks (identity_relu, relu, abs): plain Monte Carlo over the input law (each
-  feature on with probability p_i, value Uniform[-1, 1)), `mc_loss`, with the standard
-  error of every per-output mean and of the total.
+- Signed tasks (identity_relu, relu, abs), input law: each feature on with probability
+  p_i, value Uniform[-1, 1). `mc_loss` is plain Monte Carlo, with the standard error of
+  every per-output mean and of the total. `signed_loss` splits by the number K of
+  active features as `final_loss` does: L = P(K=0) L(0) + Σ_i P(only i) E[L | only i]
+  + P(K>=2) E[L | K>=2]. With one layer the K <= 1 strata are exact: on the line
+  x = ±t e_i the pre-activations are affine in t, so the output is piecewise linear with
+  a kink where a neuron crosses 0 (t = −b_k / (±(W_in W_E)_ki)), the labels linear on
+  each side, and the squared error piecewise quadratic: 2-point Gauss-Legendre between
+  the sorted kinks integrates it exactly. The K >= 2 stratum is sampled from its exact
+  conditional law (`toymodels.evaluation.sample_many`). Deeper models: `mc_loss`.
 - uand (boolean inputs): `uand_loss` enumerates the inputs with exactly 0, 1 and 2
   active features exactly, as `toymodels.evaluation.final_loss` does its strata,
   L = P(K=0) L(0) + Σ_i P(only i) L(e_i) + Σ_{i<j} P(only i, j) L(e_i + e_j) + E[L; K>=3],
@@ -26,7 +33,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from toymodels import evaluation
 from toymodels.theory.computation import check_task, pairs
+
+GAUSS_2 = 3.0**-0.5  # 2-point Gauss-Legendre nodes on [-1, 1]: ±1/√3, weights 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,3 +198,65 @@ def uand_loss(params: dict, p, n_samples: int = 16384, seed: int = 0,
     total_many = many.mean(1)
     return Estimate(per, many.std(0, ddof=1) / root, float(per.mean()),
                     float(total_many.std(ddof=1) / root), float(exact.mean()))
+
+
+def line_losses(params: dict, task: str, s: jax.Array) -> jax.Array:
+    """[F, F_out] E[(ŷ − y)² | only feature i on] of a one-layer model, exactly.
+
+    Feature i's value is ±t, t ~ Uniform[0, 1), each sign with probability ½; between
+    consecutive kinks of the neurons the error is quadratic in t (see the module doc).
+    """
+    W_E = params["W_E"]
+    F = W_E.shape[1]
+    slope = params["W_in_0"] @ W_E  # [K, F]
+    bias = params.get("b_in_0", jnp.zeros(slope.shape[0]))
+
+    def one(i, sign):  # ∫_0^1 err(sign t e_i) dt, [F_out]
+        c = sign * slope[:, i]
+        kinks = jnp.clip(-bias / jnp.where(c != 0, c, 1.0), 0.0, 1.0)
+        edges = jnp.sort(jnp.concatenate([jnp.zeros(1), jnp.where(c != 0, kinks, 0.0),
+                                          jnp.ones(1)]))
+        mid, half = (edges[1:] + edges[:-1]) / 2, (edges[1:] - edges[:-1]) / 2
+        t = jnp.concatenate([mid - half * GAUSS_2, mid + half * GAUSS_2])  # [2(K+1)]
+        x = sign * t[:, None] * jnp.eye(F, dtype=W_E.dtype)[i][None, :]
+        err = jax.vmap(squared_errors, in_axes=(None, 0, None, None))(params, x, task, s)
+        return jnp.concatenate([half, half]) @ err
+
+    both = jax.vmap(lambda i: (one(i, 1.0) + one(i, -1.0)) / 2)
+    return both(jnp.arange(F))
+
+
+_line_losses = jax.jit(line_losses, static_argnames="task")
+
+
+def signed_loss(params: dict, task: str, p, importance=None, s: float = 0.0,
+                n_samples: int = 16384, seed: int = 0, chunk: int = 8192) -> Estimate:
+    """The loss of a signed task with the K <= 1 strata exact (one layer; see the
+    module doc) and K >= 2 sampled from its conditional law; deeper models: `mc_loss`.
+
+    Args: as `mc_loss`; every p_i below 1.
+
+    Returns:
+      `Estimate`; `exact_total` is the K <= 1 part.
+    """
+    check_task(task)
+    if n_layers(params) != 1:
+        return mc_loss(params, task, p, importance, s, n_samples, seed, chunk)
+    F = np.asarray(params["W_E"]).shape[1]
+    p = np.broadcast_to(np.asarray(p, np.float64), (F,))
+    importance = np.ones(F) if importance is None else np.asarray(importance, np.float64)
+    jp, js = _as_jax(params), jnp.float32(s)
+    at_zero = np.asarray(_batched(jp, jnp.zeros((1, F)), task, js), np.float64)[0]
+    lines = np.asarray(_line_losses(jp, task, js), np.float64)  # [F, F_out]
+    none, only, _ = uand_strata(p)
+    exact = none * at_zero + only @ lines
+    strata = evaluation.strata(jnp.asarray(p, jnp.float32))
+    u = jax.random.uniform(jax.random.key(seed), (F, n_samples))
+    on, unit = evaluation.sample_many(u, jnp.asarray(p, jnp.float32), strata.tail)
+    x = np.asarray(jnp.where(on, 2.0 * unit - 1.0, 0.0), np.float64).T  # [B, F]
+    many = float(strata.many) * _errors_in_chunks(params, x, task, s, chunk)
+    root = np.sqrt(n_samples)
+    per = exact + many.mean(0)
+    total_many = many @ importance / F
+    return Estimate(per, many.std(0, ddof=1) / root, float(importance @ per / F),
+                    float(total_many.std(ddof=1) / root), float(importance @ exact / F))
