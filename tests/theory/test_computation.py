@@ -267,3 +267,15 @@ def test_signed_strata_loss_of_naive_matches_closed_form():
     base = C.naive_loss(W_E, "abs", 5, p, IMPORTANCE, s=0.5)
     assert abs(est.total - base.total) < 4 * est.total_se + 1e-6 * base.total
     assert est.total_se < 0.01 * base.total  # most of it exact at this density
+
+
+def test_random_uand_inputs_in_superposition_read_through_the_embedding():
+    """Reading through W_E itself (d_embed < m): each neuron's input is Σ_{i in S_k} (G x)_i
+    − 1, checked against the numpy forward on every input with exactly two features on."""
+    m, d_embed = 10, 6
+    W_E = embedding(F=m, d=d_embed)
+    params = U.random_uand_params(W_E, 30, 0.3, seed=2, read="embedding")
+    x = CL.uand_inputs(m)
+    err = (np_forward(params, x, "uand") - np_labels(x, W_E, "uand", 0)) ** 2
+    assert np.allclose(CL.uand_exact_errors(params), err, atol=1e-5)
+    assert np.max(err[: 1 + m]) > 0  # interference: unlike the exact reading

@@ -68,19 +68,25 @@ def paper_connection(m: int, d: int) -> float:
 
 
 def random_uand_params(W_E: np.ndarray, d_mlp: int, connection: float,
-                       seed: int = 0) -> dict[str, np.ndarray]:
+                       seed: int = 0, read: str = "dual") -> dict[str, np.ndarray]:
     """The random U-AND construction in the layout (one layer of d_mlp neurons).
 
     Args:
-      W_E: [d_embed, m] the embedding (full column rank).
+      W_E: [d_embed, m] the embedding.
       d_mlp: neurons; connection: p_c, the probability that a neuron reads an input.
       seed: the subsets' draw (numpy's default generator).
+      read: "dual" reads Σ_{i in S_k} x_i exactly through the dual basis (W_E of full
+        column rank); "embedding" reads Σ_{i in S_k} W_E[:, i] · r_0 = Σ_{i in S_k}
+        (G x)_i, the paper's reading of inputs in superposition (d_embed < m allowed;
+        the interference G − I then adds to every neuron's input).
 
     Returns:
       W_E, W_in_0 [d_mlp, d_embed], b_in_0 = −1, W_out_0 = 0, b_out_0 = 0 and
       R [C(m, 2), d_mlp] (the mean over K_ij), float64.
     """
-    D = dual_basis(W_E)
+    if read not in ("dual", "embedding"):
+        raise ValueError(f"unknown read {read!r}; valid: dual, embedding")
+    D = dual_basis(W_E) if read == "dual" else np.asarray(W_E, np.float64)
     m = D.shape[1]
     S = (np.random.default_rng(seed).random((d_mlp, m)) < connection).astype(np.float64)
     params = empty_params(np.asarray(W_E, np.float64), [d_mlp], bias=True)
