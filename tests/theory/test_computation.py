@@ -152,15 +152,15 @@ def test_linear_uand_matches_least_squares():
     assert abs(err.mean() - closed) < 4 * err.std(ddof=1) / np.sqrt(len(err)) + 2e-3 * closed
 
 
-def test_linear_map_never_worse_than_naive_on_the_mixing_alone():
-    """With M's share dominant (s = −1 on relu is identity_relu's published target),
-    the rank-k map removes more of it than dedicating neurons (the closed forms' order)."""
-    W_E = embedding(F=40, d=50)
-    p = np.full(40, 0.05)
-    naive = C.naive_loss(W_E, "relu", 20, p, s=-1.0).total
-    linear = C.linear_loss(W_E, "relu", 20, p, s=-1.0).total
-    zero = C.naive_loss(W_E, "relu", 0, p, s=-1.0).total
-    assert linear < zero and naive < zero
+def test_a_linear_map_beats_naive_only_through_the_mixing():
+    """Braun et al.'s setting (F = 100, d_embed = 1000, d_mlp = 50, p = 0.01): with the
+    published labels (s = 0) the best rank-50 *linear* map already beats the naive
+    baseline, by cancelling the embedding's mixing; with clean labels (s = 1) it loses
+    (Bhagat et al. 2025's point, from the two closed forms, each checked above)."""
+    W_E = embedding(F=100, d=1000)
+    ratio = {s: C.linear_loss(W_E, "identity_relu", 50, 0.01, s=s).total
+             / C.naive_loss(W_E, "identity_relu", 50, 0.01, s=s).total for s in (0, 1)}
+    assert ratio[0] < 0.9 and ratio[1] > 1.3, ratio
 
 
 def test_block_construction_is_exact_on_one_active_circuit():
