@@ -242,7 +242,7 @@ def test_one_feature_stratum_matches_quadrature(task):
     """E[error | only i on] of a one-layer model with biases, against the midpoint rule
     on a fine grid of both signs (numpy forward)."""
     params = random_params(1)
-    t = (np.arange(20_000) + 0.5) / 20_000
+    t = (np.arange(8_000) + 0.5) / 8_000
     expected = []
     for i in range(F):
         x = np.concatenate([t, -t])[:, None] * np.eye(F)[i][None, :]
@@ -254,8 +254,8 @@ def test_one_feature_stratum_matches_quadrature(task):
 
 def test_signed_strata_loss_matches_plain_monte_carlo():
     params, p = random_params(2), np.linspace(0.02, 0.1, F)
-    est = CL.signed_loss(params, "identity_relu", p, IMPORTANCE, s=0.3, n_samples=40_000)
-    x = signed(np.random.default_rng(7), 200_000, p)
+    est = CL.signed_loss(params, "identity_relu", p, IMPORTANCE, s=0.3, n_samples=20_000)
+    x = signed(np.random.default_rng(7), 100_000, p)
     mean, se, _ = mc_total(params, "identity_relu", 0.3, x, IMPORTANCE)
     assert abs(est.total - mean) < 4 * np.hypot(se, est.total_se), (est.total, mean)
 
