@@ -30,18 +30,26 @@ Scaling: for large d, h ≈ 1/(d q) and g ≈ 1, so with p_c = c/√d the shared
 term is 2m(c²/d + 1/(c√d)) and the disjoint one m²/2 (c⁴/d² + 1/d): the paper's
 regime (c = log² m, so c³ ≫ √d) has the squared error per output falling like 1/d,
 i.e. error ε ∝ d^{-1/2} per output, until d ~ c⁶ where the readout's sampling noise
-(∝ d^{-1/2} in squared error) takes over.
+(∝ d^{-1/2} in squared error) takes over. For m = 20 the closed form's slope of
+log error against log d is −1.38 over d = 128..2048 (the disjoint pairs' p_c⁴ term still
+counts), −0.95 over 4096..65536 and −0.58 over 2²²..2²⁶ (past c⁶ ≈ 5·10⁵).
 
-**Block construction for one active circuit** (`block_uand_params`): the paper's
-construction could not be found in the stored copies; this is the natural one: the
-neurons are partitioned into blocks of `block` neurons, one block per pair (the pairs
-with the largest p_i p_j first), every neuron of a block computes ReLU(x_i + x_j − 1)
-= x_i x_j and the readout averages its block. Each covered pair's output is exact on
-every input, so the error on inputs with exactly one active circuit (pair) is 0 when
-that circuit is covered and 1 when it is not. No construction does better with fewer
-neurons than circuits: zero error on every input with exactly one active pair needs
-R a(e_i + e_j) = e_(i,j) for all C(m, 2) pairs, i.e. R A = I with A = [a(e_i + e_j)]
-(d_mlp × C(m, 2)), so rank A = C(m, 2) <= d_mlp. With block = 1 it is the naive baseline.
+**Block construction for one active circuit** (`block_uand_params`). The stored copies
+hold no exact definition from the paper; the closest found is the LessWrong post
+"Block-structured computation in superposition" (the z = 1 case, exactly one circuit
+active): neurons are partitioned into blocks, each of T small multi-layer circuits is
+assigned a block (several circuits share one), the input carries a one-hot code of the
+active circuit's block, and an extra error-correction layer removes whatever lies outside
+that block, for zero error with T = (D/d)² circuits. That needs a one-hot block code in
+the input and several layers, which the U-AND task has not; here is the natural one-layer
+version: the neurons are partitioned into blocks of `block` neurons, one block per pair
+(the pairs with the largest p_i p_j first), every neuron of a block computes
+ReLU(x_i + x_j − 1) = x_i x_j and the readout averages its block. Each covered pair's
+output is exact on every input, so the error on inputs with exactly one active circuit
+(pair) is 0 when that circuit is covered and 1 when it is not. No one-layer construction
+with a linear readout does better with fewer neurons than circuits: zero error on every
+input with exactly one active pair needs R a(e_i + e_j) = e_(i,j) for all C(m, 2) pairs,
+i.e. R A = I with A = [a(e_i + e_j)] (d_mlp × C(m, 2)), so C(m, 2) = rank A <= d_mlp. With block = 1 it is the naive baseline.
 
 Example:
   >>> P = block_uand_params(np.eye(4), d_mlp=2, p=np.full(4, 0.1))
