@@ -155,6 +155,10 @@ def naive_loss(W_E: np.ndarray, task: str, d_mlp: int, p, importance=None,
                s: float = 0.0) -> Baseline:
     """The naive baseline's loss in closed form, per output and in total (eq. (1)).
 
+    It is the loss of `naive_params` when W_E has full column rank (d_embed >= F); with
+    d_embed < F no neuron reads a feature exactly and it is the loss of an ideal naive
+    model (the computed outputs exact, the rest zero, the residual's mixing as is).
+
     Args:
       W_E: [d_embed, F] the embedding (its mixing M enters; unused for uand).
       task: one of `TASKS`.
