@@ -11,6 +11,12 @@ Nothing here trains or reads results: plots overlay these curves and levels on s
 - ``theory.kgons``: the k-gon critical points of that loss (Chen et al. 2023).
 - ``theory.hedging``: a one-latent SAE's MSE-optimal decoder direction for a parent and a
   child feature, independent or hierarchical: feature hedging (Chanin et al. 2025).
+- ``theory.computation``: the residual MLP that computes (issue 27): the naive baseline
+  and the best rank-k linear map in closed form, the naive construction's parameters;
+  ``theory.uand``: Hänni et al.'s random U-AND construction with its expected error, and
+  the block construction for one active circuit; ``theory.computation_loss``: the loss
+  of any parameters of that layout (exact strata where they apply, else Monte Carlo).
+  These three are imported by name, not re-exported here.
 - ``theory.slt``: singular learning theory's closed forms, reduced-rank regression's
   learning coefficient (Aoyagi & Watanabe 2005) and the free-energy crossing.
 

@@ -1,0 +1,252 @@
+"""Analysis of ONE residual-MLP run (models that compute): pure jnp of its parameters.
+
+Role in the data flow: the residual trainer's results hold each run's parameters in the
+layout of one model (`W_E [d_embed, F]`, per layer `W_in_l [k_l, d_embed]`, `b_in_l`,
+`W_out_l [d_embed, k_l]`, `b_out_l`, optional `W_U [F, d_embed]`, `R [C(F,2), d_mlp]`
+for uand) with a leading run axis R; `summarise_runs(task, top)` batches `summarise_one`
+over it through `toymodels.analysis.batching.per_run`, the analysis's one vmap (as
+`toymodels.analysis.variables` does for toy models). Nothing here is wired into
+`analyze` yet.
+
+The neurons are the layers' concatenated (layer 0's first, `stack_layers`) and each is
+read in feature space through the embedding alone: its input weights W_in W_E [K, F]
+(what it reads of each feature from r_0) and output weights W_U W_out [F, K] (what it
+writes to each output); a later layer's reading of earlier layers' outputs is left out.
+
+- `relative_loss`: the headline, a run's loss over the naive baseline's
+  (`toymodels.theory.computation.naive_loss`); below 1 means the run beats dedicating
+  its neurons, the signature of computation in superposition.
+- `serve_gains`, `served`: neuron k serves feature j when |(W_in W_E)_kj (W_U W_out)_jk|
+  >= `SERVE_GAIN` = 0.1, a tenth of a dedicated neuron's gain (1 · 1) from input j
+  through k to output j (the sign is left out: ReLU(−x_j) serves |x_j|).
+- `mixing_alignment`: the share of each neuron's input direction (a row of W_in W_E)
+  in each eigenvector of M = W_Eᵀ W_E − I, eigenvalues in decreasing order, and the
+  share in the `top` leading ones (a random direction has top / F).
+- `truth_table`, `uand_tables` (uand): every neuron's activation on the inputs with 0,
+  1 and 2 active features, which pairs it fires on (activation >= `FIRE_SHARE` = 0.5 of
+  its largest on those inputs) and its AND interaction a(e_i + e_j) − a(e_i) − a(e_j)
+  + a(0), which is 1 for an AND neuron of that pair and 0 for a linear one.
+- `win_metrics`: the project's dimensionality and neuron metrics
+  (`toymodels.analysis.metrics`, `neurons`) on W_in W_E, whose columns are the features'
+  directions in neuron space.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from toymodels.analysis import metrics, neurons
+from toymodels.analysis.batching import per_run
+
+SERVE_GAIN = 0.1  # |input weight x output weight| of feature j through neuron k
+FIRE_SHARE = 0.5  # activation at least this share of the neuron's largest: it fires
+
+_HIGHEST = jax.lax.Precision.HIGHEST
+
+
+def relative_loss(loss: jax.Array, naive: jax.Array,
+                  importance: jax.Array | None = None) -> dict:
+    """A run's loss relative to the naive baseline's, in total and per output.
+
+    Args:
+      loss: [F_out] the run's per-output loss E[(ŷ_i − y_i)²].
+      naive: [F_out] the naive baseline's (`naive_loss(...).per_output`).
+      importance: [F_out] (default ones).
+
+    Returns:
+      {"ratio": [] Σ I loss / Σ I naive, the headline number; "per_output": [F_out]
+      loss_i / naive_i, NaN where the naive loss is 0 (an output it computes exactly)}.
+
+    Example:
+      >>> out = relative_loss(jnp.array([0.1, 0.1]), jnp.array([0.0, 0.4]))
+      >>> float(out["ratio"]), out["per_output"].tolist()
+      (0.5, [nan, 0.25])
+    """
+    importance = jnp.ones_like(loss) if importance is None else importance
+    per = jnp.where(naive > 0, loss / jnp.where(naive > 0, naive, 1.0), jnp.nan)
+    return {"ratio": jnp.sum(importance * loss) / jnp.sum(importance * naive),
+            "per_output": per}
+
+
+def layer_count(params: dict) -> int:
+    """The number of MLP layers (keys W_in_0, W_in_1, ...)."""
+    return sum(1 for key in params if key.startswith("W_in_"))
+
+
+def stack_layers(params: dict) -> tuple[jax.Array, jax.Array]:
+    """(W_in [K, d_embed], W_out [d_embed, K]) of all layers, layer 0's neurons first."""
+    L = layer_count(params)
+    W_in = jnp.concatenate([params[f"W_in_{l}"] for l in range(L)], axis=0)
+    W_out = jnp.concatenate([params[f"W_out_{l}"] for l in range(L)], axis=1)
+    return W_in, W_out
+
+
+def feature_weights(params: dict) -> tuple[jax.Array, jax.Array]:
+    """(input weights W_in W_E [K, F], output weights W_U W_out [F, K]), W_U = W_Eᵀ
+    unless the run learned `W_U`."""
+    W_in, W_out = stack_layers(params)
+    W_E = params["W_E"]
+    W_U = params.get("W_U", W_E.T)
+    return (jnp.matmul(W_in, W_E, precision=_HIGHEST),
+            jnp.matmul(W_U, W_out, precision=_HIGHEST))
+
+
+def serve_gains(params: dict) -> jax.Array:
+    """[K, F] the gain (W_in W_E)_kj (W_U W_out)_jk of feature j through neuron k.
+
+    Example:
+      >>> P = {"W_E": jnp.eye(2), "W_in_0": jnp.array([[2.0, 0.0]]),
+      ...      "W_out_0": jnp.array([[0.5], [1.0]])}
+      >>> serve_gains(P).tolist()
+      [[1.0, 0.0]]
+    """
+    read, write = feature_weights(params)
+    return read * write.T
+
+
+def served(params: dict, gain: float = SERVE_GAIN) -> jax.Array:
+    """[K, F] bool: neuron k serves feature j, |gain_kj| >= `gain` (default 0.1)."""
+    return jnp.abs(serve_gains(params)) >= gain
+
+
+def mixing_matrix(W_E: jax.Array) -> jax.Array:
+    """M = W_Eᵀ W_E − I, [F, F]."""
+    return jnp.matmul(W_E.T, W_E, precision=_HIGHEST) - jnp.eye(W_E.shape[1])
+
+
+def mixing_alignment(params: dict, top: int) -> dict:
+    """How the neurons' input directions align with the eigenvectors of M = G − I.
+
+    Args:
+      params: one run; top: how many leading eigenvectors (largest eigenvalues) count.
+
+    Returns:
+      {"eigenvalues": [F] decreasing; "share": [K, F] (v_j · w_k)² / ‖w_k‖², w_k the
+      row k of W_in W_E (0 for a dead neuron); "top_share": [K] Σ_{j < top} share;
+      "top_share_all": [] the same for all neurons' squared weights together; a random
+      direction has top / F}.
+
+    Example:
+      >>> W_E = jnp.array([[1.0, 0.6], [0.0, 0.8]])  # M = [[0, .6], [.6, 0]]
+      >>> P = {"W_E": W_E, "W_in_0": jnp.array([[1.0, 0.5]]) @ jnp.linalg.inv(W_E),
+      ...      "W_out_0": jnp.zeros((2, 1))}
+      >>> round(float(mixing_alignment(P, 1)["top_share"][0]), 4)  # (1.5/√2)² / 1.25
+      0.9
+    """
+    values, vectors = jnp.linalg.eigh(mixing_matrix(params["W_E"]))
+    values, vectors = values[::-1], vectors[:, ::-1]
+    read, _ = feature_weights(params)
+    proj = jnp.square(jnp.matmul(read, vectors, precision=_HIGHEST))  # [K, F]
+    norm = jnp.sum(jnp.square(read), axis=1, keepdims=True)
+    share = jnp.where(norm > 0, proj / jnp.where(norm > 0, norm, 1.0), 0.0)
+    total = jnp.sum(norm)
+    top_all = jnp.sum(proj[:, :top]) / jnp.where(total > 0, total, 1.0)
+    return {"eigenvalues": values, "share": share,
+            "top_share": jnp.sum(share[:, :top], axis=1), "top_share_all": top_all}
+
+
+def activations(params: dict, x: jax.Array) -> jax.Array:
+    """[K] the concatenated ReLU activations of every layer on ONE input x: [F]."""
+    r, acts = params["W_E"] @ x, []
+    for l in range(layer_count(params)):
+        h = jax.nn.relu(params[f"W_in_{l}"] @ r + params.get(f"b_in_{l}", 0.0))
+        acts.append(h)
+        r = r + params[f"W_out_{l}"] @ h + params.get(f"b_out_{l}", 0.0)
+    return jnp.concatenate(acts)
+
+
+def truth_table(params: dict) -> dict:
+    """Every neuron's activation on the boolean inputs with 0, 1, 2 active features.
+
+    Returns:
+      {"zero": [K] a(0); "single": [K, F] a(e_i); "pair": [K, C(F,2)] a(e_i + e_j),
+      pairs row-major i < j}.
+    """
+    F = params["W_E"].shape[1]
+    i, j = np.triu_indices(F, k=1)
+    eye = np.eye(F, dtype=np.float32)
+    x = np.concatenate([np.zeros((1, F), np.float32), eye, eye[i] + eye[j]])
+    a = jax.vmap(activations, in_axes=(None, 0))(params, jnp.asarray(x))  # [B, K]
+    return {"zero": a[0], "single": a[1 : F + 1].T, "pair": a[F + 1 :].T}
+
+
+def uand_tables(params: dict, share: float = FIRE_SHARE) -> dict:
+    """Per-neuron U-AND truth tables, summarised (see the module docstring).
+
+    Returns:
+      `truth_table`'s arrays and "interaction" [K, C(F,2)] a(e_i+e_j) − a(e_i) − a(e_j)
+      + a(0); "fires_pair" [K, C(F,2)], "fires_single" [K, F], "fires_zero" [K] bool
+      (activation >= share × the neuron's largest on these inputs, and > 0);
+      "n_pairs" [K] int32, the pairs each neuron fires on; "and_pairs" [K, C(F,2)]
+      bool, pairs it fires on while firing on neither of their singles.
+
+    Example:
+      >>> P = {"W_E": jnp.eye(3), "W_in_0": jnp.array([[1.0, 1.0, 0.0]]),
+      ...      "b_in_0": jnp.array([-1.0]), "W_out_0": jnp.zeros((3, 1))}
+      >>> t = uand_tables(P)
+      >>> t["and_pairs"].tolist(), t["interaction"].tolist()
+      ([[True, False, False]], [[1.0, 0.0, 0.0]])
+    """
+    t = truth_table(params)
+    F = t["single"].shape[1]
+    i, j = np.triu_indices(F, k=1)
+    top = jnp.maximum(jnp.max(t["pair"], axis=1), jnp.max(t["single"], axis=1))
+    top = jnp.maximum(top, t["zero"])[:, None]
+    fires = lambda a: (a >= share * top) & (a > 0)  # noqa: E731
+    pair, single = fires(t["pair"]), fires(t["single"])
+    interaction = (t["pair"] - t["single"][:, i] - t["single"][:, j]
+                   + t["zero"][:, None])
+    return {**t, "interaction": interaction, "fires_pair": pair, "fires_single": single,
+            "fires_zero": fires(t["zero"][:, None])[:, 0],
+            "n_pairs": jnp.sum(pair, axis=1, dtype=jnp.int32),
+            "and_pairs": pair & ~single[:, i] & ~single[:, j]}
+
+
+def win_metrics(params: dict) -> dict:
+    """The project's metrics on W_in W_E: [K, F] (rows neurons, columns features)."""
+    W, _ = feature_weights(params)
+    return {
+        "feature_norm": metrics.feature_norms(W),
+        "superposition": metrics.superposition(W),
+        "feature_dimensionality": metrics.feature_dimensionality(W),
+        "dims_per_feature": metrics.dims_per_feature(W),
+        "n_represented": metrics.n_represented(W),
+        "features_per_neuron": neurons.features_per_neuron(W),
+        "n_monosemantic": neurons.n_monosemantic(W),
+        "n_polysemantic": neurons.n_polysemantic(W),
+    }
+
+
+def summarise_one(params: dict, task: str, top: int) -> dict:
+    """Every per-run quantity of one run's parameters (task and top static)."""
+    gains = serve_gains(params)
+    out = {
+        "serve_gain": gains,
+        "features_served": jnp.sum(jnp.abs(gains) >= SERVE_GAIN, axis=1, dtype=jnp.int32),
+        "neurons_serving": jnp.sum(jnp.abs(gains) >= SERVE_GAIN, axis=0, dtype=jnp.int32),
+        **{f"mixing_{k}": v for k, v in mixing_alignment(params, top).items()},
+        **{f"win_{k}": v for k, v in win_metrics(params).items()},
+    }
+    if task == "uand":
+        t = uand_tables(params)
+        out.update({f"uand_{k}": t[k] for k in ("interaction", "fires_pair", "n_pairs",
+                                                 "and_pairs", "fires_single")})
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def summarise_runs(task: str, top: int) -> Callable:
+    """`summarise_one` batched over a leading run axis R of every parameter (the one vmap).
+
+    Example:
+      >>> P = {"W_E": jnp.eye(2)[None], "W_in_0": jnp.eye(2)[None],
+      ...      "W_out_0": jnp.eye(2)[None]}
+      >>> summarise_runs("relu", 1)(P)["features_served"].tolist()
+      [[1, 1]]
+    """
+    return per_run(functools.partial(summarise_one, task=task, top=top))
