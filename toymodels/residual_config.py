@@ -186,8 +186,9 @@ def _axis(name: str, values, source: str) -> tuple[str, tuple]:
 
 
 def resolve_table(given: dict, axes: dict, source: str) -> dict:
-    """The [residual] table with its defaults (split only where given: its default follows
-    d_mlp and n_layers); checks what the keys exclude together."""
+    """The [residual] table with its defaults, but split and readout only where given
+    (their defaults follow d_mlp, n_layers and task, which a static axis may vary);
+    checks what the keys exclude together."""
     table = {k: key.default for k, key in RESIDUAL_SCHEMA.items()} | given
     fail = lambda key, msg: UserError(f"{source}: residual.{key}: {msg}")
     L, d = table["n_layers"], table["d_mlp"]
@@ -196,16 +197,13 @@ def resolve_table(given: dict, axes: dict, source: str) -> dict:
     split = table["split"] if table["split"] is not None else even_split(d, L)
     if len(split) != L or sum(split) != d:
         raise fail("split", f"must be {L} integers (residual.n_layers) summing to residual.d_mlp = {d}, got {split}")
-    if table["split"] is None:  # not written back: a d_mlp or n_layers axis resolves its own
-        del table["split"]
     if table["task"] == "uand":
-        if "readout" in given and table["readout"] == "transpose":
+        if given.get("readout") == "transpose":
             raise fail("readout", 'must be "learned" with task = "uand" (its readoff R is '
                        "trained), got \"transpose\"")
-        table["readout"] = "learned"
         if table["label_mixing"] != 0.0 or "label_mixing" in axes:
             raise fail("label_mixing", 'not with task = "uand" (boolean inputs, AND labels)')
-    return table
+    return {k: v for k, v in table.items() if k in given or k not in ("split", "readout")}
 
 
 def _check_data(data: dict, task: str, source: str) -> None:
@@ -250,9 +248,12 @@ def parse_residual(raw: dict, source: str = "<config>") -> base.SweepConfig:
 
 
 def _spec(table: dict) -> ResidualSpec:
-    fields = {f.name for f in dataclasses.fields(ResidualSpec)} - {"split"}
+    """The ResidualSpec of a resolved table: the default split and readout filled in."""
+    fields = {f.name for f in dataclasses.fields(ResidualSpec)} - {"split", "readout"}
     split = table.get("split") or even_split(table["d_mlp"], table["n_layers"])
-    return ResidualSpec(**{k: v for k, v in table.items() if k in fields}, split=tuple(split))
+    readout = "learned" if table["task"] == "uand" else table.get("readout", "transpose")
+    return ResidualSpec(**{k: v for k, v in table.items() if k in fields}, split=tuple(split),
+                        readout=readout)
 
 
 def _toy_raw(raw: dict, tables: dict, table: dict) -> dict:
