@@ -39,6 +39,9 @@ def test_forward_and_labels_match_numpy(task, L, split, bias, readout):
     got = forward(params, jnp.asarray(x, jnp.float32))
     want = numpy_resid.forward(params, x, task, L, bias, readout)
     np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4)
+    folded = jax.jit(lambda p, x: jax.vmap(model.forward_folded, in_axes=(None, None, 0, None))(
+        model.fold(p, spec), p.get("R"), x, spec))
+    np.testing.assert_allclose(folded(params, jnp.asarray(x, jnp.float32)), want, rtol=2e-4, atol=2e-4)
     W_E = np.asarray(params["W_E"])
     gram = jnp.asarray(W_E.T @ W_E)
     s = 0.0 if task == "uand" else 0.7

@@ -99,6 +99,49 @@ def forward(params: Params, x: jax.Array, spec: ResidualSpec) -> jax.Array:
     return W_U @ (r if spec.task == "identity_relu" else added)
 
 
+def fold(params: Params, spec: ResidualSpec) -> dict:
+    """The model's maps between its sources, once per batch: `forward` without d_embed.
+
+    The stream is r = W_E x + Σ_{l<m} (W_out_l a_l + b_out_l) before layer m, so layer m
+    reads W_in_m r + b_in_m = (W_in_m W_E) x + Σ_{l<m} (W_in_m W_out_l) a_l + (b_in_m +
+    W_in_m Σ_{l<m} b_out_l), and the readout W_U r likewise (only the MLPs' terms for relu
+    and abs; R a for uand). Each example then costs O(d_mlp (n + d_mlp) + n (n + d_mlp))
+    instead of O(d_embed (n + d_mlp)): the same function as `forward` up to rounding.
+
+    Returns:
+      {"into": per layer m, [W_in_m W_E [k_m, n], W_in_m W_out_l [k_m, k_l] for l < m],
+       "bias": per layer m [k_m], "read": [W_U W_E [n, n] or None, W_U W_out_l [n, k_l]
+       per layer] (absent for uand), "read_bias": [n] (absent for uand)}.
+    """
+    b_out = [params[f"b_out_{l}"] if spec.bias else None for l in range(spec.n_layers)]
+    W_E, into, bias = params["W_E"], [], []
+    for m in range(spec.n_layers):
+        W_in = params[f"W_in_{m}"]
+        into.append([W_in @ W_E] + [W_in @ params[f"W_out_{l}"] for l in range(m)])
+        stream_bias = sum(b_out[:m]) if spec.bias and m else jnp.zeros(W_E.shape[0])
+        bias.append((params[f"b_in_{m}"] if spec.bias else 0.0) + W_in @ stream_bias)
+    out = {"into": into, "bias": bias}
+    if spec.task != "uand":
+        W_U = params["W_U"] if spec.readout == "learned" else W_E.T
+        out["read"] = [W_U @ W_E if spec.task == "identity_relu" else None] + [
+            W_U @ params[f"W_out_{l}"] for l in range(spec.n_layers)]
+        out["read_bias"] = W_U @ sum(b_out) if spec.bias else jnp.zeros(W_U.shape[0])
+    return out
+
+
+def forward_folded(folded: dict, R: jax.Array | None, x: jax.Array,
+                   spec: ResidualSpec) -> jax.Array:
+    """ŷ [n_outputs] of ONE example x [n] from `fold(params, spec)` (and params["R"] for
+    uand, else None): `forward`'s value, without the d_embed-wide stream."""
+    sources = [x]
+    for into, bias in zip(folded["into"], folded["bias"]):
+        sources.append(jax.nn.relu(sum(M @ v for M, v in zip(into, sources)) + bias))
+    if spec.task == "uand":
+        return R @ jnp.concatenate(sources[1:])
+    read = [(M, v) for M, v in zip(folded["read"], sources) if M is not None]
+    return sum(M @ v for M, v in read) + folded["read_bias"]
+
+
 def activations(params: Params, x: jax.Array, spec: ResidualSpec) -> jax.Array:
     """[d_mlp] the neuron activations of ONE example x [n], layer 0's first."""
     r, acts = params["W_E"] @ x, []

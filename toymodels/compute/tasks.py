@@ -67,10 +67,13 @@ def output_weights(importance: jax.Array, spec: ResidualSpec) -> jax.Array:
 
 def squared_errors(params: model.Params, x: jax.Array, s: jax.Array,
                    spec: ResidualSpec) -> jax.Array:
-    """[B, n_outputs] (ŷ − y)² of a batch x [B, n] for one model."""
+    """[B, n_outputs] (ŷ − y)² of a batch x [B, n] for one model (`model.forward` by
+    way of `model.fold`: the maps between n, d_mlp and the outputs, once per batch)."""
     W_E = params["W_E"]
     gram = W_E.T @ W_E
-    y_hat = jax.vmap(model.forward, in_axes=(None, 0, None))(params, x, spec)
+    folded = model.fold(params, spec)
+    forward = jax.vmap(model.forward_folded, in_axes=(None, None, 0, None))
+    y_hat = forward(folded, params.get("R"), x, spec)
     y = jax.vmap(labels, in_axes=(0, None, None, None))(x, gram, s, spec)
     return (y_hat - y) ** 2
 
