@@ -82,7 +82,9 @@ RESIDUAL_TRAIN = {
     k: dataclasses.replace(
         base.SCHEMA["train"][k],
         check=base.integer(1) if k == "batch_size" else base.SCHEMA["train"][k].check,
-        default=RESIDUAL_TRAIN_DEFAULTS.get(k, base.SCHEMA["train"][k].default))
+        default=RESIDUAL_TRAIN_DEFAULTS.get(k, base.SCHEMA["train"][k].default),
+        description=("examples per step (fresh samples)" if k == "batch_size"
+                     else base.SCHEMA["train"][k].description))
     for k in ("steps", "batch_size", "learning_rate", "weight_decay", "schedule",
               "warmup_steps", "log_every", "eval_samples", "optimizer", "momentum",
               "beta1", "beta2", "eps")}

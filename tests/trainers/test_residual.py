@@ -125,3 +125,23 @@ def test_final_loss_is_the_population_loss_of_the_saved_parameters(reference, mi
     se = np.hypot(float(run.final_loss_se), mc_se)
     assert abs(float(run.final_loss) - mc) < 4 * se, (float(run.final_loss), mc, se)
     assert se < 0.05 * mc  # a test that could fail: the error is small beside the loss
+
+
+@pytest.mark.slow  # four static groups: about 15 s on an idle 2-core machine
+def test_layers_tasks_and_a_learned_embedding_as_static_groups(tmp_path):
+    """n_layers x task as static axes with a learned W_E: one Dataset, the 1-layer
+    group's second-layer parameters NaN, every loss falling, the learned W_E moved off
+    key(0)'s fixed one, uand's R read off the d_mlp neurons."""
+    c = tm.parse_config({**BASE, "residual": {**BASE["residual"], "embed": "learned"},
+                         "train": {**BASE["train"], "batch_size": 256, "steps": 200,
+                                   "learning_rate": 0.01},
+                         "sweep": {"n_layers": [1, 2], "task": ["relu", "uand"], "seed": [0]}},
+                        "resid.toml")
+    fixed = tm.load(tm.run_sweep(config(sweep={"seed": [0]}), tmp_path / "fixed", quiet=True))
+    ds = tm.load(tm.run_sweep(c, tmp_path / "groups", quiet=True))
+    assert ds.R.dims[-2:] == ("output", "neuron") and ds.sizes["output"] == 28
+    assert np.isnan(ds.W_in_1.sel(n_layers=1)).all() and np.isfinite(ds.W_in_1.sel(n_layers=2)).all()
+    assert (ds.loss.isel(step=-1) < 0.8 * ds.loss.isel(step=0)).all()
+    W_E0 = fixed.W_E.values[0, 0]
+    moved = np.abs(ds.W_E.values - W_E0).max(axis=(-2, -1))
+    assert (moved > 1e-3).all()
