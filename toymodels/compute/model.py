@@ -1,4 +1,5 @@
-"""The residual MLP of ONE model and ONE example: its init, its forward pass, its loss.
+"""The residual MLP of ONE model and ONE example: its init and forward pass (its labels
+and loss: `toymodels.compute.tasks`).
 
 x [n] is embedded by W_E [d_embed, n] (unit-norm columns), r_0 = W_E x; layer l adds
 mlp_l(r) = W_out_l ReLU(W_in_l r + b_in_l) + b_out_l to the stream, r_l = r_{l-1} +
@@ -8,11 +9,12 @@ with W_U = W_Eᵀ or learned. Parameters (the layout decided in issue 27): W_E [
 W_in_l [k_l, d_embed], b_in_l [k_l], W_out_l [d_embed, k_l], b_out_l [d_embed] (biases
 only with `bias`), W_U [n, d_embed] (readout "learned", not uand), R [n_pairs, d_mlp] (uand).
 
-Initialisation (Braun et al. 2025's residual MLP, the public spd code's `init_param_`):
-every trained matrix Kaiming-uniform for a ReLU, U(-b, b) with b = sqrt(6 / fan_in) (fan_in
-its input width: d_embed for W_in and W_U, k_l for W_out, d_mlp for R), biases 0; W_E
-Gaussian columns normalised to unit norm, from key(embed_seed) alone (so runs of other
-seeds share it).
+Initialisation (Braun et al. 2025's residual MLP, whose public code fills every weight
+with torch's default `kaiming_uniform_`): every trained matrix U(-b, b) with b =
+sqrt(6 / fan_in), the Kaiming-uniform bound for a ReLU, fan_in its input width (d_embed
+for W_in and W_U, k_l for W_out, d_mlp for R); biases 0. (Where that code stores a
+weight [d_in, d_out], torch's fan is its output width; we take the input width.) W_E: Gaussian columns normalised to unit norm, drawn from
+key(embed_seed) alone, so runs of other seeds share it.
 """
 
 from __future__ import annotations
