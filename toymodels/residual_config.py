@@ -67,7 +67,7 @@ RESIDUAL_SCHEMA = {  # the [residual] table, each key declared once
     "readout": Key(base.choice(READOUTS), "transpose", "W_U = W_Eᵀ (transpose) or a trained "
                    "matrix (learned; uand always reads off by its learned R)", S),
     "task": Key(base.choice(TASKS), "identity_relu", "the labels: identity_relu (x + ReLU(x)), "
-                "relu (ReLU(x), residual removed), abs (|x|, residual removed) or uand (the "
+                "relu (ReLU(x), residual removed), abs (abs(x), residual removed) or uand (the "
                 "pairwise ANDs of boolean inputs)", S),
     "label_mixing": Key(base.finite, 0.0, "s: the labels gain s (W_EᵀW_E - I) x (Bhagat et "
                         "al.'s control; identity_relu's MLP target is clean at s = 1)", T),
