@@ -21,6 +21,7 @@ from toymodels.config import SCHEMA
 from toymodels.dictionary import analysis as sae_analysis
 from toymodels.dictionary.config import SAE_SCHEMA
 from toymodels.plotting import PLOTS
+from toymodels.residual_config import RESIDUAL_SCHEMA
 from toymodels.trainers.llc import LLC_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +78,7 @@ def test_the_key_reference_has_every_key_with_its_rule_default_and_axis(site):
     the code by hand: train.steps is a static integer >= 1 defaulting to 10,000, sparsity
     a traced number in [0, 1), llc.chains not sweepable."""
     for table, schema in (*((t, SCHEMA[t]) for t in ("model", "data", "train")),
-                          ("sae", SAE_SCHEMA), ("llc", LLC_SCHEMA)):
+                          ("sae", SAE_SCHEMA), ("llc", LLC_SCHEMA), ("residual", RESIDUAL_SCHEMA)):
         for key, declared in schema.items():
             assert f"| `{key}` |" in site and declared.description in site, f"{table}.{key}"
     rows = {line.split("|")[1].strip(): line for line in reference.key_table(
@@ -88,6 +89,8 @@ def test_the_key_reference_has_every_key_with_its_rule_default_and_axis(site):
     assert "| `sparsity` | a number in [0, 1) | `0.0` | traced |" in data
     assert "| `chains` | an integer >= 2 |" in reference.key_table("llc", LLC_SCHEMA)
     assert "not sweepable" in reference.key_table("llc", LLC_SCHEMA).split("`chains`")[1].split("\n")[0]
+    assert "| `label_mixing` | a finite number | `0.0` | traced |" in reference.key_table(
+        "residual", RESIDUAL_SCHEMA)
 
 
 def test_every_page_is_in_the_navigation_and_every_marker_is_known():

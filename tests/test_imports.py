@@ -174,6 +174,7 @@ assert toymodels.load_config("sweeps/sae_width.toml", ("train.steps=100",)).trai
 assert load_config("sweeps/sae_width_synthetic.toml").spec is not None
 (out / "llc.toml").write_text('[llc]\\nsource = "runs/x"\\nchains = 8\\n')
 assert load_config(out / "llc.toml").trainer == "llc"
+assert load_config("sweeps/compressed_computation.toml").trainer == "residual"
 (out / "bad.toml").write_text("[model]\\nn_features = 5\\n[train]\\nstpes = 3\\n")
 bad = [["sweep", str(out / "bad.toml"), "--out", str(out / "r")],
        ["sweep", "sweeps/intro.toml", "--out", str(out / "r"), "--set", "train.steps=-1"],
@@ -186,7 +187,7 @@ print(" ".join(m for m in %r if m in sys.modules))
 
 
 def test_parsing_every_trainer_imports_no_jax(tmp_path):
-    """Parsing a toy, an SAE and an LLC file, and five config errors through the command
+    """Parsing a toy, an SAE, an LLC and a residual file, and five config errors through the command
     line, leaves JAX, optax, flax, xarray, scipy and matplotlib unimported (a fresh
     interpreter; the timing-free check that `toymodels sweep BAD.toml` answers at once)."""
     done = subprocess.run([sys.executable, "-c", PARSE_EVERY_TRAINER, str(tmp_path)],

@@ -31,6 +31,13 @@ def describe(out: str | Path) -> str:
             if key in swept or s.get(key, default) != default:
                 what[0] += f", {key} {v(key, s.get(key, default))}"
         extra = ""
+    elif config.trainer == "residual":
+        r = config.table
+        what = [f"residual MLPs: task {v('task', r['task'])}, {v('n_features', r['n_features'])} "
+                f"features in d_embed {v('d_embed', r['d_embed'])}, {v('d_mlp', r['d_mlp'])} "
+                f"neurons in {v('n_layers', r['n_layers'])} layer(s), embed "
+                f"{v('embed', r['embed'])}"]
+        extra = ""
     else:
         what = [f"model: {v('kind', m.kind)}, {v('n_features', m.n_features)} features -> "
                 f"{v('n_hidden', m.n_hidden)} hidden"]

@@ -102,7 +102,7 @@ def largest_size(spec) -> str:
     (its model, data, train, sae and llc parts, seeds aside; ties all named), named as
     its key."""
     sizes = {}
-    for part in ("model", "data", "train", "sae", "llc"):
+    for part in ("model", "data", "train", "sae", "llc", "residual"):
         fields = getattr(spec, part)
         for f in dataclasses.fields(fields) if fields is not None else ():
             value = getattr(fields, f.name)

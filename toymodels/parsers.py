@@ -1,7 +1,7 @@
 """Parsing a sweep file, without JAX: which trainer a file is for, and its pure parser.
 
 A sweep file's table chooses its trainer: `[model]` (or no table: the default) toy
-models, `[sae]` sparse autoencoders, `[llc]` an LLC pass. `PARSERS` holds what parsing
+models, `[sae]` sparse autoencoders, `[llc]` an LLC pass, `[residual]` residual MLPs. `PARSERS` holds what parsing
 needs of each (its table, parser, settable keys and name in an error line); the runtime
 trainers (`toymodels.trainers.TRAINERS`, which import JAX) carry the same, and
 tests/test_imports.py holds that they agree. `load_config` and `parse_config` import no
@@ -17,6 +17,7 @@ from typing import Callable
 from toymodels.config import SweepConfig, apply_override, parse_toy, read_raw, toy_keys
 from toymodels.errors import UserError, unknown
 from toymodels.llc_config import llc_keys_known, parse_llc
+from toymodels.residual_config import parse_residual, residual_keys_known
 from toymodels.sae_config import parse_sae_config, sae_keys_known
 
 
@@ -44,6 +45,7 @@ PARSERS: dict[str, Parser] = {p.name: p for p in (
     Parser("toy", "model", parse_toy, toy_keys, "a toy-model sweep"),
     Parser("sae", "sae", parse_sae_config, sae_keys_known, "an SAE sweep"),
     Parser("llc", "llc", parse_llc, llc_keys_known, "an LLC pass"),
+    Parser("residual", "residual", parse_residual, residual_keys_known, "a residual-MLP sweep"),
 )}
 
 

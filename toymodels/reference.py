@@ -26,18 +26,22 @@ from toymodels.dictionary.config import SAE_SCHEMA, SAE_TRAIN
 from toymodels.synthetic_config import SYNTHETIC_SCHEMA
 from toymodels.plotting import PLOTS, plot_description, plot_options
 from toymodels.plotting.needs import needs_text
+from toymodels.residual_config import RESIDUAL_SCHEMA, RESIDUAL_TRAIN
 from toymodels.trainers.llc import LLC_SCHEMA
 
 NOT_A_VALUE = object()  # what no check allows: its ValueError says what is allowed
 TABLES = (  # (heading, trainer, table name in the file, schema)
-    ("Top level (every trainer but `[llc]`)", "toy, sae", "", SCHEMA[""]),
+    ("Top level (every trainer but `[llc]`)", "toy, sae, residual", "", SCHEMA[""]),
     ("`[model]`", "toy", "model", SCHEMA["model"]),
-    ("`[data]`", "toy (a synthetic SAE source reads some)", "data", SCHEMA["data"]),
+    ("`[data]`", "toy (a synthetic SAE source reads some; a residual sweep all but "
+     "dataset_size and data_seed)", "data", SCHEMA["data"]),
     ("`[train]`", "toy", "train", SCHEMA["train"]),
     ("`[sae]`", "sae", "sae", SAE_SCHEMA),
     ("`[synthetic]`: an SAE sweep's synthetic world", "sae", "synthetic", SYNTHETIC_SCHEMA),
     ("`[train]` of an SAE sweep", "sae", "train", SAE_TRAIN),
     ("`[llc]`", "llc", "llc", LLC_SCHEMA),
+    ("`[residual]`: residual MLPs that compute", "residual", "residual", RESIDUAL_SCHEMA),
+    ("`[train]` of a residual sweep", "residual", "train", RESIDUAL_TRAIN),
 )
 VARIABLE_TABLES = (  # (heading, when analyze adds them, rows (name, dims, description))
     ("Geometry", "every model", variables.VARIABLES),

@@ -141,6 +141,9 @@ class Spec:
       llc: an LLC pass's own static part (`toymodels.llc.LLCSpec`: loss mode, chains,
         draws, ...), whose `model`, `train` and `data` are its source sweep's. None for
         other trainers.
+      residual: a residual-MLP group's own static part
+        (`toymodels.residual_config.ResidualSpec`: widths, layers, task); `model` then
+        holds n features and d_mlp hidden for the input sampler. None for other trainers.
     Which trainer runs a config is its `SweepConfig.trainer` (chosen by the file's table),
     never the presence of these fields.
     """
@@ -150,3 +153,4 @@ class Spec:
     data: DataSpec = DataSpec()
     sae: SAESpec | None = None  # noqa: F821 (a type of toymodels.sae_config; spec imports no trainer)
     llc: LLCSpec | None = None  # noqa: F821 (a type of toymodels.llc)
+    residual: ResidualSpec | None = None  # noqa: F821 (a type of toymodels.residual_config)
