@@ -18,6 +18,7 @@ from toymodels.config import SweepConfig, apply_override, parse_toy, read_raw, t
 from toymodels.errors import UserError, unknown
 from toymodels.llc_config import llc_keys_known, parse_llc
 from toymodels.sae_config import parse_sae_config, sae_keys_known
+from toymodels.spd_config import parse_spd, spd_keys_known
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +45,7 @@ PARSERS: dict[str, Parser] = {p.name: p for p in (
     Parser("toy", "model", parse_toy, toy_keys, "a toy-model sweep"),
     Parser("sae", "sae", parse_sae_config, sae_keys_known, "an SAE sweep"),
     Parser("llc", "llc", parse_llc, llc_keys_known, "an LLC pass"),
+    Parser("spd", "spd", parse_spd, spd_keys_known, "an SPD sweep"),
 )}
 
 

@@ -141,6 +141,10 @@ class Spec:
       llc: an LLC pass's own static part (`toymodels.llc.LLCSpec`: loss mode, chains,
         draws, ...), whose `model`, `train` and `data` are its source sweep's. None for
         other trainers.
+      spd: a group of parameter decompositions' own static part
+        (`toymodels.spd_config.SPDSpec`: source, C, identity, d_gate, mask samples), whose
+        `model` is the target's shape and `train` the decomposition's steps and batch. None
+        for other trainers.
     Which trainer runs a config is its `SweepConfig.trainer` (chosen by the file's table),
     never the presence of these fields.
     """
@@ -150,3 +154,4 @@ class Spec:
     data: DataSpec = DataSpec()
     sae: SAESpec | None = None  # noqa: F821 (a type of toymodels.sae_config; spec imports no trainer)
     llc: LLCSpec | None = None  # noqa: F821 (a type of toymodels.llc)
+    spd: SPDSpec | None = None  # noqa: F821 (a type of toymodels.spd_config)
