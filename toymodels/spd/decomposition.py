@@ -49,6 +49,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from toymodels import threefry
+
 from toymodels.spd.targets import Target, forward, target_linear
 
 LEAK = 0.01  # the slope of both leaky hard sigmoids outside [0, 1] (the paper's)
@@ -216,8 +218,9 @@ def faithfulness(params: Params, target: Target) -> jax.Array:
 
 def loss(params: Params, target: Target, x: jax.Array, key: jax.Array, hyper: SPDHyper,
          n_mask_samples: int = 1) -> tuple[jax.Array, dict]:
-    """The SPD loss of one decomposition on a batch x [B, n] (the key, consumed, draws
-    the uniforms r [B, S, C] of each matrix).
+    """The SPD loss of one decomposition on a batch x [B, n]. The key is consumed: matrix
+    i of the sorted names draws its uniforms r [B, S, C] from `split(key, L)[i]` (the
+    values of `jax.random.uniform`, `toymodels.threefry`).
 
     Returns:
       (total, {"faithfulness", "stochastic", "layerwise", "importance"}: each loss before
@@ -225,7 +228,7 @@ def loss(params: Params, target: Target, x: jax.Array, key: jax.Array, hyper: SP
     """
     keys = jax.random.split(key, len(params))
     B = x.shape[0]
-    r = {name: jax.random.uniform(k, (B, n_mask_samples, params[name]["U"].shape[0]))
+    r = {name: threefry.uniform(k, (B, n_mask_samples, params[name]["U"].shape[0]))
          for name, k in zip(sorted(params), keys)}
     sq_stochastic, sq_layerwise, importance = jax.vmap(
         example_losses, in_axes=(None, None, 0, 0, None))(params, target, x, r, hyper.p)

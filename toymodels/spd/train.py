@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from toymodels import blocks
+from toymodels import blocks, threefry
 from toymodels.progress import Report, ticker
 from toymodels.spd import decomposition as spd
 from toymodels.spd.targets import matrix_names, shapes, tms_target
@@ -117,7 +117,7 @@ def train_step(spec: Spec, data_keys, runs, mask_keys, slot, tick, carry, step):
     tick(step)
     n, B = spec.model.n_features, spec.train.batch_size
     step_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(data_keys, step)
-    uniforms = jax.vmap(lambda k: jax.random.uniform(k, (2, B, n)))(step_keys)
+    uniforms = jax.vmap(lambda k: threefry.uniform(k, (2, B, n)))(step_keys)
     states, curves = jax.lax.map(partial(step_block, spec, uniforms, step),
                                  (states, runs, mask_keys, slot))
     return (states, sums + curves), None
