@@ -20,6 +20,7 @@ from toymodels.sae_config import (HYPER_KEYS, PINS, SAE_DEFAULTS, SAE_SCHEMA, SA
 from toymodels.spec import DataSpec, ModelSpec
 
 KINDS_WITH_W = ("linear", "relu_output", "relu_hidden")  # h = W x for these kinds
+SOURCE_WORDS = {"spd": '"hand"'}  # a table's own source beside a results directory and the zoo
 
 
 def resolve_sae(config: base.SweepConfig) -> base.SweepConfig:
@@ -66,12 +67,13 @@ def _results_config(path: str, source: str, table: str = "sae") -> base.SweepCon
     """The toy-model config of a finished results directory."""
     out = Path(path)
     manifest = out / store.MANIFEST
+    other = SOURCE_WORDS.get(table, '"synthetic"')  # the table's source of its own
     if not out.exists():
         raise UserError(f"{source}: {table}.source: {path!r} does not exist; give a results "
-                        f'directory, "zoo:NAME" or "synthetic"')
+                        f'directory, "zoo:NAME" or {other}')
     if not manifest.exists():
         raise UserError(f"{source}: {table}.source: {path!r} is not a results directory (no "
-                        f"{store.MANIFEST}); give a results directory, \"zoo:NAME\" or \"synthetic\"")
+                        f"{store.MANIFEST}); give a results directory, \"zoo:NAME\" or {other}")
     try:
         text = store.read_manifest(out)["config"]  # whole, of this schema
     except UserError as e:
