@@ -26,11 +26,12 @@ from toymodels.dictionary.config import SAE_SCHEMA, SAE_TRAIN
 from toymodels.synthetic_config import SYNTHETIC_SCHEMA
 from toymodels.plotting import PLOTS, plot_description, plot_options
 from toymodels.plotting.needs import needs_text
+from toymodels.spd_config import SPD_SCHEMA, SPD_TRAIN
 from toymodels.trainers.llc import LLC_SCHEMA
 
 NOT_A_VALUE = object()  # what no check allows: its ValueError says what is allowed
 TABLES = (  # (heading, trainer, table name in the file, schema)
-    ("Top level (every trainer but `[llc]`)", "toy, sae", "", SCHEMA[""]),
+    ("Top level (every trainer but `[llc]`)", "toy, sae, spd", "", SCHEMA[""]),
     ("`[model]`", "toy", "model", SCHEMA["model"]),
     ("`[data]`", "toy (a synthetic SAE source reads some)", "data", SCHEMA["data"]),
     ("`[train]`", "toy", "train", SCHEMA["train"]),
@@ -38,6 +39,8 @@ TABLES = (  # (heading, trainer, table name in the file, schema)
     ("`[synthetic]`: an SAE sweep's synthetic world", "sae", "synthetic", SYNTHETIC_SCHEMA),
     ("`[train]` of an SAE sweep", "sae", "train", SAE_TRAIN),
     ("`[llc]`", "llc", "llc", LLC_SCHEMA),
+    ("`[spd]`", "spd", "spd", SPD_SCHEMA),
+    ("`[train]` of an SPD sweep", "spd", "train", SPD_TRAIN),
 )
 VARIABLE_TABLES = (  # (heading, when analyze adds them, rows (name, dims, description))
     ("Geometry", "every model", variables.VARIABLES),

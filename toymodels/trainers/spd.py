@@ -107,9 +107,9 @@ def _variables(spec: Spec, axes: tuple, as_grid, columns: dict) -> dict:
         out[f"V_{name}"] = (axes + ("component", cols), as_grid(columns[f"V_{name}"]))
         for part, dims in GATE_DIMS.items():
             out[f"{part}_{name}"] = (axes + dims, as_grid(columns[f"{part}_{name}"]))
-        out[f"ci_{name}"] = (axes + ("input", "component"), as_grid(columns[f"ci_{name}"]),
+        out[f"ci_{name}"] = (axes + ("feature", "component"), as_grid(columns[f"ci_{name}"]),
                              {"long_name": f"σ_H(γ_c) of {name}'s subcomponents on the one-hot "
-                              "inputs x = e_i (input i)"})
+                              "inputs x = e_i (feature i)"})
     return out
 
 
@@ -128,7 +128,7 @@ def _targets(spec: Spec, grid: Grid, axes: tuple, as_grid) -> dict:
 
 def build_spd_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: dict) -> xr.Dataset:
     """Labelled decompositions: per matrix M (W_in, W_out, W_hidden with identity) U_M
-    [component, rows], V_M [component, columns], the CI MLPs (gate_*_M), ci_M [input,
+    [component, rows], V_M [component, columns], the CI MLPs (gate_*_M), ci_M [feature,
     component] on the one-hot inputs and target_M [rows, columns]; target_b [feature]; the
     loss curves (loss and its four parts) [step]; nonfinite_step."""
     spec, axes, as_grid = config.spec, grid.names, grid_shaped(grid)
@@ -141,7 +141,7 @@ def build_spd_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: 
     n, d = spec.model.n_features, spec.model.n_hidden
     coords = {name: c for name, c in zip(axes, grid.coords)}
     coords.update(component=np.arange(spec.spd.C), gate=np.arange(spec.spd.d_gate),
-                  hidden=np.arange(d), feature=np.arange(n), input=np.arange(n), step=steps)
+                  hidden=np.arange(d), feature=np.arange(n), step=steps)
     if spec.spd.identity:
         coords["hidden_out"] = np.arange(d)
     attrs = manifest_attrs(config, manifest)
