@@ -7,7 +7,6 @@ Every test here compiles an SPD training program (8-30 s on 2 shared cores), so 
 """
 
 import tomllib
-from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +16,7 @@ import pytest
 import toymodels as tm
 from toymodels import store, zoo
 from toymodels.spd.targets import hand_W
-from toymodels.spd.train import SPDRun, init_one, spd_block_size, step_one
+from toymodels.spd.train import init_one, spd_block_size, step_one
 from toymodels.trainers.spd import expand_spd
 
 pytestmark = pytest.mark.slow
@@ -114,6 +113,26 @@ def test_a_zoo_source_is_decomposed_with_identity(tmp_path):
     assert ds.U_W_hidden.dims[-1] == "hidden_out" and ds.V_W_hidden.dims[-1] == "hidden"
     assert np.isfinite(ds.loss).all()
     assert tomllib.loads(ds.attrs["config"])["spd"]["source_model"]["n_features"] == 5
+
+
+def test_a_results_directory_source_gives_a_source_run_axis(tmp_path):
+    """runs = { seed = 0 } of a 2 x 2 toy sweep (sparsity x seed): flat runs 0 and 2, each
+    decomposition's target that run's W and b; a resolved config pins the source's model."""
+    toy = tm.run_sweep(tm.parse_config({
+        "name": "toy", "model": {"kind": "relu_output", "n_features": 4, "n_hidden": 2},
+        "train": {"steps": 20, "batch_size": 64, "log_every": 10},
+        "sweep": {"sparsity": [0.0, 0.9], "seed": [0, 1]}}), tmp_path / "toy", quiet=True)
+    c = tm.parse_config({"name": "r", "spd": {"source": str(toy), "runs": {"seed": 0}, "C": 4,
+                                              "d_gate": 4},
+                         "train": {"steps": 20, "batch_size": 64, "log_every": 10},
+                         "sweep": {"seed": [3]}}, "r.toml")
+    ds = tm.load(tm.run_sweep(c, tmp_path / "r", quiet=True))
+    assert ds.U_W_in.dims[:2] == ("source_run", "seed") and ds.source_run.values.tolist() == [0, 2]
+    source = tm.load(toy)
+    np.testing.assert_array_equal(ds.target_W_in.values[:, 0], source.W.values[:, 0])
+    np.testing.assert_array_equal(ds.target_b.values[:, 0], source.b.values[:, 0])
+    pinned = tomllib.loads(ds.attrs["config"])["spd"]
+    assert pinned["runs"] == [0, 2] and pinned["source_model"]["n_hidden"] == 2
 
 
 def piece_cosines(U, V, W_target, column: bool) -> np.ndarray:
