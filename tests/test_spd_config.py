@@ -37,6 +37,14 @@ def test_static_axes_make_groups_and_traced_ones_do_not():
     assert all(g.shape == (2, 2) for g in c.groups)
 
 
+def test_a_hand_targets_shape_is_a_static_axis():
+    c = tm.parse_config({**HAND, "sweep": {"n_features": [3, 4], "C": [4, 8]}}, "h.toml")
+    assert [(g.spec.model.n_features, g.spec.spd.C) for g in c.groups] == [(3, 4), (3, 8), (4, 4), (4, 8)]
+    assert tm.parse_config(tomllib.loads(repr(c)), "again") == c
+    with pytest.raises(UserError, match='sweep.n_features: only for spd.source = "hand"'):
+        tm.parse_config({"spd": {"source": "zoo:intro_pentagon"}, "sweep": {"n_features": [3, 4]}}, "z.toml")
+
+
 def test_a_resolved_config_reads_back_as_itself():
     c = tm.parse_config({**HAND, "spd": {"source": "hand", "n_features": 4, "C": 8},
                          "sweep": {"seed": [0, 1], "p": [1.0, 2.0]}}, "h.toml")

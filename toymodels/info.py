@@ -31,6 +31,12 @@ def describe(out: str | Path) -> str:
             if key in swept or s.get(key, default) != default:
                 what[0] += f", {key} {v(key, s.get(key, default))}"
         extra = ""
+    elif config.trainer == "spd":
+        s = config.table
+        what = [f"SPD: C {v('C', s['C'])}, d_gate {v('d_gate', s['d_gate'])}, identity "
+                f"{v('identity', s['identity'])}, on {s['source']} ({m.n_features} features -> "
+                f"{m.n_hidden} hidden), beta {s['beta']:g}, p {s['p']:g}"]
+        extra = ""
     else:
         what = [f"model: {v('kind', m.kind)}, {v('n_features', m.n_features)} features -> "
                 f"{v('n_hidden', m.n_hidden)} hidden"]
@@ -42,8 +48,8 @@ def describe(out: str | Path) -> str:
         f"{out}: sweep {config.name!r}, {state}: {done}/{R} runs done",
         *what,
         f"train: {v('steps', t['steps'])} steps, batch {v('batch_size', t['batch_size'])}, "
-        f"{v('optimizer', t['optimizer'])} lr {t['learning_rate']:g}, "
-        f"weight decay {t['weight_decay']:g}{extra}, {t['schedule']} schedule",
+        f"{v('optimizer', t.get('optimizer', 'adam'))} lr {t['learning_rate']:g}, "
+        f"weight decay {t.get('weight_decay', 0.0):g}{extra}, {t['schedule']} schedule",
         f"axes: {axes}  (grid {' x '.join(map(str, config.shape)) or '1'})",
         *([f"static groups: {len(config.groups)} ({' x '.join(swept)}), each compiled once"]
           if swept else []),

@@ -52,8 +52,8 @@ SPD_SCHEMA = {  # the [spd] table, each key declared once
     "source": Key(base.text, None, 'the target: a results directory, "zoo:NAME" or "hand"'),
     "runs": Key(lambda v: v, "all", 'a results directory\'s runs: "all", a list of run '
                 "indices or a table of coordinates (checked against the source)"),
-    "n_features": Key(base.integer(1), 5, 'k, the pieces of a "hand" target (its features)'),
-    "n_hidden": Key(base.integer(1), 2, 'd of a "hand" target: 2 (a regular k-gon) or >= k'),
+    "n_features": Key(base.integer(1), 5, 'k, the pieces of a "hand" target (its features)', S),
+    "n_hidden": Key(base.integer(1), 2, 'd of a "hand" target: 2 (a regular k-gon) or >= k', S),
     "identity": Key(base.boolean, False, "insert W_hidden = I_d between W_in and W_out (the "
                     "paper's TMS+ID), decomposed too", S),
     "C": Key(base.integer(1), 20, "subcomponents per matrix (the paper's TMS: 20)", S),
@@ -157,6 +157,10 @@ def parse_spd(raw: dict, source: str = "<config>", *, reader: Reader | None = No
         raise UserError(f'{source}: spd.source: missing; give a results directory, "zoo:NAME" or "hand"')
     _check_source_keys(spd, source)
     axes = tuple(_axis(name, v, source) for name, v in tables["sweep"].items())
+    for name, _ in axes:
+        if name in HAND_ONLY and spd["source"] != HAND:
+            raise UserError(f'{source}: sweep.{name}: only for spd.source = "hand" (the source '
+                            f"{spd['source']!r} gives the toy model)")
     check_grid(axes, tuple(SPD_STATIC), source)
     if reader is None and not _known(spd):
         return base.SweepConfig(top["name"], top["seed"], None, {}, train, axes, source, (),
@@ -240,7 +244,7 @@ def _axis(name: str, values, source: str) -> tuple[str, tuple]:
 def _with_groups(raw: dict, top: dict, axes: tuple, source: str,
                  reader: Reader | None) -> base.SweepConfig:
     """Each combination of the static axes' values (C, identity, d_gate, n_mask_samples,
-    steps, batch_size) parsed as a config of its own."""
+    steps, batch_size; a hand target's n_features, n_hidden) parsed as a config of its own."""
     static = [(n, v) for n, v in axes if n in SPD_STATIC]
     groups = base.static_group_configs(raw, static, SPD_STATIC,
                                        lambda sub, where: parse_spd(sub, where, reader=reader),
