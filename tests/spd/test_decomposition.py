@@ -122,7 +122,7 @@ def test_the_four_losses_equal_a_numpy_implementation_of_the_paper(identity, see
     keys = jax.random.split(key, len(names))  # the documented draw of the mask uniforms
     r = {n: np.asarray(jax.random.uniform(k, (x.shape[0], S, Spec.C))) for n, k in zip(names, keys)}
     jhyper = spd.SPDHyper(**{k: jnp.float32(v) for k, v in hyper.items()})
-    total, parts = spd.loss(params, target, jnp.asarray(x), key, jhyper, S)
+    total, parts = jax.jit(spd.loss, static_argnums=5)(params, target, jnp.asarray(x), key, jhyper, S)
     W_target = {n: np.asarray(w, np.float64) for n, w in target.weights.items()}
     f64 = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
     want_total, want = np_loss(f64, W_target, np.asarray(target.b, np.float64), x.astype(np.float64), r, hyper)
@@ -146,7 +146,7 @@ def test_an_exact_decomposition_with_every_gate_open_costs_only_its_importance()
     params = {"W_in": part(W.T, eye), "W_out": part(eye, W.T)}
     hyper = spd.SPDHyper(*(jnp.float32(v) for v in (0.1, 2.0, 1.0, 1.0, 1.0, 1e-3, 0.05)))
     x = jax.random.uniform(jax.random.key(0), (8, 4))
-    total, parts = spd.loss(params, target, x, jax.random.key(1), hyper)
+    total, parts = jax.jit(spd.loss)(params, target, x, jax.random.key(1), hyper)
     assert float(parts["faithfulness"]) < 1e-12
     assert float(parts["stochastic"]) < 1e-10 and float(parts["layerwise"]) < 1e-10
     assert float(parts["importance"]) == pytest.approx(2 * 4 * 1.01 ** 2, rel=1e-6)
