@@ -23,6 +23,7 @@ from toymodels.dictionary.config import SAE_SCHEMA
 from toymodels.plotting import PLOTS
 from toymodels.residual_config import RESIDUAL_SCHEMA
 from toymodels.trainers.llc import LLC_SCHEMA
+from toymodels.spd_config import SPD_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -78,7 +79,8 @@ def test_the_key_reference_has_every_key_with_its_rule_default_and_axis(site):
     the code by hand: train.steps is a static integer >= 1 defaulting to 10,000, sparsity
     a traced number in [0, 1), llc.chains not sweepable."""
     for table, schema in (*((t, SCHEMA[t]) for t in ("model", "data", "train")),
-                          ("sae", SAE_SCHEMA), ("llc", LLC_SCHEMA), ("residual", RESIDUAL_SCHEMA)):
+                          ("sae", SAE_SCHEMA), ("llc", LLC_SCHEMA), ("residual", RESIDUAL_SCHEMA),
+                          ("spd", SPD_SCHEMA)):
         for key, declared in schema.items():
             assert f"| `{key}` |" in site and declared.description in site, f"{table}.{key}"
     rows = {line.split("|")[1].strip(): line for line in reference.key_table(

@@ -37,6 +37,11 @@ def describe(out: str | Path) -> str:
                 f"features in d_embed {v('d_embed', r['d_embed'])}, {v('d_mlp', r['d_mlp'])} "
                 f"neurons in {v('n_layers', r['n_layers'])} layer(s), embed "
                 f"{v('embed', r['embed'])}"]
+    elif config.trainer == "spd":
+        s = config.table
+        what = [f"SPD: C {v('C', s['C'])}, d_gate {v('d_gate', s['d_gate'])}, identity "
+                f"{v('identity', s['identity'])}, on {s['source']} ({m.n_features} features -> "
+                f"{m.n_hidden} hidden), beta {s['beta']:g}, p {s['p']:g}"]
         extra = ""
     else:
         what = [f"model: {v('kind', m.kind)}, {v('n_features', m.n_features)} features -> "
@@ -49,8 +54,8 @@ def describe(out: str | Path) -> str:
         f"{out}: sweep {config.name!r}, {state}: {done}/{R} runs done",
         *what,
         f"train: {v('steps', t['steps'])} steps, batch {v('batch_size', t['batch_size'])}, "
-        f"{v('optimizer', t['optimizer'])} lr {t['learning_rate']:g}, "
-        f"weight decay {t['weight_decay']:g}{extra}, {t['schedule']} schedule",
+        f"{v('optimizer', t.get('optimizer', 'adam'))} lr {t['learning_rate']:g}, "
+        f"weight decay {t.get('weight_decay', 0.0):g}{extra}, {t['schedule']} schedule",
         f"axes: {axes}  (grid {' x '.join(map(str, config.shape)) or '1'})",
         *([f"static groups: {len(config.groups)} ({' x '.join(swept)}), each compiled once"]
           if swept else []),

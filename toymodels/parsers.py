@@ -19,6 +19,7 @@ from toymodels.errors import UserError, unknown
 from toymodels.llc_config import llc_keys_known, parse_llc
 from toymodels.residual_config import parse_residual, residual_keys_known
 from toymodels.sae_config import parse_sae_config, sae_keys_known
+from toymodels.spd_config import parse_spd, spd_keys_known
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,6 +47,7 @@ PARSERS: dict[str, Parser] = {p.name: p for p in (
     Parser("sae", "sae", parse_sae_config, sae_keys_known, "an SAE sweep"),
     Parser("llc", "llc", parse_llc, llc_keys_known, "an LLC pass"),
     Parser("residual", "residual", parse_residual, residual_keys_known, "a residual-MLP sweep"),
+    Parser("spd", "spd", parse_spd, spd_keys_known, "an SPD sweep"),
 )}
 
 

@@ -27,11 +27,12 @@ from toymodels.synthetic_config import SYNTHETIC_SCHEMA
 from toymodels.plotting import PLOTS, plot_description, plot_options
 from toymodels.plotting.needs import needs_text
 from toymodels.residual_config import RESIDUAL_SCHEMA, RESIDUAL_TRAIN
+from toymodels.spd_config import SPD_SCHEMA, SPD_TRAIN
 from toymodels.trainers.llc import LLC_SCHEMA
 
 NOT_A_VALUE = object()  # what no check allows: its ValueError says what is allowed
 TABLES = (  # (heading, trainer, table name in the file, schema)
-    ("Top level (every trainer but `[llc]`)", "toy, sae, residual", "", SCHEMA[""]),
+    ("Top level (every trainer but `[llc]`)", "toy, sae, residual, spd", "", SCHEMA[""]),
     ("`[model]`", "toy", "model", SCHEMA["model"]),
     ("`[data]`", "toy (a synthetic SAE source reads some; a residual sweep all but "
      "dataset_size and data_seed)", "data", SCHEMA["data"]),
@@ -42,6 +43,8 @@ TABLES = (  # (heading, trainer, table name in the file, schema)
     ("`[llc]`", "llc", "llc", LLC_SCHEMA),
     ("`[residual]`: residual MLPs that compute", "residual", "residual", RESIDUAL_SCHEMA),
     ("`[train]` of a residual sweep", "residual", "train", RESIDUAL_TRAIN),
+    ("`[spd]`", "spd", "spd", SPD_SCHEMA),
+    ("`[train]` of an SPD sweep", "spd", "train", SPD_TRAIN),
 )
 VARIABLE_TABLES = (  # (heading, when analyze adds them, rows (name, dims, description))
     ("Geometry", "every model", variables.VARIABLES),

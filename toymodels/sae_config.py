@@ -59,7 +59,7 @@ PINS = ("source_model", "source_data")  # what a resolved config knows of its so
 Reader = Callable[[dict, str], "tuple[ModelSpec, DataSpec, tuple[int, ...]]"]
 
 
-def _pin(spec_type, table: str):
+def pin(spec_type, table: str):
     """The check of a pinned source table: exactly `spec_type`'s fields, each value one the
     toy schema's `table` allows (or the spec's own default, e.g. dataset_size = 0)."""
     fields = [f.name for f in dataclasses.fields(spec_type)]
@@ -115,10 +115,10 @@ SAE_SCHEMA = {  # the [sae] table, each key declared once
     "n_features": Key(base.integer(1), None, "F of a synthetic source"),
     "n_hidden": Key(base.integer(1), None, "d of a synthetic source"),
     "truth_seed": Key(seed, 0, "the seed of a synthetic source's directions"),
-    "source_model": Key(_pin(ModelSpec, "model"), None, "the source's [model], written into the "
+    "source_model": Key(pin(ModelSpec, "model"), None, "the source's [model], written into the "
                         "results when the sweep runs (a results directory or zoo source; given, "
                         "it must still match the source)"),
-    "source_data": Key(_pin(DataSpec, "data"), None, "the source's input law (its [data] "
+    "source_data": Key(pin(DataSpec, "data"), None, "the source's input law (its [data] "
                        "correlation, set_size, magnitude, inputs, unit_norm, dataset_size), "
                        "written and checked as source_model"),
 }

@@ -144,6 +144,10 @@ class Spec:
       residual: a residual-MLP group's own static part
         (`toymodels.residual_config.ResidualSpec`: widths, layers, task); `model` then
         holds n features and d_mlp hidden for the input sampler. None for other trainers.
+      spd: a group of parameter decompositions' own static part
+        (`toymodels.spd_config.SPDSpec`: source, C, identity, d_gate, mask samples), whose
+        `model` is the target's shape and `train` the decomposition's steps and batch. None
+        for other trainers.
     Which trainer runs a config is its `SweepConfig.trainer` (chosen by the file's table),
     never the presence of these fields.
     """
@@ -154,3 +158,4 @@ class Spec:
     sae: SAESpec | None = None  # noqa: F821 (a type of toymodels.sae_config; spec imports no trainer)
     llc: LLCSpec | None = None  # noqa: F821 (a type of toymodels.llc)
     residual: ResidualSpec | None = None  # noqa: F821 (a type of toymodels.residual_config)
+    spd: SPDSpec | None = None  # noqa: F821 (a type of toymodels.spd_config)

@@ -2,7 +2,9 @@
 
 `TRAINERS` is the registry; a sweep file's table chooses its trainer: `[model]` (or no
 table: the default) toy models, `[sae]` sparse autoencoders on a toy model's activations,
-`[llc]` the local learning coefficient of every run of a finished sweep, `[residual]` residual MLPs that compute. A file with two
+`[llc]` the local learning coefficient of every run of a finished sweep, `[residual]`
+residual MLPs that compute, `[spd]` a parameter decomposition (SPD) of toy models.
+A file with two
 of these tables is an error, never a fallback. `parse_config` and `load_config` are the
 one entry to parsing: pure, TOML in, a frozen config out; they live in `toymodels.parsers`
 (no JAX, re-exported here), with `PARSERS`, what parsing needs of each trainer.
@@ -18,11 +20,11 @@ from toymodels.config import SweepConfig
 from toymodels.errors import UserError
 from toymodels.parsers import (PARSERS, load_config, parse_config, read_override, remove_key,
                                trainer_name)
-from toymodels.trainers import llc, residual, sae, toy
+from toymodels.trainers import llc, residual, sae, spd, toy
 from toymodels.trainers.base import Checkup, Place, Trainer
 
 TRAINERS: dict[str, Trainer] = {t.name: t for t in (toy.TRAINER, sae.TRAINER, llc.TRAINER,
-                                                   residual.TRAINER)}
+                                                    residual.TRAINER, spd.TRAINER)}
 
 
 def get_trainer(name: str) -> Trainer:

@@ -1,0 +1,178 @@
+"""SPD of one target (toymodels.spd.decomposition) against the paper's definitions.
+
+Bushnaq, Braun & Sharkey 2025 (arXiv 2506.20790): the leaky hard sigmoids of the appendix
+"Avoiding dead gradients with leaky hard sigmoids" by hand, and the four losses of the
+"Method" section and the appendix's pseudocode written again in numpy below, with the
+masked matrices W' = U diag(m) V formed explicitly (the code under test never forms them).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from toymodels.spd import decomposition as spd
+from toymodels.spd.targets import hand_W, shapes, tms_target
+
+
+class Spec:  # what init reads of toymodels.spd_config.SPDSpec
+    C, d_gate = 4, 3
+
+
+# ---- the leaky hard sigmoids: values and gradients worked by hand
+
+
+@pytest.mark.parametrize("x, lower, d_lower, upper, d_upper", [
+    (-2.0, -0.02, 0.01, 0.0, 0.0),      # below 0: only the lower one leaks
+    (0.0, 0.0, 1.0, 0.0, 1.0),          # the kinks take slope 1 (a gate at 0 still learns)
+    (0.3, 0.3, 1.0, 0.3, 1.0),
+    (1.0, 1.0, 1.0, 1.0, 1.0),
+    (1.5, 1.0, 0.0, 1.005, 0.01),       # above 1: only the upper one leaks
+    (3.0, 1.0, 0.0, 1.02, 0.01),
+])
+def test_leaky_hard_sigmoids_have_the_papers_values_and_slopes(x, lower, d_lower, upper, d_upper):
+    x = jnp.float32(x)
+    assert float(spd.lower_leaky_hard_sigmoid(x)) == pytest.approx(lower, abs=1e-7)
+    assert float(jax.grad(spd.lower_leaky_hard_sigmoid)(x)) == pytest.approx(d_lower, abs=1e-7)
+    assert float(spd.upper_leaky_hard_sigmoid(x)) == pytest.approx(upper, abs=1e-7)
+    assert float(jax.grad(spd.upper_leaky_hard_sigmoid)(x)) == pytest.approx(d_upper, abs=1e-7)
+
+
+@pytest.mark.parametrize("logit, r, m, dm", [
+    (-1.0, 0.25, -0.01 + 1.01 * 0.25, 0.01 * 0.75),  # g = -0.01: a mask may dip below r
+    (0.5, 0.25, 0.625, 0.75),                         # dm/dg = 1 - r
+    (2.0, 0.25, 1.0, 0.0),                            # g = 1: the mask is 1, no gradient
+])
+def test_a_mask_and_its_gradient_through_the_lower_leaky_gate(logit, r, m, dm):
+    mask = lambda z: spd.masks(spd.lower_leaky_hard_sigmoid(z), jnp.float32(r))
+    assert float(mask(jnp.float32(logit))) == pytest.approx(m, abs=1e-7)
+    assert float(jax.grad(mask)(jnp.float32(logit))) == pytest.approx(dm, abs=1e-7)
+
+
+# ---- the losses against numpy
+
+
+def np_gelu(x):
+    return 0.5 * x * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+
+
+def np_forward(Ws: dict, b, x):
+    """ReLU(W_out (W_hidden) W_in x + b) and the activation entering each matrix."""
+    acts = {"W_in": x}
+    h = Ws["W_in"] @ x
+    if "W_hidden" in Ws:
+        acts["W_hidden"] = h
+        h = Ws["W_hidden"] @ h
+    acts["W_out"] = h
+    return np.maximum(Ws["W_out"] @ h + b, 0), acts
+
+
+def np_logits(part, a):
+    h = part["V"] @ a  # [C] inner activations
+    hidden = np_gelu(part["gate_in_w"] * h[:, None] + part["gate_in_b"])
+    return (part["gate_out_w"] * hidden).sum(-1) + part["gate_out_b"]
+
+
+def np_loss(params, W_target, b, x, r, hyper):
+    """The paper's L_SPD; r {name: [B, S, C]}."""
+    names = sorted(params)
+    lower = lambda z: np.where(z < 0, 0.01 * z, np.minimum(z, 1))
+    upper = lambda z: np.where(z > 1, 1 + 0.01 * (z - 1), np.maximum(z, 0))
+    N = sum(W_target[n].size for n in names)
+    faith = sum(((W_target[n] - params[n]["U"].T @ params[n]["V"]) ** 2).sum() for n in names) / N
+    B, S = x.shape[0], r[names[0]].shape[1]
+    stoch = layer = imp = 0.0
+    for i in range(B):
+        y, acts = np_forward(W_target, b, x[i])
+        logits = {n: np_logits(params[n], acts[n]) for n in names}
+        imp += sum((np.abs(upper(logits[n])) ** hyper["p"]).sum() for n in names) / B
+        for s in range(S):
+            m = {n: lower(logits[n]) + (1 - lower(logits[n])) * r[n][i, s] for n in names}
+            masked = {n: params[n]["U"].T @ np.diag(m[n]) @ params[n]["V"] for n in names}
+            stoch += ((np_forward(masked, b, x[i])[0] - y) ** 2).mean() / (B * S)
+            for n in names:
+                one = {**W_target, n: masked[n]}
+                layer += ((np_forward(one, b, x[i])[0] - y) ** 2).mean() / (B * S * len(names))
+    total = (hyper["faithfulness_coefficient"] * faith + hyper["stochastic_coefficient"] * stoch
+             + hyper["layerwise_coefficient"] * layer + hyper["beta"] * imp)
+    return total, {"faithfulness": faith, "stochastic": stoch, "layerwise": layer, "importance": imp}
+
+
+def random_case(identity, seed, S=1, B=6):
+    """Random parameters (every entry N(0, 1), so that gates fall on every piece of the
+    sigmoids), a random 5 -> 2 target and sparse inputs."""
+    rng = np.random.default_rng(seed)
+    params = jax.tree.map(lambda a: rng.normal(size=a.shape).astype(np.float32),
+                          spd.init(jax.random.key(seed), shapes(5, 2, identity), Spec))
+    W, b = rng.normal(size=(2, 5)).astype(np.float32), rng.normal(size=5).astype(np.float32) * 0.3
+    x = (rng.uniform(size=(B, 5)) * (rng.uniform(size=(B, 5)) < 0.5)).astype(np.float32)
+    hyper = dict(beta=0.03, p=0.7 + seed * 0.3, faithfulness_coefficient=1.3,
+                 stochastic_coefficient=0.8, layerwise_coefficient=1.1, learning_rate=1e-3,
+                 feature_probability=0.05)
+    return params, tms_target(W, b, identity), x, hyper
+
+
+@pytest.mark.parametrize("identity, seed, S", [(False, 0, 1), (True, 1, 2)])
+def test_the_four_losses_equal_a_numpy_implementation_of_the_paper(identity, seed, S):
+    params, target, x, hyper = random_case(identity, seed, S)
+    key = jax.random.key(7)
+    names = sorted(params)
+    keys = jax.random.split(key, len(names))  # the documented draw of the mask uniforms
+    r = {n: np.asarray(jax.random.uniform(k, (x.shape[0], S, Spec.C))) for n, k in zip(names, keys)}
+    jhyper = spd.SPDHyper(**{k: jnp.float32(v) for k, v in hyper.items()})
+    total, parts = jax.jit(spd.loss, static_argnums=5)(params, target, jnp.asarray(x), key, jhyper, S)
+    W_target = {n: np.asarray(w, np.float64) for n, w in target.weights.items()}
+    f64 = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    want_total, want = np_loss(f64, W_target, np.asarray(target.b, np.float64), x.astype(np.float64), r, hyper)
+    for name in spd.PARTS:
+        assert float(parts[name]) == pytest.approx(want[name], rel=2e-5, abs=1e-7), name
+    assert float(total) == pytest.approx(want_total, rel=2e-5)
+    assert want["stochastic"] > 0 and want["layerwise"] > 0  # the masks matter in this case
+
+
+def test_an_exact_decomposition_with_every_gate_open_costs_only_its_importance():
+    """Subcomponent i = feature i's piece of each matrix (W[:, i] e_iᵀ, e_i W[:, i]ᵀ) and
+    every gate's logit 2: faithfulness 0, masks exactly 1 (no reconstruction error), and
+    the importance σ_H,upper(2)^p = 1.01^p per subcomponent, L C of them per input."""
+    W = hand_W(4, 2)
+    target = tms_target(W, np.zeros(4), identity=False)
+    eye = np.eye(4, dtype=np.float32)
+    part = lambda U, V: {"U": U, "V": V, "gate_in_w": np.zeros((4, 3), np.float32),
+                         "gate_in_b": np.zeros((4, 3), np.float32),
+                         "gate_out_w": np.zeros((4, 3), np.float32),
+                         "gate_out_b": np.full(4, 2.0, np.float32)}
+    params = {"W_in": part(W.T, eye), "W_out": part(eye, W.T)}
+    hyper = spd.SPDHyper(*(jnp.float32(v) for v in (0.1, 2.0, 1.0, 1.0, 1.0, 1e-3, 0.05)))
+    x = jax.random.uniform(jax.random.key(0), (8, 4))
+    total, parts = jax.jit(spd.loss)(params, target, x, jax.random.key(1), hyper)
+    assert float(parts["faithfulness"]) < 1e-12
+    assert float(parts["stochastic"]) < 1e-10 and float(parts["layerwise"]) < 1e-10
+    assert float(parts["importance"]) == pytest.approx(2 * 4 * 1.01 ** 2, rel=1e-6)
+    assert float(total) == pytest.approx(0.1 * 2 * 4 * 1.01 ** 2, rel=1e-6)
+
+
+def test_one_hot_importances_are_the_hard_sigmoid_of_the_gates_on_each_e_i():
+    params, target, _, _ = random_case(False, 3)
+    ci = spd.one_hot_importance(params, target)
+    for name in params:
+        assert ci[name].shape == (5, Spec.C)
+        for i in range(5):
+            _, acts = np_forward({n: np.asarray(w) for n, w in target.weights.items()},
+                                 np.asarray(target.b), np.eye(5)[i])
+            want = np.clip(np_logits(jax.tree.map(np.asarray, params[name]), acts[name]), 0, 1)
+            np.testing.assert_allclose(ci[name][i], want, rtol=1e-5, atol=1e-6)
+
+
+def test_init_follows_the_stated_scales():
+    """V ~ N(0, 1/d_out), U ~ N(0, 1/C), gate input weights N(0, 2), output N(0, 1/d_gate),
+    biases 0: sample standard deviations of a large C within 5%."""
+    class Big:
+        C, d_gate = 4000, 16
+    p = spd.init(jax.random.key(0), {"W_in": (2, 5)}, Big)["W_in"]
+    assert np.std(p["V"]) == pytest.approx(1 / math.sqrt(2), rel=0.05)
+    assert np.std(p["U"]) == pytest.approx(1 / math.sqrt(4000), rel=0.05)
+    assert np.std(p["gate_in_w"]) == pytest.approx(math.sqrt(2), rel=0.05)
+    assert np.std(p["gate_out_w"]) == pytest.approx(1 / 4, rel=0.05)
+    assert not np.any(p["gate_in_b"]) and not np.any(p["gate_out_b"])
