@@ -26,7 +26,8 @@ def hyper(**values) -> sae_parts.SAEHyper:
     """One SAE's hyperparameters (only the ones a test sets matter)."""
     defaults = dict(learning_rate=1e-3, weight_decay=0.0, momentum=0.0, beta1=0.9, beta2=0.999,
                     one_minus_beta1=0.1, one_minus_beta2=0.001, eps=1e-8, l1_coefficient=0.0,
-                    k=1.0, k_aux=2, aux_coefficient=1 / 32, bandwidth=0.001, dead_steps=10,
+                    k=1.0, k_aux=2, aux_coefficient=1 / 32, bandwidth=0.001, init_threshold=0.001,
+                    dead_steps=10,
                     truth=np.zeros((4, 8)), feature_probability=np.zeros(8))
     ints = ("k_aux", "dead_steps")
     return sae_parts.SAEHyper(**{k: jnp.asarray(v, jnp.int32 if k in ints else jnp.float32)
