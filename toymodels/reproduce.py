@@ -109,7 +109,8 @@ _KGON_LLC = {  # docs/llc.md: gamma = 1, as nbeta = n / ln n = 145 is small
 _SAE_QUICK = ("train.steps=500", "sweep.width=[5, 20, 80]", "sweep.seed=[0, 1]")
 # SynthSAEBench-16k's quick version: its three sweeps on the 1k world, width 64, 20 steps
 _BENCH_QUICK = ('synthetic.preset="synthsaebench-1k"', "sae.width=64", "train.steps=20",
-                "train.batch_size=128", "train.log_every=10", "sweep.seed=[0]")
+                "train.batch_size=128", "train.learning_rate=3e-3", "train.log_every=10",
+                "sweep.seed=[0]")
 
 EXPERIMENTS: dict[str, Experiment] = {
     "intro": Experiment(
