@@ -196,3 +196,10 @@ def test_a_decoder_fixed_to_the_truth_stays_the_truth_while_the_encoder_learns()
     np.testing.assert_array_equal(end["b_dec"], np.zeros(4))
     assert np.abs(end["encoder"] - start["encoder"]).max() > 1e-2
     assert losses[-10:].mean() < 0.8 * losses[:10].mean(), losses
+
+
+def test_a_jumprelu_sae_starts_at_the_sweeps_init_threshold():
+    """sae.init_threshold reaches the trainer's init (`init_one`): every θ_j = 0.5 at the
+    start, not the default (Gemma Scope's 0.001)."""
+    first, _, _, _ = one_sae({"kind": "jumprelu", "init_threshold": 0.5, "bandwidth": 2.0}, 1)
+    np.testing.assert_allclose(np.exp(first["log_threshold"]), np.full(8, 0.5), rtol=1e-6)
