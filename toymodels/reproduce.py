@@ -438,33 +438,17 @@ def output_dirs(runs_dir, plots_dir, quick: bool) -> tuple[Path, Path]:
 
 
 def select_cells(ds: xr.Dataset, select: dict[str, float]) -> xr.Dataset:
-    """Fixes sweep coordinates at their nearest values (no-op for an empty dict).
-
-    Args:
-      ds: results dataset.
-      select: axis name -> wanted value; axes the dataset lacks are ignored.
-
-    Returns:
-      The dataset without those axes (kept as scalar coordinates).
-    """
+    """`ds` with sweep coordinates fixed at their nearest values (`select`: axis name ->
+    wanted value; axes `ds` lacks are ignored), those axes kept as scalar coordinates."""
     present = {k: v for k, v in select.items() if k in ds.dims}
     return ds.sel(present, method="nearest") if present else ds
 
 
 def selection_note(ds: xr.Dataset, select: dict[str, float]) -> str:
-    """Says which coordinates ``select_cells`` fixed, e.g. "1−S = 0.1".
-
-    Args:
-      ds: results dataset (before selection).
-      select: axis name -> wanted value.
-
-    Returns:
-      Comma-separated "symbol = value" of the nearest values actually used.
-    """
+    """Which coordinates ``select_cells`` fixed in `ds` (before selection): comma-separated
+    "symbol = value" of the nearest values actually used, e.g. "1−S = 0.1"."""
     chosen = select_cells(ds, select)
-    return ", ".join(
-        _run_name(name, chosen[name].item()) for name in select if name in ds.dims
-    )
+    return ", ".join(_run_name(name, chosen[name].item()) for name in select if name in ds.dims)
 
 
 def draw(ds: xr.Dataset, plots: tuple[PlotSpec, ...], plots_root: Path,
