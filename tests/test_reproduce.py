@@ -17,10 +17,10 @@ import pytest
 import toymodels as tm
 from toymodels.cli import main
 from toymodels.plotting import PLOTS, best_runs
-from toymodels.reproduce import EXPERIMENTS, reproduce
+from toymodels.reproduce import EXPERIMENTS, experiment_config, reproduce, select_experiments
 from toymodels.theory import boundary_2_1
 
-from helpers import EARLIER, config
+from helpers import EARLIER, ON_REQUEST, config
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,3 +128,36 @@ def test_quick_double_descent_memorises_small_and_generalises_large_datasets(qui
     train, test = best.train_loss.values, best.final_loss.values
     assert train[0] < 0.5 * train[1] < train[2] and train[0] < 0.3
     assert test[2] < 0.97 and test[0] > 0.98 and test[1] > 0.98
+
+
+# ---- SynthSAEBench-16k: one name, three sweeps, one table (a GPU job, on request)
+
+BENCH = ("sae_synthbench_16k_penalty", "sae_synthbench_16k_mp", "sae_synthbench_16k")
+
+
+def test_synthsaebench_16k_is_one_name_for_its_three_sweeps_and_only_on_request():
+    """`--only synthsaebench-16k` runs the two joined sweeps, then the one whose figure is
+    the table; a plain reproduce (no names) runs none of them."""
+    assert select_experiments(["synthsaebench-16k"]) == list(BENCH)
+    assert not set(BENCH) & set(select_experiments(None))
+    assert set(ON_REQUEST) == set(BENCH)
+    table = EXPERIMENTS["sae_synthbench_16k"]
+    assert table.joins == BENCH[:2]
+    assert [(p.file, p.kind) for p in table.plots] == [("sae_benchmark_16k.png", "benchmark_table")]
+
+
+def test_synthsaebench_16k_full_sweeps_are_the_three_published_protocol_files():
+    """The full configs are the three sweep files (their protocol is checked in
+    tests/plotting/test_benchmark.py), JumpReLU at SynthSAEBench's θ₀ = 0.5 and bandwidth 2."""
+    assert [EXPERIMENTS[n].sweep for n in BENCH] == [f"{n}.toml" for n in BENCH]
+    penalty = experiment_config(BENCH[0])
+    assert (penalty.table["init_threshold"], penalty.table["bandwidth"]) == (0.5, 2.0)
+    assert penalty.train["steps"] == 200_000_000 // 1024
+
+
+def test_synthsaebench_16k_quick_sweeps_are_small():
+    """--quick: the same three sweeps on the 1k world, width 64, 20 steps, one seed."""
+    for name in BENCH:
+        config = experiment_config(name, quick=True)
+        assert (config.spec.model.n_features, config.spec.sae.width) == (1024, 64)
+        assert config.train["steps"] == 20 and dict(config.axes)["seed"] == (0,)

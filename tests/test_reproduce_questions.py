@@ -6,7 +6,7 @@ import pytest
 
 from toymodels.reproduce import EXPERIMENTS, reproduce
 
-from helpers import EARLIER, QUESTIONS
+from helpers import EARLIER, ON_REQUEST, QUESTIONS
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -23,6 +23,7 @@ def test_quick_reproduce_of_the_questions_writes_their_figures(tmp_path):
 
 
 def test_the_split_covers_every_experiment_once():
-    """QUESTIONS (this module) and EARLIER (tests/test_reproduce.py), both in helpers."""
-    assert sorted(EARLIER + list(QUESTIONS)) == sorted(EXPERIMENTS)
-    assert not set(EARLIER) & set(QUESTIONS)
+    """QUESTIONS (this module), EARLIER and ON_REQUEST (tests/test_reproduce.py), all in
+    helpers."""
+    assert sorted(EARLIER + list(QUESTIONS) + list(ON_REQUEST)) == sorted(EXPERIMENTS)
+    assert not set(EARLIER) & set(QUESTIONS) and not set(ON_REQUEST) & set(QUESTIONS)

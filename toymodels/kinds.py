@@ -28,7 +28,7 @@ SAE_READS: dict[str, tuple[str, ...]] = {  # sae.kind -> the [sae] keys of SAEHy
     "relu": ("l1_coefficient",),
     "topk": _TOPK_READS,
     "batchtopk": _TOPK_READS,
-    "jumprelu": ("l1_coefficient", "bandwidth"),
+    "jumprelu": ("l1_coefficient", "bandwidth", "init_threshold"),
     "gated": ("l1_coefficient",),
     "matryoshka": _TOPK_READS,
     "mp": ("k",),

@@ -78,6 +78,9 @@ class Experiment(NamedTuple):
         directory under the same runs root; trained first if it is not there).
       llc: settings of a `toymodels llc` pass run on the sweep before its figures
         (`toymodels.llc.LLCSpec` and `LLCSettings` fields by name); None: no LLC.
+      joins: experiments whose results join this one's figures (their directories, each
+        figure's `also` option: `benchmark_table`'s), run first if they have none.
+      on_request: run only when named (``--only``), not by a plain ``reproduce``: a GPU job.
     """
 
     sweep: str
@@ -85,6 +88,8 @@ class Experiment(NamedTuple):
     plots: tuple[PlotSpec, ...]
     source: str | None = None
     llc: dict | None = None
+    joins: tuple[str, ...] = ()
+    on_request: bool = False
 
 
 _DENSE_TO_SPARSE = "sweep.sparsity=[0.0, 0.9, 0.99, 0.999]"
@@ -102,6 +107,10 @@ _KGON_LLC = {  # docs/llc.md: gamma = 1, as nbeta = n / ln n = 145 is small
     "snapshots": True,
 }
 _SAE_QUICK = ("train.steps=200", "sweep.width=[5, 40]", "sweep.seed=[0]")
+# SynthSAEBench-16k's quick version: its three sweeps on the 1k world, width 64, 20 steps
+_BENCH_QUICK = ('synthetic.preset="synthsaebench-1k"', "sae.width=64", "train.steps=20",
+                "train.batch_size=128", "train.learning_rate=3e-3", "train.log_every=10",
+                "sweep.seed=[0]")
 
 EXPERIMENTS: dict[str, Experiment] = {
     "intro": Experiment(
@@ -293,6 +302,17 @@ EXPERIMENTS: dict[str, Experiment] = {
         "sae_sparse_but_wrong.toml", ("train.steps=200", "sweep.k=[3, 5, 7]", "sweep.seed=[0]"),
         (PlotSpec("sae_sparse_but_wrong.png", "sparse_but_wrong"),),
     ),
+    # SynthSAEBench-16k (docs/saes.md), a GPU job run only when named: three sweeps, one table
+    "sae_synthbench_16k_penalty": Experiment(
+        "sae_synthbench_16k_penalty.toml", (*_BENCH_QUICK, "sweep.l1_coefficient=[2.0, 5.0]"),
+        (), on_request=True),
+    "sae_synthbench_16k_mp": Experiment(
+        "sae_synthbench_16k_mp.toml", (*_BENCH_QUICK, "sweep.k=[5, 6]"), (), on_request=True),
+    "sae_synthbench_16k": Experiment(
+        "sae_synthbench_16k.toml", (*_BENCH_QUICK, "sweep.k=[5, 6]"),
+        (PlotSpec("sae_benchmark_16k.png", "benchmark_table"),),
+        joins=("sae_synthbench_16k_penalty", "sae_synthbench_16k_mp"), on_request=True,
+    ),
     "llc_phase_2_1": Experiment(  # the phase_2_1 sweep again, then its LLC
         "phase_2_1.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1]"),
         (PlotSpec("llc_phase_2_1.png", "llc_phase", {"theory": "2_1"}),), llc=_PHASE_LLC,
@@ -343,16 +363,20 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "slt": ("llc_phase_2_1", "llc_phase_3_2", "kgon_trajectories"),
     "norms": ("norms_5_2", "norms_20_5"),
     "optimizers": ("optimizers_basic", "optimizers_phase_2_1"),
+    "synthsaebench-16k": ("sae_synthbench_16k_penalty", "sae_synthbench_16k_mp",
+                          "sae_synthbench_16k"),
 }
 """A name that selects several experiments (``--only double_descent`` runs the curve, the
-T x m grid and the weight-decay comparison)."""
+T x m grid and the weight-decay comparison; ``--only synthsaebench-16k`` SynthSAEBench-16k's
+three sweeps and its table)."""
 
 
 def select_experiments(names=None) -> list[str]:
     """The experiment names to run, in registry order.
 
     Args:
-      names: names from ``EXPERIMENTS`` or ``FAMILIES``, or None / empty for all of them.
+      names: names from ``EXPERIMENTS`` or ``FAMILIES``, or None / empty for all of them
+        but the ``on_request`` ones.
 
     Returns:
       The names, without repeats, in the order of ``EXPERIMENTS``.
@@ -361,7 +385,7 @@ def select_experiments(names=None) -> list[str]:
       UserError: a name is not in ``EXPERIMENTS`` (one line listing the valid names).
     """
     if not names:
-        return list(EXPERIMENTS)
+        return [n for n, e in EXPERIMENTS.items() if not e.on_request]
     names = [m for n in names for m in FAMILIES.get(n, (n,))]
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
@@ -415,36 +439,21 @@ def output_dirs(runs_dir, plots_dir, quick: bool) -> tuple[Path, Path]:
 
 
 def select_cells(ds: xr.Dataset, select: dict[str, float]) -> xr.Dataset:
-    """Fixes sweep coordinates at their nearest values (no-op for an empty dict).
-
-    Args:
-      ds: results dataset.
-      select: axis name -> wanted value; axes the dataset lacks are ignored.
-
-    Returns:
-      The dataset without those axes (kept as scalar coordinates).
-    """
+    """`ds` with sweep coordinates fixed at their nearest values (`select`: axis name ->
+    wanted value; axes `ds` lacks are ignored), those axes kept as scalar coordinates."""
     present = {k: v for k, v in select.items() if k in ds.dims}
     return ds.sel(present, method="nearest") if present else ds
 
 
 def selection_note(ds: xr.Dataset, select: dict[str, float]) -> str:
-    """Says which coordinates ``select_cells`` fixed, e.g. "1−S = 0.1".
-
-    Args:
-      ds: results dataset (before selection).
-      select: axis name -> wanted value.
-
-    Returns:
-      Comma-separated "symbol = value" of the nearest values actually used.
-    """
+    """Which coordinates ``select_cells`` fixed in `ds` (before selection): comma-separated
+    "symbol = value" of the nearest values actually used, e.g. "1−S = 0.1"."""
     chosen = select_cells(ds, select)
-    return ", ".join(
-        _run_name(name, chosen[name].item()) for name in select if name in ds.dims
-    )
+    return ", ".join(_run_name(name, chosen[name].item()) for name in select if name in ds.dims)
 
 
-def draw(ds: xr.Dataset, plots: tuple[PlotSpec, ...], plots_root: Path) -> list[Path]:
+def draw(ds: xr.Dataset, plots: tuple[PlotSpec, ...], plots_root: Path,
+         also: tuple[Path, ...] = ()) -> list[Path]:
     """Draws and saves each figure of an experiment.
 
     Seeds are chosen by the lowest stored ``final_loss``.
@@ -453,14 +462,16 @@ def draw(ds: xr.Dataset, plots: tuple[PlotSpec, ...], plots_root: Path) -> list[
       ds: the analysed results dataset.
       plots: the experiment's figures.
       plots_root: folder for the image files (created if missing).
+      also: other analysed results directories, each figure's `also` option (`joins`).
 
     Returns:
       The written image paths, in the order of ``plots``.
     """
     plots_root.mkdir(parents=True, exist_ok=True)
     written = []
+    joined = {"also": [str(p) for p in also]} if also else {}
     for spec in plots:
-        fig = make_figure(spec.kind, select_cells(ds, spec.select), **spec.options)
+        fig = make_figure(spec.kind, select_cells(ds, spec.select), **spec.options, **joined)
         if spec.select and fig.get_suptitle():
             fig.suptitle(f"{fig.get_suptitle()}, {selection_note(ds, spec.select)}",
                          fontsize=10)
@@ -516,6 +527,10 @@ def run_experiment(
     if source and not (runs_root / source / "results.nc").exists():
         say(f"reproduce: {name} reads {source}: training it first")
         run_sweep(experiment_config(source, quick, sweeps_dir), runs_root / source, quiet=quiet)
+    for join in EXPERIMENTS[name].joins:
+        if not (runs_root / join / "results.nc").exists():
+            say(f"reproduce: {name} joins {join}: running it first")
+            run_experiment(join, quick, runs_root, plots_root, sweeps_dir, quiet)
     config = experiment_config(name, quick, sweeps_dir, runs_root)
     say(f"reproduce: {name}: {config.n_runs} runs of {config.train['steps']:,} steps"
         f"{' (quick)' if quick else ''}")
@@ -525,7 +540,8 @@ def run_experiment(
         _llc_pass(out, EXPERIMENTS[name].llc, quiet)
     with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
         analysed = analyze_store(out)  # quiet: its progress bars (stderr) unseen
-    written = draw(analysed, EXPERIMENTS[name].plots, plots_root)
+    joined = tuple(runs_root / join for join in EXPERIMENTS[name].joins)
+    written = draw(analysed, EXPERIMENTS[name].plots, plots_root, joined)
     for path in written:
         say(f"wrote {path}")
     say(f"reproduce: {name}: {time.perf_counter() - start:.0f} s")
@@ -547,7 +563,8 @@ def reproduce(
     sweep is only re-analysed and re-drawn.
 
     Args:
-      names: experiment names (keys of ``EXPERIMENTS``); None for all.
+      names: experiment names (keys of ``EXPERIMENTS`` or ``FAMILIES``); None for all but
+        the ``on_request`` ones (SynthSAEBench-16k's: ``["synthsaebench-16k"]``).
       quick: the reduced sweeps (a few minutes in all on 2 CPU cores), written into the
         ``quick`` subfolders of ``runs_dir`` and ``plots_dir``.
       runs_dir: results go to ``runs_dir/NAME`` (``runs_dir/quick/NAME`` when quick).

@@ -104,6 +104,9 @@ SAE_SCHEMA = {  # the [sae] table, each key declared once
     "aux_coefficient": Key(base.number(0.0, math.inf), 1 / 32, "the AuxK loss's weight", T),
     "bandwidth": Key(base.number(0.0, math.inf, lo_open=True), 0.001, "jumprelu's "
                      "straight-through bandwidth", T),
+    "init_threshold": Key(base.number(0.0, math.inf, lo_open=True), 0.001, "jumprelu's "
+                          "threshold θ at initialisation, every latent's (Gemma Scope: 0.001; "
+                          "SynthSAEBench's runs: 0.5)", T),
     "dead_steps": Key(base.integer(1), 200, "steps without firing before a latent counts "
                       "as dead", T),
     "tied": Key(base.boolean, False, "the encoder is the decoder's transpose (W_e = W_dᵀ, one "
@@ -122,7 +125,8 @@ SAE_SCHEMA = {  # the [sae] table, each key declared once
                        "correlation, set_size, magnitude, inputs, unit_norm, dataset_size), "
                        "written and checked as source_model"),
 }
-HYPER_KEYS = ("l1_coefficient", "k", "k_aux", "aux_coefficient", "bandwidth", "dead_steps")
+HYPER_KEYS = ("l1_coefficient", "k", "k_aux", "aux_coefficient", "bandwidth", "init_threshold",
+              "dead_steps")
 SAE_DEFAULTS = {k: SAE_SCHEMA[k].default for k in ("kind", *HYPER_KEYS)
                 if SAE_SCHEMA[k].default is not None}
 SAE_TRAIN_DEFAULTS = {"steps": 5000, "optimizer": "adam", "weight_decay": 0.0}

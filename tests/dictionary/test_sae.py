@@ -19,7 +19,8 @@ def hyper(**values) -> sae_parts.SAEHyper:
     """One SAE's hyperparameters (only the ones a test sets matter)."""
     defaults = dict(learning_rate=1e-3, weight_decay=0.0, momentum=0.0, beta1=0.9, beta2=0.999,
                     one_minus_beta1=0.1, one_minus_beta2=0.001, eps=1e-8, l1_coefficient=0.0,
-                    k=1, k_aux=2, aux_coefficient=1 / 32, bandwidth=0.001, dead_steps=10,
+                    k=1, k_aux=2, aux_coefficient=1 / 32, bandwidth=0.001, init_threshold=0.001,
+                    dead_steps=10,
                     truth=np.zeros((4, 8)), feature_probability=np.zeros(8))
     ints = ("k", "k_aux", "dead_steps")
     return sae_parts.SAEHyper(**{k: jnp.asarray(v, jnp.int32 if k in ints else jnp.float32)
@@ -88,6 +89,35 @@ def test_jump_relu_threshold_gradient_sums_over_the_batch_columns():
     # K((z - θ)/ε) = 1 for |z - θ| < 0.05: row 0 has 1.02 and 0.98 (2 hits), row 1 has 1.0
     np.testing.assert_allclose(g, [[-20.0], [-10.0]], rtol=1e-6)
     assert g.shape == (2, 1)
+
+
+def test_jumprelu_at_a_given_initial_threshold_forward_and_threshold_gradient_by_hand():
+    """sae.init_threshold = 0.5 (SynthSAEBench's θ₀), ε = 2 (its bandwidth), λ = 0.4 past
+    the warm-up, one SAE of N = 2 latents on d = 2 with W_e = W_d = I and zero biases, so
+    z = x, on the batch x_a = (1.0, 0.3), x_b = (2.0, -0.2) (columns).
+
+    Forward: f = z·H(z − θ) = [[1.0, 2.0], [0, 0]]; x̂ = f, r = x − x̂ = [[0, 0], [0.3, -0.2]].
+    The threshold's straight-through gradient ("Jumping Ahead", eq. 11 and 12, the
+    rectangle kernel K(u) = 1[|u| < 1/2], so K = 1 where |z − θ| < ε/2 = 1):
+      reconstruction, mean_b ||r||²: ∂/∂f_jb = −2 r_jb / B: latent 1 gets 0, latent 2
+        [−0.3, 0.2]; K of latent 2 at z = 0.3, −0.2: [1, 1]; ∂/∂θ_2 = −(θ/ε) Σ_b K ∂/∂f =
+        −0.25·(−0.3 + 0.2) = 0.025; ∂/∂θ_1 = 0.
+      L0, λ mean_b Σ_j H(z_jb − θ_j): ∂/∂θ_j = −(λ/(ε B)) Σ_b K: latent 1 (z = 1.0, 2.0:
+        K = [1, 0]) −0.4/4·1 = −0.1; latent 2 (K = [1, 1]) −0.4/4·2 = −0.2.
+    So ∂/∂θ = [−0.1, −0.175] and, the parameter being log θ, ∂/∂log θ = θ ∂/∂θ =
+    [−0.05, −0.0875]. The loss: mean ||r||² = (0.09 + 0.04)/2 = 0.065, plus λ·L0 = 0.4·1."""
+    params = sae_penalty.jumprelu_init(jax.random.key(0), 2, 2, threshold=jnp.float32(0.5))
+    np.testing.assert_allclose(np.exp(params["log_threshold"]), [0.5, 0.5], rtol=1e-6)
+    params = {**params, "encoder": jnp.eye(2), "decoder": jnp.eye(2),
+              "b_enc": jnp.zeros(2), "b_dec": jnp.zeros(2)}
+    x = jnp.asarray([[1.0, 2.0], [0.3, -0.2]])  # [d, B]
+    h = hyper(l1_coefficient=0.4, bandwidth=2.0, init_threshold=0.5)
+    codes = sae_penalty.jumprelu_encode(params, None, x, h)
+    np.testing.assert_allclose(codes, [[1.0, 2.0], [0.0, 0.0]], rtol=1e-6)
+    (loss, _), grads = jax.value_and_grad(sae_penalty.jumprelu_loss, has_aux=True)(
+        params, None, x, h, jnp.float32(1.0))
+    np.testing.assert_allclose(loss, 0.065 + 0.4, rtol=1e-5)
+    np.testing.assert_allclose(grads["log_threshold"], [-0.05, -0.0875], rtol=1e-5)
 
 
 # ---- TopK, BatchTopK, the k-th largest value

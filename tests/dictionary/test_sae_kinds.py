@@ -26,7 +26,8 @@ def hyper(**values) -> sae_parts.SAEHyper:
     """One SAE's hyperparameters (only the ones a test sets matter)."""
     defaults = dict(learning_rate=1e-3, weight_decay=0.0, momentum=0.0, beta1=0.9, beta2=0.999,
                     one_minus_beta1=0.1, one_minus_beta2=0.001, eps=1e-8, l1_coefficient=0.0,
-                    k=1.0, k_aux=2, aux_coefficient=1 / 32, bandwidth=0.001, dead_steps=10,
+                    k=1.0, k_aux=2, aux_coefficient=1 / 32, bandwidth=0.001, init_threshold=0.001,
+                    dead_steps=10,
                     truth=np.zeros((4, 8)), feature_probability=np.zeros(8))
     ints = ("k_aux", "dead_steps")
     return sae_parts.SAEHyper(**{k: jnp.asarray(v, jnp.int32 if k in ints else jnp.float32)
@@ -195,3 +196,10 @@ def test_a_decoder_fixed_to_the_truth_stays_the_truth_while_the_encoder_learns()
     np.testing.assert_array_equal(end["b_dec"], np.zeros(4))
     assert np.abs(end["encoder"] - start["encoder"]).max() > 1e-2
     assert losses[-10:].mean() < 0.8 * losses[:10].mean(), losses
+
+
+def test_a_jumprelu_sae_starts_at_the_sweeps_init_threshold():
+    """sae.init_threshold reaches the trainer's init (`init_one`): every θ_j = 0.5 at the
+    start, not the default (Gemma Scope's 0.001)."""
+    first, _, _, _ = one_sae({"kind": "jumprelu", "init_threshold": 0.5, "bandwidth": 2.0}, 1)
+    np.testing.assert_allclose(np.exp(first["log_threshold"]), np.full(8, 0.5), rtol=1e-6)

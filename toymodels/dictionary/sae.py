@@ -45,7 +45,8 @@ class SAEKind:
     """One kind of SAE.
 
     Attributes:
-      init: `init(key, N, d) -> params`.
+      init: `init(key, N, d) -> params` (a kind that reads `init_threshold`:
+        `init(key, N, d, threshold=θ₀)`).
       encode: `encode(params, stats, x [d, B], hyper) -> codes [N, B]`, the codes at
         inference (analysis).
       loss: `loss(params, stats, x [d, B], hyper, progress) -> (objective, codes [N, B])`,

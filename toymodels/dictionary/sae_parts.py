@@ -36,6 +36,7 @@ class SAEHyper:
       k_aux: [] int, dead latents the AuxK loss may use.
       aux_coefficient: [] α, the weight of the AuxK loss.
       bandwidth: [] ε, JumpReLU's straight-through kernel width.
+      init_threshold: [] θ₀, JumpReLU's threshold at initialisation (every latent's).
       dead_steps: [] int, a latent silent for this many steps is dead (for AuxK and the
         dead-latent count).
       truth: [d, F] the source model's W (columns are the features, not normalised);
@@ -56,6 +57,7 @@ class SAEHyper:
     k_aux: jax.Array
     aux_coefficient: jax.Array
     bandwidth: jax.Array
+    init_threshold: jax.Array
     dead_steps: jax.Array
     truth: jax.Array
     feature_probability: jax.Array

@@ -99,10 +99,12 @@ def _sum_to(grad: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return jnp.sum(grad, axis=axes).reshape(shape)
 
 
-def jumprelu_init(key, n_latents, d):
-    """Unit decoder rows, W_e = W_dᵀ, zero biases, θ = 0.001 (Gemma Scope)."""
+def jumprelu_init(key, n_latents, d, threshold=JUMP_THRESHOLD_INIT):
+    """Unit decoder rows, W_e = W_dᵀ, zero biases, every θ_j = `threshold` ([] a number or
+    a traced scalar: `sae.init_threshold`; default 0.001, Gemma Scope's)."""
     params = tied_init(key, n_latents, d)
-    return {**params, "log_threshold": jnp.full(n_latents, jnp.log(JUMP_THRESHOLD_INIT))}
+    log_threshold = jnp.full(n_latents, jnp.log(jnp.asarray(threshold, jnp.float32)))
+    return {**params, "log_threshold": log_threshold}
 
 
 def jumprelu_pre(params, x):

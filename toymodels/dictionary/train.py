@@ -114,11 +114,13 @@ def tie(params: Params) -> Params:
 
 def init_one(spec: Spec, seed_key: jax.Array, hyper: SAEHyper) -> SAEState:
     """One SAE's state: its kind's init of N latents over d dims, from its seed key's INIT
-    stream (consumed), the optimiser's state and fresh statistics. With `dictionary =
+    stream (consumed; a kind that reads `init_threshold` gets it as `threshold`), the
+    optimiser's state and fresh statistics. With `dictionary =
     "truth"` the decoder and b_dec are `true_dictionary`'s and the encoder, which every kind
     with one starts at W_dᵀ, starts at the truth too; `tied`: the encoder is the decoder."""
     kind, N = get_sae(spec.sae.kind), spec.sae.width
-    params = kind.init(jax.random.fold_in(seed_key, INIT), N, spec.model.n_hidden)
+    own = {"threshold": hyper.init_threshold} if "init_threshold" in kind.reads else {}
+    params = kind.init(jax.random.fold_in(seed_key, INIT), N, spec.model.n_hidden, **own)
     if spec.sae.dictionary == "truth":
         decoder, b_dec = true_dictionary(spec, hyper)
         params = {**params, "decoder": decoder, "b_dec": b_dec}

@@ -175,7 +175,7 @@ def benchmark_markdown(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def benchmark_figure(ds: xr.Dataset, also: str | None = None, l0: list | None = None,
+def benchmark_figure(ds: xr.Dataset, also: str | Sequence[str] | None = None, l0: list | None = None,
                      published: bool = True) -> Figure:
     """SynthSAEBench's four scores per SAE kind at each target L0 (`benchmark_rows`): F1,
     decoder MCC, uniqueness and explained variance, a dot at the median of the seeds with
@@ -185,11 +185,12 @@ def benchmark_figure(ds: xr.Dataset, also: str | None = None, l0: list | None = 
 
     Args:
       also: another analysed SAE results directory whose kinds join the table (the penalty
-        kinds' sweep beside the k kinds').
+        kinds' sweep beside the k kinds'), or a list of them (SynthSAEBench-16k's three).
       l0: the target L0s (default: the k axis's values).
       published: draw the published values.
     """
-    datasets = [ds] + ([store.load(also)] if also else [])
+    others = [also] if isinstance(also, str) else list(also or ())
+    datasets = [ds] + [store.load(path) for path in others]
     rows = benchmark_rows(datasets, l0)
     targets = list(dict.fromkeys(r["target"] for r in rows))
     kinds = list(dict.fromkeys(r["kind"] for r in rows))

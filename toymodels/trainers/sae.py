@@ -32,7 +32,7 @@ from toymodels.trainers.base import (Checkup, Trainer, first_nonfinite, grid_sha
 
 OPTIMIZER_HYPER = ("learning_rate", "weight_decay", "momentum", "beta1", "beta2", "eps")
 INT_HYPER = ("k_aux", "dead_steps")
-FLOAT_HYPER = ("l1_coefficient", "k", "aux_coefficient", "bandwidth")  # k: BatchTopK's is real
+FLOAT_HYPER = ("l1_coefficient", "k", "aux_coefficient", "bandwidth", "init_threshold")  # k: BatchTopK's is real
 TRUTH = "the source model's W [hidden, feature]: column i is ground-truth feature i"
 SINCE_FIRED = "steps since each latent was last non-zero in a training batch, at the end"
 ENERGY = "E|h|^2 of the world's activations (4,096 examples): the loss of all-zero SAE parameters"
