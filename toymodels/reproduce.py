@@ -78,6 +78,8 @@ class Experiment(NamedTuple):
         directory under the same runs root; trained first if it is not there).
       llc: settings of a `toymodels llc` pass run on the sweep before its figures
         (`toymodels.llc.LLCSpec` and `LLCSettings` fields by name); None: no LLC.
+      analyze: whether `toymodels analyze` runs before the figures (False: the figures
+        read only the trained variables, e.g. a residual sweep's parameters).
     """
 
     sweep: str
@@ -85,6 +87,7 @@ class Experiment(NamedTuple):
     plots: tuple[PlotSpec, ...]
     source: str | None = None
     llc: dict | None = None
+    analyze: bool = True
 
 
 _DENSE_TO_SPARSE = "sweep.sparsity=[0.0, 0.9, 0.99, 0.999]"
@@ -292,6 +295,12 @@ EXPERIMENTS: dict[str, Experiment] = {
     "sae_sparse_but_wrong": Experiment(  # issue 26: the right L0 (Chanin & Garriga-Alonso 2025)
         "sae_sparse_but_wrong.toml", ("train.steps=200", "sweep.k=[3, 5, 7]", "sweep.seed=[0]"),
         (PlotSpec("sae_sparse_but_wrong.png", "sparse_but_wrong"),),
+    ),
+    "uand_scaling": Experiment(  # issue 27: trained universal AND against the construction
+        "uand_scaling.toml",
+        ("train.steps=100", "train.batch_size=256", "train.eval_samples=8192",
+         "sweep.d_mlp=[8, 32]", "sweep.seed=[0, 1]"),
+        (PlotSpec("uand_scaling.png", "uand_scaling"),), analyze=False,
     ),
     "llc_phase_2_1": Experiment(  # the phase_2_1 sweep again, then its LLC
         "phase_2_1.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1]"),
@@ -523,8 +532,11 @@ def run_experiment(
     out = run_sweep(config, runs_root / name, quiet=quiet)
     if EXPERIMENTS[name].llc is not None:
         _llc_pass(out, EXPERIMENTS[name].llc, quiet)
-    with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
-        analysed = analyze_store(out)  # quiet: its progress bars (stderr) unseen
+    if EXPERIMENTS[name].analyze:
+        with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
+            analysed = analyze_store(out)  # quiet: its progress bars (stderr) unseen
+    else:
+        analysed = store.load(out)
     written = draw(analysed, EXPERIMENTS[name].plots, plots_root)
     for path in written:
         say(f"wrote {path}")
