@@ -12,6 +12,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import xarray as xr
 
 import toymodels as tm
 from toymodels import plotting
@@ -95,3 +96,42 @@ def test_trained_uand_with_as_many_neurons_as_pairs_is_dense_not_naive(tmp_path)
         assert 0.004 < exact < 0.02, (seed, exact)
         assert exact < P_ON**2 * (1 - P_ON) ** 2
         assert _dedicated(*W[:3]) < D_MLP // 2, seed
+
+
+def _fake_sweep(ds_d=(4, 6), m=5) -> xr.Dataset:
+    """A uand sweep over d_mlp made by hand: seed 0 of each d is the random construction
+    (neurons past d NaN, as the trainer pads a static axis), final_loss a power law."""
+    W_E = np.eye(m + 1, m)
+    K, n_out = max(ds_d), m * (m - 1) // 2
+    stack = {k: [] for k in u.PARAMS}
+    for d in ds_d:
+        P = random_uand_params(W_E, d, 0.6, seed=d)
+        pad = {"W_in_0": ((0, K - d), (0, 0)), "b_in_0": ((0, K - d),),
+               "W_out_0": ((0, 0), (0, K - d)), "R": ((0, 0), (0, K - d))}
+        for k in u.PARAMS:
+            width = pad.get(k, ((0, 0),) * P[k].ndim)
+            stack[k].append(np.pad(P[k], width, constant_values=np.nan)[None])
+    dims = {"W_E": ("embed", "feature"), "W_in_0": ("neuron_0", "embed"),
+            "b_in_0": ("neuron_0",), "W_out_0": ("embed", "neuron_0"), "b_out_0": ("embed",),
+            "R": ("output", "neuron")}
+    d = np.array(ds_d, float)
+    return xr.Dataset(
+        {**{k: (("d_mlp", "seed", *dims[k]), np.stack(v)) for k, v in stack.items()},
+         "final_loss": (("d_mlp", "seed"), (0.1 * d**-0.7)[:, None]),
+         "final_loss_se": (("d_mlp", "seed"), np.full((len(d), 1), 1e-4)),
+         "density": (("d_mlp", "seed", "feature"), np.full((len(d), 1, m), 0.2))},
+        coords={"d_mlp": list(ds_d), "seed": [0]},
+        attrs={"name": "fake", "trainer": "residual", "task": "uand", "n_layers": 1})
+
+
+def test_the_figure_draws_the_fitted_slope_and_the_census(monkeypatch):
+    monkeypatch.setattr(u, "EXTRA_D", ())
+    ds = _fake_sweep()
+    assert plotting.why_not("uand_scaling", ds) is None
+    fig = plotting.PLOTS["uand_scaling"](ds, construction_seeds=1)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any("trained" in t and "slope -0.70" in t for t in labels), labels
+    shares = [sum(b.get_height() for b in c) for c in fig.axes[1].containers]
+    assert len(fig.axes[1].containers) == 4 and sum(shares) == pytest.approx(2.0)  # 2 d's
+    census = u.census(ds)
+    assert [c["alive"].shape for c in census.values()] == [(1, 4), (1, 6)]

@@ -32,7 +32,6 @@ from __future__ import annotations
 import functools
 import math
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
@@ -159,6 +158,12 @@ def slope(d, loss) -> float:
     return float(np.polyfit(np.log(d[keep]), np.log(loss[keep]), 1)[0])
 
 
+def _fit_range(d: np.ndarray, start: float) -> np.ndarray:
+    """[D] bool: d >= start, or every d when fewer than two are."""
+    keep = d >= start
+    return keep if keep.sum() >= 2 else np.ones_like(keep)
+
+
 def _range(d, loss) -> str:
     d = np.asarray(d)[np.asarray(loss) > 0]
     return f"d={d.min()}..{d.max()}"
@@ -179,11 +184,11 @@ def scaling(ax, ds: xr.Dataset, construction_seeds: int = 3) -> list:
     drawn = [ax.errorbar(d, mean, yerr=se, fmt="o-", color=COLOURS["trained"], capsize=3,
                          label=f"trained (mean ± SE), slope {slope(d, mean):.2f} "
                                f"({_range(d, mean)})")]
-    big = all_d >= max(FIT_FROM, np.log(m) ** 4)  # p_c < 1
+    big = _fit_range(all_d, max(FIT_FROM, np.log(m) ** 4))  # p_c < 1
     drawn += ax.plot(all_d, made, "s--", color=COLOURS["construction"],
                      label=f"random U-AND, p_c = log²m/√d, slope "
                            f"{slope(all_d[big], made[big]):.2f} ({_range(all_d[big], made[big])})")
-    big = all_d >= 4 * FIT_FROM
+    big = _fit_range(all_d, 4 * FIT_FROM)
     drawn += ax.plot(line, closed, "-", color=COLOURS["closed"], linewidth=1,
                      label=f"its closed form, K = 2 part; slope "
                            f"{slope(all_d[big], closed_form(m, p, all_d[big])):.2f} "
