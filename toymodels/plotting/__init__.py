@@ -30,6 +30,7 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
 - ``absorption``: absorption and hedging of SAEs on a hierarchy, each seed a point.
 - ``sparse_but_wrong``: BatchTopK SAEs over k against the true L0 (Chanin & Garriga-Alonso 2025).
 - ``llc``: k-gon trajectories and the local learning coefficient.
+- ``uand_scaling``: trained universal-AND circuits against the random construction as d grows.
 - ``dropout``, ``incidental``, ``norms``: dropout, incidental polysemanticity, norms and
   optimisers.
 
@@ -78,6 +79,7 @@ from toymodels.plotting import phase_diagrams as _phase_diagrams
 from toymodels.plotting import representations as _representations
 from toymodels.plotting import sae as _sae
 from toymodels.plotting import sparse_but_wrong as _sparse_but_wrong
+from toymodels.plotting import uand_scaling as _uand_scaling
 
 # Re-exported: the public names of every family, and the shared helpers other
 # families and modules import (``_run_name`` in reproduce, ``_mesh`` in llc, ...).
@@ -159,6 +161,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_dropout.FIGURES,  # dropout_phase (x, y, max_columns), dropout_law
     **_incidental.FIGURES,  # incidental
     **_norms.FIGURES,  # norms (importance), optimizer_phase (panel)
+    **_uand_scaling.FIGURES,  # uand_scaling (construction_seeds, read_share)
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 

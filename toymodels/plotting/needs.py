@@ -88,6 +88,14 @@ def _hedging(ds: xr.Dataset) -> str | None:
     return None
 
 
+def _uand(ds: xr.Dataset) -> str | None:
+    """a one-layer residual sweep with task = "uand" """
+    task, layers = ds.attrs.get("task"), int(ds.attrs.get("n_layers", 1))
+    if task != "uand" or layers != 1:
+        return f"needs one-layer uand runs (task = \"uand\"); these are {task}, {layers} layer(s)"
+    return None
+
+
 FINITE = ("dataset_size", "data_seed", "seed")  # the axes of a memorisation sweep
 GAP = tuple(f"{what}_{method}" for what in ("support", "recall")
             for method in ("encoder", "gp", "omp", "truth_gp"))  # sae_gap's curves
@@ -153,6 +161,10 @@ NEEDS: dict[str, Needs] = {
         variables=(WEIGHTS, "final_loss"),
         variants=(("panel", "basis", Needs(named=(DENSITY_AXES, "seed"), hidden=(2, None),
                                            variables=(WEIGHTS, "final_loss"))),)),
+    # models that compute (the residual trainer)
+    "uand_scaling": Needs(trainer="residual", named=("d_mlp",), only=("d_mlp", "seed"),
+                          variables=("W_in_0", "R", "final_loss", "final_loss_se"),
+                          check=_uand),
 }
 """The needs of every plot kind (the keys of `PLOTS`, in its order)."""
 
@@ -220,6 +232,8 @@ def _trainer_reason(needs: Needs, ds: xr.Dataset) -> str | None:
         return None
     if needs.trainer == "sae":
         return f"needs an SAE sweep (a sweep file with an [sae] table); this is a sweep of {have} models"
+    if needs.trainer == "residual":
+        return f"needs a residual sweep (a sweep file with a [residual] table); this is a sweep of {have} models"
     if needs.trainer == "llc_calibration":
         return "needs an LLC calibration (toymodels llc DIR --calibrate writes DIR/llc_calibration)"
     if have == "llc_calibration":
@@ -358,7 +372,8 @@ def _text(needs: Needs) -> str:
     either = lambda e: e if isinstance(e, str) else f"{e[0]} (or {', '.join(e[1:])})"
     plural = lambda word, names: f"{word}{'s' if len(names) > 1 else ''} {_words(names)}"
     models = f"{_words(needs.models, 'or')} models" if needs.models else "toy models"
-    parts = [{"toy": f"a sweep of {models}", "sae": "an SAE sweep"}.get(needs.trainer, "any sweep")]
+    parts = [{"toy": f"a sweep of {models}", "sae": "an SAE sweep",
+              "residual": "a residual sweep"}.get(needs.trainer, "any sweep")]
     if needs.named:
         word = "axes" if len(needs.named) > 1 else "axis"
         parts.append(f"the sweep {word} {_words([either(e) for e in needs.named])}")
