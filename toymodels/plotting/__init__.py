@@ -32,6 +32,8 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
 - ``llc``: k-gon trajectories and the local learning coefficient.
 - ``dropout``, ``incidental``, ``norms``: dropout, incidental polysemanticity, norms and
   optimisers.
+- ``computation_control``: residual MLPs against the naive baseline over the labels'
+  mixing scale (Braun et al. 2025's compressed computation, Bhagat et al. 2025's control).
 
 What each kind needs of a results directory (a second sweep axis, snapshots, an SAE
 sweep, ...) is data in ``needs`` (``NEEDS``, ``why_not(kind, ds)``, ``kinds_for(ds)``):
@@ -67,6 +69,7 @@ from toymodels.outputs import output_file, written
 from toymodels.plotting import absorption as _absorption
 from toymodels.plotting import amortisation as _amortisation
 from toymodels.plotting import benchmark as _benchmark
+from toymodels.plotting import computation_control as _computation_control
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import hedging as _hedging
 from toymodels.plotting import incidental as _incidental
@@ -159,6 +162,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_dropout.FIGURES,  # dropout_phase (x, y, max_columns), dropout_law
     **_incidental.FIGURES,  # incidental
     **_norms.FIGURES,  # norms (importance), optimizer_phase (panel)
+    **_computation_control.FIGURES,  # computation_control (residual MLPs)
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 
