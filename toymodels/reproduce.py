@@ -332,6 +332,13 @@ EXPERIMENTS: dict[str, Experiment] = {
          "sweep.feature_probability={ geomspace = [0.01, 1.0, 3] }", "sweep.seed=[0]"),
         (PlotSpec("optimizers_phase_2_1.png", "optimizer_phase", {"panel": "phase"}),),
     ),
+    "compressed_computation_control": Experiment(  # issue 27: Bhagat et al. 2025's control
+        "compressed_computation_control.toml",
+        ("residual.n_features=20", "residual.d_embed=64", "residual.d_mlp=10",
+         "data.feature_probability=0.05", "train.steps=300", "train.batch_size=256",
+         "train.eval_samples=8192", "sweep.label_mixing=[0.0, 0.5, 1.0]", "sweep.seed=[0]"),
+        (PlotSpec("compressed_computation_control.png", "computation_control"),),
+    ),
 }
 """Name -> experiment, in the order ``reproduce`` runs them."""
 

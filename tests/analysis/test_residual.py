@@ -164,11 +164,11 @@ task = "identity_relu"
 [data]
 feature_probability = 0.05
 [train]
-steps = 1500
+steps = 500
 batch_size = 512
 log_every = 100
 learning_rate = 0.003
-eval_samples = 65536
+eval_samples = 32768
 [sweep]
 label_mixing = [0.0, 1.0]
 seed = [0]
@@ -181,10 +181,11 @@ def test_only_the_published_labels_beat_the_naive_baseline(tmp_path):
     residual MLP's loss relative to the naive baseline is below its clean-label ratio
     (s = 1), and with clean labels it does not beat the naive baseline (ratio not below
     1 − 4 SE): no computation in superposition at this setting."""
-    ds = analyze(tm.run_sweep(tm.parse_config(tomllib.loads(CONTROL)), tmp_path / "control", quiet=True))
+    out = tm.run_sweep(tm.parse_config(tomllib.loads(CONTROL)), tmp_path / "control", quiet=True)
+    ds = analyze(tm.load(out))
     ratio, se = ds.loss_ratio.isel(seed=0), ds.loss_ratio_se.isel(seed=0)
     published, clean = float(ratio.sel(label_mixing=0.0)), float(ratio.sel(label_mixing=1.0))
-    assert published < clean - 4 * float(se.max())
+    assert published < min(1.0, clean) - 4 * float(se.max())
     assert clean >= 1 - 4 * float(se.sel(label_mixing=1.0))
     assert float(ds.linear_ratio.sel(label_mixing=0.0).isel(seed=0)) < 1 < float(
         ds.linear_ratio.sel(label_mixing=1.0).isel(seed=0))
