@@ -5,14 +5,17 @@ layout of one model (`W_E [d_embed, F]`, per layer `W_in_l [k_l, d_embed]`, `b_i
 `W_out_l [d_embed, k_l]`, `b_out_l`, optional `W_U [F, d_embed]`, `R [C(F,2), d_mlp]`
 for uand) with a leading run axis R; `summarise_runs(task, top)` batches `summarise_one`
 over it through `toymodels.analysis.batching.per_run`, the analysis's one vmap (as
-`toymodels.analysis.variables` does for toy models). Nothing here is wired into
-`analyze` yet.
+`toymodels.analysis.variables` does for toy models); `toymodels.analysis.residual`
+wires them, with the baselines below, into `toymodels analyze`.
 
 The neurons are the layers' concatenated (layer 0's first, `stack_layers`) and each is
 read in feature space through the embedding alone: its input weights W_in W_E [K, F]
 (what it reads of each feature from r_0) and output weights W_U W_out [F, K] (what it
 writes to each output); a later layer's reading of earlier layers' outputs is left out.
 
+- `naive_baseline`, `linear_baseline`: the naive baseline's and the best rank-d_mlp
+  affine map's loss of one run in closed form, in jnp so that they batch with the rest
+  (the float64 reference, derived in full: `toymodels.theory.computation`).
 - `relative_loss`: the headline, a run's loss over the naive baseline's
   (`toymodels.theory.computation.naive_loss`); below 1 means the run beats dedicating
   its neurons, the signature of computation in superposition.
@@ -145,8 +148,8 @@ def linear_baseline(W_E: jax.Array, p: jax.Array, importance: jax.Array, s: jax.
 
     Example:
       >>> out = linear_baseline(jnp.eye(2), jnp.full(2, 0.3), jnp.ones(2), 0.0, "relu", 2)
-      >>> round(float(out["per_output"][0]), 5)  # Var ReLU(x) − Cov(x, ReLU)² / Var x
-      0.01937
+      >>> round(float(out["per_output"][0]), 4)  # Var ReLU(x) − Cov(x, ReLU)² / Var x
+      0.0194
     """
     if task == "uand":
         pp, cov = _pairs_moments(p)
