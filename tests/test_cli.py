@@ -45,6 +45,8 @@ K_AXIS_ONLY = {"sparse_but_wrong"}  # SAEs over k: tests/plotting/test_sparse_bu
 LLC_ONLY = {"llc_phase", "llc_calibration"}  # `toymodels llc` results: tests/plotting/test_llc.py
 KGON_ONLY = {"kgon_trajectories"}  # needs an exactly-one sweep in 2 dims: tests/plotting/
 # test_llc.py; refused on this one: tests/test_bad_results.py
+RESIDUAL_ONLY = {"computation_control"}  # an analysed residual sweep: below, and
+# tests/plotting/test_computation_control.py
 AXIS_ONLY = {"dropout_phase": "dropout", "dropout_law": "dropout", "incidental": "n_hidden"}
 # ^ need that sweep axis: tests/plotting/test_dropout.py and test_incidental.py
 
@@ -71,6 +73,13 @@ def test_sae_plots_of_a_toy_sweep_are_one_line(results, tmp_path, capsys, kind):
     assert err.count("\n") == 1 and "SAE" in err
 
 
+@pytest.mark.parametrize("kind", sorted(RESIDUAL_ONLY))
+def test_residual_plots_of_a_toy_sweep_are_one_line(results, tmp_path, capsys, kind):
+    assert main(["plot", kind, str(results), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "residual-MLP sweep" in err
+
+
 @pytest.fixture(scope="module")
 def sae_results(results, tmp_path_factory):
     """SAEs of widths 4 and 8 on the dense and the sparse runs of `results` (a source_run
@@ -95,7 +104,7 @@ def test_sae_plot_writes_a_png(sae_results, tmp_path, kind):
 
 @pytest.mark.parametrize("kind", sorted(set(PLOTS) - ABS_ONLY - FINITE_ONLY - SAE_ONLY - LLC_ONLY
                                          - KGON_ONLY - HEDGING_ONLY - BENCHMARK_ONLY - HIERARCHY_ONLY
-                                         - K_AXIS_ONLY - set(AXIS_ONLY)))
+                                         - K_AXIS_ONLY - RESIDUAL_ONLY - set(AXIS_ONLY)))
 def test_plot_writes_a_png(results, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
     assert main(["plot", kind, str(results), "--out", str(out)]) == 0
