@@ -45,7 +45,8 @@ K_AXIS_ONLY = {"sparse_but_wrong"}  # SAEs over k: tests/plotting/test_sparse_bu
 LLC_ONLY = {"llc_phase", "llc_calibration"}  # `toymodels llc` results: tests/plotting/test_llc.py
 KGON_ONLY = {"kgon_trajectories"}  # needs an exactly-one sweep in 2 dims: tests/plotting/
 # test_llc.py; refused on this one: tests/test_bad_results.py
-RESIDUAL_ONLY = {"uand_scaling"}  # a uand sweep over d_mlp: tests/plotting/test_uand_scaling.py
+RESIDUAL_ONLY = {"uand_scaling",  # a uand sweep over d_mlp: tests/plotting/test_uand_scaling.py
+                 "computation_control"}  # an analysed residual sweep: tests/plotting/test_computation_control.py
 AXIS_ONLY = {"dropout_phase": "dropout", "dropout_law": "dropout", "incidental": "n_hidden"}
 # ^ need that sweep axis: tests/plotting/test_dropout.py and test_incidental.py
 
@@ -76,7 +77,7 @@ def test_sae_plots_of_a_toy_sweep_are_one_line(results, tmp_path, capsys, kind):
 def test_residual_plots_of_a_toy_sweep_are_one_line(results, tmp_path, capsys, kind):
     assert main(["plot", kind, str(results), "--out", str(tmp_path / "x.png")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "residual sweep" in err
+    assert err.count("\n") == 1 and "residual-MLP sweep" in err
 
 
 @pytest.fixture(scope="module")

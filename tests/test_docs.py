@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from toymodels import reference, zoo
-from toymodels.analysis import variables
+from toymodels.analysis import residual, variables
 from toymodels.config import SCHEMA
 from toymodels.dictionary import analysis as sae_analysis
 from toymodels.dictionary.config import SAE_SCHEMA
@@ -68,6 +68,8 @@ def test_every_plot_kind_sweep_file_variable_and_zoo_model_appears(site):
               variables.POINT_VARIABLES, variables.SNAPSHOT_VARIABLES)
     names = [name for table in tables for name, _, _ in table]
     names += [name for table in sae_analysis.SAE_TABLES for name in table]
+    names += [name for table in (residual.VARIABLES, residual.UAND_VARIABLES)
+              for name, _, _ in table]
     for name in names:
         assert f"| `{name}` |" in site, name
     for name in zoo.names():

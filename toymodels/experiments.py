@@ -282,6 +282,13 @@ EXPERIMENTS: dict[str, Experiment] = {
          "sweep.d_mlp=[8, 32]", "sweep.seed=[0, 1]"),
         (PlotSpec("uand_scaling.png", "uand_scaling"),),
     ),
+    "compressed_computation_control": Experiment(  # issue 27: Bhagat et al. 2025's control
+        "compressed_computation_control.toml",
+        ("residual.n_features=20", "residual.d_embed=64", "residual.d_mlp=10",
+         "data.feature_probability=0.05", "train.steps=300", "train.batch_size=256",
+         "train.eval_samples=8192", "sweep.label_mixing=[0.0, 0.5, 1.0]", "sweep.seed=[0]"),
+        (PlotSpec("compressed_computation_control.png", "computation_control"),),
+    ),
     "llc_phase_2_1": Experiment(  # the phase_2_1 sweep again, then its LLC
         "phase_2_1.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1]"),
         (PlotSpec("llc_phase_2_1.png", "llc_phase", {"theory": "2_1"}),), llc=_PHASE_LLC,

@@ -24,6 +24,7 @@ from toymodels.checks import toml_value
 from toymodels.config import SweepConfig, parse_toy, to_toml
 from toymodels.dictionary.sae import SAE_KINDS
 from toymodels.models import MODELS, get_model
+from toymodels.residual_config import param_dims
 
 PADDED_DIMS = ("hidden", "feature", "step", "snapshot", "example", "latent", "rank", "factor")
 SHARED = "shared"  # attrs key of a variable every group holds the same (an SAE source's world)
@@ -167,6 +168,8 @@ def split(ds: xr.Dataset, config: SweepConfig) -> list[xr.Dataset]:
 def trimmed(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
     if group.trainer == "sae":
         return _trimmed_sae(ds, group)
+    if group.trainer == "residual":
+        return _trimmed_residual(ds, group)
     model, train = group.spec.model, group.spec.train
     kind = get_model(model.kind)
     others = {n for k in MODELS.values() for n in k.dims} - set(kind.dims)
@@ -189,6 +192,22 @@ def _trimmed_sae(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
                 "factor": sae.world.n_factors if sae.world is not None else 0}  # a world's copula
     ds = ds.isel({d: slice(0, n) for d, n in own_size.items() if d in ds.dims})
     return _as_group(ds, group, sae_kind=sae.kind, width=sae.width)
+
+
+def _trimmed_residual(ds: xr.Dataset, group: SweepConfig) -> xr.Dataset:
+    """`trimmed` for a group of residual MLPs: its own parameters (layers, biases,
+    readout) at its own sizes (embed, feature, neurons, outputs, steps)."""
+    r, train = group.spec.residual, group.spec.train
+    everything = {n for n in ds.data_vars if n.startswith(("W_in_", "W_out_", "b_in_", "b_out_"))
+                  } | {"R", "W_U"}
+    ds = ds.drop_vars([v for v in ds.data_vars if v in everything - set(param_dims(r))])
+    sizes = {"embed": r.d_embed, "feature": r.n_features, "neuron": r.d_mlp,
+             "output": r.n_outputs, "step": train.n_logs,
+             **{f"neuron_{l}": k for l, k in enumerate(r.split)}}
+    ds = ds.isel({d: slice(0, n) for d, n in sizes.items() if d in ds.dims})
+    return _as_group(ds, group, task=r.task, n_features=r.n_features, d_embed=r.d_embed,
+                     d_mlp=r.d_mlp, n_layers=r.n_layers, split=list(r.split),
+                     bias=int(r.bias), embed=r.embed, readout=r.readout)
 
 
 def _as_group(ds: xr.Dataset, group: SweepConfig, **attrs) -> xr.Dataset:

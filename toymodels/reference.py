@@ -18,7 +18,7 @@ import math
 
 from toymodels import zoo
 from toymodels.cli import build_parser
-from toymodels.analysis import variables
+from toymodels.analysis import residual, variables
 from toymodels.checks import Key
 from toymodels.config import SCHEMA
 from toymodels.dictionary import analysis as sae_analysis
@@ -63,6 +63,10 @@ VARIABLE_TABLES = (  # (heading, when analyze adds them, rows (name, dims, descr
     ("Memorisation", "finite datasets (`data.dataset_size`)", variables.POINT_VARIABLES),
     ("Training dynamics", "sweeps with snapshots (`train.snapshot_every`)",
      variables.SNAPSHOT_VARIABLES),
+    ("Residual MLPs against their baselines", "residual-MLP sweeps (a `[residual]` table)",
+     residual.VARIABLES),
+    ("Residual MLPs: U-AND truth tables", "residual-MLP sweeps with task = \"uand\"",
+     residual.UAND_VARIABLES),
 )
 
 
@@ -109,7 +113,7 @@ def key_reference() -> str:
 
 
 def variable_reference() -> str:
-    """Every variable `toymodels analyze` adds (toy models, then SAEs)."""
+    """Every variable `toymodels analyze` adds (toy models, residual MLPs, then SAEs)."""
     parts = []
     for heading, when, rows in VARIABLE_TABLES:
         parts += [f"### {heading}", "", f"Added for: {when}.", "",

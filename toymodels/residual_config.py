@@ -142,6 +142,26 @@ class ResidualSpec:
         return math.comb(self.n_features, 2) if self.task == "uand" else self.n_features
 
 
+def param_dims(spec: ResidualSpec) -> dict[str, tuple[str, ...]]:
+    """Each parameter's dims after the sweep axes (`toymodels.compute.model`'s layout),
+    named in a results Dataset (the trainer's, the analysis's, a static group's trim).
+
+    Example:
+      >>> list(param_dims(ResidualSpec(n_layers=1, split=(50,), bias=False)))
+      ['W_E', 'W_in_0', 'W_out_0']
+    """
+    dims = {"W_E": ("embed", "feature")}
+    for l in range(spec.n_layers):
+        dims |= {f"W_in_{l}": (f"neuron_{l}", "embed"), f"W_out_{l}": ("embed", f"neuron_{l}")}
+        if spec.bias:
+            dims |= {f"b_in_{l}": (f"neuron_{l}",), f"b_out_{l}": ("embed",)}
+    if spec.task == "uand":
+        dims["R"] = ("output", "neuron")
+    elif spec.readout == "learned":
+        dims["W_U"] = ("feature", "embed")
+    return dims
+
+
 def even_split(d_mlp: int, n_layers: int) -> list[int]:
     """The default split: d_mlp neurons over n_layers, the first layers one more.
 

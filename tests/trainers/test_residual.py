@@ -12,6 +12,7 @@ import pytest
 
 import toymodels as tm
 from toymodels import store
+from toymodels.analysis import analyze
 from toymodels.compute import model
 from toymodels.compute.train import block_size, make_train
 from toymodels.trainers.residual import expand_residual
@@ -145,3 +146,8 @@ def test_layers_as_static_groups_uand_and_a_learned_embedding(tmp_path):
     W_E0 = np.asarray(model.embedding(model.embed_key(0), 8, 32))
     moved = np.abs(ds.W_E.values - W_E0).max(axis=(-2, -1))
     assert (moved > 1e-3).all()
+    out = analyze(ds)  # group by group: each at its own layers (toymodels.groups)
+    assert out.loss_ratio.dims == ("n_layers", "seed") and np.isfinite(out.loss_ratio).all()
+    np.testing.assert_allclose(out.loss_ratio, ds.final_loss / out.naive_loss, rtol=1e-5)
+    assert out.uand_n_pairs.dims == ("n_layers", "seed", "neuron")
+    assert (out.uand_n_pairs >= 0).all()

@@ -5,14 +5,17 @@ layout of one model (`W_E [d_embed, F]`, per layer `W_in_l [k_l, d_embed]`, `b_i
 `W_out_l [d_embed, k_l]`, `b_out_l`, optional `W_U [F, d_embed]`, `R [C(F,2), d_mlp]`
 for uand) with a leading run axis R; `summarise_runs(task, top)` batches `summarise_one`
 over it through `toymodels.analysis.batching.per_run`, the analysis's one vmap (as
-`toymodels.analysis.variables` does for toy models). Nothing here is wired into
-`analyze` yet.
+`toymodels.analysis.variables` does for toy models); `toymodels.analysis.residual`
+wires them, with the baselines below, into `toymodels analyze`.
 
 The neurons are the layers' concatenated (layer 0's first, `stack_layers`) and each is
 read in feature space through the embedding alone: its input weights W_in W_E [K, F]
 (what it reads of each feature from r_0) and output weights W_U W_out [F, K] (what it
 writes to each output); a later layer's reading of earlier layers' outputs is left out.
 
+- `naive_baseline`, `linear_baseline`: the naive baseline's and the best rank-d_mlp
+  affine map's loss of one run in closed form, in jnp so that they batch with the rest
+  (the float64 reference, derived in full: `toymodels.theory.computation`).
 - `relative_loss`: the headline, a run's loss over the naive baseline's
   (`toymodels.theory.computation.naive_loss`); below 1 means the run beats dedicating
   its neurons, the signature of computation in superposition.
@@ -71,6 +74,99 @@ def relative_loss(loss: jax.Array, naive: jax.Array,
     per = jnp.where(naive > 0, loss / jnp.where(naive > 0, naive, 1.0), jnp.nan)
     return {"ratio": jnp.sum(importance * loss) / jnp.sum(importance * naive),
             "per_output": per}
+
+
+def _moments(task: str, p: jax.Array) -> dict:
+    """E x², E f, E f², E[x f] of one signed feature (on w.p. p, Uniform[-1, 1)); f =
+    ReLU (identity_relu, relu) or |.| (abs), as `toymodels.theory.computation.moments`."""
+    if task == "abs":
+        return {"x2": p / 3, "f": p / 2, "f2": p / 3, "xf": jnp.zeros_like(p)}
+    return {"x2": p / 3, "f": p / 4, "f2": p / 6, "xf": p / 6}
+
+
+def _ranks(score: jax.Array) -> jax.Array:
+    """[F] each entry's place in decreasing order of `score`, ties by lower index."""
+    order = jnp.argsort(-score, stable=True)
+    return jnp.zeros(score.shape, jnp.int32).at[order].set(jnp.arange(score.size, dtype=jnp.int32))
+
+
+def _pairs_moments(p: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """([C(F,2)] p_i p_j, [C(F,2), F] Cov(x_i x_j, x_k)) of boolean features (i < j)."""
+    F = p.shape[0]
+    i, j = np.triu_indices(F, k=1)
+    pp = p[i] * p[j]
+    rows = np.arange(len(i))
+    cov = jnp.zeros((len(i), F)).at[rows, i].set(pp * (1 - p[i])).at[rows, j].set(pp * (1 - p[j]))
+    return pp, cov
+
+
+def naive_baseline(W_E: jax.Array, p: jax.Array, importance: jax.Array, s: jax.Array,
+                   task: str, d_mlp: int) -> dict:
+    """The naive baseline's loss of ONE run in closed form (jnp, batchable), as
+    `toymodels.theory.computation.naive_loss` derives it: the d_mlp features with the
+    largest I_i p_i computed by dedicated neurons (abs: two neurons a feature, an odd
+    last one computing ReLU(x_j)), the others left at zero, every output carrying the
+    mixing term c (M x)_i, c = 1 − s (identity_relu) or −s (relu, abs).
+
+    Args:
+      W_E: [d_embed, F]; p, importance: [F]; s: [] label_mixing; task, d_mlp static.
+
+    Returns:
+      {"per_output": [F_out] E[(ŷ_i − y_i)²]; "total": [] Σ I_i per_output_i / F_out}
+      (uand: over the C(F, 2) pairs, importance 1, no mixing term).
+
+    Example:
+      >>> out = naive_baseline(jnp.eye(3), jnp.full(3, 0.6), jnp.ones(3), 0.0, "relu", 2)
+      >>> [round(float(v), 3) for v in out["per_output"]]
+      [0.0, 0.0, 0.1]
+    """
+    if task == "uand":
+        pp, _ = _pairs_moments(p)
+        per = jnp.where(_ranks(pp) < d_mlp, 0.0, pp)
+        return {"per_output": per, "total": jnp.mean(per)}
+    M = mixing_matrix(W_E)
+    rank = _ranks(importance * p)
+    if task == "abs":  # neurons each feature gets: 2 (exact), 1 (ReLU(x_j) only) or 0
+        got = jnp.clip(d_mlp - 2 * rank, 0, 2)
+        g2 = jnp.where(got == 2, 0.0, jnp.where(got == 1, p / 6, p / 3))
+        xg = jnp.where(got == 1, p / 6, 0.0)
+    else:
+        computed = rank < d_mlp
+        g2 = jnp.where(computed, 0.0, p / 6)
+        xg = jnp.where(computed, 0.0, -p / 6)
+    c = 1.0 - s if task == "identity_relu" else -s
+    mix = jnp.matmul(jnp.square(M), p / 3, precision=_HIGHEST)
+    per = g2 + 2 * c * jnp.diag(M) * xg + c**2 * mix
+    return {"per_output": per, "total": jnp.sum(importance * per) / per.shape[0]}
+
+
+def linear_baseline(W_E: jax.Array, p: jax.Array, importance: jax.Array, s: jax.Array,
+                    task: str, d_mlp: int) -> dict:
+    """The loss of the best affine map of rank <= d_mlp on top of the residual, ONE run
+    (jnp, batchable; reduced-rank regression as `toymodels.theory.computation.linear_loss`
+    derives it). Arguments and returns as `naive_baseline`; importances must be > 0.
+
+    Example:
+      >>> out = linear_baseline(jnp.eye(2), jnp.full(2, 0.3), jnp.ones(2), 0.0, "relu", 2)
+      >>> round(float(out["per_output"][0]), 4)  # Var ReLU(x) − Cov(x, ReLU)² / Var x
+      0.0194
+    """
+    if task == "uand":
+        pp, cov = _pairs_moments(p)
+        var_t, var_x, weight = pp * (1 - pp), p * (1 - p), jnp.ones_like(pp)
+    else:
+        m, M = _moments(task, p), mixing_matrix(W_E)
+        a = s - 1.0 if task == "identity_relu" else s
+        cov = jnp.diag(m["xf"]) + a * M * m["x2"][None, :]
+        var_t = (m["f2"] - m["f"] ** 2 + 2 * a * jnp.diag(M) * m["xf"]
+                 + a**2 * jnp.matmul(jnp.square(M), p / 3, precision=_HIGHEST))
+        var_x, weight = m["x2"], importance
+    inv_sd = jnp.where(var_x > 0, jax.lax.rsqrt(jnp.where(var_x > 0, var_x, 1.0)), 0.0)
+    Z = jnp.sqrt(weight)[:, None] * cov * inv_sd[None, :]
+    U, S, _ = jnp.linalg.svd(Z, full_matrices=False)
+    explained = jnp.matmul(jnp.square(U[:, :d_mlp]), jnp.square(S[:d_mlp]), precision=_HIGHEST)
+    per = var_t - explained / weight
+    return {"per_output": per, "total": jnp.sum(weight * per) / per.shape[0]}
 
 
 def layer_count(params: dict) -> int:

@@ -8,7 +8,8 @@ through `per_run` (the single `jax.jit(jax.vmap(...))` of the analysis,
 reshaped back to the named axes. The tables below (`VARIABLES`, ...) name every variable,
 its dims after the run axes and its attrs["description"]. An SAE sweep
 (attrs["trainer"] = "sae") is scored against the truth by
-`toymodels.dictionary.analysis` instead.
+`toymodels.dictionary.analysis` instead, and a residual-MLP sweep (attrs["trainer"] =
+"residual") against its naive and linear baselines by `toymodels.analysis.residual`.
 
 The same holds for the variables that need more than `W` (each its own per-model
 function, batched by `per_run`): neuron measures (`toymodels.analysis.neurons`; also
@@ -39,6 +40,7 @@ from toymodels.analysis import (
     neurons,
 )
 from toymodels.analysis import norms as norm_reliance
+from toymodels.analysis import residual as residual_analysis
 from toymodels.analysis.batching import in_chunks, per_run
 from toymodels.config import SweepConfig
 from toymodels.dictionary import analysis as sae_analysis
@@ -432,7 +434,8 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False,
       adversarial: also compute `vulnerability` (seconds for thousands of small models,
         minutes for 10,000 runs of 400 -> 30); the same as "vulnerability" in `extras`.
       extras: names of `EXTRAS` to add too; an unknown name raises ValueError listing
-        the valid ones. An SAE sweep (attrs["trainer"] = "sae") has none.
+        the valid ones. An SAE sweep (attrs["trainer"] = "sae") and a residual-MLP
+        sweep ("residual") have none.
 
     Returns:
       A new dataset with the variables above, each with attrs["description"].
@@ -445,6 +448,8 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False,
     extras = check_extras(extras, adversarial)
     if ds.attrs.get("trainer") == "sae":  # sparse autoencoders: scored against the truth
         return sae_analysis.analyze_sae(ds)
+    if ds.attrs.get("trainer") == "residual":  # residual MLPs: against their baselines
+        return residual_analysis.analyze_residual(ds)
     one = functools.partial(_analyze_group, extras=extras)
     return results.map_groups(one, ds)
 

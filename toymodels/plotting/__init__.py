@@ -33,6 +33,8 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
 - ``uand_scaling``: trained universal-AND circuits against the random construction as d grows.
 - ``dropout``, ``incidental``, ``norms``: dropout, incidental polysemanticity, norms and
   optimisers.
+- ``computation_control``: residual MLPs against the naive baseline over the labels'
+  mixing scale (Braun et al. 2025's compressed computation, Bhagat et al. 2025's control).
 
 What each kind needs of a results directory (a second sweep axis, snapshots, an SAE
 sweep, ...) is data in ``needs`` (``NEEDS``, ``why_not(kind, ds)``, ``kinds_for(ds)``):
@@ -68,6 +70,7 @@ from toymodels.outputs import output_file, written
 from toymodels.plotting import absorption as _absorption
 from toymodels.plotting import amortisation as _amortisation
 from toymodels.plotting import benchmark as _benchmark
+from toymodels.plotting import computation_control as _computation_control
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import hedging as _hedging
 from toymodels.plotting import incidental as _incidental
@@ -162,6 +165,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_incidental.FIGURES,  # incidental
     **_norms.FIGURES,  # norms (importance), optimizer_phase (panel)
     **_uand_scaling.FIGURES,  # uand_scaling (construction_seeds, read_share)
+    **_computation_control.FIGURES,  # computation_control (residual MLPs)
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 

@@ -41,7 +41,8 @@ class Needs:
     enough (e.g. `DENSITY_AXES`: a feature_probability or a sparsity axis).
 
     Attributes:
-      trainer: "toy" (toy-model sweeps), "sae" (SAE sweeps), "llc_calibration" or None
+      trainer: "toy" (toy-model sweeps), "sae" (SAE sweeps), "residual" (residual-MLP
+        sweeps), "llc_calibration" or None
         (toy models or SAEs).
       axes: how many sweep axes it needs besides seed and `besides` (phase: 2).
       besides: axes not counted in `axes` (optimizer_phase folds optimizer and
@@ -100,6 +101,7 @@ FINITE = ("dataset_size", "data_seed", "seed")  # the axes of a memorisation swe
 GAP = tuple(f"{what}_{method}" for what in ("support", "recall")
             for method in ("encoder", "gp", "omp", "truth_gp"))  # sae_gap's curves
 AMORTISATION = ("mcc", "mcc_truth_gp", "mcc_truth_omp", "mcc_oracle_gp", "mcc_oracle_omp")
+RESIDUAL_SCORES = ("loss_ratio", "linear_ratio")  # `toymodels analyze` of a residual sweep
 SAE_SCORES = ("mmcs", "fvu", "dead_fraction", "recovered_90", "random_mmcs",
               "random_recovered_90", "n_truth", "l0", "true_l0", "decoder_mcc",
               "decoder_projection", *GAP, *AMORTISATION)  # `toymodels analyze`
@@ -165,6 +167,8 @@ NEEDS: dict[str, Needs] = {
     "uand_scaling": Needs(trainer="residual", named=("d_mlp",), only=("d_mlp", "seed"),
                           variables=("W_in_0", "R", "final_loss", "final_loss_se"),
                           check=_uand),
+    "computation_control": Needs(trainer="residual", named=("label_mixing",),
+                                 only=("label_mixing", "seed"), variables=RESIDUAL_SCORES),
 }
 """The needs of every plot kind (the keys of `PLOTS`, in its order)."""
 
@@ -175,11 +179,14 @@ VARIABLE_HINTS = {
     "train_loss": "needs a finite training set (train_loss): set data.dataset_size",
     **{name: "needs the SAE scores ({names}): run `toymodels analyze` on this directory first"
        for name in SAE_SCORES},
+    **{name: "needs the baselines' ratios ({names}): run `toymodels analyze` on this directory "
+             "first" for name in RESIDUAL_SCORES},
 }
 AXIS_HINTS = {
     "dataset_size": " (a finite training set per size: [sweep] dataset_size = [...])",
     "width": " ([sweep] width = [...] of an SAE sweep)",
     "k": " ([sweep] k = [...] of a TopK-family SAE sweep)",
+    "label_mixing": " ([sweep] label_mixing = [...] of a residual sweep)",
     "source_run": " (an SAE sweep of several runs of a toy-model results directory)",
 }
 
@@ -233,7 +240,7 @@ def _trainer_reason(needs: Needs, ds: xr.Dataset) -> str | None:
     if needs.trainer == "sae":
         return f"needs an SAE sweep (a sweep file with an [sae] table); this is a sweep of {have} models"
     if needs.trainer == "residual":
-        return f"needs a residual sweep (a sweep file with a [residual] table); this is a sweep of {have} models"
+        return f"needs a residual-MLP sweep (a sweep file with a [residual] table); this is a sweep of {have} models"
     if needs.trainer == "llc_calibration":
         return "needs an LLC calibration (toymodels llc DIR --calibrate writes DIR/llc_calibration)"
     if have == "llc_calibration":
@@ -373,7 +380,7 @@ def _text(needs: Needs) -> str:
     plural = lambda word, names: f"{word}{'s' if len(names) > 1 else ''} {_words(names)}"
     models = f"{_words(needs.models, 'or')} models" if needs.models else "toy models"
     parts = [{"toy": f"a sweep of {models}", "sae": "an SAE sweep",
-              "residual": "a residual sweep"}.get(needs.trainer, "any sweep")]
+              "residual": "a residual-MLP sweep"}.get(needs.trainer, "any sweep")]
     if needs.named:
         word = "axes" if len(needs.named) > 1 else "axis"
         parts.append(f"the sweep {word} {_words([either(e) for e in needs.named])}")

@@ -22,7 +22,7 @@ from toymodels.grid import Grid, axis_columns, density, importance, make_grid, r
 from toymodels.hyper import complement
 from toymodels.parsers import PARSERS
 from toymodels.progress import Report
-from toymodels.residual_config import ResidualSpec
+from toymodels.residual_config import param_dims
 from toymodels.spec import Spec
 from toymodels.trainers.base import (Checkup, Trainer, first_nonfinite, grid_shaped,
                                      manifest_attrs, per_group)
@@ -65,20 +65,6 @@ def make_block(spec: Spec, root_seed: int, report: Report | None = None):
                 "final_loss_se": out.final_loss_se, "loss_per_output": out.loss_per_output}
 
     return block
-
-
-def param_dims(spec: ResidualSpec) -> dict[str, tuple[str, ...]]:
-    """Each parameter's dims after the sweep axes (`toymodels.compute.model`'s layout)."""
-    dims = {"W_E": ("embed", "feature")}
-    for l in range(spec.n_layers):
-        dims |= {f"W_in_{l}": (f"neuron_{l}", "embed"), f"W_out_{l}": ("embed", f"neuron_{l}")}
-        if spec.bias:
-            dims |= {f"b_in_{l}": (f"neuron_{l}",), f"b_out_{l}": ("embed",)}
-    if spec.task == "uand":
-        dims["R"] = ("output", "neuron")
-    elif spec.readout == "learned":
-        dims["W_U"] = ("feature", "embed")
-    return dims
 
 
 def chunk_keys(spec: Spec) -> list[str]:
