@@ -126,7 +126,10 @@ def objective(params: model.Params, fixed: model.Params, gram: jax.Array | None,
 def step_one(spec: Spec, state: State, hyper: ResidualHyper, noise: data.Noise):
     """One optimiser step of one run on the inputs its seed's `noise` makes: (the new
     State, [] the loss before the step)."""
-    x = tasks.sample(noise, hyper.feature_probability, spec.data, spec.residual)
+    # The barrier makes x once: else XLA fuses the input law into each of x's consumers
+    # and recomputes it there (~1.3x the step's time at n = 100, d_embed = 1000).
+    x = jax.lax.optimization_barrier(
+        tasks.sample(noise, hyper.feature_probability, spec.data, spec.residual))
     loss, grads = jax.value_and_grad(objective)(state.params, state.fixed, state.gram, x,
                                                 hyper, spec)
     updates, opt_state = make_optimizer(spec.train, hyper).update(grads, state.opt_state,
