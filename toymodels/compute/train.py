@@ -65,7 +65,8 @@ class ResidualHyper:
 class State:
     """One run's trained parameters, its fixed ones (W_E when fixed, else {}), the
     optimiser's state of the trained ones, and gram [n, n] = W_EᵀW_E of a fixed W_E
-    (`fixed_gram`; None until the run's block computes it, and for uand or a learned W_E)."""
+    (`fixed_gram`; None until the run's block computes it, and where not
+    `uses_fixed_gram`)."""
 
     params: model.Params
     fixed: model.Params
@@ -113,11 +114,14 @@ def init_one(spec: Spec, seed_key: jax.Array, hyper: ResidualHyper) -> State:
     return State(params, fixed, make_optimizer(spec.train, hyper).init(params))
 
 
-def fixed_gram(spec: Spec, fixed: model.Params) -> jax.Array | None:
+def uses_fixed_gram(spec: Spec) -> bool:
+    """Whether the runs keep W_EᵀW_E (`fixed_gram`): a fixed W_E and a real-valued task."""
+    return spec.residual.task != "uand" and spec.residual.embed == "fixed"
+
+
+def fixed_gram(fixed: model.Params) -> jax.Array:
     """[n, n] W_EᵀW_E of one run's fixed W_E, computed once and not at every step (the
-    readout's W_U W_E and the labels' mixing); None for uand or a learned W_E."""
-    if spec.residual.task == "uand" or "W_E" not in fixed:
-        return None
+    readout's W_U W_E and the labels' mixing)."""
     return fixed["W_E"].T @ fixed["W_E"]
 
 
@@ -215,11 +219,13 @@ def evaluate(spec: Spec, params: model.Params, hyper: ResidualHyper, eval_key: j
 def train_runs(spec: Spec, seed_keys: jax.Array, slot: jax.Array, hyper: ResidualHyper,
                eval_key: jax.Array, report: Report | None = None) -> Output:
     """`make_train(spec)`'s train: every run's init (vmapped over R), then in [G, V]
-    blocks its fixed W_E's gram (`fixed_gram`), the training scan and the evaluation."""
+    blocks its fixed W_E's gram (`fixed_gram`, where `uses_fixed_gram`), the training
+    scan and the evaluation."""
     V = block_size(spec)
     data_keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(seed_keys, DATA)
     states = blocks.as_blocks(jax.vmap(partial(init_one, spec))(seed_keys[slot], hyper), V)
-    states = states.replace(gram=blocks.map_blocks(partial(fixed_gram, spec))(states.fixed))
+    if uses_fixed_gram(spec):
+        states = states.replace(gram=blocks.map_blocks(fixed_gram)(states.fixed))
     hyper, slot = blocks.as_blocks((hyper, slot), V)
     inputs = Inputs(data_keys, hyper, slot, ticker(report, spec.train.steps))
     states, curve = jax.lax.scan(partial(log_period, spec, inputs), states,
