@@ -15,10 +15,14 @@ The JAX side is the real sweep path (`engine_rate`: `toymodels.sweep.make_chunk_
 of the parsed `[residual]` config, one chunk over one JAX CPU device per core): R =
 `--models` runs, one per seed, sharing W_E (embed_seed 0, the table's default), AdamW
 (lr 3e-3, weight decay 0.01 as torch's, cosine), `eval_samples` at its minimum 8,192.
-Its timed call is a whole chunk (init, `--steps` steps, the final evaluation).
+Its timed call is a whole chunk (init, `--steps` steps, the final evaluation); each R of
+`--models` is timed every repeat. The run first measures the matmul ceiling
+(`ceiling.matmul_ceiling`, also per CPU-second) and records each R's share of it, in the
+plain FLOPs and in those the JAX side computes (`folded_flops`), and the load average
+after every repeat.
 
-    python benchmarks/residual_throughput.py --threads 2 1 --repeats 3 \
-        --json benchmarks/results_residual.json
+    python benchmarks/residual_throughput.py --only braun --models 1 8 32 128 \
+        --threads 1 --repeats 3 --json benchmarks/results_residual.json
     python benchmarks/residual_throughput.py --torch-only --threads 2 1 --repeats 3
         # the baseline alone (no JAX needed)
 
@@ -55,6 +59,20 @@ except ImportError as e:  # pragma: no cover - depends on the venv
     JAX_ERROR = e
 
 JAX_STEPS = 20
+
+
+def folded_flops(case: str) -> float:
+    """Matmul FLOPs of one step of one model as the JAX side computes it
+    (`toymodels.compute.model.fold`; W_E fixed, its gram G made once per run): the batch's
+    P x, (G - s(G - I)) x, M a and the gradients dP, da, dM, 2 B (4 n k + n^2), and the
+    fold P = W_in W_E, M = W_E^T W_out with its backward, 8 k d n (162.9 MFLOP at n =
+    100, d_embed = 1000, d_mlp = 50, B = 2048, against 2,252.8 for `matmul_flops`).
+    One layer only (NaN otherwise)."""
+    c = CASES[case]
+    if c["n_layers"] != 1:
+        return float("nan")
+    B, n, d, k = c["batch"], c["n"], c["d_embed"], c["d_mlp"]
+    return float(2 * B * (4 * n * k + n * n) + 8 * k * d * n)
 
 
 def residual_config(case: str, R: int, steps: int, seed: int = 0):
@@ -97,7 +115,8 @@ def _line(who: str, r: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=list(CASES), action="append")
-    ap.add_argument("--models", type=int, default=64, help="R: models the JAX side trains at once")
+    ap.add_argument("--models", type=int, nargs="+", default=[64],
+                    help="R: models the JAX side trains at once (each value timed every repeat)")
     ap.add_argument("--steps", type=int, default=JAX_STEPS, help="JAX steps per chunk")
     ap.add_argument("--torch-steps", type=int, default=None, help="default per case")
     ap.add_argument("--threads", type=int, nargs="+", default=None,
@@ -105,6 +124,9 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--torch-only", action="store_true", help="time the baseline alone")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--no-ceiling", action="store_true")
+    ap.add_argument("--ceiling-n", type=int, nargs="+", default=[2048])
+    ap.add_argument("--ceiling-repeats", type=int, default=3)
     args = ap.parse_args(argv)
 
     try:
@@ -119,24 +141,36 @@ def main(argv=None) -> int:
     print(f"{platform.platform()} | torch {torch.__version__} | "
           f"{len(os.sched_getaffinity(0))} CPUs | load {os.getloadavg()[0]:.1f}"
           + ("" if args.torch_only else f" | jax {jax.__version__}, {len(jax.devices())} devices"))
+    ceiling = None
+    if not (args.torch_only or args.no_ceiling):
+        from ceiling import describe, matmul_ceiling
+        ceiling = matmul_ceiling(args.ceiling_n, args.ceiling_repeats)
+        ceiling["gflop_per_cpu_s"] = max(r["gflops"] / r["cores_busy"]
+                                         for r in ceiling["candidates"])
+        print(describe(ceiling) + f"; per CPU-second {ceiling['gflop_per_cpu_s']:.1f} GFLOP",
+              flush=True)
     rows = []
     for case in args.only or list(CASES):
         try:
-            runner = None if args.torch_only else chunk_runner(
-                residual_config(case, args.models, args.steps))
+            runners = {} if args.torch_only else {
+                R: chunk_runner(residual_config(case, R, args.steps)) for R in args.models}
         except UserError as e:  # a tree without the [residual] trainer
             print(f"the JAX side could not be built ({e}); use --torch-only")
             return 2
         torch_runs = {t: [] for t in threads}
-        jax_runs = []
+        jax_runs = {R: [] for R in runners}
+        load = [os.getloadavg()]
         for rep in range(args.repeats):  # alternately, so that load falls on both alike
             for t in threads:
                 torch_runs[t].append(torch_residual_rate(case, args.torch_steps, t, seed=rep))
                 print(_line("torch", torch_runs[t][-1]), flush=True)
-            if runner is not None:
-                jax_runs.append(jax_residual_rate(runner, case, args.steps, warm=rep > 0))
-                print(_line("jax", jax_runs[-1]), flush=True)
-        row = {"case": case, **CASES[case], "flops": matmul_flops(case), "torch": {}}
+            for R, runner in runners.items():
+                jax_runs[R].append(jax_residual_rate(runner, case, args.steps, warm=rep > 0))
+                print(_line("jax", jax_runs[R][-1]), flush=True)
+            load.append(os.getloadavg())
+        row = {"case": case, **CASES[case], "flops": matmul_flops(case),
+               "folded_flops": folded_flops(case), "torch": {},
+               "load_average": load}
         for t, runs in torch_runs.items():
             med = statistics.median(r["model_steps_per_s"] for r in runs)
             cpu = statistics.median(r["model_steps_per_cpu_s"] for r in runs)
@@ -145,15 +179,23 @@ def main(argv=None) -> int:
             print(f"{case}: torch, {t} thread(s), median of {args.repeats}: {med:.2f} "
                   f"model-steps/s ({med * row['flops'] / 1e9:.1f} GFLOP/s), "
                   f"{cpu:.2f} per CPU-second", flush=True)
-        if jax_runs:
-            med = statistics.median(r["model_steps_per_s"] for r in jax_runs)
-            cpu = statistics.median(r["model_steps_per_cpu_s"] for r in jax_runs)
-            row["jax"] = {"median_model_steps_per_s": med, "median_model_steps_per_cpu_s": cpu,
-                          "models": args.models, "steps": args.steps, "runs": jax_runs}
+        if runners:
+            row["jax"], row["speedup_vs_torch"], row["speedup_per_cpu_s"] = {}, {}, {}
+        for R, runs in jax_runs.items():
+            med = statistics.median(r["model_steps_per_s"] for r in runs)
+            cpu = statistics.median(r["model_steps_per_cpu_s"] for r in runs)
+            row["jax"][R] = {"median_model_steps_per_s": med, "median_model_steps_per_cpu_s": cpu,
+                             "models": R, "steps": args.steps, "runs": runs}
             ratios = {t: med / row["torch"][t]["median_model_steps_per_s"] for t in threads}
             per_cpu = {t: cpu / row["torch"][t]["median_model_steps_per_cpu_s"] for t in threads}
-            row["speedup_vs_torch"], row["speedup_per_cpu_s"] = ratios, per_cpu
-            print(f"{case}: jax median of {args.repeats}: {med:.2f} model-steps/s "
+            row["speedup_vs_torch"][R], row["speedup_per_cpu_s"][R] = ratios, per_cpu
+            if ceiling:  # the plain formulation's FLOPs (the JAX side computes fewer)
+                row["jax"][R]["share_of_ceiling"] = med * row["flops"] / 1e9 / ceiling["gflops"]
+                row["jax"][R]["share_of_ceiling_per_cpu_s"] = (
+                    cpu * row["flops"] / 1e9 / ceiling["gflop_per_cpu_s"])
+                row["jax"][R]["computed_share_of_ceiling_per_cpu_s"] = (
+                    cpu * row["folded_flops"] / 1e9 / ceiling["gflop_per_cpu_s"])
+            print(f"{case}: jax R={R} median of {args.repeats}: {med:.2f} model-steps/s "
                   f"({med * row['flops'] / 1e9:.1f} GFLOP/s), {cpu:.2f} per CPU-second -> "
                   + ", ".join(f"x{v:.1f} (x{per_cpu[t]:.1f} per CPU-second) vs torch on "
                               f"{t} thread(s)" for t, v in ratios.items()), flush=True)
@@ -162,7 +204,8 @@ def main(argv=None) -> int:
         args.json.write_text(json.dumps({
             "benchmark": "residual_throughput", "platform": platform.platform(),
             "cpu_count": len(os.sched_getaffinity(0)), "repeats": args.repeats,
-            "torch_only": args.torch_only, "results": rows}, indent=1, default=str))
+            "torch_only": args.torch_only, "ceiling_gflops": ceiling and ceiling["gflops"],
+            "ceiling": ceiling, "results": rows}, indent=1, default=str))
     return 0
 
 

@@ -65,27 +65,48 @@ def output_weights(importance: jax.Array, spec: ResidualSpec) -> jax.Array:
     return jnp.ones(spec.n_outputs, jnp.float32) if spec.task == "uand" else importance
 
 
-def squared_errors(params: model.Params, x: jax.Array, s: jax.Array,
-                   spec: ResidualSpec) -> jax.Array:
+def error_map(read: jax.Array | None, gram: jax.Array, s: jax.Array) -> jax.Array:
+    """[n, n] the part of ŷ − y linear in x of a real-valued task: the readout's direct
+    map `read` (W_U W_E, or None: 0) less the labels' mixing s (G − I), G = W_EᵀW_E, so
+    that each example pays one [n, n] product instead of two."""
+    mixing = s * (gram - jnp.eye(gram.shape[0], dtype=gram.dtype))
+    return -mixing if read is None else read - mixing
+
+
+def squared_errors(params: model.Params, x: jax.Array, s: jax.Array, spec: ResidualSpec,
+                   gram: jax.Array | None = None) -> jax.Array:
     """[B, n_outputs] (ŷ − y)² of a batch x [B, n] for one model (`model.forward` by
-    way of `model.fold`: the maps between n, d_mlp and the outputs, once per batch)."""
+    way of `model.fold`: the maps between n, d_mlp and the outputs, once per batch, then
+    `model.forward_folded` on the batch).
+
+    `gram` [n, n] = W_EᵀW_E if known (a fixed W_E: `toymodels.compute.train` computes it
+    once per run), else computed here. For the real-valued tasks ŷ − y is one folded
+    forward pass whose direct map is `error_map` (the labels' x-linear part folded in),
+    less the task's base labels."""
+    forward = model.forward_folded  # on the whole batch: see its docstring
+    if spec.task == "uand":
+        y = jax.vmap(labels, in_axes=(0, None, None, None))(x, None, s, spec)
+        return (forward(model.fold(params, spec), params["R"], x, spec) - y) ** 2
     W_E = params["W_E"]
-    gram = W_E.T @ W_E
-    folded = model.fold(params, spec)
-    forward = jax.vmap(model.forward_folded, in_axes=(None, None, 0, None))
-    y_hat = forward(folded, params.get("R"), x, spec)
-    y = jax.vmap(labels, in_axes=(0, None, None, None))(x, gram, s, spec)
-    return (y_hat - y) ** 2
+    gram = W_E.T @ W_E if gram is None else gram
+    folded = model.fold(params, spec, gram)
+    folded["read"][0] = error_map(folded["read"][0], gram, s)
+    return (forward(folded, None, x, spec) - BASE_LABELS[spec.task](x)) ** 2
 
 
 def example_losses(params: model.Params, x: jax.Array, s: jax.Array, importance: jax.Array,
-                   spec: ResidualSpec) -> jax.Array:
-    """[B] Σ_i I_i (ŷ_i − y_i)² / n_outputs of each example of x [B, n]."""
-    errors = squared_errors(params, x, s, spec)
+                   spec: ResidualSpec, gram: jax.Array | None = None) -> jax.Array:
+    """[B] Σ_i I_i (ŷ_i − y_i)² / n_outputs of each example of x [B, n] (`gram`: as
+    `squared_errors`)."""
+    errors = squared_errors(params, x, s, spec, gram)
     return errors @ output_weights(importance, spec) / spec.n_outputs
 
 
 def loss(params: model.Params, x: jax.Array, s: jax.Array, importance: jax.Array,
-         spec: ResidualSpec) -> jax.Array:
-    """[] the importance-weighted per-output mean squared error, averaged over the batch."""
-    return jnp.mean(example_losses(params, x, s, importance, spec))
+         spec: ResidualSpec, gram: jax.Array | None = None) -> jax.Array:
+    """[] the importance-weighted per-output mean squared error, averaged over the batch
+    (`gram`: as `squared_errors`). The batch mean is taken before the weighted sum over
+    outputs (the same value: a [n] weighting, not a [B, n] @ [n] product and its gradient,
+    at every step)."""
+    errors = squared_errors(params, x, s, spec, gram)
+    return jnp.mean(errors, axis=0) @ output_weights(importance, spec) / spec.n_outputs
