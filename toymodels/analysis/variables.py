@@ -39,6 +39,7 @@ from toymodels.analysis import (
     neurons,
 )
 from toymodels.analysis import norms as norm_reliance
+from toymodels.analysis.spd import analyze_spd
 from toymodels.analysis.batching import in_chunks, per_run
 from toymodels.config import SweepConfig
 from toymodels.dictionary import analysis as sae_analysis
@@ -445,6 +446,8 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False,
     extras = check_extras(extras, adversarial)
     if ds.attrs.get("trainer") == "sae":  # sparse autoencoders: scored against the truth
         return sae_analysis.analyze_sae(ds)
+    if ds.attrs.get("trainer") == "spd":  # decompositions: scored against the features
+        return analyze_spd(ds)
     one = functools.partial(_analyze_group, extras=extras)
     return results.map_groups(one, ds)
 
