@@ -98,18 +98,18 @@ def score_one(params: dict, W: jax.Array, b: jax.Array, p: jax.Array, noise: jax
     U = {name: part["U"] for name, part in params.items()}
     V = {name: part["V"] for name, part in params.items()}
     scores = metrics.tms_scores(W, U, V, represented)
-    logits = jax.vmap(decomposition.causal_importance, in_axes=(None, None, 0))(
-        params, target, inputs(noise, p))
-    one_hot = decomposition.one_hot_importance(params, target)
+    F = W.shape[1]
+    x = jnp.concatenate([jnp.eye(F, dtype=W.dtype), inputs(noise, p)])  # one-hot, then the law
+    logits = jax.vmap(decomposition.causal_importance, in_axes=(None, None, 0))(params, target, x)
     out = {"failed": scores["failed"],
            "missed_feature": jnp.where(scores["failed"], scores["worst"], -1).astype(jnp.int32),
            "faithfulness": decomposition.faithfulness(params, target),
            **{f"best_cosine_{name}": scores[f"best_cosine_{name}"] for name in PATTERN_MATRICES}}
     for name in params:
-        seen = jnp.concatenate([one_hot[name], decomposition.hard_sigmoid(logits[name])])
+        seen = decomposition.hard_sigmoid(logits[name])  # [F + B, C]
         out.update({f"mmcs_{name}": scores[f"{name}_mmcs"], f"ml2r_{name}": scores[f"{name}_ml2r"],
                     f"n_live_{name}": metrics.live(seen, threshold),
-                    f"ci_one_hot_{name}": one_hot[name]})
+                    f"ci_one_hot_{name}": seen[:F]})
     return out
 
 
