@@ -104,8 +104,9 @@ def random_case(identity, seed, S=1, B=6):
     """Random parameters (every entry N(0, 1), so that gates fall on every piece of the
     sigmoids), a random 5 -> 2 target and sparse inputs."""
     rng = np.random.default_rng(seed)
-    params = jax.tree.map(lambda a: rng.normal(size=a.shape).astype(np.float32),
-                          spd.init(jax.random.key(seed), shapes(5, 2, identity), Spec))
+    structure = jax.eval_shape(lambda k: spd.init(k, shapes(5, 2, identity), Spec),
+                               jax.random.key(seed))  # the shapes only: nothing compiled
+    params = jax.tree.map(lambda a: rng.normal(size=a.shape).astype(np.float32), structure)
     W, b = rng.normal(size=(2, 5)).astype(np.float32), rng.normal(size=5).astype(np.float32) * 0.3
     x = (rng.uniform(size=(B, 5)) * (rng.uniform(size=(B, 5)) < 0.5)).astype(np.float32)
     hyper = dict(beta=0.03, p=0.7 + seed * 0.3, faithfulness_coefficient=1.3,
@@ -170,7 +171,7 @@ def test_init_follows_the_stated_scales():
     biases 0: sample standard deviations of a large C within 5%."""
     class Big:
         C, d_gate = 4000, 16
-    p = spd.init(jax.random.key(0), {"W_in": (2, 5)}, Big)["W_in"]
+    p = jax.jit(lambda k: spd.init(k, {"W_in": (2, 5)}, Big))(jax.random.key(0))["W_in"]
     assert np.std(p["V"]) == pytest.approx(1 / math.sqrt(2), rel=0.05)
     assert np.std(p["U"]) == pytest.approx(1 / math.sqrt(4000), rel=0.05)
     assert np.std(p["gate_in_w"]) == pytest.approx(math.sqrt(2), rel=0.05)

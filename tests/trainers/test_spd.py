@@ -1,11 +1,14 @@
 """The SPD trainer (toymodels.trainers.spd) through the sweep engine: its Dataset, chunk and
 resume bit-identity, batched equals unbatched, a zoo source, and (science) a hand-built
-model of k known rank-1 pieces decomposed into them.
+model of k known rank-1 pieces decomposed into them, then scored by `analyze`.
 
-Every test here compiles an SPD training program (8-30 s on 2 shared cores), so all are
-`slow`; the losses and gates are tested without the engine in tests/spd/.
+Every test here compiles an SPD training program (8-15 s on 2 shared cores), so all are
+`slow`, and each compiles at most one: the sweeps that several tests read are module
+fixtures, and the trainings are a few steps (the bits, not the convergence, are tested)
+but for the science. The losses and gates are tested without the engine in tests/spd/.
 """
 
+import shutil
 import tomllib
 
 import jax
@@ -15,6 +18,7 @@ import pytest
 
 import toymodels as tm
 from toymodels import store, zoo
+from toymodels.analysis import analyze
 from toymodels.spd.targets import hand_W
 from toymodels.spd.train import init_one, spd_block_size, step_one
 from toymodels.trainers.spd import expand_spd
@@ -25,8 +29,9 @@ ARRAYS = ("U_W_in", "V_W_in", "U_W_out", "V_W_out", "gate_in_w_W_in", "gate_out_
           "ci_W_in", "ci_W_out", "loss", "loss_faithfulness", "loss_importance")
 # batch 4096 makes V = 2 decompositions a block (2^19 values / (4096 x 2 x 6 x 6)): the 4
 # runs are two blocks, so chunk_size = 2 is two chunks
+STEPS = 10
 SMALL = {"name": "small", "spd": {"source": "hand", "n_features": 4, "C": 6, "d_gate": 4},
-         "train": {"steps": 40, "batch_size": 4096, "log_every": 20, "learning_rate": 3e-3},
+         "train": {"steps": STEPS, "batch_size": 4096, "log_every": 5, "learning_rate": 3e-3},
          "sweep": {"seed": [0, 1], "beta": [1e-3, 1e-2]}}
 
 
@@ -62,29 +67,42 @@ def test_the_dataset_holds_each_decomposition_and_its_target(reference):
     assert not np.array_equal(ds.U_W_in.isel(beta=0), ds.U_W_in.isel(beta=1))
 
 
-def test_chunk_size_changes_no_bit_and_a_resumed_sweep_equals_an_uninterrupted_one(
-        reference, tmp_path, monkeypatch):
-    out = tmp_path / "chunked"
-    monkeypatch.setattr(store, "finish", lambda out, ds: None)
-    tm.run_sweep(small(), out, chunk_size=2, quiet=True)
-    assert store.done_ranges(out) == [(0, 2), (2, 4)]
-    for a, b in store.done_ranges(out):
-        with np.load(store.chunk_path(out, a, b)) as chunk:
+@pytest.fixture(scope="module")
+def chunked(reference, tmp_path_factory):
+    """The sweep in chunks of 2 runs, stopped before its finish (chunks only)."""
+    out = tmp_path_factory.mktemp("spd") / "chunked"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store, "finish", lambda out, ds: None)
+        tm.run_sweep(small(), out, chunk_size=2, quiet=True)
+    return out
+
+
+def test_chunk_size_changes_no_bit(reference, chunked):
+    assert store.done_ranges(chunked) == [(0, 2), (2, 4)]
+    for a, b in store.done_ranges(chunked):
+        with np.load(store.chunk_path(chunked, a, b)) as chunk:
             for name in ARRAYS:
                 flat = reference[name].values.reshape(4, *reference[name].shape[2:])
                 np.testing.assert_array_equal(chunk[name], flat[a:b], err_msg=name)
+
+
+def test_a_resumed_sweep_equals_an_uninterrupted_one(reference, chunked, tmp_path):
+    out = tmp_path / "resumed"
+    shutil.copytree(chunked, out)
     store.chunk_path(out, 2, 4).unlink()
-    monkeypatch.undo()
     same(tm.load(tm.run_sweep(small(), out, chunk_size=2, quiet=True)), reference)
 
 
-def test_a_run_alone_is_the_run_in_the_sweep_and_the_unbatched_steps(reference, tmp_path):
-    """seed 1, β = 1e-2 alone (padded to a block of its own) gives the sweep's bits; and
-    40 steps of the unbatched step_one (no vmap: one decomposition, a Python-free scan)
-    give the same parameters to float rounding."""
+def test_a_run_alone_is_the_run_in_the_sweep(reference, tmp_path):
+    """seed 1, β = 1e-2 alone (padded to a block of its own) gives the sweep's bits."""
     alone = tm.load(tm.run_sweep(small(seed=[1], beta=[1e-2]), tmp_path / "alone", quiet=True))
     for name in ARRAYS:
         np.testing.assert_array_equal(alone[name].values[0, 0], reference[name].values[1, 1], name)
+
+
+def test_the_unbatched_steps_give_the_run_in_the_sweep(reference):
+    """The sweep's STEPS steps of seed 1, β = 1e-2 by the unbatched step_one (no vmap: one
+    decomposition, a Python-free scan) give its parameters to float rounding."""
     c = small(seed=[1], beta=[1e-2])
     spec, run = c.spec, jax.tree.map(lambda a: jnp.asarray(a[0]), expand_spd(c).hyper)
     key = jax.random.fold_in(jax.random.key(c.seed), 1)
@@ -94,17 +112,18 @@ def test_a_run_alone_is_the_run_in_the_sweep_and_the_unbatched_steps(reference, 
         uniforms = jax.random.uniform(jax.random.fold_in(data_key, step), (2, 4096, 4))
         return step_one(spec, state, run, uniforms, mask_key, step)
 
-    state, _ = jax.jit(lambda s: jax.lax.scan(body, s, jnp.arange(40)))(init_one(spec, key, run))
+    state, _ = jax.jit(lambda s: jax.lax.scan(body, s, jnp.arange(STEPS)))(init_one(spec, key, run))
     np.testing.assert_allclose(state.params["W_in"]["U"], reference.U_W_in.values[1, 1],
                                rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(state.params["W_out"]["gate_out_b"],
                                reference.gate_out_b_W_out.values[1, 1], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(state.params["W_in"]["U"], init_one(spec, key, run).params["W_in"]["U"])
 
 
 def test_a_zoo_source_is_decomposed_with_identity(tmp_path):
     c = tm.parse_config({"name": "z", "spd": {"source": "zoo:intro_pentagon", "identity": True,
                                               "C": 6, "d_gate": 4},
-                         "train": {"steps": 20, "batch_size": 256, "log_every": 10},
+                         "train": {"steps": 4, "batch_size": 256, "log_every": 2},
                          "sweep": {"seed": [0]}}, "z.toml")
     ds = tm.load(tm.run_sweep(c, tmp_path / "z", quiet=True))
     W = zoo.load("intro_pentagon").W
@@ -120,11 +139,11 @@ def test_a_results_directory_source_gives_a_source_run_axis(tmp_path):
     decomposition's target that run's W and b; a resolved config pins the source's model."""
     toy = tm.run_sweep(tm.parse_config({
         "name": "toy", "model": {"kind": "relu_output", "n_features": 4, "n_hidden": 2},
-        "train": {"steps": 20, "batch_size": 64, "log_every": 10},
+        "train": {"steps": 4, "batch_size": 64, "log_every": 2},
         "sweep": {"sparsity": [0.0, 0.9], "seed": [0, 1]}}), tmp_path / "toy", quiet=True)
     c = tm.parse_config({"name": "r", "spd": {"source": str(toy), "runs": {"seed": 0}, "C": 4,
                                               "d_gate": 4},
-                         "train": {"steps": 20, "batch_size": 64, "log_every": 10},
+                         "train": {"steps": 4, "batch_size": 64, "log_every": 2},
                          "sweep": {"seed": [3]}}, "r.toml")
     ds = tm.load(tm.run_sweep(c, tmp_path / "r", quiet=True))
     assert ds.U_W_in.dims[:2] == ("source_run", "seed") and ds.source_run.values.tolist() == [0, 2]
@@ -147,21 +166,49 @@ def piece_cosines(U, V, W_target, column: bool) -> np.ndarray:
     return np.abs(pieces @ subs.T).max(axis=1)
 
 
-def test_a_hand_built_model_of_k_pieces_decomposes_into_them(tmp_path):
-    """k = 3 dedicated features (W = I_3: W_in = Σ_i e_i e_iᵀ, the same for W_out): after
-    training, every feature's piece of W_in and W_out has a subcomponent with |cosine| >
-    0.99, in seeds 0 and 2 (0.998 and 0.999 at worst when written). The paper's 40k steps
-    of batch 4096 cut to 4k of 256 at a constant learning rate of 1e-2. Convergence is
-    seed-dependent, the failure mode the issue's failure statistics measure: seed 3 reached
-    only 0.990 here, and with batch 512 seed 1 kept two W_in pieces mixed (0.68)."""
-    c = tm.parse_config({"name": "k", "spd": {"source": "hand", "n_features": 3, "n_hidden": 3,
-                                              "C": 6, "d_gate": 8, "feature_probability": 0.1},
-                         "train": {"steps": 4000, "batch_size": 256, "log_every": 500,
-                                   "learning_rate": 1e-2, "schedule": "constant"},
-                         "sweep": {"seed": [0, 2]}}, "k.toml")
-    ds = tm.load(tm.run_sweep(c, tmp_path / "k", quiet=True))
-    for s in (0, 2):
-        r = ds.sel(seed=s)
+# The science target: k = 3 dedicated features (W = I_3: W_in = Σ_i e_i e_iᵀ, the same for
+# W_out) and C = 4 subcomponents per matrix (one to spare). The paper's 40k steps of batch
+# 4096 at lr 1e-3 cut to 600 steps of 64 at a cosine-decayed peak of 0.1, with each
+# feature on with probability 0.4 and β = 2e-2 so that few steps suffice: at these
+# settings 63 of the 64 seeds found every piece of both matrices at |cosine| > 0.99 when
+# written (the last at 0.987; at 700 steps all 64 at >= 0.995), and every seed had
+# exactly 3 live subcomponents per matrix. Measured alternatives at 1,000 steps of 64
+# (seeds reaching 0.99 of 64): the paper's β = 3e-3 with probability 0.2 and a peak of
+# 0.02, none; β = 1e-2 at a constant 1e-2, 4; at a peak of 0.1, 61. 64 seeds cost what one does: the block
+# of V = 64 decompositions is computed whole.
+HAND = {"name": "k", "spd": {"source": "hand", "n_features": 3, "n_hidden": 3, "C": 4,
+                             "d_gate": 4, "feature_probability": 0.4, "beta": 2e-2},
+        "train": {"steps": 600, "batch_size": 64, "log_every": 300, "learning_rate": 0.1,
+                  "schedule": "cosine"},
+        "sweep": {"seed": list(range(64))}}
+
+
+@pytest.fixture(scope="module")
+def hand_decomposed(tmp_path_factory):
+    c = tm.parse_config(HAND, "k.toml")
+    assert spd_block_size(c.spec) == 64
+    return tm.load(tm.run_sweep(c, tmp_path_factory.mktemp("spd") / "k", quiet=True))
+
+
+def test_a_hand_built_model_of_k_pieces_decomposes_into_them(hand_decomposed):
+    """Every feature's piece of W_in and W_out has a subcomponent at |cosine| > 0.99 (the
+    flattened matrices, numpy) in at least 61 of the 64 seeds, and above 0.95 in all."""
+    worst = []
+    for s in range(64):
+        r = hand_decomposed.isel(seed=s)
         cos_in = piece_cosines(r.U_W_in.values, r.V_W_in.values, r.target_W_in.values, True)
         cos_out = piece_cosines(r.U_W_out.values, r.V_W_out.values, r.target_W_out.values, False)
-        assert (cos_in > 0.99).all() and (cos_out > 0.99).all(), (s, cos_in, cos_out)
+        worst.append(min(cos_in.min(), cos_out.min()))
+    worst = np.array(worst)
+    assert (worst > 0.99).sum() >= 61 and (worst > 0.95).all(), np.sort(worst)[:8]
+
+
+def test_analyze_scores_the_decompositions_of_the_hand_built_model(hand_decomposed):
+    """The whole route, sweep then `analyze`: MMCS >= 0.99 in both matrices, no failure,
+    and as many live subcomponents as pieces (the spare one dead), in at least 61 of the
+    64 seeds."""
+    ds = analyze(hand_decomposed)
+    good = ((ds.mmcs_W_in >= 0.99) & (ds.mmcs_W_out >= 0.99) & ~ds.failed
+            & (ds.missed_feature == -1) & (ds.n_live_W_in == 3) & (ds.n_live_W_out == 3))
+    assert int(good.sum()) >= 61, ds[["mmcs_W_in", "mmcs_W_out", "n_live_W_in", "n_live_W_out"]]
+    assert not ds.failed.any()

@@ -41,6 +41,7 @@ from toymodels.analysis import (
 )
 from toymodels.analysis import norms as norm_reliance
 from toymodels.analysis import residual as residual_analysis
+from toymodels.analysis.spd import analyze_spd
 from toymodels.analysis.batching import in_chunks, per_run
 from toymodels.config import SweepConfig
 from toymodels.dictionary import analysis as sae_analysis
@@ -450,6 +451,8 @@ def analyze(ds: xr.Dataset, *, adversarial: bool = False,
         return sae_analysis.analyze_sae(ds)
     if ds.attrs.get("trainer") == "residual":  # residual MLPs: against their baselines
         return residual_analysis.analyze_residual(ds)
+    if ds.attrs.get("trainer") == "spd":  # decompositions: scored against the features
+        return analyze_spd(ds)
     one = functools.partial(_analyze_group, extras=extras)
     return results.map_groups(one, ds)
 
