@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 from pathlib import Path
 
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baseline_torch_spd import (CASES, INSTALL_HINT, LR, PAPER_STEPS, matmul_flops,  # noqa: E402
                                 torch_spd_rate)
+from compare import add_arguments, cpu_count, header, summarise, time_alternately  # noqa: E402
 
 try:  # the JAX side; --torch-only runs without it
     import jax
@@ -64,10 +64,10 @@ def spd_config(case: str, R: int, steps: int, seed: int = 0):
     return tm.parse_config({
         "name": f"bench-spd-{case}", "seed": seed,
         "spd": {"source": SOURCE, "C": c["C"], "identity": c["identity"], "beta": c["beta"],
-                "p": c["p_norm"], "n_mask_samples": 1},
-        "data": {"feature_probability": c["feature_probability"]},
+                "p": c["p_norm"], "n_mask_samples": 1, "d_gate": c["d_gate"],
+                "feature_probability": c["feature_probability"]},
         "train": {"steps": steps, "batch_size": c["batch"], "learning_rate": LR,
-                  "optimizer": "adam", "schedule": "cosine", "log_every": steps},
+                  "schedule": "cosine", "log_every": steps},
         "sweep": {"seed": list(range(R))},
     }, f"<spd_throughput {case}>")
 
@@ -98,14 +98,7 @@ def _line(who: str, r: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=list(CASES), action="append")
-    ap.add_argument("--decompositions", type=int, default=256,
-                    help="R: decompositions the JAX side trains at once")
-    ap.add_argument("--steps", type=int, default=JAX_STEPS, help="JAX steps per chunk")
-    ap.add_argument("--torch-steps", type=int, default=None, help="default per case")
-    ap.add_argument("--threads", type=int, nargs="+", default=None,
-                    help="torch thread counts, each timed every repeat (default: all cores)")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--torch-only", action="store_true", help="time the baseline alone")
+    add_arguments(ap, "decompositions", [256], JAX_STEPS, "decompositions")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
 
@@ -117,60 +110,34 @@ def main(argv=None) -> int:
     if not args.torch_only and JAX_ERROR is not None:
         print(f"the JAX side needs jax and the project ({JAX_ERROR}); use --torch-only")
         return 2
-    threads = args.threads or [len(os.sched_getaffinity(0))]
-    print(f"{platform.platform()} | torch {torch.__version__} | "
-          f"{len(os.sched_getaffinity(0))} CPUs | load {os.getloadavg()[0]:.1f}"
-          + ("" if args.torch_only else f" | jax {jax.__version__}, {len(jax.devices())} devices"))
+    threads = args.threads or [cpu_count()]
+    print(header(torch.__version__, None if args.torch_only else jax))
+    per_hour = lambda med: f" ({3600 * med / PAPER_STEPS:.3g} decompositions/h)"
     rows = []
     for case in args.only or list(CASES):
         try:
-            runner = None if args.torch_only else chunk_runner(
-                spd_config(case, args.decompositions, args.steps))
+            runners = {} if args.torch_only else {
+                R: chunk_runner(spd_config(case, R, args.steps)) for R in args.decompositions}
         except UserError as e:  # a tree without the [spd] trainer
             print(f"the JAX side could not be built ({e}); use --torch-only")
             return 2
-        torch_runs = {t: [] for t in threads}
-        jax_runs = []
-        for rep in range(args.repeats):  # alternately, so that load falls on both alike
-            for t in threads:
-                torch_runs[t].append(torch_spd_rate(case, args.torch_steps, t, seed=rep))
-                print(_line("torch", torch_runs[t][-1]), flush=True)
-            if runner is not None:
-                jax_runs.append(jax_spd_rate(runner, case, args.steps, warm=rep > 0))
-                print(_line("jax", jax_runs[-1]), flush=True)
-        row = {"case": case, **CASES[case], "flops": matmul_flops(case), "torch": {}}
-        for t, runs in torch_runs.items():
-            med = statistics.median(r["decomposition_steps_per_s"] for r in runs)
-            cpu = statistics.median(r["decomposition_steps_per_cpu_s"] for r in runs)
-            row["torch"][t] = {"median_decomposition_steps_per_s": med,
-                               "median_decomposition_steps_per_cpu_s": cpu,
-                               "median_decompositions_per_hour": 3600 * med / PAPER_STEPS,
-                               "runs": runs}
-            print(f"{case}: torch, {t} thread(s), median of {args.repeats}: {med:.2f} "
-                  f"decomposition-steps/s, {3600 * med / PAPER_STEPS:.3g} decompositions/h, "
-                  f"{cpu:.2f} per CPU-second", flush=True)
-        if jax_runs:
-            med = statistics.median(r["decomposition_steps_per_s"] for r in jax_runs)
-            cpu = statistics.median(r["decomposition_steps_per_cpu_s"] for r in jax_runs)
-            row["jax"] = {"median_decomposition_steps_per_s": med,
-                          "median_decomposition_steps_per_cpu_s": cpu,
-                          "median_decompositions_per_hour": 3600 * med / PAPER_STEPS,
-                          "decompositions": args.decompositions, "steps": args.steps,
-                          "runs": jax_runs}
-            key = "median_decomposition_steps_per_s"
-            ratios = {t: med / row["torch"][t][key] for t in threads}
-            per_cpu = {t: cpu / row["torch"][t]["median_decomposition_steps_per_cpu_s"]
-                       for t in threads}
-            row["speedup_vs_torch"], row["speedup_per_cpu_s"] = ratios, per_cpu
-            print(f"{case}: jax median of {args.repeats}: {med:.2f} decomposition-steps/s, "
-                  f"{3600 * med / PAPER_STEPS:.3g} decompositions/h, {cpu:.2f} per CPU-second -> "
-                  + ", ".join(f"x{v:.1f} (x{per_cpu[t]:.1f} per CPU-second) vs torch on "
-                              f"{t} thread(s)" for t, v in ratios.items()), flush=True)
+        torch_runs, jax_runs, load = time_alternately(
+            args.repeats, threads,
+            lambda t, rep: torch_spd_rate(case, args.torch_steps, t, seed=rep), runners,
+            lambda runner, warm: jax_spd_rate(runner, case, args.steps, warm), _line)
+        row = {"case": case, **CASES[case], "flops": matmul_flops(case), "load_average": load}
+        summarise(row, torch_runs, jax_runs, "decomposition_steps", "decompositions",
+                  args.steps, per_hour)
+        for side in (*row["torch"].values(), *row.get("jax", {}).values()):
+            side["median_decompositions_per_hour"] = (
+                3600 * side["median_decomposition_steps_per_s"] / PAPER_STEPS)
+            side["median_decompositions_per_cpu_hour"] = (
+                3600 * side["median_decomposition_steps_per_cpu_s"] / PAPER_STEPS)
         rows.append(row)
     if args.json:
         args.json.write_text(json.dumps({
             "benchmark": "spd_throughput", "platform": platform.platform(),
-            "cpu_count": len(os.sched_getaffinity(0)), "repeats": args.repeats,
+            "cpu_count": cpu_count(), "repeats": args.repeats, "paper_steps": PAPER_STEPS,
             "torch_only": args.torch_only, "results": rows}, indent=1, default=str))
     return 0
 
