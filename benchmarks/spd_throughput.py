@@ -36,8 +36,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from baseline_torch_spd import (CASES, INSTALL_HINT, LR, PAPER_STEPS, matmul_flops,  # noqa: E402
-                                torch_spd_rate)
+from baseline_torch_spd import (CASES, INSTALL_HINT, LR, PAPER_STEPS, make_spd,  # noqa: E402
+                                matmul_flops, spd_loss, target_weights, torch_spd_rate)
 from compare import add_arguments, cpu_count, header, summarise, time_alternately  # noqa: E402
 
 try:  # the JAX side; --torch-only runs without it
@@ -45,11 +45,15 @@ try:  # the JAX side; --torch-only runs without it
 
     # As the `toymodels` command does: one JAX CPU device per core.
     jax.config.update("jax_num_cpu_devices", len(os.sched_getaffinity(0)))
+    import jax.numpy as jnp
     import numpy as np
 
     import toymodels as tm
     from engine_rate import chunk_runner, time_chunk
+    from toymodels import threefry
     from toymodels.errors import UserError
+    from toymodels.spd import decomposition as spd
+    from toymodels.spd.targets import tms_target
     JAX_ERROR = None
 except ImportError as e:  # pragma: no cover - depends on the venv
     JAX_ERROR = e
@@ -87,6 +91,56 @@ def jax_spd_rate(runner, case: str, steps: int, warm: bool) -> dict:
             "trainer": "toymodels.sweep.make_chunk_runner ([spd])"}
 
 
+def check_same_loss(case: str, batch: int = 512, seed: int = 0) -> dict:
+    """The two sides' loss and gradients on the SAME parameters, batch and mask uniforms:
+    the torch decomposition's initial parameters copied into `toymodels.spd.decomposition`'s
+    layout (U, V; w1, b1, w2, b2 -> gate_in_w, gate_in_b, gate_out_w, gate_out_b), gate
+    biases spread so that the gates fall below 0, inside [0, 1] and above 1, the mask
+    uniforms drawn as `decomposition.loss` draws them and handed to torch. Returns
+    {name: (jax, torch)} for the total and the four terms (torch's recon is the
+    stochastic term), and the largest relative gradient difference."""
+    import torch
+
+    c = CASES[case]
+    W, b = target_weights("zoo")
+    tgt, mod = make_spd(W, b, c["C"], c["d_gate"], c["identity"], seed)
+    gen = torch.Generator().manual_seed(seed + 3)
+    with torch.no_grad():
+        for part in mod.parts:
+            part.b2.copy_(torch.linspace(-1.5, 2.5, c["C"]))
+            part.b1.copy_(0.3 * torch.randn(part.b1.shape, generator=gen))
+    u = np.random.default_rng(seed).random((2, batch, W.shape[1]), dtype=np.float32)
+    x = np.where(u[0] < 0.3, u[1], 0.0).astype(np.float32)  # denser than p so masks matter
+    rename = {"U": "U", "V": "V", "w1": "gate_in_w", "b1": "gate_in_b", "w2": "gate_out_w",
+              "b2": "gate_out_b"}
+    params = {n: {rename[k]: jnp.asarray(getattr(part, k).detach().numpy()) for k in rename}
+              for n, part in zip(tgt.names, mod.parts)}
+    key = jax.random.key(seed + 7)
+    keys = jax.random.split(key, len(params))
+    r = {n: np.asarray(threefry.uniform(k, (batch, 1, c["C"])))
+         for n, k in zip(sorted(params), keys)}
+    hyper = spd.SPDHyper(*(jnp.float32(v) for v in (c["beta"], c["p_norm"], 1.0, 1.0, 1.0, LR,
+                                                     c["feature_probability"])))
+    target = tms_target(W, b, c["identity"])
+    (total, parts), grads = jax.value_and_grad(spd.loss, has_aux=True)(
+        params, target, jnp.asarray(x), key, hyper, 1)
+    t_total, t_terms = spd_loss(tgt, mod, torch.from_numpy(x),
+                                [torch.from_numpy(r[n][:, 0]) for n in tgt.names],
+                                c["beta"], c["p_norm"])
+    t_total.backward()
+    out = {"total": (float(total), t_total.item())}
+    for mine, theirs in (("faithfulness", "faithfulness"), ("stochastic", "recon"),
+                         ("layerwise", "layerwise"), ("importance", "minimality")):
+        out[mine] = (float(parts[mine]), t_terms[theirs].item())
+    worst = 0.0
+    for n, part in zip(tgt.names, mod.parts):
+        for k, mine in rename.items():
+            g_t, g_j = getattr(part, k).grad.numpy(), np.asarray(grads[n][mine])
+            worst = max(worst, float(np.abs(g_t - g_j).max() / max(np.abs(g_t).max(), 1e-12)))
+    out["largest_relative_grad_difference"] = worst
+    return out
+
+
 def _line(who: str, r: dict) -> str:
     threads = f"threads={r['threads']}" if "threads" in r else f"R={r['n_runs']} dev={r['devices']}"
     return (f"{who:<5} {r['case']:<12} {threads:<12} steps={r['steps']:<4} | "
@@ -100,6 +154,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", choices=list(CASES), action="append")
     add_arguments(ap, "decompositions", [256], JAX_STEPS, "decompositions")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--check", action="store_true", help="compare one batch's loss and "
+                    "gradients of the two sides on the same parameters, exit")
     args = ap.parse_args(argv)
 
     try:
@@ -110,6 +166,19 @@ def main(argv=None) -> int:
     if not args.torch_only and JAX_ERROR is not None:
         print(f"the JAX side needs jax and the project ({JAX_ERROR}); use --torch-only")
         return 2
+    if args.check:
+        worst = 0.0
+        for case in args.only or list(CASES):
+            same = check_same_loss(case)
+            print(f"{case}: " + ", ".join(f"{k} {v[0]:.7g} (torch {v[1]:.7g})"
+                                          for k, v in same.items() if isinstance(v, tuple))
+                  + f"; largest relative gradient difference "
+                  f"{same['largest_relative_grad_difference']:.1e}")
+            worst = max([worst, same["largest_relative_grad_difference"],
+                         *(abs(a - b) / max(abs(b), 1e-12) for a, b in
+                           (v for v in same.values() if isinstance(v, tuple)))])
+        print("OK" if worst < 1e-4 else "FAIL", f"(largest relative difference {worst:.1e})")
+        return 0 if worst < 1e-4 else 1
     threads = args.threads or [cpu_count()]
     print(header(torch.__version__, None if args.torch_only else jax))
     per_hour = lambda med: f" ({3600 * med / PAPER_STEPS:.3g} decompositions/h)"
