@@ -4,21 +4,26 @@ The cases of `baseline_torch_spd.CASES`: SPD of the zoo's 5 -> 2 model `intro_pe
 without and with the hidden identity matrix, at the paper's TMS settings (C = 20, gate
 MLPs of 16 GELU neurons, β = 3e-3, p = 1, S = 1, batch 4096, Adam lr 1e-3 cosine, 40,000
 steps). Each repeat times the torch baseline (`torch_spd_rate`, one decomposition, at
-each of `--threads`) and then the JAX side, alternately in the same process, so that
-other work on the host falls on both alike; the figures are medians over `--repeats`,
-and the speed ratio is JAX / torch of the medians, in decomposition-steps/s (one
+each of `--threads`) and then the JAX side at each R, alternately in the same process
+(`compare.time_alternately`), so that other work on the host falls on both alike; the
+figures are medians over `--repeats`, per wall second and per CPU-second, with the load
+average after every repeat, and the speed ratio is JAX / torch of the medians, in
+decomposition-steps/s (one
 optimisation step of one decomposition on a batch of 4096), also given as
 decompositions per hour at the paper's 40,000 steps. FLOPs: `baseline_torch_spd.
 matmul_flops`, the same count for both sides.
 
 The JAX side is the real sweep path (`engine_rate`: `toymodels.sweep.make_chunk_runner`
-of the parsed `[spd]` config, one chunk over one JAX CPU device per core): R =
-`--decompositions` runs of the same target, one per seed (source "zoo:intro_pentagon",
-keys C, identity, beta, p, n_mask_samples). Its timed call is a whole chunk (init,
-`--steps` steps and whatever the trainer evaluates at the end).
+of the parsed `[spd]` config, one chunk over one JAX CPU device per core): for each R of
+`--decompositions`, R runs of the same target, one per seed (source "zoo:intro_pentagon",
+keys C, d_gate, identity, beta, p, n_mask_samples, feature_probability). Its timed call
+is a whole chunk (init, `--steps` steps and whatever the trainer evaluates at the end).
+`--check` compares the two sides' loss and gradients on the same parameters, batch and
+mask uniforms (`check_same_loss`).
 
-    python benchmarks/spd_throughput.py --threads 2 1 --repeats 3 \
-        --json benchmarks/results_spd.json
+    python benchmarks/spd_throughput.py --check
+    python benchmarks/spd_throughput.py --only tms-5-2 --decompositions 1 8 64 256 \
+        --steps 4 --threads 1 --repeats 3 --json benchmarks/results_spd.json
     python benchmarks/spd_throughput.py --torch-only --threads 2 1 --repeats 3
         # the baseline alone (no JAX needed)
 
