@@ -35,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
 from pathlib import Path
 
@@ -43,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from baseline_torch_residual import (CASES, LR, WEIGHT_DECAY, INSTALL_HINT, matmul_flops,  # noqa: E402
                                      torch_residual_rate)
+from compare import add_arguments, cpu_count, header, summarise, time_alternately  # noqa: E402
 
 try:  # the JAX side; --torch-only runs without it
     import jax
@@ -115,14 +115,7 @@ def _line(who: str, r: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=list(CASES), action="append")
-    ap.add_argument("--models", type=int, nargs="+", default=[64],
-                    help="R: models the JAX side trains at once (each value timed every repeat)")
-    ap.add_argument("--steps", type=int, default=JAX_STEPS, help="JAX steps per chunk")
-    ap.add_argument("--torch-steps", type=int, default=None, help="default per case")
-    ap.add_argument("--threads", type=int, nargs="+", default=None,
-                    help="torch thread counts, each timed every repeat (default: all cores)")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--torch-only", action="store_true", help="time the baseline alone")
+    add_arguments(ap, "models", [64], JAX_STEPS, "models")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--no-ceiling", action="store_true")
     ap.add_argument("--ceiling-n", type=int, nargs="+", default=[2048])
@@ -137,10 +130,8 @@ def main(argv=None) -> int:
     if not args.torch_only and JAX_ERROR is not None:
         print(f"the JAX side needs jax and the project ({JAX_ERROR}); use --torch-only")
         return 2
-    threads = args.threads or [len(os.sched_getaffinity(0))]
-    print(f"{platform.platform()} | torch {torch.__version__} | "
-          f"{len(os.sched_getaffinity(0))} CPUs | load {os.getloadavg()[0]:.1f}"
-          + ("" if args.torch_only else f" | jax {jax.__version__}, {len(jax.devices())} devices"))
+    threads = args.threads or [cpu_count()]
+    print(header(torch.__version__, None if args.torch_only else jax))
     ceiling = None
     if not (args.torch_only or args.no_ceiling):
         from ceiling import describe, matmul_ceiling
@@ -157,53 +148,27 @@ def main(argv=None) -> int:
         except UserError as e:  # a tree without the [residual] trainer
             print(f"the JAX side could not be built ({e}); use --torch-only")
             return 2
-        torch_runs = {t: [] for t in threads}
-        jax_runs = {R: [] for R in runners}
-        load = [os.getloadavg()]
-        for rep in range(args.repeats):  # alternately, so that load falls on both alike
-            for t in threads:
-                torch_runs[t].append(torch_residual_rate(case, args.torch_steps, t, seed=rep))
-                print(_line("torch", torch_runs[t][-1]), flush=True)
-            for R, runner in runners.items():
-                jax_runs[R].append(jax_residual_rate(runner, case, args.steps, warm=rep > 0))
-                print(_line("jax", jax_runs[R][-1]), flush=True)
-            load.append(os.getloadavg())
+        torch_runs, jax_runs, load = time_alternately(
+            args.repeats, threads,
+            lambda t, rep: torch_residual_rate(case, args.torch_steps, t, seed=rep), runners,
+            lambda runner, warm: jax_residual_rate(runner, case, args.steps, warm), _line)
         row = {"case": case, **CASES[case], "flops": matmul_flops(case),
-               "folded_flops": folded_flops(case), "torch": {},
-               "load_average": load}
-        for t, runs in torch_runs.items():
-            med = statistics.median(r["model_steps_per_s"] for r in runs)
-            cpu = statistics.median(r["model_steps_per_cpu_s"] for r in runs)
-            row["torch"][t] = {"median_model_steps_per_s": med,
-                               "median_model_steps_per_cpu_s": cpu, "runs": runs}
-            print(f"{case}: torch, {t} thread(s), median of {args.repeats}: {med:.2f} "
-                  f"model-steps/s ({med * row['flops'] / 1e9:.1f} GFLOP/s), "
-                  f"{cpu:.2f} per CPU-second", flush=True)
-        if runners:
-            row["jax"], row["speedup_vs_torch"], row["speedup_per_cpu_s"] = {}, {}, {}
-        for R, runs in jax_runs.items():
-            med = statistics.median(r["model_steps_per_s"] for r in runs)
-            cpu = statistics.median(r["model_steps_per_cpu_s"] for r in runs)
-            row["jax"][R] = {"median_model_steps_per_s": med, "median_model_steps_per_cpu_s": cpu,
-                             "models": R, "steps": args.steps, "runs": runs}
-            ratios = {t: med / row["torch"][t]["median_model_steps_per_s"] for t in threads}
-            per_cpu = {t: cpu / row["torch"][t]["median_model_steps_per_cpu_s"] for t in threads}
-            row["speedup_vs_torch"][R], row["speedup_per_cpu_s"][R] = ratios, per_cpu
+               "folded_flops": folded_flops(case), "load_average": load}
+        summarise(row, torch_runs, jax_runs, "model_steps", "models", args.steps,
+                  lambda med: f" ({med * row['flops'] / 1e9:.1f} GFLOP/s)")
+        for R in jax_runs:
             if ceiling:  # the plain formulation's FLOPs (the JAX side computes fewer)
+                med, cpu = (row["jax"][R][f"median_model_steps_per_{s}"] for s in ("s", "cpu_s"))
                 row["jax"][R]["share_of_ceiling"] = med * row["flops"] / 1e9 / ceiling["gflops"]
                 row["jax"][R]["share_of_ceiling_per_cpu_s"] = (
                     cpu * row["flops"] / 1e9 / ceiling["gflop_per_cpu_s"])
                 row["jax"][R]["computed_share_of_ceiling_per_cpu_s"] = (
                     cpu * row["folded_flops"] / 1e9 / ceiling["gflop_per_cpu_s"])
-            print(f"{case}: jax R={R} median of {args.repeats}: {med:.2f} model-steps/s "
-                  f"({med * row['flops'] / 1e9:.1f} GFLOP/s), {cpu:.2f} per CPU-second -> "
-                  + ", ".join(f"x{v:.1f} (x{per_cpu[t]:.1f} per CPU-second) vs torch on "
-                              f"{t} thread(s)" for t, v in ratios.items()), flush=True)
         rows.append(row)
     if args.json:
         args.json.write_text(json.dumps({
             "benchmark": "residual_throughput", "platform": platform.platform(),
-            "cpu_count": len(os.sched_getaffinity(0)), "repeats": args.repeats,
+            "cpu_count": cpu_count(), "repeats": args.repeats,
             "torch_only": args.torch_only, "ceiling_gflops": ceiling and ceiling["gflops"],
             "ceiling": ceiling, "results": rows}, indent=1, default=str))
     return 0
