@@ -35,7 +35,8 @@ DEVICE_RUNS = {**TWELVE_RUNS, "sweep": {**TWELVE_RUNS["sweep"], "seed": list(ran
 QUESTIONS = ("llc_phase_2_1", "llc_phase_3_2", "kgon_trajectories", "norms_5_2", "norms_20_5",
              "optimizers_basic", "optimizers_phase_2_1", "incidental",
              "sae_amortisation", "sae_absorption", "sae_sparse_but_wrong",
-             "uand_scaling", "compressed_computation_control")
+             "uand_scaling", "compressed_computation_control", "computation_map",
+             "computation_map_depth")
 """The LLC, open-question, synthetic-world SAE and computation experiments (issues 13, 14,
 26 and 27), whose
 quick reproduce tests/test_reproduce_questions.py runs (the SAE ones need no source run)."""

@@ -46,7 +46,8 @@ LLC_ONLY = {"llc_phase", "llc_calibration"}  # `toymodels llc` results: tests/pl
 KGON_ONLY = {"kgon_trajectories"}  # needs an exactly-one sweep in 2 dims: tests/plotting/
 # test_llc.py; refused on this one: tests/test_bad_results.py
 RESIDUAL_ONLY = {"uand_scaling",  # a uand sweep over d_mlp: tests/plotting/test_uand_scaling.py
-                 "computation_control"}  # an analysed residual sweep: tests/plotting/test_computation_control.py
+                 "computation_control",  # an analysed residual sweep: tests/plotting/test_computation_control.py
+                 "computation_map"}  # an analysed residual sweep: tests/plotting/test_computation_map.py
 AXIS_ONLY = {"dropout_phase": "dropout", "dropout_law": "dropout", "incidental": "n_hidden"}
 # ^ need that sweep axis: tests/plotting/test_dropout.py and test_incidental.py
 

@@ -289,6 +289,22 @@ EXPERIMENTS: dict[str, Experiment] = {
          "train.eval_samples=8192", "sweep.label_mixing=[0.0, 0.5, 1.0]", "sweep.seed=[0]"),
         (PlotSpec("compressed_computation_control.png", "computation_control"),),
     ),
+    "computation_map": Experiment(  # issue 27: where clean labels beat the naive baseline
+        "computation_map.toml",
+        ("residual.n_features=12", "train.steps=200", "train.batch_size=256",
+         "train.eval_samples=8192", "sweep.d_mlp=[3]", "sweep.d_embed=[24]",
+         "sweep.feature_probability=[0.03, 0.3]", "sweep.learning_rate=[0.01]",
+         "sweep.seed=[0]"),
+        (PlotSpec("computation_map.png", "computation_map"),),
+    ),
+    "computation_map_depth": Experiment(  # issue 27: the same neurons over 1-3 layers
+        "computation_map_depth.toml",
+        ("residual.n_features=12", "residual.d_embed=24", "train.steps=200",
+         "train.batch_size=256", "train.eval_samples=8192", 'sweep.task=["relu"]',
+         "sweep.n_layers=[1, 3]", "sweep.d_mlp=[3]", "sweep.feature_probability=[0.03, 0.3]",
+         "sweep.learning_rate=[0.01]", "sweep.seed=[0]"),
+        (PlotSpec("computation_map_depth.png", "computation_map"),),
+    ),
     "llc_phase_2_1": Experiment(  # the phase_2_1 sweep again, then its LLC
         "phase_2_1.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1]"),
         (PlotSpec("llc_phase_2_1.png", "llc_phase", {"theory": "2_1"}),), llc=_PHASE_LLC,

@@ -189,3 +189,23 @@ def test_only_the_published_labels_beat_the_naive_baseline(tmp_path):
     assert clean >= 1 - 4 * float(se.sel(label_mixing=1.0))
     assert float(ds.linear_ratio.sel(label_mixing=0.0).isel(seed=0)) < 1 < float(
         ds.linear_ratio.sel(label_mixing=1.0).isel(seed=0))
+
+
+@pytest.mark.slow
+def test_analyze_combines_groups_of_different_d_mlp(tmp_path):
+    """A sweep over d_mlp (static: groups with 2 and 3 neurons) is analysed group by group
+    and combined: the per-neuron variables padded with NaN beyond a group's own neurons,
+    each group's naive loss that of its own d_mlp by definition."""
+    text = CONFIG.format(task="relu", readout="", axis="label_mixing").replace(
+        f"label_mixing = {MIXING}", "d_mlp = [2, 3]")
+    out = analyze(tm.load(tm.run_sweep(tm.parse_config(tomllib.loads(text)), tmp_path / "r",
+                                       quiet=True)))
+    assert out.features_served.dims == ("d_mlp", "seed", "neuron")
+    assert out.sizes["neuron"] == 3
+    assert np.isnan(out.features_served.sel(d_mlp=2).isel(neuron=2)).all()
+    assert np.isfinite(out.features_served.sel(d_mlp=3)).all()
+    for k in (2, 3):
+        run = out.sel(d_mlp=k).isel(seed=0)
+        naive = naive_by_definition(run.W_E.values, run.density.values,
+                                    run.importance.values, 0.0, "relu", k)
+        np.testing.assert_allclose(run.naive_loss, naive, rtol=2e-5)

@@ -146,8 +146,17 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
     run_elements = r.d_embed * (r.n_features + 2 * r.d_mlp) + r.n_outputs * r.n_features
     out = in_chunks(_runs(r.task, r.d_mlp, names), arrays, run_elements)
     table = (*VARIABLES, *(UAND_VARIABLES if r.task == "uand" else ()))
-    new = {name: xr.DataArray(np.asarray(out[name]).reshape(runs.shape + np.shape(out[name])[1:]),
-                              dims=runs.dims + trailing,
-                              attrs={"long_name": text, "description": text})
+    new = {name: _variable(np.asarray(out[name]).reshape(runs.shape + np.shape(out[name])[1:]),
+                           runs.dims, trailing, text, ds.dims)
            for name, trailing, text in table}
     return ds.assign(new)
+
+
+def _variable(values: np.ndarray, run_dims: tuple, trailing: tuple, text: str,
+              known) -> xr.DataArray:
+    """One analysis variable; a dim new to the Dataset (neuron) gets an index coordinate,
+    so that groups of different sizes (a d_mlp sweep) combine, padded with NaN."""
+    shape = values.shape[len(run_dims):]
+    coords = {d: np.arange(n) for d, n in zip(trailing, shape) if d not in known}
+    return xr.DataArray(values, dims=run_dims + trailing, coords=coords,
+                        attrs={"long_name": text, "description": text})

@@ -35,6 +35,8 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
   optimisers.
 - ``computation_control``: residual MLPs against the naive baseline over the labels'
   mixing scale (Braun et al. 2025's compressed computation, Bhagat et al. 2025's control).
+- ``computation_map``: residual MLPs with clean labels against the naive baseline, heatmaps
+  over two sweep axes, one panel per task and depth.
 
 What each kind needs of a results directory (a second sweep axis, snapshots, an SAE
 sweep, ...) is data in ``needs`` (``NEEDS``, ``why_not(kind, ds)``, ``kinds_for(ds)``):
@@ -71,6 +73,7 @@ from toymodels.plotting import absorption as _absorption
 from toymodels.plotting import amortisation as _amortisation
 from toymodels.plotting import benchmark as _benchmark
 from toymodels.plotting import computation_control as _computation_control
+from toymodels.plotting import computation_map as _computation_map
 from toymodels.plotting import dropout as _dropout
 from toymodels.plotting import hedging as _hedging
 from toymodels.plotting import incidental as _incidental
@@ -166,6 +169,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_norms.FIGURES,  # norms (importance), optimizer_phase (panel)
     **_uand_scaling.FIGURES,  # uand_scaling (construction_seeds, read_share)
     **_computation_control.FIGURES,  # computation_control (residual MLPs)
+    **_computation_map.FIGURES,  # computation_map (x, y, reduce)
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 

@@ -169,6 +169,8 @@ NEEDS: dict[str, Needs] = {
                           check=_uand),
     "computation_control": Needs(trainer="residual", named=("label_mixing",),
                                  only=("label_mixing", "seed"), variables=RESIDUAL_SCORES),
+    "computation_map": Needs(trainer="residual", variables=("loss_ratio",),
+                             option_axes=(("x", "feature_probability"), ("y", "d_mlp"))),
 }
 """The needs of every plot kind (the keys of `PLOTS`, in its order)."""
 
