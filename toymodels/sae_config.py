@@ -257,6 +257,9 @@ def parse_sae_config(raw: dict, source: str = "<config>", *, reader: Reader | No
     _check_options(resolved, dict(axes), model.n_features, source)
     own = SAE_READS[resolved["kind"]]  # written back: only the keys this kind reads
     resolved = {k: v for k, v in resolved.items() if k not in HYPER_KEYS or k in own}
+    if "init_threshold" not in sae and "init_threshold" not in dict(axes):
+        resolved.pop("init_threshold", None)  # the default, unwritten: configs written before
+        # the key existed resolve as they did (a resumed sweep's manifest stays the same)
     batch = base.resolve_batch(train, data_spec, source)
     if sae["source"] == SYNTHETIC and not world:  # a source's own sweep checked its [data]
         check_data(data, dict(axes), model.n_features, batch, train["steps"], 0, source)

@@ -60,7 +60,7 @@ def tms_target(W, b, identity: bool = False) -> Target:
 
     Example:
       >>> t = tms_target(np.ones((2, 5)), np.zeros(5), identity=True)
-      >>> {k: v.shape for k, v in t.weights.items()}
+      >>> {k: v.shape for k, v in sorted(t.weights.items())}
       {'W_hidden': (2, 2), 'W_in': (2, 5), 'W_out': (5, 2)}
     """
     W = jnp.asarray(W, jnp.float32)
