@@ -48,6 +48,7 @@ KGON_ONLY = {"kgon_trajectories"}  # needs an exactly-one sweep in 2 dims: tests
 RESIDUAL_ONLY = {"uand_scaling",  # a uand sweep over d_mlp: tests/plotting/test_uand_scaling.py
                  "computation_control",  # an analysed residual sweep: tests/plotting/test_computation_control.py
                  "computation_map"}  # an analysed residual sweep: tests/plotting/test_computation_map.py
+SPD_ONLY = {"spd_failures"}  # an analysed SPD sweep: tests/plotting/test_spd_failures.py
 AXIS_ONLY = {"dropout_phase": "dropout", "dropout_law": "dropout", "incidental": "n_hidden"}
 # ^ need that sweep axis: tests/plotting/test_dropout.py and test_incidental.py
 
@@ -81,6 +82,13 @@ def test_residual_plots_of_a_toy_sweep_are_one_line(results, tmp_path, capsys, k
     assert err.count("\n") == 1 and "residual-MLP sweep" in err
 
 
+@pytest.mark.parametrize("kind", sorted(SPD_ONLY))
+def test_spd_plots_of_a_toy_sweep_are_one_line(results, tmp_path, capsys, kind):
+    assert main(["plot", kind, str(results), "--out", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "SPD sweep" in err
+
+
 @pytest.fixture(scope="module")
 def sae_results(results, tmp_path_factory):
     """SAEs of widths 4 and 8 on the dense and the sparse runs of `results` (a source_run
@@ -105,7 +113,7 @@ def test_sae_plot_writes_a_png(sae_results, tmp_path, kind):
 
 @pytest.mark.parametrize("kind", sorted(set(PLOTS) - ABS_ONLY - FINITE_ONLY - SAE_ONLY - LLC_ONLY
                                          - KGON_ONLY - HEDGING_ONLY - BENCHMARK_ONLY - HIERARCHY_ONLY
-                                         - K_AXIS_ONLY - RESIDUAL_ONLY - set(AXIS_ONLY)))
+                                         - K_AXIS_ONLY - RESIDUAL_ONLY - SPD_ONLY - set(AXIS_ONLY)))
 def test_plot_writes_a_png(results, tmp_path, kind):
     out = tmp_path / f"{kind}.png"
     assert main(["plot", kind, str(results), "--out", str(out)]) == 0

@@ -42,7 +42,7 @@ class Needs:
 
     Attributes:
       trainer: "toy" (toy-model sweeps), "sae" (SAE sweeps), "residual" (residual-MLP
-        sweeps), "llc_calibration" or None
+        sweeps), "spd" (SPD sweeps), "llc_calibration" or None
         (toy models or SAEs).
       axes: how many sweep axes it needs besides seed and `besides` (phase: 2).
       besides: axes not counted in `axes` (optimizer_phase folds optimizer and
@@ -102,6 +102,7 @@ GAP = tuple(f"{what}_{method}" for what in ("support", "recall")
             for method in ("encoder", "gp", "omp", "truth_gp"))  # sae_gap's curves
 AMORTISATION = ("mcc", "mcc_truth_gp", "mcc_truth_omp", "mcc_oracle_gp", "mcc_oracle_omp")
 RESIDUAL_SCORES = ("loss_ratio", "linear_ratio")  # `toymodels analyze` of a residual sweep
+SPD_SCORES = ("best_cosine_W_in", "best_cosine_W_out", "failed", "missed_feature")
 SAE_SCORES = ("mmcs", "fvu", "dead_fraction", "recovered_90", "random_mmcs",
               "random_recovered_90", "n_truth", "l0", "true_l0", "decoder_mcc",
               "decoder_projection", *GAP, *AMORTISATION)  # `toymodels analyze`
@@ -171,6 +172,8 @@ NEEDS: dict[str, Needs] = {
                                  only=("label_mixing", "seed"), variables=RESIDUAL_SCORES),
     "computation_map": Needs(trainer="residual", variables=("loss_ratio",),
                              option_axes=(("x", "feature_probability"), ("y", "d_mlp"))),
+    # parameter decomposition (the SPD trainer), scored by `toymodels analyze`
+    "spd_failures": Needs(trainer="spd", variables=SPD_SCORES),
 }
 """The needs of every plot kind (the keys of `PLOTS`, in its order)."""
 
@@ -181,6 +184,8 @@ VARIABLE_HINTS = {
     "train_loss": "needs a finite training set (train_loss): set data.dataset_size",
     **{name: "needs the SAE scores ({names}): run `toymodels analyze` on this directory first"
        for name in SAE_SCORES},
+    **{name: "needs the SPD scores ({names}): run `toymodels analyze` on this directory first"
+       for name in SPD_SCORES},
     **{name: "needs the baselines' ratios ({names}): run `toymodels analyze` on this directory "
              "first" for name in RESIDUAL_SCORES},
 }
@@ -243,6 +248,8 @@ def _trainer_reason(needs: Needs, ds: xr.Dataset) -> str | None:
         return f"needs an SAE sweep (a sweep file with an [sae] table); this is a sweep of {have} models"
     if needs.trainer == "residual":
         return f"needs a residual-MLP sweep (a sweep file with a [residual] table); this is a sweep of {have} models"
+    if needs.trainer == "spd":
+        return f"needs an SPD sweep (a sweep file with an [spd] table); this is a sweep of {have} models"
     if needs.trainer == "llc_calibration":
         return "needs an LLC calibration (toymodels llc DIR --calibrate writes DIR/llc_calibration)"
     if have == "llc_calibration":

@@ -1,0 +1,108 @@
+"""SPD's failure statistics (`sweeps/spd_failures.toml`, `sweeps/spd_failures_models.toml`,
+issue 28): how often a Stochastic Parameter Decomposition (Bushnaq et al. 2025) of a
+5 → 2 model misses a feature, over seeds of one model or over many models.
+
+It reads an analysed SPD results Dataset (`toymodels analyze`): `best_cosine_W_in` and
+`best_cosine_W_out` [..., feature] (each feature's best flattened cosine with a
+subcomponent), `failed` and `missed_feature`. Every run of the sweep (every seed, every
+source run, every value of any other axis) is one decomposition; they are pooled.
+
+Left: the histogram of each run's worst feature (the lowest best cosine over the features
+and the two matrices) with the failure threshold (`toymodels.spd.metrics.FAIL_COSINE`,
+0.9) and the failure rate with its Wilson 95% interval. Right: which feature the failed
+runs miss.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import xarray as xr
+from matplotlib.figure import Figure
+
+from toymodels.spd.metrics import FAIL_COSINE
+
+COLOURS = ("#3b75af", "#c44e52", "#7f7f7f")
+VARIABLES = ("best_cosine_W_in", "best_cosine_W_out", "failed", "missed_feature")
+Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
+
+
+def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval of a binomial proportion k / n (95% at the default z).
+
+    Example:
+      >>> [round(v, 4) for v in wilson(0, 10)]
+      [0.0, 0.2775]
+    """
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _need(ds: xr.Dataset) -> None:
+    missing = [n for n in VARIABLES if n not in ds]
+    if missing:
+        raise ValueError(f"needs {', '.join(missing)}: run `toymodels analyze` on an SPD "
+                         "sweep first")
+
+
+def worst_cosines(ds: xr.Dataset) -> np.ndarray:
+    """[runs] each run's worst feature: min over features and W_in, W_out of the best
+    flattened cosine (NaN features, those the target does not represent, skipped)."""
+    both = xr.concat([ds.best_cosine_W_in, ds.best_cosine_W_out], "matrix")
+    worst = both.min(("matrix", "feature"), skipna=True)
+    return np.asarray(worst.values, float).ravel()
+
+
+def spd_failures(axes, ds: xr.Dataset) -> list:
+    """Two panels on `axes` [2]: the histogram of each run's worst best cosine with the
+    failure threshold and the failure rate (Wilson 95%), and the missed features' counts."""
+    _need(ds)
+    worst = worst_cosines(ds)
+    failed = np.asarray(ds.failed.values, bool).ravel()
+    missed = np.asarray(ds.missed_feature.values, int).ravel()[failed]
+    n = int(ds.sizes["feature"])
+    k, total = int(failed.sum()), failed.size
+    lo, hi = wilson(k, total)
+    drawn = []
+    ax = axes[0]
+    bins = np.linspace(min(0.0, np.nanmin(worst)), 1.0, 41)
+    drawn += list(ax.hist(worst[~failed], bins, color=COLOURS[0], label="found every feature")[2])
+    drawn += list(ax.hist(worst[failed], bins, color=COLOURS[1], label="failed")[2])
+    drawn.append(ax.axvline(FAIL_COSINE, color=COLOURS[2], linestyle="--", linewidth=1.2,
+                            label=f"threshold {FAIL_COSINE:g}"))
+    ax.set_xlabel("worst feature's best flattened |cosine| (W_in, W_out)")
+    ax.set_ylabel("decompositions")
+    ax.set_title(f"failed {k} of {total}: {k / total:.1%} "
+                 f"(Wilson 95%: {lo:.1%} to {hi:.1%})", fontsize=9)
+    ax.legend(fontsize=8, loc="upper left")
+    ax = axes[1]
+    counts = np.bincount(missed, minlength=n)[:n]
+    drawn.append(ax.bar(np.arange(n), counts, color=COLOURS[1]))
+    ax.set_xticks(np.arange(n))
+    ax.set_xlabel("missed feature (a failed run's lowest)")
+    ax.set_ylabel("failed decompositions")
+    ax.set_title("which feature is missed", fontsize=9)
+    for a in axes:
+        a.grid(color="0.92", linewidth=0.6)
+    return drawn
+
+
+def spd_failures_figure(ds: xr.Dataset) -> Figure:
+    """A two-axes figure drawn by ``spd_failures(axes, ds)``."""
+    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
+    spd_failures(fig.subplots(1, 2, width_ratios=(3, 2)), ds)
+    a = ds.attrs
+    steps = f", {int(ds.step.values[-1]):,} steps" if "step" in ds.coords and ds.step.size else ""
+    fig.suptitle(f"{a.get('name', 'SPD')}: SPD of {a.get('spd_source', '?')}, "
+                 f"{a.get('n_features', '?')} → {a.get('n_hidden', '?')}{steps}", fontsize=9)
+    return fig
+
+
+spd_failures_figure.__wrapped__ = spd_failures  # its description
+
+FIGURES = {"spd_failures": spd_failures_figure}
