@@ -201,6 +201,7 @@ def test_error_shrinks_as_density_falls():
 # ---- in a sweep
 
 
+@pytest.mark.slow  # 6 s (the default suite took 434 s of its 420 with issues 27-28's tests)
 def test_every_run_of_a_sweep_is_evaluated_on_the_same_samples(tmp_path):
     """The stored final_loss of runs with different seeds is what the same evaluation key
     (the sweep's root key, not the run's seed) gives for their weights."""

@@ -86,6 +86,7 @@ def test_noise_has_the_std_asked_for_and_differs_between_seeds():
     np.testing.assert_array_equal(out.params["W"], first["W"])  # lr = 0: nothing moves
 
 
+@pytest.mark.slow  # 5 s (the default suite took 434 s of its 420 with issues 27-28's tests)
 def test_same_seed_same_noise_and_the_random_init_is_untouched():
     spec = kgon_spec(4, noise=0.1)
     first, _ = starts(spec, 2)
@@ -169,6 +170,7 @@ def test_the_init_keys_round_trip_and_default_configs_do_not_name_them():
     assert tm.parse_config({}).spec.train.init == "random"
 
 
+@pytest.mark.slow  # 10 s (the default suite took 434 s of its 420 with issues 27-28's tests)
 def test_a_sweep_keeps_the_kgon_in_its_step_zero_snapshots(tmp_path):
     c = tm.parse_config(with_(sweep={"init_noise": [0.0, 0.1], "seed": [0, 1]}))
     ds = tm.load(tm.run_sweep(c, tmp_path / "kgon", quiet=True))

@@ -17,6 +17,7 @@ from toymodels.cli import main
 H = jnp.array([0.5, 2.0, 10.0])
 
 
+@pytest.mark.slow  # 8 s (the default suite took 434 s of its 420 with issues 27-28's tests)
 def test_estimates_read_off_one_chain_are_those_of_shorter_chains():
     loss = lambda w: 0.5 * jnp.sum(H * w * w)
     kw = dict(nbeta=100.0, epsilon=5e-4, gamma=3.0, chains=3)

@@ -84,6 +84,7 @@ def test_chunks_and_resume_give_the_reference_bits(reference, tmp_path, monkeypa
     same(tm.load(tm.run_sweep(config(), out, chunk_size=2, quiet=True)), reference)
 
 
+@pytest.mark.slow  # 4 s (the default suite took 434 s of its 420 with issues 27-28's tests)
 def test_one_run_alone_is_its_run_of_the_sweep(reference, tmp_path):
     """Batched equals unbatched: the run (label_mixing = 1, seed = 1) trained as a sweep
     of its own (its block padded with copies) has the sweep's bits."""
@@ -92,6 +93,7 @@ def test_one_run_alone_is_its_run_of_the_sweep(reference, tmp_path):
     same(alone.isel(seed=0), reference.sel(label_mixing=1.0, seed=1))
 
 
+@pytest.mark.slow  # 4 s (the default suite took 434 s of its 420 with issues 27-28's tests)
 def test_runs_that_share_a_seed_share_init_and_inputs():
     """Four identical runs on two seed keys (slots 0, 1, 0, 1): a seed's runs have the same
     bits (the same init and the same inputs every step), the two seeds' differ."""
