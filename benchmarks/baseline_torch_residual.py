@@ -53,6 +53,8 @@ import time
 
 import numpy as np
 
+from baseline_torch import _cpu_count, _torch  # torch on demand; one helper for every baseline
+
 INSTALL_HINT = 'PyTorch is not installed; install the benchmark extras with: pip install -e ".[bench]"'
 
 LR = 3e-3
@@ -68,19 +70,6 @@ CASES = {
                      "batch": 2048, "steps": 40, "warmup": 3},
 }
 
-
-def _torch():
-    """Import torch on demand (raises ImportError if it is missing)."""
-    import torch
-
-    return torch
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def split(d_mlp: int, n_layers: int) -> list[int]:

@@ -49,6 +49,8 @@ import platform
 import statistics
 import sys
 import time
+
+from baseline_torch import _cpu_count, _torch  # torch on demand; one helper for every baseline
 from pathlib import Path
 
 INSTALL_HINT = 'PyTorch is not installed; install the benchmark extras with: pip install -e ".[bench]"'
@@ -64,19 +66,6 @@ CASES = {
     "large": (100, 512, 256, 1024, 512, 0.01, 8, 2),   # 100 SAEs, 512 -> 256
 }
 
-
-def _torch():
-    """Import torch on demand (raises ImportError if it is missing)."""
-    import torch
-
-    return torch
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def matmul_flops(R: int, N: int, d: int, batch: int, F: int) -> float:

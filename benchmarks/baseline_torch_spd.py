@@ -61,6 +61,8 @@ from pathlib import Path
 
 import numpy as np
 
+from baseline_torch import _cpu_count, _torch  # torch on demand; one helper for every baseline
+
 INSTALL_HINT = 'PyTorch is not installed; install the benchmark extras with: pip install -e ".[bench]"'
 
 ZOO_FILE = Path(__file__).resolve().parent.parent / "toymodels/zoo_data/intro_pentagon.npz"
@@ -77,19 +79,6 @@ CASES = {
                    "feature_probability": 0.05, "batch": 4096, "steps": 30, "warmup": 3},
 }
 
-
-def _torch():
-    """Import torch on demand (raises ImportError if it is missing)."""
-    import torch
-
-    return torch
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def target_weights(target: str = "zoo") -> tuple[np.ndarray, np.ndarray]:
