@@ -51,6 +51,21 @@ def _torch():
     return torch
 
 
+def case_parser(doc: str, cases) -> argparse.ArgumentParser:
+    """The arguments every torch baseline of named cases takes (`--only`, `--steps`,
+    `--warmup`, `--repeats`, `--threads`, `--check`, `--json`); a baseline adds its own."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--only", choices=list(cases), action="append")
+    ap.add_argument("--steps", type=int, default=None, help="timed steps (default per case)")
+    ap.add_argument("--warmup", type=int, default=None, help="untimed steps (default per case)")
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--threads", type=int, nargs="+", default=None)
+    ap.add_argument("--check", action="store_true",
+                    help="compare loss and gradients with the numpy reference, exit")
+    ap.add_argument("--json", metavar="FILE", help="write all numbers to FILE")
+    return ap
+
+
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))

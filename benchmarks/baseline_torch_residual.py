@@ -53,7 +53,7 @@ import time
 
 import numpy as np
 
-from baseline_torch import _cpu_count, _torch  # torch on demand; one helper for every baseline
+from baseline_torch import _cpu_count, _torch, case_parser  # noqa: E402 (shared by every baseline)
 
 INSTALL_HINT = 'PyTorch is not installed; install the benchmark extras with: pip install -e ".[bench]"'
 
@@ -273,15 +273,7 @@ def line(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=list(CASES), action="append")
-    ap.add_argument("--steps", type=int, default=None, help="timed steps (default per case)")
-    ap.add_argument("--warmup", type=int, default=None, help="untimed steps (default per case)")
-    ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--threads", type=int, nargs="+", default=None)
-    ap.add_argument("--check", action="store_true",
-                    help="compare loss and gradients with the numpy reference, exit")
-    ap.add_argument("--json", metavar="FILE", help="write all numbers to FILE")
+    ap = case_parser(__doc__, CASES)
     args = ap.parse_args(argv)
 
     try:

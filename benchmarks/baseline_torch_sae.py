@@ -50,7 +50,7 @@ import statistics
 import sys
 import time
 
-from baseline_torch import _cpu_count, _torch  # torch on demand; one helper for every baseline
+from baseline_torch import _cpu_count, _torch  # noqa: E402 (shared by every baseline)
 from pathlib import Path
 
 INSTALL_HINT = 'PyTorch is not installed; install the benchmark extras with: pip install -e ".[bench]"'
