@@ -66,6 +66,14 @@ def case_parser(doc: str, cases) -> argparse.ArgumentParser:
     return ap
 
 
+def float64_verdict(diffs: dict) -> int:
+    """Prints OK or FAIL for a `--check`'s {case: {what: max abs difference}} against its
+    numpy reference: its float64 cases must agree to 1e-9. Returns the exit status."""
+    worst64 = max(max(v.values()) for k, v in diffs.items() if "float64" in k)
+    print("OK" if worst64 < 1e-9 else "FAIL", f"(float64: largest {worst64:.1e})")
+    return 0 if worst64 < 1e-9 else 1
+
+
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))

@@ -53,7 +53,7 @@ import time
 
 import numpy as np
 
-from baseline_torch import _cpu_count, _torch, case_parser  # noqa: E402 (shared by every baseline)
+from baseline_torch import _cpu_count, _torch, case_parser, float64_verdict  # noqa: E402
 
 INSTALL_HINT = 'PyTorch is not installed; install the benchmark extras with: pip install -e ".[bench]"'
 
@@ -284,9 +284,7 @@ def main(argv=None) -> int:
     if args.check:
         torch.set_num_threads(1)
         diffs = {k: v for case in CASES for k, v in check(case).items()}
-        worst64 = max(max(v.values()) for k, v in diffs.items() if "float64" in k)
-        print("OK" if worst64 < 1e-9 else "FAIL", f"(float64: largest {worst64:.1e})")
-        return 0 if worst64 < 1e-9 else 1
+        return float64_verdict(diffs)
     threads = args.threads or [_cpu_count()]
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, "
           f"{_cpu_count()} CPUs, lr={LR} wd={WEIGHT_DECAY}")
