@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from toymodels import reference, zoo
-from toymodels.analysis import residual, variables
+from toymodels.analysis import residual, spd as spd_analysis, variables
 from toymodels.config import SCHEMA
 from toymodels.dictionary import analysis as sae_analysis
 from toymodels.dictionary.config import SAE_SCHEMA
@@ -72,6 +72,12 @@ def test_every_plot_kind_sweep_file_variable_and_zoo_model_appears(site):
               for name, _, _ in table]
     for name in names:
         assert f"| `{name}` |" in site, name
+    matrices = (*spd_analysis.PATTERN_MATRICES, "W_hidden")
+    spd_names = {k for m in matrices for k in spd_analysis.matrix_variables(m)}
+    spd_names |= set(spd_analysis.RUN_VARIABLES) | set(spd_analysis.FEATURE_VARIABLES)
+    for name in spd_names:  # W_hidden's and the per-matrix rows are written with <M>
+        general = re.sub(r"_W_(in|out|hidden)$", "_<M>", name)
+        assert f"| `{name}` |" in site or f"| `{general}` |" in site, name
     for name in zoo.names():
         assert f"| `{name}` | {zoo.describe(name).replace('|', chr(92) + '|')} |" in site, name
 

@@ -18,7 +18,7 @@ import math
 
 from toymodels import zoo
 from toymodels.cli import build_parser
-from toymodels.analysis import residual, variables
+from toymodels.analysis import residual, spd as spd_analysis, variables
 from toymodels.checks import Key
 from toymodels.config import SCHEMA
 from toymodels.dictionary import analysis as sae_analysis
@@ -121,7 +121,20 @@ def variable_reference() -> str:
         parts += [f"| `{name}` | {', '.join(dims) or 'scalar'} | {_cell(text)} |"
                   for name, dims, text in rows]
         parts.append("")
-    parts += ["### Sparse autoencoders", "", "Added for: SAE sweeps.", "",
+    parts += ["### Parameter decompositions (SPD)", "",
+              "Added for: SPD sweeps (an `[spd]` table); `<M>` is each decomposed matrix "
+              "(`W_in`, `W_out`, and `W_hidden` with the identity).", "",
+              "| variable | dims (after the sweep axes) | what it is |", "|---|---|---|"]
+    per_matrix = dict(spd_analysis.matrix_variables("<M>"))
+    for name in spd_analysis.PATTERN_MATRICES:  # the one-hot pattern: W_in and W_out only
+        per_matrix.update({k: v for k, v in spd_analysis.matrix_variables(name).items()
+                           if k.startswith("ci_errors")})
+    parts += [f"| `{name}` | scalar | {_cell(text)} |" for name, text in per_matrix.items()]
+    parts += [f"| `{name}` | scalar | {_cell(text)} |"
+              for name, text in spd_analysis.RUN_VARIABLES.items()]
+    parts += [f"| `{name}` | feature | {_cell(text)} |"
+              for name, text in spd_analysis.FEATURE_VARIABLES.items()]
+    parts += ["", "### Sparse autoencoders", "", "Added for: SAE sweeps.", "",
               "| variable | what it is |", "|---|---|"]
     for table in sae_analysis.SAE_TABLES:
         parts += [f"| `{name}` | {_cell(text)} |" for name, text in table.items()]

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from toymodels.analysis import analyze
+from toymodels.analysis import analyze, spd
 
 N, C = 3, 4
 SLOT = (2, 0, 3)  # feature i's subcomponent; subcomponent 1 is zero
@@ -68,6 +68,10 @@ def test_an_exact_decomposition_scores_one_and_does_not_fail(scored):
     np.testing.assert_allclose(ds.faithfulness, 0.0, atol=1e-12)
     assert ds.mmcs_W_in.dims == ("seed",) and ds.best_cosine_W_in.dims == ("seed", "feature")
     assert "long_name" in ds.mmcs_W_in.attrs and "description" in ds.failed.attrs
+    # what analyze adds is exactly what its tables declare (the docs' reference reads them)
+    declared = {k for name in MATRIX_DIMS for k in spd.matrix_variables(name)}
+    declared |= set(spd.RUN_VARIABLES) | set(spd.FEATURE_VARIABLES)
+    assert set(ds.data_vars) - set(exact_dataset().data_vars) == declared
 
 
 def test_a_decomposition_missing_one_piece_fails_on_that_feature(scored):
