@@ -78,7 +78,7 @@ def test_the_trainers_loss_is_the_numpy_models():
     params = K.carrier_params(embedding(), D_MLP, scale=3.0, passenger_input=2.0, p=p)
     spec = ResidualSpec(n_features=F, d_embed=40, d_mlp=D_MLP, n_layers=1, split=(D_MLP,),
                         bias=True, task="abs")
-    x = CL.sample_signed(np.random.default_rng(5), p, 20_000)
+    x = CL.sample_signed(np.random.default_rng(5), p, 4_000)
     jp = {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
     per = np.asarray(tasks.example_losses(jp, jnp.asarray(x, jnp.float32), jnp.float32(0),
                                           jnp.ones(F), spec), np.float64)
