@@ -114,3 +114,18 @@ def test_summarise_runs_batched_equals_unbatched():
         one = unbatched(as_jax(run))
         for key, value in one.items():
             assert np.allclose(batched[key][i], value, equal_nan=True), key
+
+
+@pytest.mark.parametrize("task,p", [("uand", np.linspace(0.3, 0.6, 7)),
+                                    ("uand", np.full(7, 0.05)), ("abs", np.linspace(0.1, 0.4, 7))])
+def test_naive_bias_baseline_equals_the_float64_theory(task, p):
+    """Both branches of uand (the constant neuron pays at p 0.3-0.6, not at 0.05) and abs
+    with an odd neuron, against `toymodels.theory.computation.naive_bias_loss`."""
+    W_E = embedding(F=7, d=12)
+    imp = None if task == "uand" else np.linspace(1.0, 0.5, 7)
+    want = C.naive_bias_loss(W_E, task, 5, p, imp)
+    got = A.naive_bias_baseline(jnp.asarray(W_E, jnp.float32), jnp.asarray(p, jnp.float32),
+                                jnp.ones(7) if imp is None else jnp.asarray(imp, jnp.float32),
+                                0.0, task, 5, True)
+    np.testing.assert_allclose(got["per_output"], want.per_output, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(got["total"], want.total, rtol=1e-5)

@@ -142,8 +142,29 @@ def test_batched_baselines_equal_the_float64_theory(task):
             np.testing.assert_allclose(got.linear_loss_per_output, linear.per_output,
                                        rtol=1e-3, atol=1e-6)
             np.testing.assert_allclose(got.linear_ratio, linear.total / naive.total, rtol=1e-3)
+            with_bias = theory.naive_bias_loss(*args)
+            np.testing.assert_allclose(got.naive_bias_loss, with_bias.total, rtol=1e-4)
+            np.testing.assert_allclose(got.bias_ratio, run.final_loss / with_bias.total,
+                                       rtol=1e-4)
+            np.testing.assert_allclose(got.bias_ratio_se, run.final_loss_se / with_bias.total,
+                                       rtol=1e-4)
+            assert float(got.naive_bias_loss) <= float(got.naive_loss)
+            if task != "uand":  # p >= 0.02: the means are a gain (uand: at a neuron's cost)
+                assert float(got.naive_bias_loss) < float(got.naive_loss)
     if task == "uand":
         assert out.uand_n_pairs.dims == ("embed_seed", "seed", "neuron")
+
+
+def test_a_run_without_biases_gets_the_naive_loss_as_naive_with_biases():
+    """bias = false: no output bias gives the means, so naive_bias_loss = naive_loss."""
+    ds = hand_results("abs")
+    raw = tomllib.loads(ds.attrs["config"])
+    raw["residual"]["bias"] = False
+    out = analyze(ds.assign_attrs(config=to_toml(tm.parse_config(raw))))
+    np.testing.assert_array_equal(out.naive_bias_loss, out.naive_loss)
+    np.testing.assert_array_equal(out.bias_ratio, out.loss_ratio)
+    biased = analysed("abs")
+    assert np.all(biased.naive_bias_loss < biased.naive_loss)
 
 
 def test_abs_naive_baseline_gives_an_odd_last_neuron_half_a_feature():

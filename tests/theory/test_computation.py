@@ -5,9 +5,12 @@ here from the model's definition and run on large Monte Carlo samples, numpy lea
 squares, or enumeration. Tolerances are 4 standard errors.
 """
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from toymodels.compute import tasks
+from toymodels.residual_config import ResidualSpec
 from toymodels.theory import computation as C
 from toymodels.theory import computation_loss as CL
 from toymodels.theory import uand as U
@@ -279,3 +282,86 @@ def test_random_uand_inputs_in_superposition_read_through_the_embedding():
     err = (np_forward(params, x, "uand") - np_labels(x, W_E, "uand", 0)) ** 2
     assert np.allclose(CL.uand_exact_errors(params), err, atol=1e-5)
     assert np.max(err[: 1 + m]) > 0  # interference: unlike the exact reading
+
+
+# Naive with biases: the naive construction plus the output bias that gives every output
+# its mean. Checked against the trainer's own loss (toymodels.compute.tasks) on samples,
+# and against the closed forms written here from the moments of x ~ p·Uniform[-1, 1):
+# E ReLU(x) = p/4, E ReLU(x)² = p/6, E|x| = p/2, E|x|² = p/3.
+
+
+def trainer_mc(params, task, p, importance, s, n, seed, split):
+    """(mean, SE, [F_out] per-output means, [F_out] their SEs) of the trainer's loss
+    (`toymodels.compute.tasks.squared_errors`, float32) on n sampled inputs."""
+    W_E = params["W_E"]
+    spec = ResidualSpec(n_features=W_E.shape[1], d_embed=W_E.shape[0], d_mlp=sum(split),
+                        n_layers=len(split), split=tuple(split), bias=True, task=task)
+    rng = np.random.default_rng(seed)
+    x = (CL.sample_boolean(rng, p, n) if task == "uand" else CL.sample_signed(rng, p, n))
+    jp = {k: jnp.asarray(v, jnp.float32) for k, v in params.items()}
+    err = np.asarray(tasks.squared_errors(jp, jnp.asarray(x, jnp.float32), jnp.float32(s),
+                                          spec), np.float64)
+    weights = np.ones(err.shape[1]) if task == "uand" else importance
+    per = err @ weights / err.shape[1]
+    root = np.sqrt(n)
+    return per.mean(), per.std(ddof=1) / root, err.mean(0), err.std(0, ddof=1) / root
+
+
+@pytest.mark.parametrize("task,s,split", [("relu", 0.0, [5]), ("abs", 0.0, [5]),
+                                          ("identity_relu", 0.4, [5]), ("abs", -0.5, [2, 3])])
+def test_naive_with_biases_matches_the_trainers_loss(task, s, split):
+    """The constructed naive-with-biases model, evaluated by the trainer's loss on
+    200,000 samples, is within 4 SE of `naive_bias_loss` in total and per output
+    (abs with 5 neurons: two full features and an odd neuron's half; two layers: the
+    private directions of `naive_params`)."""
+    W_E = embedding(d=F + 4)
+    params = C.naive_bias_params(W_E, task, split, P, IMPORTANCE)
+    mean, se, per, per_se = trainer_mc(params, task, P, IMPORTANCE, s, 200_000, 11, split)
+    closed = C.naive_bias_loss(W_E, task, sum(split), P, IMPORTANCE, s=s)
+    assert abs(mean - closed.total) < 4 * se, (mean, closed.total, se)
+    assert np.all(np.abs(per - closed.per_output) < 4 * per_se + 1e-6)
+    assert closed.total < C.naive_loss(W_E, task, sum(split), P, IMPORTANCE, s=s).total
+
+
+def test_naive_with_biases_for_uand_spends_a_neuron_on_the_means():
+    """uand's readout has no bias: one always-on neuron (b_in = 1) carries the means of
+    the uncomputed pairs, which then cost p_i p_j (1 − p_i p_j) each, beside d_mlp − 1
+    AND neurons; here that beats the naive baseline and matches the trainer's loss."""
+    m, k = 7, 4
+    p = np.linspace(0.3, 0.6, m)
+    params = C.naive_bias_params(np.eye(m), "uand", [k], p)
+    closed = C.naive_bias_loss(np.eye(m), "uand", k, p)
+    i, j = np.triu_indices(m, 1)
+    pp = np.sort(p[i] * p[j])[::-1]
+    expected = np.sum(pp[k - 1 :] * (1 - pp[k - 1 :])) / len(pp)  # the k − 1 largest computed
+    assert closed.total == pytest.approx(expected, rel=1e-12)
+    assert closed.total < C.naive_loss(np.eye(m), "uand", k, p).total
+    mean, se, _, _ = trainer_mc(params, "uand", p, None, 0.0, 200_000, 12, [k])
+    assert abs(mean - closed.total) < 4 * se, (mean, closed.total, se)
+    sparse = np.full(m, 0.05)  # rare pairs: a neuron is worth more as an AND
+    assert C.naive_bias_loss(np.eye(m), "uand", k, sparse).total == pytest.approx(
+        C.naive_loss(np.eye(m), "uand", k, sparse).total)
+
+
+@pytest.mark.parametrize("p", [0.01, 0.1, 0.3])
+def test_naive_with_biases_closed_forms_of_the_docs(p):
+    """Equal densities, s = 0: relu pays Var ReLU(x) = p/6 − p²/16 for E ReLU(x)² = p/6
+    on each uncomputed output, ratio 1 − 3p/8; abs with an even d_mlp 1 − 3p/4; abs with
+    d_mlp = 3 of 24 features: one full feature, one half (Var ReLU(−x) over E ReLU(−x)²)
+    and 22 left: (22 (p/3 − p²/4) + p/6 − p²/16) / (22 p/3 + p/6) (0.7775 at p = 0.3);
+    identity_relu at s = 1 has relu's target; a run without biases gets naive_loss."""
+    W_E = embedding(F=24, d=240, seed=3)
+    ratio = lambda task, k, s=0.0: (C.naive_bias_loss(W_E, task, k, p, s=s).total  # noqa: E731
+                                    / C.naive_loss(W_E, task, k, p, s=s).total)
+    assert ratio("relu", 6) == pytest.approx(1 - 3 * p / 8, rel=1e-12)
+    assert ratio("abs", 12) == pytest.approx(1 - 3 * p / 4, rel=1e-12)
+    odd = (22 * (p / 3 - p**2 / 4) + p / 6 - p**2 / 16) / (22 * p / 3 + p / 6)
+    assert ratio("abs", 3) == pytest.approx(odd, rel=1e-12)
+    assert C.naive_bias_loss(W_E, "identity_relu", 6, p, s=1.0).total == pytest.approx(
+        C.naive_bias_loss(W_E, "relu", 6, p).total, rel=1e-12)
+    # any s: the mixing term is the same with and without the bias, the gain (E g)²
+    gain = 18 * (p / 4) ** 2 / 24
+    assert (C.naive_loss(W_E, "identity_relu", 6, p, s=0.3).total
+            - C.naive_bias_loss(W_E, "identity_relu", 6, p, s=0.3).total) == pytest.approx(gain)
+    assert C.naive_bias_loss(W_E, "abs", 5, p, bias=False).total == C.naive_loss(
+        W_E, "abs", 5, p).total

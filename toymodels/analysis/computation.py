@@ -13,8 +13,9 @@ read in feature space through the embedding alone: its input weights W_in W_E [K
 (what it reads of each feature from r_0) and output weights W_U W_out [F, K] (what it
 writes to each output); a later layer's reading of earlier layers' outputs is left out.
 
-- `naive_baseline`, `linear_baseline`: the naive baseline's and the best rank-d_mlp
-  affine map's loss of one run in closed form, in jnp so that they batch with the rest
+- `naive_baseline`, `naive_bias_baseline`, `linear_baseline`: the naive baseline's
+  (without and with the output biases' free means) and the best rank-d_mlp affine
+  map's loss of one run in closed form, in jnp so that they batch with the rest
   (the float64 reference, derived in full: `toymodels.theory.computation`).
 - `relative_loss`: the headline, a run's loss over the naive baseline's
   (`toymodels.theory.computation.naive_loss`); below 1 means the run beats dedicating
@@ -124,19 +125,60 @@ def naive_baseline(W_E: jax.Array, p: jax.Array, importance: jax.Array, s: jax.A
         pp, _ = _pairs_moments(p)
         per = jnp.where(_ranks(pp) < d_mlp, 0.0, pp)
         return {"per_output": per, "total": jnp.mean(per)}
+    per, _ = _naive_signed(W_E, p, importance, s, task, d_mlp)
+    return {"per_output": per, "total": jnp.sum(importance * per) / per.shape[0]}
+
+
+def _naive_signed(W_E, p, importance, s, task: str, d_mlp: int):
+    """([F] the naive baseline's per-output loss, [F] E g_i its own-feature error's mean)
+    of a signed task (`naive_baseline`)."""
     M = mixing_matrix(W_E)
     rank = _ranks(importance * p)
     if task == "abs":  # neurons each feature gets: 2 (exact), 1 (ReLU(x_j) only) or 0
         got = jnp.clip(d_mlp - 2 * rank, 0, 2)
         g2 = jnp.where(got == 2, 0.0, jnp.where(got == 1, p / 6, p / 3))
         xg = jnp.where(got == 1, p / 6, 0.0)
+        mean = jnp.where(got == 2, 0.0, jnp.where(got == 1, -p / 4, -p / 2))
     else:
         computed = rank < d_mlp
         g2 = jnp.where(computed, 0.0, p / 6)
         xg = jnp.where(computed, 0.0, -p / 6)
+        mean = jnp.where(computed, 0.0, -p / 4)
     c = 1.0 - s if task == "identity_relu" else -s
     mix = jnp.matmul(jnp.square(M), p / 3, precision=_HIGHEST)
-    per = g2 + 2 * c * jnp.diag(M) * xg + c**2 * mix
+    return g2 + 2 * c * jnp.diag(M) * xg + c**2 * mix, mean
+
+
+def naive_bias_baseline(W_E: jax.Array, p: jax.Array, importance: jax.Array, s: jax.Array,
+                        task: str, d_mlp: int, bias: bool) -> dict:
+    """The naive baseline with biases of ONE run (jnp, batchable), as
+    `toymodels.theory.computation.naive_bias_loss` derives it: the naive construction
+    plus the output bias that gives every output its mean, so each output pays Var g_i
+    = E g_i² − (E g_i)² instead of E g_i² (relu: p/6 − p²/16 per uncomputed feature;
+    abs: p/3 − p²/4, a half-computed one p/6 − p²/16). Without biases (`bias` False,
+    static) it is `naive_baseline`. uand (no output bias): the lower of the naive loss
+    and d_mlp − 1 AND neurons with one constant neuron, the other pairs then costing
+    p_i p_j (1 − p_i p_j).
+
+    Args: as `naive_baseline`; bias: whether the run's layers have biases (static).
+
+    Example:
+      >>> out = naive_bias_baseline(jnp.eye(3), jnp.full(3, 0.4), jnp.ones(3), 0.0,
+      ...                           "relu", 1, True)
+      >>> [round(float(v), 4) for v in out["per_output"]]  # p/6 − p²/16
+      [0.0, 0.0567, 0.0567]
+    """
+    if not bias:
+        return naive_baseline(W_E, p, importance, s, task, d_mlp)
+    if task == "uand":
+        pp, _ = _pairs_moments(p)
+        naive = jnp.where(_ranks(pp) < d_mlp, 0.0, pp)
+        constant = jnp.where(_ranks(pp) < d_mlp - 1, 0.0, pp * (1 - pp))
+        per = constant if d_mlp >= 1 else naive
+        per = jnp.where(jnp.mean(per) < jnp.mean(naive), per, naive)
+        return {"per_output": per, "total": jnp.mean(per)}
+    per, mean = _naive_signed(W_E, p, importance, s, task, d_mlp)
+    per = per - jnp.square(mean)
     return {"per_output": per, "total": jnp.sum(importance * per) / per.shape[0]}
 
 

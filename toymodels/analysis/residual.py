@@ -14,6 +14,11 @@ dedicated neurons, the rest left at zero): below 1 the run beats dedicating its 
 `linear_ratio` is the same for the best rank-d_mlp affine map: a trained run below 1
 but not below `linear_ratio` has not shown any computation a linear map could not do.
 Its standard error `loss_ratio_se` is final_loss_se / naive (the baseline is exact).
+The naive baseline has no biases; a run with biases gets the mean of every output from
+its output bias for free, so its fair baseline is naive-with-biases, `naive_bias_loss`
+(each output costs Var instead of E[.²]), and `bias_ratio` = final_loss / naive_bias_loss
+(with `bias_ratio_se`) is its headline; a run without biases gets naive_bias_loss =
+naive_loss, as no bias is available to it.
 """
 
 from __future__ import annotations
@@ -35,6 +40,12 @@ VARIABLES = (  # (name, dims after the run axes, long_name); uand adds UAND_VARI
      "features computed by dedicated neurons, the rest at zero)"),
     ("loss_ratio_se", (), "standard error of loss_ratio (final_loss_se / naive_loss; the "
      "baseline is exact)"),
+    ("naive_bias_loss", (), "the naive baseline with biases: its neurons plus the output "
+     "bias giving every output its mean, so each costs Var instead of E[.^2] (closed "
+     "form); equals naive_loss for a run without biases (bias = false)"),
+    ("bias_ratio", (), "final_loss / naive_bias_loss: below 1 beats the naive baseline "
+     "even with the means the output biases give for free"),
+    ("bias_ratio_se", (), "standard error of bias_ratio (final_loss_se / naive_bias_loss)"),
     ("linear_ratio", (), "linear_loss / naive_loss: the best affine map of rank <= d_mlp "
      "on top of the residual, relative to the naive baseline"),
     ("naive_loss", (), "the naive baseline's loss in closed form, sum_i I_i L_i / n_outputs, "
@@ -73,13 +84,15 @@ UAND_VARIABLES = (
 
 
 def analyze_one(params: dict, density, importance, s, final_loss, final_loss_se,
-                loss_per_output, *, task: str, d_mlp: int) -> dict:
+                loss_per_output, *, task: str, d_mlp: int, bias: bool = True) -> dict:
     """Every analysis variable of ONE run (pure jnp; `task` and `d_mlp` static).
 
     Args:
       params: the run's parameters (`toymodels.residual_config.param_dims`' layout).
       density, importance: [F] its input law; s: [] its label_mixing.
       final_loss, final_loss_se: []; loss_per_output: [F_out] (unweighted).
+      bias: whether the run's layers have biases (static; without, naive_bias_loss =
+        naive_loss).
 
     Returns:
       A dict of the names of `VARIABLES` (and `UAND_VARIABLES` for uand).
@@ -87,12 +100,16 @@ def analyze_one(params: dict, density, importance, s, final_loss, final_loss_se,
     W_E = params["W_E"]
     naive = computation.naive_baseline(W_E, density, importance, s, task, d_mlp)
     linear = computation.linear_baseline(W_E, density, importance, s, task, d_mlp)
+    with_bias = computation.naive_bias_baseline(W_E, density, importance, s, task, d_mlp, bias)
     weights = np.ones(loss_per_output.shape[0]) if task == "uand" else importance
     summary = computation.summarise_one(params, task, top=d_mlp)
     served = summary["features_served"]
     out = {
         "loss_ratio": final_loss / naive["total"],
         "loss_ratio_se": final_loss_se / naive["total"],
+        "naive_bias_loss": with_bias["total"],
+        "bias_ratio": final_loss / with_bias["total"],
+        "bias_ratio_se": final_loss_se / with_bias["total"],
         "linear_ratio": linear["total"] / naive["total"],
         "naive_loss": naive["total"], "naive_loss_per_output": naive["per_output"],
         "linear_loss": linear["total"], "linear_loss_per_output": linear["per_output"],
@@ -111,9 +128,9 @@ def analyze_one(params: dict, density, importance, s, final_loss, final_loss_se,
 
 
 @functools.lru_cache(maxsize=None)
-def _runs(task: str, d_mlp: int, names: tuple[str, ...]) -> Callable:
+def _runs(task: str, d_mlp: int, bias: bool, names: tuple[str, ...]) -> Callable:
     """`analyze_one` batched over runs, its parameters given positionally (`names`)."""
-    one = functools.partial(analyze_one, task=task, d_mlp=d_mlp)
+    one = functools.partial(analyze_one, task=task, d_mlp=d_mlp, bias=bias)
     batched = per_run(lambda params, *rest: one(params, *rest))
     return lambda *arrays: batched(dict(zip(names, arrays[: len(names)])), *arrays[len(names):])
 
@@ -144,7 +161,7 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
               flat(ds.importance, "feature"), flat(ds.label_mixing_value), flat(ds.final_loss),
               flat(ds.final_loss_se), flat(ds.loss_per_output, "output"))
     run_elements = r.d_embed * (r.n_features + 2 * r.d_mlp) + r.n_outputs * r.n_features
-    out = in_chunks(_runs(r.task, r.d_mlp, names), arrays, run_elements)
+    out = in_chunks(_runs(r.task, r.d_mlp, r.bias, names), arrays, run_elements)
     table = (*VARIABLES, *(UAND_VARIABLES if r.task == "uand" else ()))
     new = {name: _variable(np.asarray(out[name]).reshape(runs.shape + np.shape(out[name])[1:]),
                            runs.dims, trailing, text, ds.dims)

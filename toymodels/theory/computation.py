@@ -35,6 +35,24 @@ E[g²] = E[x g] = p/6. (One neuron per feature, ReLU(x) for |x|, gives the same 
 both remove p/6 per neuron.) The computed features are those with the largest I_i p_i
 (ties: lower index first), the choice that minimises the total.
 
+**Naive with biases** (`naive_bias_loss`, `naive_bias_params`). A model with biases
+gets the mean of every output for free from its output bias b_out (the readout W_Eᵀ
+reaches any vector when W_E has full column rank): the naive construction plus the
+constant b_out with W_Eᵀ b_out = −E g pays Var g_i instead of E g_i² on each output,
+
+  L_i = E[g_i²] − (E g_i)² + 2 c M_ii E[x_i g_i] + c² Σ_k M_ik² p_k / 3,      (2)
+
+the same neurons as the naive baseline (priority I_i p_i). Per output (E g = −E f on an
+uncomputed feature): relu and identity_relu (any s) Var ReLU(x) = p/6 − p²/16, abs
+Var |x| = p/3 − p²/4, the half-computed |x_j| of an odd last neuron Var ReLU(−x_j) =
+p/6 − p²/16, a computed feature 0; for equal densities the ratio to naive is 1 − 3p/8
+(relu, at s = 0) and 1 − 3p/4 (abs, even d_mlp). A run without biases (bias = false)
+has no such constant: its naive_bias_loss is naive_loss. uand's readout R a has no
+bias: a constant costs a neuron, one always on (zero input weights, b_in = 1) whose R
+column holds the means p_i p_j of the uncomputed pairs, which then cost Var(x_i x_j) =
+p_i p_j (1 − p_i p_j) each, beside d_mlp − 1 AND neurons; naive_bias_loss is the
+lower of that and the naive loss.
+
 **Best rank-k linear map** (`linear_loss`): ŷ = (residual) + B x + b with rank B <= k =
 d_mlp (a linear MLP of k neurons: the layers compose to rank at most Σ k_l). The target
 of B is t = y − residual = f(x) + a M x, a = s − 1 (identity_relu) or s. Reduced-rank
@@ -151,6 +169,19 @@ def _error_moments(task: str, jobs, p: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return g2, xg
 
 
+def _error_means(task: str, jobs, p: np.ndarray) -> np.ndarray:
+    """[F] E g_i of the naive construction's own-feature error: −E f(x_i) uncomputed,
+    −E ReLU(−x_j) = −p/4 for a half-computed |x_j|, 0 computed."""
+    mean = -moments(task, p)["f"].copy()
+    signs: dict[int, set] = {}
+    for j, sign in jobs:
+        signs.setdefault(j, set()).add(sign)
+    for j, got in signs.items():
+        full = task != "abs" or got == {1.0, -1.0}
+        mean[j] = 0.0 if full else -p[j] / 4
+    return mean
+
+
 def naive_loss(W_E: np.ndarray, task: str, d_mlp: int, p, importance=None,
                s: float = 0.0) -> Baseline:
     """The naive baseline's loss in closed form, per output and in total (eq. (1)).
@@ -191,6 +222,81 @@ def naive_loss(W_E: np.ndarray, task: str, d_mlp: int, p, importance=None,
     computed = np.zeros(F, bool)
     computed[[j for j, _ in jobs]] = True
     return Baseline(per, float(importance @ per / F), computed)
+
+
+def naive_bias_loss(W_E: np.ndarray, task: str, d_mlp: int, p, importance=None,
+                    s: float = 0.0, bias: bool = True) -> Baseline:
+    """The naive baseline with biases, in closed form (eq. (2)): the loss of
+    `naive_bias_params` when d_embed >= F; without biases (bias = False) `naive_loss`.
+
+    Args: as `naive_loss`; bias: whether the model has biases.
+
+    Returns:
+      `Baseline`, `computed` the naive baseline's (uand: without the pair whose neuron
+      becomes the constant one, when that is the lower loss).
+
+    Example:
+      >>> p = np.full(4, 0.2)
+      >>> ratio = naive_bias_loss(np.eye(4), "abs", 2, p).total / naive_loss(np.eye(4), "abs", 2, p).total
+      >>> round(ratio, 12)  # 1 − 3p/4
+      0.85
+    """
+    check_task(task)
+    naive = naive_loss(W_E, task, d_mlp, p, importance, s)
+    if not bias:
+        return naive
+    F = np.asarray(W_E).shape[1]
+    p = np.broadcast_to(np.asarray(p, np.float64), (F,))
+    if task == "uand":
+        constant = _uand_constant(p, d_mlp)
+        return constant if constant.total < naive.total else naive
+    importance = np.ones(F) if importance is None else np.asarray(importance, np.float64)
+    mean = _error_means(task, naive_jobs(task, d_mlp, p, importance), p)
+    per = naive.per_output - mean**2
+    return Baseline(per, float(importance @ per / F), naive.computed)
+
+
+def _uand_constant(p: np.ndarray, d_mlp: int) -> Baseline:
+    """d_mlp − 1 AND neurons and one constant neuron giving the others their means."""
+    P = pairs(len(p))
+    pp = p[P[:, 0]] * p[P[:, 1]]
+    computed = np.zeros(len(P), bool)
+    computed[naive_priority(pp)[: max(d_mlp - 1, 0)]] = True
+    per = np.where(computed, 0.0, pp * (1 - pp) if d_mlp >= 1 else pp)
+    return Baseline(per, float(per.mean()), computed)
+
+
+def naive_bias_params(W_E: np.ndarray, task: str, split, p, importance=None
+                      ) -> dict[str, np.ndarray]:
+    """The naive-with-biases construction as parameters (biases on; see the module
+    docstring): `naive_params` and the last layer's b_out = D β, β_i = −E g_i the mean
+    of output i's uncomputed part (W_Eᵀ D = I, and no later layer reads it). uand, when
+    the constant neuron is the lower loss (`naive_bias_loss`): the last neuron gets
+    zero input weights, b_in = 1 and R column p_i p_j on the uncomputed pairs.
+
+    Args: as `naive_params` (bias always on).
+    """
+    check_task(task)
+    split = [int(k) for k in split]
+    W_E = np.asarray(W_E, np.float64)
+    F = W_E.shape[1]
+    p = np.broadcast_to(np.asarray(p, np.float64), (F,))
+    params = naive_params(W_E, task, split, p, importance, bias=True)
+    last, q = len(split) - 1, split[-1] - 1
+    d_mlp = sum(split)
+    if task == "uand":
+        constant = _uand_constant(p, d_mlp)
+        if constant.total < naive_loss(W_E, task, d_mlp, p).total:
+            P = pairs(F)
+            params["R"][:, d_mlp - 1] = np.where(constant.computed, 0.0,
+                                                 p[P[:, 0]] * p[P[:, 1]])
+            params[f"W_in_{last}"][q] = 0.0
+            params[f"b_in_{last}"][q] = 1.0
+        return params
+    importance = np.ones(F) if importance is None else np.asarray(importance, np.float64)
+    mean = _error_means(task, naive_jobs(task, d_mlp, p, importance), p)
+    params[f"b_out_{last}"] = dual_basis(W_E) @ -mean
+    return params
 
 
 def pairs(F: int) -> np.ndarray:
