@@ -84,7 +84,7 @@ def score_one(params: dict, W: jax.Array, b: jax.Array, p: jax.Array, noise: jax
 
     Args:
       params: {name: {"U": [C, d_out], "V": [C, d_in], "gate_*": ...}} of each matrix.
-      W: [H, F] the target's weights; b: [F] its bias; p: [] its feature probability.
+      W: [H, F] the target's weights; b: [F] its bias; p: [F] or [] its feature probability.
       noise: [2, B, F] uniforms of the evaluation batch (shared by every run).
       threshold: [] the live threshold on causal importance.
 
@@ -156,8 +156,11 @@ def _group_of(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _feature_probability(ds: xr.Dataset, runs: xr.DataArray) -> np.ndarray:
-    """[R] each run's feature probability: its coordinate, the config's value or the
+    """[R, F] or [R] each run's feature probabilities: its `density` (the run's input law),
+    else (results written before `density`) its coordinate, the config's value or the
     default."""
+    if "density" in ds:
+        return _per_run(ds.density, runs)
     if "feature_probability" in ds.coords:
         return np.asarray(ds.feature_probability.broadcast_like(runs).transpose(*runs.dims),
                           np.float32).reshape(-1)
