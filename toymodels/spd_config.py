@@ -18,7 +18,8 @@ A sweep file with an `[spd]` table decomposes the weight matrices of toy models
 Sources (as the SAE trainer's, `toymodels.dictionary.config.read_source`):
   - a results directory of a toy-model sweep (relu_output models); `runs` picks its runs
     ("all", a list of flat run indices, or a table of coordinates); more than one makes a
-    `source_run` axis: a decomposition of every cell of a phase diagram.
+    `source_run` axis: a decomposition of every cell of a phase diagram. Without
+    `feature_probability` each run keeps its source run's density (its own input law).
   - "zoo:NAME", a zoo model (relu_output).
   - "hand": a hand-built model of k = `n_features` known rank-1 pieces per matrix
     (`toymodels.spd.targets.hand_W`: a regular k-gon in `n_hidden` = 2 dims, or k

@@ -13,7 +13,7 @@ Which inputs count (every run sees the same draws: common random numbers):
   * live subcomponents: causal importance σ_H(γ_c) above the sweep's `spd.threshold`
     (attrs["threshold"], 0.1 by default) on some input among the n one-hot inputs x = e_i
     and `EVAL_EXAMPLES` inputs drawn from the run's own input law (each feature on with
-    its `feature_probability`, Uniform[0, 1] when on: `toymodels.spd.train.inputs`), drawn
+    its probability, the run's `density`, Uniform[0, 1] when on: `toymodels.spd.train.inputs`), drawn
     once from the sweep's evaluation key (`toymodels.evaluation.eval_key`);
   * the features: those the target represents, ||W_i|| > 0.5
     (`toymodels.analysis.REPRESENTED_NORM`): every feature of the zoo's and the hand-built
