@@ -56,6 +56,24 @@ def test_parsing_a_zoo_or_results_source_reads_nothing():
     assert c.spec is None and c.trainer == "spd"
 
 
+def test_a_results_directory_keeps_its_own_law_unless_feature_probability_is_given():
+    """Resolved against a results directory (a stand-in reader), the config leaves
+    feature_probability out (each run keeps its source run's density); given, it is
+    kept; a zoo or hand target resolves to the paper's 0.05."""
+    toy = tm.ModelSpec("relu_output", 2, 1)
+    reader = lambda spd, source: (toy, (0, 1, 2))
+    own = parse_spd({"spd": {"source": "runs/x"}}, "x.toml", reader=reader)
+    assert "feature_probability" not in own.table and own.table["beta"] == 3e-3
+    assert dict(own.axes)["source_run"] == (0, 1, 2)
+    assert tm.parse_config(tomllib.loads(repr(own)), "again").table == own.table
+    given = parse_spd({"spd": {"source": "runs/x", "feature_probability": 0.2}}, "x.toml",
+                      reader=reader)
+    assert given.table["feature_probability"] == 0.2
+    zoo = parse_spd({"spd": {"source": "zoo:intro_pentagon"}}, "z.toml",
+                    reader=lambda spd, source: (tm.ModelSpec("relu_output", 5, 2), ()))
+    assert zoo.table["feature_probability"] == 0.05
+
+
 BAD = [  # (id, [spd] table, other tables, key, what the line says)
     ("unknown key", {"source": "hand", "betta": 1e-3}, {}, "spd.betta", "did you mean beta?"),
     ("no source", {"C": 4}, {}, "spd.source", "missing"),

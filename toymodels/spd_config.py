@@ -18,7 +18,8 @@ A sweep file with an `[spd]` table decomposes the weight matrices of toy models
 Sources (as the SAE trainer's, `toymodels.dictionary.config.read_source`):
   - a results directory of a toy-model sweep (relu_output models); `runs` picks its runs
     ("all", a list of flat run indices, or a table of coordinates); more than one makes a
-    `source_run` axis: a decomposition of every cell of a phase diagram.
+    `source_run` axis: a decomposition of every cell of a phase diagram. Without
+    `feature_probability` each run keeps its source run's density (its own input law).
   - "zoo:NAME", a zoo model (relu_output).
   - "hand": a hand-built model of k = `n_features` known rank-1 pieces per matrix
     (`toymodels.spd.targets.hand_W`: a regular k-gon in `n_hidden` = 2 dims, or k
@@ -68,8 +69,9 @@ SPD_SCHEMA = {  # the [spd] table, each key declared once
     "layerwise_coefficient": Key(base.number(0.0, math.inf), 1.0, "layer-wise stochastic "
                                  "reconstruction loss (1)", T),
     "feature_probability": Key(base.number(0.0, 1.0, lo_open=True), 0.05, "each input "
-                               "feature's probability of being on, Uniform[0, 1] when on "
-                               "(the paper's 0.05)", T),
+                               "feature's probability of being on, Uniform[0, 1] when on; "
+                               "not given: a results directory's runs each keep their own "
+                               "density, a zoo or hand target the paper's 0.05", T),
     "threshold": Key(base.number(0.0, 1.0, lo_open=True, hi_open=True), 0.1, "causal "
                      "importance above which a subcomponent is live (metrics)"),
     "source_model": Key(pin(ModelSpec, "model"), None, "the source's [model], written into "
@@ -168,8 +170,9 @@ def parse_spd(raw: dict, source: str = "<config>", *, reader: Reader | None = No
     if any(name in SPD_STATIC for name, _ in axes):
         return _with_groups(raw, top, axes, source, reader)
     model, runs = _resolve_source(spd, source, reader)
+    own_law = () if _one_model(spd["source"]) else ("feature_probability",)  # the source's
     resolved = {**{k: key.default for k, key in SPD_SCHEMA.items()
-                   if key.default is not None and k not in ("runs", *HAND_ONLY)},
+                   if key.default is not None and k not in ("runs", *HAND_ONLY, *own_law)},
                 **{k: v for k, v in spd.items() if k != "runs"}}
     if spd["source"] == HAND:
         resolved.update(n_features=model.n_features, n_hidden=model.n_hidden)
@@ -187,6 +190,12 @@ def parse_spd(raw: dict, source: str = "<config>", *, reader: Reader | None = No
         axes = (("source_run", tuple(runs)), *axes)
     return base.SweepConfig(top["name"], top["seed"], spec, {}, train, axes, source, (), "spd",
                             resolved, tuple(SPD_STATIC))
+
+
+def _one_model(name: str) -> bool:
+    """Whether the source `name` is one model ("hand" or "zoo:NAME"), not a results
+    directory (whose runs keep their own input law unless `feature_probability` is given)."""
+    return name == HAND or name.startswith(ZOO)
 
 
 def _check_source_keys(spd: dict, source: str) -> None:

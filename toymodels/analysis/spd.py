@@ -13,7 +13,7 @@ Which inputs count (every run sees the same draws: common random numbers):
   * live subcomponents: causal importance σ_H(γ_c) above the sweep's `spd.threshold`
     (attrs["threshold"], 0.1 by default) on some input among the n one-hot inputs x = e_i
     and `EVAL_EXAMPLES` inputs drawn from the run's own input law (each feature on with
-    its `feature_probability`, Uniform[0, 1] when on: `toymodels.spd.train.inputs`), drawn
+    its probability, the run's `density`, Uniform[0, 1] when on: `toymodels.spd.train.inputs`), drawn
     once from the sweep's evaluation key (`toymodels.evaluation.eval_key`);
   * the features: those the target represents, ||W_i|| > 0.5
     (`toymodels.analysis.REPRESENTED_NORM`): every feature of the zoo's and the hand-built
@@ -84,7 +84,7 @@ def score_one(params: dict, W: jax.Array, b: jax.Array, p: jax.Array, noise: jax
 
     Args:
       params: {name: {"U": [C, d_out], "V": [C, d_in], "gate_*": ...}} of each matrix.
-      W: [H, F] the target's weights; b: [F] its bias; p: [] its feature probability.
+      W: [H, F] the target's weights; b: [F] its bias; p: [F] or [] its feature probability.
       noise: [2, B, F] uniforms of the evaluation batch (shared by every run).
       threshold: [] the live threshold on causal importance.
 
@@ -156,8 +156,11 @@ def _group_of(ds: xr.Dataset) -> xr.Dataset:
 
 
 def _feature_probability(ds: xr.Dataset, runs: xr.DataArray) -> np.ndarray:
-    """[R] each run's feature probability: its coordinate, the config's value or the
+    """[R, F] or [R] each run's feature probabilities: its `density` (the run's input law),
+    else (results written before `density`) its coordinate, the config's value or the
     default."""
+    if "density" in ds:
+        return _per_run(ds.density, runs)
     if "feature_probability" in ds.coords:
         return np.asarray(ds.feature_probability.broadcast_like(runs).transpose(*runs.dims),
                           np.float32).reshape(-1)

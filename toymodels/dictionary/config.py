@@ -90,13 +90,15 @@ def _results_config(path: str, source: str, table: str = "sae") -> base.SweepCon
     return toy
 
 
-def source_coordinates(config: base.SweepConfig) -> dict[str, np.ndarray]:
-    """{axis: [S] values} of the source runs `config.spec.sae.runs` of a results-directory
-    source, from its config (the manifest; its results are not read)."""
-    toy = _results_config(config.spec.sae.source, config.source)
+def source_coordinates(config: base.SweepConfig, table: str = "sae") -> dict[str, np.ndarray]:
+    """{axis: [S] values} of the source runs `config.spec.<table>.runs` of a
+    results-directory source (table "sae" or "spd"), from its config (the manifest; its
+    results are not read)."""
+    part = getattr(config.spec, table)
+    toy = _results_config(part.source, config.source, table)
     if not toy.axes:
         return {}
-    index = np.indices(toy.shape).reshape(len(toy.axes), -1)[:, list(config.spec.sae.runs)]
+    index = np.indices(toy.shape).reshape(len(toy.axes), -1)[:, list(part.runs)]
     return {name: np.asarray(values)[i] for (name, values), i in zip(toy.axes, index)}
 
 

@@ -62,7 +62,8 @@ Params = dict  # {matrix name: {"U": [C, d_out], "V": [C, d_in], gate parts}}
 
 @struct.dataclass
 class SPDHyper:
-    """The traced hyperparameters of ONE decomposition (scalars; [R] leading when stacked).
+    """The traced hyperparameters of ONE decomposition (scalars but feature_probability;
+    [R] leading when stacked).
 
     Attributes:
       beta: the importance-minimality coefficient β (the paper's β_3).
@@ -70,7 +71,8 @@ class SPDHyper:
       faithfulness_coefficient, stochastic_coefficient, layerwise_coefficient: the other
         losses' coefficients (the paper's 1, β_1, β_2).
       learning_rate: Adam's peak learning rate (cosine decay to 0).
-      feature_probability: each input feature's probability of being on (Uniform[0, 1]).
+      feature_probability: [n] each input feature's probability of being on (Uniform[0,
+        1] when on); a scalar broadcasts the same.
     """
 
     beta: jax.Array

@@ -81,10 +81,11 @@ def init_one(spec: Spec, seed_key: jax.Array, run: SPDRun) -> SPDState:
 
 
 def inputs(uniforms: jax.Array, feature_probability: jax.Array) -> jax.Array:
-    """[B, n] x_i = u_i where feature i is on (its `on` uniform below p), else 0, from
-    uniforms [2, B, n] = (on, value): the paper's TMS inputs, Uniform[0, 1] with
-    probability p."""
-    return jnp.where(uniforms[0] < feature_probability, uniforms[1], 0.0)
+    """[B, n] x_i = u_i where feature i is on (its `on` uniform below p_i), else 0, from
+    uniforms [2, B, n] = (on, value) and p [n] (or one p for every feature): the paper's
+    TMS inputs, Uniform[0, 1] with probability p_i."""
+    p = jnp.broadcast_to(feature_probability, uniforms.shape[-1:])
+    return jnp.where(uniforms[0] < p[None], uniforms[1], 0.0)
 
 
 def step_one(spec: Spec, state: SPDState, run: SPDRun, uniforms: jax.Array,

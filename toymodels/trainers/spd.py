@@ -5,7 +5,8 @@ Its runs are Stochastic Parameter Decompositions of toy models
 source (the SAE trainer's reader, `toymodels.dictionary.config.read_source`);
 `expand_spd(config)` gives the flat run axis R of its axes, each run's `SPDRun` holding
 its hyperparameters and its target's W [d, n] and b [n]; `build_spd_dataset` labels a
-group's arrays: dims (*axes, component, gate, hidden, feature, [hidden_out], step).
+group's arrays: dims (*axes, component, gate, hidden, feature, [hidden_out], step); with a
+`source_run` axis the source's sweep coordinates ride along it as `source_<axis>`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import xarray as xr
 
 from toymodels import store, zoo
 from toymodels.config import SweepConfig
-from toymodels.dictionary.config import read_source
+from toymodels.dictionary.config import read_source, source_coordinates
 from toymodels.grid import Grid, axis_columns, flat_runs, make_grid, run_values
 from toymodels.parsers import PARSERS
 from toymodels.progress import Report
@@ -54,34 +55,41 @@ def resolve_spd(config: SweepConfig) -> SweepConfig:
     return parse_spd(raw, config.source, reader=read_spd_source)
 
 
-def source_arrays(config: SweepConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(W [S, d, n], b [S, n]) of the S source models (`spec.spd.runs`; S = 1 for a zoo or
-    hand target)."""
+def source_arrays(config: SweepConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(W [S, d, n], b [S, n], density [S, n]) of the S source models (`spec.spd.runs`;
+    S = 1 for a zoo or hand target, whose density is None: its law is the key's)."""
     spec = config.spec
     if spec.spd.source == HAND:
         n, d = spec.model.n_features, spec.model.n_hidden
-        return hand_W(n, d)[None], hand_b(n, d)[None]
+        return hand_W(n, d)[None], hand_b(n, d)[None], None
     if spec.spd.source.startswith(ZOO):
         entry = zoo.load(spec.spd.source.removeprefix(ZOO))
-        return np.asarray(entry.W, np.float32)[None], np.asarray(entry.b, np.float32)[None]
+        return np.asarray(entry.W, np.float32)[None], np.asarray(entry.b, np.float32)[None], None
     ds = store.load(spec.spd.source)
     axes = list(ds.W.dims[:-2])
     runs = np.asarray(spec.spd.runs)
-    W, b = flat_runs(ds.W, axes)[runs], flat_runs(ds.b, axes)[runs]
-    return W.astype(np.float32), b.astype(np.float32)
+    flat = lambda da: flat_runs(da, axes)[runs].astype(np.float32)
+    return flat(ds.W), flat(ds.b), flat(ds.density.broadcast_like(ds.b))
 
 
 def expand_spd(config: SweepConfig) -> Grid:
-    """The decompositions of a group of an SPD sweep (no static axes), each with its target."""
+    """The decompositions of a group of an SPD sweep (no static axes), each with its target
+    and its input law: `feature_probability` [R, n] the key's value where given (in
+    `[spd]` or swept), else a results-directory source run's own density."""
     value = run_values(config)
-    W, b = source_arrays(config)
+    W, b, density = source_arrays(config)
     position = {run: i for i, run in enumerate(config.spec.spd.runs)}
     column = axis_columns(config)
     which = (np.array([position[int(r)] for r in column["source_run"]])
              if "source_run" in column else np.zeros(config.n_runs, int))
     spd_value = lambda key: value(key, config.table.get(key, SPD_SCHEMA[key].default))
+    hyper = {k: spd_value(k).astype(np.float32) for k in HYPER_KEYS}
+    given = "feature_probability" in config.table or "feature_probability" in column
+    hyper["feature_probability"] = (
+        np.repeat(hyper["feature_probability"][:, None], W.shape[-1], axis=1)
+        if given or density is None else density[which])
     hyper = decomposition.SPDHyper(
-        **{k: spd_value(k).astype(np.float32) for k in HYPER_KEYS},
+        **hyper,
         learning_rate=value("learning_rate", config.train["learning_rate"]).astype(np.float32))
     return make_grid(config, SPDRun(hyper, W[which], b[which]))
 
@@ -117,7 +125,10 @@ def _targets(spec: Spec, grid: Grid, axes: tuple, as_grid) -> dict:
     """The target's matrices [*axes, d_out, d_in] and bias [*axes, feature]."""
     W, b = np.asarray(grid.hyper.W), np.asarray(grid.hyper.b)
     target = tms_target(W[0], b[0], spec.spd.identity)
-    out = {"target_b": (axes + ("feature",), as_grid(b))}
+    out = {"target_b": (axes + ("feature",), as_grid(b)),
+           "density": (axes + ("feature",), as_grid(np.asarray(grid.hyper.hyper.feature_probability)),
+                       {"long_name": "each input feature's probability of being on (the "
+                        "decomposition's input law, Uniform[0, 1] when on)"})}
     for name in target.weights:
         value = {"W_in": W, "W_out": np.swapaxes(W, -1, -2),
                  "W_hidden": np.broadcast_to(np.eye(W.shape[1], dtype=np.float32),
@@ -144,6 +155,9 @@ def build_spd_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: 
                   hidden=np.arange(d), feature=np.arange(n), step=steps)
     if spec.spd.identity:
         coords["hidden_out"] = np.arange(d)
+    if "source_run" in axes:
+        coords.update({f"source_{a}": ("source_run", v)
+                       for a, v in source_coordinates(config, "spd").items()})
     attrs = manifest_attrs(config, manifest)
     attrs.update(trainer="spd", spd_source=spec.spd.source, n_features=n, n_hidden=d,
                  identity=int(spec.spd.identity), threshold=spec.spd.threshold)
