@@ -136,14 +136,14 @@ def test_residual_input_law_firing_rate_and_magnitudes_monte_carlo():
     """At Braun et al.'s p = 0.01 (n = 100): each feature fires with probability p,
     independently of the others, and an active value is Uniform[-1, 1): the firing rate,
     the rate of pairs, the magnitudes' mean, second moment and CDF at five points against
-    the closed forms, each within 4 standard errors of a 200 x 2048 x 100 draw."""
+    the closed forms, each within 4 standard errors of a 100 x 2048 x 100 draw."""
     c = parse_residual({"residual": {"n_features": 100, "d_embed": 8, "d_mlp": 2},
                         "train": {"batch_size": 2048}})
     p = 0.01
     draw = jax.jit(jax.vmap(lambda k: tasks.sample(tasks.sample_noise(k, c.spec),
                                                    jnp.full(100, p), c.spec.data,
                                                    c.spec.residual)))
-    x = np.asarray(draw(jax.random.split(jax.random.key(11), 200)))  # [200, B, n]
+    x = np.asarray(draw(jax.random.split(jax.random.key(11), 100)))  # [100, B, n]
     on = x != 0
     N = on.size
     assert abs(on.mean() - p) < 4 * np.sqrt(p * (1 - p) / N)
