@@ -4,9 +4,9 @@ Every per-run function (`init_one`, `step_one`, `stats_one`) is written for ONE 
 takes the static `Spec` first; the V runs of a block are vmapped and the blocks mapped
 (`toymodels.blocks`), as for toy models (`toymodels.train`), whose optimisers and
 schedules (`toymodels.train.make_optimizer`) these runs use. Common random numbers: each
-step draws one batch of uniforms per seed key (`toymodels.compute.tasks.sample_noise`), and every
-run of that seed makes its inputs from them (with its own feature probabilities), so runs
-that share a seed see the same inputs. A fixed W_E is not a trained parameter: it has no
+step draws one batch of uniforms per seed key (`toymodels.compute.tasks.sample_noise`),
+and every run of that seed makes its inputs from them (with its own feature
+probabilities), so runs that share a seed see the same inputs. A fixed W_E is not a trained parameter: it has no
 optimiser state, no gradient and no weight decay.
 
 The final loss is sampled: `n_eval_batches` batches of `EVAL_BATCH` fresh inputs, drawn
