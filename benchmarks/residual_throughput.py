@@ -64,15 +64,15 @@ JAX_STEPS = 20
 def folded_flops(case: str) -> float:
     """Matmul FLOPs of one step of one model as the JAX side computes it
     (`toymodels.compute.model.fold`; W_E fixed, its gram G made once per run): the batch's
-    P x, (G - s(G - I)) x, M a and the gradients dP, da, dM, 2 B (4 n k + n^2), and the
-    fold P = W_in W_E, M = W_E^T W_out with its backward, 8 k d n (162.9 MFLOP at n =
-    100, d_embed = 1000, d_mlp = 50, B = 2048, against 2,252.8 for `matmul_flops`).
-    One layer only (NaN otherwise)."""
+    P x, (G - s(G - I)) x, M a and the gradients dP = dpre^T x, da = derr M, dM = derr^T a,
+    2 B (5 n k + n^2), and the fold P = W_in W_E, M = W_E^T W_out with its backward,
+    8 k d n (183.4 MFLOP at n = 100, d_embed = 1000, d_mlp = 50, B = 2048, against 2,252.8
+    for `matmul_flops`: a ratio of 12.3). One layer only (NaN otherwise)."""
     c = CASES[case]
     if c["n_layers"] != 1:
         return float("nan")
     B, n, d, k = c["batch"], c["n"], c["d_embed"], c["d_mlp"]
-    return float(2 * B * (4 * n * k + n * n) + 8 * k * d * n)
+    return float(2 * B * (5 * n * k + n * n) + 8 * k * d * n)
 
 
 def residual_config(case: str, R: int, steps: int, seed: int = 0):

@@ -42,3 +42,14 @@ def test_uniform_is_in_the_unit_interval_and_flat():
     assert u.min() >= 0.0 and u.max() < 1.0
     counts = np.histogram(u, bins=16, range=(0, 1))[0]
     assert np.abs(counts / counts.mean() - 1).max() < 0.02  # 65,536 per bin: 4 sigma is 1.6%
+
+
+@pytest.mark.parametrize("shape", [(3, 5), (100, 2048), (1, 7), (0, 4)])
+def test_uniform_transposed_is_the_transpose_of_jax_random_uniform(shape):
+    with jax.threefry_partitionable(True):
+        for seed in (0, 9, 2**31 - 1):
+            key = jax.random.fold_in(jax.random.key(seed), 3)
+            ours = np.asarray(jax.jit(threefry.uniform_transposed, static_argnums=1)(key, shape))
+            theirs = np.asarray(jax.random.uniform(key, shape, jnp.float32)).T
+            assert ours.shape == shape[::-1]
+            np.testing.assert_array_equal(ours.view(np.uint32), theirs.view(np.uint32))

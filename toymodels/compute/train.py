@@ -4,9 +4,9 @@ Every per-run function (`init_one`, `step_one`, `stats_one`) is written for ONE 
 takes the static `Spec` first; the V runs of a block are vmapped and the blocks mapped
 (`toymodels.blocks`), as for toy models (`toymodels.train`), whose optimisers and
 schedules (`toymodels.train.make_optimizer`) these runs use. Common random numbers: each
-step draws one batch of uniforms per seed key (`toymodels.data.sample_noise`), and every
-run of that seed makes its inputs from them (with its own feature probabilities), so runs
-that share a seed see the same inputs. A fixed W_E is not a trained parameter: it has no
+step draws one batch of uniforms per seed key (`toymodels.compute.tasks.sample_noise`),
+and every run of that seed makes its inputs from them (with its own feature
+probabilities), so runs that share a seed see the same inputs. A fixed W_E is not a trained parameter: it has no
 optimiser state, no gradient and no weight decay.
 
 The final loss is sampled: `n_eval_batches` batches of `EVAL_BATCH` fresh inputs, drawn
@@ -182,7 +182,7 @@ def train_step(spec: Spec, inputs: Inputs, carry, step: jax.Array):
     states, loss_sum = carry
     inputs.tick(step)
     keys = jax.vmap(jax.random.fold_in, in_axes=(0, None))(inputs.data_keys, step)
-    draws = jax.vmap(data.sample_noise, in_axes=(0, None))(keys, spec)  # [S] one per seed
+    draws = jax.vmap(tasks.sample_noise, in_axes=(0, None))(keys, spec)  # [S] one per seed
     states, loss = jax.lax.map(partial(step_block, spec, draws),
                                (states, inputs.hyper, inputs.slot))
     return (states, loss_sum + loss), None
@@ -206,7 +206,7 @@ def evaluate(spec: Spec, params: model.Params, hyper: ResidualHyper, eval_key: j
     stats = blocks.map_blocks(partial(stats_one, spec), in_axes=(0, 0, None))
 
     def batch(i):
-        noise = data.sample_noise(jax.random.fold_in(eval_key, i), spec, EVAL_BATCH)
+        noise = tasks.sample_noise(jax.random.fold_in(eval_key, i), spec, EVAL_BATCH)
         return stats(params, hyper, noise)
 
     mean, square, per_output = jax.lax.map(batch, jnp.arange(spec.train.n_eval_batches))
