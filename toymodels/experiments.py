@@ -41,6 +41,7 @@ class Experiment(NamedTuple):
         directory under the same runs root; trained first if it is not there).
       llc: settings of a `toymodels llc` pass run on the sweep before its figures
         (`toymodels.llc.LLCSpec` and `LLCSettings` fields by name); None: no LLC.
+      llc_quick: the settings of `llc` that ``quick=True`` replaces (shorter chains).
       joins: experiments whose results join this one's figures (their directories, each
         figure's `also` option: `benchmark_table`'s), run first if they have none.
       on_request: run only when named (``--only``), not by a plain ``reproduce``: a GPU job.
@@ -51,6 +52,7 @@ class Experiment(NamedTuple):
     plots: tuple[PlotSpec, ...]
     source: str | None = None
     llc: dict | None = None
+    llc_quick: dict = {}
     joins: tuple[str, ...] = ()
     on_request: bool = False
 
@@ -65,6 +67,7 @@ _PHASE_LLC = {  # docs/llc.md: nbeta = 1000 is n / ln n at n = 9,100
     "loss": "online", "batch_size": 1024, "nbeta": 1000.0, "gamma": 100.0, "epsilon": "auto",
     "draws": 1000, "burn_in": 1000,
 }
+_QUICK_LLC = {"draws": 300, "burn_in": 300}  # quick: 30% of the chains, for the figures only
 _KGON_LLC = {  # docs/llc.md: gamma = 1, as nbeta = n / ln n = 145 is small
     "loss": "dataset", "gamma": 1.0, "epsilon": "auto", "draws": 500, "burn_in": 200,
     "snapshots": True,
@@ -308,10 +311,12 @@ EXPERIMENTS: dict[str, Experiment] = {
     "llc_phase_2_1": Experiment(  # the phase_2_1 sweep again, then its LLC
         "phase_2_1.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1]"),
         (PlotSpec("llc_phase_2_1.png", "llc_phase", {"theory": "2_1"}),), llc=_PHASE_LLC,
+        llc_quick=_QUICK_LLC,
     ),
     "llc_phase_3_2": Experiment(
         "phase_3_2.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1]"),
         (PlotSpec("llc_phase_3_2.png", "llc_phase", {"theory": "3_2"}),), llc=_PHASE_LLC,
+        llc_quick=_QUICK_LLC,
     ),
     "kgon_trajectories": Experiment(  # SGD between k-gons, with the LLC at every snapshot
         "kgon_trajectories.toml",

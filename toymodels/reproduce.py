@@ -219,7 +219,8 @@ def run_experiment(
     start = time.perf_counter()
     out = run_sweep(config, runs_root / name, quiet=quiet)
     if EXPERIMENTS[name].llc is not None:
-        _llc_pass(out, EXPERIMENTS[name].llc, quiet)
+        _llc_pass(out, {**EXPERIMENTS[name].llc, **(EXPERIMENTS[name].llc_quick if quick else {})},
+                  quiet)
     with contextlib.redirect_stderr(io.StringIO()) if quiet else contextlib.nullcontext():
         analysed = analyze_store(out)  # quiet: its progress bars (stderr) unseen
     joined = tuple(runs_root / join for join in EXPERIMENTS[name].joins)
