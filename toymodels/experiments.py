@@ -261,7 +261,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         (PlotSpec("sae_amortisation.png", "amortisation"),),
     ),
     "sae_absorption": Experiment(  # issue 26: absorption on a hierarchy
-        "sae_absorption.toml", ("train.steps=200", "sweep.seed=[0]"),
+        "sae_absorption.toml", ("train.steps=200", 'sweep.kind=["batchtopk"]', "sweep.seed=[0]"),
         (PlotSpec("sae_absorption.png", "absorption"),),
     ),
     "sae_sparse_but_wrong": Experiment(  # issue 26: the right L0 (Chanin & Garriga-Alonso 2025)
