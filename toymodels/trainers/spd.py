@@ -10,19 +10,26 @@ group's arrays: dims (*axes, component, gate, hidden, feature, [hidden_out], ste
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
+
 import jax
 import numpy as np
 import xarray as xr
 
 from toymodels import store, zoo
 from toymodels.config import SweepConfig
-from toymodels.dictionary.config import read_source
-from toymodels.grid import Grid, axis_columns, flat_runs, make_grid, run_values
+from toymodels.dictionary.config import read_source, source_runs
+from toymodels.errors import UserError
+from toymodels.grid import Grid, axis_columns, density, flat_runs, make_grid, run_values
 from toymodels.parsers import PARSERS
 from toymodels.progress import Report
+from toymodels.residual_config import SIGNED_TASKS, parse_residual
 from toymodels.spd import decomposition
-from toymodels.spd.targets import MATRIX_DIMS, hand_b, hand_W, matrix_names, tms_target
-from toymodels.spd.train import CURVES, SPDRun, make_train_spd, spd_block_size, spd_keys
+from toymodels.spd.targets import (MATRIX_DIMS, RESIDUAL_ARRAYS, RESIDUAL_MATRIX_DIMS, hand_b,
+                                   hand_W, matrix_names, tms_target)
+from toymodels.spd.train import (CURVES, SPDRun, make_train_spd, names_of, spd_block_size,
+                                  spd_keys)
 from toymodels.spd_config import HAND, HYPER_KEYS, SPD_SCHEMA, ZOO, parse_spd
 from toymodels.spec import Spec
 from toymodels.trainers.base import (Checkup, Trainer, first_nonfinite, grid_shaped,
@@ -39,10 +46,54 @@ DESCRIPTIONS = {
 }
 
 
+def residual_source(path: str, source: str) -> SweepConfig | None:
+    """The config of a finished residual-MLP results directory, or None when `path` is not
+    one (a toy-model source, read by `read_source`).
+
+    Raises:
+      UserError: a residual source SPD cannot decompose: unfinished, static axes, more than
+        one layer, uand, or an input law other than independent uniform magnitudes.
+    """
+    out = Path(path)
+    if not (out / store.MANIFEST).exists():
+        return None
+    raw = tomllib.loads(store.read_manifest(out)["config"])
+    if "residual" not in raw:
+        return None
+    where = f"{source}: spd.source: {path}"
+    if not store.is_complete(out):
+        raise UserError(f"{where}: the sweep is not finished; finish it first")
+    config = parse_residual(raw, f"{path}/{store.MANIFEST}")
+    if config.static_groups:
+        raise UserError(f"{where} has static axes ({', '.join(n for n, _ in config.static_axes)});"
+                        " give a sweep without them")
+    r, law = config.spec.residual, config.spec.data
+    if r.n_layers != 1 or r.task not in SIGNED_TASKS:
+        raise UserError(f"{where}: a residual MLP of {r.n_layers} layers, task {r.task}; SPD "
+                        f"decomposes one layer of a real-valued task ({', '.join(SIGNED_TASKS)})")
+    if (law.inputs, law.correlation, law.magnitude, law.unit_norm) != (
+            "bernoulli", "independent", "uniform", False):
+        raise UserError(f"{where}: its input law is not independent features of uniform "
+                        "magnitude, the only law SPD samples")
+    return config
+
+
 def read_spd_source(spd: dict, source: str):
-    """(model, runs) of a results directory or zoo source (the `reader` of `parse_spd`)."""
-    model, _, runs = read_source(spd, source, "spd")
-    return model, runs
+    """(model, runs, residual, p) of a results directory or zoo source (the `reader` of
+    `parse_spd`): residual the ResidualSpec of a residual-MLP source and p its runs' one
+    feature probability (None and None for a toy-model source)."""
+    residual = None if spd["source"].startswith(ZOO) else residual_source(spd["source"], source)
+    if residual is None:
+        model, _, runs = read_source(spd, source, "spd")
+        return model, runs, None, None
+    runs = source_runs(residual, spd.get("runs", "all"), source, "spd")
+    R, n = residual.n_runs, residual.spec.residual.n_features
+    p = np.unique(density(residual.data, axis_columns(residual), R, n)[list(runs)])
+    if len(p) != 1 and "feature_probability" not in spd:
+        raise UserError(f"{source}: spd.runs: the source runs have feature probabilities "
+                        f"{', '.join(f'{v:g}' for v in p)}; pick runs of one, or set "
+                        "spd.feature_probability")
+    return residual.spec.model, runs, residual.spec.residual, float(f"{p[0]:.7g}")
 
 
 def resolve_spd(config: SweepConfig) -> SweepConfig:
@@ -54,27 +105,37 @@ def resolve_spd(config: SweepConfig) -> SweepConfig:
     return parse_spd(raw, config.source, reader=read_spd_source)
 
 
-def source_arrays(config: SweepConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(W [S, d, n], b [S, n]) of the S source models (`spec.spd.runs`; S = 1 for a zoo or
-    hand target)."""
+def source_arrays(config: SweepConfig) -> dict[str, np.ndarray]:
+    """The S source models' arrays (`spec.spd.runs`; S = 1 for a zoo or hand target): a toy
+    model's {"W": [S, d, n], "b": [S, n]}, a residual MLP's `RESIDUAL_ARRAYS` [S, ...]
+    (b_in, b_out zeros without biases; W_U = W_Eᵀ unless learned)."""
     spec = config.spec
     if spec.spd.source == HAND:
         n, d = spec.model.n_features, spec.model.n_hidden
-        return hand_W(n, d)[None], hand_b(n, d)[None]
+        return {"W": hand_W(n, d)[None], "b": hand_b(n, d)[None]}
     if spec.spd.source.startswith(ZOO):
         entry = zoo.load(spec.spd.source.removeprefix(ZOO))
-        return np.asarray(entry.W, np.float32)[None], np.asarray(entry.b, np.float32)[None]
+        return {"W": np.asarray(entry.W, np.float32)[None], "b": np.asarray(entry.b, np.float32)[None]}
     ds = store.load(spec.spd.source)
-    axes = list(ds.W.dims[:-2])
     runs = np.asarray(spec.spd.runs)
-    W, b = flat_runs(ds.W, axes)[runs], flat_runs(ds.b, axes)[runs]
-    return W.astype(np.float32), b.astype(np.float32)
+    if spec.residual is None:
+        axes = list(ds.W.dims[:-2])
+        return {"W": flat_runs(ds.W, axes)[runs].astype(np.float32),
+                "b": flat_runs(ds.b, axes)[runs].astype(np.float32)}
+    axes = list(ds.W_E.dims[:-2])
+    read = lambda name: flat_runs(ds[name], axes)[runs].astype(np.float32)
+    out = {"W_E": read("W_E"), "W_in": read("W_in_0"), "W_out": read("W_out_0")}
+    S, k, D = out["W_in"].shape
+    out["b_in"] = read("b_in_0") if "b_in_0" in ds else np.zeros((S, k), np.float32)
+    out["b_out"] = read("b_out_0") if "b_out_0" in ds else np.zeros((S, D), np.float32)
+    out["W_U"] = read("W_U") if "W_U" in ds else np.swapaxes(out["W_E"], -1, -2).copy()
+    return out
 
 
 def expand_spd(config: SweepConfig) -> Grid:
     """The decompositions of a group of an SPD sweep (no static axes), each with its target."""
     value = run_values(config)
-    W, b = source_arrays(config)
+    arrays = source_arrays(config)
     position = {run: i for i, run in enumerate(config.spec.spd.runs)}
     column = axis_columns(config)
     which = (np.array([position[int(r)] for r in column["source_run"]])
@@ -83,7 +144,7 @@ def expand_spd(config: SweepConfig) -> Grid:
     hyper = decomposition.SPDHyper(
         **{k: spd_value(k).astype(np.float32) for k in HYPER_KEYS},
         learning_rate=value("learning_rate", config.train["learning_rate"]).astype(np.float32))
-    return make_grid(config, SPDRun(hyper, W[which], b[which]))
+    return make_grid(config, SPDRun(hyper, {k: v[which] for k, v in arrays.items()}))
 
 
 def make_spd_block(spec: Spec, root_seed: int, report: Report | None = None):
@@ -101,8 +162,9 @@ def make_spd_block(spec: Spec, root_seed: int, report: Report | None = None):
 def _variables(spec: Spec, axes: tuple, as_grid, columns: dict) -> dict:
     """Each matrix's U, V, CI MLP and one-hot causal importances."""
     out = {}
-    for name in matrix_names(spec.spd.identity):
-        rows, cols = MATRIX_DIMS[name]
+    matrix_dims = RESIDUAL_MATRIX_DIMS if spec.residual is not None else MATRIX_DIMS
+    for name in names_of(spec):
+        rows, cols = matrix_dims[name]
         out[f"U_{name}"] = (axes + ("component", rows), as_grid(columns[f"U_{name}"]))
         out[f"V_{name}"] = (axes + ("component", cols), as_grid(columns[f"V_{name}"]))
         for part, dims in GATE_DIMS.items():
@@ -113,9 +175,18 @@ def _variables(spec: Spec, axes: tuple, as_grid, columns: dict) -> dict:
     return out
 
 
+RESIDUAL_TARGET_DIMS = {"W_E": ("embed", "feature"), "W_in": ("neuron", "embed"),
+                        "W_out": ("embed", "neuron"), "b_in": ("neuron",), "b_out": ("embed",),
+                        "W_U": ("feature", "embed")}
+
+
 def _targets(spec: Spec, grid: Grid, axes: tuple, as_grid) -> dict:
-    """The target's matrices [*axes, d_out, d_in] and bias [*axes, feature]."""
-    W, b = np.asarray(grid.hyper.W), np.asarray(grid.hyper.b)
+    """The target's matrices [*axes, d_out, d_in] and bias [*axes, feature] (a residual
+    MLP's: target_<A> for A in `RESIDUAL_ARRAYS`)."""
+    if spec.residual is not None:
+        return {f"target_{k}": (axes + RESIDUAL_TARGET_DIMS[k], as_grid(np.asarray(grid.hyper.target[k])))
+                for k in RESIDUAL_ARRAYS}
+    W, b = np.asarray(grid.hyper.target["W"]), np.asarray(grid.hyper.target["b"])
     target = tms_target(W[0], b[0], spec.spd.identity)
     out = {"target_b": (axes + ("feature",), as_grid(b))}
     for name in target.weights:
@@ -141,28 +212,42 @@ def build_spd_dataset(config: SweepConfig, grid: Grid, columns: dict, manifest: 
     n, d = spec.model.n_features, spec.model.n_hidden
     coords = {name: c for name, c in zip(axes, grid.coords)}
     coords.update(component=np.arange(spec.spd.C), gate=np.arange(spec.spd.d_gate),
-                  hidden=np.arange(d), feature=np.arange(n), step=steps)
+                  feature=np.arange(n), step=steps)
+    if spec.residual is None:
+        coords["hidden"] = np.arange(d)
+    else:
+        coords.update(embed=np.arange(spec.residual.d_embed), neuron=np.arange(spec.residual.d_mlp))
     if spec.spd.identity:
         coords["hidden_out"] = np.arange(d)
     attrs = manifest_attrs(config, manifest)
     attrs.update(trainer="spd", spd_source=spec.spd.source, n_features=n, n_hidden=d,
-                 identity=int(spec.spd.identity), threshold=spec.spd.threshold)
+                 identity=int(spec.spd.identity), threshold=spec.spd.threshold,
+                 target="tms" if spec.residual is None else "residual")
+    if spec.residual is not None:
+        attrs.update(task=spec.residual.task, d_embed=spec.residual.d_embed,
+                     d_mlp=spec.residual.d_mlp)
     return xr.Dataset(variables, coords=coords, attrs=attrs)
 
 
 def work(spec: Spec) -> int:
     """Values touched by one decomposition: steps x B x L x C x (d_gate + n + d) x the
     (1 + S (L + 1)) forward passes."""
-    L = len(matrix_names(spec.spd.identity))
+    L = len(names_of(spec))
     passes = 1 + spec.spd.n_mask_samples * (L + 1)
+    width = spec.model.n_features + (spec.model.n_hidden if spec.residual is None
+                                     else spec.residual.d_embed)
     return (spec.train.steps * spec.train.batch_size * L * spec.spd.C
-            * (spec.spd.d_gate + spec.model.n_features + spec.model.n_hidden) * passes)
+            * (spec.spd.d_gate + width) * passes)
 
 
 def memory(spec: Spec) -> int:
     """4-byte values one decomposition keeps: parameters and Adam's two moments, its
     target, its curves."""
     n, d, C, G = spec.model.n_features, spec.model.n_hidden, spec.spd.C, spec.spd.d_gate
+    if spec.residual is not None:  # W_in, W_out: d_mlp + d_embed wide; target W_E, W_U too
+        D = spec.residual.d_embed
+        params = C * (d + D + 3 * G + 1) * 2
+        return 3 * params + 2 * d * D + 2 * n * D + len(CURVES) * spec.train.n_logs + n * C * 3
     params = C * (n + d + 3 * G + 1) * len(matrix_names(spec.spd.identity))
     return 3 * params + d * n + n + len(CURVES) * spec.train.n_logs + n * C * 3
 
