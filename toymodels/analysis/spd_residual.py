@@ -17,8 +17,11 @@ W_in is scored against the features folded through the embedding
 (`toymodels.spd.metrics.residual_scores`: feature i's piece is the part of W_in its input
 direction W_E[:, i] goes through). W_out has no per-feature answer: the paper's question
 is whether it stays one (or a few) dense components, so it is described by its live
-subcomponents, how many fire per input (`l0_W_out`) and how many fire on most inputs
-(`n_dense_W_out`).
+subcomponents, how many fire per input (`l0_W_out`), how many fire on most inputs
+(`n_dense_W_out`), and how many of its neurons' column pieces W_out[:, j] e_jᵀ a
+subcomponent matches, both read through the readout W_U (`n_neurons_W_out`: one
+subcomponent per neuron, the other answer; W_out's part outside the span of W_U's rows
+never reaches the output, as W_in's outside the span of W_E never sees an input).
 """
 
 from __future__ import annotations
@@ -58,6 +61,9 @@ VARIABLES = {
     "ci_errors_W_in": "entries of W_in's one-hot causal-importance pattern [feature, "
                       "component] (above the threshold) that disagree with the identity after "
                       "a Hungarian matching of features to subcomponents",
+    "n_neurons_W_out": "neurons j whose column piece of W_out read out, (W_U W_out)[:, j] "
+                       "e_jᵀ, has a subcomponent (read out) at a flattened cosine >= "
+                       f"{metrics.FAIL_COSINE}",
     "n_read_features": "features the MLP reads: ||W_in W_E e_i|| above "
                        f"{metrics.READ_FRACTION} x the largest",
     "failed": "some read feature's best flattened cosine with a subcomponent of W_in "
@@ -69,6 +75,11 @@ FEATURE_VARIABLES = {
     "best_cosine_W_in": "each feature's best flattened cosine with a subcomponent of W_in "
                         "folded onto the features (what `failed` reads)",
     "read_feature": "whether the MLP reads the feature (counted by MMCS, ML2R and failed)",
+}
+NEURON_VARIABLES = {
+    "best_cosine_W_out_neuron": "each neuron's best flattened cosine of a W_out subcomponent "
+                                "read out (W_U U_c V_cᵀ) with its column piece (W_U "
+                                "W_out)[:, j] e_jᵀ",
 }
 
 
@@ -90,12 +101,18 @@ def score_one(params: dict, arrays: dict, p: jax.Array, noise: jax.Array, thresh
     x = jnp.concatenate([jnp.eye(F, dtype=law.dtype), law])
     logits = jax.vmap(decomposition.causal_importance, in_axes=(None, None, 0))(params, target, x)
     active = jnp.any(law != 0, axis=1)  # [B] law inputs with an active feature
+    # W_out read through the readout (what the output sees): B = W_U W_out [n, k]
+    neuron_pieces = metrics.whole(metrics.column_pieces(arrays["W_U"] @ arrays["W_out"]))
+    U_read = params["W_out"]["U"] @ arrays["W_U"].T  # [C, n]
+    by_neuron = metrics.matched(neuron_pieces, U_read, params["W_out"]["V"]).cosine
     out = {"mmcs_W_in": scores["mmcs"], "ml2r_W_in": scores["ml2r"],
            "best_cosine_W_in": scores["best_cosine"], "read_feature": scores["read"],
            "n_read_features": jnp.sum(scores["read"], dtype=jnp.int32),
            "failed": scores["failed"],
            "missed_feature": jnp.where(scores["failed"], scores["worst"], -1).astype(jnp.int32),
-           "faithfulness": decomposition.faithfulness(params, target)}
+           "faithfulness": decomposition.faithfulness(params, target),
+           "best_cosine_W_out_neuron": by_neuron,
+           "n_neurons_W_out": jnp.sum(by_neuron >= metrics.FAIL_COSINE, dtype=jnp.int32)}
     for name in NAMES:
         seen = decomposition.hard_sigmoid(logits[name])  # [F + B, C]
         fires = seen[F:] > threshold
@@ -154,8 +171,10 @@ def analyze_residual_group(ds: xr.Dataset, feature_probability, per_run_values) 
            for n, t in VARIABLES.items()}
     new.update({n: shaped(out[n], ("feature",)).assign_attrs(long_name=t, description=t)
                 for n, t in FEATURE_VARIABLES.items()})
+    new.update({n: shaped(out[n], ("neuron",)).assign_attrs(long_name=t, description=t)
+                for n, t in NEURON_VARIABLES.items()})
     return ds.assign(new)
 
 
-__all__ = ["DENSE_SHARE", "EVAL_EXAMPLES", "FEATURE_VARIABLES", "VARIABLES",
+__all__ = ["DENSE_SHARE", "EVAL_EXAMPLES", "FEATURE_VARIABLES", "NEURON_VARIABLES", "VARIABLES",
            "analyze_residual_group", "score_one"]
