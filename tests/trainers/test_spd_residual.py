@@ -15,7 +15,6 @@ import pytest
 import toymodels as tm
 from toymodels.analysis import analyze
 from toymodels.analysis.spd_residual import score_one
-from toymodels.errors import UserError
 from toymodels.residual_config import ResidualSpec
 from toymodels.spd import decomposition
 from toymodels.spd.train import SPDRun, make_train_spd, spd_block_size
@@ -30,7 +29,9 @@ pytestmark = pytest.mark.slow
 # Feature i's piece of W_in is e_i W_E[:, i]ᵀ (the part reading W_E[:, i]). Settings as the
 # TMS hand-built test (tests/trainers/test_spd.py: C = k + 1, 600 steps of 64 at a
 # cosine-decayed 0.1, β 2e-2, p 1, feature probability 0.4), inputs signed (the residual
-# law): 64 seeds in one block.
+# law): 64 seeds in one block (V = 64, the smallest whole block here). When written, 63 of
+# the 64 had every piece at a flattened cosine > 0.99 and 3 live W_in subcomponents (the
+# 64th a spare fourth live one).
 N, D, K, SEEDS = 3, 5, 3, 64
 
 
@@ -90,7 +91,25 @@ def test_a_residual_mlp_of_dedicated_neurons_has_one_w_in_subcomponent_per_featu
                                                   jnp.float32(0.1), False)))(params)
     good = ((worst > 0.99) & (np.asarray(scores["n_live_W_in"]) == N)
             & ~np.asarray(scores["failed"]) & (np.asarray(scores["mmcs_W_in"]) > 0.99))
-    print("worst", np.round(np.sort(worst), 4), "live", np.asarray(scores["n_live_W_in"]),
-          "live out", np.asarray(scores["n_live_W_out"]), "good", good.sum())
     assert (worst > 0.99).sum() >= 60, np.sort(worst)[:8]
     assert good.sum() >= 60, good.sum()
+
+
+def test_the_whole_route_from_a_residual_sweep(tmp_path):
+    """A residual sweep, its SPD (`spd.source` its directory: the shape, the feature
+    probability and the residual defaults pinned), then `analyze`."""
+    source = tmp_path / "resid"
+    tm.run_sweep(tm.parse_config({"name": "r", "residual": {"n_features": 4, "d_embed": 8, "d_mlp": 2},
+                                  "data": {"feature_probability": 0.25},
+                                  "train": {"steps": 20, "log_every": 10, "batch_size": 64,
+                                            "eval_samples": 8192}}), source, quiet=True)
+    spd = {"name": "s", "spd": {"source": str(source), "C": 6, "d_gate": 4},
+           "train": {"steps": 20, "log_every": 10, "batch_size": 64}, "sweep": {"seed": [0, 1]}}
+    ds = analyze(tm.load(tm.run_sweep(tm.parse_config(spd, "s.toml"), tmp_path / "spd", quiet=True)))
+    pinned = tomllib.loads(ds.attrs["config"])["spd"]
+    assert pinned["source_residual"]["d_embed"] == 8 and pinned["feature_probability"] == 0.25
+    assert (pinned["beta"], pinned["p"]) == (1e-3, 2.0)
+    assert ds.U_W_in.dims == ("seed", "component", "neuron") and ds.V_W_in.shape[-1] == 8
+    assert ds.target_W_E.dims == ("seed", "embed", "feature") and ds.attrs["target"] == "residual"
+    assert ds.mmcs_W_in.dims == ("seed",) and ds.best_cosine_W_in.dims == ("seed", "feature")
+    assert (ds.n_live_W_in <= 6).all() and np.isfinite(ds.faithfulness).all()
