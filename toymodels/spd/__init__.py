@@ -16,6 +16,6 @@ from toymodels.spd.decomposition import (SPDHyper, causal_importance, init, loss
 from toymodels.spd.targets import (ResidualTarget, Target, forward, hand_W, residual_target,
                                    tms_target)
 
-__all__ = ["ResidualTarget", "SPDHyper", "Target", "causal_importance", "forward", "hand_W", "init", "loss",
-           "lower_leaky_hard_sigmoid", "masks", "one_hot_importance", "residual_target", "tms_target",
-           "upper_leaky_hard_sigmoid"]
+__all__ = ["ResidualTarget", "SPDHyper", "Target", "causal_importance", "forward", "hand_W",
+           "init", "loss", "lower_leaky_hard_sigmoid", "masks", "one_hot_importance",
+           "residual_target", "tms_target", "upper_leaky_hard_sigmoid"]
