@@ -69,7 +69,7 @@ def residual_source(path: str, source: str) -> SweepConfig | None:
                         " give a sweep without them")
     r, law = config.spec.residual, config.spec.data
     if r.n_layers != 1 or r.task not in SIGNED_TASKS:
-        raise UserError(f"{where}: a residual MLP of {r.n_layers} layers, task {r.task}; SPD "
+        raise UserError(f"{where}: a residual MLP of {r.n_layers} layer(s), task {r.task}; SPD "
                         f"decomposes one layer of a real-valued task ({', '.join(SIGNED_TASKS)})")
     if (law.inputs, law.correlation, law.magnitude, law.unit_norm) != (
             "bernoulli", "independent", "uniform", False):
