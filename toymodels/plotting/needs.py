@@ -103,6 +103,7 @@ GAP = tuple(f"{what}_{method}" for what in ("support", "recall")
 AMORTISATION = ("mcc", "mcc_truth_gp", "mcc_truth_omp", "mcc_oracle_gp", "mcc_oracle_omp")
 RESIDUAL_SCORES = ("loss_ratio", "linear_ratio")  # `toymodels analyze` of a residual sweep
 SPD_SCORES = ("best_cosine_W_in", "best_cosine_W_out", "failed", "missed_feature")
+SPD_RESIDUAL_SCORES = ("best_cosine_W_in", "failed", "n_live_W_out")  # of a residual MLP
 SAE_SCORES = ("mmcs", "fvu", "dead_fraction", "recovered_90", "random_mmcs",
               "random_recovered_90", "n_truth", "l0", "true_l0", "decoder_mcc",
               "decoder_projection", *GAP, *AMORTISATION)  # `toymodels analyze`
@@ -174,6 +175,7 @@ NEEDS: dict[str, Needs] = {
                              option_axes=(("x", "feature_probability"), ("y", "d_mlp"))),
     # parameter decomposition (the SPD trainer), scored by `toymodels analyze`
     "spd_failures": Needs(trainer="spd", variables=SPD_SCORES),
+    "spd_residual": Needs(trainer="spd", variables=SPD_RESIDUAL_SCORES),
 }
 """The needs of every plot kind (the keys of `PLOTS`, in its order)."""
 
@@ -185,7 +187,7 @@ VARIABLE_HINTS = {
     **{name: "needs the SAE scores ({names}): run `toymodels analyze` on this directory first"
        for name in SAE_SCORES},
     **{name: "needs the SPD scores ({names}): run `toymodels analyze` on this directory first"
-       for name in SPD_SCORES},
+       for name in (*SPD_SCORES, *SPD_RESIDUAL_SCORES)},
     **{name: "needs the baselines' ratios ({names}): run `toymodels analyze` on this directory "
              "first" for name in RESIDUAL_SCORES},
 }
