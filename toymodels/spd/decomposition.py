@@ -51,7 +51,7 @@ from flax import struct
 
 from toymodels import threefry
 
-from toymodels.spd.targets import Target, forward, target_linear
+from toymodels.spd.targets import Target, forward, n_inputs, target_linear
 
 LEAK = 0.01  # the slope of both leaky hard sigmoids outside [0, 1] (the paper's)
 IMPORTANCE_EPS = 1e-12  # |g|^p as (|g| + eps)^p: a finite gradient at g = 0 for p < 1
@@ -248,7 +248,7 @@ def loss(params: Params, target: Target, x: jax.Array, key: jax.Array, hyper: SP
 
 def one_hot_importance(params: Params, target: Target) -> dict[str, jax.Array]:
     """{name: [n, C]} σ_H(γ_c) (clipped to [0, 1]) on the one-hot inputs x = e_i."""
-    n = target.b.shape[0]
+    n = n_inputs(target)
     logits = jax.vmap(causal_importance, in_axes=(None, None, 0))(params, target, jnp.eye(n))
     return {name: hard_sigmoid(v) for name, v in logits.items()}
 
