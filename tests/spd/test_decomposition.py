@@ -177,3 +177,64 @@ def test_init_follows_the_stated_scales():
     assert np.std(p["gate_in_w"]) == pytest.approx(math.sqrt(2), rel=0.05)
     assert np.std(p["gate_out_w"]) == pytest.approx(1 / 4, rel=0.05)
     assert not np.any(p["gate_in_b"]) and not np.any(p["gate_out_b"])
+
+
+# ---- value_and_grad: the loss and its gradient on the nonzero inputs only
+
+
+def sparse_case(identity, seed, S, B, zero_rows):
+    """random_case with the rows `zero_rows` set to x = 0 (the rest nonzero)."""
+    params, target, _, hyper = random_case(identity, seed, S)
+    rng = np.random.default_rng(seed + 100)
+    x = rng.uniform(0.1, 1, size=(B, 5)) * (rng.uniform(size=(B, 5)) < 0.5)
+    x[:, seed % 5] += 0.2  # every row nonzero ...
+    x[list(zero_rows)] = 0  # ... but these
+    hyper = spd.SPDHyper(**{k: jnp.float32(v) for k, v in hyper.items()})
+    return params, target, jnp.asarray(x, jnp.float32), hyper
+
+
+def assert_same_loss_and_grads(new, old):
+    (total, parts), grads = new
+    (want_total, want_parts), want_grads = old
+    assert float(total) == pytest.approx(float(want_total), rel=1e-6)
+    for name in spd.PARTS:
+        assert float(parts[name]) == pytest.approx(float(want_parts[name]), rel=1e-6, abs=1e-12), name
+    for path, g, w in zip(jax.tree_util.tree_leaves_with_path(grads), jax.tree.leaves(grads),
+                          jax.tree.leaves(want_grads)):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6 * float(np.max(np.abs(w))),
+                                   err_msg=jax.tree_util.keystr(path[0]))
+
+
+@pytest.mark.parametrize("identity, seed, S, B, T, zero_rows", [
+    (False, 0, 1, 12, 4, (1, 2, 5, 6, 7, 11)),  # half the rows zero, 2 tiles of 4
+    pytest.param(True, 1, 2, 12, 5, (0, 3), marks=pytest.mark.slow),  # B % T: filler rows
+    pytest.param(False, 2, 1, 8, 3, (), marks=pytest.mark.slow),      # no zero row
+    pytest.param(True, 3, 1, 8, 4, tuple(range(8)), marks=pytest.mark.slow),  # no tile at all
+])
+def test_value_and_grad_on_the_nonzero_rows_equals_the_gradient_of_the_loss(
+        identity, seed, S, B, T, zero_rows):
+    """The reference is `jax.value_and_grad` of `loss` (every row, the paper's definition,
+    checked against numpy above), on the same batch, key and mask uniforms."""
+    params, target, x, hyper = sparse_case(identity, seed, S, B, zero_rows)
+    key = jax.random.key(seed + 7)
+    new, old = jax.jit(lambda *a: (spd.value_and_grad(*a, S, T),
+                                   jax.value_and_grad(spd.loss, has_aux=True)(*a, S)))(
+        params, target, x, key, hyper)
+    assert_same_loss_and_grads(new, old)
+    assert (float(old[0][1]["stochastic"]) > 0) == (len(zero_rows) < B)
+
+
+@pytest.mark.slow
+def test_value_and_grad_under_vmap_runs_each_decomposition_its_own_tiles():
+    """Two decompositions of one vmap with 1 and 3 tiles of nonzero rows: each equals the
+    gradient of its own loss (the loop runs 3 tiles for both, the first's extra tiles
+    weigh nothing)."""
+    cases = [sparse_case(False, 0, 1, 12, range(2, 12)), sparse_case(False, 4, 1, 12, ())]
+    stack = lambda i: jax.tree.map(lambda *a: jnp.stack(a), *(c[i] for c in cases))
+    keys = jax.random.split(jax.random.key(0), 2)
+    new, old = jax.jit(jax.vmap(lambda *a: (spd.value_and_grad(*a, 1, 4),
+                                            jax.value_and_grad(spd.loss, has_aux=True)(*a))))(
+        stack(0), stack(1), stack(2), keys, stack(3))
+    for i in range(2):
+        pick = lambda tree: jax.tree.map(lambda a: a[i], tree)
+        assert_same_loss_and_grads(pick(new), pick(old))
