@@ -100,6 +100,17 @@ def np_loss(params, W_target, b, x, r, hyper):
     return total, {"faithfulness": faith, "stochastic": stoch, "layerwise": layer, "importance": imp}
 
 
+def test_gelu_and_its_derivative_are_the_exact_gelus():
+    """x Φ(x) and Φ(x) + x φ(x) in float64 from math.erf, over the gates' range and far out."""
+    x = np.array([-12.0, -5.0, -2.5, -1.0, -0.3, 0.0, 1e-3, 0.7, 1.9, 4.0, 12.0])
+    cdf = 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    slope = cdf + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    xs = jnp.asarray(x, jnp.float32)
+    np.testing.assert_allclose(spd.gelu(xs), x * cdf, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(jax.vmap(jax.grad(spd.gelu))(xs), slope, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(spd.gelu(xs), np_gelu(x), rtol=2e-6, atol=1e-7)
+
+
 def random_case(identity, seed, S=1, B=6):
     """Random parameters (every entry N(0, 1), so that gates fall on every piece of the
     sigmoids), a random 5 -> 2 target and sparse inputs."""
