@@ -23,7 +23,7 @@ mask uniforms (`check_same_loss`).
 
     python benchmarks/spd_throughput.py --check
     python benchmarks/spd_throughput.py --only tms-5-2 --decompositions 1 8 64 256 \
-        --steps 4 --threads 1 --repeats 3 --json benchmarks/results_spd.json
+        --steps 20 --threads 1 --repeats 3 --json benchmarks/results_spd.json
     python benchmarks/spd_throughput.py --torch-only --threads 2 1 --repeats 3
         # the baseline alone (no JAX needed)
 

@@ -209,7 +209,8 @@ def assert_same_loss_and_grads(new, old):
     (want_total, want_parts), want_grads = old
     assert float(total) == pytest.approx(float(want_total), rel=1e-6)
     for name in spd.PARTS:
-        assert float(parts[name]) == pytest.approx(float(want_parts[name]), rel=1e-6, abs=1e-12), name
+        want = float(want_parts[name])
+        assert float(parts[name]) == pytest.approx(want, rel=1e-6, abs=1e-12), name
     for path, g, w in zip(jax.tree_util.tree_leaves_with_path(grads), jax.tree.leaves(grads),
                           jax.tree.leaves(want_grads)):
         np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6 * float(np.max(np.abs(w))),

@@ -336,18 +336,18 @@ def value_and_grad(params: Params, target: Target, x: jax.Array, key: jax.Array,
             r_t[name] = threefry.uniform_at(keys[name], flat.astype(jnp.uint32))
         return x_rows[rows], r_t, (rows < B).astype(x.dtype)
 
+    def objective(sums):
+        """The loss's share of [3] sums of (stochastic, layerwise, importance) over rows."""
+        return ((hyper.stochastic_coefficient * sums[0]
+                 + hyper.layerwise_coefficient * sums[1]) / (B * n)
+                + hyper.beta * sums[2] / B)
+
     def row_sums(params, x_t, r_t, w_t):
         """(the objective's share of the rows of one tile, their [3] weighted loss sums)."""
         per_row = jax.vmap(example_losses, in_axes=(None, None, 0, 0, None))(
             params, target, x_t, r_t, hyper.p)
         sums = jnp.stack([jnp.sum(w_t * v) for v in per_row])
         return objective(sums), sums
-
-    def objective(sums):
-        """The loss's share of [3] sums of (stochastic, layerwise, importance) over rows."""
-        return ((hyper.stochastic_coefficient * sums[0]
-                 + hyper.layerwise_coefficient * sums[1]) / (B * n)
-                + hyper.beta * sums[2] / B)
 
     def body(carry):
         t, grads, sums = carry
@@ -364,12 +364,12 @@ def value_and_grad(params: Params, target: Target, x: jax.Array, key: jax.Array,
         no_r = {name: jnp.zeros((S, params[name]["U"].shape[0]), x.dtype) for name in names}
         zero_importance = example_losses(params, target, jnp.zeros(n, x.dtype), no_r,
                                          hyper.p)[2]
-        zero_rows = (B - count).astype(x.dtype)
+        zero_sum = (B - count).astype(x.dtype) * zero_importance
         faith = faithfulness(params, target)
-        return (hyper.faithfulness_coefficient * faith
-                + hyper.beta * zero_rows * zero_importance / B), (faith, zero_rows * zero_importance)
+        return (hyper.faithfulness_coefficient * faith + hyper.beta * zero_sum / B,
+                (faith, zero_sum))
 
-    (rest_value, (faith, zero_sum)), rest_grads = jax.value_and_grad(rest, has_aux=True)(params)
+    (_, (faith, zero_sum)), rest_grads = jax.value_and_grad(rest, has_aux=True)(params)
     sums = sums.at[2].add(zero_sum)
     parts = {"faithfulness": faith, "stochastic": sums[0] / (B * n),
              "layerwise": sums[1] / (B * n), "importance": sums[2] / B}
@@ -381,6 +381,6 @@ def value_and_grad(params: Params, target: Target, x: jax.Array, key: jax.Array,
 
 
 __all__ = ["GATE_PARTS", "LEAK", "PARTS", "Params", "SPDHyper", "causal_importance",
-           "example_losses", "faithfulness", "gate_logits", "gelu", "hard_sigmoid", "init", "loss",
-           "lower_leaky_hard_sigmoid", "masked_linear", "masks", "one_hot_importance", "tile_rows",
-           "upper_leaky_hard_sigmoid", "value_and_grad", "weight"]
+           "example_losses", "faithfulness", "gate_logits", "gelu", "hard_sigmoid", "init",
+           "loss", "lower_leaky_hard_sigmoid", "masked_linear", "masks", "one_hot_importance",
+           "tile_rows", "upper_leaky_hard_sigmoid", "value_and_grad", "weight"]
