@@ -55,10 +55,23 @@ def uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     size = math.prod(shape)
     if size >= 1 << 32:
         raise ValueError(f"uniform draws fewer than 2^32 values, not {size}")
+    return uniform_at(key, jax.lax.iota(jnp.uint32, size).reshape(shape))
+
+
+def uniform_at(key: jax.Array, index: jax.Array) -> jax.Array:
+    """The entries of a draw `uniform(key, shape)` at the row-major flat indices `index`
+    (uint32, any shape; below 2^32): `uniform(key, shape).ravel()[index]` without drawing
+    the others, since each entry is the hash of its own index.
+
+    Example:
+      >>> key = jax.random.key(0)
+      >>> bool(uniform_at(key, jnp.array([5, 1], jnp.uint32))[0] == uniform(key, (8,))[5])
+      True
+    """
     words = jax.random.key_data(key)
     if words.shape != (2,):
         raise ValueError(f"uniform needs a threefry2x32 key, not key data of shape {words.shape}")
-    index = jax.lax.iota(jnp.uint32, size).reshape(shape)
-    out0, out1 = hash_2x32((words[0], words[1]), jnp.zeros(shape, jnp.uint32), index)
+    index = jnp.asarray(index, jnp.uint32)
+    out0, out1 = hash_2x32((words[0], words[1]), jnp.zeros(index.shape, jnp.uint32), index)
     mantissa = ((out0 ^ out1) >> 9) | jnp.uint32(ONE)
     return jax.lax.bitcast_convert_type(mantissa, jnp.float32) - np.float32(1.0)

@@ -7,7 +7,9 @@ over steps, in blocks of V runs (`spd_block_size`; `step_block` vmaps the per-ru
 Each step, every seed draws one batch of uniforms (common random numbers: runs that share
 a seed see the same inputs, thresholded by their own feature probability, and the same
 mask uniforms); every run takes one Adam step (torch's defaults: β = (0.9, 0.999), ε 1e-8)
-on `toymodels.spd.decomposition.loss` with the schedule of `spec.train` (cosine by default).
+on `toymodels.spd.decomposition.loss` with the schedule of `spec.train` (cosine by default),
+its value and gradient computed on the nonzero inputs only
+(`toymodels.spd.decomposition.value_and_grad`: exact, equal to float rounding).
 
 Shapes: R runs, V runs of a block, G blocks (R = G V), S seed keys, B batch, n features,
 d hidden, C subcomponents, T log points.
@@ -119,8 +121,8 @@ def step_one(spec: Spec, state: SPDState, run: SPDRun, uniforms: jax.Array,
     target = target_of(spec, run)
     x = inputs(uniforms, run.hyper.feature_probability, is_signed(spec))
     key = jax.random.fold_in(mask_key, step)
-    (total, parts), grads = jax.value_and_grad(spd.loss, has_aux=True)(
-        state.params, target, x, key, run.hyper, spec.spd.n_mask_samples)
+    (total, parts), grads = spd.value_and_grad(state.params, target, x, key, run.hyper,
+                                               spec.spd.n_mask_samples)
     tx = optimizer(spec, run.hyper)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     curves = jnp.stack([total, *(parts[p] for p in spd.PARTS)])
