@@ -97,20 +97,26 @@ def test_a_residual_mlp_of_dedicated_neurons_has_one_w_in_subcomponent_per_featu
 
 
 def test_the_whole_route_from_a_residual_sweep(tmp_path):
-    """A residual sweep, its SPD (`spd.source` its directory: the shape, the feature
-    probability and the residual defaults pinned), then `analyze`."""
+    """A residual sweep of two seeds, its SPD (`spd.source` its directory: the shape, the
+    feature probability and the residual defaults pinned; a source_run axis with the
+    source's seeds as `source_seed`; each run's `density` the source's 0.25), then
+    `analyze`."""
     source = tmp_path / "resid"
     tm.run_sweep(tm.parse_config({"name": "r", "residual": {"n_features": 4, "d_embed": 8, "d_mlp": 2},
                                   "data": {"feature_probability": 0.25},
                                   "train": {"steps": 20, "log_every": 10, "batch_size": 64,
-                                            "eval_samples": 8192}}), source, quiet=True)
+                                            "eval_samples": 8192},
+                                  "sweep": {"seed": [3, 4]}}), source, quiet=True)
     spd = {"name": "s", "spd": {"source": str(source), "C": 6, "d_gate": 4},
            "train": {"steps": 20, "log_every": 10, "batch_size": 64}, "sweep": {"seed": [0, 1]}}
     ds = analyze(tm.load(tm.run_sweep(tm.parse_config(spd, "s.toml"), tmp_path / "spd", quiet=True)))
     pinned = tomllib.loads(ds.attrs["config"])["spd"]
     assert pinned["source_residual"]["d_embed"] == 8 and pinned["feature_probability"] == 0.25
-    assert (pinned["beta"], pinned["p"]) == (1e-3, 2.0)
-    assert ds.U_W_in.dims == ("seed", "component", "neuron") and ds.V_W_in.shape[-1] == 8
-    assert ds.target_W_E.dims == ("seed", "embed", "feature") and ds.attrs["target"] == "residual"
-    assert ds.mmcs_W_in.dims == ("seed",) and ds.best_cosine_W_in.dims == ("seed", "feature")
+    assert (pinned["beta"], pinned["p"]) == (1e-3, 2.0) and pinned["runs"] == [0, 1]
+    runs = ("source_run", "seed")
+    assert ds.U_W_in.dims == (*runs, "component", "neuron") and ds.V_W_in.shape[-1] == 8
+    assert ds.target_W_E.dims == (*runs, "embed", "feature") and ds.attrs["target"] == "residual"
+    assert list(ds.source_seed.values) == [3, 4] and ds.source_seed.dims == ("source_run",)
+    assert ds.density.dims == (*runs, "feature") and (ds.density == 0.25).all()
+    assert ds.mmcs_W_in.dims == runs and ds.best_cosine_W_in.dims == (*runs, "feature")
     assert (ds.n_live_W_in <= 6).all() and np.isfinite(ds.faithfulness).all()
