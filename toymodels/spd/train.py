@@ -8,8 +8,9 @@ Each step, every seed draws one batch of uniforms (common random numbers: runs t
 a seed see the same inputs, thresholded by their own feature probability, and the same
 mask uniforms); every run takes one Adam step (torch's defaults: β = (0.9, 0.999), ε 1e-8)
 on `toymodels.spd.decomposition.loss` with the schedule of `spec.train` (cosine by default),
-its value and gradient computed on the nonzero inputs only
-(`toymodels.spd.decomposition.value_and_grad`: exact, equal to float rounding).
+its value and gradient computed on the nonzero inputs only where a zero input leaves every
+matrix's input 0, else on every input (`toymodels.spd.decomposition.value_and_grad` and
+`inert`: exact, equal to float rounding).
 
 Shapes: R runs, V runs of a block, G blocks (R = G V), S seed keys, B batch, n features,
 d hidden, C subcomponents, T log points.
