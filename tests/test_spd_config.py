@@ -8,7 +8,9 @@ import pytest
 import toymodels as tm
 from toymodels.cli import main
 from toymodels.errors import UserError
+from toymodels.residual_config import ResidualSpec
 from toymodels.spd_config import SPD_STATIC, SPD_TRACED, parse_spd
+from toymodels.spec import ModelSpec
 
 HAND = {"name": "h", "spd": {"source": "hand"}}
 
@@ -61,7 +63,7 @@ def test_a_results_directory_keeps_its_own_law_unless_feature_probability_is_giv
     feature_probability out (each run keeps its source run's density); given, it is
     kept; a zoo or hand target resolves to the paper's 0.05."""
     toy = tm.ModelSpec("relu_output", 2, 1)
-    reader = lambda spd, source: (toy, (0, 1, 2))
+    reader = lambda spd, source: (toy, (0, 1, 2), None, None)
     own = parse_spd({"spd": {"source": "runs/x"}}, "x.toml", reader=reader)
     assert "feature_probability" not in own.table and own.table["beta"] == 3e-3
     assert dict(own.axes)["source_run"] == (0, 1, 2)
@@ -70,7 +72,7 @@ def test_a_results_directory_keeps_its_own_law_unless_feature_probability_is_giv
                       reader=reader)
     assert given.table["feature_probability"] == 0.2
     zoo = parse_spd({"spd": {"source": "zoo:intro_pentagon"}}, "z.toml",
-                    reader=lambda spd, source: (tm.ModelSpec("relu_output", 5, 2), ()))
+                    reader=lambda spd, source: (tm.ModelSpec("relu_output", 5, 2), (), None, None))
     assert zoo.table["feature_probability"] == 0.05
 
 
@@ -115,3 +117,30 @@ def test_a_missing_source_is_one_line_through_the_command_line(tmp_path, capsys)
     assert err == (f"toymodels: error: {path}: spd.source: 'nowhere/at/all' does not exist; "
                    'give a results directory, "zoo:NAME" or "hand"'), err
     assert not out.exists()
+
+
+def _residual_reader(spd, source):
+    """A residual-MLP source as `read_spd_source` gives a finished results directory's."""
+    return ModelSpec(n_features=20, n_hidden=10), (0,), ResidualSpec(20, 200, 10, 1, (10,)), 0.05
+
+
+def test_a_residual_source_takes_its_own_defaults_and_pins_its_shape():
+    """Keys not given take the residual target's defaults (C 100, β 1e-3, p 2, lr 2e-3
+    constant, 30k steps of 2048) and the source's feature probability; given keys win;
+    the resolved config reads back as itself without the reader."""
+    c = parse_spd({"spd": {"source": "runs/r"}}, "r.toml", reader=_residual_reader)
+    assert c.spec.residual.d_embed == 200 and c.spec.spd.C == 100
+    assert (c.table["beta"], c.table["p"], c.table["feature_probability"]) == (1e-3, 2.0, 0.05)
+    t = c.spec.train
+    assert (t.steps, t.batch_size, t.schedule, c.train["learning_rate"]) == (30_000, 2048, "constant", 2e-3)
+    assert c.table["source_residual"]["split"] == [10] and c.table["runs"] == [0]
+    assert tm.parse_config(tomllib.loads(repr(c)), "again") == c
+    given = parse_spd({"spd": {"source": "runs/r", "C": 40, "beta": 1e-2, "feature_probability": 0.1},
+                       "train": {"steps": 500}}, "r.toml", reader=_residual_reader)
+    assert (given.spec.spd.C, given.table["beta"], given.table["feature_probability"],
+            given.spec.train.steps) == (40, 1e-2, 0.1, 500)
+
+
+def test_a_residual_source_refuses_the_identity():
+    with pytest.raises(UserError, match="r.toml: spd.identity: not for a residual-MLP source"):
+        parse_spd({"spd": {"source": "runs/r", "identity": True}}, "r.toml", reader=_residual_reader)

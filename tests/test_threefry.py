@@ -26,6 +26,15 @@ def test_uniform_under_vmap_matches_per_key_draws():
         np.testing.assert_array_equal(row, threefry.uniform(key, (30, 64)))
 
 
+def test_uniform_at_is_the_draw_at_those_indices():
+    """uniform_at(key, i) = jax.random.uniform(key, shape).ravel()[i], any index shape."""
+    key = jax.random.key(11)
+    full = np.asarray(jax.random.uniform(key, (64, 3, 5), jnp.float32)).ravel()
+    index = np.array([[0, 959], [17, 3], [500, 500]], np.uint32)
+    ours = np.asarray(jax.jit(threefry.uniform_at)(key, jnp.asarray(index)))
+    np.testing.assert_array_equal(ours.view(np.uint32), full[index].view(np.uint32))
+
+
 def test_hash_matches_the_published_known_answers():
     """Random123's known-answer vectors for Threefry-2x32 with 20 rounds."""
     cases = [((0x00000000, 0x00000000), (0x00000000, 0x00000000), (0x6B200159, 0x99BA4EFE)),

@@ -24,8 +24,13 @@ Sources (as the SAE trainer's, `toymodels.dictionary.config.read_source`):
   - "hand": a hand-built model of k = `n_features` known rank-1 pieces per matrix
     (`toymodels.spd.targets.hand_W`: a regular k-gon in `n_hidden` = 2 dims, or k
     dedicated basis directions when n_hidden >= k), bias 0.
+  - a results directory of a residual-MLP sweep (`[residual]`, one layer, a real-valued
+    task): its MLP's W_in and W_out are decomposed (`toymodels.spd.targets.ResidualTarget`);
+    its [residual] table is pinned as `spd.source_residual`.
 The defaults are the SPD paper's TMS 5-2 settings (Bushnaq et al. 2025, appendix
-"Training details and hyperparameters"; see `toymodels.spd.decomposition`).
+"Training details and hyperparameters"; see `toymodels.spd.decomposition`); a residual
+source changes the defaults of the keys not given to `RESIDUAL_DEFAULTS` and
+`RESIDUAL_TRAIN_DEFAULTS`, and `feature_probability` to the source runs' own.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from toymodels import config as base
 from toymodels.checks import STATIC_AXIS, TRACED_AXIS, Key, axis_tuple, seed
 from toymodels.errors import UserError, unknown
 from toymodels.limits import check_grid
+from toymodels.residual_config import ResidualSpec
 from toymodels.sae_config import ZOO, pin
 from toymodels.spec import ModelSpec, Spec, TrainSpec
 
@@ -45,8 +51,10 @@ HAND = "hand"
 TOP_KEYS = ("name", "seed", "spd", "data", "train", "sweep")  # of an SPD sweep file
 T, S = TRACED_AXIS, STATIC_AXIS
 DECOMPOSABLE = ("relu_output",)  # model kinds whose forward the SPD targets know
-# `reader(spd table, source) -> (model, runs)` of a results directory or zoo source
-Reader = Callable[[dict, str], "tuple[ModelSpec, tuple[int, ...]]"]
+# `reader(spd table, source) -> (model, runs, residual, p)` of a results directory or zoo
+# source: residual the source's ResidualSpec (None for a toy model), p its runs' feature
+# probability (None for a toy model)
+Reader = Callable[[dict, str], "tuple[ModelSpec, tuple[int, ...], ResidualSpec | None, float | None]"]
 positive = base.number(0.0, math.inf, lo_open=True)
 
 SPD_SCHEMA = {  # the [spd] table, each key declared once
@@ -76,7 +84,16 @@ SPD_SCHEMA = {  # the [spd] table, each key declared once
                      "importance above which a subcomponent is live (metrics)"),
     "source_model": Key(pin(ModelSpec, "model"), None, "the source's [model], written into "
                         "the results when the sweep runs (a results directory or zoo source)"),
+    "source_residual": Key(lambda v: _residual_pin(v), None, "a residual-MLP source's "
+                           "[residual] table, written into the results when the sweep runs"),
 }
+# The residual MLP's defaults (keys not given), from the public SPD code's one-layer
+# residual-MLP config (goodfire-ai/spd, spd/experiments/resid_mlp/resid_mlp1_config.yaml:
+# C 100, 16 gate neurons, importance coefficient 1e-3, p 2, batch 2048, 30k steps, lr 2e-3
+# constant); the paper's appendix text was not found (docs/spd.md says what differs)
+RESIDUAL_DEFAULTS = {"C": 100, "beta": 1e-3, "p": 2.0}
+RESIDUAL_TRAIN_DEFAULTS = {"steps": 30_000, "batch_size": 2048, "learning_rate": 2e-3,
+                           "schedule": "constant"}
 SPD_TRAIN_DEFAULTS = {"steps": 40_000, "batch_size": 4096, "learning_rate": 1e-3,
                       "schedule": "cosine", "log_every": 100}
 SPD_TRAIN = {k: dataclasses.replace(base.SCHEMA["train"][k], default=v)
@@ -112,6 +129,16 @@ class SPDSpec:
     d_gate: int = 16
     n_mask_samples: int = 1
     threshold: float = 0.1
+
+
+def _residual_pin(v) -> dict:
+    """spd.source_residual: a table of exactly ResidualSpec's fields (split a list)."""
+    fields = sorted(f.name for f in dataclasses.fields(ResidualSpec))
+    if not isinstance(v, dict) or sorted(v) != fields:
+        raise ValueError(f"must be a table of {', '.join(fields)} (the source's; written when "
+                         "the sweep runs)")
+    ResidualSpec(**{**v, "split": tuple(v["split"])})
+    return dict(v)
 
 
 def is_spd(raw: dict) -> bool:
@@ -154,7 +181,8 @@ def parse_spd(raw: dict, source: str = "<config>", *, reader: Reader | None = No
     top = {k: base.check_value(base.SCHEMA[""][k].check, raw.get(k, base.DEFAULTS[k]), k, source)
            for k in base.SCHEMA[""]}
     spd = base.check_table(tables["spd"], SPD_SCHEMA, "spd", source)
-    train = {**SPD_TRAIN_DEFAULTS, **base.check_table(tables["train"], SPD_TRAIN, "train", source)}
+    given_train = base.check_table(tables["train"], SPD_TRAIN, "train", source)
+    train = {**SPD_TRAIN_DEFAULTS, **given_train}
     if "source" not in spd:
         raise UserError(f'{source}: spd.source: missing; give a results directory, "zoo:NAME" or "hand"')
     _check_source_keys(spd, source)
@@ -169,21 +197,31 @@ def parse_spd(raw: dict, source: str = "<config>", *, reader: Reader | None = No
                                 "spd", raw, tuple(SPD_STATIC))
     if any(name in SPD_STATIC for name, _ in axes):
         return _with_groups(raw, top, axes, source, reader)
-    model, runs = _resolve_source(spd, source, reader)
-    own_law = () if _one_model(spd["source"]) else ("feature_probability",)  # the source's
-    resolved = {**{k: key.default for k, key in SPD_SCHEMA.items()
-                   if key.default is not None and k not in ("runs", *HAND_ONLY, *own_law)},
-                **{k: v for k, v in spd.items() if k != "runs"}}
+    model, runs, residual, p = _resolve_source(spd, source, reader)
+    # a toy results directory's runs keep their own density unless feature_probability is
+    # given; a residual source's one feature probability is its default
+    own_law = () if _one_model(spd["source"]) or residual is not None else ("feature_probability",)
+    defaults = {k: key.default for k, key in SPD_SCHEMA.items()
+                if key.default is not None and k not in ("runs", *HAND_ONLY, *own_law)}
+    if residual is not None:
+        _check_residual(spd, dict(axes), source)
+        defaults.update(RESIDUAL_DEFAULTS, **({} if p is None else {"feature_probability": p}))
+        train = {**SPD_TRAIN_DEFAULTS, **RESIDUAL_TRAIN_DEFAULTS, **given_train}
+    resolved = {**defaults, **{k: v for k, v in spd.items() if k != "runs"}}
     if spd["source"] == HAND:
         resolved.update(n_features=model.n_features, n_hidden=model.n_hidden)
     else:
         resolved.update(source_model=dataclasses.asdict(model))
+    if residual is not None:
+        resolved.update(source_residual={**dataclasses.asdict(residual),
+                                         "split": list(residual.split)})
     if runs:
         resolved["runs"] = list(runs)
     base.check_train({**train, "snapshot_every": 0, "warmup_steps": 0}, source)
     spec = Spec(model, TrainSpec(steps=train["steps"], batch_size=train["batch_size"],
                                  log_every=train["log_every"], schedule=train["schedule"],
                                  optimizer="adam"),
+                residual=residual,
                 spd=SPDSpec(spd["source"], tuple(runs), resolved["C"], resolved["identity"],
                             resolved["d_gate"], resolved["n_mask_samples"], resolved["threshold"]))
     if len(runs) > 1:
@@ -218,22 +256,40 @@ def _check_source_keys(spd: dict, source: str) -> None:
                             f"spd.n_features = {n}, got {d}")
 
 
+def _check_residual(spd: dict, axes: dict, source: str) -> None:
+    """A residual target has no inserted identity."""
+    if spd.get("identity") or "identity" in axes:
+        raise UserError(f"{source}: spd.identity: not for a residual-MLP source (its W_in and "
+                        "W_out are decomposed); leave spd.identity out")
+
+
+def _pinned_residual(spd: dict) -> ResidualSpec | None:
+    pin_ = spd.get("source_residual")
+    return None if pin_ is None else ResidualSpec(**{**pin_, "split": tuple(pin_["split"])})
+
+
 def _resolve_source(spd: dict, source: str, reader: Reader | None):
-    """(ModelSpec, runs) of the source: a hand target's, the pins, or read (and checked
-    against the pins)."""
+    """(ModelSpec, runs, ResidualSpec or None, the source's feature probability or None) of
+    the source: a hand target's, the pins, or read (and checked against the pins)."""
     name = spd["source"]
     if name == HAND:
-        return ModelSpec("relu_output", spd.get("n_features", 5), spd.get("n_hidden", 2)), ()
-    pinned = ((ModelSpec(**spd["source_model"]), () if name.startswith(ZOO) else tuple(spd["runs"]))
-              if _known(spd) else None)
+        return ModelSpec("relu_output", spd.get("n_features", 5), spd.get("n_hidden", 2)), (), None, None
+    pinned = ((ModelSpec(**spd["source_model"]), () if name.startswith(ZOO) else tuple(spd["runs"]),
+               _pinned_residual(spd), None) if _known(spd) else None)
     if reader is None:
         return pinned
     found = reader(spd, source)
+    if found[2] is not None:  # a residual MLP (checked by the reader)
+        if pinned is not None and pinned[:3] != found[:3]:
+            raise UserError(f"{source}: spd.source: {name} is not the model these decompositions "
+                            "were made for (spd.source_residual, runs): the source changed; "
+                            "decompose it into a new directory")
+        return found
     if found[0].kind not in DECOMPOSABLE or found[0].norm != "none":
         raise UserError(f"{source}: spd.source: a {found[0].kind} model (norm {found[0].norm}) "
                         f"is not a TMS target; decompose a model of kind "
                         f"{', '.join(DECOMPOSABLE)} without norm")
-    if pinned is not None and pinned != found:
+    if pinned is not None and pinned[:3] != found[:3]:
         raise UserError(f"{source}: spd.source: {name} is not the model these decompositions were "
                         "made for (spd.source_model, runs): the source changed; decompose it "
                         "into a new directory")
@@ -265,5 +321,5 @@ def _with_groups(raw: dict, top: dict, axes: tuple, source: str,
                             source, tuple(groups), "spd", first.table, tuple(SPD_STATIC))
 
 
-__all__ = ["HAND", "HYPER_KEYS", "SPD_SCHEMA", "SPD_STATIC", "SPD_TRACED", "SPD_TRAIN",
+__all__ = ["HAND", "HYPER_KEYS", "RESIDUAL_DEFAULTS", "RESIDUAL_TRAIN_DEFAULTS", "SPD_SCHEMA", "SPD_STATIC", "SPD_TRACED", "SPD_TRAIN",
            "SPD_TRAIN_DEFAULTS", "SPDSpec", "is_spd", "parse_spd", "spd_keys_known"]

@@ -53,7 +53,7 @@ def uniform(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
         every index fits the low counter word and the high word is zero.
     """
     size = check_size(math.prod(shape))
-    return hashed_uniform(key, jax.lax.iota(jnp.uint32, size).reshape(shape))
+    return uniform_at(key, jax.lax.iota(jnp.uint32, size).reshape(shape))
 
 
 def uniform_transposed(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
@@ -71,7 +71,7 @@ def uniform_transposed(key: jax.Array, shape: tuple[int, int]) -> jax.Array:
     check_size(a * b)
     index = (jax.lax.broadcasted_iota(jnp.uint32, (b, a), 1) * jnp.uint32(b)
              + jax.lax.broadcasted_iota(jnp.uint32, (b, a), 0))
-    return hashed_uniform(key, index)
+    return uniform_at(key, index)
 
 
 def check_size(size: int) -> int:
@@ -82,14 +82,20 @@ def check_size(size: int) -> int:
     return size
 
 
-def hashed_uniform(key: jax.Array, index: jax.Array) -> jax.Array:
-    """float32 Uniform[0, 1) of each entry of `index` (uint32, the entries' row-major
-    positions in the array drawn): the top 23 bits of the XOR of Threefry's two words of
-    (0, index) as the mantissa of a float in [1, 2), less 1. A key that is not threefry's
-    raises a ValueError."""
+def uniform_at(key: jax.Array, index: jax.Array) -> jax.Array:
+    """The entries of a draw `uniform(key, shape)` at the row-major flat indices `index`
+    (uint32, any shape; below 2^32): `uniform(key, shape).ravel()[index]` without drawing
+    the others, since each entry is the hash of its own index.
+
+    Example:
+      >>> key = jax.random.key(0)
+      >>> bool(uniform_at(key, jnp.array([5, 1], jnp.uint32))[0] == uniform(key, (8,))[5])
+      True
+    """
     words = jax.random.key_data(key)
     if words.shape != (2,):
         raise ValueError(f"uniform needs a threefry2x32 key, not key data of shape {words.shape}")
+    index = jnp.asarray(index, jnp.uint32)
     out0, out1 = hash_2x32((words[0], words[1]), jnp.zeros(index.shape, jnp.uint32), index)
     mantissa = ((out0 ^ out1) >> 9) | jnp.uint32(ONE)
     return jax.lax.bitcast_convert_type(mantissa, jnp.float32) - np.float32(1.0)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from toymodels.spd import decomposition as spd
-from toymodels.spd.targets import hand_W, shapes, tms_target
+from toymodels.spd.targets import hand_W, residual_shapes, residual_target, shapes, tms_target
 
 
 class Spec:  # what init reads of toymodels.spd_config.SPDSpec
@@ -100,6 +100,17 @@ def np_loss(params, W_target, b, x, r, hyper):
     return total, {"faithfulness": faith, "stochastic": stoch, "layerwise": layer, "importance": imp}
 
 
+def test_gelu_and_its_derivative_are_the_exact_gelus():
+    """x Φ(x) and Φ(x) + x φ(x) in float64 from math.erf, over the gates' range and far out."""
+    x = np.array([-12.0, -5.0, -2.5, -1.0, -0.3, 0.0, 1e-3, 0.7, 1.9, 4.0, 12.0])
+    cdf = 0.5 * (1 + np.vectorize(math.erf)(x / math.sqrt(2)))
+    slope = cdf + x * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+    xs = jnp.asarray(x, jnp.float32)
+    np.testing.assert_allclose(spd.gelu(xs), x * cdf, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(jax.vmap(jax.grad(spd.gelu))(xs), slope, rtol=2e-6, atol=1e-7)
+    np.testing.assert_allclose(spd.gelu(xs), np_gelu(x), rtol=2e-6, atol=1e-7)
+
+
 def random_case(identity, seed, S=1, B=6):
     """Random parameters (every entry N(0, 1), so that gates fall on every piece of the
     sigmoids), a random 5 -> 2 target and sparse inputs."""
@@ -177,3 +188,111 @@ def test_init_follows_the_stated_scales():
     assert np.std(p["gate_in_w"]) == pytest.approx(math.sqrt(2), rel=0.05)
     assert np.std(p["gate_out_w"]) == pytest.approx(1 / 4, rel=0.05)
     assert not np.any(p["gate_in_b"]) and not np.any(p["gate_out_b"])
+
+
+# ---- value_and_grad: the loss and its gradient on the nonzero inputs only
+
+
+def sparse_case(identity, seed, S, B, zero_rows):
+    """random_case with the rows `zero_rows` set to x = 0 (the rest nonzero)."""
+    params, target, _, hyper = random_case(identity, seed, S)
+    rng = np.random.default_rng(seed + 100)
+    x = rng.uniform(0.1, 1, size=(B, 5)) * (rng.uniform(size=(B, 5)) < 0.5)
+    x[:, seed % 5] += 0.2  # every row nonzero ...
+    x[list(zero_rows)] = 0  # ... but these
+    hyper = spd.SPDHyper(**{k: jnp.float32(v) for k, v in hyper.items()})
+    return params, target, jnp.asarray(x, jnp.float32), hyper
+
+
+def assert_same_loss_and_grads(new, old):
+    (total, parts), grads = new
+    (want_total, want_parts), want_grads = old
+    assert float(total) == pytest.approx(float(want_total), rel=1e-6)
+    for name in spd.PARTS:
+        want = float(want_parts[name])
+        assert float(parts[name]) == pytest.approx(want, rel=1e-6, abs=1e-12), name
+    for path, g, w in zip(jax.tree_util.tree_leaves_with_path(grads), jax.tree.leaves(grads),
+                          jax.tree.leaves(want_grads)):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-6 * float(np.max(np.abs(w))),
+                                   err_msg=jax.tree_util.keystr(path[0]))
+
+
+@pytest.mark.parametrize("identity, seed, S, B, T, zero_rows", [
+    (False, 0, 1, 12, 4, (1, 2, 5, 6, 7, 11)),  # half the rows zero, 2 tiles of 4
+    pytest.param(True, 1, 2, 12, 5, (0, 3), marks=pytest.mark.slow),  # B % T: filler rows
+    pytest.param(False, 2, 1, 8, 3, (), marks=pytest.mark.slow),      # no zero row
+    pytest.param(True, 3, 1, 8, 4, tuple(range(8)), marks=pytest.mark.slow),  # no tile at all
+])
+def test_value_and_grad_on_the_nonzero_rows_equals_the_gradient_of_the_loss(
+        identity, seed, S, B, T, zero_rows):
+    """The reference is `jax.value_and_grad` of `loss` (every row, the paper's definition,
+    checked against numpy above), on the same batch, key and mask uniforms."""
+    params, target, x, hyper = sparse_case(identity, seed, S, B, zero_rows)
+    key = jax.random.key(seed + 7)
+    new, old = jax.jit(lambda *a: (spd.value_and_grad(*a, S, T),
+                                   jax.value_and_grad(spd.loss, has_aux=True)(*a, S)))(
+        params, target, x, key, hyper)
+    assert_same_loss_and_grads(new, old)
+    assert (float(old[0][1]["stochastic"]) > 0) == (len(zero_rows) < B)
+
+
+@pytest.mark.slow
+def test_value_and_grad_under_vmap_runs_each_decomposition_its_own_tiles():
+    """Two decompositions of one vmap with 1 and 3 tiles of nonzero rows: each equals the
+    gradient of its own loss (the loop runs 3 tiles for both, the first's extra tiles
+    weigh nothing)."""
+    cases = [sparse_case(False, 0, 1, 12, range(2, 12)), sparse_case(False, 4, 1, 12, ())]
+    stack = lambda i: jax.tree.map(lambda *a: jnp.stack(a), *(c[i] for c in cases))
+    keys = jax.random.split(jax.random.key(0), 2)
+    new, old = jax.jit(jax.vmap(lambda *a: (spd.value_and_grad(*a, 1, 4),
+                                            jax.value_and_grad(spd.loss, has_aux=True)(*a))))(
+        stack(0), stack(1), stack(2), keys, stack(3))
+    for i in range(2):
+        pick = lambda tree: jax.tree.map(lambda a: a[i], tree)
+        assert_same_loss_and_grads(pick(new), pick(old))
+
+
+def residual_case(seed, b_in, B=12, zero_rows=(1, 2, 5, 6, 7, 11)):
+    """Random parameters of a decomposition of a random one-layer residual MLP (n 6, D 5,
+    k 4, biases b_in as given and b_out random, the stream read) and signed inputs
+    Uniform[-1, 1) where on, with the rows `zero_rows` x = 0."""
+    rng = np.random.default_rng(seed)
+    n, D, k = 6, 5, 4
+    structure = jax.eval_shape(lambda key: spd.init(key, residual_shapes(D, k), Spec),
+                               jax.random.key(seed))
+    params = jax.tree.map(lambda a: rng.normal(size=a.shape).astype(np.float32), structure)
+    arrays = {"W_E": rng.normal(size=(D, n)), "W_in": rng.normal(size=(k, D)),
+              "W_out": rng.normal(size=(D, k)), "b_in": np.asarray(b_in),
+              "b_out": rng.normal(size=D), "W_U": rng.normal(size=(n, D))}
+    x = rng.uniform(-1, 1, size=(B, n)) * (rng.uniform(size=(B, n)) < 0.5)
+    x[:, seed % n] += np.where(x[:, seed % n] < 0, -0.2, 0.2)  # every row nonzero ...
+    x[list(zero_rows)] = 0  # ... but these
+    hyper = spd.SPDHyper(beta=jnp.float32(0.03), p=jnp.float32(1.0),
+                         faithfulness_coefficient=jnp.float32(1.3),
+                         stochastic_coefficient=jnp.float32(0.8),
+                         layerwise_coefficient=jnp.float32(1.1),
+                         learning_rate=jnp.float32(1e-3), feature_probability=jnp.float32(0.5))
+    return params, residual_target(arrays, True), jnp.asarray(x, jnp.float32), hyper
+
+
+@pytest.mark.parametrize("b_in, inert", [
+    ([0.3, -0.2, 0.1, -0.5], False),  # biases on, ReLU(b_in) != 0: every row is computed
+    pytest.param([-0.3, -0.2, 0.0, -0.5], True, marks=pytest.mark.slow),  # ReLU(b_in) = 0
+])
+def test_value_and_grad_of_a_residual_target_with_biases_equals_the_gradient_of_the_loss(
+        b_in, inert):
+    """A residual MLP with biases on x = 0 feeds ReLU(b_in) into W_out, so its masked output
+    on a zero row is not the target's; `value_and_grad` must still equal
+    `jax.value_and_grad(loss)` (every row, the definition) on a batch of signed inputs with
+    half its rows zero; it skips the zero rows only where ReLU(b_in) = 0."""
+    params, target, x, hyper = residual_case(5, b_in)
+    assert bool(spd.inert(target)) == inert
+    key = jax.random.key(11)
+    r = {name: jnp.full((2, 1, Spec.C), 0.5) for name in params}  # two zero rows' masks
+    zero_rows = lambda params, target, x: jax.vmap(
+        spd.example_losses, in_axes=(None, None, 0, 0, None))(params, target, x[1:3], r, hyper.p)
+    new, old, errors = jax.jit(lambda *a: (spd.value_and_grad(*a, 1, 4),
+                                           jax.value_and_grad(spd.loss, has_aux=True)(*a, 1),
+                                           zero_rows(*a[:3])[0]))(params, target, x, key, hyper)
+    assert_same_loss_and_grads(new, old)
+    assert bool(np.all(np.asarray(errors) == 0)) == inert  # a zero row's masked output errs

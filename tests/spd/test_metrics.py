@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from toymodels.spd import metrics
 from toymodels.spd.hand import hand_built
 from toymodels.spd.metrics import (
     CI_THRESHOLD,
@@ -380,3 +381,68 @@ def test_ci_pattern_errors_runs_equals_each_run():
         got = tuple(int(out[k][r]) for k in ("errors", "spurious", "missing"))
         assert got == (p.errors, p.spurious, p.missing)
         np.testing.assert_array_equal(out["matching"][r], p.matching)
+
+
+# --- the residual MLP: W_in folded onto the features ---------------------------------------
+
+
+def _residual_case(seed=0, D=7, n=4, k=3):
+    rng = np.random.default_rng(seed)
+    W_E = rng.normal(size=(D, n))
+    W_E /= np.linalg.norm(W_E, axis=0)  # unit columns, not orthogonal
+    return W_E, rng.normal(size=(k, D))
+
+
+def test_residual_scores_of_the_exact_feature_pieces_are_one():
+    """Subcomponent i = (W_in W_E)[:, i] w_iᵀ, w_i the dual vector of W_E's column i (so
+    Σ_i = W_in on the span of W_E), plus one reading only a direction orthogonal to every
+    feature: MMCS = ML2R = 1, every flattened cosine 1, no failure."""
+    W_E, W_in = _residual_case()
+    A, dual = W_in @ W_E, np.linalg.pinv(W_E)  # dual [n, D], dual @ W_E = I
+    ortho = np.linalg.svd(W_E.T)[2][-1]  # ⊥ every column of W_E
+    U = np.concatenate([A.T, np.ones((1, 3))])
+    V = np.concatenate([dual, ortho[None]])
+    s = metrics.residual_scores(*(jnp.asarray(a, jnp.float32) for a in (W_E, W_in, U, V)))
+    assert float(s["mmcs"]) == pytest.approx(1.0, abs=1e-5)
+    assert float(s["ml2r"]) == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(s["best_cosine"], 1.0, atol=1e-5)
+    assert not bool(s["failed"]) and bool(s["read"].all())
+
+
+def test_residual_scores_are_the_folded_cosines_of_numpy():
+    """Random subcomponents: each feature's best flattened cosine of U_c (W_Eᵀ V_c)ᵀ with
+    (W_in W_E)[:, i] e_iᵀ, and MMCS from the column cosines, by numpy in float64."""
+    W_E, W_in = _residual_case(1)
+    rng = np.random.default_rng(2)
+    U, V = rng.normal(size=(6, 3)), rng.normal(size=(6, 7))
+    A, Vf = W_in @ W_E, V @ W_E
+    flat, col = np.zeros((4, 6)), np.zeros((4, 6))
+    for i in range(4):
+        piece = np.outer(A[:, i], np.eye(4)[i])
+        for c in range(6):
+            sub = np.outer(U[c], Vf[c])
+            flat[i, c] = np.sum(piece * sub) / np.linalg.norm(piece) / np.linalg.norm(sub)
+            col[i, c] = A[:, i] @ sub[:, i] / np.linalg.norm(A[:, i]) / np.linalg.norm(sub[:, i])
+    s = metrics.residual_scores(*(jnp.asarray(a, jnp.float32) for a in (W_E, W_in, U, V)))
+    np.testing.assert_allclose(s["best_cosine"], flat.max(axis=1), rtol=1e-4, atol=1e-5)
+    assert float(s["mmcs"]) == pytest.approx(col.max(axis=1).mean(), abs=1e-4)
+
+
+def test_a_subcomponent_merging_two_features_fails_and_an_unread_feature_is_not_counted():
+    """Features 0 and 1 in one subcomponent (U = A_0 + A_1, V = w_0 + w_1), 2 and 3 exact:
+    0 and 1 are missed (flattened cosine 1/sqrt 2 with equal columns) and the run fails;
+    with feature 0's column shrunk below READ_FRACTION of the largest, it is not counted."""
+    W_E, W_in = _residual_case(3)
+    dual = np.linalg.pinv(W_E)
+    W_in = W_in - np.outer(W_in @ W_E[:, 1] - W_in @ W_E[:, 0], dual[1])  # A_1 = A_0
+    A = W_in @ W_E
+    np.testing.assert_allclose(A[:, 0], A[:, 1], atol=1e-9)
+    U = np.stack([A[:, 0] + A[:, 1], A[:, 2], A[:, 3]])
+    V = np.stack([dual[0] + dual[1], dual[2], dual[3]])
+    s = metrics.residual_scores(*(jnp.asarray(a, jnp.float32) for a in (W_E, W_in, U, V)))
+    np.testing.assert_allclose(s["best_cosine"][:2], 1 / np.sqrt(2), atol=1e-5)
+    assert bool(s["failed"]) and int(s["worst"]) in (0, 1)
+    small = W_in - np.outer(W_in @ W_E[:, 0] * 0.95, dual[0])  # feature 0's column x 0.05
+    assert np.linalg.norm((small @ W_E)[:, 0]) < metrics.READ_FRACTION * np.linalg.norm(small @ W_E, axis=0).max()
+    s = metrics.residual_scores(*(jnp.asarray(a, jnp.float32) for a in (W_E, small, U, V)))
+    assert s["read"].tolist() == [False, True, True, True]

@@ -1,11 +1,15 @@
 """SPD targets (toymodels.spd.targets): the TMS forward pass, the identity layer, the
 hand-built geometries."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from toymodels.spd.targets import forward, hand_W, shapes, target_linear, tms_target
+from toymodels.compute import model
+from toymodels.residual_config import ResidualSpec
+from toymodels.spd.targets import (forward, hand_W, n_inputs, residual_shapes, residual_target,
+                                   shapes, target_linear, tms_target)
 
 
 def test_the_tms_target_is_the_relu_output_model_with_or_without_identity():
@@ -39,3 +43,27 @@ def test_hand_built_targets_are_a_regular_polygon_or_dedicated_directions():
     np.testing.assert_array_equal(hand_W(3, 4), np.eye(4, 3))
     with pytest.raises(ValueError, match="n_hidden = 2 or n_hidden >= n_features"):
         hand_W(5, 3)
+
+
+@pytest.mark.parametrize("task, readout", [("identity_relu", "transpose"), ("relu", "transpose"),
+                                           ("abs", "learned")])
+def test_the_residual_target_is_the_residual_mlp_of_one_layer(task, readout):
+    """`forward` of a ResidualTarget with the target's own matrices is
+    `toymodels.compute.model.forward` (the residual trainer's model) on random inputs;
+    the activations it reports are r = W_E x and the neurons'."""
+    spec = ResidualSpec(6, 9, 4, 1, (4,), True, "fixed", readout, task)
+    params = model.init(jax.random.key(3), spec)
+    params["b_in_0"] = jax.random.normal(jax.random.key(4), (4,))
+    params["b_out_0"] = jax.random.normal(jax.random.key(5), (9,))
+    W_U = params["W_U"] if readout == "learned" else params["W_E"].T
+    target = residual_target({"W_E": params["W_E"], "W_in": params["W_in_0"],
+                              "W_out": params["W_out_0"], "b_in": params["b_in_0"],
+                              "b_out": params["b_out_0"], "W_U": W_U}, task == "identity_relu")
+    x = jax.random.uniform(jax.random.key(6), (5, 6), minval=-1.0, maxval=1.0)
+    y, acts = jax.vmap(lambda v: forward(target, target_linear(target), v))(x)
+    np.testing.assert_allclose(y, jax.vmap(lambda v: model.forward(params, v, spec))(x),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(acts["W_in"], x @ params["W_E"].T, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(acts["W_out"], jax.vmap(lambda v: model.activations(params, v, spec))(x),
+                               rtol=1e-5, atol=1e-6)
+    assert residual_shapes(9, 4) == {"W_in": (4, 9), "W_out": (9, 4)} and n_inputs(target) == 6

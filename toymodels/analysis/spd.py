@@ -35,6 +35,7 @@ import xarray as xr
 from toymodels import evaluation, results
 from toymodels.analysis.batching import in_chunks, per_run
 from toymodels.analysis.metrics import REPRESENTED_NORM
+from toymodels.analysis.spd_residual import analyze_residual_group
 from toymodels.spd import decomposition, metrics
 from toymodels.spd.targets import tms_target
 from toymodels.spd.train import inputs
@@ -177,8 +178,11 @@ def _per_run(da: xr.DataArray, runs: xr.DataArray) -> np.ndarray:
 
 
 def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
-    """`analyze_spd` of one static group's Dataset."""
+    """`analyze_spd` of one static group's Dataset (a residual MLP's:
+    `toymodels.analysis.spd_residual`)."""
     ds = _group_of(ds)
+    if ds.attrs.get("target") == "residual":
+        return analyze_residual_group(ds, _feature_probability, _per_run)
     runs = ds.target_b.isel(feature=0, drop=True)
     flat = functools.partial(_per_run, runs=runs)
     names = tuple(n for n in ("W_in", "W_hidden", "W_out") if f"U_{n}" in ds)

@@ -95,10 +95,14 @@ def source_coordinates(config: base.SweepConfig, table: str = "sae") -> dict[str
     results-directory source (table "sae" or "spd"), from its config (the manifest; its
     results are not read)."""
     part = getattr(config.spec, table)
-    toy = _results_config(part.source, config.source, table)
+    return run_coordinates(_results_config(part.source, config.source, table), part.runs)
+
+
+def run_coordinates(toy: base.SweepConfig, runs) -> dict[str, np.ndarray]:
+    """{axis: [S] values} of the flat runs `runs` [S] of the sweep `toy` (no static axes)."""
     if not toy.axes:
         return {}
-    index = np.indices(toy.shape).reshape(len(toy.axes), -1)[:, list(part.runs)]
+    index = np.indices(toy.shape).reshape(len(toy.axes), -1)[:, list(runs)]
     return {name: np.asarray(values)[i] for (name, values), i in zip(toy.axes, index)}
 
 
@@ -139,4 +143,5 @@ def source_runs(toy: base.SweepConfig, runs, source: str, table: str = "sae") ->
 __all__ = ["HYPER_KEYS", "KINDS_WITH_W", "PINS", "SAE_DEFAULTS", "SAE_SCHEMA", "SAE_STATIC",
            "SAE_TRACED", "SAE_TRAIN", "SAE_TRAIN_DEFAULTS", "SYNTHETIC", "SYNTHETIC_AXES",
            "SYNTHETIC_DATA", "TRAIN_DEFAULTS", "ZOO", "SAESpec", "is_sae", "parse_sae_config",
-           "read_source", "resolve_sae", "sae_keys_known", "source_coordinates", "source_runs"]
+           "read_source", "resolve_sae", "run_coordinates", "sae_keys_known", "source_coordinates",
+           "source_runs"]

@@ -39,6 +39,8 @@ One module per family of figures, each exporting a ``FIGURES`` dict merged into
   over two sweep axes, one panel per task and depth.
 - ``spd_failures``: how often SPD misses a feature, over seeds or models, and which.
 - ``spd_phase``: SPD across a phase diagram: live subcomponents against represented features.
+- ``spd_residual``: SPD of a residual MLP: W_in's pieces found, W_in's and W_out's one-hot
+  causal importances.
 
 What each kind needs of a results directory (a second sweep axis, snapshots, an SAE
 sweep, ...) is data in ``needs`` (``NEEDS``, ``why_not(kind, ds)``, ``kinds_for(ds)``):
@@ -89,6 +91,7 @@ from toymodels.plotting import sae as _sae
 from toymodels.plotting import sparse_but_wrong as _sparse_but_wrong
 from toymodels.plotting import spd_failures as _spd_failures
 from toymodels.plotting import spd_phase as _spd_phase
+from toymodels.plotting import spd_residual as _spd_residual
 from toymodels.plotting import uand_scaling as _uand_scaling
 
 # Re-exported: the public names of every family, and the shared helpers other
@@ -176,6 +179,7 @@ PLOTS: dict[str, Callable[..., Figure]] = _Registry(
     **_computation_map.FIGURES,  # computation_map (x, y, reduce)
     **_spd_failures.FIGURES,  # spd_failures (SPD over seeds or models)
     **_spd_phase.FIGURES,  # spd_phase (SPD of every cell of a phase diagram)
+    **_spd_residual.FIGURES,  # spd_residual (SPD of a residual MLP)
 )
 """Plot kinds of the CLI: ``PLOTS[kind](ds, **options) -> Figure``."""
 

@@ -104,6 +104,7 @@ AMORTISATION = ("mcc", "mcc_truth_gp", "mcc_truth_omp", "mcc_oracle_gp", "mcc_or
 RESIDUAL_SCORES = ("loss_ratio", "linear_ratio")  # `toymodels analyze` of a residual sweep
 SPD_SCORES = ("best_cosine_W_in", "best_cosine_W_out", "failed", "missed_feature")
 SPD_LIVE = ("n_live_W_in", "n_live_W_out")  # `toymodels analyze` of an SPD sweep
+SPD_RESIDUAL_SCORES = ("best_cosine_W_in", "failed", "n_live_W_out")  # of a residual MLP
 SAE_SCORES = ("mmcs", "fvu", "dead_fraction", "recovered_90", "random_mmcs",
               "random_recovered_90", "n_truth", "l0", "true_l0", "decoder_mcc",
               "decoder_projection", *GAP, *AMORTISATION)  # `toymodels analyze`
@@ -176,6 +177,7 @@ NEEDS: dict[str, Needs] = {
     # parameter decomposition (the SPD trainer), scored by `toymodels analyze`
     "spd_failures": Needs(trainer="spd", variables=SPD_SCORES),
     "spd_phase": Needs(trainer="spd", variables=("target_W_in", *SPD_LIVE, *SPD_SCORES[:3])),
+    "spd_residual": Needs(trainer="spd", variables=SPD_RESIDUAL_SCORES),
 }
 """The needs of every plot kind (the keys of `PLOTS`, in its order)."""
 
@@ -187,7 +189,7 @@ VARIABLE_HINTS = {
     **{name: "needs the SAE scores ({names}): run `toymodels analyze` on this directory first"
        for name in SAE_SCORES},
     **{name: "needs the SPD scores ({names}): run `toymodels analyze` on this directory first"
-       for name in (*SPD_SCORES, *SPD_LIVE)},
+       for name in (*SPD_SCORES, *SPD_LIVE, *SPD_RESIDUAL_SCORES)},
     **{name: "needs the baselines' ratios ({names}): run `toymodels analyze` on this directory "
              "first" for name in RESIDUAL_SCORES},
 }

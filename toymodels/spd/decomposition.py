@@ -29,7 +29,8 @@ leak only in the backward pass, is not what the paper defines and is not used.)
 Initialisation (the paper does not state it; taken from the public code of the paper's
 time, `init_param_` Kaiming-normal): V ~ N(0, 1/d_out), U ~ N(0, 1/C); the CI MLPs'
 input weights ~ N(0, 2) (fan-in 1, ReLU gain), output weights ~ N(0, 1/d_gate), biases 0.
-GELU is the exact (erf) GELU, torch's default.
+GELU is the exact (erf) GELU, torch's default, as x Φ(x) with Φ(x) = (1 + erf(x/√2)) / 2
+(`gelu`; jax.nn.gelu's erfc form is the same function, ~2x dearer on XLA CPU).
 
 TMS hyperparameters taken from the paper (appendix "Training details and hyperparameters",
 "Toy models of superposition"): C = 20 (figure 1, "this run of SPD used 20
@@ -47,11 +48,11 @@ from typing import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from toymodels import threefry
-
-from toymodels.spd.targets import Target, forward, target_linear
+from toymodels.spd.targets import Target, forward, n_inputs, target_linear
 
 LEAK = 0.01  # the slope of both leaky hard sigmoids outside [0, 1] (the paper's)
 IMPORTANCE_EPS = 1e-12  # |g|^p as (|g| + eps)^p: a finite gradient at g = 0 for p < 1
@@ -129,6 +130,31 @@ def hard_sigmoid(x: jax.Array) -> jax.Array:
     return jnp.clip(x, 0.0, 1.0)
 
 
+# ---- the gates' GELU
+
+SQRT_HALF = np.float32(np.sqrt(0.5))
+INV_SQRT_2PI = np.float32(1 / np.sqrt(2 * np.pi))
+
+
+@jax.custom_jvp
+def gelu(x: jax.Array) -> jax.Array:
+    """The exact GELU x Φ(x), Φ(x) = (1 + erf(x / √2)) / 2 (torch's default GELU); its
+    derivative Φ(x) + x φ(x) (φ the normal density) by `custom_jvp`, from the same Φ.
+
+    Example:
+      >>> gelu(jnp.array([-1.0, 0.0, 2.0]))
+      Array([-0.15865526,  0.        ,  1.9544997 ], dtype=float32)
+    """
+    return x * (0.5 + 0.5 * jax.lax.erf(x * SQRT_HALF))
+
+
+@gelu.defjvp
+def _gelu_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    cdf = 0.5 + 0.5 * jax.lax.erf(x * SQRT_HALF)
+    return x * cdf, (cdf + x * INV_SQRT_2PI * jnp.exp(-0.5 * x * x)) * dx
+
+
 # ---- parameters
 
 
@@ -167,7 +193,7 @@ def weight(part: Params) -> jax.Array:
 
 def gate_logits(part: Params, h: jax.Array) -> jax.Array:
     """[C] γ_c(h_c), the CI MLPs' raw outputs on the inner activations h [C]."""
-    hidden = jax.nn.gelu(part["gate_in_w"] * h[:, None] + part["gate_in_b"], approximate=False)
+    hidden = gelu(part["gate_in_w"] * h[:, None] + part["gate_in_b"])
     return jnp.sum(part["gate_out_w"] * hidden, axis=-1) + part["gate_out_b"]
 
 
@@ -224,6 +250,10 @@ def loss(params: Params, target: Target, x: jax.Array, key: jax.Array, hyper: SP
     i of the sorted names draws its uniforms r [B, S, C] from `split(key, L)[i]` (the
     values of `jax.random.uniform`, `toymodels.threefry`).
 
+    Every input goes through the gates here (the definition, and the tests' reference);
+    the trainer takes the value and gradient from `value_and_grad`, the same numbers
+    computed on the nonzero inputs only.
+
     Returns:
       (total, {"faithfulness", "stochastic", "layerwise", "importance"}: each loss before
       its coefficient).
@@ -248,12 +278,128 @@ def loss(params: Params, target: Target, x: jax.Array, key: jax.Array, hyper: SP
 
 def one_hot_importance(params: Params, target: Target) -> dict[str, jax.Array]:
     """{name: [n, C]} σ_H(γ_c) (clipped to [0, 1]) on the one-hot inputs x = e_i."""
-    n = target.b.shape[0]
+    n = n_inputs(target)
     logits = jax.vmap(causal_importance, in_axes=(None, None, 0))(params, target, jnp.eye(n))
     return {name: hard_sigmoid(v) for name, v in logits.items()}
 
 
+def tile_rows(batch: int) -> int:
+    """T, the rows `value_and_grad` computes at once: B / 32, at least 8 and at most B
+    (at B = 4096 tiles of 64-512 rows cost the same within noise; 4096 at once, 9x more).
+
+    Example:
+      >>> tile_rows(4096), tile_rows(64), tile_rows(4)
+      (128, 8, 4)
+    """
+    return min(batch, max(8, batch // 32))
+
+
+def inert(target) -> jax.Array:
+    """[] bool: whether every activation entering a decomposed matrix is 0 on x = 0 (then
+    it is 0 whatever the masks: each is a masked matrix times the one before, 0, plus a
+    fixed bias, the target's own). Always for a TMS target; for a residual MLP, where
+    ReLU(b_in) = 0 (no biases, or b_in <= 0)."""
+    _, entering = forward(target, target_linear(target), jnp.zeros(n_inputs(target)))
+    return jnp.all(jnp.stack([jnp.all(a == 0) for a in entering.values()]))
+
+
+def value_and_grad(params: Params, target: Target, x: jax.Array, key: jax.Array,
+                   hyper: SPDHyper, n_mask_samples: int = 1, tile: int | None = None):
+    """`jax.value_and_grad(loss, has_aux=True)` of the same arguments, computed only on the
+    inputs that are not all zero: ((total, parts), grads), equal to float rounding.
+
+    Why it is exact: on an input x = 0 of an `inert` target every matrix's entering
+    activation is 0, whatever the masks (a TMS target: the matrices are linear and only the
+    output has a bias; a residual MLP: r = W_E 0 = 0 enters W_in and ReLU(b_in) enters
+    W_out, 0 only where b_in <= 0, so a residual MLP with a positive b_in is not inert and
+    every row is computed), so every inner activation V_c · a is 0, the masked output
+    equals the target's and that input's reconstruction errors and their gradients are 0;
+    its importance is the one value Σ_l Σ_c |σ_H,upper(γ_c(0))|^p. So the B − k zero
+    inputs add (B − k) times the loss of one zero input (its importance only), and the k
+    others (any sign) are computed as in `loss`,
+    taken in order T at a time (`tile_rows`) in a `lax.while_loop` that runs ceil(k / T)
+    tiles, each tile's value and gradient summed (the loss is a sum over rows; a last
+    tile's filler rows weigh 0). Under vmap the loop runs the most tiles of the batched
+    decompositions. At the TMS settings (p = 0.05, n = 5) 77% of the rows are zero.
+
+    Each nonzero row gets the mask uniforms `loss` draws for it (the entries of the same
+    [B, S, C] stream per matrix, `threefry.uniform_at` its indices; the zero rows' are
+    never drawn: they multiply zeros), so both compute the same numbers, summed in
+    another order.
+
+    Args:
+      x: [B, n] the batch; the rest as `loss`.
+      tile: T rows a tile (static); default `tile_rows(B)`.
+    """
+    B, n = x.shape
+    T = tile_rows(B) if tile is None else tile
+    S, names = n_mask_samples, sorted(params)
+    keys = dict(zip(names, jax.random.split(key, len(params))))
+    nonzero = jnp.any(x != 0, axis=1) | ~inert(target)  # [B] the rows computed
+    count = jnp.sum(nonzero)
+    # the nonzero rows in order, then row B (a zero row appended) to fill the last tile
+    order = jnp.nonzero(nonzero, size=B + T, fill_value=B)[0]
+    x_rows = jnp.concatenate([x, jnp.zeros((1, n), x.dtype)])
+
+    def tile_of(t):
+        """Tile t: x [T, n], its uniforms {name: [T, S, C]} (those `loss` draws for these
+        rows: entry (b, s, c) of the [B, S, C] draw has flat index (b S + s) C + c) and
+        the rows' weights [T] (1 for a nonzero row)."""
+        rows = jax.lax.dynamic_slice(order, (t * T,), (T,))
+        r_t = {}
+        for name in names:
+            C = params[name]["U"].shape[0]
+            flat = ((rows[:, None, None] * S + jnp.arange(S)[None, :, None]) * C
+                    + jnp.arange(C)[None, None, :])
+            r_t[name] = threefry.uniform_at(keys[name], flat.astype(jnp.uint32))
+        return x_rows[rows], r_t, (rows < B).astype(x.dtype)
+
+    def objective(sums):
+        """The loss's share of [3] sums of (stochastic, layerwise, importance) over rows."""
+        return ((hyper.stochastic_coefficient * sums[0]
+                 + hyper.layerwise_coefficient * sums[1]) / (B * n)
+                + hyper.beta * sums[2] / B)
+
+    def row_sums(params, x_t, r_t, w_t):
+        """(the objective's share of the rows of one tile, their [3] weighted loss sums)."""
+        per_row = jax.vmap(example_losses, in_axes=(None, None, 0, 0, None))(
+            params, target, x_t, r_t, hyper.p)
+        sums = jnp.stack([jnp.sum(w_t * v) for v in per_row])
+        return objective(sums), sums
+
+    def body(carry):
+        t, grads, sums = carry
+        (_, tile_sums), tile_grads = jax.value_and_grad(row_sums, has_aux=True)(
+            params, *tile_of(t))
+        return t + 1, jax.tree.map(jnp.add, grads, tile_grads), sums + tile_sums
+
+    zero = jax.tree.map(jnp.zeros_like, params)
+    _, grads, sums = jax.lax.while_loop(lambda c: c[0] * T < count, body,
+                                        (jnp.int32(0), zero, jnp.zeros(3, x.dtype)))
+
+    def rest(params):
+        """Faithfulness and the zero rows' importance, weighted as in the loss."""
+        no_r = {name: jnp.zeros((S, params[name]["U"].shape[0]), x.dtype) for name in names}
+        zero_importance = example_losses(params, target, jnp.zeros(n, x.dtype), no_r,
+                                         hyper.p)[2]
+        zero_sum = (B - count).astype(x.dtype) * zero_importance
+        faith = faithfulness(params, target)
+        return (hyper.faithfulness_coefficient * faith + hyper.beta * zero_sum / B,
+                (faith, zero_sum))
+
+    (_, (faith, zero_sum)), rest_grads = jax.value_and_grad(rest, has_aux=True)(params)
+    sums = sums.at[2].add(zero_sum)
+    parts = {"faithfulness": faith, "stochastic": sums[0] / (B * n),
+             "layerwise": sums[1] / (B * n), "importance": sums[2] / B}
+    total = (hyper.faithfulness_coefficient * parts["faithfulness"]
+             + hyper.stochastic_coefficient * parts["stochastic"]
+             + hyper.layerwise_coefficient * parts["layerwise"]
+             + hyper.beta * parts["importance"])
+    return (total, parts), jax.tree.map(jnp.add, grads, rest_grads)
+
+
 __all__ = ["GATE_PARTS", "LEAK", "PARTS", "Params", "SPDHyper", "causal_importance",
-           "example_losses", "faithfulness", "gate_logits", "hard_sigmoid", "init", "loss",
-           "lower_leaky_hard_sigmoid", "masked_linear", "masks", "one_hot_importance",
-           "upper_leaky_hard_sigmoid", "weight"]
+           "example_losses", "faithfulness", "gate_logits", "gelu", "hard_sigmoid", "inert",
+           "init", "loss", "lower_leaky_hard_sigmoid", "masked_linear", "masks",
+           "one_hot_importance", "tile_rows", "upper_leaky_hard_sigmoid", "value_and_grad",
+           "weight"]

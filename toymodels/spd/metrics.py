@@ -338,6 +338,50 @@ def tms_scores(W: jax.Array, U: dict, V: dict, represented=None) -> dict[str, ja
     return {**out, "failed": failure.failed, "missed": failure.missed, "worst": failure.worst}
 
 
+# --- the residual MLP ---------------------------------------------------------------------
+
+READ_FRACTION = 0.1  # a residual MLP reads feature i when ||W_in W_E e_i|| > this x the largest
+
+
+def residual_scores(W_E: jax.Array, W_in: jax.Array, U: jax.Array, V: jax.Array) -> dict:
+    """The W_in scores of ONE decomposition of a one-layer residual MLP, for the analysis
+    to vmap.
+
+    W_in [k, D] only ever reads r = W_E x, so it is scored *folded* onto the features:
+    A = W_in W_E [k, n] and each subcomponent's U_c (W_Eᵀ V_c)ᵀ. Feature i's piece is
+    column i of A, A[:, i] e_iᵀ (`column_pieces`), the part of W_in that feature i's
+    input W_E[:, i] x_i goes through (the APD/SPD papers' residual MLP: "one W_in
+    subcomponent per input feature"). On the span of W_E it is W_in W_E[:, i] w_iᵀ with
+    w_i the dual vector (W_E⁺ row i), which is W_in W_E[:, i] W_E[:, i]ᵀ when the columns
+    of W_E are orthonormal; the part of W_in orthogonal to every feature direction
+    never acts on an input and is not scored. As for the TMS: MMCS and ML2R on the piece's
+    column (the paper's formula), the flattened cosine for failure.
+
+    Args:
+      W_E: [D, n]; W_in: [k, D] the target; U: [C, k]; V: [C, D] its decomposition.
+
+    Returns:
+      {"mmcs": [], "ml2r": [] over the read features; "best_cosine": [n] flattened;
+      "read": [n] bool (||A[:, i]|| > READ_FRACTION max_j ||A[:, j]||); "failed": [] bool
+      (a read feature's best flattened cosine below `FAIL_COSINE`); "worst": [] int32}.
+
+    Example:
+      >>> s = residual_scores(jnp.eye(2), 2 * jnp.eye(2), 2 * jnp.eye(2), jnp.eye(2))
+      >>> float(s["mmcs"]), float(s["ml2r"]), bool(s["failed"])
+      (1.0, 1.0, False)
+    """
+    A = jnp.matmul(W_in, W_E, precision=_HIGHEST)
+    V_folded = jnp.matmul(V, W_E, precision=_HIGHEST)
+    norms = jnp.linalg.norm(A, axis=0)
+    read = norms > READ_FRACTION * jnp.max(norms)
+    pieces = column_pieces(A)
+    match = matched(pieces, U, V_folded)
+    best = matched(whole(pieces), U, V_folded).cosine
+    failure = failed(best, FAIL_COSINE, read)
+    return {"mmcs": _mean(match.cosine, read), "ml2r": _mean(match.ratio, read),
+            "best_cosine": best, "read": read, "failed": failure.failed, "worst": failure.worst}
+
+
 # --- causal importances -------------------------------------------------------------------
 
 

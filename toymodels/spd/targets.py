@@ -11,6 +11,13 @@ them (h -> I h, the paper's TMS+ID). The bias is not decomposed.
 the target's own `W a`, or a decomposition's masked `Uᵀ (m ⊙ V a)`
 (`toymodels.spd.decomposition`). It also returns the activation `a` entering every matrix,
 what the causal-importance functions read.
+
+The residual MLP of one layer (`toymodels.compute.model`, issue 27) is the second kind of
+target (`ResidualTarget`): x [n] -> r = W_E x -> a = ReLU(W_in r + b_in) -> y = W_U (r +
+W_out a + b_out) (identity_relu; relu and abs drop the stream r). Its decomposed matrices
+are the MLP's `W_in` [d_mlp, d_embed] and `W_out` [d_embed, d_mlp], as in the SPD paper's
+residual-MLP experiments; the embedding W_E, the readout W_U (W_Eᵀ or learned) and the
+biases b_in, b_out are fixed parts of the forward pass, not decomposed (like the TMS bias).
 """
 
 from __future__ import annotations
@@ -26,6 +33,9 @@ TMS_MATRICES = ("W_in", "W_hidden", "W_out")  # in forward order; W_hidden with 
 # dims of each matrix in a Dataset: (rows, columns) = (d_out, d_in)
 MATRIX_DIMS = {"W_in": ("hidden", "feature"), "W_hidden": ("hidden_out", "hidden"),
                "W_out": ("feature", "hidden")}
+RESIDUAL_MATRICES = ("W_in", "W_out")  # the residual MLP's, in forward order
+RESIDUAL_MATRIX_DIMS = {"W_in": ("neuron", "embed"), "W_out": ("embed", "neuron")}
+RESIDUAL_ARRAYS = ("W_E", "W_in", "W_out", "b_in", "b_out", "W_U")  # a residual run's
 Linear = Callable[[str, jax.Array], jax.Array]  # linear(name, a [d_in]) -> [d_out]
 
 
@@ -41,6 +51,44 @@ class Target:
 
     weights: dict
     b: jax.Array
+
+
+@struct.dataclass
+class ResidualTarget:
+    """One residual-MLP target of one layer (a pytree: vmapped over runs by the trainer).
+
+    Attributes:
+      weights: {"W_in": [k, D], "W_out": [D, k]} the decomposed matrices (k = d_mlp,
+        D = d_embed).
+      W_E: [D, n] the embedding; W_U: [n, D] the readout (W_Eᵀ or learned); b_in: [k];
+        b_out: [D] (zeros for a model without biases). Fixed, not decomposed.
+      stream: whether the output reads the residual stream r too (identity_relu), static.
+    """
+
+    weights: dict
+    W_E: jax.Array
+    W_U: jax.Array
+    b_in: jax.Array
+    b_out: jax.Array
+    stream: bool = struct.field(pytree_node=False, default=True)
+
+
+def residual_target(arrays: dict, stream: bool) -> ResidualTarget:
+    """The target of a one-layer residual MLP from its arrays {W_E [D, n], W_in [k, D],
+    W_out [D, k], b_in [k], b_out [D], W_U [n, D]} (one model; `RESIDUAL_ARRAYS`)."""
+    a = {k: jnp.asarray(arrays[k], jnp.float32) for k in RESIDUAL_ARRAYS}
+    return ResidualTarget({"W_in": a["W_in"], "W_out": a["W_out"]}, a["W_E"], a["W_U"],
+                          a["b_in"], a["b_out"], stream)
+
+
+def residual_shapes(d_embed: int, d_mlp: int) -> dict[str, tuple[int, int]]:
+    """{name: (d_out, d_in)} of a one-layer residual MLP's decomposed matrices."""
+    return {"W_in": (d_mlp, d_embed), "W_out": (d_embed, d_mlp)}
+
+
+def n_inputs(target) -> int:
+    """n, the input features of a target (static)."""
+    return target.W_E.shape[1] if isinstance(target, ResidualTarget) else target.b.shape[0]
 
 
 def matrix_names(identity: bool) -> tuple[str, ...]:
@@ -70,8 +118,9 @@ def tms_target(W, b, identity: bool = False) -> Target:
     return Target(weights, jnp.asarray(b, jnp.float32))
 
 
-def forward(target: Target, linear: Linear, x: jax.Array) -> tuple[jax.Array, dict]:
-    """The TMS forward pass of ONE example with each matrix applied by `linear`.
+def forward(target, linear: Linear, x: jax.Array) -> tuple[jax.Array, dict]:
+    """The forward pass of ONE example with each matrix applied by `linear`: a TMS
+    `Target` (below) or a `ResidualTarget` (`residual_forward`).
 
     Args:
       target: its bias is read (the matrices are `linear`'s business).
@@ -81,6 +130,8 @@ def forward(target: Target, linear: Linear, x: jax.Array) -> tuple[jax.Array, di
     Returns:
       (y [n] = ReLU(W_out (W_hidden) W_in x + b), {name: the activation a entering it}).
     """
+    if isinstance(target, ResidualTarget):
+        return residual_forward(target, linear, x)
     inputs = {"W_in": x}
     h = linear("W_in", x)
     if "W_hidden" in target.weights:
@@ -90,7 +141,21 @@ def forward(target: Target, linear: Linear, x: jax.Array) -> tuple[jax.Array, di
     return jax.nn.relu(linear("W_out", h) + target.b), inputs
 
 
-def target_linear(target: Target) -> Linear:
+def residual_forward(target: ResidualTarget, linear: Linear, x: jax.Array
+                     ) -> tuple[jax.Array, dict]:
+    """The one-layer residual MLP on ONE example x [n] with W_in, W_out applied by `linear`.
+
+    Returns:
+      (y [n] = W_U (r + W_out a + b_out) (without r unless `stream`), {"W_in": r = W_E x
+      [D], "W_out": a = ReLU(W_in r + b_in) [k]}).
+    """
+    r = target.W_E @ x
+    a = jax.nn.relu(linear("W_in", r) + target.b_in)
+    out = linear("W_out", a) + target.b_out
+    return target.W_U @ (r + out if target.stream else out), {"W_in": r, "W_out": a}
+
+
+def target_linear(target) -> Linear:
     """`linear` of the target's own matrices: W a."""
     return lambda name, a: target.weights[name] @ a
 
@@ -119,5 +184,7 @@ def hand_b(n_features: int, n_hidden: int) -> np.ndarray:
     return np.zeros(n_features, np.float32)
 
 
-__all__ = ["MATRIX_DIMS", "TMS_MATRICES", "Linear", "Target", "forward", "hand_W", "hand_b",
-           "matrix_names", "shapes", "target_linear", "tms_target"]
+__all__ = ["MATRIX_DIMS", "RESIDUAL_ARRAYS", "RESIDUAL_MATRICES", "RESIDUAL_MATRIX_DIMS",
+           "TMS_MATRICES", "Linear", "ResidualTarget", "Target", "forward", "hand_W", "hand_b",
+           "matrix_names", "n_inputs", "residual_forward", "residual_shapes",
+           "residual_target", "shapes", "target_linear", "tms_target"]

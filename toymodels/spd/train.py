@@ -7,7 +7,10 @@ over steps, in blocks of V runs (`spd_block_size`; `step_block` vmaps the per-ru
 Each step, every seed draws one batch of uniforms (common random numbers: runs that share
 a seed see the same inputs, thresholded by their own feature probability, and the same
 mask uniforms); every run takes one Adam step (torch's defaults: β = (0.9, 0.999), ε 1e-8)
-on `toymodels.spd.decomposition.loss` with the schedule of `spec.train` (cosine by default).
+on `toymodels.spd.decomposition.loss` with the schedule of `spec.train` (cosine by default),
+its value and gradient computed on the nonzero inputs only where a zero input leaves every
+matrix's input 0, else on every input (`toymodels.spd.decomposition.value_and_grad` and
+`inert`: exact, equal to float rounding).
 
 Shapes: R runs, V runs of a block, G blocks (R = G V), S seed keys, B batch, n features,
 d hidden, C subcomponents, T log points.
@@ -25,7 +28,8 @@ from flax import struct
 from toymodels import blocks, threefry
 from toymodels.progress import Report, ticker
 from toymodels.spd import decomposition as spd
-from toymodels.spd.targets import matrix_names, shapes, tms_target
+from toymodels.spd.targets import (matrix_names, residual_shapes, residual_target, shapes,
+                                   tms_target)
 from toymodels.spec import Spec
 from toymodels.train import DATA, INIT, lr_multiplier
 
@@ -39,12 +43,12 @@ class SPDRun:
 
     Attributes:
       hyper: `toymodels.spd.decomposition.SPDHyper`.
-      W: [d, n] the target toy model's weights; b: [n] its bias.
+      target: the target's arrays: {"W": [d, n], "b": [n]} of a toy model, or a residual
+        MLP's `toymodels.spd.targets.RESIDUAL_ARRAYS` (`spec.residual` set).
     """
 
     hyper: spd.SPDHyper
-    W: jax.Array
-    b: jax.Array
+    target: dict
 
 
 @struct.dataclass
@@ -55,10 +59,27 @@ class SPDState:
     opt_state: optax.OptState
 
 
+def names_of(spec: Spec) -> tuple[str, ...]:
+    """The decomposed matrices of the group's target, in forward order."""
+    return ("W_in", "W_out") if spec.residual is not None else matrix_names(spec.spd.identity)
+
+
+def target_shapes(spec: Spec) -> dict[str, tuple[int, int]]:
+    """{name: (d_out, d_in)} of the group's target."""
+    if spec.residual is not None:
+        return residual_shapes(spec.residual.d_embed, spec.residual.d_mlp)
+    return shapes(spec.model.n_features, spec.model.n_hidden, spec.spd.identity)
+
+
+def is_signed(spec: Spec) -> bool:
+    """Whether the target's inputs are signed (a residual MLP's real-valued tasks)."""
+    return spec.residual is not None
+
+
 def spd_block_size(spec: Spec) -> int:
     """V, the decompositions one compiled step updates at once (`toymodels.blocks.block_size`
     of the [B, L, C, d_gate] gate activations of one run)."""
-    L = len(matrix_names(spec.spd.identity))
+    L = len(names_of(spec))
     return blocks.block_size(spec.train.batch_size * L * spec.spd.C * (spec.spd.d_gate + 2))
 
 
@@ -69,23 +90,28 @@ def optimizer(spec: Spec, hyper: spd.SPDHyper) -> optax.GradientTransformation:
 
 
 def target_of(spec: Spec, run: SPDRun):
-    """The run's `toymodels.spd.targets.Target` (W_hidden = I with `spec.spd.identity`)."""
-    return tms_target(run.W, run.b, spec.spd.identity)
+    """The run's `toymodels.spd.targets.Target` (W_hidden = I with `spec.spd.identity`), or
+    its `ResidualTarget` (`spec.residual` set; the stream read for identity_relu)."""
+    if spec.residual is not None:
+        return residual_target(run.target, spec.residual.task == "identity_relu")
+    return tms_target(run.target["W"], run.target["b"], spec.spd.identity)
 
 
 def init_one(spec: Spec, seed_key: jax.Array, run: SPDRun) -> SPDState:
     """One decomposition's state, from its seed key's INIT stream (consumed)."""
-    target_shapes = shapes(spec.model.n_features, spec.model.n_hidden, spec.spd.identity)
-    params = spd.init(jax.random.fold_in(seed_key, INIT), target_shapes, spec.spd)
+    params = spd.init(jax.random.fold_in(seed_key, INIT), target_shapes(spec), spec.spd)
     return SPDState(params, optimizer(spec, run.hyper).init(params))
 
 
-def inputs(uniforms: jax.Array, feature_probability: jax.Array) -> jax.Array:
+def inputs(uniforms: jax.Array, feature_probability: jax.Array, signed: bool = False
+           ) -> jax.Array:
     """[B, n] x_i = u_i where feature i is on (its `on` uniform below p_i), else 0, from
     uniforms [2, B, n] = (on, value) and p [n] (or one p for every feature): the paper's
-    TMS inputs, Uniform[0, 1] with probability p_i."""
+    TMS inputs, Uniform[0, 1] with probability p_i; `signed` (static): 2 u_i − 1,
+    Uniform[-1, 1), the residual MLPs' law."""
     p = jnp.broadcast_to(feature_probability, uniforms.shape[-1:])
-    return jnp.where(uniforms[0] < p[None], uniforms[1], 0.0)
+    value = 2.0 * uniforms[1] - 1.0 if signed else uniforms[1]
+    return jnp.where(uniforms[0] < p[None], value, 0.0)
 
 
 def step_one(spec: Spec, state: SPDState, run: SPDRun, uniforms: jax.Array,
@@ -94,10 +120,10 @@ def step_one(spec: Spec, state: SPDState, run: SPDRun, uniforms: jax.Array,
     `mask_key` draws its mask uniforms. Returns (the new state, [5] the total and the four
     losses before it)."""
     target = target_of(spec, run)
-    x = inputs(uniforms, run.hyper.feature_probability)
+    x = inputs(uniforms, run.hyper.feature_probability, is_signed(spec))
     key = jax.random.fold_in(mask_key, step)
-    (total, parts), grads = jax.value_and_grad(spd.loss, has_aux=True)(
-        state.params, target, x, key, run.hyper, spec.spd.n_mask_samples)
+    (total, parts), grads = spd.value_and_grad(state.params, target, x, key, run.hyper,
+                                               spec.spd.n_mask_samples)
     tx = optimizer(spec, run.hyper)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     curves = jnp.stack([total, *(parts[p] for p in spd.PARTS)])
@@ -189,9 +215,10 @@ def make_train_spd(spec: Spec, report: Report | None = None):
 
 def spd_keys(spec: Spec) -> list[str]:
     """The arrays of every chunk of an SPD group (what `make_train_spd`'s train returns)."""
-    names = sorted(matrix_names(spec.spd.identity))
+    names = sorted(names_of(spec))
     params = [f"{part}_{name}" for name in names for part in ("U", "V", *spd.GATE_PARTS)]
     return [*params, *CURVES, *(f"ci_{name}" for name in names)]
 
 
-__all__ = ["CURVES", "SPDRun", "SPDState", "make_train_spd", "spd_block_size", "spd_keys"]
+__all__ = ["CURVES", "SPDRun", "SPDState", "inputs", "is_signed", "make_train_spd", "names_of",
+           "spd_block_size", "spd_keys", "target_shapes"]
