@@ -43,8 +43,10 @@ def wilson(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def _need(ds: xr.Dataset) -> None:
-    missing = [n for n in VARIABLES if n not in ds]
+def need_analyzed(ds: xr.Dataset, names: tuple[str, ...] = ()) -> None:
+    """A ValueError naming what an SPD figure needs (`names`, default this module's
+    VARIABLES) that `ds` lacks: `toymodels analyze` adds it."""
+    missing = [n for n in names or VARIABLES if n not in ds]
     if missing:
         raise ValueError(f"needs {', '.join(missing)}: run `toymodels analyze` on an SPD "
                          "sweep first")
@@ -61,7 +63,7 @@ def worst_cosines(ds: xr.Dataset) -> np.ndarray:
 def spd_failures(axes, ds: xr.Dataset) -> list:
     """Two panels on `axes` [2]: the histogram of each run's worst best cosine with the
     failure threshold and the failure rate (Wilson 95%), and the missed features' counts."""
-    _need(ds)
+    need_analyzed(ds)
     worst = worst_cosines(ds)
     failed = np.asarray(ds.failed.values, bool).ravel()
     missed = np.asarray(ds.missed_feature.values, int).ravel()[failed]

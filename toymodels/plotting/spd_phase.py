@@ -25,19 +25,13 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 from toymodels.analysis.metrics import REPRESENTED_NORM
+from toymodels.plotting.spd_failures import need_analyzed
 from toymodels.spd.metrics import FAIL_COSINE
 
 COLOURS = ("#3b75af", "#c44e52", "#7f7f7f")
 MATRICES = ("W_in", "W_out")
 VARIABLES = ("target_W_in", "n_live_W_in", "n_live_W_out", "best_cosine_W_in",
              "best_cosine_W_out", "failed")
-
-
-def _need(ds: xr.Dataset) -> None:
-    missing = [n for n in VARIABLES if n not in ds]
-    if missing:
-        raise ValueError(f"needs {', '.join(missing)}: run `toymodels analyze` on an SPD "
-                         "sweep first")
 
 
 def _represented(ds: xr.Dataset) -> xr.DataArray:
@@ -70,7 +64,7 @@ def spd_phase(axes, ds: xr.Dataset) -> list:
     """Per matrix (W_in, W_out), each decomposition's live subcomponents against its
     target's represented features (‖W_i‖ > 0.5), decompositions whose matrix misses a
     represented feature marked, with the diagonal of one live subcomponent per feature."""
-    _need(ds)
+    need_analyzed(ds, VARIABLES)
     n = int(ds.sizes["feature"])
     total = int(np.asarray(ds.failed.values).size)
     drawn = []
