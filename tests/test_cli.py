@@ -10,6 +10,7 @@ import pytest
 import toymodels as tm
 from toymodels.cli import main
 from toymodels.plotting import PLOTS
+from toymodels.plotting.needs import NEEDS
 
 from helpers import raw, toml_of
 
@@ -48,7 +49,7 @@ KGON_ONLY = {"kgon_trajectories"}  # needs an exactly-one sweep in 2 dims: tests
 RESIDUAL_ONLY = {"uand_scaling",  # a uand sweep over d_mlp: tests/plotting/test_uand_scaling.py
                  "computation_control",  # an analysed residual sweep: tests/plotting/test_computation_control.py
                  "computation_map"}  # an analysed residual sweep: tests/plotting/test_computation_map.py
-SPD_ONLY = {"spd_failures"}  # an analysed SPD sweep: tests/plotting/test_spd_failures.py
+SPD_ONLY = {kind for kind, needs in NEEDS.items() if needs.trainer == "spd"}  # tests/plotting/test_spd_*.py
 AXIS_ONLY = {"dropout_phase": "dropout", "dropout_law": "dropout", "incidental": "n_hidden"}
 # ^ need that sweep axis: tests/plotting/test_dropout.py and test_incidental.py
 
