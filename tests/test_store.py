@@ -141,6 +141,11 @@ class _SignalsWhenWritten:
 def test_an_interrupt_while_a_chunk_is_written_leaves_no_file(tmp_path):
     (tmp_path / "chunks").mkdir()
     arrays = {"W": np.zeros((CHUNK, 5, 20), np.float32), "loss": _SignalsWhenWritten()}
-    with pytest.raises(KeyboardInterrupt):
-        store.write_chunk(tmp_path, 0, arrays)
+    # Ctrl-C's handler as in a terminal: a test worker may have inherited another one
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            store.write_chunk(tmp_path, 0, arrays)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert files_in(tmp_path) == []
