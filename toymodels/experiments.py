@@ -309,12 +309,12 @@ EXPERIMENTS: dict[str, Experiment] = {
         (PlotSpec("computation_map_depth.png", "computation_map"),),
     ),
     "llc_phase_2_1": Experiment(  # the phase_2_1 sweep again, then its LLC
-        "phase_2_1.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1]"),
+        "phase_2_1.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0]"),
         (PlotSpec("llc_phase_2_1.png", "llc_phase", {"theory": "2_1"}),), llc=_PHASE_LLC,
         llc_quick=_QUICK_LLC,
     ),
     "llc_phase_3_2": Experiment(
-        "phase_3_2.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0, 1]"),
+        "phase_3_2.toml", ("train.steps=3000", *_PHASE_GRID, "sweep.seed=[0]"),
         (PlotSpec("llc_phase_3_2.png", "llc_phase", {"theory": "3_2"}),), llc=_PHASE_LLC,
         llc_quick=_QUICK_LLC,
     ),
