@@ -23,6 +23,11 @@ def test_spaced_axes():
     np.testing.assert_allclose(axes["dropout"], [0.0, 0.25, 0.5])
 
 
+def test_range_axis_is_the_whole_numbers_up_to_its_end():
+    c = config(sweep={"seed": {"range": [3, 7]}})
+    assert dict(c.axes)["seed"] == (3, 4, 5, 6)
+
+
 def test_override_sets_scalars_and_adds_axes():
     r = raw()
     apply_override(r, "train.steps=500", "f")
@@ -58,6 +63,8 @@ BAD = [
     ("two importance axes", {"sweep": {"importance_decay": [0.9], "relative_importance": [2.0]}}, "sweeps importance twice"),
     ("empty axis", {"sweep": {"seed": []}}, "sweep.seed: the axis is empty"),
     ("bad spacing", {"sweep": {"dropout": {"logspace": [0, 1, 3]}}}, "sweep.dropout: must be a list"),
+    ("empty range", {"sweep": {"seed": {"range": [5, 5]}}}, "sweep.seed: must be a list, { linspace = [a, b, n] }, { geomspace = [a, b, n] } or { range = [a, b] } (range: whole numbers a < b"),
+    ("float range", {"sweep": {"seed": {"range": [0, 2.5]}}}, "(range: whole numbers a < b"),
     ("unknown kind", {"model": {"kind": "mlp"}}, "model.kind: must be one of linear, relu_output, relu_hidden, abs_computation"),
     ("bad schedule", {"train": {"schedule": "step"}}, "train.schedule: must be one of constant, cosine"),
 ]

@@ -160,15 +160,25 @@ def keys_with(schema: dict[str, dict[str, Key]], axis: str) -> dict[str, str]:
 
 
 def axis_values(spec, key: str, source: str) -> list:
-    """The values of the axis `key`: a list as given, or a linspace or geomspace expanded
-    (at most `toymodels.limits.MAX_AXIS` values, checked before it is)."""
+    """The values of the axis `key`: a list as given, a linspace or geomspace expanded, or
+    the whole numbers a, a + 1, ..., b − 1 of `{ range = [a, b] }` (at most
+    `toymodels.limits.MAX_AXIS` values, checked before they are made)."""
     if isinstance(spec, list):
         check_axis_length(len(spec), key, source, f"a list of {len(spec)}")
         return spec
-    allowed = "must be a list, { linspace = [a, b, n] } or { geomspace = [a, b, n] }"
+    allowed = ("must be a list, { linspace = [a, b, n] }, { geomspace = [a, b, n] } or "
+               "{ range = [a, b] }")
     if not isinstance(spec, dict) or len(spec) != 1:
         raise UserError(f"{source}: {key}: {allowed}, got {spec!r}")
     (how, args), = spec.items()
+    if how == "range":
+        if not (isinstance(args, list) and len(args) == 2
+                and all(isinstance(a, int) and not isinstance(a, bool) for a in args)
+                and args[0] < args[1]):
+            raise UserError(f"{source}: {key}: {allowed} (range: whole numbers a < b, "
+                            f"giving a, a + 1, ..., b - 1), got {spec!r}")
+        check_axis_length(args[1] - args[0], key, source, f"{{ range = {args!r} }}")
+        return list(range(args[0], args[1]))
     ok = (how in ("linspace", "geomspace") and isinstance(args, list) and len(args) == 3
           and all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
           and isinstance(args[2], int) and args[2] >= 0)

@@ -17,11 +17,14 @@ the decomposition fails on feature 1, two subcomponents of W_in are live, and th
 pattern has one error (feature 1's row never fires: n + F - 2k = 3 + 2 - 2 x 2 = 1).
 """
 
+import itertools
+
 import numpy as np
 import pytest
 import xarray as xr
 
 from toymodels.analysis import analyze, spd
+from toymodels.analysis.spd import lowest_loss_failure_rate
 
 N, C = 3, 4
 SLOT = (2, 0, 3)  # feature i's subcomponent; subcomponent 1 is zero
@@ -84,3 +87,29 @@ def test_a_decomposition_missing_one_piece_fails_on_that_feature(scored):
     assert (ds.ci_errors_W_in == 1).all() and (ds.ci_errors_W_out == 0).all()
     # the missing piece is the faithfulness loss: ||e_1 e_1ᵀ||² over the 2 x 9 parameters
     np.testing.assert_allclose(ds.faithfulness, 1 / 18, rtol=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 7])
+def test_the_lowest_loss_of_k_fails_as_often_as_brute_force_over_every_subset(k):
+    """Against enumerating every k-subset of 7 runs (one tie) and keeping its lowest loss."""
+    rng = np.random.default_rng(k)
+    failed = rng.random(7) < 0.5
+    loss = rng.permutation([1.0, 2.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    loss[0] = np.nan  # never the lowest
+    order = np.lexsort((np.arange(7), np.where(np.isnan(loss), np.inf, loss)))
+    position = np.argsort(order)  # rank with ties broken by position
+    subsets = list(itertools.combinations(range(7), k))
+    brute = np.mean([failed[min(s, key=lambda i: position[i])] for s in subsets])
+    assert lowest_loss_failure_rate(failed, loss, k) == pytest.approx(brute, abs=1e-12)
+    if k == 1:
+        assert lowest_loss_failure_rate(failed, loss, 1) == pytest.approx(failed.mean())
+
+
+def test_when_every_failure_costs_more_the_lowest_of_k_fails_only_if_all_k_failed():
+    """Closed form: C(4, k) / C(6, k) with 4 failures of 6."""
+    failed = np.array([True, False, True, False, True, True])
+    loss = np.where(failed, 2.0, 1.0) + np.arange(6) * 1e-3
+    for k, expected in ((1, 4 / 6), (2, 6 / 15), (3, 4 / 20), (4, 1 / 15), (5, 0.0)):
+        assert lowest_loss_failure_rate(failed, loss, k) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="k must be in 1..6"):
+        lowest_loss_failure_rate(failed, loss, 7)

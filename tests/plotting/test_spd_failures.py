@@ -24,6 +24,8 @@ OUT[1, 2, 1] = 0.3
 IN[1, 0, 0] = 0.95
 FAILED = np.array([[False, True, False], [False, False, True]])
 MISSED = np.where(FAILED, np.array([[0, 3, 0], [0, 0, 1]]), -1)
+# [source_run, seed, step]: the final losses, failures higher (2.0, 2.1) than successes
+LOSS = np.stack([np.full((2, 3), 9.0), [[1.0, 2.0, 1.1], [1.2, 1.3, 2.1]]], -1)
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,7 @@ def runs():
         {"best_cosine_W_in": ((*dims, "feature"), IN),
          "best_cosine_W_out": ((*dims, "feature"), OUT),
          "failed": (dims, FAILED), "missed_feature": (dims, MISSED),
-         "loss": ((*dims, "step"), np.ones((2, 3, 2)))},
+         "loss": ((*dims, "step"), LOSS)},
         coords={"source_run": [0, 1], "seed": [0, 1, 2], "step": [100, 200]},
         attrs={"name": "failures", "trainer": "spd", "spd_source": "runs/x",
                "n_features": 5, "n_hidden": 2})
@@ -41,13 +43,20 @@ def runs():
 
 def test_every_run_is_counted_once_and_the_missed_features_are_the_failed_runs(runs):
     fig = plotting.PLOTS["spd_failures"](runs)
-    left, right = fig.axes
+    left, right, losses = fig.axes
     failed = sum(p.get_height() for p in left.patches if p.get_facecolor()[0] > 0.7)
     assert sum(p.get_height() for p in left.patches) == 6 and failed == 2
     np.testing.assert_array_equal([b.get_height() for b in right.patches], [0, 1, 0, 1, 0])
     threshold = [ln for ln in left.lines if ln.get_linestyle() == "--"]
     assert threshold[0].get_xdata()[0] == pytest.approx(0.9)
     assert "failed 2 of 6" in left.get_title()
+    red = [p.get_height() for p in losses.patches if p.get_facecolor()[0] > 0.7]
+    blue = [p.get_height() for p in losses.patches if p.get_facecolor()[0] <= 0.7]
+    assert sum(red) == 2 and sum(blue) == 4
+    # the final loss is the last step's; the lowest of k fails only if all k failed:
+    # C(2, k) / C(6, k) = 1/3, 1/15, 0, 0
+    np.testing.assert_allclose(sf.final_losses(runs), [1.0, 2.0, 1.1, 1.2, 1.3, 2.1])
+    assert "k=1 33%, k=2 7%, k=4 0%" in losses.get_title()
 
 
 def test_the_worst_cosine_is_the_lowest_over_features_and_matrices(runs):

@@ -26,6 +26,7 @@ W_out, is below `toymodels.spd.metrics.FAIL_COSINE` (0.9; `tms_scores`).
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -210,5 +211,35 @@ def _analyze_group(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign(new)
 
 
+def lowest_loss_failure_rate(failed: np.ndarray, loss: np.ndarray, k: int) -> float:
+    """The chance that the lowest-loss of k decompositions, drawn without replacement from
+    the n given, failed: how often "run k seeds, keep the lowest final loss" would fail,
+    from one pool of n runs of the same target.
+
+    Exact over all C(n, k) subsets: run i (of loss rank r_i, 0 the lowest) is a subset's
+    lowest when it is in the subset and the other k − 1 come from the n − 1 − r_i runs of
+    higher loss, with probability C(n − 1 − r_i, k − 1) / C(n, k). Ties are broken by
+    position (a stable sort).
+
+    Args:
+      failed: [n] bool, each run's `failed`.
+      loss: [n] each run's final loss (NaN never lowest).
+      k: 1 ≤ k ≤ n seeds kept.
+
+    Example:
+      >>> lowest_loss_failure_rate(np.array([False, True, True]), np.array([1., 2., 3.]), 2)
+      0.3333333333333333
+    """
+    failed = np.asarray(failed, bool).ravel()
+    loss = np.where(np.isnan(np.asarray(loss, float).ravel()), np.inf, np.asarray(loss, float).ravel())
+    n = failed.size
+    if not 1 <= k <= n:
+        raise ValueError(f"k must be in 1..{n}, got {k}")
+    rank = np.empty(n, int)
+    rank[np.argsort(loss, kind="stable")] = np.arange(n)
+    total = math.comb(n, k)
+    return float(sum(math.comb(n - 1 - int(r), k - 1) for r in rank[failed]) / total)
+
+
 __all__ = ["EVAL_EXAMPLES", "FEATURE_VARIABLES", "RUN_VARIABLES", "analyze_spd",
-           "matrix_variables", "score_one"]
+           "lowest_loss_failure_rate", "matrix_variables", "score_one"]

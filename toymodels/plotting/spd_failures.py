@@ -9,8 +9,10 @@ source run, every value of any other axis) is one decomposition; they are pooled
 
 Left: the histogram of each run's worst feature (the lowest best cosine over the features
 and the two matrices) with the failure threshold (`toymodels.spd.metrics.FAIL_COSINE`,
-0.9) and the failure rate with its Wilson 95% interval. Right: which feature the failed
-runs miss.
+0.9) and the failure rate with its Wilson 95% interval. Middle: which feature the failed
+runs miss. Right: each run's final training loss (`loss`, the last log period's mean), the
+successes' and the failures' histograms, and the failure rate of keeping the lowest-loss
+of k runs (`toymodels.analysis.spd.lowest_loss_failure_rate`).
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import numpy as np
 import xarray as xr
 from matplotlib.figure import Figure
 
+from toymodels.analysis.spd import lowest_loss_failure_rate
 from toymodels.spd.metrics import FAIL_COSINE
 
 COLOURS = ("#3b75af", "#c44e52", "#7f7f7f")
-VARIABLES = ("best_cosine_W_in", "best_cosine_W_out", "failed", "missed_feature")
+VARIABLES = ("best_cosine_W_in", "best_cosine_W_out", "failed", "missed_feature", "loss")
+KEPT = (1, 2, 4, 8)  # the k of "keep the lowest-loss of k runs" in the loss panel's title
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
@@ -60,9 +64,15 @@ def worst_cosines(ds: xr.Dataset) -> np.ndarray:
     return np.asarray(worst.values, float).ravel()
 
 
+def final_losses(ds: xr.Dataset) -> np.ndarray:
+    """[runs] each run's final training loss (the last log period's mean of `loss`)."""
+    return np.asarray(ds.loss.isel(step=-1).values, float).ravel()
+
+
 def spd_failures(axes, ds: xr.Dataset) -> list:
-    """Two panels on `axes` [2]: the histogram of each run's worst best cosine with the
-    failure threshold and the failure rate (Wilson 95%), and the missed features' counts."""
+    """Three panels on `axes` [3]: the histogram of each run's worst best cosine with the
+    failure threshold and the failure rate (Wilson 95%), the missed features' counts, and
+    the final losses of successes and failures with the lowest-loss-of-k failure rates."""
     need_analyzed(ds)
     worst = worst_cosines(ds)
     failed = np.asarray(ds.failed.values, bool).ravel()
@@ -89,15 +99,29 @@ def spd_failures(axes, ds: xr.Dataset) -> list:
     ax.set_xlabel("missed feature (a failed run's lowest)")
     ax.set_ylabel("failed decompositions")
     ax.set_title("which feature is missed", fontsize=9)
+    ax = axes[2]
+    loss = final_losses(ds)
+    finite = np.isfinite(loss)
+    edges = np.histogram_bin_edges(loss[finite], 40) if finite.any() else np.linspace(0, 1, 41)
+    drawn += list(ax.hist(loss[finite & ~failed], edges, color=COLOURS[0], alpha=0.8,
+                          label="found every feature")[2])
+    drawn += list(ax.hist(loss[finite & failed], edges, color=COLOURS[1], alpha=0.8,
+                          label="failed")[2])
+    ax.set_xlabel("final training loss")
+    ax.set_ylabel("decompositions")
+    kept = [(k, lowest_loss_failure_rate(failed, loss, k)) for k in KEPT if k <= total]
+    ax.set_title("lowest loss of k kept, failed: "
+                 + ", ".join(f"k={k} {rate:.0%}" for k, rate in kept), fontsize=8)
+    ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 2))
     for a in axes:
         a.grid(color="0.92", linewidth=0.6)
     return drawn
 
 
 def spd_failures_figure(ds: xr.Dataset) -> Figure:
-    """A two-axes figure drawn by ``spd_failures(axes, ds)``."""
-    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
-    spd_failures(fig.subplots(1, 2, width_ratios=(3, 2)), ds)
+    """A three-axes figure drawn by ``spd_failures(axes, ds)``."""
+    fig = Figure(figsize=(13.0, 3.6), layout="constrained")
+    spd_failures(fig.subplots(1, 3, width_ratios=(3, 2, 3)), ds)
     a = ds.attrs
     steps = f", {int(ds.step.values[-1]):,} steps" if "step" in ds.coords and ds.step.size else ""
     fig.suptitle(f"{a.get('name', 'SPD')}: SPD of {a.get('spd_source', '?')}, "
