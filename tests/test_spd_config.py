@@ -125,12 +125,12 @@ def _residual_reader(spd, source):
 
 
 def test_a_residual_source_takes_its_own_defaults_and_pins_its_shape():
-    """Keys not given take the residual target's defaults (C 100, β 1e-3, p 2, lr 2e-3
+    """Keys not given take the residual target's defaults (C 100, β 1e-5, p 2, lr 2e-3
     constant, 30k steps of 2048) and the source's feature probability; given keys win;
     the resolved config reads back as itself without the reader."""
     c = parse_spd({"spd": {"source": "runs/r"}}, "r.toml", reader=_residual_reader)
     assert c.spec.residual.d_embed == 200 and c.spec.spd.C == 100
-    assert (c.table["beta"], c.table["p"], c.table["feature_probability"]) == (1e-3, 2.0, 0.05)
+    assert (c.table["beta"], c.table["p"], c.table["feature_probability"]) == (1e-5, 2.0, 0.05)
     t = c.spec.train
     assert (t.steps, t.batch_size, t.schedule, c.train["learning_rate"]) == (30_000, 2048, "constant", 2e-3)
     assert c.table["source_residual"]["split"] == [10] and c.table["runs"] == [0]

@@ -112,7 +112,7 @@ def test_the_whole_route_from_a_residual_sweep(tmp_path):
     ds = analyze(tm.load(tm.run_sweep(tm.parse_config(spd, "s.toml"), tmp_path / "spd", quiet=True)))
     pinned = tomllib.loads(ds.attrs["config"])["spd"]
     assert pinned["source_residual"]["d_embed"] == 8 and pinned["feature_probability"] == 0.25
-    assert (pinned["beta"], pinned["p"]) == (1e-3, 2.0) and pinned["runs"] == [0, 1]
+    assert (pinned["beta"], pinned["p"]) == (1e-5, 2.0) and pinned["runs"] == [0, 1]
     runs = ("source_run", "seed")
     assert ds.U_W_in.dims == (*runs, "component", "neuron") and ds.V_W_in.shape[-1] == 8
     assert ds.target_W_E.dims == (*runs, "embed", "feature") and ds.attrs["target"] == "residual"
