@@ -298,6 +298,12 @@ def test_tms_scores_of_the_exact_decomposition_and_of_one_missing_out_piece():
     np.testing.assert_allclose(scores["best_cosine_W_in"], np.ones(5), atol=1e-6)
     np.testing.assert_allclose(scores["best_cosine_W_out"], [1, 1, 1, 0, 1], atol=1e-6)
     assert float(scores["W_out_mmcs"]) == pytest.approx(0.8, abs=1e-6)
+    # with `represented` (what analyze passes: [n] features) W_hidden still counts its d
+    # pieces; feature 3 not represented: W_out's MMCS over the other four is 1, no failure
+    four = run(W, U, V, jnp.arange(5) != 3)
+    assert float(four["W_hidden_mmcs"]) == pytest.approx(1.0, abs=1e-6)
+    assert float(four["W_out_mmcs"]) == pytest.approx(1.0, abs=1e-6)
+    assert not bool(four["failed"])
     assert bool(scores["failed"]) and int(scores["worst"]) == 3
     assert np.flatnonzero(scores["missed"]).tolist() == [3]
 

@@ -132,6 +132,9 @@ def test_a_zoo_source_is_decomposed_with_identity(tmp_path):
     assert ds.U_W_hidden.dims[-1] == "hidden_out" and ds.V_W_hidden.dims[-1] == "hidden"
     assert np.isfinite(ds.loss).all()
     assert tomllib.loads(ds.attrs["config"])["spd"]["source_model"]["n_features"] == 5
+    scored = analyze(ds)  # W_hidden scored on its own d = 2 pieces
+    assert scored.mmcs_W_hidden.dims == ("seed",) and np.isfinite(scored.mmcs_W_hidden).all()
+    assert scored.best_cosine_W_in.shape == (1, 5)
 
 
 def test_a_results_directory_source_gives_a_source_run_axis(tmp_path):

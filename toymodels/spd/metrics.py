@@ -329,8 +329,9 @@ def tms_scores(W: jax.Array, U: dict, V: dict, represented=None) -> dict[str, ja
     pieces = feature_pieces(W, identity="W_hidden" in U)
     out = {}
     for name, p in pieces.items():
-        out[f"{name}_mmcs"] = mmcs(p, U[name], V[name], represented)
-        out[f"{name}_ml2r"] = ml2r(p, U[name], V[name], represented)
+        counted = None if name == "W_hidden" else represented  # I's d pieces: all counted
+        out[f"{name}_mmcs"] = mmcs(p, U[name], V[name], counted)
+        out[f"{name}_ml2r"] = ml2r(p, U[name], V[name], counted)
     for name in ("W_in", "W_out"):
         out[f"best_cosine_{name}"] = matched(whole(pieces[name]), U[name], V[name]).cosine
     best = jnp.minimum(out["best_cosine_W_in"], out["best_cosine_W_out"])
