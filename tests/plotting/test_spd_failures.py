@@ -53,10 +53,18 @@ def test_every_run_is_counted_once_and_the_missed_features_are_the_failed_runs(r
     red = [p.get_height() for p in losses.patches if p.get_facecolor()[0] > 0.7]
     blue = [p.get_height() for p in losses.patches if p.get_facecolor()[0] <= 0.7]
     assert sum(red) == 2 and sum(blue) == 4
-    # the final loss is the last step's; the lowest of k fails only if all k failed:
-    # C(2, k) / C(6, k) = 1/3, 1/15, 0, 0
     np.testing.assert_allclose(sf.final_losses(runs), [1.0, 2.0, 1.1, 1.2, 1.3, 2.1])
-    assert "k=1 33%, k=2 7%, k=4 0%" in losses.get_title()
+    assert "k=1 33%, k=2 0%" in losses.get_title()
+
+
+def test_the_lowest_loss_is_kept_among_the_seeds_of_one_target_only(runs):
+    """Each source run has 3 seeds, one failed of highest loss: the lowest of 2 seeds
+    never fails (the failure is never the lowest of a pair), the lowest of 1 fails 1/3. Pooled
+    over the 6 runs, pairs across the two targets would pick run (0, 1) (loss 2.0) over
+    run (1, 2) (2.1) and so fail 1/15."""
+    assert sf.kept_failure_rates(runs) == pytest.approx({1: 1 / 3, 2: 0.0})
+    one_seed = runs.isel(seed=[1])  # a failure and a success, one seed each
+    assert sf.kept_failure_rates(one_seed) == pytest.approx({1: 0.5})
 
 
 def test_the_worst_cosine_is_the_lowest_over_features_and_matrices(runs):
