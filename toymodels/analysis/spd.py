@@ -231,7 +231,8 @@ def lowest_loss_failure_rate(failed: np.ndarray, loss: np.ndarray, k: int) -> fl
       0.3333333333333333
     """
     failed = np.asarray(failed, bool).ravel()
-    loss = np.where(np.isnan(np.asarray(loss, float).ravel()), np.inf, np.asarray(loss, float).ravel())
+    loss = np.asarray(loss, float).ravel()
+    loss = np.where(np.isnan(loss), np.inf, loss)
     n = failed.size
     if not 1 <= k <= n:
         raise ValueError(f"k must be in 1..{n}, got {k}")

@@ -28,7 +28,7 @@ from toymodels.spd.metrics import FAIL_COSINE
 
 COLOURS = ("#3b75af", "#c44e52", "#7f7f7f")
 VARIABLES = ("best_cosine_W_in", "best_cosine_W_out", "failed", "missed_feature", "loss")
-KEPT = (1, 2, 4, 8)  # the k of "keep the lowest-loss of k runs" in the loss panel's title
+KEPT = (1, 2, 4, 8)  # the k of "keep the lowest-loss of k seeds" in the loss panel's title
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
